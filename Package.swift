@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers (dependencies point down):
+//   PeftCLI -> Training, Evaluation, Generation -> Adapters -> Transformer -> ModelIO, Tokenizer -> Kernels
+let optimizedC: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+
+let package = Package(
+    name: "swift-peft",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "peft", targets: ["PeftCLI"]),
+        .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
+                                               "Generation", "Training", "Evaluation"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // oneDNN's C API (Debian: libdnnl-dev).
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // SIMD hot loops in C with run-time CPU dispatch; always compiled optimised, even in debug builds.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimizedC),
+        .target(name: "Kernels", dependencies: ["CKernels", "CDNNL"]),
+        .target(name: "ModelIO", dependencies: ["Kernels"]),
+        .target(name: "Tokenizer"),
+        .target(name: "Transformer", dependencies: ["Kernels", "ModelIO"]),
+        .target(name: "Adapters", dependencies: ["Kernels", "ModelIO", "Transformer"]),
+        .target(name: "Generation", dependencies: ["Kernels", "Transformer", "Adapters", "Tokenizer"]),
+        .target(name: "Training", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
+        .target(name: "Evaluation", dependencies: ["Kernels", "Transformer", "Adapters", "Tokenizer",
+                                                   "Generation", "Training"]),
+        .executableTarget(name: "PeftCLI", dependencies: [
+            "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "TestSupport", dependencies: ["Kernels"], path: "Sources/TestSupport"),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+    ],
+    // The engine is built on raw pointers shared across worker threads; Swift 5 mode keeps that explicit
+    // without strict-concurrency annotations on every kernel closure.
+    swiftLanguageModes: [.v5]
+)

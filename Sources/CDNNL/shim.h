@@ -1,0 +1,2 @@
+// oneDNN's C API, from Debian's libdnnl-dev.
+#include <dnnl.h>

@@ -1,0 +1,72 @@
+// dtype conversions: bf16 and f16 <-> f32.
+#include "CKernels.h"
+#include "internal.h"
+
+PK_AVX512 static void bf16_to_f32_avx512(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, pk_load_bf16x16(src + i));
+    if (i < n) {
+        __mmask16 m = pk_tail_mask(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, pk_maskload_bf16(src + i, m));
+    }
+}
+
+void pk_bf16_to_f32(const uint16_t *src, float *dst, size_t n) {
+    if (pk_has_avx512()) { bf16_to_f32_avx512(src, dst, n); return; }
+    for (size_t i = 0; i < n; i++) dst[i] = pk_bf16_scalar(src[i]);
+}
+
+void pk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = pk_to_bf16_scalar(src[i]);
+}
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, u;
+    if (exp == 0) {
+        if (mant == 0) {
+            u = sign;
+        } else {  // subnormal: renormalise
+            exp = 127 - 15 + 1;
+            while ((mant & 0x400u) == 0) { mant <<= 1; exp--; }
+            mant &= 0x3ffu;
+            u = sign | (exp << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        u = sign | 0x7f800000u | (mant << 13);
+    } else {
+        u = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint16_t float_to_half(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000u;
+    uint32_t absu = u & 0x7fffffffu;
+    if (absu > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);            // NaN
+    if (absu >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);           // overflow -> inf (rounded)
+    if (absu < 0x38800000u) {                                             // subnormal or zero
+        if (absu < 0x33000000u) return (uint16_t)sign;
+        uint32_t mant = (absu & 0x7fffffu) | 0x800000u;
+        int shift = 113 - (int)(absu >> 23) + 13;
+        uint32_t half = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1u), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1u))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t v = absu - (112u << 23);
+    uint32_t half = v >> 13, rem = v & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) half++;
+    return (uint16_t)(sign | half);
+}
+
+void pk_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+}
+
+void pk_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = float_to_half(src[i]);
+}

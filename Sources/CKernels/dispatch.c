@@ -1,0 +1,16 @@
+#include "CKernels.h"
+#include "internal.h"
+
+static int forced_scalar = 0;
+static int avx512_state = -1;
+
+int pk_has_avx512(void) {
+    if (avx512_state < 0) {
+        __builtin_cpu_init();
+        avx512_state = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl");
+    }
+    return avx512_state && !forced_scalar;
+}
+
+void pk_force_scalar(int on) { forced_scalar = on; }

@@ -1,0 +1,72 @@
+// SIMD hot loops for swift-peft. Plain C over raw pointers; every function has a naive Swift twin in the tests.
+// Shapes are given in comments as [rows, cols] row-major. Each function dispatches at run time to an
+// AVX-512 body when the CPU has it and to a portable scalar body otherwise.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 when the AVX-512 (F, BW, VL) paths are in use on this CPU.
+int pk_has_avx512(void);
+/// Forces the scalar paths (for testing both bodies). 0 = auto, 1 = scalar.
+void pk_force_scalar(int on);
+
+// ---- conversions ------------------------------------------------------------------------------------
+void pk_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+/// Round to nearest even, NaN kept NaN (as torch does).
+void pk_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+void pk_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+void pk_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+
+// ---- matrix-vector (decode) -------------------------------------------------------------------------
+/// y[m, r] = sum_k x[m, k] * W[r, k] for r in [row_begin, row_end), m in [0, m_count).
+/// W: [rows, k] f32 (ldw = k); x: [m_count, ldx]; y: [m_count, ldy]. Reads each weight row once for all m.
+void pk_gemv_f32(const float *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
+                 size_t m_count, size_t row_begin, size_t row_end);
+/// Same with bf16 weights widened to f32 in registers (f32 accumulation).
+void pk_gemv_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
+                  size_t m_count, size_t row_begin, size_t row_end);
+
+// ---- vector helpers ---------------------------------------------------------------------------------
+float pk_dot(const float *a, const float *b, size_t n);
+/// y += alpha * x
+void pk_axpy(float alpha, const float *x, float *y, size_t n);
+/// Sum of squares.
+double pk_sumsq(const float *x, size_t n);
+
+// ---- normalisation ----------------------------------------------------------------------------------
+/// out[n, c] = x[n, c] * rstd[n] * w[c], rstd[n] = 1 / sqrt(mean(x^2) + eps). rstd may be NULL.
+void pk_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd, size_t n, size_t c, float eps);
+/// dx[n, c] (+)= backward of the above given dout; dw[c] += sum_n dout * x * rstd (dw may be NULL).
+void pk_rmsnorm_backward(const float *dout, const float *x, const float *w, const float *rstd,
+                         float *dx, float *dw, size_t n, size_t c, int accumulate_dx);
+
+// ---- activations ------------------------------------------------------------------------------------
+/// out = silu(gate) * up, elementwise over n.
+void pk_swiglu_forward(const float *gate, const float *up, float *out, size_t n);
+/// dgate, dup from dout (may alias nothing).
+void pk_swiglu_backward(const float *dout, const float *gate, const float *up, float *dgate, float *dup, size_t n);
+
+// ---- softmax / loss -----------------------------------------------------------------------------------
+/// In place softmax over the first `valid` entries of row[0..n); entries [valid, n) set to 0.
+void pk_softmax_row(float *row, size_t valid, size_t n);
+/// Returns logsumexp(row[0..n)) and writes the max index to *argmax (may be NULL).
+float pk_logsumexp(const float *row, size_t n, int32_t *argmax);
+/// row <- (softmax(row) - onehot(target)) * scale, given lse = logsumexp(row).
+void pk_softmax_xent_grad(float *row, size_t n, float lse, int32_t target, float scale);
+
+// ---- optimiser --------------------------------------------------------------------------------------
+/// AdamW (decoupled weight decay, PyTorch's formulation): p -= lr * wd * p; m,v updated;
+/// p -= lr / bc1 * m / (sqrt(v) / bc2_sqrt + eps), with bc1 = 1 - beta1^t and bc2_sqrt = sqrt(1 - beta2^t).
+void pk_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+              float eps, float weight_decay, float bc1, float bc2_sqrt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

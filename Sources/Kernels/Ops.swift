@@ -1,0 +1,97 @@
+import CKernels
+
+/// Row-parallel wrappers over the C kernels. Shapes in `[rows, cols]`, row-major, contiguous.
+public enum Ops {
+    /// out[n, c] = w[c] * x[n, c] / sqrt(mean_c(x^2) + eps); rstd[n] saved for backward (optional).
+    public static func rmsNormForward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                      out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>?,
+                                      rows n: Int, cols c: Int, eps: Float) {
+        Parallel.forRanges(n, minChunk: 16) { r in
+            pk_rmsnorm_forward(x + r.lowerBound * c, weight, out + r.lowerBound * c,
+                               rstd.map { $0 + r.lowerBound }, r.count, c, eps)
+        }
+    }
+
+    /// dx[n, c] (+)= d/dx of `rmsNormForward` given dout. Weight gradient not computed (norms are frozen).
+    public static func rmsNormBackward(_ dout: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                       weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+                                       dx: UnsafeMutablePointer<Float>, rows n: Int, cols c: Int, accumulate: Bool) {
+        Parallel.forRanges(n, minChunk: 16) { r in
+            let o = r.lowerBound * c
+            pk_rmsnorm_backward(dout + o, x + o, weight, rstd + r.lowerBound, dx + o, nil, r.count, c,
+                                accumulate ? 1 : 0)
+        }
+    }
+
+    /// out = silu(gate) * up over `count` elements.
+    public static func swigluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                     out: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minChunk: 16384) { r in
+            pk_swiglu_forward(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, r.count)
+        }
+    }
+
+    /// dgate, dup from dout for `swigluForward`.
+    public static func swigluBackward(_ dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                      dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minChunk: 16384) { r in
+            let o = r.lowerBound
+            pk_swiglu_backward(dout + o, gate + o, up + o, dgate + o, dup + o, r.count)
+        }
+    }
+
+    /// y += x over `count` elements.
+    public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minChunk: 65536) { r in pk_axpy(1, x + r.lowerBound, y + r.lowerBound, r.count) }
+    }
+
+    /// y += alpha * x.
+    public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        pk_axpy(alpha, x, y, count)
+    }
+
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        pk_dot(a, b, count)
+    }
+
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double { pk_sumsq(x, count) }
+
+    /// Softmax in place over row[0..<valid]; row[valid..<count] set to 0.
+    public static func softmax(_ row: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
+        pk_softmax_row(row, valid, count)
+    }
+
+    /// log(sum(exp(row))) and the index of the maximum.
+    public static func logSumExp(_ row: UnsafePointer<Float>, count: Int) -> (lse: Float, argmax: Int) {
+        var arg: Int32 = 0
+        let lse = pk_logsumexp(row, count, &arg)
+        return (lse, Int(arg))
+    }
+
+    /// row <- (softmax(row) - onehot(target)) * scale, with lse = logsumexp(row): the cross-entropy gradient.
+    public static func crossEntropyGradient(_ row: UnsafeMutablePointer<Float>, count: Int, lse: Float, target: Int,
+                                            scale: Float) {
+        pk_softmax_xent_grad(row, count, lse, Int32(target), scale)
+    }
+
+    /// One AdamW update (PyTorch's formulation) over `count` parameters.
+    public static func adamW(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>,
+                             m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+                             lr: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int) {
+        let bc1 = 1 - Float(Double(beta1).power(step))
+        let bc2 = Float((1 - Double(beta2).power(step)).squareRoot())
+        pk_adamw(params, grads, m, v, count, lr, beta1, beta2, eps, weightDecay, bc1, bc2)
+    }
+
+    /// True when the AVX-512 kernels are active; `forceScalar` switches them off (tests run both bodies).
+    public static var usesAVX512: Bool { pk_has_avx512() != 0 }
+    public static func forceScalar(_ on: Bool) { pk_force_scalar(on ? 1 : 0) }
+}
+
+extension Double {
+    func power(_ n: Int) -> Double {
+        var r = 1.0
+        for _ in 0..<max(0, n) { r *= self }
+        return r
+    }
+}

@@ -1,0 +1,29 @@
+import Dispatch
+import Foundation
+
+/// The engine's only thread pool (besides oneDNN's own OpenMP threads inside GEMM calls).
+public enum Parallel {
+    /// Worker count: `PEFT_NUM_THREADS` if set, else the active processor count.
+    public static let threadCount: Int = {
+        if let s = ProcessInfo.processInfo.environment["PEFT_NUM_THREADS"], let n = Int(s), n > 0 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Splits `0..<count` into contiguous chunks (at least `minChunk` long) and runs `body(range)` on each,
+    /// in parallel when there is more than one chunk.
+    public static func forRanges(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let chunks = max(1, min(threadCount, count / max(1, minChunk)))
+        if chunks == 1 { body(0..<count); return }
+        let per = (count + chunks - 1) / chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * per, hi = min(count, lo + per)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// Runs `body(i)` for every i in `0..<count`, spread over the workers.
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        forRanges(count) { range in for i in range { body(i) } }
+    }
+}

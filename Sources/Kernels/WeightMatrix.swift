@@ -1,0 +1,161 @@
+import CKernels
+import Foundation
+
+/// A frozen weight matrix `[rows, cols]` = `[out_features, in_features]` (Hugging Face `Linear.weight` layout),
+/// stored as f32 or bf16. bf16 storage halves memory; products widen it to f32 tile by tile and always
+/// accumulate in f32.
+///
+/// ```swift
+/// w.forward(x, rows: M, into: y)          // y[M, out] = x[M, in] · W^T
+/// w.backwardInput(dy, rows: M, into: dx)  // dx[M, in] (+)= dy[M, out] · W
+/// ```
+public struct WeightMatrix: @unchecked Sendable {
+    public enum Storage {
+        case float32(UnsafePointer<Float>)
+        case bfloat16(UnsafePointer<UInt16>)
+    }
+
+    public let rows: Int
+    public let cols: Int
+    public let storage: Storage
+    /// Keeps whatever owns the memory alive (a buffer or a memory-mapped file).
+    public let owner: AnyObject
+
+    public init(rows: Int, cols: Int, storage: Storage, owner: AnyObject) {
+        self.rows = rows; self.cols = cols; self.storage = storage; self.owner = owner
+    }
+
+    /// An owned f32 matrix copied from `values` (row-major).
+    public init(rows: Int, cols: Int, values: UnsafePointer<Float>) {
+        let buffer = FloatBuffer(count: rows * cols)
+        buffer.copy(from: values, count: rows * cols)
+        self.init(rows: rows, cols: cols, storage: .float32(UnsafePointer(buffer.pointer)), owner: buffer)
+    }
+
+    public var dtype: DType {
+        switch storage {
+        case .float32: .float32
+        case .bfloat16: .bfloat16
+        }
+    }
+
+    /// Bytes held by the elements.
+    public var byteCount: Int { rows * cols * dtype.byteSize }
+
+    /// Inputs with at most this many rows use the bandwidth-bound GEMV path instead of a GEMM.
+    public static let gemvRowLimit = 8
+
+    /// Rows of W per widened bf16 panel (keeps a panel near L2 size).
+    private var panelRows: Int { max(16, min(rows, (256 * 1024) / max(1, cols) / 16 * 16)) }
+
+    /// y[m, rows] = x[m, cols] · W^T (+ y when `accumulate`). x has leading dimension `ldx`, y `ldy`.
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, ldx: Int? = nil, into y: UnsafeMutablePointer<Float>,
+                        ldy: Int? = nil, accumulate: Bool = false) {
+        let ldx = ldx ?? cols, ldy = ldy ?? rows
+        if m == 0 { return }
+        if m <= Self.gemvRowLimit {
+            gemv(x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
+            return
+        }
+        switch storage {
+        case .float32(let w):
+            Gemm.multiply(m: m, n: rows, k: cols, a: x, lda: ldx, b: w, ldb: cols, transposeB: true,
+                          c: y, ldc: ldy, accumulate: accumulate)
+        case .bfloat16(let w):
+            let pr = panelRows
+            let scratch = Scratch.panel(count: pr * cols)
+            var r0 = 0
+            while r0 < rows {
+                let r1 = min(rows, r0 + pr)
+                pk_bf16_to_f32(w + r0 * cols, scratch, (r1 - r0) * cols)
+                Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: scratch, ldb: cols, transposeB: true,
+                              c: y + r0, ldc: ldy, accumulate: accumulate)
+                r0 = r1
+            }
+        }
+    }
+
+    /// dx[m, cols] = dy[m, rows] · W (+ dx when `accumulate`): the input gradient of `forward`.
+    public func backwardInput(_ dy: UnsafePointer<Float>, rows m: Int, lddy: Int? = nil,
+                              into dx: UnsafeMutablePointer<Float>, lddx: Int? = nil, accumulate: Bool = false) {
+        let lddy = lddy ?? rows, lddx = lddx ?? cols
+        if m == 0 { return }
+        switch storage {
+        case .float32(let w):
+            Gemm.multiply(m: m, n: cols, k: rows, a: dy, lda: lddy, b: w, ldb: cols, c: dx, ldc: lddx,
+                          accumulate: accumulate)
+        case .bfloat16(let w):
+            let pr = panelRows
+            let scratch = Scratch.panel(count: pr * cols)
+            var r0 = 0
+            while r0 < rows {
+                let r1 = min(rows, r0 + pr)
+                pk_bf16_to_f32(w + r0 * cols, scratch, (r1 - r0) * cols)
+                Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: scratch, ldb: cols,
+                              c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)
+                r0 = r1
+            }
+        }
+    }
+
+    private func gemv(_ x: UnsafePointer<Float>, m: Int, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+                      accumulate: Bool) {
+        let out: UnsafeMutablePointer<Float>, ldo: Int
+        let temp: FloatBuffer?
+        if accumulate {
+            temp = FloatBuffer(count: m * rows); out = temp!.pointer; ldo = rows
+        } else {
+            temp = nil; out = y; ldo = ldy
+        }
+        let k = cols
+        switch storage {
+        case .float32(let w):
+            Parallel.forRanges(rows, minChunk: 64) { r in pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+        case .bfloat16(let w):
+            Parallel.forRanges(rows, minChunk: 64) { r in pk_gemv_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+        }
+        if let temp {
+            for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) }
+        }
+    }
+
+    /// Copies rows `r` of W into `dst` as f32 (`dst` holds `cols` floats per row).
+    public func readRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        switch storage {
+        case .float32(let w): dst.update(from: w + r * cols, count: cols)
+        case .bfloat16(let w): pk_bf16_to_f32(w + r * cols, dst, cols)
+        }
+    }
+
+    /// The whole matrix as f32 (for tests, merging and saving).
+    public func toFloat() -> FloatBuffer {
+        let out = FloatBuffer(count: rows * cols)
+        switch storage {
+        case .float32(let w): out.copy(from: w, count: rows * cols)
+        case .bfloat16(let w): pk_bf16_to_f32(w, out.pointer, rows * cols)
+        }
+        return out
+    }
+}
+
+/// Per-thread scratch for widened panels; grows, never shrinks.
+enum Scratch {
+    private final class Box { var buffer = FloatBuffer(count: 0) }
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { ptr in if let ptr { Unmanaged<Box>.fromOpaque(ptr).release() } }
+        return k
+    }()
+
+    static func panel(count: Int) -> UnsafeMutablePointer<Float> {
+        let box: Box
+        if let raw = pthread_getspecific(key) {
+            box = Unmanaged<Box>.fromOpaque(raw).takeUnretainedValue()
+        } else {
+            box = Box()
+            pthread_setspecific(key, Unmanaged.passRetained(box).toOpaque())
+        }
+        if box.buffer.count < count { box.buffer = FloatBuffer(count: count) }
+        return box.buffer.pointer
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Kernels
+import TestSupport
+import XCTest
+
+/// Row kernels against their naive twins, and their backward passes against finite differences.
+/// Every test runs the AVX-512 body and the scalar body.
+final class ElementwiseTests: XCTestCase {
+    private func bothPaths(_ body: (String) -> Void) {
+        for scalar in [false, true] {
+            Ops.forceScalar(scalar)
+            body(scalar ? "scalar" : "simd")
+        }
+        Ops.forceScalar(false)
+    }
+
+    func testConversions() {
+        // bf16 rounds to nearest even; 1 + 2^-8 is a tie between 1 and 1 + 2^-7 -> 1.
+        XCTAssertEqual(Convert.bf16(1.0 + 1.0 / 256), 0x3F80)
+        XCTAssertEqual(Convert.bf16(1.0 + 3.0 / 256), 0x3F82)
+        XCTAssertEqual(Convert.float(bf16: 0xC040), -3.0)
+        XCTAssertTrue(Convert.float(bf16: Convert.bf16(.nan)).isNaN)
+        XCTAssertEqual(Convert.float(bf16: Convert.bf16(.infinity)), .infinity)
+        bothPaths { path in
+            let x = randomArray(1000, seed: 11, scale: 100)
+            var bits = [UInt16](repeating: 0, count: x.count)
+            var back = [Float](repeating: 0, count: x.count)
+            Convert.fromFloat(x, dtype: .bfloat16, into: &bits, count: x.count)
+            Convert.toFloat(bits, dtype: .bfloat16, into: &back, count: x.count)
+            for i in x.indices { XCTAssertEqual(back[i], x[i], accuracy: abs(x[i]) / 128, path) }
+            Convert.fromFloat(x, dtype: .float16, into: &bits, count: x.count)
+            Convert.toFloat(bits, dtype: .float16, into: &back, count: x.count)
+            for i in x.indices { XCTAssertEqual(back[i], x[i], accuracy: abs(x[i]) / 1024, path) }
+        }
+        // f16 specials: subnormal, overflow, negative zero.
+        var bits = [UInt16](repeating: 0, count: 4)
+        let specials: [Float] = [5.960464477539063e-08, 70000, -0.0, 65504]
+        Convert.fromFloat(specials, dtype: .float16, into: &bits, count: 4)
+        XCTAssertEqual(bits, [0x0001, 0x7C00, 0x8000, 0x7BFF])
+        var back = [Float](repeating: 0, count: 4)
+        Convert.toFloat(bits, dtype: .float16, into: &back, count: 4)
+        XCTAssertEqual(back[0], 5.960464477539063e-08)
+        XCTAssertEqual(back[3], 65504)
+    }
+
+    func testRMSNormForwardAndGradient() {
+        let (n, c) = (5, 37)
+        let w = randomArray(c, seed: 12, scale: 2)
+        let eps: Float = 1e-6
+        bothPaths { path in
+            let x = randomArray(n * c, seed: 13)
+            var out = [Float](repeating: 0, count: n * c), rstd = [Float](repeating: 0, count: n)
+            Ops.rmsNormForward(x, weight: w, out: &out, rstd: &rstd, rows: n, cols: c, eps: eps)
+            assertClose(out, Naive.rmsNorm(x, weight: w, rows: n, cols: c, eps: eps), atol: 1e-5, path)
+            // Loss L = sum(out * g) for a fixed g; dL/dx by backward vs finite differences.
+            let g = randomArray(n * c, seed: 14)
+            var dx = [Float](repeating: 0, count: n * c)
+            Ops.rmsNormBackward(g, x: x, weight: w, rstd: rstd, dx: &dx, rows: n, cols: c, accumulate: false)
+            let fd = finiteDifferenceGradient(x, indices: [0, 7, 40, 100, 184]) { xs in
+                let y = Naive.rmsNorm(xs, weight: w, rows: n, cols: c, eps: eps)
+                return zip(y, g).reduce(0) { $0 + Double($1.0 * $1.1) }
+            }
+            // Finite differences in f32 with step 1e-3: agreement to ~2e-3.
+            assertClose([0, 7, 40, 100, 184].map { dx[$0] }, fd, atol: 2e-3, rtol: 1e-2, path)
+        }
+    }
+
+    func testSwiGLUForwardAndGradient() {
+        bothPaths { path in
+            let count = 45
+            let gate = randomArray(count, seed: 15, scale: 6), up = randomArray(count, seed: 16, scale: 2)
+            var out = [Float](repeating: 0, count: count)
+            Ops.swigluForward(gate: gate, up: up, out: &out, count: count)
+            assertClose(out, Naive.swiglu(gate: gate, up: up), atol: 1e-5, path)
+            let dout = randomArray(count, seed: 17)
+            var dg = [Float](repeating: 0, count: count), du = [Float](repeating: 0, count: count)
+            Ops.swigluBackward(dout, gate: gate, up: up, dgate: &dg, dup: &du, count: count)
+            let loss: ([Float], [Float]) -> Double = { g, u in
+                zip(Naive.swiglu(gate: g, up: u), dout).reduce(0) { $0 + Double($1.0 * $1.1) }
+            }
+            assertClose(dg, finiteDifferenceGradient(gate) { loss($0, up) }, atol: 2e-3, rtol: 1e-2, "dgate \(path)")
+            assertClose(du, finiteDifferenceGradient(up) { loss(gate, $0) }, atol: 2e-3, rtol: 1e-2, "dup \(path)")
+        }
+    }
+
+    func testSoftmaxLogSumExpAndCrossEntropyGradient() {
+        bothPaths { path in
+            let n = 53
+            let x = randomArray(n, seed: 18, scale: 10)
+            var row = x + [7, 7, 7]
+            Ops.softmax(&row, valid: n, count: n + 3)
+            assertClose(Array(row[0..<n]), Naive.softmax(x), atol: 1e-6, path)
+            XCTAssertEqual(Array(row[n...]), [0, 0, 0])
+            let (lse, argmax) = Ops.logSumExp(x, count: n)
+            XCTAssertEqual(lse, Naive.logSumExp(x), accuracy: 1e-5)
+            XCTAssertEqual(argmax, x.indices.max { x[$0] < x[$1] })
+            // d/dx of scale * (lse - x[target]).
+            let target = 11, scale: Float = 0.25
+            var grad = x
+            Ops.crossEntropyGradient(&grad, count: n, lse: lse, target: target, scale: scale)
+            let fd = finiteDifferenceGradient(x) { xs in Double(scale) * Double(Naive.logSumExp(xs) - xs[target]) }
+            assertClose(grad, fd, atol: 1e-3, path)
+        }
+    }
+
+    func testAdamWMatchesNaiveOverSteps() {
+        let n = 40
+        var p = randomArray(n, seed: 19), m = [Float](repeating: 0, count: n), v = m
+        var pRef = p, mRef = m, vRef = m
+        for step in 1...5 {
+            let g = randomArray(n, seed: UInt64(20 + step))
+            Ops.adamW(params: &p, grads: g, m: &m, v: &v, count: n, lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+                      weightDecay: 0.01, step: step)
+            Naive.adamW(params: &pRef, grads: g, m: &mRef, v: &vRef, lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+                        weightDecay: 0.01, step: step)
+        }
+        assertClose(p, pRef, atol: 1e-6)
+    }
+
+    func testDotAndSumOfSquares() {
+        bothPaths { path in
+            for n in [1, 15, 16, 17, 33, 100] {
+                let a = randomArray(n, seed: 30), b = randomArray(n, seed: 31)
+                let expected = zip(a, b).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+                XCTAssertEqual(Ops.dot(a, b, count: n), expected, accuracy: 1e-5, "\(path) n=\(n)")
+            }
+        }
+        XCTAssertEqual(Ops.sumOfSquares([3, 4], count: 2), 25)
+    }
+
+    func testSeededGeneratorIsReproducible() {
+        var a = SeededGenerator(seed: 7), b = SeededGenerator(seed: 7), c = SeededGenerator(seed: 8)
+        let xa = (0..<5).map { _ in a.next() }, xb = (0..<5).map { _ in b.next() }
+        XCTAssertEqual(xa, xb)
+        XCTAssertNotEqual(xa, (0..<5).map { _ in c.next() })
+        let u = (0..<10000).map { _ in a.nextUniform() }
+        XCTAssertTrue(u.allSatisfy { $0 >= 0 && $0 < 1 })
+        XCTAssertEqual(u.reduce(0, +) / 10000, 0.5, accuracy: 0.02)
+        let normals = (0..<10000).map { _ in a.nextNormal() }
+        let mean = normals.reduce(0, +) / 10000
+        let variance = normals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 10000
+        XCTAssertEqual(mean, 0, accuracy: 0.05)
+        XCTAssertEqual(variance, 1, accuracy: 0.05)
+    }
+}

@@ -1,0 +1,126 @@
+import Kernels
+import TestSupport
+import XCTest
+
+/// oneDNN GEMM and the bf16/GEMV paths of `WeightMatrix` against `Naive.matmul` (computed in Double).
+final class GemmTests: XCTestCase {
+    func testAllTransposeCombinationsMatchNaive() {
+        let (m, n, k) = (37, 29, 53)
+        for transposeA in [false, true] {
+            for transposeB in [false, true] {
+                let a = randomArray(m * k, seed: 1), b = randomArray(k * n, seed: 2)
+                // Lay A out as [k, m] when transposed, B as [n, k] when transposed.
+                let aStored = transposeA ? transpose(a, rows: m, cols: k) : a
+                var c = [Float](repeating: 0, count: m * n)
+                aStored.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        c.withUnsafeMutableBufferPointer { cp in
+                            Gemm.multiply(m: m, n: n, k: k, a: ap.baseAddress!, lda: transposeA ? m : k,
+                                          transposeA: transposeA, b: bp.baseAddress!, ldb: transposeB ? k : n,
+                                          transposeB: transposeB, c: cp.baseAddress!, ldc: n)
+                        }
+                    }
+                }
+                let bLogical = transposeB ? transpose(b, rows: n, cols: k) : b
+                // f32 accumulation over k=53 terms of magnitude <= 1: error well under 1e-4.
+                assertClose(c, Naive.matmul(a, bLogical, m: m, n: n, k: k, transposeB: false), atol: 1e-4,
+                            "transposeA \(transposeA) transposeB \(transposeB)")
+            }
+        }
+    }
+
+    func testAlphaAndAccumulate() {
+        let (m, n, k) = (16, 24, 8)
+        let a = randomArray(m * k, seed: 3), b = randomArray(n * k, seed: 4)
+        let start = randomArray(m * n, seed: 5)
+        var c = start
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    Gemm.multiply(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k,
+                                  transposeB: true, c: cp.baseAddress!, ldc: n, alpha: 0.5, accumulate: true)
+                }
+            }
+        }
+        let expected = zip(start, Naive.matmul(a, b, m: m, n: n, k: k, transposeB: true)).map { $0 + 0.5 * $1 }
+        assertClose(c, expected, atol: 1e-5)
+    }
+
+    func testStridedOutputColumns() {
+        // Writing into a column slice of a wider matrix (ldc > n) must leave other columns untouched.
+        let (m, n, k, ldc) = (9, 5, 7, 12)
+        let a = randomArray(m * k, seed: 6), b = randomArray(n * k, seed: 7)
+        var c = [Float](repeating: 42, count: m * ldc)
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    Gemm.multiply(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k,
+                                  transposeB: true, c: cp.baseAddress! + 3, ldc: ldc)
+                }
+            }
+        }
+        let expected = Naive.matmul(a, b, m: m, n: n, k: k, transposeB: true)
+        for r in 0..<m {
+            for j in 0..<ldc {
+                if j >= 3 && j < 3 + n {
+                    XCTAssertEqual(c[r * ldc + j], expected[r * n + j - 3], accuracy: 1e-5)
+                } else {
+                    XCTAssertEqual(c[r * ldc + j], 42)
+                }
+            }
+        }
+    }
+
+    func testWeightMatrixForwardAndBackwardEveryPath() {
+        let (rows, cols) = (45, 70)  // out, in
+        let w = randomArray(rows * cols, seed: 8)
+        let wBF16 = w.map { Convert.bf16($0) }
+        let wRounded = wBF16.map { Convert.float(bf16: $0) }
+        let f32 = w.withUnsafeBufferPointer { WeightMatrix(rows: rows, cols: cols, values: $0.baseAddress!) }
+        let bfBuffer = HalfBuffer(count: rows * cols)
+        for i in 0..<(rows * cols) { bfBuffer.pointer[i] = wBF16[i] }
+        let bf = WeightMatrix(rows: rows, cols: cols, storage: .bfloat16(UnsafePointer(bfBuffer.pointer)), owner: bfBuffer)
+        for scalar in [false, true] {
+            Ops.forceScalar(scalar)
+            defer { Ops.forceScalar(false) }
+            for m in [1, 3, 8, 9, 33] {  // GEMV (<= 8 rows) and GEMM paths
+                let x = randomArray(m * cols, seed: UInt64(m))
+                for (matrix, reference) in [(f32, w), (bf, wRounded)] {
+                    var y = [Float](repeating: 0, count: m * rows)
+                    x.withUnsafeBufferPointer { xp in
+                        y.withUnsafeMutableBufferPointer { matrix.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+                    }
+                    assertClose(y, Naive.matmul(x, reference, m: m, n: rows, k: cols, transposeB: true), atol: 2e-4,
+                                "forward m=\(m) \(matrix.dtype) scalar=\(scalar)")
+                    let dy = randomArray(m * rows, seed: UInt64(100 + m))
+                    var dx = [Float](repeating: 1, count: m * cols)
+                    dy.withUnsafeBufferPointer { dp in
+                        dx.withUnsafeMutableBufferPointer {
+                            matrix.backwardInput(dp.baseAddress!, rows: m, into: $0.baseAddress!, accumulate: true)
+                        }
+                    }
+                    let expected = Naive.matmul(dy, reference, m: m, n: cols, k: rows, transposeB: false).map { $0 + 1 }
+                    assertClose(dx, expected, atol: 2e-4, "backward m=\(m) \(matrix.dtype)")
+                }
+            }
+        }
+    }
+
+    func testGemvAccumulate() {
+        let (rows, cols) = (20, 33)
+        let w = randomArray(rows * cols, seed: 9)
+        let matrix = w.withUnsafeBufferPointer { WeightMatrix(rows: rows, cols: cols, values: $0.baseAddress!) }
+        let x = randomArray(2 * cols, seed: 10)
+        var y = [Float](repeating: 0.25, count: 2 * rows)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { matrix.forward(xp.baseAddress!, rows: 2, into: $0.baseAddress!, accumulate: true) }
+        }
+        assertClose(y, Naive.matmul(x, w, m: 2, n: rows, k: cols, transposeB: true).map { $0 + 0.25 }, atol: 1e-5)
+    }
+
+    private func transpose(_ a: [Float], rows: Int, cols: Int) -> [Float] {
+        var t = [Float](repeating: 0, count: a.count)
+        for r in 0..<rows { for c in 0..<cols { t[c * rows + r] = a[r * cols + c] } }
+        return t
+    }
+}
