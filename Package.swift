@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Kernels"], path: "Sources/TestSupport"),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "TestSupport"]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
     ],
     // The engine is built on raw pointers shared across worker threads; Swift 5 mode keeps that explicit
     // without strict-concurrency annotations on every kernel closure.

@@ -140,21 +140,42 @@ PK_AVX512 static void scale_avx512(float *row, size_t n, float s) {
     }
 }
 
-void pk_softmax_row(float *row, size_t valid, size_t n) {
-    if (valid == 0) { memset(row, 0, n * sizeof(float)); return; }
+float pk_softmax_row(float *row, size_t lo, size_t hi, size_t n) {
+    if (hi <= lo) { memset(row, 0, n * sizeof(float)); return -INFINITY; }
+    float *r = row + lo;
+    size_t valid = hi - lo;
+    float mx, sum;
     if (pk_has_avx512()) {
-        float mx = max_avx512(row, valid);
-        float sum = exp_sum_avx512(row, valid, mx, 1);
-        scale_avx512(row, valid, 1.0f / sum);
+        mx = max_avx512(r, valid);
+        sum = exp_sum_avx512(r, valid, mx, 1);
+        scale_avx512(r, valid, 1.0f / sum);
     } else {
-        float mx = -INFINITY;
-        for (size_t i = 0; i < valid; i++) mx = row[i] > mx ? row[i] : mx;
-        float sum = 0;
-        for (size_t i = 0; i < valid; i++) { row[i] = expf(row[i] - mx); sum += row[i]; }
+        mx = -INFINITY;
+        for (size_t i = 0; i < valid; i++) mx = r[i] > mx ? r[i] : mx;
+        sum = 0;
+        for (size_t i = 0; i < valid; i++) { r[i] = expf(r[i] - mx); sum += r[i]; }
         float inv = 1.0f / sum;
-        for (size_t i = 0; i < valid; i++) row[i] *= inv;
+        for (size_t i = 0; i < valid; i++) r[i] *= inv;
     }
-    if (valid < n) memset(row + valid, 0, (n - valid) * sizeof(float));
+    if (lo > 0) memset(row, 0, lo * sizeof(float));
+    if (hi < n) memset(row + hi, 0, (n - hi) * sizeof(float));
+    return mx + logf(sum);
+}
+
+void pk_exp_shifted_row(float *row, size_t lo, size_t hi, size_t n, float lse) {
+    if (hi > lo) {
+        if (pk_has_avx512()) {
+            exp_sum_avx512(row + lo, hi - lo, lse, 1);
+        } else {
+            for (size_t i = lo; i < hi; i++) row[i] = expf(row[i] - lse);
+        }
+    }
+    if (lo > 0) memset(row, 0, lo * sizeof(float));
+    if (hi < n) memset(row + hi, 0, (n - hi) * sizeof(float));
+}
+
+void pk_softmax_backward_row(const float *p, float *dp, size_t n, float d) {
+    for (size_t i = 0; i < n; i++) dp[i] = p[i] * (dp[i] - d);
 }
 
 float pk_logsumexp(const float *row, size_t n, int32_t *argmax) {

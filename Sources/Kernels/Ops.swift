@@ -40,6 +40,21 @@ public enum Ops {
         }
     }
 
+    /// out[r, :] += bias for every row r of out[rows, cols].
+    public static func addBias(_ bias: UnsafePointer<Float>, to out: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        Parallel.forRanges(rows, minChunk: max(1, 32768 / max(cols, 1))) { r in
+            for i in r { pk_axpy(1, bias, out + i * cols, cols) }
+        }
+    }
+
+    /// out = a + b over `count` elements.
+    public static func sum(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                           count: Int) {
+        Parallel.forRanges(count, minChunk: 65536) { r in
+            for i in r { out[i] = a[i] + b[i] }
+        }
+    }
+
     /// y += x over `count` elements.
     public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forRanges(count, minChunk: 65536) { r in pk_axpy(1, x + r.lowerBound, y + r.lowerBound, r.count) }
@@ -56,9 +71,20 @@ public enum Ops {
 
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double { pk_sumsq(x, count) }
 
-    /// Softmax in place over row[0..<valid]; row[valid..<count] set to 0.
-    public static func softmax(_ row: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
-        pk_softmax_row(row, valid, count)
+    /// Softmax in place over row[lo..<hi]; the rest of row[0..<count] set to 0. Returns the logsumexp of the range.
+    @discardableResult
+    public static func softmax(_ row: UnsafeMutablePointer<Float>, range: Range<Int>, count: Int) -> Float {
+        pk_softmax_row(row, range.lowerBound, range.upperBound, count)
+    }
+
+    /// row[j] = exp(row[j] - lse) on `range`, 0 elsewhere: softmax recomputed from its saved logsumexp.
+    public static func expShifted(_ row: UnsafeMutablePointer<Float>, range: Range<Int>, count: Int, lse: Float) {
+        pk_exp_shifted_row(row, range.lowerBound, range.upperBound, count, lse)
+    }
+
+    /// dp[j] = p[j] * (dp[j] - d): softmax backward for one row, d = sum_j p[j] dp[j].
+    public static func softmaxBackward(p: UnsafePointer<Float>, dp: UnsafeMutablePointer<Float>, count: Int, d: Float) {
+        pk_softmax_backward_row(p, dp, count, d)
     }
 
     /// log(sum(exp(row))) and the index of the maximum.

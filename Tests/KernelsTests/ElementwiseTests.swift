@@ -87,10 +87,21 @@ final class ElementwiseTests: XCTestCase {
         bothPaths { path in
             let n = 53
             let x = randomArray(n, seed: 18, scale: 10)
-            var row = x + [7, 7, 7]
-            Ops.softmax(&row, valid: n, count: n + 3)
-            assertClose(Array(row[0..<n]), Naive.softmax(x), atol: 1e-6, path)
-            XCTAssertEqual(Array(row[n...]), [0, 0, 0])
+            var row = [7, 7] + x + [7, 7, 7]
+            let rowLSE = Ops.softmax(&row, range: 2..<(n + 2), count: n + 5)
+            assertClose(Array(row[2..<(n + 2)]), Naive.softmax(x), atol: 1e-6, path)
+            XCTAssertEqual(Array(row[0..<2]) + Array(row[(n + 2)...]), [0, 0, 0, 0, 0])
+            XCTAssertEqual(rowLSE, Naive.logSumExp(x), accuracy: 1e-5)
+            var again = [7, 7] + x + [7, 7, 7]
+            Ops.expShifted(&again, range: 2..<(n + 2), count: n + 5, lse: rowLSE)
+            assertClose(again, row, atol: 1e-6, "recomputed softmax \(path)")
+            // Softmax backward: d/dx of sum(softmax(x) * g).
+            let g = randomArray(n, seed: 19)
+            let p = Naive.softmax(x)
+            var dp = g
+            Ops.softmaxBackward(p: p, dp: &dp, count: n, d: zip(p, g).reduce(0) { $0 + $1.0 * $1.1 })
+            let fdSoftmax = finiteDifferenceGradient(x) { xs in zip(Naive.softmax(xs), g).reduce(0) { $0 + Double($1.0 * $1.1) } }
+            assertClose(dp, fdSoftmax, atol: 1e-3, "softmax backward \(path)")
             let (lse, argmax) = Ops.logSumExp(x, count: n)
             XCTAssertEqual(lse, Naive.logSumExp(x), accuracy: 1e-5)
             XCTAssertEqual(argmax, x.indices.max { x[$0] < x[$1] })

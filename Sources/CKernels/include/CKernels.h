@@ -53,8 +53,12 @@ void pk_swiglu_forward(const float *gate, const float *up, float *out, size_t n)
 void pk_swiglu_backward(const float *dout, const float *gate, const float *up, float *dgate, float *dup, size_t n);
 
 // ---- softmax / loss -----------------------------------------------------------------------------------
-/// In place softmax over the first `valid` entries of row[0..n); entries [valid, n) set to 0.
-void pk_softmax_row(float *row, size_t valid, size_t n);
+/// In place softmax over row[lo..hi); entries outside set to 0. Returns logsumexp of row[lo..hi).
+float pk_softmax_row(float *row, size_t lo, size_t hi, size_t n);
+/// row[j] = exp(row[j] - lse) for j in [lo, hi), 0 elsewhere in [0, n): recomputes softmax from a saved lse.
+void pk_exp_shifted_row(float *row, size_t lo, size_t hi, size_t n, float lse);
+/// Softmax backward for one row: dp[j] = p[j] * (dp[j] - d), where d = sum_j p[j] dp[j] (given).
+void pk_softmax_backward_row(const float *p, float *dp, size_t n, float d);
 /// Returns logsumexp(row[0..n)) and writes the max index to *argmax (may be NULL).
 float pk_logsumexp(const float *row, size_t n, int32_t *argmax);
 /// row <- (softmax(row) - onehot(target)) * scale, given lse = logsumexp(row).

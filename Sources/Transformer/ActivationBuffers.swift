@@ -1,0 +1,130 @@
+import Kernels
+
+/// What a layer's forward keeps for its backward. Rows are tokens of the packed batch; sized for `capacity` rows.
+final class LayerSaved {
+    let q: FloatBuffer       // [cap, H*D] after q-norm and RoPE
+    let k: FloatBuffer       // [cap, Hkv*D] after k-norm and RoPE
+    let v: FloatBuffer       // [cap, Hkv*D]
+    let qRaw: FloatBuffer?   // [cap, H*D] before q-norm (Qwen3)
+    let kRaw: FloatBuffer?   // [cap, Hkv*D] before k-norm (Qwen3)
+    let qRstd: FloatBuffer?  // [cap*H]
+    let kRstd: FloatBuffer?  // [cap*Hkv]
+    let att: FloatBuffer     // [cap, H*D] attention output (o_proj input)
+    let lse: FloatBuffer     // [cap, H] softmax logsumexp per row and head
+    let x2: FloatBuffer      // [cap, C] residual after attention
+    let g: FloatBuffer       // [cap, I] gate_proj output
+    let u: FloatBuffer       // [cap, I] up_proj output
+    let rstd1: FloatBuffer   // [cap]
+    let rstd2: FloatBuffer   // [cap]
+
+    init(config c: ModelConfig, capacity n: Int) {
+        q = FloatBuffer(count: n * c.qDim)
+        k = FloatBuffer(count: n * c.kvDim)
+        v = FloatBuffer(count: n * c.kvDim)
+        qRaw = c.qkNorm ? FloatBuffer(count: n * c.qDim) : nil
+        kRaw = c.qkNorm ? FloatBuffer(count: n * c.kvDim) : nil
+        qRstd = c.qkNorm ? FloatBuffer(count: n * c.headCount) : nil
+        kRstd = c.qkNorm ? FloatBuffer(count: n * c.kvHeadCount) : nil
+        att = FloatBuffer(count: n * c.qDim)
+        lse = FloatBuffer(count: n * c.headCount)
+        x2 = FloatBuffer(count: n * c.hiddenSize)
+        g = FloatBuffer(count: n * c.intermediateSize)
+        u = FloatBuffer(count: n * c.intermediateSize)
+        rstd1 = FloatBuffer(count: n)
+        rstd2 = FloatBuffer(count: n)
+    }
+
+    static func floatsPerRow(_ c: ModelConfig) -> Int {
+        var f = 2 * c.qDim + 2 * c.kvDim + c.headCount + c.hiddenSize + 2 * c.intermediateSize + 2
+        if c.qkNorm { f += c.qDim + c.kvDim + c.headCount + c.kvHeadCount }
+        return f
+    }
+}
+
+/// How much a pass keeps between forward and backward.
+public enum ActivationPolicy: Sendable {
+    /// Forward only: one layer's buffers reused for every layer.
+    case inference
+    /// Keep every layer's activations (fastest backward).
+    case keepAll
+    /// Keep only each layer's input; recompute the layer during backward (gradient checkpointing).
+    case checkpointing
+}
+
+/// Every buffer a pass needs, planned once for at most `capacity` rows and `longest` rows per sequence, so the
+/// step loop allocates nothing.
+public final class ActivationBuffers {
+    public let capacity: Int
+    public let longest: Int
+    public let policy: ActivationPolicy
+    /// Residual stream: hidden[l] is the input of layer l, hidden[L] the last layer's output
+    /// (two ping-pong buffers in inference).
+    let hidden: [FloatBuffer]
+    let saved: [LayerSaved]
+    // Scratch shared by all layers.
+    let xn: FloatBuffer          // [cap, C] normed input of the current projection group
+    let tmp: FloatBuffer         // [cap, C] o_proj / down_proj output
+    let act: FloatBuffer         // [cap, I] silu(g) * u
+    let attnScratch: FloatBuffer // [2, T, T]
+    let finalNormed: FloatBuffer // [cap, C]
+    let finalRstd: FloatBuffer   // [cap]
+    // Gradients (training only).
+    let dHidden: FloatBuffer?    // [cap, C]
+    let dxn: FloatBuffer?        // [cap, C]
+    let dq: FloatBuffer?         // [cap, H*D]
+    let dk: FloatBuffer?         // [cap, Hkv*D]
+    let dv: FloatBuffer?         // [cap, Hkv*D]
+    let datt: FloatBuffer?       // [cap, H*D]
+    let dg: FloatBuffer?         // [cap, I]
+    let du: FloatBuffer?         // [cap, I]
+    let da: FloatBuffer?         // [cap, I]
+
+    public init(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy) {
+        capacity = n
+        longest = t
+        self.policy = policy
+        let C = c.hiddenSize, I = c.intermediateSize
+        switch policy {
+        case .inference:
+            hidden = [FloatBuffer(count: n * C), FloatBuffer(count: n * C)]
+            saved = [LayerSaved(config: c, capacity: n)]
+        case .keepAll:
+            hidden = (0...c.layerCount).map { _ in FloatBuffer(count: n * C) }
+            saved = (0..<c.layerCount).map { _ in LayerSaved(config: c, capacity: n) }
+        case .checkpointing:
+            hidden = (0...c.layerCount).map { _ in FloatBuffer(count: n * C) }
+            saved = [LayerSaved(config: c, capacity: n)]
+        }
+        xn = FloatBuffer(count: n * C)
+        tmp = FloatBuffer(count: n * C)
+        act = FloatBuffer(count: n * I)
+        attnScratch = FloatBuffer(count: 2 * t * t)
+        finalNormed = FloatBuffer(count: n * C)
+        finalRstd = FloatBuffer(count: n)
+        let training = policy != .inference
+        func grad(_ count: Int) -> FloatBuffer? { training ? FloatBuffer(count: count) : nil }
+        dHidden = grad(n * C)
+        dxn = grad(n * C)
+        dq = grad(n * c.qDim)
+        dk = grad(n * c.kvDim)
+        dv = grad(n * c.kvDim)
+        datt = grad(n * c.qDim)
+        dg = grad(n * I)
+        du = grad(n * I)
+        da = grad(n * I)
+    }
+
+    /// Bytes these buffers hold (for `info` and memory planning).
+    public static func byteEstimate(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy) -> Int {
+        let C = c.hiddenSize, I = c.intermediateSize
+        let perLayer = LayerSaved.floatsPerRow(c) * n
+        var floats = n * (4 * C + I + 1) + 2 * t * t
+        switch policy {
+        case .inference: floats += 2 * n * C + perLayer
+        case .keepAll: floats += (c.layerCount + 1) * n * C + c.layerCount * perLayer
+        case .checkpointing: floats += (c.layerCount + 1) * n * C + perLayer
+        }
+        if policy != .inference { floats += n * (2 * C + 2 * c.qDim + 2 * c.kvDim + 3 * I) }
+        return floats * 4
+    }
+}

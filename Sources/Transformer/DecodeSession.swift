@@ -1,0 +1,112 @@
+import Kernels
+
+/// Incremental inference with a key/value cache: prefill a prompt, then feed one token at a time.
+/// Keeps the token history so a chat can append turns without recomputing the shared prefix.
+///
+/// ```swift
+/// let session = DecodeSession(model: model, capacity: 2048)
+/// var logits = try session.append(promptIDs)     // [V] for the last prompt token
+/// logits = try session.append([nextID])
+/// ```
+public final class DecodeSession {
+    public let model: TransformerModel
+    public let capacity: Int
+    /// Tokens whose keys and values are cached.
+    public private(set) var tokens: [Int32] = []
+    /// Rows processed per chunk during prefill.
+    public let chunkRows: Int
+
+    private let kCache: [FloatBuffer]   // per layer [capacity, Hkv*D]
+    private let vCache: [FloatBuffer]
+    private let x, xn, q, att, tmp, g, u, act, qRaw, kRaw: FloatBuffer
+    private let scratch: FloatBuffer
+    private let logitsBuffer: FloatBuffer
+
+    public init(model: TransformerModel, capacity: Int, chunkRows: Int = 256) {
+        let c = model.config
+        self.model = model
+        self.capacity = capacity
+        self.chunkRows = chunkRows
+        kCache = (0..<c.layerCount).map { _ in FloatBuffer(count: capacity * c.kvDim) }
+        vCache = (0..<c.layerCount).map { _ in FloatBuffer(count: capacity * c.kvDim) }
+        let m = chunkRows
+        x = FloatBuffer(count: m * c.hiddenSize)
+        xn = FloatBuffer(count: m * c.hiddenSize)
+        q = FloatBuffer(count: m * c.qDim)
+        att = FloatBuffer(count: m * c.qDim)
+        tmp = FloatBuffer(count: m * c.hiddenSize)
+        g = FloatBuffer(count: m * c.intermediateSize)
+        u = FloatBuffer(count: m * c.intermediateSize)
+        act = FloatBuffer(count: m * c.intermediateSize)
+        qRaw = FloatBuffer(count: c.qkNorm ? m * c.qDim : 0)
+        kRaw = FloatBuffer(count: c.qkNorm ? m * c.kvDim : 0)
+        scratch = FloatBuffer(count: max(m, c.headCount) * capacity)
+        logitsBuffer = FloatBuffer(count: c.vocabSize)
+        model.rope.reserve(capacity)
+    }
+
+    /// Forgets the cache beyond the first `count` tokens.
+    public func truncate(to count: Int) { tokens.removeLast(max(0, tokens.count - count)) }
+
+    public func reset() { tokens.removeAll() }
+
+    /// Runs `newTokens` through the model after the cached ones; returns the logits [V] of the last one.
+    public func append(_ newTokens: [Int32]) throws -> [Float] {
+        guard !newTokens.isEmpty else { throw TransformerError.input(reason: "nothing to append") }
+        guard tokens.count + newTokens.count <= capacity else {
+            throw TransformerError.input(reason: "context of \(tokens.count + newTokens.count) tokens exceeds this session's capacity of \(capacity) (the model allows \(model.config.maxPositionEmbeddings))")
+        }
+        try model.validate(tokens: newTokens, maxPosition: tokens.count + newTokens.count)
+        var begin = 0
+        while begin < newTokens.count {
+            let part = Array(newTokens[begin..<min(newTokens.count, begin + chunkRows)])
+            forwardChunk(part)
+            begin += part.count
+        }
+        return Array(UnsafeBufferPointer(start: logitsBuffer.pointer, count: model.config.vocabSize))
+    }
+
+    private func forwardChunk(_ chunk: [Int32]) {
+        let c = model.config, w = model.weights
+        let m = chunk.count, past = tokens.count, C = c.hiddenSize
+        model.embed(chunk, into: x.pointer)
+        let positions = (0..<m).map { Int32(past + $0) }
+        let ctx = PassContext.inference
+        for l in 0..<c.layerCount {
+            let lw = w.layers[l]
+            let kRows = kCache[l].pointer + past * c.kvDim, vRows = vCache[l].pointer + past * c.kvDim
+            Ops.rmsNormForward(x.pointer, weight: lw.inputNorm.pointer, out: xn.pointer, rstd: nil, rows: m, cols: C,
+                               eps: c.rmsNormEps)
+            model.project(.q, layer: l, x: xn.pointer, rows: m, out: c.qkNorm ? qRaw.pointer : q.pointer, context: ctx)
+            model.project(.k, layer: l, x: xn.pointer, rows: m, out: c.qkNorm ? kRaw.pointer : kRows, context: ctx)
+            model.project(.v, layer: l, x: xn.pointer, rows: m, out: vRows, context: ctx)
+            if c.qkNorm, let qn = lw.qNorm, let kn = lw.kNorm {
+                Ops.rmsNormForward(qRaw.pointer, weight: qn.pointer, out: q.pointer, rstd: nil, rows: m * c.headCount,
+                                   cols: c.headDim, eps: c.rmsNormEps)
+                Ops.rmsNormForward(kRaw.pointer, weight: kn.pointer, out: kRows, rstd: nil, rows: m * c.kvHeadCount,
+                                   cols: c.headDim, eps: c.rmsNormEps)
+            }
+            positions.withUnsafeBufferPointer { pos in
+                model.rope.apply(q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!)
+                model.rope.apply(kRows, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!)
+            }
+            model.attention.forwardCached(q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+                                          out: att.pointer, past: past, rows: m, scratch: scratch.pointer)
+            model.project(.o, layer: l, x: att.pointer, rows: m, out: tmp.pointer, context: ctx)
+            Ops.add(tmp.pointer, into: x.pointer, count: m * C)
+            Ops.rmsNormForward(x.pointer, weight: lw.postAttentionNorm.pointer, out: xn.pointer, rstd: nil, rows: m,
+                               cols: C, eps: c.rmsNormEps)
+            model.project(.gate, layer: l, x: xn.pointer, rows: m, out: g.pointer, context: ctx)
+            model.project(.up, layer: l, x: xn.pointer, rows: m, out: u.pointer, context: ctx)
+            Ops.swigluForward(gate: g.pointer, up: u.pointer, out: act.pointer, count: m * c.intermediateSize)
+            model.project(.down, layer: l, x: act.pointer, rows: m, out: tmp.pointer, context: ctx)
+            Ops.add(tmp.pointer, into: x.pointer, count: m * C)
+        }
+        tokens.append(contentsOf: chunk)
+        // Only the last row's logits are needed.
+        let lastRow = x.pointer + (m - 1) * C
+        Ops.rmsNormForward(lastRow, weight: w.finalNorm.pointer, out: xn.pointer, rstd: nil, rows: 1, cols: C,
+                           eps: c.rmsNormEps)
+        w.lmHead.forward(xn.pointer, rows: 1, into: logitsBuffer.pointer)
+    }
+}

@@ -1,0 +1,56 @@
+import Kernels
+
+/// Next-token cross-entropy over labelled rows only, in chunks: the [tokens, vocab] logits are never
+/// materialised, and rows without a label never reach the LM head.
+///
+/// `labels[r]` is the id that row r should predict (the next token), or a negative value to ignore the row.
+struct LossHead {
+    let lmHead: WeightMatrix
+    let hidden: Int
+
+    var vocab: Int { lmHead.rows }
+
+    /// Rows per chunk: keeps a chunk's logits near 64 MB.
+    var chunkRows: Int { max(1, min(512, (16 << 20) / max(1, vocab))) }
+
+    /// Sum of -log p(label) over labelled rows, and their count. When `gradScale` is given, also writes
+    /// d(gradScale * loss)/d(normed) into `dNormed` [N, C] (zero on unlabelled rows).
+    func run(normed: UnsafePointer<Float>, labels: [Int32], dNormed: UnsafeMutablePointer<Float>?,
+             gradScale: Float) -> (lossSum: Double, count: Int) {
+        let c = hidden, v = vocab
+        let rows = labels.indices.filter { labels[$0] >= 0 }
+        if let d = dNormed { d.update(repeating: 0, count: labels.count * c) }
+        if rows.isEmpty { return (0, 0) }
+        let chunk = chunkRows
+        let input = FloatBuffer(count: chunk * c), logits = FloatBuffer(count: chunk * v)
+        let dInput = dNormed == nil ? nil : FloatBuffer(count: chunk * c)
+        var total = 0.0
+        var lossPerRow = [Double](repeating: 0, count: chunk)
+        var begin = 0
+        while begin < rows.count {
+            let part = Array(rows[begin..<min(rows.count, begin + chunk)])
+            let m = part.count
+            for (j, r) in part.enumerated() { (input.pointer + j * c).update(from: normed + r * c, count: c) }
+            lmHead.forward(input.pointer, rows: m, into: logits.pointer)
+            lossPerRow.withUnsafeMutableBufferPointer { lp in
+                let lossOut = lp.baseAddress!
+                Parallel.forRanges(m, minChunk: 4) { js in
+                    for j in js {
+                        let row = logits.pointer + j * v
+                        let target = Int(labels[part[j]])
+                        let (lse, _) = Ops.logSumExp(row, count: v)
+                        lossOut[j] = Double(lse - row[target])
+                        if dNormed != nil { Ops.crossEntropyGradient(row, count: v, lse: lse, target: target, scale: gradScale) }
+                    }
+                }
+            }
+            total += lossPerRow[0..<m].reduce(0, +)
+            if let d = dNormed, let di = dInput {
+                lmHead.backwardInput(logits.pointer, rows: m, into: di.pointer)
+                for (j, r) in part.enumerated() { (d + r * c).update(from: di.pointer + j * c, count: c) }
+            }
+            begin += m
+        }
+        return (total, rows.count)
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import Kernels
+
+/// Rotary position embedding tables and their application in the "rotate half" layout of Hugging Face models:
+/// for i < D/2, (x[i], x[i + D/2]) is rotated by angle pos * invFreq[i].
+public final class RoPE: @unchecked Sendable {
+    public let headDim: Int
+    let invFreq: [Float]
+    private var cosTable: [Float] = []   // [positions, D/2]
+    private var sinTable: [Float] = []
+    private var positions = 0
+    private let lock = NSLock()
+
+    public init(config: ModelConfig) {
+        headDim = config.headDim
+        invFreq = config.rope.inverseFrequencies(headDim: config.headDim)
+    }
+
+    /// Makes sure tables cover positions [0, count).
+    func reserve(_ count: Int) {
+        lock.lock(); defer { lock.unlock() }
+        guard count > positions else { return }
+        let target = max(count, positions * 2, 256)
+        let half = headDim / 2
+        var c = [Float](repeating: 0, count: target * half), s = c
+        for p in 0..<target {
+            for i in 0..<half {
+                // f32 angle like transformers (position * inv_freq in float32), then an exact cos/sin.
+                let angle = Double(Float(p) * invFreq[i])
+                c[p * half + i] = Float(cos(angle))
+                s[p * half + i] = Float(sin(angle))
+            }
+        }
+        cosTable = c
+        sinTable = s
+        positions = target
+    }
+
+    /// Rotates every head of x[rows, heads * D] in place; `inverse` rotates by the negative angle (the backward).
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions pos: UnsafePointer<Int32>,
+               inverse: Bool = false) {
+        let half = headDim / 2, d = headDim
+        let sign: Float = inverse ? -1 : 1
+        cosTable.withUnsafeBufferPointer { cp in
+            sinTable.withUnsafeBufferPointer { sp in
+                let cb = cp.baseAddress!, sb = sp.baseAddress!
+                Parallel.forRanges(rows, minChunk: 32) { range in
+                    for r in range {
+                        let c = cb + Int(pos[r]) * half, s = sb + Int(pos[r]) * half
+                        for h in 0..<heads {
+                            let v = x + r * heads * d + h * d
+                            for i in 0..<half {
+                                let a = v[i], b = v[i + half], si = sign * s[i]
+                                v[i] = a * c[i] - b * si
+                                v[i + half] = b * c[i] + a * si
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Kernels
+
+extension TransformerModel {
+    /// Backward of layer `l`. On entry `b.dHidden` holds d(loss)/d(layer output); on exit d(loss)/d(layer input),
+    /// unless `needInputGradient` is false (the lowest trainable layer), when only adapter gradients are made.
+    func layerBackward(_ l: Int, batch: PackedBatch, x: UnsafePointer<Float>, saved s: LayerSaved,
+                       buffers b: ActivationBuffers, needInputGradient: Bool, context: PassContext) {
+        let c = config, n = batch.rowCount, w = weights.layers[l]
+        let C = c.hiddenSize, I = c.intermediateSize
+        guard let dH = b.dHidden, let dxn = b.dxn, let dq = b.dq, let dk = b.dk, let dv = b.dv, let datt = b.datt,
+              let dg = b.dg, let du = b.du, let da = b.da else { preconditionFailure("backward needs training buffers") }
+        // MLP block: out = x2 + down(silu(g) * u), g/u = gate/up(norm2(x2)).
+        Ops.rmsNormForward(s.x2.pointer, weight: w.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n,
+                           cols: C, eps: c.rmsNormEps)
+        Ops.swigluForward(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * I)
+        projectBackward(.down, layer: l, x: b.act.pointer, dy: dH.pointer, rows: n, dx: da.pointer, accumulate: false,
+                        context: context)
+        Ops.swigluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
+        projectBackward(.gate, layer: l, x: b.xn.pointer, dy: dg.pointer, rows: n, dx: dxn.pointer, accumulate: false,
+                        context: context)
+        projectBackward(.up, layer: l, x: b.xn.pointer, dy: du.pointer, rows: n, dx: dxn.pointer, accumulate: true,
+                        context: context)
+        Ops.rmsNormBackward(dxn.pointer, x: s.x2.pointer, weight: w.postAttentionNorm.pointer, rstd: s.rstd2.pointer,
+                            dx: dH.pointer, rows: n, cols: C, accumulate: true)
+        // Attention block: x2 = x + o(attn(rope(q), rope(k), v)), q/k/v = proj(norm1(x)).
+        projectBackward(.o, layer: l, x: s.att.pointer, dy: dH.pointer, rows: n, dx: datt.pointer, accumulate: false,
+                        context: context)
+        dk.pointer.update(repeating: 0, count: n * c.kvDim)
+        dv.pointer.update(repeating: 0, count: n * c.kvDim)
+        for (start, length) in zip(batch.starts, batch.lengths) {
+            attention.backward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer,
+                               dout: datt.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, start: start,
+                               length: length, scratch: b.attnScratch.pointer)
+        }
+        batch.positions.withUnsafeBufferPointer { pos in
+            rope.apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true)
+            rope.apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true)
+        }
+        if let qRaw = s.qRaw, let kRaw = s.kRaw, let qn = w.qNorm, let kn = w.kNorm {
+            Ops.rmsNormBackward(dq.pointer, x: qRaw.pointer, weight: qn.pointer, rstd: s.qRstd!.pointer, dx: dq.pointer,
+                                rows: n * c.headCount, cols: c.headDim, accumulate: false)
+            Ops.rmsNormBackward(dk.pointer, x: kRaw.pointer, weight: kn.pointer, rstd: s.kRstd!.pointer, dx: dk.pointer,
+                                rows: n * c.kvHeadCount, cols: c.headDim, accumulate: false)
+        }
+        Ops.rmsNormForward(x, weight: w.inputNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n, cols: C,
+                           eps: c.rmsNormEps)
+        let dxnOut: UnsafeMutablePointer<Float>? = needInputGradient ? dxn.pointer : nil
+        projectBackward(.q, layer: l, x: b.xn.pointer, dy: dq.pointer, rows: n, dx: dxnOut, accumulate: false,
+                        context: context)
+        projectBackward(.k, layer: l, x: b.xn.pointer, dy: dk.pointer, rows: n, dx: dxnOut, accumulate: true,
+                        context: context)
+        projectBackward(.v, layer: l, x: b.xn.pointer, dy: dv.pointer, rows: n, dx: dxnOut, accumulate: true,
+                        context: context)
+        if needInputGradient {
+            Ops.rmsNormBackward(dxn.pointer, x: x, weight: w.inputNorm.pointer, rstd: s.rstd1.pointer, dx: dH.pointer,
+                                rows: n, cols: C, accumulate: true)
+        }
+    }
+
+    /// One forward and backward pass over `batch`: returns the summed next-token loss over labelled rows and their
+    /// count, and accumulates d(gradScale * lossSum)/d(adapter parameters) into the adapter's gradients.
+    /// `b` must be planned with `.keepAll` or `.checkpointing`.
+    public func forwardBackward(_ batch: PackedBatch, labels: [Int32], gradScale: Float, buffers b: ActivationBuffers,
+                                context: PassContext) -> (lossSum: Double, count: Int) {
+        precondition(b.policy != .inference, "forwardBackward needs training buffers")
+        precondition(labels.count == batch.rowCount, "one label per row")
+        forwardStack(batch, buffers: b, context: context)
+        let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
+        guard let dH = b.dHidden, let dxn = b.dxn else { preconditionFailure("training buffers") }
+        let result = head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: dxn.pointer, gradScale: gradScale)
+        let n = batch.rowCount, L = config.layerCount
+        Ops.rmsNormBackward(dxn.pointer, x: b.hidden[L].pointer, weight: weights.finalNorm.pointer,
+                            rstd: b.finalRstd.pointer, dx: dH.pointer, rows: n, cols: config.hiddenSize, accumulate: false)
+        guard let lowest = adapter?.lowestTrainableLayer else { return result }
+        for l in stride(from: L - 1, through: lowest, by: -1) {
+            let saved: LayerSaved
+            if b.policy == .checkpointing {
+                saved = b.saved[0]
+                // Recompute this layer's activations from its saved input; its output goes to scratch.
+                layerForward(l, batch: batch, x: b.hidden[l].pointer, out: b.tmp.pointer, saved: saved, buffers: b,
+                             context: context)
+            } else {
+                saved = b.saved[l]
+            }
+            layerBackward(l, batch: batch, x: b.hidden[l].pointer, saved: saved, buffers: b,
+                          needInputGradient: l > lowest, context: context)
+        }
+        return result
+    }
+
+    /// Summed next-token loss over labelled rows and their count, forward only.
+    public func loss(_ batch: PackedBatch, labels: [Int32], buffers b: ActivationBuffers) -> (lossSum: Double, count: Int) {
+        forwardStack(batch, buffers: b, context: .inference)
+        let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
+        return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0)
+    }
+}
