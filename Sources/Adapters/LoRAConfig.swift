@@ -1,0 +1,124 @@
+import Foundation
+
+/// A LoRA adapter's settings in Python PEFT's `adapter_config.json` vocabulary.
+///
+/// ```swift
+/// var config = LoRAConfig(r: 8, alpha: 16, dropout: 0.05, targetModules: .names(["q_proj", "v_proj"]))
+/// config.scaling   // alpha / r (alpha / sqrt(r) with rsLoRA)
+/// ```
+public struct LoRAConfig: Sendable, Equatable {
+    /// `target_modules`: names matched against the end of module names, `all-linear`, or one regex
+    /// (a plain string in PEFT) matched against the whole module name.
+    public enum Targets: Sendable, Equatable {
+        case names([String])
+        case allLinear
+        case regex(String)
+    }
+
+    public var r: Int
+    public var alpha: Double
+    public var dropout: Double
+    public var targetModules: Targets
+    public var useRSLoRA: Bool
+    public var baseModelNameOrPath: String?
+    public var layersToTransform: [Int]?
+    /// Per-module rank / alpha overrides (keys are patterns matched against the end of module names).
+    public var rankPattern: [String: Int]
+    public var alphaPattern: [String: Double]
+
+    public init(r: Int = 8, alpha: Double = 16, dropout: Double = 0.05,
+                targetModules: Targets = .names(["q_proj", "v_proj"]), useRSLoRA: Bool = false,
+                baseModelNameOrPath: String? = nil, layersToTransform: [Int]? = nil,
+                rankPattern: [String: Int] = [:], alphaPattern: [String: Double] = [:]) {
+        self.r = r
+        self.alpha = alpha
+        self.dropout = dropout
+        self.targetModules = targetModules
+        self.useRSLoRA = useRSLoRA
+        self.baseModelNameOrPath = baseModelNameOrPath
+        self.layersToTransform = layersToTransform
+        self.rankPattern = rankPattern
+        self.alphaPattern = alphaPattern
+    }
+
+    /// The factor applied to B·A for a module of rank `r` and alpha `alpha`.
+    public static func scaling(r: Int, alpha: Double, rsLoRA: Bool) -> Float {
+        Float(rsLoRA ? alpha / Double(r).squareRoot() : alpha / Double(r))
+    }
+
+    public var scaling: Float { Self.scaling(r: r, alpha: alpha, rsLoRA: useRSLoRA) }
+
+    /// Parses a comma-separated CLI list (`q_proj,v_proj` or `all-linear`).
+    public static func targets(fromList text: String) -> Targets {
+        let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if items == ["all-linear"] { return .allLinear }
+        return .names(items)
+    }
+}
+
+// MARK: - adapter_config.json
+
+extension LoRAConfig {
+    /// Reads PEFT's adapter_config.json. Fails clearly on adapter kinds and options this engine does not implement.
+    public init(json data: Data, path: String) throws {
+        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw AdapterError.config(path: path, reason: "not a JSON object")
+        }
+        let type = (obj["peft_type"] as? String) ?? "LORA"
+        guard type == "LORA" else {
+            throw AdapterError.unsupported(path: path, reason: "peft_type \(type) is not supported (this engine loads LORA adapters)")
+        }
+        if (obj["use_dora"] as? Bool) == true {
+            throw AdapterError.unsupported(path: path, reason: "use_dora is true: DoRA adapters are not supported yet")
+        }
+        if let bias = obj["bias"] as? String, bias != "none" {
+            throw AdapterError.unsupported(path: path, reason: "bias \"\(bias)\" is not supported (only \"none\")")
+        }
+        if let modules = obj["modules_to_save"] as? [Any], !modules.isEmpty {
+            throw AdapterError.unsupported(path: path, reason: "modules_to_save \(modules) is not supported")
+        }
+        if (obj["fan_in_fan_out"] as? Bool) == true {
+            throw AdapterError.unsupported(path: path, reason: "fan_in_fan_out is only for GPT-2 style Conv1D layers")
+        }
+        guard let r = (obj["r"] as? NSNumber)?.intValue, r > 0 else {
+            throw AdapterError.config(path: path, reason: "missing or invalid 'r'")
+        }
+        let targets: Targets
+        if let list = obj["target_modules"] as? [String] {
+            targets = list == ["all-linear"] ? .allLinear : .names(list.sorted())
+        } else if let s = obj["target_modules"] as? String {
+            targets = s == "all-linear" ? .allLinear : .regex(s)
+        } else {
+            throw AdapterError.config(path: path, reason: "missing 'target_modules'")
+        }
+        var layers: [Int]? = nil
+        if let n = obj["layers_to_transform"] as? NSNumber { layers = [n.intValue] }
+        if let l = obj["layers_to_transform"] as? [NSNumber] { layers = l.map(\.intValue) }
+        self.init(r: r, alpha: (obj["lora_alpha"] as? NSNumber)?.doubleValue ?? 8,
+                  dropout: (obj["lora_dropout"] as? NSNumber)?.doubleValue ?? 0, targetModules: targets,
+                  useRSLoRA: (obj["use_rslora"] as? Bool) ?? false,
+                  baseModelNameOrPath: obj["base_model_name_or_path"] as? String, layersToTransform: layers,
+                  rankPattern: ((obj["rank_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.intValue),
+                  alphaPattern: ((obj["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue))
+    }
+
+    /// adapter_config.json as Python PEFT writes it (the fields every PEFT release since 0.7 reads).
+    public func json() -> Data {
+        var obj: [String: Any] = [
+            "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": dropout,
+            "use_rslora": useRSLoRA, "use_dora": false, "bias": "none", "fan_in_fan_out": false,
+            "inference_mode": true, "init_lora_weights": true, "modules_to_save": NSNull(),
+            "layers_to_transform": layersToTransform.map { $0 as Any } ?? NSNull(), "layers_pattern": NSNull(),
+            "rank_pattern": rankPattern, "alpha_pattern": alphaPattern, "revision": NSNull(),
+            "base_model_name_or_path": baseModelNameOrPath.map { $0 as Any } ?? NSNull(),
+        ]
+        switch targetModules {
+        case .names(let names): obj["target_modules"] = names.sorted()
+        case .allLinear: obj["target_modules"] = "all-linear"
+        case .regex(let pattern): obj["target_modules"] = pattern
+        }
+        // lora_alpha is an int in PEFT when it is whole.
+        if alpha == alpha.rounded() { obj["lora_alpha"] = Int(alpha) }
+        return (try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+    }
+}

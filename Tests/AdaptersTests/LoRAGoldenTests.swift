@@ -1,0 +1,95 @@
+import Adapters
+import Foundation
+import Kernels
+import TestSupport
+import Transformer
+import XCTest
+
+/// LoRA against Python PEFT (scripts/make_peft_fixtures.py): adapters made by PEFT load and give PEFT's logits;
+/// loss and every lora_A / lora_B gradient match PEFT's autograd.
+final class LoRAGoldenTests: XCTestCase {
+    struct Example: Decodable {
+        let ids: [Int32]
+        let trainableFrom: Int
+        enum CodingKeys: String, CodingKey { case ids; case trainableFrom = "trainable_from" }
+
+        /// Next-token labels: row t predicts ids[t+1] when that token is trained.
+        var labels: [Int32] {
+            (0..<ids.count).map { t in t + 1 < ids.count && t + 1 >= trainableFrom ? ids[t + 1] : -100 }
+        }
+    }
+
+    struct GradientGolden: Decodable {
+        let examples: [Example]
+        let loss: Float
+        let grads: [String: [Float]]
+        let logits: [[Float]]
+    }
+
+    struct LogitsGolden: Decodable {
+        let examples: [Example]
+        let logits: [[Float]]
+        let merged_logits: [[Float]]?
+    }
+
+    func load<T: Decodable>(_ name: String) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(contentsOf: fixtureURL("golden/\(name).json")))
+    }
+
+    func model() throws -> TransformerModel {
+        try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
+    }
+
+    func testPEFTAdapterLogitsAllLinear() throws {
+        let golden: GradientGolden = try load("lora-gradients")
+        let m = try model()
+        m.adapter = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-lora-all"), model: m.config)
+        let logits = m.logits(PackedBatch(sequences: golden.examples.map(\.ids)))
+        // Same fp32 tolerance as the base-model goldens.
+        assertClose(logits, golden.logits.flatMap { $0 }, atol: 2e-4)
+    }
+
+    func testPEFTAdapterLogitsRSLoRA() throws {
+        let golden: LogitsGolden = try load("lora-rslora")
+        let m = try model()
+        let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-rslora-qv"), model: m.config)
+        XCTAssertEqual(lora.orderedSites.count, 4)  // q and v of 2 layers
+        XCTAssertEqual(lora.orderedSites[0].scaling, 16 / Float(8).squareRoot(), accuracy: 1e-6)
+        m.adapter = lora
+        assertClose(m.logits(PackedBatch(sequences: golden.examples.map(\.ids))), golden.logits.flatMap { $0 }, atol: 2e-4)
+    }
+
+    func testLossAndEveryGradientMatchPEFT() throws {
+        let golden: GradientGolden = try load("lora-gradients")
+        for policy in [ActivationPolicy.keepAll, .checkpointing] {
+            let m = try model()
+            let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-lora-all"), model: m.config)
+            m.adapter = lora
+            let batch = PackedBatch(sequences: golden.examples.map(\.ids))
+            let labels = golden.examples.flatMap(\.labels)
+            let count = labels.filter { $0 >= 0 }.count
+            let buffers = ActivationBuffers(config: m.config, capacity: batch.rowCount, longest: batch.longest,
+                                            policy: policy)
+            lora.zeroGradients()
+            let (lossSum, n) = m.forwardBackward(batch, labels: labels, gradScale: 1 / Float(count), buffers: buffers,
+                                                 context: PassContext(training: true, randomKey: 1))
+            XCTAssertEqual(n, count)
+            XCTAssertEqual(Float(lossSum) / Float(n), golden.loss, accuracy: 1e-5)
+            XCTAssertEqual(golden.grads.count, lora.orderedSites.count * 2)
+            for s in lora.orderedSites {
+                for (matrix, offset, size) in [("lora_A", s.aOffset, s.rank * s.inFeatures),
+                                               ("lora_B", s.bOffset, s.outFeatures * s.rank)] {
+                    let key = LoRAAdapter.key(s.site, matrix)
+                    let expected = try XCTUnwrap(golden.grads[key], key)
+                    let ours = Array(UnsafeBufferPointer(start: lora.gradients.pointer + offset, count: size))
+                    // Gradients are O(1e-2..1); f32 backward through 2 layers agrees with autograd to ~1e-6.
+                    if ProcessInfo.processInfo.environment["LORA_DEBUG"] != nil {
+                        let errs = zip(ours, expected).map { abs($0 - $1) }
+                        print("DBG", key, errs.max()!, expected.map(abs).max()!, errs.reduce(0, +) / Float(errs.count))
+                    }
+                    assertClose(ours, expected, atol: 1e-5, rtol: 1e-3, "\(key) \(policy)")
+                }
+            }
+        }
+    }
+}
