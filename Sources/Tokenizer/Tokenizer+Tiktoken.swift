@@ -1,0 +1,64 @@
+import Foundation
+
+extension Tokenizer {
+    /// Qwen v1's special tokens, numbered from the first id after the ranks (151643 for the real file).
+    static let qwenTiktokenSpecialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        + (0..<205).map { "<|extra_\($0)|>" }
+
+    /// Builds a tokenizer from a Qwen v1 `qwen.tiktoken` rank file: one `base64(token bytes) rank` per line.
+    /// Encoding is tiktoken's: the Qwen pre-tokenizer pattern, then byte-pair merges where joining two parts
+    /// has the rank of the joined bytes. `eos_token` defaults to `<|endoftext|>`.
+    /// ```swift
+    /// let tokenizer = try Tokenizer(tiktokenRanks: Data(contentsOf: ranksURL), config: TokenizerConfig())
+    /// ```
+    public convenience init(tiktokenRanks data: Data, config: TokenizerConfig) throws {
+        try self.init(tiktokenRanks: data, config: config, file: "qwen.tiktoken")
+    }
+
+    convenience init(tiktokenRanks data: Data, config: TokenizerConfig, file: String) throws {
+        let lines = data.split(separator: UInt8(ascii: "\n"))
+        var index = TokenIndex(expectedCount: lines.count)
+        var spellings: [[UInt8]?] = []
+        for (number, line) in lines.enumerated() {
+            let fields = line.split(separator: UInt8(ascii: " "))
+            guard !fields.isEmpty else { continue }  // blank line
+            func fail(_ reason: String) -> TokenizerError { .malformedRankFile(file: file, line: number + 1, reason: reason) }
+            guard fields.count == 2 else { throw fail("expected two fields") }
+            guard let bytes = Data(base64Encoded: Data(fields[0])).map(Array.init), !bytes.isEmpty else {
+                throw fail("invalid base64 token")
+            }
+            guard let rank = Int(String(decoding: fields[1], as: UTF8.self).trimmingCharacters(in: .whitespaces)),
+                  let id = TokenID(exactly: rank), id >= 0 else { throw fail("invalid rank") }
+            if Int(id) >= spellings.count { spellings += repeatElement(nil, count: Int(id) + 1 - spellings.count) }
+            guard spellings[Int(id)] == nil else { throw fail("duplicate rank \(rank)") }
+            guard index.insert(bytes[...], id: id) else { throw fail("duplicate token") }
+            spellings[Int(id)] = bytes
+        }
+        guard index.count > 0 else { throw TokenizerError.malformedRankFile(file: file, line: 1, reason: "no ranks") }
+        let model = BPEModel(index: index, tokens: spellings.map { $0.map(ByteLevelAlphabet.token(fromBytes:)) },
+                             merges: Self.tiktokenMerges(spellings: spellings, index: index),
+                             ignoreMerges: true, symbolsAreBytes: true)
+        let firstSpecial = spellings.count
+        let specials = Self.qwenTiktokenSpecialTokens.enumerated().map {
+            AddedToken(id: TokenID(firstSpecial + $0), content: $1, special: true)
+        }
+        var config = config
+        if config.eosToken == nil { config.eosToken = "<|endoftext|>" }
+        self.init(config: config, normalizer: Normalizer(forms: []),
+                  preTokenizer: .split(.family(GPT2FamilyPattern(flavor: .qwen, maximumDigits: 1)), keepsMatches: true),
+                  model: model, addedTokens: specials, postProcessor: PostProcessor(), decoder: .byteLevel)
+    }
+
+    /// tiktoken merges any two adjacent parts whose concatenation is a token, with that token's rank: as a
+    /// merge table, every split of every token into two tokens.
+    private static func tiktokenMerges(spellings: [[UInt8]?], index: TokenIndex) -> BPEMergeTable {
+        var table = BPEMergeTable(capacity: spellings.count * 2)
+        for case let (rank, bytes?) in spellings.enumerated() where bytes.count > 1 {
+            for cut in 1..<bytes.count {
+                guard let left = index.id(of: bytes[..<cut]), let right = index.id(of: bytes[cut...]) else { continue }
+                table.insert(left: left, right: right, rank: rank, result: TokenID(rank))
+            }
+        }
+        return table
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+
+/// Reads instruction data: Alpaca (`instruction`, `input`, `output`, optional `system`, `history`), ShareGPT
+/// (`conversations` of `from`/`value`) and OpenAI-style `messages` (`role`/`content`), from a JSON array or
+/// JSON Lines. The format is detected per file from its first record.
+///
+/// ```swift
+/// let set = try DataLoader.load(url, skipInvalid: false)
+/// set.conversations.count
+/// ```
+public enum DataLoader {
+    public enum Format: String, Sendable { case alpaca, sharegpt, messages }
+
+    public struct Loaded: Sendable {
+        public var conversations: [Conversation]
+        public var format: Format
+        /// Records dropped by `skipInvalid`, with their reasons.
+        public var skipped: [String]
+    }
+
+    public static func load(_ url: URL, skipInvalid: Bool = false) throws -> Loaded {
+        let path = url.path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TrainingError.data(file: path, record: nil, field: nil, reason: "file not found or unreadable")
+        }
+        let records = try parseRecords(data, path: path)
+        guard let first = records.first(where: { $0.1 != nil })?.1 else {
+            throw TrainingError.data(file: path, record: nil, field: nil, reason: "no records")
+        }
+        let format = try detect(first, path: path)
+        var out: [Conversation] = []
+        var skipped: [String] = []
+        for (number, object) in records {
+            do {
+                guard let object else {
+                    throw TrainingError.data(file: path, record: number, field: nil, reason: "not a JSON object")
+                }
+                out.append(try convert(object, format: format, path: path, record: number))
+            } catch let error as TrainingError {
+                if !skipInvalid { throw error }
+                skipped.append(error.description)
+            }
+        }
+        if out.isEmpty {
+            throw TrainingError.data(file: path, record: nil, field: nil, reason: "no valid records (\(skipped.count) invalid)")
+        }
+        return Loaded(conversations: out, format: format, skipped: skipped)
+    }
+
+    /// (1-based record number, object or nil when the record is not an object). Malformed JSON is an error
+    /// naming the line (JSON Lines) even with skipInvalid: a broken file is not a bad record.
+    static func parseRecords(_ data: Data, path: String) throws -> [(Int, [String: Any]?)] {
+        let text = String(decoding: data, as: UTF8.self)
+        let trimmed = text.drop { $0.isWhitespace || $0 == "\u{FEFF}" }
+        if trimmed.first == "[" {
+            guard let array = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [Any] else {
+                throw TrainingError.data(file: path, record: nil, field: nil, reason: "malformed JSON array (for one record per line use .jsonl)")
+            }
+            return array.enumerated().map { ($0.offset + 1, $0.element as? [String: Any]) }
+        }
+        var out: [(Int, [String: Any]?)] = []
+        var number = 0
+        for (lineIndex, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let s = line.trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: "\u{FEFF}")))
+            if s.isEmpty { continue }
+            number += 1
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(s.utf8)) else {
+                throw TrainingError.data(file: path, record: number, field: nil, reason: "malformed JSON on line \(lineIndex + 1)")
+            }
+            out.append((number, obj as? [String: Any]))
+        }
+        return out
+    }
+
+    static func detect(_ object: [String: Any], path: String) throws -> Format {
+        if object["conversations"] != nil { return .sharegpt }
+        if object["messages"] != nil { return .messages }
+        if object["instruction"] != nil || object["output"] != nil { return .alpaca }
+        throw TrainingError.data(file: path, record: 1, field: nil,
+                                 reason: "unknown record format with keys \(object.keys.sorted()); expected Alpaca (instruction/input/output), ShareGPT (conversations) or messages (role/content)")
+    }
+
+    static func convert(_ o: [String: Any], format: Format, path: String, record: Int) throws -> Conversation {
+        func fail(_ field: String?, _ reason: String) -> TrainingError {
+            .data(file: path, record: record, field: field, reason: reason)
+        }
+        func string(_ key: String, required: Bool) throws -> String? {
+            guard let v = o[key], !(v is NSNull) else {
+                if required { throw fail(key, "missing") }
+                return nil
+            }
+            guard let s = v as? String else { throw fail(key, "must be a string") }
+            return s
+        }
+        switch format {
+        case .alpaca:
+            let instruction = try string("instruction", required: true)!
+            let input = try string("input", required: false) ?? ""
+            guard let output = try string("output", required: true), !output.isEmpty else {
+                throw fail("output", "empty answer")
+            }
+            if instruction.isEmpty && input.isEmpty { throw fail("instruction", "empty prompt (instruction and input are both empty)") }
+            var turns: [Conversation.Turn] = []
+            if let history = o["history"], !(history is NSNull) {
+                guard let pairs = history as? [Any] else { throw fail("history", "must be a list of [instruction, answer] pairs") }
+                for (i, pair) in pairs.enumerated() {
+                    guard let p = pair as? [Any], p.count == 2, let q = p[0] as? String, let a = p[1] as? String else {
+                        throw fail("history", "entry \(i + 1) must be a pair of strings [instruction, answer]")
+                    }
+                    turns.append(.init(instruction: q, answer: a))
+                }
+            }
+            turns.append(.init(instruction: instruction, input: input, answer: output))
+            let system = try string("system", required: false)
+            return Conversation(system: system?.isEmpty == true ? nil : system, turns: turns)
+        case .sharegpt:
+            guard let list = o["conversations"] as? [Any] else { throw fail("conversations", "must be a list") }
+            let messages = try list.enumerated().map { i, item -> (String, String) in
+                guard let m = item as? [String: Any], let from = m["from"] as? String, let value = m["value"] as? String else {
+                    throw fail("conversations", "message \(i + 1) needs string fields 'from' and 'value'")
+                }
+                let role: String
+                switch from {
+                case "human", "user": role = "user"
+                case "gpt", "assistant", "model": role = "assistant"
+                case "system": role = "system"
+                default: throw fail("conversations", "message \(i + 1) has unknown role '\(from)' (expected human, gpt or system)")
+                }
+                return (role, value)
+            }
+            return try pairUp(messages, systemField: try string("system", required: false), fail: { fail("conversations", $0) })
+        case .messages:
+            guard let list = o["messages"] as? [Any] else { throw fail("messages", "must be a list") }
+            let messages = try list.enumerated().map { i, item -> (String, String) in
+                guard let m = item as? [String: Any], let role = m["role"] as? String, let content = m["content"] as? String else {
+                    throw fail("messages", "message \(i + 1) needs string fields 'role' and 'content'")
+                }
+                guard ["system", "user", "assistant"].contains(role) else {
+                    throw fail("messages", "message \(i + 1) has unknown role '\(role)' (expected system, user or assistant)")
+                }
+                return (role, content)
+            }
+            return try pairUp(messages, systemField: nil, fail: { fail("messages", $0) })
+        }
+    }
+
+    /// [system] (user assistant)+ -> Conversation; anything else is an error.
+    static func pairUp(_ messages: [(String, String)], systemField: String?,
+                       fail: (String) -> TrainingError) throws -> Conversation {
+        var rest = messages[...]
+        var system = systemField
+        if let first = rest.first, first.0 == "system" {
+            system = first.1
+            rest = rest.dropFirst()
+        }
+        var turns: [Conversation.Turn] = []
+        while let user = rest.first {
+            guard user.0 == "user" else { throw fail("expected a user message, found \(user.0)") }
+            rest = rest.dropFirst()
+            guard let answer = rest.first, answer.0 == "assistant" else {
+                throw fail("user message without an assistant answer after it")
+            }
+            guard !answer.1.isEmpty else { throw fail("empty assistant answer") }
+            rest = rest.dropFirst()
+            turns.append(.init(instruction: user.1, answer: answer.1))
+        }
+        guard !turns.isEmpty else { throw fail("no user/assistant turns") }
+        return Conversation(system: system?.isEmpty == true ? nil : system, turns: turns)
+    }
+}

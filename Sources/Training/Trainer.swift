@@ -1,0 +1,267 @@
+import Adapters
+import Foundation
+import Kernels
+import ModelIO
+import Transformer
+
+/// Supervised LoRA fine-tuning: AdamW with a warmup schedule, gradient accumulation (token-weighted across the
+/// accumulated micro-batches), clipping, periodic evaluation and checkpoints, exact resume, and a stop request
+/// (Ctrl-C) that leaves a checkpoint behind. Driven by callbacks; prints nothing itself.
+///
+/// ```swift
+/// let trainer = try Trainer(model: model, adapter: lora, options: options, train: examples, eval: [],
+///                           output: outputURL, baseModelPath: path)
+/// trainer.onStep = { print($0.loss) }
+/// let summary = try trainer.run()
+/// ```
+public final class Trainer {
+    public struct StepReport: Sendable {
+        public var step: Int
+        public var totalSteps: Int
+        public var epoch: Double
+        public var loss: Double
+        public var learningRate: Double
+        public var gradNorm: Double
+        public var tokensPerSecond: Double
+        public var elapsed: Double
+        public var eta: Double
+    }
+
+    public struct Summary: Sendable {
+        public var steps: Int
+        public var finalLoss: Double?
+        public var lastEval: LossEvaluator.Result?
+        public var tokensPerSecond: Double
+        public var elapsed: Double
+        public var interrupted: Bool
+        public var output: URL
+    }
+
+    public let model: TransformerModel
+    public let adapter: LoRAAdapter
+    public let options: TrainingOptions
+    public let train: [TrainingExample]
+    public let eval: [TrainingExample]
+    public let output: URL
+    public let logURL: URL
+    public let baseModelPath: String
+    public let plan: StepPlan
+
+    public var onStep: ((StepReport) -> Void)?
+    public var onEval: ((Int, LossEvaluator.Result) -> Void)?
+    public var onCheckpoint: ((URL) -> Void)?
+    /// Polled after every optimiser step; returning true saves a checkpoint and ends the run.
+    public var shouldStop: () -> Bool = { false }
+
+    private let optimizer: AdamW
+    private var history: [LogEntry] = []
+
+    public init(model: TransformerModel, adapter: LoRAAdapter, options: TrainingOptions, train: [TrainingExample],
+                eval: [TrainingExample], output: URL, baseModelPath: String, logURL: URL? = nil) throws {
+        try options.validate()
+        guard !train.isEmpty else { throw TrainingError.options("no training examples") }
+        self.model = model
+        self.adapter = adapter
+        self.options = options
+        self.train = train
+        self.eval = eval
+        self.output = output
+        self.logURL = logURL ?? output.appendingPathComponent("train_log.jsonl")
+        self.baseModelPath = baseModelPath
+        plan = StepPlan(exampleCount: train.count, options: options)
+        optimizer = AdamW(parameterCount: adapter.parameterCount, weightDecay: Float(options.weightDecay))
+        model.adapter = adapter
+    }
+
+    public var totalSteps: Int { plan.steps.count }
+
+    public var schedule: LRSchedule {
+        LRSchedule(kind: options.scheduler, peak: options.learningRate,
+                   warmupSteps: LRSchedule.warmupSteps(ratio: options.warmupRatio, total: totalSteps),
+                   totalSteps: totalSteps)
+    }
+
+    /// Rows of the largest packed micro-batch of the plan.
+    var capacity: Int {
+        plan.steps.flatMap(\.microBatches).map { $0.reduce(0) { $0 + train[$1].ids.count } }.max() ?? 1
+    }
+
+    /// Bytes of activations this run will allocate.
+    public var activationBytes: Int {
+        ActivationBuffers.byteEstimate(config: model.config, capacity: capacity,
+                                       longest: train.map(\.ids.count).max() ?? 1,
+                                       policy: options.gradientCheckpointing ? .checkpointing : .keepAll)
+    }
+
+    /// Trains from the start, or from `resume` (a checkpoint directory of an earlier run with the same model,
+    /// data and batch settings).
+    @discardableResult
+    public func run(resume: URL? = nil) throws -> Summary {
+        var start = 0
+        if let resume { start = try restore(from: resume) }
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        try rewriteLog()
+        let buffers = ActivationBuffers(config: model.config, capacity: capacity,
+                                        longest: train.map(\.ids.count).max() ?? 1,
+                                        policy: options.gradientCheckpointing ? .checkpointing : .keepAll)
+        adapter.reserve(rows: capacity)
+        let clock = ContinuousClock()
+        let began = clock.now
+        var tokensSeen = 0
+        var lastLoss: Double? = history.last(where: { $0.type == "train" })?.loss
+        var lastEval: LossEvaluator.Result? = nil
+        var interrupted = false
+        var step = start
+        while step < totalSteps {
+            let planned = plan.steps[step]
+            let windowLabels = planned.microBatches.flatMap { $0 }.reduce(0) { $0 + train[$1].labelCount }
+            let scale = 1 / Float(max(1, windowLabels))
+            adapter.zeroGradients()
+            var lossSum = 0.0
+            for (m, indices) in planned.microBatches.enumerated() {
+                let batch = PackedBatch(sequences: indices.map { train[$0].ids })
+                let labels = indices.flatMap { train[$0].labels }
+                let key = SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(m))
+                let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: scale, buffers: buffers,
+                                                   context: PassContext(training: true, randomKey: key))
+                lossSum += s
+                tokensSeen += batch.rowCount
+            }
+            let norm = GradientClipping.clip(adapter.gradients, maxNorm: Float(options.maxGradNorm))
+            let lr = schedule.rate(at: step)
+            optimizer.update(parameters: adapter.parameters, gradients: adapter.gradients, lr: Float(lr))
+            step += 1
+            let loss = lossSum / Double(max(1, windowLabels))
+            lastLoss = loss
+            let elapsed = (clock.now - began).seconds
+            let rate = Double(tokensSeen) / max(elapsed, 1e-9)
+            let epoch = Double(step) / Double(plan.stepsPerEpoch)
+            try log(LogEntry(type: "train", step: step, epoch: epoch, loss: loss, learningRate: lr,
+                             gradNorm: Double(norm), tokens: tokensSeen, tokensPerSecond: rate, elapsedSeconds: elapsed))
+            onStep?(StepReport(step: step, totalSteps: totalSteps, epoch: epoch, loss: loss, learningRate: lr,
+                               gradNorm: Double(norm), tokensPerSecond: rate, elapsed: elapsed,
+                               eta: elapsed / Double(step - start) * Double(totalSteps - step)))
+            let evalDue = !eval.isEmpty && (planned.endsEpoch || (options.evalEvery.map { step % $0 == 0 } ?? false)
+                                            || step == totalSteps)
+            if evalDue {
+                let result = LossEvaluator.evaluate(model: model, examples: eval, batchSize: options.batchSize)
+                lastEval = result
+                try log(LogEntry(type: "eval", step: step, epoch: epoch, tokens: result.tokens, evalLoss: result.loss,
+                                 evalPerplexity: result.perplexity))
+                onEval?(step, result)
+            }
+            let stop = shouldStop()
+            let saveDue = planned.endsEpoch || (options.saveEvery.map { step % $0 == 0 } ?? false) || stop
+            if saveDue {
+                try saveCheckpoint(step: step, epoch: planned.epoch)
+            }
+            if stop { interrupted = true; break }
+        }
+        try adapter.save(to: output, baseModel: baseModelPath)
+        let elapsed = (clock.now - began).seconds
+        return Summary(steps: step, finalLoss: lastLoss, lastEval: lastEval,
+                       tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed,
+                       interrupted: interrupted, output: output)
+    }
+
+    // MARK: - Log
+
+    private func log(_ entry: LogEntry) throws {
+        history.append(entry)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var line = try encoder.encode(entry)
+        line.append(0x0A)
+        guard let handle = FileHandle(forWritingAtPath: logURL.path) else {
+            throw TrainingError.io(path: logURL.path, reason: "cannot append to the training log")
+        }
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        handle.write(line)
+    }
+
+    /// Starts the log file with the history restored from a checkpoint (empty for a fresh run).
+    private func rewriteLog() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var data = Data()
+        for e in history {
+            data.append(try encoder.encode(e))
+            data.append(0x0A)
+        }
+        try FileManager.default.createDirectory(at: logURL.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try AtomicFile.write(data, to: logURL)
+    }
+
+    // MARK: - Checkpoints
+
+    public static let stateFileName = "trainer_state.json"
+    public static let optimizerFileName = "optimizer.safetensors"
+
+    public func checkpointURL(step: Int) -> URL { output.appendingPathComponent("checkpoint-\(step)") }
+
+    private func saveCheckpoint(step: Int, epoch: Int) throws {
+        let url = checkpointURL(step: step)
+        let state = TrainerState(globalStep: step, epoch: epoch, options: options, exampleCount: train.count,
+                                 model: ModelFingerprint(model: model), logHistory: history)
+        try AtomicFile.writeDirectory(url) { dir in
+            try adapter.save(to: dir, baseModel: baseModelPath)
+            var writer = SafetensorsWriter()
+            writer.add("exp_avg", dtype: .float32, shape: [adapter.parameterCount], floats: optimizer.m.pointer)
+            writer.add("exp_avg_sq", dtype: .float32, shape: [adapter.parameterCount], floats: optimizer.v.pointer)
+            try writer.write(to: dir.appendingPathComponent(Self.optimizerFileName),
+                             metadata: ["format": "pt", "step": "\(optimizer.step)"])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(state).write(to: dir.appendingPathComponent(Self.stateFileName))
+        }
+        onCheckpoint?(url)
+    }
+
+    /// Loads adapter weights, optimiser moments and the log from a checkpoint; returns the step to continue from.
+    private func restore(from url: URL) throws -> Int {
+        let stateURL = url.appendingPathComponent(Self.stateFileName)
+        guard let data = FileManager.default.contents(atPath: stateURL.path) else {
+            throw TrainingError.resume(path: url.path, reason: "no \(Self.stateFileName) (not a checkpoint directory)")
+        }
+        let state: TrainerState
+        do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
+            throw TrainingError.resume(path: url.path, reason: "\(Self.stateFileName) is malformed")
+        }
+        let here = ModelFingerprint(model: model)
+        guard state.model == here else {
+            throw TrainingError.resume(path: url.path, reason: "it was made for another model (\(state.model)); this model is \(here)")
+        }
+        var differences: [String] = []
+        if state.exampleCount != train.count { differences.append("training examples \(state.exampleCount) -> \(train.count)") }
+        if state.options.batchSize != options.batchSize { differences.append("--batch-size \(state.options.batchSize) -> \(options.batchSize)") }
+        if state.options.gradientAccumulation != options.gradientAccumulation { differences.append("--grad-accum \(state.options.gradientAccumulation) -> \(options.gradientAccumulation)") }
+        if state.options.seed != options.seed { differences.append("--seed \(state.options.seed) -> \(options.seed)") }
+        if !differences.isEmpty {
+            throw TrainingError.resume(path: url.path, reason: "the run's data order would change: " + differences.joined(separator: ", "))
+        }
+        guard state.globalStep <= totalSteps else {
+            throw TrainingError.resume(path: url.path, reason: "checkpoint is at step \(state.globalStep), beyond this run's \(totalSteps) steps")
+        }
+        let saved = try LoRAAdapter.load(from: url, model: model.config)
+        guard saved.parameterCount == adapter.parameterCount, saved.config.r == adapter.config.r,
+              saved.orderedSites.map(\.site) == adapter.orderedSites.map(\.site) else {
+            throw TrainingError.resume(path: url.path, reason: "its adapter (r=\(saved.config.r), \(saved.orderedSites.count) modules) differs from this run's (r=\(adapter.config.r), \(adapter.orderedSites.count) modules)")
+        }
+        adapter.parameters.copy(from: saved.parameters.pointer, count: saved.parameterCount)
+        let opt = try SafetensorsFile(path: url.appendingPathComponent(Self.optimizerFileName).path)
+        guard let m = opt.tensors["exp_avg"], let v = opt.tensors["exp_avg_sq"],
+              m.elementCount == adapter.parameterCount, v.elementCount == adapter.parameterCount else {
+            throw TrainingError.resume(path: url.path, reason: "\(Self.optimizerFileName) does not match the adapter")
+        }
+        optimizer.m.copy(from: try m.floatBuffer().pointer, count: m.elementCount)
+        optimizer.v.copy(from: try v.floatBuffer().pointer, count: v.elementCount)
+        optimizer.restore(step: Int(opt.metadata["step"] ?? "") ?? state.globalStep)
+        history = state.logHistory
+        return state.globalStep
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

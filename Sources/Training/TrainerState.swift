@@ -1,0 +1,104 @@
+import Foundation
+import Transformer
+
+/// What a checkpoint records besides the adapter and optimiser moments (`trainer_state.json`).
+public struct TrainerState: Codable, Sendable {
+    public var globalStep: Int
+    public var epoch: Int
+    public var options: TrainingOptions
+    public var exampleCount: Int
+    public var model: ModelFingerprint
+    public var logHistory: [LogEntry]
+
+    enum CodingKeys: String, CodingKey {
+        case globalStep = "global_step", epoch, options, exampleCount = "example_count", model
+        case logHistory = "log_history"
+    }
+}
+
+/// Identifies the base model a run trains, so a checkpoint is never resumed onto another model.
+public struct ModelFingerprint: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var architecture: String
+    public var hiddenSize: Int
+    public var layerCount: Int
+    public var vocabSize: Int
+    public var intermediateSize: Int
+    /// Sum of the first embedding rows: differs between checkpoints of the same shape.
+    public var embeddingChecksum: Double
+
+    public init(model: TransformerModel) {
+        let c = model.config
+        architecture = c.architecture.rawValue
+        hiddenSize = c.hiddenSize
+        layerCount = c.layerCount
+        vocabSize = c.vocabSize
+        intermediateSize = c.intermediateSize
+        var row = [Float](repeating: 0, count: c.hiddenSize)
+        var sum = 0.0
+        for r in 0..<min(8, c.vocabSize) {
+            row.withUnsafeMutableBufferPointer { model.weights.embedding.readRow(r, into: $0.baseAddress!) }
+            sum += row.reduce(0.0) { $0 + Double($1) * Double(r + 1) }
+        }
+        embeddingChecksum = (sum * 1e6).rounded() / 1e6
+    }
+
+    public var description: String {
+        "\(architecture) hidden \(hiddenSize), \(layerCount) layers, vocab \(vocabSize), embedding checksum \(embeddingChecksum)"
+    }
+}
+
+/// One line of the JSON-lines metrics log.
+public struct LogEntry: Codable, Sendable, Equatable {
+    public var type: String   // "train" or "eval"
+    public var step: Int
+    public var epoch: Double
+    public var loss: Double?
+    public var learningRate: Double?
+    public var gradNorm: Double?
+    public var tokens: Int?
+    public var tokensPerSecond: Double?
+    public var elapsedSeconds: Double?
+    public var evalLoss: Double?
+    public var evalPerplexity: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case type, step, epoch, loss, tokens
+        case learningRate = "learning_rate", gradNorm = "grad_norm", tokensPerSecond = "tokens_per_second"
+        case elapsedSeconds = "elapsed_seconds", evalLoss = "eval_loss", evalPerplexity = "eval_perplexity"
+    }
+
+    public init(type: String, step: Int, epoch: Double, loss: Double? = nil, learningRate: Double? = nil,
+                gradNorm: Double? = nil, tokens: Int? = nil, tokensPerSecond: Double? = nil,
+                elapsedSeconds: Double? = nil, evalLoss: Double? = nil, evalPerplexity: Double? = nil) {
+        self.type = type
+        self.step = step
+        self.epoch = epoch
+        self.loss = loss
+        self.learningRate = learningRate
+        self.gradNorm = gradNorm
+        self.tokens = tokens
+        self.tokensPerSecond = tokensPerSecond
+        self.elapsedSeconds = elapsedSeconds
+        self.evalLoss = evalLoss
+        self.evalPerplexity = evalPerplexity
+    }
+
+    /// Reads a metrics log; blank lines are skipped, a malformed line is an error naming it.
+    public static func read(_ url: URL) throws -> [LogEntry] {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TrainingError.io(path: url.path, reason: "cannot read the training log")
+        }
+        let decoder = JSONDecoder()
+        var out: [LogEntry] = []
+        for (i, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
+            let s = line.trimmingCharacters(in: .whitespaces)
+            if s.isEmpty { continue }
+            do {
+                out.append(try decoder.decode(LogEntry.self, from: Data(s.utf8)))
+            } catch {
+                throw TrainingError.data(file: url.path, record: i + 1, field: nil, reason: "not a training log entry")
+            }
+        }
+        return out
+    }
+}
