@@ -40,6 +40,8 @@ let package = Package(
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Transformer", "ModelIO", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Adapters", "Transformer", "Tokenizer", "Generation",
+                                                          "TestSupport"]),
     ],
     // The engine is built on raw pointers shared across worker threads; Swift 5 mode keeps that explicit
     // without strict-concurrency annotations on every kernel closure.

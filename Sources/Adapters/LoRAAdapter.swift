@@ -123,6 +123,7 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
             temporary = FloatBuffer(count: rows * s.rank)
             h = temporary!.pointer
         }
+        defer { withExtendedLifetime(temporary) {} }
         var input = x
         if usesDropout(context) {
             applyDropout(x, count: rows * s.inFeatures, site: s, context: context, into: scratch.pointer)
@@ -133,7 +134,6 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
                       transposeB: true, c: h, ldc: s.rank)
         Gemm.multiply(m: rows, n: s.outFeatures, k: s.rank, a: h, lda: s.rank, b: b, ldb: s.rank, transposeB: true,
                       c: y, ldc: s.outFeatures, alpha: s.scaling, accumulate: true)
-        withExtendedLifetime(temporary) {}
     }
 
     public func backward(site ps: ProjectionSite, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Int,
@@ -143,6 +143,7 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
         let ga = gradients.pointer + s.aOffset, gb = gradients.pointer + s.bOffset
         let h = hBuffer.pointer
         let dh = FloatBuffer(count: rows * s.rank)
+        defer { withExtendedLifetime(dh) {} }
         // dB[out, r] += scaling * dy^T h
         Gemm.multiply(m: s.outFeatures, n: s.rank, k: rows, a: dy, lda: s.outFeatures, transposeA: true, b: h,
                       ldb: s.rank, c: gb, ldc: s.rank, alpha: s.scaling, accumulate: true)

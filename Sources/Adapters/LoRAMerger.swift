@@ -64,8 +64,10 @@ public enum LoRAMerger {
                         throw AdapterError.mismatches(path: modelURL.path, problems: ["\(entry.name) has \(view.elementCount) elements, the adapter's update has \(delta.count)"])
                     }
                     let w = try view.floatBuffer()
-                    delta.withUnsafeBufferPointer { d in Ops.add(d.baseAddress!, into: w.pointer, count: delta.count) }
-                    Convert.fromFloat(w.pointer, dtype: entry.dtype, into: out.baseAddress!, count: delta.count)
+                    withExtendedLifetime(w) {
+                        delta.withUnsafeBufferPointer { d in Ops.add(d.baseAddress!, into: w.pointer, count: delta.count) }
+                        Convert.fromFloat(w.pointer, dtype: entry.dtype, into: out.baseAddress!, count: delta.count)
+                    }
                     merged += 1
                 }
             }

@@ -115,7 +115,9 @@ public struct WeightMatrix: @unchecked Sendable {
             Parallel.forRanges(rows, minChunk: 64) { r in pk_gemv_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
         }
         if let temp {
-            for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) }
+            withExtendedLifetime(temp) {
+                for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) }
+            }
         }
     }
 

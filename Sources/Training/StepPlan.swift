@@ -8,10 +8,22 @@ public struct StepPlan: Sendable {
         public var microBatches: [[Int]]
         /// True for the last step of an epoch.
         public var endsEpoch: Bool
+
+        public init(epoch: Int, microBatches: [[Int]], endsEpoch: Bool) {
+            self.epoch = epoch
+            self.microBatches = microBatches
+            self.endsEpoch = endsEpoch
+        }
     }
 
     public let steps: [Step]
     public let stepsPerEpoch: Int
+
+    /// An explicit plan (tests replaying a reference run's batch order).
+    public init(steps: [Step], stepsPerEpoch: Int) {
+        self.steps = steps
+        self.stepsPerEpoch = stepsPerEpoch
+    }
 
     public init(exampleCount n: Int, options o: TrainingOptions) {
         let microPerEpoch = (n + o.batchSize - 1) / o.batchSize

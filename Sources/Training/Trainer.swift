@@ -57,7 +57,8 @@ public final class Trainer {
     private var history: [LogEntry] = []
 
     public init(model: TransformerModel, adapter: LoRAAdapter, options: TrainingOptions, train: [TrainingExample],
-                eval: [TrainingExample], output: URL, baseModelPath: String, logURL: URL? = nil) throws {
+                eval: [TrainingExample], output: URL, baseModelPath: String, logURL: URL? = nil,
+                plan: StepPlan? = nil) throws {
         try options.validate()
         guard !train.isEmpty else { throw TrainingError.options("no training examples") }
         self.model = model
@@ -68,7 +69,7 @@ public final class Trainer {
         self.output = output
         self.logURL = logURL ?? output.appendingPathComponent("train_log.jsonl")
         self.baseModelPath = baseModelPath
-        plan = StepPlan(exampleCount: train.count, options: options)
+        self.plan = plan ?? StepPlan(exampleCount: train.count, options: options)
         optimizer = AdamW(parameterCount: adapter.parameterCount, weightDecay: Float(options.weightDecay))
         model.adapter = adapter
     }
@@ -248,14 +249,17 @@ public final class Trainer {
               saved.orderedSites.map(\.site) == adapter.orderedSites.map(\.site) else {
             throw TrainingError.resume(path: url.path, reason: "its adapter (r=\(saved.config.r), \(saved.orderedSites.count) modules) differs from this run's (r=\(adapter.config.r), \(adapter.orderedSites.count) modules)")
         }
-        adapter.parameters.copy(from: saved.parameters.pointer, count: saved.parameterCount)
+        withExtendedLifetime(saved) { adapter.parameters.copy(from: saved.parameters.pointer, count: saved.parameterCount) }
         let opt = try SafetensorsFile(path: url.appendingPathComponent(Self.optimizerFileName).path)
         guard let m = opt.tensors["exp_avg"], let v = opt.tensors["exp_avg_sq"],
               m.elementCount == adapter.parameterCount, v.elementCount == adapter.parameterCount else {
             throw TrainingError.resume(path: url.path, reason: "\(Self.optimizerFileName) does not match the adapter")
         }
-        optimizer.m.copy(from: try m.floatBuffer().pointer, count: m.elementCount)
-        optimizer.v.copy(from: try v.floatBuffer().pointer, count: v.elementCount)
+        let (mBuffer, vBuffer) = (try m.floatBuffer(), try v.floatBuffer())
+        withExtendedLifetime((mBuffer, vBuffer)) {
+            optimizer.m.copy(from: mBuffer.pointer, count: m.elementCount)
+            optimizer.v.copy(from: vBuffer.pointer, count: v.elementCount)
+        }
         optimizer.restore(step: Int(opt.metadata["step"] ?? "") ?? state.globalStep)
         history = state.logHistory
         return state.globalStep

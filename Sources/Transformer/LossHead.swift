@@ -24,6 +24,7 @@ struct LossHead {
         let chunk = chunkRows
         let input = FloatBuffer(count: chunk * c), logits = FloatBuffer(count: chunk * v)
         let dInput = dNormed == nil ? nil : FloatBuffer(count: chunk * c)
+        defer { withExtendedLifetime((input, logits, dInput)) {} }
         var total = 0.0
         var lossPerRow = [Double](repeating: 0, count: chunk)
         var begin = 0

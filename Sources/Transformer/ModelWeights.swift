@@ -141,7 +141,9 @@ struct WeightLoader {
         case (.bfloat16, _):
             let floats = try t.floatBuffer()
             let half = HalfBuffer(count: rows * cols)
-            Convert.fromFloat(floats.pointer, dtype: .bfloat16, into: half.pointer, count: rows * cols)
+            withExtendedLifetime(floats) {
+                Convert.fromFloat(floats.pointer, dtype: .bfloat16, into: half.pointer, count: rows * cols)
+            }
             return WeightMatrix(rows: rows, cols: cols, storage: .bfloat16(UnsafePointer(half.pointer)), owner: half)
         default:
             let floats = try t.floatBuffer()
