@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import ModelIO
+import Tokenizer
+import Transformer
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Architecture, parameter count, dtypes, memory needed, tokenizer and chat template of a model.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let url = modelOptions.url
+        let directory = try ModelDirectory(url: url)
+        let config = try ModelConfig(json: directory.configData, path: url.appendingPathComponent("config.json").path)
+        var dtypes: [String: Int] = [:]
+        for name in directory.tensorNames { dtypes[try directory.tensor(name).dtypeName, default: 0] += 1 }
+        let params = config.parameterCount
+        let tokenizer = try? Tokenizer.load(directory: url)
+        let template = tokenizer.map { ChatTemplate.detect(from: $0.config).rawValue }
+        let memory: [String: Int] = [
+            "float32": params * 4, "bfloat16": params * 2,
+            // KV cache per token: layers x 2 x kv_dim x 4 bytes.
+            "kv_cache_per_token": config.layerCount * 2 * config.kvDim * 4,
+        ]
+        if json {
+            Terminal.json([
+                "architecture": config.architecture.rawValue, "parameters": params, "layers": config.layerCount,
+                "hidden_size": config.hiddenSize, "intermediate_size": config.intermediateSize,
+                "attention_heads": config.headCount, "kv_heads": config.kvHeadCount, "head_dim": config.headDim,
+                "vocab_size": config.vocabSize, "context": config.maxPositionEmbeddings,
+                "tie_word_embeddings": config.tieWordEmbeddings, "rope_theta": config.rope.theta,
+                "stored_dtypes": dtypes, "weight_bytes": directory.weightBytes, "memory_bytes": memory,
+                "tokenizer": tokenizer.map { ["vocab_size": $0.vocabularySize] as [String: Any] } ?? NSNull(),
+                "template": template ?? NSNull(),
+            ])
+            return
+        }
+        Terminal.out("""
+        architecture   \(config.architecture.rawValue) (\(config.layerCount) layers, hidden \(config.hiddenSize), intermediate \(config.intermediateSize))
+        attention      \(config.headCount) heads, \(config.kvHeadCount) key/value heads, head dim \(config.headDim), rope theta \(config.rope.theta)\(config.qkNorm ? ", q/k norm" : "")\(config.qkvBias ? ", q/k/v bias" : "")
+        parameters     \(params.formatted()) (\(String(format: "%.2f", Double(params) / 1e9))B)\(config.tieWordEmbeddings ? ", tied embeddings" : "")
+        vocabulary     \(config.vocabSize), context \(config.maxPositionEmbeddings) tokens
+        stored dtypes  \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")), \(Terminal.bytes(directory.weightBytes)) on disk
+        memory         weights \(Terminal.bytes(params * 2)) in bfloat16, \(Terminal.bytes(params * 4)) in float32; KV cache \(Terminal.bytes(memory["kv_cache_per_token"]!)) per token
+        tokenizer      \(tokenizer.map { "\($0.vocabularySize) tokens" } ?? "not found (tokenizer.json or qwen.tiktoken)")
+        chat template  \(template ?? "n/a")
+        """)
+    }
+}

@@ -1,0 +1,146 @@
+import Adapters
+import ArgumentParser
+import Foundation
+import Tokenizer
+import Training
+import Transformer
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune a LoRA adapter on instruction data (Alpaca, ShareGPT or messages; .json or .jsonl).",
+        discussion: "Writes a Python-PEFT adapter (adapter_config.json + adapter_model.safetensors), checkpoints and a JSON-lines log to --output. Ctrl-C saves a checkpoint and the adapter before stopping.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Training data file.") var data: String
+    @Option(help: "Output directory for the adapter, checkpoints and log.") var output: String
+    @Option(help: "Fine-tuning method (lora).") var method: String = "lora"
+    @Option(help: "LoRA rank.") var loraR: Int = 8
+    @Option(help: "LoRA alpha (scaling = alpha / r).") var loraAlpha: Double = 16
+    @Option(help: "Dropout on the LoRA input.") var loraDropout: Double = 0.05
+    @Option(help: "Projections to adapt: a comma list (q_proj,v_proj,...) or all-linear.") var targetModules: String = "q_proj,v_proj"
+    @Flag(help: "rsLoRA scaling: alpha / sqrt(r).") var useRslora = false
+    @Option(help: "Passes over the data.") var epochs: Double = 3
+    @Option(help: "Stop after this many optimiser steps (overrides --epochs).") var maxSteps: Int?
+    @Option(help: "Examples per micro-batch.") var batchSize: Int = 4
+    @Option(help: "Micro-batches accumulated per optimiser step.") var gradAccum: Int = 1
+    @Option(help: "Peak learning rate.") var lr: Double = 2e-4
+    @Option(help: "linear, cosine or constant.") var lrScheduler: String = "linear"
+    @Option(help: "Share of steps spent warming up from 0.") var warmupRatio: Double = 0
+    @Option(help: "AdamW weight decay.") var weightDecay: Double = 0
+    @Option(help: "Gradient clipping norm (0 = off).") var maxGradNorm: Double = 1
+    @Option(help: "Longest example in tokens (longer ones are cut; those left without answer tokens are dropped).") var maxLength: Int = 512
+    @OptionGroup var templateOptions: TemplateOptions
+    @Option(help: "Held-out data for evaluation loss.") var evalData: String?
+    @Option(help: "Evaluate every N steps (and at every epoch end).") var evalEvery: Int?
+    @Option(help: "Save a checkpoint every N steps (and at every epoch end).") var saveEvery: Int?
+    @Flag(help: "Recompute layer activations in backward: less memory, ~30% more compute.") var gradientCheckpointing = false
+    @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
+    @Option(help: "Resume from a checkpoint directory (optimizer state, step and data order restored).") var resume: String?
+    @Option(help: "Metrics log (JSON lines); default OUTPUT/train_log.jsonl.") var log: String?
+    @Option(help: "Compute precision: float32 (default, fastest here) or bfloat16 (frozen weights stored in half the memory).")
+    var dtype: ComputeDType = .float32
+    @Flag(help: "Drop invalid records (with a count) instead of stopping at the first.") var skipInvalid = false
+
+    func run() throws {
+        guard method == "lora" else {
+            throw ValidationError("--method \(method) is not available; this release trains lora")
+        }
+        guard let schedule = LRSchedule.Kind(rawValue: lrScheduler) else {
+            throw ValidationError("--lr-scheduler must be one of: linear, cosine, constant")
+        }
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.maxSteps = maxSteps
+        options.batchSize = batchSize
+        options.gradientAccumulation = gradAccum
+        options.learningRate = lr
+        options.scheduler = schedule
+        options.warmupRatio = warmupRatio
+        options.weightDecay = weightDecay
+        options.maxGradNorm = maxGradNorm
+        options.maxLength = maxLength
+        options.evalEvery = evalEvery
+        options.saveEvery = saveEvery
+        options.gradientCheckpointing = gradientCheckpointing
+        options.seed = seed
+        try options.validate()
+        guard loraR > 0 else { throw ValidationError("--lora-r must be positive") }
+        guard (0..<1).contains(loraDropout) else { throw ValidationError("--lora-dropout must be in [0, 1)") }
+        let lora = LoRAConfig(r: loraR, alpha: loraAlpha, dropout: loraDropout,
+                              targetModules: LoRAConfig.targets(fromList: targetModules), useRSLoRA: useRslora)
+        let job = TrainingJob(modelURL: modelOptions.url, dataURL: URL(fileURLWithPath: data),
+                              evalURL: evalData.map { URL(fileURLWithPath: $0) }, output: URL(fileURLWithPath: output),
+                              logURL: log.map { URL(fileURLWithPath: $0) }, lora: lora, options: options,
+                              templateOptions: templateOptions, dtype: dtype, skipInvalid: skipInvalid)
+        try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
+    }
+}
+
+/// Everything `train` (and `demo`) does: load, build examples, train with progress, report.
+struct TrainingJob {
+    var modelURL: URL
+    var dataURL: URL
+    var evalURL: URL?
+    var output: URL
+    var logURL: URL?
+    var lora: LoRAConfig
+    var options: TrainingOptions
+    var templateOptions: TemplateOptions
+    var dtype: ComputeDType
+    var skipInvalid: Bool
+    var quiet = false
+
+    @discardableResult
+    func run(resume: URL? = nil, model preloaded: LoadedModel? = nil) throws -> Trainer.Summary {
+        // Validate every input before writing anything.
+        let train = try DataLoader.load(dataURL, skipInvalid: skipInvalid)
+        let evalSet = try evalURL.map { try DataLoader.load($0, skipInvalid: skipInvalid) }
+        let loaded = try preloaded ?? LoadedModel.open(modelURL, dtype: dtype.dtype)
+        let formatter = try templateOptions.formatter(for: loaded.tokenizer)
+        let builder = ExampleBuilder(formatter: formatter, maxLength: options.maxLength)
+        let built = try builder.build(train.conversations)
+        let evalBuilt = try evalSet.map { try builder.build($0.conversations) }
+        guard !built.examples.isEmpty else {
+            throw ValidationError("\(dataURL.path): no example keeps an answer token within --max-length \(options.maxLength)")
+        }
+        var config = lora
+        config.baseModelNameOrPath = modelURL.path
+        let adapter = try LoRAAdapter(config: config, model: loaded.model.config)
+        adapter.initialize(seed: options.seed)
+        let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
+                                  eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
+                                  logURL: logURL)
+        if !quiet {
+            var notes = ["\(train.conversations.count) \(train.format.rawValue) records from \(dataURL.lastPathComponent)"]
+            if !train.skipped.isEmpty { notes.append("\(train.skipped.count) invalid skipped") }
+            if built.dropped > 0 { notes.append("\(built.dropped) dropped (no answer token within --max-length)") }
+            let tokens = built.examples.reduce(0) { $0 + $1.ids.count }
+            Terminal.note(notes.joined(separator: ", ") + "; \(built.examples.count) examples, \(tokens) tokens, \(formatter.template.rawValue) format")
+            Terminal.note("LoRA r=\(config.r) alpha=\(config.alpha) on \(adapter.orderedSites.count) projections: \(adapter.parameterCount.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(adapter.parameterCount) / Double(loaded.model.config.parameterCount)))% of \(loaded.model.config.parameterCount.formatted()))")
+            Terminal.note("\(trainer.totalSteps) steps (\(options.batchSize) x \(options.gradientAccumulation) examples each), \(dtype.rawValue), activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")
+        }
+        Interrupt.install()
+        trainer.shouldStop = { Interrupt.requested }
+        let bar = ProgressBar(total: trainer.totalSteps, label: "train")
+        if !quiet {
+            trainer.onStep = { r in
+                bar.update(r.step, detail: String(format: "loss %.4f lr %.2e %.0f tok/s", r.loss, r.learningRate, r.tokensPerSecond))
+            }
+            trainer.onEval = { step, result in
+                if Terminal.stderrIsTTY { bar.finishLine() }
+                Terminal.note(String(format: "step %d: eval loss %.4f, perplexity %.2f (%d tokens)", step, result.loss, result.perplexity, result.tokens))
+            }
+        }
+        let summary = try trainer.run(resume: resume)
+        if !quiet {
+            if summary.interrupted {
+                bar.finishLine()
+                Terminal.note("stopped at step \(summary.steps); checkpoint \(trainer.checkpointURL(step: summary.steps).path) (resume with --resume)")
+            }
+            Terminal.note(String(format: "done: %d steps in %@, %.1f tokens/s, final loss %.4f; adapter in %@",
+                                 summary.steps, Terminal.duration(summary.elapsed), summary.tokensPerSecond,
+                                 summary.finalLoss ?? .nan, output.path))
+        }
+        return summary
+    }
+}

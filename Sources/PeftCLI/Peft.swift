@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct Peft: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peft",
+        abstract: "Fine-tune, evaluate, merge and run Hugging Face chat models natively on the CPU.",
+        discussion: """
+        Loads Hugging Face model directories (config.json + safetensors + tokenizer.json) of the Qwen2 / Qwen1.5 /
+        Llama / Mistral / Qwen3 families, trains LoRA adapters that Python PEFT loads, and generates text.
+        Start with `peft demo`.
+        """,
+        subcommands: [Generate.self, Chat.self, Train.self, Eval.self, Merge.self,
+                      Tokenize.self, Info.self])
+}

@@ -1,0 +1,38 @@
+import Adapters
+import Foundation
+import Generation
+import Kernels
+import Tokenizer
+import Transformer
+
+/// A model directory opened for use: weights, tokenizer, sampling defaults and an optional adapter.
+struct LoadedModel {
+    let url: URL
+    let model: TransformerModel
+    let tokenizer: Tokenizer
+    let sampling: SamplingOptions
+    /// eos ids from generation_config.json, then config.json.
+    let eosTokenIDs: [Int32]
+    var adapter: LoRAAdapter?
+
+    static func open(_ url: URL, dtype: DType, adapter adapterURL: URL? = nil) throws -> LoadedModel {
+        let model = try TransformerModel.load(directory: url, dtype: dtype)
+        let tokenizer = try Tokenizer.load(directory: url)
+        let (sampling, eos) = try SamplingOptions.defaults(directory: url)
+        var loaded = LoadedModel(url: url, model: model, tokenizer: tokenizer, sampling: sampling,
+                                 eosTokenIDs: eos.isEmpty ? model.config.eosTokenIDs.map(Int32.init) : eos,
+                                 adapter: nil)
+        if let adapterURL {
+            let lora = try LoRAAdapter.load(from: adapterURL, model: model.config)
+            model.adapter = lora
+            loaded.adapter = lora
+        }
+        return loaded
+    }
+
+    /// Stop ids for generation: the chat format's end of turn and the model's eos ids.
+    func stopIDs(_ formatter: ChatFormatter?) -> [Int32] {
+        var seen = Set<Int32>()
+        return ((formatter?.stopIDs ?? []) + eosTokenIDs).filter { seen.insert($0).inserted }
+    }
+}

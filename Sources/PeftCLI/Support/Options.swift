@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Generation
+import Kernels
+import Tokenizer
+
+/// Compute precision of the large matrices. f32 reproduces transformers' float32 numbers; bf16 halves
+/// memory and doubles decode speed (f32 accumulation either way).
+enum ComputeDType: String, ExpressibleByArgument, CaseIterable {
+    case float32, bfloat16
+
+    var dtype: DType { self == .float32 ? .float32 : .bfloat16 }
+}
+
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Hugging Face model directory (config.json, *.safetensors, tokenizer.json).")
+    var model: String
+
+    var url: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
+}
+
+struct TemplateOptions: ParsableArguments {
+    @Option(name: .long, help: "Prompt format: chatml, llama3, plain or none (default: from tokenizer_config.json).")
+    var template: String?
+
+    @Option(name: .long, help: "System prompt (default: the template's own, if any).")
+    var system: String?
+
+    func chatTemplate(for tokenizer: Tokenizer) throws -> ChatTemplate {
+        guard let template else { return ChatTemplate.detect(from: tokenizer.config) }
+        guard let t = ChatTemplate(rawValue: template) else {
+            throw ValidationError("unknown template '\(template)'; choose one of: \(ChatTemplate.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return t
+    }
+
+    func formatter(for tokenizer: Tokenizer) throws -> ChatFormatter {
+        let t = try chatTemplate(for: tokenizer)
+        return try ChatFormatter(template: t, tokenizer: tokenizer, defaultSystemPrompt: system.map { .some($0) })
+    }
+}
+
+struct SamplingFlags: ParsableArguments {
+    @Option(name: .long, help: "Most tokens to generate.") var maxNewTokens: Int?
+    @Option(name: .long, help: "Sampling temperature; 0 is greedy (default: generation_config.json).") var temperature: Float?
+    @Option(name: .long, help: "Keep the k most likely tokens (0 = off).") var topK: Int?
+    @Option(name: .long, help: "Nucleus sampling threshold in (0, 1].") var topP: Float?
+    @Option(name: .long, help: "Penalty for tokens already present (1 = off).") var repetitionPenalty: Float?
+    @Option(name: .long, help: "Never repeat an n-gram of this size (0 = off).") var noRepeatNgramSize: Int?
+    @Option(name: .long, help: "Random seed for sampling (same seed, same text).") var seed: UInt64 = 0
+
+    /// generation_config.json defaults overridden by the flags that were given.
+    func resolve(_ defaults: SamplingOptions, fallbackMaxNewTokens: Int = 256) -> SamplingOptions {
+        var o = defaults
+        o.maxNewTokens = maxNewTokens ?? (defaults.maxNewTokens == SamplingOptions().maxNewTokens ? fallbackMaxNewTokens : defaults.maxNewTokens)
+        if let t = temperature { o.temperature = t }
+        if let k = topK { o.topK = k }
+        if let p = topP { o.topP = p }
+        if let r = repetitionPenalty { o.repetitionPenalty = r }
+        if let n = noRepeatNgramSize { o.noRepeatNgramSize = n }
+        o.seed = seed
+        return o
+    }
+}
