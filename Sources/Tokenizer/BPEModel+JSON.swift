@@ -1,8 +1,9 @@
 extension BPEModel {
     /// Reads the `model` field of `tokenizer.json`: `type` "BPE", `vocab` (token -> id), `merges` as
     /// `"a b"` strings or `["a", "b"]` pairs (rank = position), `ignore_merges`, `unk_token`, `fuse_unk`.
-    /// Options that change tokenization in ways not implemented (`byte_fallback`, `dropout`, subword
-    /// prefix/suffix) are rejected rather than ignored.
+    /// `byte_fallback` is honoured for character-level (SentencePiece-style) models. Options that change
+    /// tokenization in ways not implemented (`dropout`, subword prefix/suffix, byte fallback on a byte-level
+    /// model) are rejected rather than ignored.
     init(json field: JSONField, symbolsAreBytes: Bool) throws {
         if let type = try field.optional("type"), try type.string() != "BPE" { throw type.unsupported(try type.string()) }
         for name in ["continuing_subword_prefix", "end_of_word_suffix"] {
@@ -13,7 +14,9 @@ extension BPEModel {
         if let dropout = try field.optional("dropout"), case .number(let p) = dropout.value, p > 0 {
             throw dropout.unsupported("\(p)")
         }
-        if let fallback = try field.optional("byte_fallback"), try fallback.bool() { throw fallback.unsupported("true") }
+        let byteFallbackField = try field.optional("byte_fallback")
+        let byteFallback = try byteFallbackField?.bool() ?? false
+        if let byteFallbackField, byteFallback, symbolsAreBytes { throw byteFallbackField.unsupported("true with ByteLevel") }
         let (index, tokens) = try Self.readVocabulary(try field.required("vocab"), symbolsAreBytes: symbolsAreBytes)
         let merges = try Self.readMerges(try field.required("merges"), index: index, symbolsAreBytes: symbolsAreBytes)
         var unknownID: TokenID?
@@ -27,7 +30,7 @@ extension BPEModel {
         self.init(index: index, tokens: tokens, merges: merges,
                   ignoreMerges: try field.optional("ignore_merges")?.bool() ?? false,
                   symbolsAreBytes: symbolsAreBytes, unknownID: unknownID,
-                  fusesUnknown: try field.optional("fuse_unk")?.bool() ?? false)
+                  fusesUnknown: try field.optional("fuse_unk")?.bool() ?? false, byteFallback: byteFallback)
     }
 
     /// Appends how the model spells `token` internally: raw bytes for byte-level models, else UTF-8.
@@ -53,6 +56,10 @@ extension BPEModel {
         for (token, value) in zip(vocabulary.keys, vocabulary.values) {
             guard case .number(let number) = value, let id = TokenID(exactly: number), id >= 0 else {
                 throw field.invalid("token '\(token)' has id \(value), expected an integer in 0...\(Int32.max)")
+            }
+            // Ids are dense in real files; the bound keeps a corrupt one from allocating gigabytes.
+            guard Int(id) < vocabulary.keys.count + 1_000_000 else {
+                throw field.invalid("token '\(token)' has id \(id), far beyond the vocabulary size")
             }
             if Int(id) >= tokens.count { tokens += repeatElement(nil, count: Int(id) + 1 - tokens.count) }
             tokens[Int(id)] = token

@@ -19,11 +19,14 @@ struct BPEModel: Sendable {
     /// `unk_token` id for symbols missing from the vocabulary (when nil they are dropped, as in Hugging Face).
     let unknownID: TokenID?
     let fusesUnknown: Bool
+    /// `byte_fallback`: ids of the `<0x00>`...`<0xFF>` tokens (-1 when absent), which spell characters missing
+    /// from the vocabulary byte by byte (Llama-2, Mistral). Character-level models only.
+    let byteFallbackIDs: [TokenID]?
     /// `byteIDs[b]` is the id of the single-byte token `b`, or -1 (byte-level models only).
     private let byteIDs: [TokenID]
 
     init(index: TokenIndex, tokens: [String?], merges: BPEMergeTable, ignoreMerges: Bool,
-         symbolsAreBytes: Bool, unknownID: TokenID? = nil, fusesUnknown: Bool = false) {
+         symbolsAreBytes: Bool, unknownID: TokenID? = nil, fusesUnknown: Bool = false, byteFallback: Bool = false) {
         self.index = index
         self.tokens = tokens
         self.merges = merges
@@ -32,6 +35,7 @@ struct BPEModel: Sendable {
         self.unknownID = unknownID
         self.fusesUnknown = fusesUnknown
         byteIDs = (0..<256).map { index.id(of: [UInt8($0)][...]) ?? -1 }
+        byteFallbackIDs = byteFallback ? (0..<256).map { index.id(of: Array(Self.byteToken($0).utf8)[...]) ?? -1 } : nil
     }
 
     /// The id of a token as spelled in the vocabulary file ("Ġhello"), or nil.
@@ -50,7 +54,14 @@ struct BPEModel: Sendable {
         output.append(contentsOf: BPEMerger.merge(initialSymbols(of: word), using: merges))
     }
 
-    /// One symbol per byte (byte-level) or per character; unknown ones become `unk` (fused if asked) or vanish.
+    /// The spelling of a byte-fallback token: `<0x0A>`.
+    static func byteToken(_ byte: Int) -> String {
+        let hex = String(byte, radix: 16, uppercase: true)
+        return "<0x\(hex.count == 1 ? "0" + hex : hex)>"
+    }
+
+    /// One symbol per byte (byte-level) or per character; unknown characters are spelled with byte-fallback
+    /// tokens when possible, else become `unk` (fused if asked) or vanish, as in Hugging Face.
     private func initialSymbols(of word: ArraySlice<UInt8>) -> [TokenID] {
         var symbols: [TokenID] = []
         symbols.reserveCapacity(word.count)
@@ -78,6 +89,9 @@ struct BPEModel: Sendable {
             while end < word.endIndex, word[end] & 0xC0 == 0x80 { end += 1 }
             if let id = index.id(of: word[start..<end]) {
                 symbols.append(id)
+                previousWasUnknown = false
+            } else if let fallback = byteFallbackIDs, word[start..<end].allSatisfy({ fallback[Int($0)] >= 0 }) {
+                symbols += word[start..<end].map { fallback[Int($0)] }
                 previousWasUnknown = false
             } else {
                 appendUnknown()

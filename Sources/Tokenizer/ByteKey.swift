@@ -1,16 +1,12 @@
 /// Raw bytes as a dictionary key.
 ///
-/// Token strings are compared byte for byte, as Rust does: Swift's `String` equality would treat
+/// Token strings and words are compared byte for byte, as Rust does: Swift's `String` equality would treat
 /// canonically equivalent spellings ("é" and "e\u{301}") as the same token, and hashes non-ASCII text slowly.
 /// ```swift
-/// let ids: [ByteKey: TokenID] = [ByteKey(Array("hi".utf8)): 5]
+/// let ids: [ByteKey: TokenID] = [ByteKey("hi"): 5]
 /// ```
 struct ByteKey: Hashable, Sendable {
     let bytes: [UInt8]
-
-    init(_ bytes: [UInt8]) {
-        self.bytes = bytes
-    }
 
     init(_ bytes: ArraySlice<UInt8>) {
         self.bytes = Array(bytes)

@@ -4,8 +4,8 @@
 /// - Qwen2: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 /// - Llama-3: as Qwen2 with `\p{N}{1,3}` (this matcher accepts any `\p{N}{1,k}` and `\p{N}+`).
 ///
-/// It gives the same matches as the regex engine's leftmost-first alternation with backtracking, about
-/// ten times faster than `NSRegularExpression`.
+/// It gives the same matches as the regex engine's leftmost-first alternation with backtracking, about four
+/// times faster than `NSRegularExpression` (24 vs 6 MB/s on mixed Chinese/English text, release build).
 /// ```swift
 /// let pattern = GPT2FamilyPattern(recognizing: qwen2Regex)!
 /// pattern.matches(in: Array("Hello  world".utf8)[...])   // [0..<5, 5..<6, 6..<12]: "Hello", " ", " world"

@@ -30,11 +30,6 @@ struct JSONField {
         return JSONField(value: member, file: file, path: childPath(key))
     }
 
-    var isNull: Bool {
-        if case .null = value { return true }
-        return false
-    }
-
     func object() throws -> JSONObject {
         guard case .object(let object) = value else { throw mismatch("an object") }
         return object

@@ -1,13 +1,14 @@
 /// How normalized text is cut into words before BPE (`pre_tokenizer` field of `tokenizer.json`).
 ///
 /// Supported: `ByteLevel` (with or without GPT-2's regex and the prefix space), `Split` with a regex or a
-/// literal string and behavior `Isolated` or `Removed`, `Sequence` of those, and `null`.
+/// literal string and behavior `Isolated` or `Removed`, `Metaspace`, `Sequence` of those, and `null`.
 /// ```swift
-/// let words = preTokenizer.split([Array("Hello world".utf8)[...]])   // "Hello", " world"
+/// let words = preTokenizer.split([Array("Hello world".utf8)[...]], firstStartsText: true)   // "Hello", " world"
 /// ```
 indirect enum PreTokenizer: Sendable {
     case byteLevel(addPrefixSpace: Bool, pattern: GPT2FamilyPattern?)
     case split(SplitMatcher, keepsMatches: Bool)
+    case metaspace(Metaspace)
     case sequence([PreTokenizer])
 
     /// A compiled `Split` pattern: the hand-written matcher when the regex is one of the GPT-2 family, else ICU.
@@ -38,6 +39,8 @@ indirect enum PreTokenizer: Sendable {
                               pattern: useRegex ? GPT2FamilyPattern(flavor: .gpt2, maximumDigits: .max) : nil)
         case "Split":
             self = try Self.parseSplit(field)
+        case "Metaspace":
+            self = .metaspace(try Metaspace(json: field))
         case "Sequence":
             self = .sequence(try field.required("pretokenizers").array().map { try PreTokenizer(json: $0) })
         case let other:
@@ -75,16 +78,19 @@ indirect enum PreTokenizer: Sendable {
     var isByteLevel: Bool {
         switch self {
         case .byteLevel: return true
-        case .split: return false
+        case .split, .metaspace: return false
         case .sequence(let steps): return steps.contains(where: \.isByteLevel)
         }
     }
 
     /// Cuts every piece into words; empty words are dropped, as Hugging Face does.
-    func split(_ pieces: [ArraySlice<UInt8>]) -> [ArraySlice<UInt8>] {
+    /// `firstStartsText` says whether `pieces[0]` begins the input (Metaspace's `prepend_scheme: first`).
+    func split(_ pieces: [ArraySlice<UInt8>], firstStartsText: Bool) -> [ArraySlice<UInt8>] {
         switch self {
         case .sequence(let steps):
-            return steps.reduce(pieces) { $1.split($0) }
+            return steps.reduce(pieces) { $1.split($0, firstStartsText: firstStartsText) }
+        case .metaspace(let metaspace):
+            return pieces.enumerated().flatMap { metaspace.split($1, startsText: firstStartsText && $0 == 0) }
         case .byteLevel(let addPrefixSpace, let pattern):
             return pieces.flatMap { piece -> [ArraySlice<UInt8>] in
                 let spaced = addPrefixSpace && piece.first != 0x20 ? ([0x20] + piece)[...] : piece

@@ -10,15 +10,23 @@ public struct StreamingDecoder: Sendable {
     private let skipSpecialTokens: Bool
     /// Bytes of an unfinished character, waiting for the tokens that complete it (at most 3).
     private var pending: [UInt8] = []
+    private var isFirstToken = true
+    /// Leading characters the decoder may still strip (Llama-2's `Strip` decoder).
+    private var stripBudget: Int
 
     public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = true) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens
+        stripBudget = tokenizer.decoder.leadingStripCount
     }
 
     /// Adds one id and returns the text that is now complete (often empty mid-character).
     public mutating func append(_ id: TokenID) -> String {
-        pending += tokenizer.bytes(of: id, skipSpecialTokens: skipSpecialTokens)
+        guard let token = tokenizer.decodedToken(id, skipSpecialTokens: skipSpecialTokens) else { return "" }
+        var bytes = tokenizer.decoder.bytes(of: token, isFirst: isFirstToken)
+        isFirstToken = false
+        tokenizer.decoder.stripLeading(&bytes, budget: &stripBudget)
+        pending += bytes
         let complete = Self.completeLength(of: pending)
         guard complete > 0 else { return "" }
         let text = String(decoding: pending[..<complete], as: UTF8.self)
@@ -28,7 +36,11 @@ public struct StreamingDecoder: Sendable {
 
     /// Returns whatever is left (an unfinished character becomes U+FFFD) and resets the stream.
     public mutating func flush() -> String {
-        defer { pending.removeAll() }
+        defer {
+            pending.removeAll()
+            isFirstToken = true
+            stripBudget = tokenizer.decoder.leadingStripCount
+        }
         return String(decoding: pending, as: UTF8.self)
     }
 

@@ -16,19 +16,21 @@ extension Tokenizer {
     }
 
     convenience init(tiktokenRanks data: Data, config: TokenizerConfig, file: String) throws {
-        let lines = data.split(separator: UInt8(ascii: "\n"))
+        let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         var index = TokenIndex(expectedCount: lines.count)
         var spellings: [[UInt8]?] = []
         for (number, line) in lines.enumerated() {
-            let fields = line.split(separator: UInt8(ascii: " "))
+            let fields = (line.last == UInt8(ascii: "\r") ? line.dropLast() : line).split(separator: UInt8(ascii: " "))
             guard !fields.isEmpty else { continue }  // blank line
             func fail(_ reason: String) -> TokenizerError { .malformedRankFile(file: file, line: number + 1, reason: reason) }
             guard fields.count == 2 else { throw fail("expected two fields") }
             guard let bytes = Data(base64Encoded: Data(fields[0])).map(Array.init), !bytes.isEmpty else {
                 throw fail("invalid base64 token")
             }
-            guard let rank = Int(String(decoding: fields[1], as: UTF8.self).trimmingCharacters(in: .whitespaces)),
+            guard let rank = Int(String(decoding: fields[1], as: UTF8.self)),
                   let id = TokenID(exactly: rank), id >= 0 else { throw fail("invalid rank") }
+            // Ranks are dense (0..<n); bounding them keeps a corrupt file from allocating gigabytes.
+            guard rank < lines.count else { throw fail("rank \(rank) is not below the number of lines") }
             if Int(id) >= spellings.count { spellings += repeatElement(nil, count: Int(id) + 1 - spellings.count) }
             guard spellings[Int(id)] == nil else { throw fail("duplicate rank \(rank)") }
             guard index.insert(bytes[...], id: id) else { throw fail("duplicate token") }
@@ -44,7 +46,7 @@ extension Tokenizer {
         }
         var config = config
         if config.eosToken == nil { config.eosToken = "<|endoftext|>" }
-        self.init(config: config, normalizer: Normalizer(forms: []),
+        self.init(config: config, normalizer: Normalizer(steps: []),
                   preTokenizer: .split(.family(GPT2FamilyPattern(flavor: .qwen, maximumDigits: 1)), keepsMatches: true),
                   model: model, addedTokens: specials, postProcessor: PostProcessor(), decoder: .byteLevel)
     }

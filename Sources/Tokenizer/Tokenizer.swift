@@ -1,8 +1,9 @@
 /// A token id, as Hugging Face and the model's embedding table number them.
 public typealias TokenID = Int32
 
-/// A byte-level BPE tokenizer that encodes exactly like Hugging Face `tokenizers` (Qwen, Llama-3, GPT-2
-/// style `tokenizer.json`) or tiktoken (Qwen v1 `qwen.tiktoken`).
+/// A BPE tokenizer that encodes exactly like Hugging Face `tokenizers` for byte-level `tokenizer.json` files
+/// (Qwen, Llama-3, GPT-2 style) and SentencePiece-style ones (Llama-2, Mistral: "▁" spaces, byte fallback),
+/// or like tiktoken for Qwen v1's `qwen.tiktoken`.
 ///
 /// Immutable after loading and safe to share between threads (its word cache is locked).
 /// ```swift
@@ -15,8 +16,11 @@ public final class Tokenizer: @unchecked Sendable {
     public let config: TokenizerConfig
     /// Largest id (model or added token) + 1: the number of rows an embedding table needs.
     public let vocabularySize: Int
+    /// The config's `bos_token`, else the first id the post-processor puts before a sequence.
     public let bosTokenID: TokenID?
+    /// The config's `eos_token` (for `qwen.tiktoken` `<|endoftext|>` unless the config says otherwise).
     public let eosTokenID: TokenID?
+    /// The config's `pad_token`.
     public let padTokenID: TokenID?
 
     let normalizer: Normalizer
@@ -76,10 +80,16 @@ public final class Tokenizer: @unchecked Sendable {
             case .token(let id):
                 ids.append(id)
             case .text(let raw):
-                for inner in normalizedAddedTokens.split(normalizer.apply(raw)) {
+                let normalized = normalizer.apply(raw)
+                for inner in normalizedAddedTokens.split(normalized) {
                     switch inner {
-                    case .token(let id): ids.append(id)
-                    case .text(let piece): preTokenizer.split([piece]).forEach { appendModelTokens(of: $0, to: &ids) }
+                    case .token(let id):
+                        ids.append(id)
+                    case .text(let piece):
+                        let startsText = raw.startIndex == 0 && piece.startIndex == normalized.startIndex
+                        for word in preTokenizer.split([piece], firstStartsText: startsText) {
+                            appendModelTokens(of: word, to: &ids)
+                        }
                     }
                 }
             }
@@ -108,15 +118,21 @@ public final class Tokenizer: @unchecked Sendable {
     /// becomes U+FFFD. Unknown ids are skipped.
     public func decode(_ ids: [TokenID], skipSpecialTokens: Bool = false) -> String {
         var bytes: [UInt8] = []
-        for id in ids { bytes += self.bytes(of: id, skipSpecialTokens: skipSpecialTokens) }
+        var isFirst = true
+        for id in ids {
+            guard let token = decodedToken(id, skipSpecialTokens: skipSpecialTokens) else { continue }
+            bytes += decoder.bytes(of: token, isFirst: isFirst)
+            isFirst = false
+        }
+        var stripBudget = decoder.leadingStripCount
+        decoder.stripLeading(&bytes, budget: &stripBudget)
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The bytes one id contributes to decoded text (empty for unknown or skipped ids).
-    func bytes(of id: TokenID, skipSpecialTokens: Bool) -> [UInt8] {
-        if skipSpecialTokens, specialTokenIDs.contains(id) { return [] }
-        guard let token = token(forID: id) else { return [] }
-        return decoder.bytes(of: token)
+    /// The token string an id contributes to decoding, or nil for unknown ids and skipped special tokens.
+    func decodedToken(_ id: TokenID, skipSpecialTokens: Bool) -> String? {
+        if skipSpecialTokens, specialTokenIDs.contains(id) { return nil }
+        return token(forID: id)
     }
 
     /// The id of a token spelled as in the vocabulary file ("Ġhello", "<|im_end|>"), or nil.

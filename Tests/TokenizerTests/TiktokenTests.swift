@@ -1,0 +1,50 @@
+import XCTest
+@testable import Tokenizer
+
+/// Qwen v1 `qwen.tiktoken` loading; expected ids come from the `tiktoken` package (Fixtures/qwen-tiktoken).
+final class TiktokenTests: XCTestCase {
+    func testRankFileMatchesTiktoken() throws {
+        let tokenizer = try Fixtures.tokenizer("qwen-tiktoken")
+        let cases = try Fixtures.decode([Fixtures.EncodingCase].self, from: "qwen-tiktoken/expected.json")
+        XCTAssertGreaterThan(cases.count, 25)
+        for golden in cases {
+            XCTAssertEqual(tokenizer.encode(golden.text), golden.ids, "ids of \(golden.text.debugDescription)")
+            XCTAssertEqual(tokenizer.decode(golden.ids), golden.decoded, "decode of \(golden.text.debugDescription)")
+        }
+    }
+
+    func testQwenSpecialTokensFollowTheRanks() throws {
+        let tokenizer = try Fixtures.tokenizer("qwen-tiktoken")
+        let first = TokenID(900)  // the fixture has ranks 0..<900; the real file 0..<151643
+        XCTAssertEqual(tokenizer.id(forToken: "<|endoftext|>"), first)
+        XCTAssertEqual(tokenizer.id(forToken: "<|im_start|>"), first + 1)
+        XCTAssertEqual(tokenizer.id(forToken: "<|im_end|>"), first + 2)
+        XCTAssertEqual(tokenizer.id(forToken: "<|extra_0|>"), first + 3)
+        XCTAssertEqual(tokenizer.id(forToken: "<|extra_204|>"), first + 207)
+        XCTAssertEqual(tokenizer.vocabularySize, 900 + 208)
+        XCTAssertEqual(tokenizer.eosTokenID, first)
+        XCTAssertTrue(tokenizer.isSpecial(first + 2))
+        XCTAssertEqual(tokenizer.token(forID: 220), "Ġ")
+        XCTAssertEqual(tokenizer.encode("<|im_start|>user<|im_end|>").first, first + 1)
+    }
+
+    func testMalformedRankFileNamesTheLine() throws {
+        let good = Data("IQ== 0\r\nIg== 1\r\n".utf8)
+        XCTAssertNoThrow(try Tokenizer(tiktokenRanks: good, config: TokenizerConfig()))
+        let cases: [(String, String)] = [
+            ("IQ== 0\nnot-base64!! 1\n", "line 2: invalid base64 token"),
+            ("IQ== 0\nIg==\n", "line 2: expected two fields"),
+            ("IQ== zero\n", "line 1: invalid rank"),
+            ("IQ== 0\nIQ== 1\n", "line 2: duplicate token"),
+            ("IQ== 0\nIg== 0\n", "line 2: duplicate rank 0"),
+            ("\n\n", "no ranks"),
+            ("IQ== 0\n\nIg== 9\n", "line 3: rank 9 is not below the number of lines"),
+        ]
+        for (text, message) in cases {
+            XCTAssertThrowsError(try Tokenizer(tiktokenRanks: Data(text.utf8), config: TokenizerConfig())) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+                XCTAssertTrue("\(error)".hasPrefix("qwen.tiktoken"), "\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Creates a randomly initialised checkpoint with real model shapes for benchmarks (the cost of a forward
+does not depend on the weights). Default: Qwen2.5-0.5B-Instruct shapes, bf16, with the Qwen tokenizer
+from ../shared/qwen-tokenizer when present.
+
+    python3 scripts/make_bench_model.py [--shape qwen2.5-0.5b|qwen1.5-1.8b] [--out DIR]
+"""
+import argparse
+import os
+import shutil
+
+import torch
+from transformers import AutoModelForCausalLM, Qwen2Config
+
+SHAPES = {
+    "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                         num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
+                         rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6),
+    "qwen1.5-1.8b": dict(hidden_size=2048, intermediate_size=5504, num_hidden_layers=24, num_attention_heads=16,
+                         num_key_value_heads=16, vocab_size=151936, max_position_embeddings=32768,
+                         rope_theta=1000000.0, tie_word_embeddings=False, rms_norm_eps=1e-6),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shape", default="qwen2.5-0.5b", choices=sorted(SHAPES))
+    ap.add_argument("--out")
+    ap.add_argument("--tokenizer", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                        "shared", "qwen-tokenizer"))
+    args = ap.parse_args()
+    out = args.out or os.path.join("bench-out", args.shape + "-random")
+    if os.path.exists(os.path.join(out, "config.json")):
+        print("exists:", out)
+        return
+    torch.manual_seed(0)
+    cfg = Qwen2Config(**SHAPES[args.shape], bos_token_id=151643, eos_token_id=151645)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    model.save_pretrained(out)
+    if os.path.isdir(args.tokenizer):
+        for f in os.listdir(args.tokenizer):
+            if f != "README.md":
+                shutil.copy(os.path.join(args.tokenizer, f), out)
+    with open(os.path.join(out, "generation_config.json"), "w") as f:
+        f.write('{"bos_token_id": 151643, "eos_token_id": [151645, 151643], "do_sample": false}\n')
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
