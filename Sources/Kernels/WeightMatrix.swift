@@ -42,8 +42,12 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Bytes held by the elements.
     public var byteCount: Int { rows * cols * dtype.byteSize }
 
-    /// Inputs with at most this many rows use the bandwidth-bound GEMV path instead of a GEMM.
-    public static let gemvRowLimit = 8
+    /// Inputs with at most this many rows are multiplied straight from the stored weights (GEMV for one row,
+    /// 4x4 register tiles for a few) instead of through oneDNN; bf16 weights also skip panel widening.
+    public static let smallRowLimit: (float32: Int, bfloat16: Int) = {
+        let env = ProcessInfo.processInfo.environment
+        return (Int(env["PEFT_SMALL_M_F32"] ?? "") ?? 8, Int(env["PEFT_SMALL_M_BF16"] ?? "") ?? 64)
+    }()
 
     /// Rows of W per widened bf16 panel (keeps a panel near L2 size).
     private var panelRows: Int { max(16, min(rows, (256 * 1024) / max(1, cols) / 16 * 16)) }
@@ -53,7 +57,7 @@ public struct WeightMatrix: @unchecked Sendable {
                         ldy: Int? = nil, accumulate: Bool = false) {
         let ldx = ldx ?? cols, ldy = ldy ?? rows
         if m == 0 { return }
-        if m <= Self.gemvRowLimit {
+        if m <= (dtype == .float32 ? Self.smallRowLimit.float32 : Self.smallRowLimit.bfloat16) {
             gemv(x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
             return
         }
@@ -108,11 +112,17 @@ public struct WeightMatrix: @unchecked Sendable {
             temp = nil; out = y; ldo = ldy
         }
         let k = cols
-        switch storage {
-        case .float32(let w):
-            Parallel.forRanges(rows, minChunk: 64) { r in pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
-        case .bfloat16(let w):
-            Parallel.forRanges(rows, minChunk: 64) { r in pk_gemv_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+        // Chunks are multiples of 4 rows so the tiled kernel keeps full tiles.
+        let chunk = 64
+        switch (storage, m) {
+        case (.float32(let w), 1):
+            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+        case (.bfloat16(let w), 1):
+            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+        case (.float32(let w), _):
+            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemm_small_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+        case (.bfloat16(let w), _):
+            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemm_small_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
         }
         if let temp {
             withExtendedLifetime(temp) {

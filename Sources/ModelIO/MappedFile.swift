@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -40,7 +41,25 @@ public final class MappedFile: @unchecked Sendable {
 
     private let isMapped: Bool
 
+    /// Reads the whole mapping once (one byte per page, two threads) so later passes never stall on page faults;
+    /// weights used straight from the mapping are touched at load time instead of during the first forward.
+    public func prefault() {
+        guard isMapped else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), size, MADV_WILLNEED)
+        let page = 4096, pages = (size + page - 1) / page
+        let bytes = base.assumingMemoryBound(to: UInt8.self)
+        let half = pages / 2
+        DispatchQueue.concurrentPerform(iterations: 2) { part in
+            var sum: UInt8 = 0
+            for p in (part == 0 ? 0..<half : half..<pages) { sum &+= bytes[p * page] }
+            if sum == 0xFF { prefaultSink = sum }
+        }
+    }
+
     deinit {
         if isMapped { munmap(UnsafeMutableRawPointer(mutating: base), size) } else { base.deallocate() }
     }
 }
+
+/// Keeps the prefault loop from being optimised away.
+nonisolated(unsafe) var prefaultSink: UInt8 = 0

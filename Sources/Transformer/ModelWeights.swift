@@ -116,9 +116,20 @@ extension ModelWeights {
 }
 
 /// Reads tensors by name into the engine's storage, checking shapes.
-struct WeightLoader {
+final class WeightLoader {
     let directory: ModelDirectory
     let dtype: DType
+    private var prefaulted = Set<ObjectIdentifier>()
+
+    init(directory: ModelDirectory, dtype: DType) {
+        self.directory = directory
+        self.dtype = dtype
+    }
+
+    /// Touches a mapped file once, the first time a weight is used straight from it.
+    private func prefault(_ file: MappedFile) {
+        if prefaulted.insert(ObjectIdentifier(file)).inserted { file.prefault() }
+    }
 
     func vector(_ name: String, count: Int) throws -> FloatBuffer {
         let t = try directory.tensor(name)
@@ -133,9 +144,11 @@ struct WeightLoader {
         let aligned = Int(bitPattern: t.data) % 4 == 0
         switch (dtype, stored) {
         case (.bfloat16, .bfloat16):
+            prefault(t.file)
             return WeightMatrix(rows: rows, cols: cols, storage: .bfloat16(t.data.assumingMemoryBound(to: UInt16.self)),
                                 owner: t.file)
         case (.float32, .float32) where aligned:
+            prefault(t.file)
             return WeightMatrix(rows: rows, cols: cols, storage: .float32(t.data.assumingMemoryBound(to: Float.self)),
                                 owner: t.file)
         case (.bfloat16, _):

@@ -83,7 +83,7 @@ final class GemmTests: XCTestCase {
         for scalar in [false, true] {
             Ops.forceScalar(scalar)
             defer { Ops.forceScalar(false) }
-            for m in [1, 3, 8, 9, 33] {  // GEMV (<= 8 rows) and GEMM paths
+            for m in [1, 3, 8, 9, 33, 70] {  // GEMV (1 row), small tiles, oneDNN and widened bf16 panels
                 let x = randomArray(m * cols, seed: UInt64(m))
                 for (matrix, reference) in [(f32, w), (bf, wRounded)] {
                     var y = [Float](repeating: 0, count: m * rows)

@@ -32,6 +32,13 @@ void pk_gemv_f32(const float *w, size_t k, const float *x, size_t ldx, float *y,
 void pk_gemv_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
                   size_t m_count, size_t row_begin, size_t row_end);
 
+/// Small-M products with weights read once per 4 inputs: y[m, r] = sum_k x[m, k] * W[r, k] for
+/// r in [row_begin, row_end), all m < m_count. Register tiles of 4 weight rows x 4 inputs. W f32 or bf16.
+void pk_gemm_small_f32(const float *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
+                       size_t m_count, size_t row_begin, size_t row_end);
+void pk_gemm_small_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
+                        size_t m_count, size_t row_begin, size_t row_end);
+
 // ---- vector helpers ---------------------------------------------------------------------------------
 float pk_dot(const float *a, const float *b, size_t n);
 /// y += alpha * x

@@ -1,0 +1,82 @@
+// Small-M matrix products (prefill of short prompts, small batches) straight from f32 or bf16 weights:
+// 4 weight rows x 4 input rows per register tile, so each weight element loaded feeds 4 FMAs and each input
+// element 4 more, without widening whole panels first.
+#include "CKernels.h"
+#include "internal.h"
+
+#define LOAD_W_F32(p, i) _mm512_loadu_ps((p) + (i))
+#define LOAD_W_BF16(p, i) pk_load_bf16x16((p) + (i))
+#define MLOAD_W_F32(p, i, m) _mm512_maskz_loadu_ps((m), (p) + (i))
+#define MLOAD_W_BF16(p, i, m) pk_maskload_bf16((p) + (i), (m))
+
+// One 4x4 tile: rows r..r+nr of W (nr <= 4) against inputs m..m+nm (nm <= 4).
+#define TILE_BODY(WT, LOADW, MLOADW)                                                                           \
+    {                                                                                                          \
+        __m512 acc[4][4];                                                                                      \
+        for (int a = 0; a < 4; a++)                                                                            \
+            for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_ps();                                     \
+        const WT *wr[4];                                                                                       \
+        const float *xr[4];                                                                                    \
+        for (int a = 0; a < 4; a++) wr[a] = w + (r + (a < nr ? a : 0)) * k;                                   \
+        for (int b = 0; b < 4; b++) xr[b] = x + (m + (b < nm ? b : 0)) * ldx;                                 \
+        size_t i = 0;                                                                                          \
+        for (; i + 16 <= k; i += 16) {                                                                         \
+            __m512 xv0 = _mm512_loadu_ps(xr[0] + i), xv1 = _mm512_loadu_ps(xr[1] + i);                        \
+            __m512 xv2 = _mm512_loadu_ps(xr[2] + i), xv3 = _mm512_loadu_ps(xr[3] + i);                        \
+            for (int a = 0; a < 4; a++) {                                                                      \
+                __m512 wv = LOADW(wr[a], i);                                                                   \
+                acc[a][0] = _mm512_fmadd_ps(wv, xv0, acc[a][0]);                                               \
+                acc[a][1] = _mm512_fmadd_ps(wv, xv1, acc[a][1]);                                               \
+                acc[a][2] = _mm512_fmadd_ps(wv, xv2, acc[a][2]);                                               \
+                acc[a][3] = _mm512_fmadd_ps(wv, xv3, acc[a][3]);                                               \
+            }                                                                                                  \
+        }                                                                                                      \
+        if (i < k) {                                                                                           \
+            __mmask16 t = pk_tail_mask(k - i);                                                                 \
+            __m512 xv0 = _mm512_maskz_loadu_ps(t, xr[0] + i), xv1 = _mm512_maskz_loadu_ps(t, xr[1] + i);      \
+            __m512 xv2 = _mm512_maskz_loadu_ps(t, xr[2] + i), xv3 = _mm512_maskz_loadu_ps(t, xr[3] + i);      \
+            for (int a = 0; a < 4; a++) {                                                                      \
+                __m512 wv = MLOADW(wr[a], i, t);                                                               \
+                acc[a][0] = _mm512_fmadd_ps(wv, xv0, acc[a][0]);                                               \
+                acc[a][1] = _mm512_fmadd_ps(wv, xv1, acc[a][1]);                                               \
+                acc[a][2] = _mm512_fmadd_ps(wv, xv2, acc[a][2]);                                               \
+                acc[a][3] = _mm512_fmadd_ps(wv, xv3, acc[a][3]);                                               \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (size_t a = 0; a < nr; a++)                                                                        \
+            for (size_t b = 0; b < nm; b++) y[(m + b) * ldy + r + a] = _mm512_reduce_add_ps(acc[a][b]);       \
+    }
+
+PK_AVX512 static void small_f32_avx512(const float *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
+                                       size_t m_count, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r += 4) {
+        size_t nr = r1 - r < 4 ? r1 - r : 4;
+        for (size_t m = 0; m < m_count; m += 4) {
+            size_t nm = m_count - m < 4 ? m_count - m : 4;
+            TILE_BODY(float, LOAD_W_F32, MLOAD_W_F32)
+        }
+    }
+}
+
+PK_AVX512 static void small_bf16_avx512(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y,
+                                        size_t ldy, size_t m_count, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r += 4) {
+        size_t nr = r1 - r < 4 ? r1 - r : 4;
+        for (size_t m = 0; m < m_count; m += 4) {
+            size_t nm = m_count - m < 4 ? m_count - m : 4;
+            TILE_BODY(uint16_t, LOAD_W_BF16, MLOAD_W_BF16)
+        }
+    }
+}
+
+void pk_gemm_small_f32(const float *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy, size_t m_count,
+                       size_t row_begin, size_t row_end) {
+    if (pk_has_avx512()) { small_f32_avx512(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+    pk_gemv_f32(w, k, x, ldx, y, ldy, m_count, row_begin, row_end);
+}
+
+void pk_gemm_small_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
+                        size_t m_count, size_t row_begin, size_t row_end) {
+    if (pk_has_avx512()) { small_bf16_avx512(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+    pk_gemv_bf16(w, k, x, ldx, y, ldy, m_count, row_begin, row_end);
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Benchmarks our `peft` against transformers (+ PEFT) on the same checkpoint and data, in one run, and prints
+tokens/s, peak memory (max RSS of each process) and the ratios.
+
+    python3 scripts/bench.py [generate|train|all] [--model DIR] [--steps N] [--new-tokens N]
+
+Default checkpoint: Qwen2.5-0.5B shapes with random bf16 weights (scripts/make_bench_model.py; the cost of a
+forward does not depend on the weights), Qwen tokenizer from ../shared/qwen-tokenizer. Needs a release build
+(`swift build -c release`) and, for the peer, torch + transformers + peft from PyPI. Run it on a quiet machine:
+the numbers are wall-clock rates.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+PEFT = os.path.join(ROOT, ".build", "release", "peft")
+PEER = os.path.join(ROOT, "scripts", "bench", "peer.py")
+PROMPT = "请介绍一下中成药的常见剂型，并说明服用时需要注意什么。"
+
+
+def measured(cmd, env=None):
+    """Runs cmd under GNU time; returns (stdout, peak RSS in bytes)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as t:
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", t.name] + cmd, capture_output=True, text=True,
+                           env=env)
+        if p.returncode != 0:
+            sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr[-3000:]}")
+        return p.stdout, int(open(t.name).read().strip().splitlines()[-1]) * 1024
+
+
+def gb(n):
+    return f"{n / 1e9:.2f} GB"
+
+
+def row(name, rate, rss, base=None):
+    ratio = f"  {rate / base[0]:.2f}x speed, {rss / base[1]:.2f}x memory" if base else ""
+    print(f"  {name:<44} {rate:8.1f} tokens/s  {gb(rss):>9}{ratio}")
+
+
+def bench_generate(model, new_tokens):
+    print(f"\nGreedy generation, {new_tokens} new tokens ({model})")
+    results = {}
+    for dtype in ["bfloat16", "float32"]:
+        out, rss = measured([sys.executable, PEER, "generate", model, PROMPT, str(new_tokens), dtype])
+        results[("peer", dtype)] = (json.loads(out), rss)
+    for dtype in ["bfloat16", "float32"]:
+        out, rss = measured([PEFT, "generate", "--model", model, "--prompt", PROMPT, "--max-new-tokens",
+                             str(new_tokens), "--temperature", "0", "--json", "--dtype", dtype])
+        results[("ours", dtype)] = (json.loads(out), rss)
+    best_peer = max(results[("peer", d)][0]["decode_tokens_per_second"] for d in ["bfloat16", "float32"])
+    for phase in ["prefill", "decode"]:
+        print(f" {phase}:")
+        for dtype in ["bfloat16", "float32"]:
+            peer, peer_rss = results[("peer", dtype)]
+            ours, ours_rss = results[("ours", dtype)]
+            key = f"{phase}_tokens_per_second"
+            row(f"transformers {dtype}", peer[key], peer_rss)
+            row(f"peft (ours) {dtype}", ours[key], ours_rss, (peer[key], peer_rss))
+    ours_best = results[("ours", "bfloat16")][0]["decode_tokens_per_second"]
+    print(f" decode, ours bfloat16 vs the peer's best: {ours_best / best_peer:.2f}x")
+    return results
+
+
+def bench_train(model, data, steps, batch, maxlen):
+    print(f"\nLoRA r=8 on q_proj,v_proj, batch {batch}, max length {maxlen}, {steps} timed steps ({os.path.basename(data)})")
+    peer = {}
+    for name, dtype, ckpt in [("fp32", "float32", "0"), ("fp32 + checkpointing", "float32", "1"),
+                              ("bf16 + checkpointing", "bfloat16", "1")]:
+        out, rss = measured([sys.executable, PEER, "train", model, data, str(steps), str(batch), str(maxlen), dtype, ckpt])
+        peer[name] = (json.loads(out)["tokens_per_second"], rss)
+        row(f"transformers+peft {name}", *peer[name])
+    fastest = max(peer.values(), key=lambda v: v[0])
+    for name, flags in [("fp32", []), ("fp32 + checkpointing", ["--gradient-checkpointing"]),
+                        ("bf16 + checkpointing", ["--dtype", "bfloat16", "--gradient-checkpointing"])]:
+        with tempfile.TemporaryDirectory() as out_dir:
+            _, rss = measured([PEFT, "train", "--model", model, "--data", data, "--output", out_dir, "--max-steps",
+                               str(steps + 1), "--batch-size", str(batch), "--max-length", str(maxlen), "--lora-r", "8",
+                               "--target-modules", "q_proj,v_proj"] + flags)
+            log = [json.loads(l) for l in open(os.path.join(out_dir, "train_log.jsonl")) if '"train"' in l]
+            # Exclude the first step (warm-up), like the peer.
+            rate = (log[-1]["tokens"] - log[0]["tokens"]) / (log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"])
+        row(f"peft (ours) {name}", rate, rss, fastest)
+    print(f" (ratios against the peer's fastest: {fastest[0]:.1f} tokens/s at {gb(fastest[1])})")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "all"])
+    ap.add_argument("--model", default=os.path.join(ROOT, "bench-out", "qwen2.5-0.5b-random"))
+    ap.add_argument("--data", default=os.path.join(ROOT, "Data", "demo", "train.jsonl"))
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    args = ap.parse_args()
+    if not os.path.exists(PEFT):
+        sys.exit("build first: swift build -c release")
+    if not os.path.exists(os.path.join(args.model, "config.json")):
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_bench_model.py"), "--out", args.model],
+                       check=True)
+    print(f"machine: {os.cpu_count()} cores")
+    if args.what in ("generate", "all"):
+        bench_generate(args.model, args.new_tokens)
+    if args.what in ("train", "all"):
+        bench_train(args.model, args.data, args.steps, args.batch, args.max_length)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The Python peer for scripts/bench.py: transformers (+ PEFT) on the same checkpoint and data.
+
+    peer.py generate MODEL PROMPT NEW_TOKENS DTYPE
+    peer.py train MODEL DATA STEPS BATCH MAXLEN DTYPE CHECKPOINTING
+Prints one JSON object on stdout.
+"""
+import json
+import sys
+import time
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+torch.set_num_threads(2)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def generate(model_dir, prompt, new_tokens, dtype):
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype])
+    model.eval()
+    ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        out = model(ids, use_cache=True)
+        t1 = time.perf_counter()
+        past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        for _ in range(new_tokens - 1):
+            out = model(nxt, past_key_values=past, use_cache=True)
+            past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        t2 = time.perf_counter()
+    print(json.dumps({"prompt_tokens": ids.shape[1], "prefill_tokens_per_second": ids.shape[1] / (t1 - t0),
+                      "decode_tokens_per_second": (new_tokens - 1) / (t2 - t1)}))
+
+
+def examples(tok, path, maxlen):
+    """prompt (chat template with generation prompt) + answer + <|im_end|>; labels on answer and end of turn."""
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    out = []
+    for line in open(path, encoding="utf-8"):
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        user = r["instruction"] + ("\n" + r["input"] if r.get("input") else "")
+        prompt = tok.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True,
+                                         return_dict=True)["input_ids"]
+        answer = tok(r["output"], add_special_tokens=False)["input_ids"] + [end]
+        ids = (prompt + answer)[:maxlen]
+        labels = ([-100] * len(prompt) + answer)[:maxlen]
+        out.append((ids, labels))
+    return out
+
+
+def train(model_dir, data, steps, batch, maxlen, dtype, checkpointing):
+    from peft import LoraConfig, get_peft_model
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype])
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
+                                             task_type="CAUSAL_LM"))
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    exs = examples(tok, data, maxlen)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    tokens, start = 0, None
+    for step in range(steps + 1):   # step 0 warms up and is not timed
+        chunk = [exs[(step * batch + i) % len(exs)] for i in range(batch)]
+        T = max(len(ids) for ids, _ in chunk)
+        ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in chunk])
+        mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _ in chunk])
+        labels = torch.tensor([l + [-100] * (T - len(l)) for _, l in chunk])
+        if step == 1:
+            start = time.perf_counter()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        opt.zero_grad()
+        if step >= 1:
+            tokens += int(mask.sum())
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
+
+
+if __name__ == "__main__":
+    kind = sys.argv[1]
+    if kind == "generate":
+        generate(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    else:
+        train(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7],
+              sys.argv[8] == "1")
