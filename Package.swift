@@ -41,6 +41,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Transformer", "ModelIO", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Adapters", "Transformer", "Tokenizer", "Generation",
                                                           "TestSupport"]),
     ],
