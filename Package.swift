@@ -11,7 +11,7 @@ let package = Package(
     products: [
         .executable(name: "peft", targets: ["PeftCLI"]),
         .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
-                                               "Generation", "Training", "Evaluation"]),
+                                               "Generation", "Training", "Evaluation", "Demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,8 +30,10 @@ let package = Package(
         .target(name: "Training", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
         .target(name: "Evaluation", dependencies: ["Kernels", "Transformer", "Adapters", "Tokenizer",
                                                    "Generation", "Training"]),
+        // The built-in demo: embedded data set and tokenizer, and the seeded tiny model.
+        .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),
         .executableTarget(name: "PeftCLI", dependencies: [
-            "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation",
+            "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["Kernels"], path: "Sources/TestSupport"),

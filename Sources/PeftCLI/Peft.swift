@@ -10,6 +10,6 @@ struct Peft: ParsableCommand {
         Llama / Mistral / Qwen3 families, trains LoRA adapters that Python PEFT loads, and generates text.
         Start with `peft demo`.
         """,
-        subcommands: [Generate.self, Chat.self, Train.self, Eval.self, Merge.self,
+        subcommands: [Demo.self, Generate.self, Chat.self, Train.self, Eval.self, Merge.self, Report.self,
                       Tokenize.self, Info.self])
 }

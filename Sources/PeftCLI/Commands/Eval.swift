@@ -1,11 +1,13 @@
 import ArgumentParser
+import Evaluation
 import Foundation
+import Generation
 import Tokenizer
 import Training
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Answer loss and perplexity over a data file (token-weighted mean over answer tokens).")
+        abstract: "Answer loss and perplexity over a data file; with --generate also BLEU-4, ROUGE and exact match of generated answers.")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "A PEFT LoRA adapter directory to apply.") var adapter: String?
@@ -13,10 +15,18 @@ struct Eval: ParsableCommand {
     @OptionGroup var templateOptions: TemplateOptions
     @Option(help: "Longest example in tokens.") var maxLength: Int = 1024
     @Option(help: "Examples per forward batch.") var batchSize: Int = 4
-    @Option(help: "Compute precision: float32 (default) or bfloat16.") var dtype: ComputeDType = .float32
-    @Flag(help: "Print one JSON object: loss, perplexity, tokens, examples.") var json = false
+    @Option(help: "Compute precision: float32 or bfloat16 (default: float32, bfloat16 with --generate).") var dtype: ComputeDType?
+    @Flag(help: "Print one JSON object: loss, perplexity, tokens, examples (and the generation metrics).") var json = false
+    @Flag(help: "Generate an answer for every record and score it against the reference.") var generate = false
+    @Option(help: "With --generate: where predictions.jsonl and metrics.json go.") var outputDir: String = "eval-out"
+    @Option(help: "With --generate: also report the share of answers whose first match of this regex equals the reference's (e.g. '推荐用药：([^。]+)').")
+    var metricNameMatch: String?
+    @Option(help: "Only the first N records.") var limit: Int?
+    @OptionGroup var sampling: SamplingFlags
 
     func run() throws {
+        if generate { try runGenerate(); return }
+        let dtype = self.dtype ?? .float32
         let set = try DataLoader.load(URL(fileURLWithPath: data))
         let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype, adapter: adapter.map { URL(fileURLWithPath: $0) })
         let builder = ExampleBuilder(formatter: try templateOptions.formatter(for: loaded.tokenizer), maxLength: maxLength)
@@ -33,5 +43,60 @@ struct Eval: ParsableCommand {
                                 result.perplexity, result.tokens, result.examples,
                                 built.dropped > 0 ? ", \(built.dropped) dropped by --max-length" : ""))
         }
+    }
+
+    func runGenerate() throws {
+        var set = try DataLoader.load(URL(fileURLWithPath: data))
+        if let limit { set.conversations = Array(set.conversations.prefix(max(0, limit))) }
+        let loaded = try LoadedModel.open(modelOptions.url, dtype: (dtype ?? .bfloat16).dtype,
+                                          adapter: adapter.map { URL(fileURLWithPath: $0) })
+        let formatter = try templateOptions.formatter(for: loaded.tokenizer)
+        let builder = ExampleBuilder(formatter: formatter, maxLength: maxLength)
+        let options = sampling.resolve(loaded.sampling)
+        try options.validate()
+        Interrupt.install()
+        let bar = ProgressBar(total: set.conversations.count, label: "generate")
+        let run = try GenerationEvaluator.run(
+            model: loaded.model, builder: builder, conversations: set.conversations, sampling: options,
+            stopIDs: loaded.stopIDs(formatter), nameRegex: metricNameMatch, lossBatchSize: batchSize,
+            progress: { done, _, _ in if !json { bar.update(done) } }, shouldStop: { Interrupt.requested })
+        let out = URL(fileURLWithPath: outputDir)
+        try EvaluationRunFiles.write(run, to: out)
+        if json {
+            Terminal.json(EvalSummary.object(run))
+        } else {
+            if run.partial { bar.finishLine() }
+            Terminal.out(EvalSummary.text(run))
+            Terminal.note("predictions and metrics in \(out.path)")
+        }
+        if run.partial { throw ExitCode(130) }
+    }
+}
+
+/// Printing of generation-evaluation results.
+enum EvalSummary {
+    static func object(_ run: EvaluationRun) -> [String: Any] {
+        var o: [String: Any] = ["examples": run.predictions.count, "partial": run.partial]
+        if let l = run.loss, l.loss.isFinite {
+            o["loss"] = l.loss; o["perplexity"] = l.perplexity; o["tokens"] = l.tokens
+        }
+        if let m = run.metrics {
+            o["bleu4"] = m.bleu4; o["rouge1"] = m.rouge1; o["rouge2"] = m.rouge2; o["rougeL"] = m.rougeL
+            o["exact_match"] = m.exactMatch
+            if let n = m.nameMatch { o["name_match"] = n }
+        }
+        return o
+    }
+
+    static func text(_ run: EvaluationRun) -> String {
+        var parts: [String] = []
+        if let m = run.metrics {
+            parts.append(String(format: "BLEU-4 %.2f  ROUGE-1 %.2f  ROUGE-2 %.2f  ROUGE-L %.2f  exact %.1f%%", m.bleu4,
+                                m.rouge1, m.rouge2, m.rougeL, m.exactMatch))
+            if let n = m.nameMatch { parts.append(String(format: "name match %.1f%%", n)) }
+        }
+        if let l = run.loss, l.loss.isFinite { parts.append(String(format: "loss %.4f  perplexity %.3f", l.loss, l.perplexity)) }
+        parts.append("(\(run.predictions.count) examples\(run.partial ? ", stopped early" : ""))")
+        return parts.joined(separator: "  ")
     }
 }
