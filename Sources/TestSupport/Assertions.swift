@@ -55,9 +55,17 @@ public func finiteDifferenceGradient(_ x: [Float], indices: [Int]? = nil, step: 
     return out
 }
 
-/// A path under the repository's `Tests/` folder resolved from a test file's path.
+/// A path under the repository's `Tests/Fixtures` folder, found from a source file's path.
 public func fixtureURL(_ relative: String, file: StaticString = #filePath) -> URL {
-    var url = URL(fileURLWithPath: "\(file)")
-    while url.pathComponents.count > 1 && url.lastPathComponent != "Tests" { url.deleteLastPathComponent() }
-    return url.appendingPathComponent("Fixtures").appendingPathComponent(relative)
+    packageRoot(file: file).appendingPathComponent("Tests/Fixtures").appendingPathComponent(relative)
+}
+
+/// The directory holding Package.swift, found by walking up from a source file.
+public func packageRoot(file: StaticString = #filePath) -> URL {
+    var url = URL(fileURLWithPath: "\(file)").deletingLastPathComponent()
+    while url.pathComponents.count > 1 {
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        url.deleteLastPathComponent()
+    }
+    return url
 }

@@ -1,0 +1,83 @@
+import Foundation
+
+/// Runs the built `peft` executable (found next to the test bundle) and captures its output.
+public struct CommandResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+public enum PeftCommand {
+    /// `.build/<config>/peft`.
+    public static var executable: URL {
+        let candidates = [Bundle.main.bundleURL] + Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() }
+        for dir in candidates {
+            let url = dir.appendingPathComponent("peft")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return Bundle.main.bundleURL.appendingPathComponent("peft")
+    }
+
+    /// Runs `peft args...`; `onStderrLine` sees stderr lines as they arrive (and may return true to send SIGINT).
+    @discardableResult
+    public static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:],
+                           interruptWhen: ((String) -> Bool)? = nil) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        let lock = NSLock()
+        var errData = Data(), outData = Data(), interrupted = false
+        err.fileHandleForReading.readabilityHandler = { h in
+            let chunk = h.availableData
+            lock.lock(); defer { lock.unlock() }
+            errData.append(chunk)
+            if let interruptWhen, !interrupted, interruptWhen(String(decoding: errData, as: UTF8.self)) {
+                interrupted = true
+                kill(process.processIdentifier, SIGINT)
+            }
+        }
+        out.fileHandleForReading.readabilityHandler = { h in
+            let chunk = h.availableData
+            lock.lock(); outData.append(chunk); lock.unlock()
+        }
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        err.fileHandleForReading.readabilityHandler = nil
+        out.fileHandleForReading.readabilityHandler = nil
+        lock.lock(); defer { lock.unlock() }
+        outData.append(out.fileHandleForReading.readDataToEndOfFile())
+        errData.append(err.fileHandleForReading.readDataToEndOfFile())
+        return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                             stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A fresh temporary directory removed by `cleanup()`.
+public struct TemporaryDirectory {
+    public let url: URL
+
+    public init(_ prefix: String = "peft-test") throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    public func cleanup() { try? FileManager.default.removeItem(at: url) }
+
+    /// Copies a fixture model directory here (to modify it) and returns the copy.
+    public func copyModel(_ name: String, as newName: String) throws -> URL {
+        let dst = url.appendingPathComponent(newName)
+        try FileManager.default.copyItem(at: modelFixture(name), to: dst)
+        return dst
+    }
+}

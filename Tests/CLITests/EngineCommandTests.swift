@@ -1,0 +1,147 @@
+import Foundation
+import ModelIO
+import TestSupport
+import Tokenizer
+import XCTest
+
+/// The `generate`, `tokenize`, `info` contracts and the bad-input answers, through the real executable.
+final class EngineCommandTests: XCTestCase {
+    var tmp: TemporaryDirectory!
+    let model = modelFixture("tiny-qwen2").path
+
+    override func setUpWithError() throws { tmp = try TemporaryDirectory("cli") }
+    override func tearDown() { tmp.cleanup() }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
+    }
+
+    func testGenerateJSONContractAndDeterminism() throws {
+        let args = ["generate", "--model", model, "--prompt", "你好", "--max-new-tokens", "12", "--dtype", "float32", "--json"]
+        let greedy = try PeftCommand.run(args + ["--temperature", "0"])
+        XCTAssertEqual(greedy.status, 0, greedy.stderr)
+        let g = try json(greedy.stdout)
+        for key in ["text", "token_ids", "prompt_tokens", "prefill_tokens_per_second", "decode_tokens_per_second"] {
+            XCTAssertNotNil(g[key], key)
+        }
+        XCTAssertEqual((g["token_ids"] as? [Int])?.count, 12)
+        // The prompt is ChatML with the template's default system prompt.
+        let tok = try Tokenizer.load(directory: modelFixture("tiny-qwen2"))
+        let prompt = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n"
+        XCTAssertEqual(g["prompt_tokens"] as? Int, tok.encode(prompt).count)
+        // Sampling: same seed, same tokens; another seed, other tokens.
+        let sample = args + ["--temperature", "1.0", "--top-k", "50"]
+        let a = try json(PeftCommand.run(sample + ["--seed", "5"]).stdout)["token_ids"] as? [Int]
+        let b = try json(PeftCommand.run(sample + ["--seed", "5"]).stdout)["token_ids"] as? [Int]
+        let c = try json(PeftCommand.run(sample + ["--seed", "6"]).stdout)["token_ids"] as? [Int]
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, c)
+        // Plain output prints only the text.
+        let plain = try PeftCommand.run(Array(args.dropLast()) + ["--temperature", "0"])
+        XCTAssertEqual(plain.stdout, (g["text"] as? String ?? "") + "\n")
+    }
+
+    func testTokenizeTextAndFile() throws {
+        let tok = try Tokenizer.load(directory: modelFixture("tiny-qwen2"))
+        let text = "推荐用药：<|im_end|> hello 123"
+        let r = try PeftCommand.run(["tokenize", "--model", model, "--text", text])
+        XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                       tok.encode(text).map(String.init).joined(separator: " "))
+        XCTAssertTrue(tok.encode(text).contains(302), "special token recognised")
+        let file = tmp.path("in.jsonl")
+        try Data("{\"text\": \"a\"}\n\n{\"text\": \"你好\"}\n".utf8).write(to: URL(fileURLWithPath: file))
+        let lines = try PeftCommand.run(["tokenize", "--model", model, "--file", file]).stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertEqual(try json(String(lines[1]))["ids"] as? [Int], tok.encode("你好").map(Int.init))
+        try Data("{\"txt\": \"a\"}\n".utf8).write(to: URL(fileURLWithPath: file))
+        let bad = try PeftCommand.run(["tokenize", "--model", model, "--file", file])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("record 1, field 'text'"), bad.stderr)
+    }
+
+    func testInfo() throws {
+        let r = try PeftCommand.run(["info", "--model", model, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try json(r.stdout)
+        XCTAssertEqual(o["architecture"] as? String, "qwen2")
+        XCTAssertEqual(o["template"] as? String, "chatml")
+        XCTAssertEqual(o["kv_heads"] as? Int, 2)
+        let text = try PeftCommand.run(["info", "--model", modelFixture("tiny-qwen3").path])
+        XCTAssertTrue(text.stdout.contains("q/k norm"), text.stdout)
+    }
+
+    func expectFailure(_ args: [String], _ fragments: [String], line: UInt = #line) throws {
+        let r = try PeftCommand.run(args)
+        XCTAssertNotEqual(r.status, 0, "expected failure: \(args)", line: line)
+        for f in fragments { XCTAssertTrue(r.stderr.contains(f), "stderr lacks '\(f)': \(r.stderr)", line: line) }
+        XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr, line: line)
+    }
+
+    func testBadModelInputsAreClearErrors() throws {
+        let gen = { (dir: String) in ["generate", "--model", dir, "--prompt", "hi", "--max-new-tokens", "2"] }
+        try expectFailure(gen(tmp.path("missing")), ["model directory not found", "missing"])
+        // Truncated weights.
+        let truncated = try tmp.copyModel("tiny-qwen2", as: "truncated")
+        let weights = truncated.appendingPathComponent("model.safetensors")
+        let full = try Data(contentsOf: weights)
+        try full.prefix(full.count / 3).write(to: weights)
+        try expectFailure(gen(truncated.path), ["model.safetensors", "point past"])
+        // Missing weights file.
+        try FileManager.default.removeItem(at: weights)
+        try expectFailure(gen(truncated.path), ["model weights"])
+        // A header whose offsets point past the file (file intact, header edited).
+        let edited = try tmp.copyModel("tiny-qwen2", as: "edited")
+        let url = edited.appendingPathComponent("model.safetensors")
+        var bytes = try Data(contentsOf: url)
+        let headerLength = Int(bytes.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var header = String(decoding: bytes[8..<(8 + headerLength)], as: UTF8.self)
+        let fileEnd = bytes.count - 8 - headerLength
+        // Move the largest end offset far beyond the data section, same header length.
+        if let r = header.range(of: ",\(fileEnd)]") {
+            let bigger = String(fileEnd + 4)
+            header.replaceSubrange(r, with: ",\(bigger)]")
+            header = String(header.dropLast(bigger.count - String(fileEnd).count))
+        }
+        bytes.replaceSubrange(8..<(8 + headerLength), with: Data(header.utf8))
+        try bytes.write(to: url)
+        try expectFailure(gen(edited.path), ["model.safetensors", "data_offsets"])
+        // Config with a missing field, and an unknown architecture.
+        let config = try tmp.copyModel("tiny-qwen2", as: "config")
+        let configURL = config.appendingPathComponent("config.json")
+        var obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        obj.removeValue(forKey: "hidden_size")
+        try JSONSerialization.data(withJSONObject: obj).write(to: configURL)
+        try expectFailure(gen(config.path), ["config.json", "missing field 'hidden_size'"])
+        obj["hidden_size"] = 64
+        obj["model_type"] = "gpt_neox"
+        try JSONSerialization.data(withJSONObject: obj).write(to: configURL)
+        try expectFailure(gen(config.path), ["model_type 'gpt_neox' is not supported", "qwen2"])
+        obj["model_type"] = "qwen2"
+        obj["rope_scaling"] = ["rope_type": "yarn", "factor": 4.0]
+        try JSONSerialization.data(withJSONObject: obj).write(to: configURL)
+        try expectFailure(gen(config.path), ["rope scaling type 'yarn' is not supported"])
+    }
+
+    func testPromptLongerThanContext() throws {
+        // The fixture's context is 256 positions.
+        let long = String(repeating: "hello world ", count: 200)
+        try expectFailure(["generate", "--model", model, "--prompt", long], ["longer than the model's context of 256"])
+    }
+
+    func testBadFlagValues() throws {
+        try expectFailure(["generate", "--model", model, "--prompt", "x", "--top-p", "1.5"], ["--top-p"])
+        try expectFailure(["generate", "--model", model, "--prompt", "x", "--template", "alpaca"], ["unknown template 'alpaca'"])
+        try expectFailure(["tokenize", "--model", model], ["exactly one of --text or --file"])
+    }
+
+    func testChatKeepsHistoryAndResets() throws {
+        let r = try PeftCommand.run(["chat", "--model", model, "--max-new-tokens", "3", "--temperature", "0", "--dtype", "float32"],
+                                    stdin: "你好\n再说一遍\n/reset\n你好\n/exit\n")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("(history cleared)"), r.stderr)
+        // Greedy: the first answer and the answer after /reset (same single-turn prompt) are identical.
+        let answers = r.stdout.components(separatedBy: "> ").map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
+        XCTAssertEqual(answers.count, 3, r.stdout)
+        XCTAssertEqual(answers.first, answers.last)
+    }
+}
