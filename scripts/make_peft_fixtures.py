@@ -142,10 +142,12 @@ def roundtrip_case(binary):
                     "--lora-alpha", "8", "--lora-dropout", "0", "--target-modules", "q_proj,k_proj,v_proj,o_proj",
                     "--max-steps", "6", "--lr", "0.05", "--batch-size", "2", "--seed", "3", "--dtype", "float32"],
                    check=True)
-    for extra in ["checkpoints", "train_log.jsonl"]:
-        shutil.rmtree(os.path.join(out, extra), ignore_errors=True)
-        if os.path.exists(os.path.join(out, extra)):
-            os.remove(os.path.join(out, extra))
+    for extra in os.listdir(out):   # keep only the adapter itself
+        path = os.path.join(out, extra)
+        if extra.startswith("checkpoint-"):
+            shutil.rmtree(path)
+        elif extra == "train_log.jsonl":
+            os.remove(path)
     model = PeftModel.from_pretrained(base(), out)
     model.eval()
     with torch.no_grad():

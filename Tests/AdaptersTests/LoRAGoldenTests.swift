@@ -91,4 +91,13 @@ final class LoRAGoldenTests: XCTestCase {
             }
         }
     }
+
+    func testOurAdapterLoadedByPEFTGivesOurLogits() throws {
+        // tiny-qwen2-ours was trained by `peft train` (scripts/make_peft_fixtures.py --peft-binary); PEFT's
+        // PeftModel.from_pretrained loaded it and computed these logits.
+        let golden: LogitsGolden = try load("lora-ours-in-peft")
+        let m = try model()
+        m.adapter = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-ours"), model: m.config)
+        assertClose(m.logits(PackedBatch(sequences: golden.examples.map(\.ids))), golden.logits.flatMap { $0 }, atol: 2e-4)
+    }
 }
