@@ -17,11 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // oneDNN's C API (Debian: libdnnl-dev).
-        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
-        // SIMD hot loops in C with run-time CPU dispatch; always compiled optimised, even in debug builds.
-        .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimizedC),
-        .target(name: "Kernels", dependencies: ["CKernels", "CDNNL"]),
+        // SIMD hot loops in C with run-time CPU dispatch, the built-in GEMM and the run-time loader of oneDNN
+        // (libdnnl.so.2, used when installed); always compiled optimised, even in debug builds.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimizedC, linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "Kernels", dependencies: ["CKernels"]),
         .target(name: "ModelIO", dependencies: ["Kernels"]),
         .target(name: "Tokenizer"),
         .target(name: "Transformer", dependencies: ["Kernels", "ModelIO"]),

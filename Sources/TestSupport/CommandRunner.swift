@@ -32,20 +32,23 @@ public enum PeftCommand {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = input
-        let lock = NSLock()
-        var errData = Data(), outData = Data(), interrupted = false
+        final class Captured: @unchecked Sendable {
+            let lock = NSLock()
+            var err = Data(), out = Data(), interrupted = false
+        }
+        let captured = Captured()
         err.fileHandleForReading.readabilityHandler = { h in
             let chunk = h.availableData
-            lock.lock(); defer { lock.unlock() }
-            errData.append(chunk)
-            if let interruptWhen, !interrupted, interruptWhen(String(decoding: errData, as: UTF8.self)) {
-                interrupted = true
+            captured.lock.lock(); defer { captured.lock.unlock() }
+            captured.err.append(chunk)
+            if let interruptWhen, !captured.interrupted, interruptWhen(String(decoding: captured.err, as: UTF8.self)) {
+                captured.interrupted = true
                 kill(process.processIdentifier, SIGINT)
             }
         }
         out.fileHandleForReading.readabilityHandler = { h in
             let chunk = h.availableData
-            lock.lock(); outData.append(chunk); lock.unlock()
+            captured.lock.lock(); captured.out.append(chunk); captured.lock.unlock()
         }
         try process.run()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
@@ -53,11 +56,11 @@ public enum PeftCommand {
         process.waitUntilExit()
         err.fileHandleForReading.readabilityHandler = nil
         out.fileHandleForReading.readabilityHandler = nil
-        lock.lock(); defer { lock.unlock() }
-        outData.append(out.fileHandleForReading.readDataToEndOfFile())
-        errData.append(err.fileHandleForReading.readDataToEndOfFile())
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+        captured.lock.lock(); defer { captured.lock.unlock() }
+        captured.out.append(out.fileHandleForReading.readDataToEndOfFile())
+        captured.err.append(err.fileHandleForReading.readDataToEndOfFile())
+        return CommandResult(status: process.terminationStatus, stdout: String(decoding: captured.out, as: UTF8.self),
+                             stderr: String(decoding: captured.err, as: UTF8.self))
     }
 }
 

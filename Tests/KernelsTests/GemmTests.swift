@@ -4,8 +4,18 @@ import XCTest
 
 /// oneDNN GEMM and the bf16/GEMV paths of `WeightMatrix` against `Naive.matmul` (computed in Double).
 final class GemmTests: XCTestCase {
+    /// Every backend present on this machine (oneDNN only where libdnnl.so.2 is installed).
+    var backends: [Gemm.Backend] { Gemm.backend == .oneDNN ? [.oneDNN, .builtin] : [.builtin] }
+
     func testAllTransposeCombinationsMatchNaive() {
-        let (m, n, k) = (37, 29, 53)
+        for backend in backends {
+            for (m, n, k) in [(37, 29, 53), (5, 70, 300), (100, 33, 7)] {
+                checkTransposes(m: m, n: n, k: k, backend: backend)
+            }
+        }
+    }
+
+    func checkTransposes(m: Int, n: Int, k: Int, backend: Gemm.Backend) {
         for transposeA in [false, true] {
             for transposeB in [false, true] {
                 let a = randomArray(m * k, seed: 1), b = randomArray(k * n, seed: 2)
@@ -17,19 +27,23 @@ final class GemmTests: XCTestCase {
                         c.withUnsafeMutableBufferPointer { cp in
                             Gemm.multiply(m: m, n: n, k: k, a: ap.baseAddress!, lda: transposeA ? m : k,
                                           transposeA: transposeA, b: bp.baseAddress!, ldb: transposeB ? k : n,
-                                          transposeB: transposeB, c: cp.baseAddress!, ldc: n)
+                                          transposeB: transposeB, c: cp.baseAddress!, ldc: n, backend: backend)
                         }
                     }
                 }
                 let bLogical = transposeB ? transpose(b, rows: n, cols: k) : b
-                // f32 accumulation over k=53 terms of magnitude <= 1: error well under 1e-4.
+                // f32 accumulation over <= 300 terms of magnitude <= 1: error well under 1e-4.
                 assertClose(c, Naive.matmul(a, bLogical, m: m, n: n, k: k, transposeB: false), atol: 1e-4,
-                            "transposeA \(transposeA) transposeB \(transposeB)")
+                            "\(backend) \(m)x\(n)x\(k) transposeA \(transposeA) transposeB \(transposeB)")
             }
         }
     }
 
     func testAlphaAndAccumulate() {
+        for backend in backends { checkAlphaAndAccumulate(backend) }
+    }
+
+    func checkAlphaAndAccumulate(_ backend: Gemm.Backend) {
         let (m, n, k) = (16, 24, 8)
         let a = randomArray(m * k, seed: 3), b = randomArray(n * k, seed: 4)
         let start = randomArray(m * n, seed: 5)
@@ -38,7 +52,8 @@ final class GemmTests: XCTestCase {
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
                     Gemm.multiply(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k,
-                                  transposeB: true, c: cp.baseAddress!, ldc: n, alpha: 0.5, accumulate: true)
+                                  transposeB: true, c: cp.baseAddress!, ldc: n, alpha: 0.5, accumulate: true,
+                                  backend: backend)
                 }
             }
         }
@@ -47,6 +62,10 @@ final class GemmTests: XCTestCase {
     }
 
     func testStridedOutputColumns() {
+        for backend in backends { checkStridedOutput(backend) }
+    }
+
+    func checkStridedOutput(_ backend: Gemm.Backend) {
         // Writing into a column slice of a wider matrix (ldc > n) must leave other columns untouched.
         let (m, n, k, ldc) = (9, 5, 7, 12)
         let a = randomArray(m * k, seed: 6), b = randomArray(n * k, seed: 7)
@@ -55,7 +74,7 @@ final class GemmTests: XCTestCase {
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
                     Gemm.multiply(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k,
-                                  transposeB: true, c: cp.baseAddress! + 3, ldc: ldc)
+                                  transposeB: true, c: cp.baseAddress! + 3, ldc: ldc, backend: backend)
                 }
             }
         }

@@ -39,6 +39,24 @@ void pk_gemm_small_f32(const float *w, size_t k, const float *x, size_t ldx, flo
 void pk_gemm_small_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
                         size_t m_count, size_t row_begin, size_t row_end);
 
+// ---- GEMM --------------------------------------------------------------------------------------------
+/// Built-in f32 GEMM over columns [col_begin, col_end) of C: C = alpha * op(A) op(B) (+ C when accumulate).
+/// op(A) is [m, k] (A stored [k, m] when trans_a); op(B) is [k, n] (B stored [n, k] when trans_b).
+void pk_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+              const float *b, size_t ldb, int accumulate, float *c, size_t ldc, size_t col_begin, size_t col_end);
+
+/// oneDNN, loaded at run time (libdnnl.so.2, oneDNN 2.x) when present; nothing is linked at build time.
+/// 1 when the library loaded and its version is supported.
+int pk_dnnl_available(void);
+/// A cached-by-caller matmul primitive for C[m, n] = alpha * op(A) op(B) (+ C): NULL on failure.
+void *pk_dnnl_matmul_create(size_t m, size_t n, size_t k, size_t lda, size_t ldb, size_t ldc, int trans_a,
+                            int trans_b, float alpha, int accumulate);
+/// Runs a primitive from pk_dnnl_matmul_create. Returns 0 on success.
+int pk_dnnl_matmul_execute(void *matmul, const float *a, const float *b, float *c);
+void pk_dnnl_matmul_destroy(void *matmul);
+/// "2.6.3" or "" when not loaded.
+const char *pk_dnnl_version(void);
+
 // ---- vector helpers ---------------------------------------------------------------------------------
 float pk_dot(const float *a, const float *b, size_t n);
 /// y += alpha * x

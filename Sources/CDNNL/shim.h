@@ -1,2 +1,0 @@
-// oneDNN's C API, from Debian's libdnnl-dev.
-#include <dnnl.h>

@@ -1,0 +1,125 @@
+// The built-in f32 GEMM, used when oneDNN is not installed: B packed into 32-column panels, A into 6-row panels,
+// a 6x32 AVX-512 register micro-kernel (scalar twin otherwise). One call computes a column range of C; the
+// caller runs column ranges on separate threads.
+#include <stdlib.h>
+#include "CKernels.h"
+#include "internal.h"
+
+#define MR 6
+#define NR 32
+#define KC 256
+#define MC 72
+
+static inline float a_at(int ta, const float *a, size_t lda, size_t i, size_t p) { return ta ? a[p * lda + i] : a[i * lda + p]; }
+static inline float b_at(int tb, const float *b, size_t ldb, size_t p, size_t j) { return tb ? b[j * ldb + p] : b[p * ldb + j]; }
+
+/// Bp[panel][p][0..NR) for columns [j0, j0 + nc), rows [p0, p0 + kc); zero beyond nc.
+static void pack_b(int tb, const float *b, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc, float *bp) {
+    for (size_t jp = 0; jp < nc; jp += NR) {
+        size_t w = nc - jp < NR ? nc - jp : NR;
+        float *dst = bp + (jp / NR) * kc * NR;
+        for (size_t p = 0; p < kc; p++) {
+            size_t j = 0;
+            if (!tb) {
+                const float *src = b + (p0 + p) * ldb + j0 + jp;
+                for (; j < w; j++) dst[p * NR + j] = src[j];
+            } else {
+                for (; j < w; j++) dst[p * NR + j] = b[(j0 + jp + j) * ldb + p0 + p];
+            }
+            for (; j < NR; j++) dst[p * NR + j] = 0;
+        }
+    }
+}
+
+/// Ap[panel][p][0..MR) for rows [i0, i0 + mc); zero beyond mc.
+static void pack_a(int ta, const float *a, size_t lda, size_t i0, size_t mc, size_t p0, size_t kc, float *ap) {
+    for (size_t ip = 0; ip < mc; ip += MR) {
+        size_t h = mc - ip < MR ? mc - ip : MR;
+        float *dst = ap + (ip / MR) * kc * MR;
+        for (size_t p = 0; p < kc; p++) {
+            size_t r = 0;
+            for (; r < h; r++) dst[p * MR + r] = a_at(ta, a, lda, i0 + ip + r, p0 + p);
+            for (; r < MR; r++) dst[p * MR + r] = 0;
+        }
+    }
+}
+
+/// c[h, w] (ldc) = (add ? c : 0) + alpha * (Ap panel . Bp panel) over kc.
+PK_AVX512 static void micro_avx512(const float *ap, const float *bp, size_t kc, float *c, size_t ldc, size_t h, size_t w,
+                                   float alpha, int add) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    for (size_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(bp + p * NR), b1 = _mm512_loadu_ps(bp + p * NR + 16);
+        const float *ar = ap + p * MR;
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(ar[r]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+    __mmask16 m0 = w >= 16 ? (__mmask16)0xffff : pk_tail_mask(w);
+    __mmask16 m1 = w >= 32 ? (__mmask16)0xffff : (w > 16 ? pk_tail_mask(w - 16) : 0);
+    for (size_t r = 0; r < h; r++) {
+        float *cr = c + r * ldc;
+        __m512 v0 = _mm512_mul_ps(acc[r][0], al), v1 = _mm512_mul_ps(acc[r][1], al);
+        if (add) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        if (m1) _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+}
+
+static void micro_scalar(const float *ap, const float *bp, size_t kc, float *c, size_t ldc, size_t h, size_t w,
+                         float alpha, int add) {
+    float acc[MR][NR];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++) acc[r][j] = 0;
+    for (size_t p = 0; p < kc; p++)
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += ap[p * MR + r] * bp[p * NR + j];
+    for (size_t r = 0; r < h; r++)
+        for (size_t j = 0; j < w; j++) c[r * ldc + j] = (add ? c[r * ldc + j] : 0) + alpha * acc[r][j];
+}
+
+void pk_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+              const float *b, size_t ldb, int accumulate, float *c, size_t ldc, size_t col_begin, size_t col_end) {
+    if (m == 0 || col_end <= col_begin) return;
+    (void)n;
+    if (k == 0) {
+        if (!accumulate)
+            for (size_t i = 0; i < m; i++)
+                for (size_t j = col_begin; j < col_end; j++) c[i * ldc + j] = 0;
+        return;
+    }
+    size_t nc = col_end - col_begin;
+    size_t panels = (nc + NR - 1) / NR;
+    float *bp = aligned_alloc(64, ((panels * NR * KC * sizeof(float)) + 63) / 64 * 64);
+    float *ap = aligned_alloc(64, ((MC * KC * sizeof(float)) + 63) / 64 * 64);
+    if (!bp || !ap) { free(bp); free(ap); return; }
+    int simd = pk_has_avx512();
+    for (size_t p0 = 0; p0 < k; p0 += KC) {
+        size_t kc = k - p0 < KC ? k - p0 : KC;
+        int add = accumulate || p0 > 0;
+        pack_b(trans_b, b, ldb, p0, kc, col_begin, nc, bp);
+        for (size_t i0 = 0; i0 < m; i0 += MC) {
+            size_t mc = m - i0 < MC ? m - i0 : MC;
+            pack_a(trans_a, a, lda, i0, mc, p0, kc, ap);
+            for (size_t jp = 0; jp < nc; jp += NR) {
+                size_t w = nc - jp < NR ? nc - jp : NR;
+                for (size_t ip = 0; ip < mc; ip += MR) {
+                    size_t h = mc - ip < MR ? mc - ip : MR;
+                    float *cp = c + (i0 + ip) * ldc + col_begin + jp;
+                    const float *a_panel = ap + (ip / MR) * kc * MR, *b_panel = bp + (jp / NR) * kc * NR;
+                    if (simd) micro_avx512(a_panel, b_panel, kc, cp, ldc, h, w, alpha, add);
+                    else micro_scalar(a_panel, b_panel, kc, cp, ldc, h, w, alpha, add);
+                }
+            }
+        }
+    }
+    free(bp);
+    free(ap);
+}
