@@ -43,6 +43,7 @@ let package = Package(
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "TestSupport"]),
         .testTarget(name: "DemoTests", dependencies: ["Demo", "Transformer", "Tokenizer", "Training", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["PeftCLI", "TestSupport", "Tokenizer", "ModelIO"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Adapters", "Transformer", "Tokenizer", "Generation",

@@ -16,7 +16,25 @@ void pk_bf16_to_f32(const uint16_t *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = pk_bf16_scalar(src[i]);
 }
 
+// Round to nearest even in integer arithmetic (AVX-512F only); NaN stays a quiet NaN.
+PK_AVX512 static void f32_to_bf16_avx512(const float *src, uint16_t *dst, size_t n) {
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    size_t i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : pk_tail_mask(n - i);
+        __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
+        __m512i rounded = _mm512_srli_epi32(
+            _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))), 16);
+        __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, absmask), inf);
+        __m512i nanbits = _mm512_or_si512(_mm512_srli_epi32(u, 16), quiet);
+        __m512i r = _mm512_mask_blend_epi32(nan, rounded, nanbits);
+        _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+
 void pk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
+    if (pk_has_avx512()) { f32_to_bf16_avx512(src, dst, n); return; }
     for (size_t i = 0; i < n; i++) dst[i] = pk_to_bf16_scalar(src[i]);
 }
 

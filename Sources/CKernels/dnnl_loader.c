@@ -11,7 +11,7 @@
 typedef int st_t;                                   // dnnl_status_t; 0 = success
 typedef struct { int major, minor, patch; const char *hash; unsigned cpu_runtime, gpu_runtime; } version_t;
 typedef struct { int arg; void *memory; } exec_arg_t;
-enum { DT_F32 = 3, ENGINE_CPU = 1, STREAM_IN_ORDER = 1, ARG_SRC = 1, ARG_DST = 17, ARG_WEIGHTS = 33 };
+enum { DT_BF16 = 2, DT_F32 = 3, ENGINE_CPU = 1, STREAM_IN_ORDER = 1, ARG_SRC = 1, ARG_DST = 17, ARG_WEIGHTS = 33 };
 enum { MD_BYTES = 2048, OP_DESC_BYTES = 8192 };     // sizeof in 2.6: 696 and 2800
 
 static struct {
@@ -87,14 +87,15 @@ const char *pk_dnnl_version(void) { return pk_dnnl_available() ? dnnl.version_te
 
 typedef struct { void *primitive, *a, *b, *c; } matmul_t;
 
-static int desc(void *md, size_t rows, size_t cols, size_t ld, int transposed) {
+static int desc(void *md, size_t rows, size_t cols, size_t ld, int transposed, int dtype) {
     int64_t dims[12] = {(int64_t)rows, (int64_t)cols}, strides[12] = {0};
     if (transposed) { strides[0] = 1; strides[1] = (int64_t)ld; } else { strides[0] = (int64_t)ld; strides[1] = 1; }
-    return dnnl.md_init_by_strides(md, 2, dims, DT_F32, strides);
+    return dnnl.md_init_by_strides(md, 2, dims, dtype, strides);
 }
 
 void *pk_dnnl_matmul_create(size_t m, size_t n, size_t k, size_t lda, size_t ldb, size_t ldc, int trans_a,
-                            int trans_b, float alpha, int accumulate) {
+                            int trans_b, float alpha, int accumulate, int bf16_inputs) {
+    int in = bf16_inputs ? DT_BF16 : DT_F32;
     if (!pk_dnnl_available()) return NULL;
     _Alignas(64) unsigned char src[MD_BYTES], wei[MD_BYTES], dst[MD_BYTES];
     unsigned char *op = aligned_alloc(64, OP_DESC_BYTES);
@@ -102,8 +103,8 @@ void *pk_dnnl_matmul_create(size_t m, size_t n, size_t k, size_t lda, size_t ldb
     memset(src, 0, sizeof src); memset(wei, 0, sizeof wei); memset(dst, 0, sizeof dst); memset(op, 0, OP_DESC_BYTES);
     matmul_t *mm = calloc(1, sizeof *mm);
     void *attr = NULL, *post = NULL, *pd = NULL;
-    int ok = mm && desc(src, m, k, lda, trans_a) == 0 && desc(wei, k, n, ldb, trans_b) == 0 &&
-             desc(dst, m, n, ldc, 0) == 0 && dnnl.matmul_desc_init(op, src, wei, NULL, dst) == 0 &&
+    int ok = mm && desc(src, m, k, lda, trans_a, in) == 0 && desc(wei, k, n, ldb, trans_b, in) == 0 &&
+             desc(dst, m, n, ldc, 0, DT_F32) == 0 && dnnl.matmul_desc_init(op, src, wei, NULL, dst) == 0 &&
              dnnl.attr_create(&attr) == 0;
     if (ok && alpha != 1.0f) ok = dnnl.attr_set_output_scales(attr, 1, 0, &alpha) == 0;
     if (ok && accumulate) {
@@ -122,7 +123,7 @@ void *pk_dnnl_matmul_create(size_t m, size_t n, size_t k, size_t lda, size_t ldb
     return mm;
 }
 
-int pk_dnnl_matmul_execute(void *handle, const float *a, const float *b, float *c) {
+int pk_dnnl_matmul_execute(void *handle, const void *a, const void *b, float *c) {
     matmul_t *mm = handle;
     if (dnnl.memory_set_data_handle(mm->a, (void *)a) || dnnl.memory_set_data_handle(mm->b, (void *)b) ||
         dnnl.memory_set_data_handle(mm->c, c))

@@ -66,6 +66,13 @@ public struct WeightMatrix: @unchecked Sendable {
             Gemm.multiply(m: m, n: rows, k: cols, a: x, lda: ldx, b: w, ldb: cols, transposeB: true,
                           c: y, ldc: ldy, accumulate: accumulate)
         case .bfloat16(let w):
+            // Native bf16 products (inputs rounded to bf16, f32 accumulation) where oneDNN has them.
+            if Gemm.hasBF16Products {
+                let xb = Scratch.halves(count: m * cols)
+                Self.toBF16(x, rows: m, cols: cols, ld: ldx, into: xb)
+                if Gemm.multiplyBF16(m: m, n: rows, k: cols, a: xb, lda: cols, b: w, ldb: cols, transposeB: true,
+                                     c: y, ldc: ldy, accumulate: accumulate) { return }
+            }
             let pr = panelRows
             let scratch = Scratch.panel(count: pr * cols)
             var r0 = 0
@@ -75,6 +82,17 @@ public struct WeightMatrix: @unchecked Sendable {
                 Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: scratch, ldb: cols, transposeB: true,
                               c: y + r0, ldc: ldy, accumulate: accumulate)
                 r0 = r1
+            }
+        }
+    }
+
+    /// Rows of x (leading dimension ld) rounded to bf16 into a contiguous [rows, cols] buffer.
+    static func toBF16(_ x: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<UInt16>) {
+        Parallel.forRanges(rows, minChunk: max(1, 16384 / max(cols, 1))) { r in
+            if ld == cols {
+                pk_f32_to_bf16(x + r.lowerBound * cols, out + r.lowerBound * cols, r.count * cols)
+            } else {
+                for i in r { pk_f32_to_bf16(x + i * ld, out + i * cols, cols) }
             }
         }
     }
@@ -89,6 +107,12 @@ public struct WeightMatrix: @unchecked Sendable {
             Gemm.multiply(m: m, n: cols, k: rows, a: dy, lda: lddy, b: w, ldb: cols, c: dx, ldc: lddx,
                           accumulate: accumulate)
         case .bfloat16(let w):
+            if Gemm.hasBF16Products {
+                let db = Scratch.halves(count: m * rows)
+                Self.toBF16(dy, rows: m, cols: rows, ld: lddy, into: db)
+                if Gemm.multiplyBF16(m: m, n: cols, k: rows, a: db, lda: rows, b: w, ldb: cols, c: dx, ldc: lddx,
+                                     accumulate: accumulate) { return }
+            }
             let pr = panelRows
             let scratch = Scratch.panel(count: pr * cols)
             var r0 = 0
@@ -150,24 +174,35 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// Per-thread scratch for widened panels; grows, never shrinks.
+/// Per-thread scratch for widened panels and bf16 copies of inputs; grows, never shrinks.
 enum Scratch {
-    private final class Box { var buffer = FloatBuffer(count: 0) }
+    private final class Box {
+        var floats = FloatBuffer(count: 0)
+        var halves = HalfBuffer(count: 0)
+    }
+
     private static let key: pthread_key_t = {
         var k = pthread_key_t()
         pthread_key_create(&k) { ptr in if let ptr { Unmanaged<Box>.fromOpaque(ptr).release() } }
         return k
     }()
 
+    private static var box: Box {
+        if let raw = pthread_getspecific(key) { return Unmanaged<Box>.fromOpaque(raw).takeUnretainedValue() }
+        let b = Box()
+        pthread_setspecific(key, Unmanaged.passRetained(b).toOpaque())
+        return b
+    }
+
     static func panel(count: Int) -> UnsafeMutablePointer<Float> {
-        let box: Box
-        if let raw = pthread_getspecific(key) {
-            box = Unmanaged<Box>.fromOpaque(raw).takeUnretainedValue()
-        } else {
-            box = Box()
-            pthread_setspecific(key, Unmanaged.passRetained(box).toOpaque())
-        }
-        if box.buffer.count < count { box.buffer = FloatBuffer(count: count) }
-        return box.buffer.pointer
+        let b = box
+        if b.floats.count < count { b.floats = FloatBuffer(count: count) }
+        return b.floats.pointer
+    }
+
+    static func halves(count: Int) -> UnsafeMutablePointer<UInt16> {
+        let b = box
+        if b.halves.count < count { b.halves = HalfBuffer(count: count) }
+        return b.halves.pointer
     }
 }

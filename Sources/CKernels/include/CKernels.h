@@ -48,11 +48,12 @@ void pk_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alph
 /// oneDNN, loaded at run time (libdnnl.so.2, oneDNN 2.x) when present; nothing is linked at build time.
 /// 1 when the library loaded and its version is supported.
 int pk_dnnl_available(void);
-/// A cached-by-caller matmul primitive for C[m, n] = alpha * op(A) op(B) (+ C): NULL on failure.
+/// A cached-by-caller matmul primitive for C[m, n] = alpha * op(A) op(B) (+ C), C f32; A and B are f32, or bf16
+/// when bf16_inputs (f32 accumulation). NULL on failure.
 void *pk_dnnl_matmul_create(size_t m, size_t n, size_t k, size_t lda, size_t ldb, size_t ldc, int trans_a,
-                            int trans_b, float alpha, int accumulate);
+                            int trans_b, float alpha, int accumulate, int bf16_inputs);
 /// Runs a primitive from pk_dnnl_matmul_create. Returns 0 on success.
-int pk_dnnl_matmul_execute(void *matmul, const float *a, const float *b, float *c);
+int pk_dnnl_matmul_execute(void *matmul, const void *a, const void *b, float *c);
 void pk_dnnl_matmul_destroy(void *matmul);
 /// "2.6.3" or "" when not loaded.
 const char *pk_dnnl_version(void);
