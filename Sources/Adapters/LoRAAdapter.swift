@@ -35,6 +35,7 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
     private var saved: [ProjectionSite: FloatBuffer] = [:]
     private var savedCapacity = 0
     private var scratch = FloatBuffer(count: 0)
+    private var dhScratch = FloatBuffer(count: 0)   // [rows, max rank]
     private let lock = NSLock()
 
     public var parameterCount: Int { parameters.count }
@@ -94,19 +95,21 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
         for s in orderedSites { saved[s.site] = FloatBuffer(count: rows * s.rank) }
         let widest = orderedSites.map { max($0.inFeatures, $0.outFeatures) }.max() ?? 0
         scratch = FloatBuffer(count: rows * widest)
+        dhScratch = FloatBuffer(count: rows * (orderedSites.map(\.rank).max() ?? 0))
         savedCapacity = rows
     }
 
     private func usesDropout(_ context: PassContext) -> Bool { context.training && dropout > 0 }
 
+    /// The dropout stream of a site in one pass.
+    private func dropoutKey(_ site: Site, _ context: PassContext) -> UInt64 {
+        SplitMix64.mix(context.randomKey &+ UInt64(site.index) &* 0x9E37_79B9)
+    }
+
     /// x with dropout applied (x * mask / (1 - p)) into `out`; the mask is a pure function of (key, site, index).
     private func applyDropout(_ x: UnsafePointer<Float>, count: Int, site: Site, context: PassContext,
                               into out: UnsafeMutablePointer<Float>) {
-        let p = dropout, keep = 1 / (1 - dropout)
-        let key = SplitMix64.mix(context.randomKey &+ UInt64(site.index) &* 0x9E37_79B9)
-        Parallel.forRanges(count, minChunk: 8192) { r in
-            for i in r { out[i] = SplitMix64.uniform(key: key, index: UInt64(i)) < p ? 0 : x[i] * keep }
-        }
+        Ops.dropout(x, into: out, count: count, p: dropout, key: dropoutKey(site, context))
     }
 
     public func forward(site ps: ProjectionSite, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>,
@@ -142,8 +145,8 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
         let a = parameters.pointer + s.aOffset, b = parameters.pointer + s.bOffset
         let ga = gradients.pointer + s.aOffset, gb = gradients.pointer + s.bOffset
         let h = hBuffer.pointer
-        let dh = FloatBuffer(count: rows * s.rank)
-        defer { withExtendedLifetime(dh) {} }
+        reserve(rows: rows)
+        let dh = dhScratch
         // dB[out, r] += scaling * dy^T h
         Gemm.multiply(m: s.outFeatures, n: s.rank, k: rows, a: dy, lda: s.outFeatures, transposeA: true, b: h,
                       ldb: s.rank, c: gb, ldc: s.rank, alpha: s.scaling, accumulate: true)
@@ -170,11 +173,7 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
         let count = rows * s.inFeatures
         Gemm.multiply(m: rows, n: s.inFeatures, k: s.rank, a: dh.pointer, lda: s.rank, b: a, ldb: s.inFeatures,
                       c: scratch.pointer, ldc: s.inFeatures)
-        let p = dropout, keep = 1 / (1 - dropout), buf = scratch.pointer
-        let key = SplitMix64.mix(context.randomKey &+ UInt64(s.index) &* 0x9E37_79B9)
-        Parallel.forRanges(count, minChunk: 8192) { r in
-            for i in r where SplitMix64.uniform(key: key, index: UInt64(i)) >= p { dx[i] += buf[i] * keep }
-        }
+        Ops.dropoutBackwardAdd(scratch.pointer, into: dx, count: count, p: dropout, key: dropoutKey(s, context))
     }
 
     /// Zeroes the gradient buffer (start of an optimiser step).

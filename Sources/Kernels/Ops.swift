@@ -100,6 +100,25 @@ public enum Ops {
         pk_softmax_xent_grad(row, count, lse, Int32(target), scale)
     }
 
+    /// out = dropout(x): element i kept with probability 1 - p (scaled by 1 / (1 - p)); the mask is a pure
+    /// function of (key, i), so `dropoutBackwardAdd` with the same key regenerates it.
+    public static func dropout(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int, p: Float,
+                               key: UInt64) {
+        let scale = 1 / (1 - p)
+        Parallel.forRanges(count, minChunk: 16384) { r in
+            pk_dropout(x + r.lowerBound, out + r.lowerBound, r.count, key, p, scale, r.lowerBound)
+        }
+    }
+
+    /// dx += dropout'(g): the gradient of `dropout` with the same key and p, accumulated.
+    public static func dropoutBackwardAdd(_ g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, count: Int,
+                                          p: Float, key: UInt64) {
+        let scale = 1 / (1 - p)
+        Parallel.forRanges(count, minChunk: 16384) { r in
+            pk_dropout_backward_add(g + r.lowerBound, dx + r.lowerBound, r.count, key, p, scale, r.lowerBound)
+        }
+    }
+
     /// One AdamW update (PyTorch's formulation) over `count` parameters.
     public static func adamW(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>,
                              m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,

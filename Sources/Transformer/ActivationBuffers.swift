@@ -68,6 +68,7 @@ public final class ActivationBuffers {
     let attnScratch: FloatBuffer // [2, T, T]
     let finalNormed: FloatBuffer // [cap, C]
     let finalRstd: FloatBuffer   // [cap]
+    let lossScratch = LossScratch()
     // Gradients (training only).
     let dHidden: FloatBuffer?    // [cap, C]
     let dxn: FloatBuffer?        // [cap, C]

@@ -16,15 +16,14 @@ struct LossHead {
     /// Sum of -log p(label) over labelled rows, and their count. When `gradScale` is given, also writes
     /// d(gradScale * loss)/d(normed) into `dNormed` [N, C] (zero on unlabelled rows).
     func run(normed: UnsafePointer<Float>, labels: [Int32], dNormed: UnsafeMutablePointer<Float>?,
-             gradScale: Float) -> (lossSum: Double, count: Int) {
+             gradScale: Float, scratch: LossScratch) -> (lossSum: Double, count: Int) {
         let c = hidden, v = vocab
         let rows = labels.indices.filter { labels[$0] >= 0 }
         if let d = dNormed { d.update(repeating: 0, count: labels.count * c) }
         if rows.isEmpty { return (0, 0) }
         let chunk = chunkRows
-        let input = FloatBuffer(count: chunk * c), logits = FloatBuffer(count: chunk * v)
-        let dInput = dNormed == nil ? nil : FloatBuffer(count: chunk * c)
-        defer { withExtendedLifetime((input, logits, dInput)) {} }
+        scratch.reserve(rows: chunk, hidden: c, vocab: v)
+        let input = scratch.input, logits = scratch.logits, dInput: FloatBuffer? = dNormed == nil ? nil : scratch.dInput
         var total = 0.0
         var lossPerRow = [Double](repeating: 0, count: chunk)
         var begin = 0
@@ -53,5 +52,17 @@ struct LossHead {
             begin += m
         }
         return (total, rows.count)
+    }
+}
+
+/// The loss head's chunk buffers, kept with the activation buffers so the step loop does not allocate them.
+final class LossScratch {
+    private(set) var input = FloatBuffer(count: 0)    // [chunk, C]
+    private(set) var logits = FloatBuffer(count: 0)   // [chunk, V]
+    private(set) var dInput = FloatBuffer(count: 0)   // [chunk, C]
+
+    func reserve(rows: Int, hidden: Int, vocab: Int) {
+        if input.count < rows * hidden { input = FloatBuffer(count: rows * hidden); dInput = FloatBuffer(count: rows * hidden) }
+        if logits.count < rows * vocab { logits = FloatBuffer(count: rows * vocab) }
     }
 }

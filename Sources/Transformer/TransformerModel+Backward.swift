@@ -67,7 +67,8 @@ extension TransformerModel {
         forwardStack(batch, buffers: b, context: context)
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
         guard let dH = b.dHidden, let dxn = b.dxn else { preconditionFailure("training buffers") }
-        let result = head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: dxn.pointer, gradScale: gradScale)
+        let result = head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: dxn.pointer, gradScale: gradScale,
+                              scratch: b.lossScratch)
         let n = batch.rowCount, L = config.layerCount
         Ops.rmsNormBackward(dxn.pointer, x: b.hidden[L].pointer, weight: weights.finalNorm.pointer,
                             rstd: b.finalRstd.pointer, dx: dH.pointer, rows: n, cols: config.hiddenSize, accumulate: false)
@@ -92,6 +93,6 @@ extension TransformerModel {
     public func loss(_ batch: PackedBatch, labels: [Int32], buffers b: ActivationBuffers) -> (lossSum: Double, count: Int) {
         forwardStack(batch, buffers: b, context: .inference)
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
-        return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0)
+        return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0, scratch: b.lossScratch)
     }
 }

@@ -90,6 +90,13 @@ float pk_logsumexp(const float *row, size_t n, int32_t *argmax);
 /// row <- (softmax(row) - onehot(target)) * scale, given lse = logsumexp(row).
 void pk_softmax_xent_grad(float *row, size_t n, float lse, int32_t target, float scale);
 
+// ---- dropout ----------------------------------------------------------------------------------------
+/// Counter-based dropout: element i is dropped when the i-th 16-bit draw of the stream `key` is below
+/// p * 65536. out[i] = dropped ? 0 : x[i] * scale. A pure function of (key, i): backward regenerates the mask.
+void pk_dropout(const float *x, float *out, size_t n, uint64_t key, float p, float scale, size_t offset);
+/// dx[i] += dropped(i) ? 0 : g[i] * scale, with the mask of pk_dropout(key, p).
+void pk_dropout_backward_add(const float *g, float *dx, size_t n, uint64_t key, float p, float scale, size_t offset);
+
 // ---- optimiser --------------------------------------------------------------------------------------
 /// AdamW (decoupled weight decay, PyTorch's formulation): p -= lr * wd * p; m,v updated;
 /// p -= lr / bc1 * m / (sqrt(v) / bc2_sqrt + eps), with bc1 = 1 - beta1^t and bc2_sqrt = sqrt(1 - beta2^t).

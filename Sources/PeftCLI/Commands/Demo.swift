@@ -45,7 +45,9 @@ struct Demo: ParsableCommand {
         \(builtIn ? "Model: the built-in tiny demo model (\(DemoModel.parameterCount.formatted()) parameters, random weights). It knows no language before training, so expect gibberish first; training teaches it the answer layout and which medicine fits which complaint in 80 examples. This shows the workflow, not a real model's quality: run `peft demo --model DIR` with a chat model such as Qwen1.5-1.8B-Chat for that." : "Model: \(modelURL.path)")
         Output: \(out.path)
         """)
-        let loaded = try LoadedModel.open(modelURL, dtype: .float32)
+        // The tiny built-in model trains fastest in f32; a real checkpoint in bf16 where oneDNN has bf16 products.
+        let dtype: ComputeDType = builtIn ? .float32 : .fastestForTraining
+        let loaded = try LoadedModel.open(modelURL, dtype: dtype.dtype)
         let templateOptions = try TemplateOptions.parse([])
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let builder = ExampleBuilder(formatter: formatter, maxLength: 512)
@@ -93,7 +95,7 @@ struct Demo: ParsableCommand {
         let job = TrainingJob(modelURL: modelURL, dataURL: dataDir.appendingPathComponent("train.jsonl"),
                               evalURL: dataDir.appendingPathComponent("test.jsonl"),
                               output: out.appendingPathComponent("adapter"), logURL: nil, lora: lora, options: options,
-                              templateOptions: templateOptions, dtype: .float32, skipInvalid: false)
+                              templateOptions: templateOptions, dtype: dtype, skipInvalid: false)
         let summary = try job.run(model: loaded)
         if summary.interrupted { try finish(interrupted: true); throw ExitCode(130) }
 
