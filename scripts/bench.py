@@ -74,7 +74,9 @@ def bench_train(model, data, steps, batch, maxlen):
         peer[name] = (json.loads(out)["tokens_per_second"], rss)
         row(f"transformers+peft {name}", *peer[name])
     fastest = max(peer.values(), key=lambda v: v[0])
-    for name, flags in [("fp32", []), ("fp32 + checkpointing", ["--gradient-checkpointing"]),
+    for name, flags in [("fp32", ["--dtype", "float32"]),
+                        ("fp32 + checkpointing", ["--dtype", "float32", "--gradient-checkpointing"]),
+                        ("bf16", ["--dtype", "bfloat16"]),
                         ("bf16 + checkpointing", ["--dtype", "bfloat16", "--gradient-checkpointing"])]:
         with tempfile.TemporaryDirectory() as out_dir:
             _, rss = measured([PEFT, "train", "--model", model, "--data", data, "--output", out_dir, "--max-steps",
