@@ -12,7 +12,8 @@ import shutil
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, normalizers, Regex
-from transformers import (AutoModelForCausalLM, LlamaConfig, Qwen2Config, Qwen3Config, PreTrainedTokenizerFast)
+from transformers import (AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
+                          PreTrainedTokenizerFast)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 MODELS = os.path.join(ROOT, "Tests", "Fixtures", "models")
@@ -139,6 +140,14 @@ def main():
     randomise(m, 3)
     save(m, "tiny-qwen3")
     golden(m, "tiny-qwen3")
+    # Mistral: sliding-window attention with a window (4) shorter than the test sequences.
+    cfg = MistralConfig(**common, sliding_window=4, rope_theta=10000.0, tie_word_embeddings=False)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(4)
+    m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    randomise(m, 4)
+    save(m, "tiny-mistral")
+    golden(m, "tiny-mistral")
     print("wrote", MODELS, GOLDEN)
 
 

@@ -22,6 +22,7 @@ final class GoldenForwardTests: XCTestCase {
     func testQwen2Logits() throws { try checkLogits("tiny-qwen2") }
     func testLlamaLogitsWithLlama3RopeScalingAndUntiedHead() throws { try checkLogits("tiny-llama") }
     func testQwen3LogitsWithQKNorm() throws { try checkLogits("tiny-qwen3") }
+    func testMistralLogitsWithSlidingWindow() throws { try checkLogits("tiny-mistral") }
 
     func testBF16ShardedCheckpointLoadsAsFloat32() throws {
         try checkLogits("tiny-qwen2-bf16", model: "tiny-qwen2-bf16-sharded")
@@ -36,7 +37,7 @@ final class GoldenForwardTests: XCTestCase {
     }
 
     func testKVCacheDecodeEqualsFullForward() throws {
-        for name in ["tiny-qwen2", "tiny-llama", "tiny-qwen3"] {
+        for name in ["tiny-qwen2", "tiny-llama", "tiny-qwen3", "tiny-mistral"] {
             let golden = try GoldenModel.load(name)
             let model = try TransformerModel.load(directory: modelFixture(name), dtype: .float32)
             let seq = golden.sequences[0], v = golden.vocabSize
@@ -52,7 +53,7 @@ final class GoldenForwardTests: XCTestCase {
     }
 
     func testGreedyContinuationMatchesTransformers() throws {
-        for name in ["tiny-qwen2", "tiny-llama", "tiny-qwen3"] {
+        for name in ["tiny-qwen2", "tiny-llama", "tiny-qwen3", "tiny-mistral"] {
             let golden = try GoldenModel.load(name)
             let model = try TransformerModel.load(directory: modelFixture(name), dtype: .float32)
             let session = DecodeSession(model: model, capacity: 64)

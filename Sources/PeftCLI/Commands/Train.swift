@@ -1,6 +1,7 @@
 import Adapters
 import ArgumentParser
 import Foundation
+import Kernels
 import Tokenizer
 import Training
 import Transformer
@@ -116,8 +117,10 @@ struct TrainingJob {
             if built.dropped > 0 { notes.append("\(built.dropped) dropped (no answer token within --max-length)") }
             let tokens = built.examples.reduce(0) { $0 + $1.ids.count }
             Terminal.note(notes.joined(separator: ", ") + "; \(built.examples.count) examples, \(tokens) tokens, \(formatter.template.rawValue) format")
-            Terminal.note("LoRA r=\(config.r) alpha=\(config.alpha) on \(adapter.orderedSites.count) projections: \(adapter.parameterCount.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(adapter.parameterCount) / Double(loaded.model.config.parameterCount)))% of \(loaded.model.config.parameterCount.formatted()))")
-            Terminal.note("\(trainer.totalSteps) steps (\(options.batchSize) x \(options.gradientAccumulation) examples each), \(dtype.rawValue), activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")
+            let alpha = config.alpha == config.alpha.rounded() ? String(Int(config.alpha)) : String(config.alpha)
+            Terminal.note("LoRA r=\(config.r) alpha=\(alpha)\(config.useRSLoRA ? " (rsLoRA)" : "") on \(adapter.orderedSites.count) projections: \(adapter.parameterCount.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(adapter.parameterCount) / Double(loaded.model.config.parameterCount)))% of \(loaded.model.config.parameterCount.formatted()))")
+            let perStep = options.gradientAccumulation > 1 ? "\(options.batchSize) x \(options.gradientAccumulation) accumulated" : "\(options.batchSize)"
+            Terminal.note("\(trainer.totalSteps) steps of \(perStep) examples, \(dtype.rawValue), \(Gemm.backendDescription) GEMM, activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")
         }
         Interrupt.install()
         trainer.shouldStop = { Interrupt.requested }
