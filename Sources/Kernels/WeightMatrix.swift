@@ -73,16 +73,24 @@ public struct WeightMatrix: @unchecked Sendable {
                 if Gemm.multiplyBF16(m: m, n: rows, k: cols, a: xb, lda: cols, b: w, ldb: cols, transposeB: true,
                                      c: y, ldc: ldy, accumulate: accumulate) { return }
             }
-            let pr = panelRows
-            let scratch = Scratch.panel(count: pr * cols)
-            var r0 = 0
-            while r0 < rows {
-                let r1 = min(rows, r0 + pr)
-                pk_bf16_to_f32(w + r0 * cols, scratch, (r1 - r0) * cols)
-                Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: scratch, ldb: cols, transposeB: true,
+            forEachWidenedPanel(w) { panel, r0, r1 in
+                Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: panel, ldb: cols, transposeB: true,
                               c: y + r0, ldc: ldy, accumulate: accumulate)
-                r0 = r1
             }
+        }
+    }
+
+    /// Widens bf16 rows of W panel by panel (near L2 size) into f32 scratch: body(panel [r1 - r0, cols], r0, r1).
+    private func forEachWidenedPanel(_ w: UnsafePointer<UInt16>,
+                                     _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
+        let pr = panelRows
+        let scratch = Scratch.panel(count: pr * cols)
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(rows, r0 + pr)
+            pk_bf16_to_f32(w + r0 * cols, scratch, (r1 - r0) * cols)
+            body(scratch, r0, r1)
+            r0 = r1
         }
     }
 
@@ -113,15 +121,9 @@ public struct WeightMatrix: @unchecked Sendable {
                 if Gemm.multiplyBF16(m: m, n: cols, k: rows, a: db, lda: rows, b: w, ldb: cols, c: dx, ldc: lddx,
                                      accumulate: accumulate) { return }
             }
-            let pr = panelRows
-            let scratch = Scratch.panel(count: pr * cols)
-            var r0 = 0
-            while r0 < rows {
-                let r1 = min(rows, r0 + pr)
-                pk_bf16_to_f32(w + r0 * cols, scratch, (r1 - r0) * cols)
-                Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: scratch, ldb: cols,
+            forEachWidenedPanel(w) { panel, r0, r1 in
+                Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: panel, ldb: cols,
                               c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)
-                r0 = r1
             }
         }
     }
