@@ -153,6 +153,16 @@ def roundtrip_case(binary):
     with torch.no_grad():
         logits = [model(torch.tensor([e["ids"]])).logits[0].flatten().tolist() for e in EXAMPLES[:2]]
     json.dump({"examples": EXAMPLES[:2], "logits": logits}, open(os.path.join(GOLDEN, "lora-ours-in-peft.json"), "w"))
+    # `peft merge` of that adapter into the bf16 sharded base: transformers loads the result; its logits (the
+    # merged weights are bf16) become the golden for our own load of the same merge.
+    merged = os.path.join(work, "merged")
+    subprocess.run([binary, "merge", "--model", os.path.join(FIX, "models", "tiny-qwen2-bf16-sharded"),
+                    "--adapter", out, "--output", merged], check=True)
+    m = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    with torch.no_grad():
+        logits = [m(torch.tensor([e["ids"]])).logits[0].flatten().tolist() for e in EXAMPLES[:2]]
+    json.dump({"examples": EXAMPLES[:2], "logits": logits},
+              open(os.path.join(GOLDEN, "merge-ours-in-transformers.json"), "w"))
 
 
 def main():

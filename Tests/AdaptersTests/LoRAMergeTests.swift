@@ -55,6 +55,20 @@ final class LoRAMergeTests: XCTestCase {
         assertClose(mergedModel.logits(batch), expected, atol: 0.03 * scale)
     }
 
+    func testOurMergeLoadedByTransformersGivesOurLogits() throws {
+        // scripts/make_peft_fixtures.py merged tiny-qwen2-ours into the bf16 sharded base with `peft merge`, loaded
+        // the result with transformers' AutoModelForCausalLM and recorded its float32 logits.
+        struct Golden: Decodable { let examples: [LoRAGoldenTests.Example]; let logits: [[Float]] }
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("golden/merge-ours-in-transformers.json")))
+        let source = modelFixture("tiny-qwen2-bf16-sharded")
+        let base = try TransformerModel.load(directory: source, dtype: .float32)
+        let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-ours"), model: base.config)
+        _ = try LoRAMerger.merge(model: source, adapter: lora, output: out)
+        let merged = try TransformerModel.load(directory: out, dtype: .float32)
+        // Same bf16 weights on both sides, f32 compute: the base-model tolerance applies.
+        assertClose(merged.logits(PackedBatch(sequences: golden.examples.map(\.ids))), golden.logits.flatMap { $0 }, atol: 2e-4)
+    }
+
     func testMergeRefusesToOverwriteItsInput() throws {
         let base = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
         let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-rslora-qv"), model: base.config)
