@@ -1,4 +1,5 @@
 import Tokenizer
+import Transformer
 
 /// A tokenized training example: `ids` [T] and next-token `labels` [T] (labels[t] = ids[t+1] when that token is
 /// trained, -100 otherwise; the last row never has a label).
@@ -19,6 +20,18 @@ public struct TrainingExample: Sendable, Equatable {
 
     /// Tokens that carry a loss.
     public var labelCount: Int { labels.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
+
+    /// Throws when an example holds an id the model has no embedding for (a tokenizer larger than the model) or is
+    /// longer than the model's context; the message names the example.
+    public static func validate(_ examples: [TrainingExample], for model: TransformerModel) throws {
+        for (i, e) in examples.enumerated() {
+            do {
+                try model.validate(tokens: e.ids, maxPosition: e.ids.count)
+            } catch {
+                throw TrainingError.options("example \(i + 1): \(error)")
+            }
+        }
+    }
 }
 
 /// Turns conversations into training examples with a chat format: prompt and answer tokenized separately and

@@ -13,8 +13,9 @@ public enum LossEvaluator {
 
     /// Runs `examples` through `model` in packed batches of `batchSize`; `progress(done, total)` after each batch.
     public static func evaluate(model: TransformerModel, examples: [TrainingExample], batchSize: Int,
-                                progress: ((Int, Int) -> Void)? = nil) -> Result {
+                                progress: ((Int, Int) -> Void)? = nil) throws -> Result {
         guard !examples.isEmpty else { return Result(loss: .nan, perplexity: .nan, tokens: 0, examples: 0) }
+        try TrainingExample.validate(examples, for: model)
         let batches = stride(from: 0, to: examples.count, by: batchSize).map {
             Array(examples[$0..<min(examples.count, $0 + batchSize)])
         }

@@ -61,6 +61,8 @@ public final class Trainer {
                 plan: StepPlan? = nil) throws {
         try options.validate()
         guard !train.isEmpty else { throw TrainingError.options("no training examples") }
+        try TrainingExample.validate(train, for: model)
+        try TrainingExample.validate(eval, for: model)
         self.model = model
         self.adapter = adapter
         self.options = options
@@ -145,7 +147,7 @@ public final class Trainer {
             let evalDue = !eval.isEmpty && (planned.endsEpoch || (options.evalEvery.map { step % $0 == 0 } ?? false)
                                             || step == totalSteps)
             if evalDue {
-                let result = LossEvaluator.evaluate(model: model, examples: eval, batchSize: options.batchSize)
+                let result = try LossEvaluator.evaluate(model: model, examples: eval, batchSize: options.batchSize)
                 lastEval = result
                 try log(LogEntry(type: "eval", step: step, epoch: epoch, tokens: result.tokens, evalLoss: result.loss,
                                  evalPerplexity: result.perplexity))

@@ -162,3 +162,20 @@ final class TrainerTests: XCTestCase {
         assertClose(try run(batch: 1, accum: 2), try run(batch: 2, accum: 1), atol: 1e-6)
     }
 }
+
+extension TrainerTests {
+    func testExamplesOutsideTheModelAreRefusedUpFront() throws {
+        let model = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
+        let lora = try LoRAAdapter(config: LoRAConfig(r: 2, alpha: 4), model: model.config)
+        let bad = TrainingExample(ids: [1, 2, 999], trainable: [false, true, true])
+        XCTAssertThrowsError(try Trainer(model: model, adapter: lora, options: TrainingOptions(), train: [bad], eval: [],
+                                         output: out, baseModelPath: "t")) { error in
+            XCTAssertTrue("\(error)".contains("example 1: token id 999 is outside the vocabulary (size 384)"), "\(error)")
+        }
+        let long = TrainingExample(ids: [Int32](repeating: 5, count: 300), trainable: [Bool](repeating: true, count: 300))
+        XCTAssertThrowsError(try LossEvaluator.evaluate(model: model, examples: [long], batchSize: 1)) { error in
+            XCTAssertTrue("\(error)".contains("longer than the model's context"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "nothing written")
+    }
+}

@@ -74,7 +74,7 @@ public enum GenerationEvaluator {
         var loss: LossEvaluator.Result? = nil
         if withLoss && !partial {
             let examples = try builder.build(conversations).examples
-            loss = LossEvaluator.evaluate(model: model, examples: examples, batchSize: lossBatchSize)
+            loss = try LossEvaluator.evaluate(model: model, examples: examples, batchSize: lossBatchSize)
         }
         return EvaluationRun(predictions: records, metrics: metrics, loss: loss, partial: partial)
     }

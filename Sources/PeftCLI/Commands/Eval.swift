@@ -32,7 +32,7 @@ struct Eval: ParsableCommand {
         let builder = ExampleBuilder(formatter: try templateOptions.formatter(for: loaded.tokenizer), maxLength: maxLength)
         let built = try builder.build(set.conversations)
         let bar = ProgressBar(total: built.examples.count, label: "eval")
-        let result = LossEvaluator.evaluate(model: loaded.model, examples: built.examples, batchSize: batchSize) { done, _ in
+        let result = try LossEvaluator.evaluate(model: loaded.model, examples: built.examples, batchSize: batchSize) { done, _ in
             if !json { bar.update(done) }
         }
         if json {
