@@ -16,19 +16,24 @@ public final class DecodeSession {
     /// Rows processed per chunk during prefill.
     public let chunkRows: Int
 
-    private let kCache: [FloatBuffer]   // per layer [capacity, Hkv*D]
-    private let vCache: [FloatBuffer]
+    private var kCache: [FloatBuffer]   // per layer [allocated, Hkv*D]; grows up to `capacity`
+    private var vCache: [FloatBuffer]
+    private var allocated: Int
+    private var scratch: FloatBuffer     // attention scores [max(chunk, heads), allocated]
     private let x, xn, q, att, tmp, g, u, act, qRaw, kRaw: FloatBuffer
-    private let scratch: FloatBuffer
     private let logitsBuffer: FloatBuffer
 
-    public init(model: TransformerModel, capacity: Int, chunkRows: Int = 256) {
+    /// - Parameter initialAllocation: positions allocated up front; the cache doubles when it fills.
+    public init(model: TransformerModel, capacity: Int, chunkRows: Int = 256, initialAllocation: Int = 1024) {
         let c = model.config
         self.model = model
         self.capacity = capacity
         self.chunkRows = chunkRows
-        kCache = (0..<c.layerCount).map { _ in FloatBuffer(count: capacity * c.kvDim) }
-        vCache = (0..<c.layerCount).map { _ in FloatBuffer(count: capacity * c.kvDim) }
+        // The cache starts small and doubles on demand: a large --max-new-tokens costs nothing until used.
+        let first = max(1, min(capacity, initialAllocation))
+        allocated = first
+        kCache = (0..<c.layerCount).map { _ in FloatBuffer(count: first * c.kvDim) }
+        vCache = (0..<c.layerCount).map { _ in FloatBuffer(count: first * c.kvDim) }
         let m = chunkRows
         x = FloatBuffer(count: m * c.hiddenSize)
         xn = FloatBuffer(count: m * c.hiddenSize)
@@ -40,7 +45,7 @@ public final class DecodeSession {
         act = FloatBuffer(count: m * c.intermediateSize)
         qRaw = FloatBuffer(count: c.qkNorm ? m * c.qDim : 0)
         kRaw = FloatBuffer(count: c.qkNorm ? m * c.kvDim : 0)
-        scratch = FloatBuffer(count: max(m, c.headCount) * capacity)
+        scratch = FloatBuffer(count: max(m, c.headCount) * first)
         logitsBuffer = FloatBuffer(count: c.vocabSize)
         model.rope.reserve(capacity)
     }
@@ -57,6 +62,7 @@ public final class DecodeSession {
             throw TransformerError.input(reason: "context of \(tokens.count + newTokens.count) tokens exceeds this session's capacity of \(capacity) (the model allows \(model.config.maxPositionEmbeddings))")
         }
         try model.validate(tokens: newTokens, maxPosition: tokens.count + newTokens.count)
+        reserve(tokens.count + newTokens.count)
         var begin = 0
         while begin < newTokens.count {
             let part = Array(newTokens[begin..<min(newTokens.count, begin + chunkRows)])
@@ -64,6 +70,22 @@ public final class DecodeSession {
             begin += part.count
         }
         return Array(UnsafeBufferPointer(start: logitsBuffer.pointer, count: model.config.vocabSize))
+    }
+
+    /// Grows the cache (doubling, at most `capacity`) so it holds `count` positions, keeping what it has.
+    private func reserve(_ count: Int) {
+        guard count > allocated else { return }
+        let c = model.config
+        let size = min(capacity, max(count, allocated * 2))
+        func grow(_ old: FloatBuffer) -> FloatBuffer {
+            let new = FloatBuffer(count: size * c.kvDim)
+            new.copy(from: old.pointer, count: tokens.count * c.kvDim)
+            return new
+        }
+        kCache = kCache.map(grow)
+        vCache = vCache.map(grow)
+        scratch = FloatBuffer(count: max(chunkRows, c.headCount) * size)
+        allocated = size
     }
 
     private func forwardChunk(_ chunk: [Int32]) {

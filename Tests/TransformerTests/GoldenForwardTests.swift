@@ -68,6 +68,17 @@ final class GoldenForwardTests: XCTestCase {
         }
     }
 
+    func testGrowingCacheKeepsEarlierKeysAndValues() throws {
+        // Start with room for 2 positions: the cache doubles three times while decoding 11 tokens.
+        let golden = try GoldenModel.load("tiny-qwen2")
+        let model = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
+        let seq = golden.sequences[0], v = golden.vocabSize
+        let session = DecodeSession(model: model, capacity: 64, chunkRows: 2, initialAllocation: 2)
+        var last = try session.append(Array(seq[0..<3]))
+        for t in 3..<seq.count { last = try session.append([seq[t]]) }
+        assertClose(last, Array(golden.logits[0][((seq.count - 1) * v)...]), atol: tolerance)
+    }
+
     func testChunkedPrefillEqualsSingleChunk() throws {
         let golden = try GoldenModel.load("tiny-qwen2")
         let model = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
