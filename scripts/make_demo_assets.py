@@ -48,7 +48,10 @@ def tokenizer():
     tok.train_from_iterator(corpus(), trainer)
     tok.add_special_tokens(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
     os.makedirs(MODEL, exist_ok=True)
-    tok.save(os.path.join(MODEL, "tokenizer.json"))
+    # Compact JSON (one line): the same content the Python library reads, and a small generated Swift file.
+    with open(os.path.join(MODEL, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(json.loads(tok.to_str()), f, ensure_ascii=False, separators=(",", ":"))
+        f.write("\n")
     config = {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "model_max_length": 1024,
               "chat_template": TEMPLATE, "tokenizer_class": "PreTrainedTokenizerFast"}
     with open(os.path.join(MODEL, "tokenizer_config.json"), "w", encoding="utf-8") as f:
