@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Adapters", dependencies: ["Kernels", "ModelIO", "Transformer"]),
         .target(name: "Generation", dependencies: ["Kernels", "Transformer", "Adapters", "Tokenizer"]),
         .target(name: "Training", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
-        .target(name: "Evaluation", dependencies: ["Kernels", "Transformer", "Adapters", "Tokenizer",
+        .target(name: "Evaluation", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer",
                                                    "Generation", "Training"]),
         // The built-in demo: embedded data set and tokenizer, and the seeded tiny model.
         .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),

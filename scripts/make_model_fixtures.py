@@ -148,6 +148,15 @@ def main():
     randomise(m, 4)
     save(m, "tiny-mistral")
     golden(m, "tiny-mistral")
+    # Qwen2 with use_sliding_window: layer 0 full attention, layer 1 a window of 4 (max_window_layers = 1).
+    cfg = Qwen2Config(**common, rope_theta=1000000.0, tie_word_embeddings=True, use_sliding_window=True,
+                      sliding_window=4, max_window_layers=1)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(5)
+    m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    randomise(m, 5)
+    save(m, "tiny-qwen2-swa")
+    golden(m, "tiny-qwen2-swa")
     print("wrote", MODELS, GOLDEN)
 
 

@@ -29,12 +29,22 @@ extension LoRAAdapter {
         try writeFiles(into: url, configData: configData, writer: writer)
     }
 
+    /// Both files are written in full under temporary names first, then renamed into place one right after the
+    /// other, so a failure while writing leaves the earlier adapter untouched.
     private func writeFiles(into url: URL, configData: Data, writer: SafetensorsWriter) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: url, withIntermediateDirectories: true)
-        // Weights first, then the config: a reader that sees the new config also sees the new weights.
-        try writer.write(to: url.appendingPathComponent(Self.weightsFileName))
-        try AtomicFile.write(configData, to: url.appendingPathComponent(Self.configFileName))
+        let staging = url.appendingPathComponent(".adapter-staging-\(getpid())")
+        try? fm.removeItem(at: staging)
+        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: staging) }
+        try writer.write(to: staging.appendingPathComponent(Self.weightsFileName))
+        try configData.write(to: staging.appendingPathComponent(Self.configFileName))
+        for name in [Self.weightsFileName, Self.configFileName] {
+            guard rename(staging.appendingPathComponent(name).path, url.appendingPathComponent(name).path) == 0 else {
+                throw AdapterError.io(path: url.appendingPathComponent(name).path, reason: "cannot write: \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     /// Loads a PEFT LoRA adapter folder for a model with `model` config. Every mismatch (missing, unexpected or

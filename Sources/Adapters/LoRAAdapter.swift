@@ -41,6 +41,7 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
     public var parameterCount: Int { parameters.count }
 
     public init(config: LoRAConfig, model: ModelConfig) throws {
+        try config.validate()
         self.config = config
         dropout = Float(config.dropout)
         var list: [Site] = []
@@ -141,11 +142,12 @@ public final class LoRAAdapter: ProjectionAdapter, @unchecked Sendable {
 
     public func backward(site ps: ProjectionSite, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Int,
                          dx: UnsafeMutablePointer<Float>?, context: PassContext) {
+        reserve(rows: rows)
         guard let s = sites[ps], let hBuffer = saved[ps] else { return }
+        defer { withExtendedLifetime(hBuffer) {} }
         let a = parameters.pointer + s.aOffset, b = parameters.pointer + s.bOffset
         let ga = gradients.pointer + s.aOffset, gb = gradients.pointer + s.bOffset
         let h = hBuffer.pointer
-        reserve(rows: rows)
         let dh = dhScratch
         // dB[out, r] += scaling * dy^T h
         Gemm.multiply(m: s.outFeatures, n: s.rank, k: rows, a: dy, lda: s.outFeatures, transposeA: true, b: h,

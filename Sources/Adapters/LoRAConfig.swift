@@ -48,6 +48,25 @@ public struct LoRAConfig: Sendable, Equatable {
 
     public var scaling: Float { Self.scaling(r: r, alpha: alpha, rsLoRA: useRSLoRA) }
 
+    /// The settings that decide what an adapter computes (names sorted, base model path dropped): equal for a
+    /// run and the checkpoints it saved.
+    public var comparable: LoRAConfig {
+        var c = self
+        c.baseModelNameOrPath = nil
+        if case .names(let names) = targetModules { c.targetModules = .names(names.sorted()) }
+        return c
+    }
+
+    /// Largest rank accepted (far above any practical adapter; guards against absurd allocations).
+    public static let maxRank = 4096
+
+    /// Range checks for settings that come from flags (files are checked when parsed).
+    public func validate() throws {
+        guard (1...Self.maxRank).contains(r) else { throw AdapterError.config(path: "--lora-r", reason: "must be within 1...\(Self.maxRank)") }
+        guard alpha.isFinite, abs(alpha) <= 1e9 else { throw AdapterError.config(path: "--lora-alpha", reason: "must be a finite number") }
+        guard (0..<1).contains(dropout) else { throw AdapterError.config(path: "--lora-dropout", reason: "must be in [0, 1)") }
+    }
+
     /// Parses a comma-separated CLI list (`q_proj,v_proj` or `all-linear`).
     public static func targets(fromList text: String) -> Targets {
         let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -80,8 +99,8 @@ extension LoRAConfig {
         if (obj["fan_in_fan_out"] as? Bool) == true {
             throw AdapterError.unsupported(path: path, reason: "fan_in_fan_out is only for GPT-2 style Conv1D layers")
         }
-        guard let r = (obj["r"] as? NSNumber)?.intValue, r > 0 else {
-            throw AdapterError.config(path: path, reason: "missing or invalid 'r'")
+        guard let r = (obj["r"] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), (1...Self.maxRank).contains(r) else {
+            throw AdapterError.config(path: path, reason: "missing or invalid 'r' (1...\(Self.maxRank))")
         }
         let targets: Targets
         if let list = obj["target_modules"] as? [String] {
@@ -94,12 +113,18 @@ extension LoRAConfig {
         var layers: [Int]? = nil
         if let n = obj["layers_to_transform"] as? NSNumber { layers = [n.intValue] }
         if let l = obj["layers_to_transform"] as? [NSNumber] { layers = l.map(\.intValue) }
-        self.init(r: r, alpha: (obj["lora_alpha"] as? NSNumber)?.doubleValue ?? 8,
-                  dropout: (obj["lora_dropout"] as? NSNumber)?.doubleValue ?? 0, targetModules: targets,
+        let ranks = ((obj["rank_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
+        let alphas = ((obj["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
+        let alpha = (obj["lora_alpha"] as? NSNumber)?.doubleValue ?? 8
+        let dropout = (obj["lora_dropout"] as? NSNumber)?.doubleValue ?? 0
+        guard ranks.values.allSatisfy({ Int(exactly: $0).map { (1...Self.maxRank).contains($0) } ?? false }),
+              ([alpha] + Array(alphas.values)).allSatisfy({ $0.isFinite && abs($0) <= 1e9 }), (0..<1).contains(dropout) else {
+            throw AdapterError.config(path: path, reason: "rank_pattern, lora_alpha, alpha_pattern or lora_dropout out of range")
+        }
+        self.init(r: r, alpha: alpha, dropout: dropout, targetModules: targets,
                   useRSLoRA: (obj["use_rslora"] as? Bool) ?? false,
                   baseModelNameOrPath: obj["base_model_name_or_path"] as? String, layersToTransform: layers,
-                  rankPattern: ((obj["rank_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.intValue),
-                  alphaPattern: ((obj["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue))
+                  rankPattern: ranks.mapValues { Int($0) }, alphaPattern: alphas)
     }
 
     /// adapter_config.json as Python PEFT writes it (the fields every PEFT release since 0.7 reads).
@@ -118,7 +143,7 @@ extension LoRAConfig {
         case .regex(let pattern): obj["target_modules"] = pattern
         }
         // lora_alpha is an int in PEFT when it is whole.
-        if alpha == alpha.rounded() { obj["lora_alpha"] = Int(alpha) }
+        if let whole = Int(exactly: alpha) { obj["lora_alpha"] = whole }
         return (try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])) ?? Data()
     }
 }

@@ -17,11 +17,23 @@ public enum LoRAMerger {
         public var bytes: Int
     }
 
+    /// Written into every merged directory; a directory holding it may be replaced by a new merge.
+    public static let markerFileName = "peft_merge.json"
+
     public static func merge(model modelURL: URL, adapter: LoRAAdapter, output: URL) throws -> Report {
         let source = modelURL.standardizedFileURL.resolvingSymlinksInPath()
         let target = output.standardizedFileURL.resolvingSymlinksInPath()
         guard source.path != target.path else {
             throw AdapterError.io(path: output.path, reason: "the output must differ from the base model directory")
+        }
+        // Never replace a directory that holds the inputs, or anything that is not an earlier merge.
+        if source.path.hasPrefix(target.path + "/") {
+            throw AdapterError.io(path: output.path, reason: "the output contains the base model; choose a new directory")
+        }
+        let fm = FileManager.default
+        if let items = try? fm.contentsOfDirectory(atPath: target.path), !items.isEmpty,
+           !items.contains(markerFileName) {
+            throw AdapterError.io(path: output.path, reason: "the output directory exists and is not an earlier merge; remove it or choose a new directory")
         }
         let directory = try ModelDirectory(url: modelURL)
         // Site for every adapted weight name.
@@ -34,8 +46,13 @@ public enum LoRAMerger {
         let files = Set(directory.weightMap.values).sorted()
         try AtomicFile.writeDirectory(output) { dir in
             // Everything but weights and adapter files is copied as is.
+            let marker: [String: Any] = ["base_model": modelURL.path, "adapter": adapter.config.json().isEmpty ? "" : "lora",
+                                         "r": adapter.config.r, "lora_alpha": adapter.config.alpha,
+                                         "merged_modules": adapter.orderedSites.count]
+            try JSONSerialization.data(withJSONObject: marker, options: [.prettyPrinted, .sortedKeys])
+                .write(to: dir.appendingPathComponent(markerFileName))
             for item in try FileManager.default.contentsOfDirectory(atPath: modelURL.path).sorted() {
-                if item.hasSuffix(".safetensors") || item.hasPrefix("adapter_") || item.hasPrefix(".") { continue }
+                if item.hasSuffix(".safetensors") || item.hasPrefix("adapter_") || item.hasPrefix(".") || item == markerFileName { continue }
                 var isDir: ObjCBool = false
                 let src = modelURL.appendingPathComponent(item)
                 guard FileManager.default.fileExists(atPath: src.path, isDirectory: &isDir), !isDir.boolValue else { continue }

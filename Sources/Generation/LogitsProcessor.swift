@@ -50,7 +50,8 @@ public struct TokenSampler {
 
     /// transformers' NoRepeatNGramLogitsProcessor: bans every token that would complete an n-gram already present.
     static func banRepeatedNgrams(_ logits: inout [Float], history: [Int32], n: Int) {
-        guard n > 0, history.count + 1 >= n else { return }
+        // Nothing to ban until the history holds a whole n-gram (transformers: cur_len + 1 < n bans nothing).
+        guard n > 0, history.count >= n else { return }
         let prefix = Array(history.suffix(n - 1))
         if n == 1 {
             for id in Set(history) where Int(id) < logits.count { logits[Int(id)] = -.infinity }

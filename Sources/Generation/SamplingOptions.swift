@@ -33,8 +33,9 @@ public struct SamplingOptions: Sendable, Equatable, Codable {
         o.noRepeatNgramSize = (obj["no_repeat_ngram_size"] as? NSNumber)?.intValue ?? 0
         if let m = (obj["max_new_tokens"] as? NSNumber)?.intValue { o.maxNewTokens = m }
         var eos: [Int32] = []
-        if let e = obj["eos_token_id"] as? NSNumber { eos = [Int32(e.intValue)] }
-        if let e = obj["eos_token_id"] as? [NSNumber] { eos = e.map { Int32($0.intValue) } }
+        if let e = obj["eos_token_id"] as? NSNumber { eos = [e].compactMap { Int32(exactly: $0.doubleValue) } }
+        if let e = obj["eos_token_id"] as? [NSNumber] { eos = e.compactMap { Int32(exactly: $0.doubleValue) } }
+        if o.maxNewTokens < 1 { throw GenerationError.config(path: url.path, reason: "max_new_tokens must be positive") }
         return (o, eos)
     }
 

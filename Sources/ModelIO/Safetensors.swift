@@ -48,9 +48,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard file.size >= 8 else {
             throw ModelIOError.malformed(path: path, reason: "file is \(file.size) bytes, shorter than the 8-byte header length (truncated?)")
         }
-        let headerLength = Int(file.base.loadUnaligned(as: UInt64.self).littleEndian)
-        guard headerLength > 0, headerLength <= file.size - 8 else {
-            throw ModelIOError.malformed(path: path, reason: "header length \(headerLength) does not fit in a file of \(file.size) bytes (truncated?)")
+        let rawLength = file.base.loadUnaligned(as: UInt64.self).littleEndian
+        guard let headerLength = Int(exactly: rawLength), headerLength > 0, headerLength <= file.size - 8 else {
+            throw ModelIOError.malformed(path: path, reason: "header length \(rawLength) does not fit in a file of \(file.size) bytes (truncated?)")
         }
         let headerData = Data(bytes: file.base + 8, count: headerLength)
         let json: Any
@@ -91,8 +91,10 @@ public final class SafetensorsFile: @unchecked Sendable {
                 let (v, o) = acc.0.multipliedReportingOverflow(by: d)
                 return (v, acc.1 || o)
             }
-            guard !overflow, count * elementSize == end - begin else {
-                throw ModelIOError.malformed(path: path, reason: "tensor '\(name)' shape \(shape) needs \(count * elementSize) bytes but data_offsets span \(end - begin)")
+            let (bytes, bytesOverflow) = count.multipliedReportingOverflow(by: elementSize)
+            guard !overflow, !bytesOverflow, bytes == end - begin else {
+                let needs = overflow || bytesOverflow ? "more bytes than fit in memory" : "\(bytes) bytes"
+                throw ModelIOError.malformed(path: path, reason: "tensor '\(name)' shape \(shape) needs \(needs) but data_offsets span \(end - begin)")
             }
             tensors[name] = TensorView(name: name, dtypeName: dtype, shape: shape, data: file.base + dataStart + begin,
                                        byteCount: end - begin, file: file)

@@ -113,7 +113,12 @@ public enum AtomicFile {
                 let old = parent.appendingPathComponent(".\(url.lastPathComponent).old-\(getpid())")
                 try? fm.removeItem(at: old)
                 try fm.moveItem(at: url, to: old)
-                try fm.moveItem(at: temp, to: url)
+                do {
+                    try fm.moveItem(at: temp, to: url)
+                } catch {
+                    try? fm.moveItem(at: old, to: url)   // put the original back
+                    throw error
+                }
                 try? fm.removeItem(at: old)
             } else {
                 try fm.moveItem(at: temp, to: url)

@@ -5,6 +5,8 @@ public struct CommandResult {
     public var status: Int32
     public var stdout: String
     public var stderr: String
+    /// Ended by a signal (a crash, or the SIGINT a test sent), not by exiting.
+    public var signaled: Bool
 }
 
 public enum PeftCommand {
@@ -60,7 +62,8 @@ public enum PeftCommand {
         captured.out.append(out.fileHandleForReading.readDataToEndOfFile())
         captured.err.append(err.fileHandleForReading.readDataToEndOfFile())
         return CommandResult(status: process.terminationStatus, stdout: String(decoding: captured.out, as: UTF8.self),
-                             stderr: String(decoding: captured.err, as: UTF8.self))
+                             stderr: String(decoding: captured.err, as: UTF8.self),
+                             signaled: process.terminationReason == .uncaughtSignal)
     }
 }
 

@@ -43,9 +43,10 @@ public struct ExampleBuilder: Sendable {
     /// Replaces a record's missing system prompt (nil: the format's default).
     public let system: String?
 
+    /// - Parameter maxLength: tokens kept per example (at least 2).
     public init(formatter: ChatFormatter, maxLength: Int, system: String? = nil) {
         self.formatter = formatter
-        self.maxLength = maxLength
+        self.maxLength = max(2, maxLength)
         self.system = system
     }
 

@@ -14,6 +14,7 @@ public enum LossEvaluator {
     /// Runs `examples` through `model` in packed batches of `batchSize`; `progress(done, total)` after each batch.
     public static func evaluate(model: TransformerModel, examples: [TrainingExample], batchSize: Int,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> Result {
+        guard batchSize >= 1 else { throw TrainingError.options("batch size must be at least 1") }
         guard !examples.isEmpty else { return Result(loss: .nan, perplexity: .nan, tokens: 0, examples: 0) }
         try TrainingExample.validate(examples, for: model)
         let batches = stride(from: 0, to: examples.count, by: batchSize).map {

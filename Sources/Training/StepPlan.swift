@@ -28,7 +28,8 @@ public struct StepPlan: Sendable {
     public init(exampleCount n: Int, options o: TrainingOptions) {
         let microPerEpoch = (n + o.batchSize - 1) / o.batchSize
         stepsPerEpoch = max(1, (microPerEpoch + o.gradientAccumulation - 1) / o.gradientAccumulation)
-        let total = o.maxSteps ?? max(1, Int((Double(stepsPerEpoch) * o.epochs).rounded(.up)))
+        let planned = (Double(stepsPerEpoch) * o.epochs).rounded(.up)
+        let total = o.maxSteps ?? Int(max(1, min(planned, Double(TrainingOptions.stepLimit))))
         var steps: [Step] = []
         var epoch = 0
         while steps.count < total {

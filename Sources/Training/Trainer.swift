@@ -61,6 +61,13 @@ public final class Trainer {
                 plan: StepPlan? = nil) throws {
         try options.validate()
         guard !train.isEmpty else { throw TrainingError.options("no training examples") }
+        if options.maxSteps == nil {
+            let micro = (train.count + options.batchSize - 1) / options.batchSize
+            let perEpoch = max(1, (micro + options.gradientAccumulation - 1) / options.gradientAccumulation)
+            if Double(perEpoch) * options.epochs > Double(TrainingOptions.stepLimit) {
+                throw TrainingError.options("--epochs \(options.epochs) plans more than \(TrainingOptions.stepLimit) steps; use fewer epochs or --max-steps")
+            }
+        }
         try TrainingExample.validate(train, for: model)
         try TrainingExample.validate(eval, for: model)
         self.model = model
@@ -179,8 +186,12 @@ public final class Trainer {
             throw TrainingError.io(path: logURL.path, reason: "cannot append to the training log")
         }
         defer { try? handle.close() }
-        handle.seekToEndOfFile()
-        handle.write(line)
+        do {
+            try handle.seekToEnd()
+            try handle.write(contentsOf: line)
+        } catch {
+            throw TrainingError.io(path: logURL.path, reason: "cannot append to the training log: \(error.localizedDescription)")
+        }
     }
 
     /// Starts the log file with the history restored from a checkpoint (empty for a fresh run).
@@ -247,9 +258,9 @@ public final class Trainer {
             throw TrainingError.resume(path: url.path, reason: "checkpoint is at step \(state.globalStep), beyond this run's \(totalSteps) steps")
         }
         let saved = try LoRAAdapter.load(from: url, model: model.config)
-        guard saved.parameterCount == adapter.parameterCount, saved.config.r == adapter.config.r,
-              saved.orderedSites.map(\.site) == adapter.orderedSites.map(\.site) else {
-            throw TrainingError.resume(path: url.path, reason: "its adapter (r=\(saved.config.r), \(saved.orderedSites.count) modules) differs from this run's (r=\(adapter.config.r), \(adapter.orderedSites.count) modules)")
+        let mine = adapter.config.comparable, theirs = saved.config.comparable
+        guard mine == theirs, saved.orderedSites.map(\.site) == adapter.orderedSites.map(\.site) else {
+            throw TrainingError.resume(path: url.path, reason: "its LoRA settings (r=\(theirs.r), alpha=\(theirs.alpha), dropout \(theirs.dropout), rsLoRA \(theirs.useRSLoRA), \(saved.orderedSites.count) modules) differ from this run's (r=\(mine.r), alpha=\(mine.alpha), dropout \(mine.dropout), rsLoRA \(mine.useRSLoRA), \(adapter.orderedSites.count) modules)")
         }
         withExtendedLifetime(saved) { adapter.parameters.copy(from: saved.parameters.pointer, count: saved.parameterCount) }
         let opt = try SafetensorsFile(path: url.appendingPathComponent(Self.optimizerFileName).path)

@@ -19,17 +19,20 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
     public init() {}
 
     /// Checks ranges; the message names the flag.
+    /// Most optimiser steps one run may plan (the whole plan is laid out up front).
+    public static let stepLimit = 1_000_000
+
     public func validate() throws {
         func bad(_ s: String) -> TrainingError { .options(s) }
-        if epochs <= 0 && maxSteps == nil { throw bad("--epochs must be positive") }
-        if let m = maxSteps, m <= 0 { throw bad("--max-steps must be positive") }
-        if batchSize < 1 { throw bad("--batch-size must be at least 1") }
-        if gradientAccumulation < 1 { throw bad("--grad-accum must be at least 1") }
-        if !(learningRate > 0) { throw bad("--lr must be positive") }
-        if warmupRatio < 0 || warmupRatio > 1 { throw bad("--warmup-ratio must be within [0, 1]") }
-        if weightDecay < 0 { throw bad("--weight-decay must not be negative") }
-        if maxGradNorm < 0 { throw bad("--max-grad-norm must not be negative (0 disables clipping)") }
-        if maxLength < 2 { throw bad("--max-length must be at least 2") }
+        if maxSteps == nil && !(epochs > 0 && epochs <= 100_000) { throw bad("--epochs must be positive (at most 100000)") }
+        if let m = maxSteps, m <= 0 || m > Self.stepLimit { throw bad("--max-steps must be within 1...\(Self.stepLimit)") }
+        if batchSize < 1 || batchSize > 1 << 16 { throw bad("--batch-size must be within 1...65536") }
+        if gradientAccumulation < 1 || gradientAccumulation > 1 << 16 { throw bad("--grad-accum must be within 1...65536") }
+        if !(learningRate > 0 && learningRate.isFinite) { throw bad("--lr must be a positive number") }
+        if !(0...1).contains(warmupRatio) { throw bad("--warmup-ratio must be within [0, 1]") }
+        if !(weightDecay >= 0 && weightDecay.isFinite) { throw bad("--weight-decay must be a non-negative number") }
+        if !(maxGradNorm >= 0 && maxGradNorm.isFinite) { throw bad("--max-grad-norm must be a non-negative number (0 disables clipping)") }
+        if maxLength < 2 || maxLength > 1 << 20 { throw bad("--max-length must be within 2...1048576") }
         if let e = evalEvery, e < 1 { throw bad("--eval-every must be at least 1") }
         if let s = saveEvery, s < 1 { throw bad("--save-every must be at least 1") }
     }

@@ -11,11 +11,12 @@ struct Attention {
     let headDim: Int
     let window: Int?
 
-    init(config: ModelConfig) {
+    /// Attention of layer `layer` (its window depends on the layer in some Qwen2 configurations).
+    init(config: ModelConfig, layer: Int = 0) {
         heads = config.headCount
         kvHeads = config.kvHeadCount
         headDim = config.headDim
-        window = config.slidingWindow
+        window = config.attentionWindow(layer: layer)
     }
 
     var scale: Float { 1 / Float(headDim).squareRoot() }

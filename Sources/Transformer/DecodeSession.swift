@@ -112,7 +112,7 @@ public final class DecodeSession {
                 model.rope.apply(q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!)
                 model.rope.apply(kRows, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!)
             }
-            model.attention.forwardCached(q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+            model.attention[l].forwardCached(q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
                                           out: att.pointer, past: past, rows: m, scratch: scratch.pointer)
             model.project(.o, layer: l, x: att.pointer, rows: m, out: tmp.pointer, context: ctx)
             Ops.add(tmp.pointer, into: x.pointer, count: m * C)

@@ -32,8 +32,17 @@ public struct ModelConfig: Sendable, Equatable {
     public var mlpBias: Bool
     /// Per-head RMSNorm on queries and keys before RoPE (Qwen3).
     public var qkNorm: Bool
-    /// Attention window when sliding-window attention is on (Mistral, Qwen2 with use_sliding_window).
+    /// Attention window of the layers that use sliding-window attention (Mistral: all; Qwen2/Qwen3 with
+    /// use_sliding_window: layers from max_window_layers on, or as `layer_types` says).
     public var slidingWindow: Int?
+    /// Which layers use `slidingWindow` (empty: all of them when a window is set).
+    public var slidingLayers: [Bool] = []
+
+    /// The attention window of layer `l`, nil for full causal attention.
+    public func attentionWindow(layer l: Int) -> Int? {
+        guard let w = slidingWindow else { return nil }
+        return slidingLayers.isEmpty || (slidingLayers.indices.contains(l) && slidingLayers[l]) ? w : nil
+    }
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
     /// The stored dtype named by the config (`torch_dtype` or `dtype`), if any.
@@ -102,27 +111,47 @@ extension ModelConfig {
         guard hidden > 0, heads > 0, kvHeads > 0, layers > 0, heads % kvHeads == 0 else {
             throw TransformerError.config(path: path, reason: "invalid sizes: hidden_size \(hidden), num_attention_heads \(heads), num_key_value_heads \(kvHeads), num_hidden_layers \(layers)")
         }
+        let intermediate = try fields.int("intermediate_size"), vocab = try fields.int("vocab_size")
+        // Sizes beyond any released model are a broken file, not a reason to try allocating them.
+        for (name, value, limit) in [("hidden_size", hidden, 1 << 16), ("num_attention_heads", heads, 1 << 10),
+                                     ("num_hidden_layers", layers, 1 << 10), ("intermediate_size", intermediate, 1 << 18),
+                                     ("vocab_size", vocab, 1 << 22)] where value < 1 || value > limit {
+            throw TransformerError.config(path: path, reason: "\(name) \(value) is outside 1...\(limit)")
+        }
         let headDim = fields.optionalInt("head_dim") ?? hidden / heads
-        guard headDim > 0, headDim % 2 == 0 else {
+        guard headDim > 0, headDim % 2 == 0, headDim <= 1024 else {
             throw TransformerError.config(path: path, reason: "head_dim \(headDim) must be a positive even number")
         }
         let rope = try RoPEConfig(fields: fields, headDim: headDim)
         var window: Int? = nil
+        var slidingLayers: [Bool] = []
         if let w = fields.optionalInt("sliding_window"), w > 0 {
             switch arch {
-            case .mistral: window = w
-            case .qwen2, .qwen3: if fields.optionalBool("use_sliding_window") == true { window = w }
-            case .llama: window = nil
+            case .mistral:
+                window = w
+            case .qwen2, .qwen3:
+                if fields.optionalBool("use_sliding_window") == true {
+                    window = w
+                    let from = fields.optionalInt("max_window_layers") ?? 28
+                    slidingLayers = (0..<layers).map { $0 >= from }
+                }
+            case .llama:
+                window = nil
+            }
+            // An explicit per-layer list wins (transformers 5 writes one).
+            if window != nil, let types = fields.obj["layer_types"] as? [String], types.count == layers {
+                slidingLayers = types.map { $0 == "sliding_attention" }
             }
         }
         var eos: [Int] = []
-        if let e = obj["eos_token_id"] as? NSNumber { eos = [e.intValue] } else if let e = obj["eos_token_id"] as? [NSNumber] { eos = e.map(\.intValue) }
+        if let e = obj["eos_token_id"] as? NSNumber { eos = [e].compactMap { Int(exactly: $0.doubleValue) } }
+        if let e = obj["eos_token_id"] as? [NSNumber] { eos = e.compactMap { Int(exactly: $0.doubleValue) } }
         let attentionBias = fields.optionalBool("attention_bias")
         self.init(
-            architecture: arch, hiddenSize: hidden, intermediateSize: try fields.int("intermediate_size"),
+            architecture: arch, hiddenSize: hidden, intermediateSize: intermediate,
             layerCount: layers, headCount: heads, kvHeadCount: kvHeads, headDim: headDim,
-            vocabSize: try fields.int("vocab_size"),
-            maxPositionEmbeddings: fields.optionalInt("max_position_embeddings") ?? 32768,
+            vocabSize: vocab,
+            maxPositionEmbeddings: max(1, fields.optionalInt("max_position_embeddings") ?? 32768),
             rmsNormEps: Float(fields.optionalDouble("rms_norm_eps") ?? 1e-6), rope: rope,
             tieWordEmbeddings: fields.optionalBool("tie_word_embeddings") ?? false,
             qkvBias: arch == .qwen2 ? true : (attentionBias ?? false),
@@ -130,6 +159,7 @@ extension ModelConfig {
             mlpBias: fields.optionalBool("mlp_bias") ?? false, qkNorm: arch == .qwen3, slidingWindow: window,
             bosTokenID: fields.optionalInt("bos_token_id"), eosTokenIDs: eos,
             storedDType: fields.optionalString("torch_dtype") ?? fields.optionalString("dtype"))
+        self.slidingLayers = slidingLayers
     }
 
     /// Loads `config.json` from a model directory.
@@ -157,13 +187,13 @@ struct ConfigFields {
 
     func int(_ key: String) throws -> Int {
         guard let v = obj[key], !(v is NSNull) else { throw TransformerError.config(path: path, reason: "missing field '\(key)'") }
-        guard let n = v as? NSNumber, !(v is Bool) || false, n.doubleValue == n.doubleValue.rounded() else {
+        guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue) else {
             throw TransformerError.config(path: path, reason: "field '\(key)' must be an integer")
         }
-        return n.intValue
+        return i
     }
 
-    func optionalInt(_ key: String) -> Int? { (obj[key] as? NSNumber)?.intValue }
+    func optionalInt(_ key: String) -> Int? { (obj[key] as? NSNumber).flatMap { Int(exactly: $0.doubleValue) } }
     func optionalDouble(_ key: String) -> Double? { (obj[key] as? NSNumber)?.doubleValue }
     func optionalBool(_ key: String) -> Bool? { (obj[key] as? NSNumber)?.boolValue }
     func optionalString(_ key: String) -> String? { obj[key] as? String }

@@ -41,8 +41,12 @@ public final class RoPE: @unchecked Sendable {
                inverse: Bool = false) {
         let half = headDim / 2, d = headDim
         let sign: Float = inverse ? -1 : 1
-        cosTable.withUnsafeBufferPointer { cp in
-            sinTable.withUnsafeBufferPointer { sp in
+        // Snapshot the tables: another session may be growing them.
+        lock.lock()
+        let (cosines, sines) = (cosTable, sinTable)
+        lock.unlock()
+        cosines.withUnsafeBufferPointer { cp in
+            sines.withUnsafeBufferPointer { sp in
                 let cb = cp.baseAddress!, sb = sp.baseAddress!
                 Parallel.forRanges(rows, minChunk: 32) { range in
                     for r in range {

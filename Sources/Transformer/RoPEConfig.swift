@@ -34,7 +34,12 @@ public struct RoPEConfig: Sendable, Equatable {
         case "llama3":
             scaling = .llama3(factor: try number("factor"), lowFreqFactor: try number("low_freq_factor"),
                               highFreqFactor: try number("high_freq_factor"),
-                              originalMaxPositions: Int(try number("original_max_position_embeddings")))
+                              originalMaxPositions: try {
+                                  guard let n = Int(exactly: try number("original_max_position_embeddings")), n > 0 else {
+                                      throw TransformerError.config(path: fields.path, reason: "rope scaling original_max_position_embeddings must be a positive integer")
+                                  }
+                                  return n
+                              }())
         default:
             throw TransformerError.unsupported(path: fields.path, reason: "rope scaling type '\(kind)' is not supported (supported: default, linear, llama3)")
         }

@@ -28,7 +28,7 @@ extension TransformerModel {
         dk.pointer.update(repeating: 0, count: n * c.kvDim)
         dv.pointer.update(repeating: 0, count: n * c.kvDim)
         for (start, length) in zip(batch.starts, batch.lengths) {
-            attention.backward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer,
+            attention[l].backward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer,
                                dout: datt.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, start: start,
                                length: length, scratch: b.attnScratch.pointer)
         }

@@ -23,7 +23,7 @@ extension TransformerModel {
             rope.apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!)
         }
         for (start, length) in zip(batch.starts, batch.lengths) {
-            attention.forward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer,
+            attention[l].forward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer,
                               start: start, length: length, scratch: b.attnScratch.pointer)
         }
         project(.o, layer: l, x: s.att.pointer, rows: n, out: b.tmp.pointer, context: context)

@@ -15,13 +15,14 @@ public final class TransformerModel: @unchecked Sendable {
     /// The side-car applied at every projection it attaches to (LoRA and friends); nil for the bare model.
     public var adapter: ProjectionAdapter?
     let rope: RoPE
-    let attention: Attention
+    /// One attention per layer (windows can differ between layers).
+    let attention: [Attention]
 
     public init(weights: ModelWeights) {
         config = weights.config
         self.weights = weights
         rope = RoPE(config: weights.config)
-        attention = Attention(config: weights.config)
+        attention = (0..<weights.config.layerCount).map { Attention(config: weights.config, layer: $0) }
     }
 
     /// Loads config.json and the safetensors weights of a Hugging Face model directory.

@@ -74,7 +74,7 @@ final class EngineCommandTests: XCTestCase {
         let r = try PeftCommand.run(args)
         XCTAssertNotEqual(r.status, 0, "expected failure: \(args)", line: line)
         for f in fragments { XCTAssertTrue(r.stderr.contains(f), "stderr lacks '\(f)': \(r.stderr)", line: line) }
-        XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr, line: line)
+        XCTAssertFalse(r.stderr.contains("Fatal error") || r.signaled, r.stderr, line: line)
     }
 
     func testBadModelInputsAreClearErrors() throws {
@@ -143,5 +143,88 @@ final class EngineCommandTests: XCTestCase {
         let answers = r.stdout.components(separatedBy: "> ").map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
         XCTAssertEqual(answers.count, 3, r.stdout)
         XCTAssertEqual(answers.first, answers.last)
+    }
+}
+
+/// Inputs found by review that once crashed or silently misbehaved.
+final class HardenedInputTests: XCTestCase {
+    var tmp: TemporaryDirectory!
+    let model = modelFixture("tiny-qwen2").path
+
+    override func setUpWithError() throws { tmp = try TemporaryDirectory("hardened") }
+    override func tearDown() { tmp.cleanup() }
+
+    func failure(_ args: [String], _ fragment: String, line: UInt = #line) throws {
+        let r = try PeftCommand.run(args)
+        XCTAssertNotEqual(r.status, 0, line: line)
+        XCTAssertTrue(r.stderr.contains(fragment), "stderr lacks '\(fragment)': \(r.stderr)", line: line)
+        XCTAssertFalse(r.stderr.contains("Fatal error") || r.signaled, "crashed: \(r.stderr)", line: line)
+    }
+
+    func testGenerationFlagsAtTheirLimits() throws {
+        // An n-gram size longer than the prompt so far used to trap.
+        let r = try PeftCommand.run(["generate", "--model", model, "--prompt", "hi", "--template", "none",
+                                     "--no-repeat-ngram-size", "6", "--temperature", "0", "--max-new-tokens", "8"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let huge = try PeftCommand.run(["generate", "--model", model, "--prompt", "hi", "--max-new-tokens",
+                                        "9223372036854775807", "--temperature", "0", "--json"])
+        XCTAssertEqual(huge.status, 0, huge.stderr)
+    }
+
+    func testMalformedHeaderNumbers() throws {
+        let dir = try tmp.copyModel("tiny-qwen2", as: "m")
+        try Data(repeating: 0xFF, count: 64).write(to: dir.appendingPathComponent("model.safetensors"))
+        try failure(["info", "--model", dir.path], "header length")
+        var len = UInt64(80).littleEndian
+        let header = #"{"w":{"dtype":"F32","shape":[2305843009213693952],"data_offsets":[0,8]}}"#.padding(toLength: 80, withPad: " ", startingAt: 0)
+        try (Data(bytes: &len, count: 8) + Data(header.utf8) + Data(count: 8)).write(to: dir.appendingPathComponent("model.safetensors"))
+        try failure(["info", "--model", dir.path], "more bytes than fit")
+    }
+
+    func testMergeNeverReplacesAForeignDirectory() throws {
+        let out = tmp.url.appendingPathComponent("busy")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try Data("keep me".utf8).write(to: out.appendingPathComponent("notes.txt"))
+        let adapter = fixtureURL("adapters/tiny-qwen2-rslora-qv").path
+        try failure(["merge", "--model", model, "--adapter", adapter, "--output", out.path], "not an earlier merge")
+        XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("notes.txt"), encoding: .utf8), "keep me")
+        // An earlier merge may be replaced.
+        let merged = tmp.path("merged")
+        XCTAssertEqual(try PeftCommand.run(["merge", "--model", model, "--adapter", adapter, "--output", merged]).status, 0)
+        XCTAssertEqual(try PeftCommand.run(["merge", "--model", model, "--adapter", adapter, "--output", merged]).status, 0)
+        try failure(["merge", "--model", model, "--adapter", adapter, "--output", tmp.url.path], "not an earlier merge")
+    }
+
+    func testTrainingFlagValuesOutOfRange() throws {
+        let data = tmp.path("d.jsonl")
+        try Data("{\"instruction\": \"a\", \"output\": \"b\"}\n".utf8).write(to: URL(fileURLWithPath: data))
+        let base = ["train", "--model", model, "--data", data, "--output", tmp.path("o")]
+        try failure(base + ["--epochs", "nan"], "--epochs")
+        try failure(base + ["--warmup-ratio", "nan"], "--warmup-ratio")
+        try failure(base + ["--lora-alpha", "inf"], "--lora-alpha")
+        try failure(base + ["--batch-size", "9223372036854775807"], "--batch-size")
+        try failure(base + ["--max-steps", "10000000000"], "--max-steps")
+        try failure(base + ["--epochs", "1e30"], "--epochs")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("o")), "nothing written on bad flags")
+    }
+
+    func testEvalAndDemoFlagValuesOutOfRange() throws {
+        let data = tmp.path("d.jsonl")
+        try Data("{\"instruction\": \"a\", \"output\": \"b\"}\n".utf8).write(to: URL(fileURLWithPath: data))
+        try failure(["eval", "--model", model, "--data", data, "--batch-size", "0"], "--batch-size")
+        try failure(["eval", "--model", model, "--data", data, "--max-length=-1"], "--max-length")
+        try failure(["demo", "--output", tmp.path("demo"), "--questions=-1"], "--questions")
+        try failure(["demo", "--output", tmp.path("demo"), "--lora-r=-1"], "--lora-r")
+    }
+
+    func testEvalGenerateChecksPromptsBeforeGenerating() throws {
+        // A record whose prompt does not fit the 256-token context: refused up front, nothing half-written.
+        let data = tmp.path("long.jsonl")
+        let long = String(repeating: "hello world ", count: 200)
+        try Data("{\"instruction\": \"a\", \"output\": \"b\"}\n{\"instruction\": \"\(long)\", \"output\": \"b\"}\n".utf8)
+            .write(to: URL(fileURLWithPath: data))
+        try failure(["eval", "--model", model, "--data", data, "--generate", "--output-dir", tmp.path("ev")],
+                    "record 2: its prompt is")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("ev")))
     }
 }

@@ -145,8 +145,11 @@ final class DataAndLabelsTests: XCTestCase {
         let cosine = LRSchedule(kind: .cosine, peak: 1, warmupSteps: 0, totalSteps: 4)
         XCTAssertEqual(cosine.rate(at: 0), 1, accuracy: 1e-12)
         XCTAssertEqual(cosine.rate(at: 2), 0.5, accuracy: 1e-12)
+        // transformers: "constant" ignores warmup; "constant_with_warmup" ramps first.
         let constant = LRSchedule(kind: .constant, peak: 3, warmupSteps: 1, totalSteps: 4)
-        XCTAssertEqual([0, 1, 3].map { constant.rate(at: $0) }, [0, 3, 3])
+        XCTAssertEqual([0, 1, 3].map { constant.rate(at: $0) }, [3, 3, 3])
+        let warm = LRSchedule(kind: .constantWithWarmup, peak: 3, warmupSteps: 1, totalSteps: 4)
+        XCTAssertEqual([0, 1, 3].map { warm.rate(at: $0) }, [0, 3, 3])
         XCTAssertEqual(LRSchedule.warmupSteps(ratio: 0.03, total: 100), 3)
         XCTAssertEqual(LRSchedule.warmupSteps(ratio: 0.1, total: 15), 2)
     }

@@ -124,6 +124,15 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try t2.run(resume: out.appendingPathComponent("nope"))) { error in
             XCTAssertTrue("\(error)".contains("not a checkpoint directory"), "\(error)")
         }
+        // Same shapes, other scaling: resuming would silently change the curve, so it is refused.
+        var otherAlpha = config
+        otherAlpha.alpha = 8
+        let lora3 = try LoRAAdapter(config: otherAlpha, model: model.config)
+        let t3 = try Trainer(model: model, adapter: lora3, options: options, train: examples, eval: [],
+                             output: out.appendingPathComponent("z"), baseModelPath: "tiny-qwen2")
+        XCTAssertThrowsError(try t3.run(resume: checkpoint)) { error in
+            XCTAssertTrue("\(error)".contains("LoRA settings (r=2, alpha=4.0"), "\(error)")
+        }
     }
 
     func testStopRequestSavesACheckpointAndTheAdapter() throws {

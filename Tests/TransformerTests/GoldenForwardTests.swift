@@ -23,6 +23,11 @@ final class GoldenForwardTests: XCTestCase {
     func testLlamaLogitsWithLlama3RopeScalingAndUntiedHead() throws { try checkLogits("tiny-llama") }
     func testQwen3LogitsWithQKNorm() throws { try checkLogits("tiny-qwen3") }
     func testMistralLogitsWithSlidingWindow() throws { try checkLogits("tiny-mistral") }
+    func testQwen2SlidingWindowOnLaterLayersOnly() throws {
+        let config = try ModelConfig(directory: modelFixture("tiny-qwen2-swa"))
+        XCTAssertEqual([config.attentionWindow(layer: 0), config.attentionWindow(layer: 1)], [nil, 4])
+        try checkLogits("tiny-qwen2-swa")
+    }
 
     func testBF16ShardedCheckpointLoadsAsFloat32() throws {
         try checkLogits("tiny-qwen2-bf16", model: "tiny-qwen2-bf16-sharded")
@@ -37,7 +42,7 @@ final class GoldenForwardTests: XCTestCase {
     }
 
     func testKVCacheDecodeEqualsFullForward() throws {
-        for name in ["tiny-qwen2", "tiny-llama", "tiny-qwen3", "tiny-mistral"] {
+        for name in ["tiny-qwen2", "tiny-llama", "tiny-qwen3", "tiny-mistral", "tiny-qwen2-swa"] {
             let golden = try GoldenModel.load(name)
             let model = try TransformerModel.load(directory: modelFixture(name), dtype: .float32)
             let seq = golden.sequences[0], v = golden.vocabSize

@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import ModelIO
 import Tokenizer
 import Training
 import Transformer
@@ -51,17 +52,24 @@ public enum GenerationEvaluator {
                            withLoss: Bool = true, lossBatchSize: Int = 4,
                            progress: ((Int, Int, PredictionRecord) -> Void)? = nil,
                            shouldStop: () -> Bool = { false }) throws -> EvaluationRun {
-        if let nameRegex { _ = try Metrics.firstMatch(nameRegex, in: "") }  // fail fast on a bad regex
+        // Everything that can fail is checked before the (slow) generation starts.
+        if let nameRegex { _ = try Metrics.firstMatch(nameRegex, in: "") }
         let tokenizer = builder.formatter.tokenizer
-        let longest = conversations.map { builder.promptIDs($0).count }.max() ?? 1
-        let generator = Generator(model: model, capacity: min(model.config.maxPositionEmbeddings,
-                                                              longest + sampling.maxNewTokens + 1))
+        let context = model.config.maxPositionEmbeddings
+        let prompts = conversations.map { builder.promptIDs($0) }
+        if let (i, p) = prompts.enumerated().first(where: { $0.element.count >= context }) {
+            throw EvaluationError.input("record \(i + 1): its prompt is \(p.count) tokens, not shorter than the model's context of \(context)")
+        }
+        let examples = withLoss ? try builder.build(conversations).examples : []
+        if withLoss { try TrainingExample.validate(examples, for: model) }
+        let longest = prompts.map(\.count).max() ?? 1
+        let generator = Generator(model: model, capacity: min(context, longest + min(sampling.maxNewTokens, context) + 1))
         var records: [PredictionRecord] = []
         var partial = false
         for (i, c) in conversations.enumerated() {
             if shouldStop() { partial = true; break }
             guard let last = c.turns.last else { continue }
-            let ids = builder.promptIDs(c)
+            let ids = prompts[i]
             let result = try generator.generate(prompt: ids, options: sampling, stopIDs: stopIDs)
             let record = PredictionRecord(prompt: last.userText, reference: last.answer,
                                           prediction: tokenizer.decode(result.tokens, skipSpecialTokens: true))
@@ -73,8 +81,7 @@ public enum GenerationEvaluator {
                                                                   nameRegex: nameRegex)
         var loss: LossEvaluator.Result? = nil
         if withLoss && !partial {
-            let examples = try builder.build(conversations).examples
-            loss = try LossEvaluator.evaluate(model: model, examples: examples, batchSize: lossBatchSize)
+            loss = try LossEvaluator.evaluate(model: model, examples: examples, batchSize: max(1, lossBatchSize))
         }
         return EvaluationRun(predictions: records, metrics: metrics, loss: loss, partial: partial)
     }
@@ -140,20 +147,18 @@ public enum EvaluationRunFiles {
     }
 
     static func writeAtomically(_ data: Data, to url: URL) throws {
-        let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-        try data.write(to: temp)
-        guard rename(temp.path, url.path) == 0 else {
-            throw EvaluationError.io(path: url.path, reason: "cannot write")
-        }
+        try AtomicFile.write(data, to: url)
     }
 }
 
 public enum EvaluationError: Error, CustomStringConvertible {
     case io(path: String, reason: String)
+    case input(String)
 
     public var description: String {
         switch self {
         case let .io(path, reason): "\(path): \(reason)"
+        case let .input(reason): reason
         }
     }
 }

@@ -27,6 +27,15 @@ struct Demo: ParsableCommand {
     @Option(help: "Longest answer generated, in tokens.") var maxNewTokens: Int = 128
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
 
+    func validate() throws {
+        if let q = questions, q < 1 { throw ValidationError("--questions must be at least 1") }
+        if let s = maxSteps, s < 1 || s > TrainingOptions.stepLimit { throw ValidationError("--max-steps must be within 1...\(TrainingOptions.stepLimit)") }
+        if let r = loraR, r < 1 || r > LoRAConfig.maxRank { throw ValidationError("--lora-r must be within 1...\(LoRAConfig.maxRank)") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
+        if batchSize < 1 || batchSize > 1 << 16 { throw ValidationError("--batch-size must be within 1...65536") }
+        if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
+    }
+
     func run() throws {
         let began = Date()
         let out = URL(fileURLWithPath: output)

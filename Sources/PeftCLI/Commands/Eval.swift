@@ -24,12 +24,18 @@ struct Eval: ParsableCommand {
     @Option(help: "Only the first N records.") var limit: Int?
     @OptionGroup var sampling: SamplingFlags
 
+    func validate() throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if maxLength < 2 { throw ValidationError("--max-length must be at least 2") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
     func run() throws {
         if generate { try runGenerate(); return }
         let dtype = self.dtype ?? .float32
         let set = try DataLoader.load(URL(fileURLWithPath: data))
         let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype, adapter: adapter.map { URL(fileURLWithPath: $0) })
-        let builder = ExampleBuilder(formatter: try templateOptions.formatter(for: loaded.tokenizer), maxLength: maxLength)
+        let builder = ExampleBuilder(formatter: try templateOptions.formatter(for: loaded.tokenizer), maxLength: min(maxLength, loaded.model.config.maxPositionEmbeddings))
         let built = try builder.build(set.conversations)
         let bar = ProgressBar(total: built.examples.count, label: "eval")
         let result = try LossEvaluator.evaluate(model: loaded.model, examples: built.examples, batchSize: batchSize) { done, _ in
@@ -51,7 +57,7 @@ struct Eval: ParsableCommand {
         let loaded = try LoadedModel.open(modelOptions.url, dtype: (dtype ?? .bfloat16).dtype,
                                           adapter: adapter.map { URL(fileURLWithPath: $0) })
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
-        let builder = ExampleBuilder(formatter: formatter, maxLength: maxLength)
+        let builder = ExampleBuilder(formatter: formatter, maxLength: min(maxLength, loaded.model.config.maxPositionEmbeddings))
         let options = sampling.resolve(loaded.sampling)
         try options.validate()
         Interrupt.install()

@@ -28,7 +28,7 @@ struct Generate: ParsableCommand {
         guard ids.count < context else {
             throw ValidationError("the prompt is \(ids.count) tokens, longer than the model's context of \(context) tokens (max_position_embeddings)")
         }
-        let generator = Generator(model: loaded.model, capacity: min(context, ids.count + options.maxNewTokens))
+        let generator = Generator(model: loaded.model, capacity: min(context, ids.count + min(options.maxNewTokens, context)))
         var decoder = StreamingDecoder(tokenizer: loaded.tokenizer)
         let result = try generator.generate(prompt: ids, options: options, stopIDs: loaded.stopIDs(formatter)) { id in
             if !json { Terminal.out(decoder.append(id), newline: false) }

@@ -25,7 +25,7 @@ struct Train: ParsableCommand {
     @Option(help: "Examples per micro-batch.") var batchSize: Int = 4
     @Option(help: "Micro-batches accumulated per optimiser step.") var gradAccum: Int = 1
     @Option(help: "Peak learning rate.") var lr: Double = 2e-4
-    @Option(help: "linear, cosine or constant.") var lrScheduler: String = "linear"
+    @Option(help: "linear, cosine, constant (no warmup, as in transformers) or constant_with_warmup.") var lrScheduler: String = "linear"
     @Option(help: "Share of steps spent warming up from 0.") var warmupRatio: Double = 0
     @Option(help: "AdamW weight decay.") var weightDecay: Double = 0
     @Option(help: "Gradient clipping norm (0 = off).") var maxGradNorm: Double = 1
@@ -47,7 +47,7 @@ struct Train: ParsableCommand {
             throw ValidationError("--method \(method) is not available; this release trains lora")
         }
         guard let schedule = LRSchedule.Kind(rawValue: lrScheduler) else {
-            throw ValidationError("--lr-scheduler must be one of: linear, cosine, constant")
+            throw ValidationError("--lr-scheduler must be one of: \(LRSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var options = TrainingOptions()
         options.epochs = epochs
@@ -65,10 +65,9 @@ struct Train: ParsableCommand {
         options.gradientCheckpointing = gradientCheckpointing
         options.seed = seed
         try options.validate()
-        guard loraR > 0 else { throw ValidationError("--lora-r must be positive") }
-        guard (0..<1).contains(loraDropout) else { throw ValidationError("--lora-dropout must be in [0, 1)") }
         let lora = LoRAConfig(r: loraR, alpha: loraAlpha, dropout: loraDropout,
                               targetModules: LoRAConfig.targets(fromList: targetModules), useRSLoRA: useRslora)
+        try lora.validate()
         let job = TrainingJob(modelURL: modelOptions.url, dataURL: URL(fileURLWithPath: data),
                               evalURL: evalData.map { URL(fileURLWithPath: $0) }, output: URL(fileURLWithPath: output),
                               logURL: log.map { URL(fileURLWithPath: $0) }, lora: lora, options: options,
@@ -117,7 +116,7 @@ struct TrainingJob {
             if built.dropped > 0 { notes.append("\(built.dropped) dropped (no answer token within --max-length)") }
             let tokens = built.examples.reduce(0) { $0 + $1.ids.count }
             Terminal.note(notes.joined(separator: ", ") + "; \(built.examples.count) examples, \(tokens) tokens, \(formatter.template.rawValue) format")
-            let alpha = config.alpha == config.alpha.rounded() ? String(Int(config.alpha)) : String(config.alpha)
+            let alpha = Int(exactly: config.alpha).map(String.init) ?? String(config.alpha)
             Terminal.note("LoRA r=\(config.r) alpha=\(alpha)\(config.useRSLoRA ? " (rsLoRA)" : "") on \(adapter.orderedSites.count) projections: \(adapter.parameterCount.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(adapter.parameterCount) / Double(loaded.model.config.parameterCount)))% of \(loaded.model.config.parameterCount.formatted()))")
             let perStep = options.gradientAccumulation > 1 ? "\(options.batchSize) x \(options.gradientAccumulation) accumulated" : "\(options.batchSize)"
             Terminal.note("\(trainer.totalSteps) steps of \(perStep) examples, \(dtype.rawValue), \(Gemm.backendDescription) GEMM, activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")

@@ -20,7 +20,7 @@ struct LoadedModel {
         let tokenizer = try Tokenizer.load(directory: url)
         let (sampling, eos) = try SamplingOptions.defaults(directory: url)
         var loaded = LoadedModel(url: url, model: model, tokenizer: tokenizer, sampling: sampling,
-                                 eosTokenIDs: eos.isEmpty ? model.config.eosTokenIDs.map(Int32.init) : eos,
+                                 eosTokenIDs: eos.isEmpty ? model.config.eosTokenIDs.compactMap { Int32(exactly: $0) } : eos,
                                  adapter: nil)
         if let adapterURL {
             let lora = try LoRAAdapter.load(from: adapterURL, model: model.config)

@@ -30,7 +30,12 @@ struct TemplateOptions: ParsableArguments {
     var system: String?
 
     func chatTemplate(for tokenizer: Tokenizer) throws -> ChatTemplate {
-        guard let template else { return ChatTemplate.detect(from: tokenizer.config) }
+        guard let template else {
+            if !ChatTemplate.recognizes(tokenizer.config) {
+                Terminal.note("note: the tokenizer's chat template is not one of chatml or llama3; using the plain format (pass --template to choose)")
+            }
+            return ChatTemplate.detect(from: tokenizer.config)
+        }
         guard let t = ChatTemplate(rawValue: template) else {
             throw ValidationError("unknown template '\(template)'; choose one of: \(ChatTemplate.allCases.map(\.rawValue).joined(separator: ", "))")
         }
