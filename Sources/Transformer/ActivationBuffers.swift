@@ -65,7 +65,7 @@ public final class ActivationBuffers {
     let xn: FloatBuffer          // [cap, C] normed input of the current projection group
     let tmp: FloatBuffer         // [cap, C] o_proj / down_proj output
     let act: FloatBuffer         // [cap, I] silu(g) * u
-    let attnScratch: FloatBuffer // [2, T, T]
+    let attnScratch: FloatBuffer // [2, query block, T]
     let finalNormed: FloatBuffer // [cap, C]
     let finalRstd: FloatBuffer   // [cap]
     let lossScratch = LossScratch()
@@ -99,7 +99,7 @@ public final class ActivationBuffers {
         xn = FloatBuffer(count: n * C)
         tmp = FloatBuffer(count: n * C)
         act = FloatBuffer(count: n * I)
-        attnScratch = FloatBuffer(count: 2 * t * t)
+        attnScratch = FloatBuffer(count: Attention.scratchCount(longest: t))
         finalNormed = FloatBuffer(count: n * C)
         finalRstd = FloatBuffer(count: n)
         let training = policy != .inference
@@ -119,7 +119,7 @@ public final class ActivationBuffers {
     public static func byteEstimate(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy) -> Int {
         let C = c.hiddenSize, I = c.intermediateSize
         let perLayer = LayerSaved.floatsPerRow(c) * n
-        var floats = n * (4 * C + I + 1) + 2 * t * t
+        var floats = n * (4 * C + I + 1) + Attention.scratchCount(longest: t)
         switch policy {
         case .inference: floats += 2 * n * C + perLayer
         case .keepAll: floats += (c.layerCount + 1) * n * C + c.layerCount * perLayer

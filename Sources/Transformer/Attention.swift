@@ -12,7 +12,8 @@ struct Attention {
     let window: Int?
 
     /// Attention of layer `layer` (its window depends on the layer in some Qwen2 configurations).
-    init(config: ModelConfig, layer: Int = 0) {
+    init(config: ModelConfig, layer: Int = 0, queryBlock: Int = Attention.defaultQueryBlock) {
+        self.queryBlock = max(1, queryBlock)
         heads = config.headCount
         kvHeads = config.kvHeadCount
         headDim = config.headDim
@@ -28,6 +29,17 @@ struct Attention {
         return lo..<hi
     }
 
+    /// Query rows per block: scores are computed block by block (keys only up to the block's last row), so the
+    /// scratch is [2, block, T] instead of [2, T, T] and the masked upper triangle is mostly skipped.
+    static let defaultQueryBlock = 256
+    let queryBlock: Int
+
+    /// Scratch floats `forward` / `backward` need for sequences of up to `longest` rows.
+    static func scratchCount(longest t: Int, queryBlock: Int = defaultQueryBlock) -> Int { 2 * min(t, queryBlock) * t }
+
+    /// Key rows [lo, hi) that query rows [r0, r1) of a sequence can see.
+    func keySpan(_ r0: Int, _ r1: Int) -> Range<Int> { visible(r0).lowerBound..<r1 }
+
     /// out = softmax(q k^T * scale + causal mask) v for one sequence of T rows starting at `start`.
     func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                  out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, start: Int, length t: Int,
@@ -37,56 +49,72 @@ struct Attention {
         for head in 0..<h {
             let g = head / (h / hkv)
             let qh = q + start * ldq + head * d, kh = k + start * ldk + g * d, vh = v + start * ldk + g * d
-            // S[T, T] = q_h k_g^T * scale
-            Gemm.multiply(m: t, n: t, k: d, a: qh, lda: ldq, b: kh, ldb: ldk, transposeB: true, c: scratch, ldc: t,
-                          alpha: scale)
-            let lseOut = lse
-            Parallel.forRanges(t, minChunk: 64) { rows in
-                for i in rows {
-                    let l = Ops.softmax(scratch + i * t, range: visible(i), count: t)
-                    lseOut?[(start + i) * h + head] = l
+            for r0 in stride(from: 0, to: t, by: queryBlock) {
+                let r1 = min(t, r0 + queryBlock), keys = keySpan(r0, r1), n = keys.count
+                // S[rows, keys] = q_h k_g^T * scale
+                Gemm.multiply(m: r1 - r0, n: n, k: d, a: qh + r0 * ldq, lda: ldq, b: kh + keys.lowerBound * ldk,
+                              ldb: ldk, transposeB: true, c: scratch, ldc: n, alpha: scale)
+                let lseOut = lse
+                Parallel.forRanges(r1 - r0, minChunk: 64) { rows in
+                    for j in rows {
+                        let i = r0 + j, vis = visible(i)
+                        let l = Ops.softmax(scratch + j * n, range: (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound),
+                                            count: n)
+                        lseOut?[(start + i) * h + head] = l
+                    }
                 }
+                // out_h[rows, D] = P v_g
+                Gemm.multiply(m: r1 - r0, n: d, k: n, a: scratch, lda: n, b: vh + keys.lowerBound * ldk, ldb: ldk,
+                              c: out + (start + r0) * ldq + head * d, ldc: ldq)
             }
-            // out_h[T, D] = P v_g
-            Gemm.multiply(m: t, n: d, k: t, a: scratch, lda: t, b: vh, ldb: ldk, c: out + start * ldq + head * d,
-                          ldc: ldq)
         }
     }
 
     /// Gradients of `forward` for one sequence: dq (written), dk and dv (accumulated; zero them first).
-    /// `out` is the forward output and `dout` its gradient. scratch holds 2 * T * T floats.
+    /// `out` is the forward output and `dout` its gradient. scratch holds `scratchCount(longest:)` floats.
     func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                   out: UnsafePointer<Float>, lse: UnsafePointer<Float>, dout: UnsafePointer<Float>,
                   dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                   start: Int, length t: Int, scratch: UnsafeMutablePointer<Float>) {
         let (h, hkv, d) = (heads, kvHeads, headDim)
         let ldq = h * d, ldk = hkv * d
-        let p = scratch, dp = scratch + t * t
+        let p = scratch, dp = scratch + min(t, queryBlock) * t
         for head in 0..<h {
             let g = head / (h / hkv)
             let qh = q + start * ldq + head * d, kh = k + start * ldk + g * d, vh = v + start * ldk + g * d
             let oh = out + start * ldq + head * d, doh = dout + start * ldq + head * d
-            // Recompute P from the saved logsumexp.
-            Gemm.multiply(m: t, n: t, k: d, a: qh, lda: ldq, b: kh, ldb: ldk, transposeB: true, c: p, ldc: t, alpha: scale)
-            Parallel.forRanges(t, minChunk: 64) { rows in
-                for i in rows { Ops.expShifted(p + i * t, range: visible(i), count: t, lse: lse[(start + i) * h + head]) }
-            }
-            // dv_g += P^T dout_h
-            Gemm.multiply(m: t, n: d, k: t, a: p, lda: t, transposeA: true, b: doh, ldb: ldq,
-                          c: dv + start * ldk + g * d, ldc: ldk, accumulate: true)
-            // dP = dout_h v_g^T ; dS = P * (dP - rowsum(dout * out)) * scale (scale folded into the next products)
-            Gemm.multiply(m: t, n: t, k: d, a: doh, lda: ldq, b: vh, ldb: ldk, transposeB: true, c: dp, ldc: t)
-            Parallel.forRanges(t, minChunk: 64) { rows in
-                for i in rows {
-                    let di = Ops.dot(doh + i * ldq, oh + i * ldq, count: d)
-                    Ops.softmaxBackward(p: p + i * t, dp: dp + i * t, count: t, d: di)
+            for r0 in stride(from: 0, to: t, by: queryBlock) {
+                let r1 = min(t, r0 + queryBlock), rows = r1 - r0, keys = keySpan(r0, r1), n = keys.count
+                let kb = kh + keys.lowerBound * ldk, vb = vh + keys.lowerBound * ldk
+                // Recompute P from the saved logsumexp.
+                Gemm.multiply(m: rows, n: n, k: d, a: qh + r0 * ldq, lda: ldq, b: kb, ldb: ldk, transposeB: true,
+                              c: p, ldc: n, alpha: scale)
+                Parallel.forRanges(rows, minChunk: 64) { js in
+                    for j in js {
+                        let i = r0 + j, vis = visible(i)
+                        Ops.expShifted(p + j * n, range: (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound),
+                                       count: n, lse: lse[(start + i) * h + head])
+                    }
                 }
+                // dv_g += P^T dout_h
+                Gemm.multiply(m: n, n: d, k: rows, a: p, lda: n, transposeA: true, b: doh + r0 * ldq, ldb: ldq,
+                              c: dv + (start + keys.lowerBound) * ldk + g * d, ldc: ldk, accumulate: true)
+                // dP = dout_h v_g^T ; dS = P * (dP - rowsum(dout * out)); the scale goes into the next products
+                Gemm.multiply(m: rows, n: n, k: d, a: doh + r0 * ldq, lda: ldq, b: vb, ldb: ldk, transposeB: true,
+                              c: dp, ldc: n)
+                Parallel.forRanges(rows, minChunk: 64) { js in
+                    for j in js {
+                        let i = r0 + j
+                        let di = Ops.dot(doh + i * ldq, oh + i * ldq, count: d)
+                        Ops.softmaxBackward(p: p + j * n, dp: dp + j * n, count: n, d: di)
+                    }
+                }
+                // dq_h = dS k_g * scale ; dk_g += dS^T q_h * scale
+                Gemm.multiply(m: rows, n: d, k: n, a: dp, lda: n, b: kb, ldb: ldk,
+                              c: dq + (start + r0) * ldq + head * d, ldc: ldq, alpha: scale)
+                Gemm.multiply(m: n, n: d, k: rows, a: dp, lda: n, transposeA: true, b: qh + r0 * ldq, ldb: ldq,
+                              c: dk + (start + keys.lowerBound) * ldk + g * d, ldc: ldk, alpha: scale, accumulate: true)
             }
-            // dq_h = dS k_g * scale ; dk_g += dS^T q_h * scale
-            Gemm.multiply(m: t, n: d, k: t, a: dp, lda: t, b: kh, ldb: ldk, c: dq + start * ldq + head * d, ldc: ldq,
-                          alpha: scale)
-            Gemm.multiply(m: t, n: d, k: t, a: dp, lda: t, transposeA: true, b: qh, ldb: ldq,
-                          c: dk + start * ldk + g * d, ldc: ldk, alpha: scale, accumulate: true)
         }
     }
 

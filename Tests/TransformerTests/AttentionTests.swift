@@ -39,10 +39,13 @@ final class AttentionTests: XCTestCase {
         return out
     }
 
+    /// Query blocks of 2 rows: every test crosses block boundaries (the default block is 256 rows).
+    let block = 2
+
     func run(_ q: [Float], _ k: [Float], _ v: [Float], t: Int, c: ModelConfig) -> (out: [Float], lse: [Float]) {
         var out = [Float](repeating: 0, count: t * c.qDim), lse = [Float](repeating: 0, count: t * c.headCount)
-        let scratch = FloatBuffer(count: 2 * t * t)
-        Attention(config: c).forward(q: q, k: k, v: v, out: &out, lse: &lse, start: 0, length: t, scratch: scratch.pointer)
+        let scratch = FloatBuffer(count: Attention.scratchCount(longest: t, queryBlock: block))
+        Attention(config: c, queryBlock: block).forward(q: q, k: k, v: v, out: &out, lse: &lse, start: 0, length: t, scratch: scratch.pointer)
         return (out, lse)
     }
 
@@ -62,8 +65,8 @@ final class AttentionTests: XCTestCase {
             let (out, lse) = run(q, k, v, t: t, c: c)
             var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count)
             var dv = [Float](repeating: 0, count: v.count)
-            let scratch = FloatBuffer(count: 2 * t * t)
-            Attention(config: c).backward(q: q, k: k, v: v, out: out, lse: lse, dout: g, dq: &dq, dk: &dk, dv: &dv,
+            let scratch = FloatBuffer(count: Attention.scratchCount(longest: t, queryBlock: block))
+            Attention(config: c, queryBlock: block).backward(q: q, k: k, v: v, out: out, lse: lse, dout: g, dq: &dq, dk: &dk, dv: &dv,
                                           start: 0, length: t, scratch: scratch.pointer)
             func loss(_ q: [Float], _ k: [Float], _ v: [Float]) -> Double {
                 zip(naive(q, k, v, t: t, c: c), g).reduce(0) { $0 + Double($1.0) * Double($1.1) }
