@@ -8,7 +8,7 @@ struct Chat: ParsableCommand {
         abstract: "Talk with a model in the terminal (history kept; /reset clears it, /exit quits).")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "A PEFT LoRA adapter directory to apply.") var adapter: String?
+    @OptionGroup var adapterOption: AdapterOption
     @OptionGroup var templateOptions: TemplateOptions
     @OptionGroup var sampling: SamplingFlags
     @Option(help: "Compute precision: bfloat16 (default) or float32.") var dtype: ComputeDType = .bfloat16
@@ -16,7 +16,7 @@ struct Chat: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype,
-                                          adapter: adapter.map { URL(fileURLWithPath: $0) })
+                                          adapter: adapterOption.url)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let options = sampling.resolve(loaded.sampling, fallbackMaxNewTokens: 512)
         try options.validate()

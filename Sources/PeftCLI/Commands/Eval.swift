@@ -10,7 +10,7 @@ struct Eval: ParsableCommand {
         abstract: "Answer loss and perplexity over a data file; with --generate also BLEU-4, ROUGE and exact match of generated answers.")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "A PEFT LoRA adapter directory to apply.") var adapter: String?
+    @OptionGroup var adapterOption: AdapterOption
     @Option(help: "Data file (Alpaca, ShareGPT or messages).") var data: String
     @OptionGroup var templateOptions: TemplateOptions
     @Option(help: "Longest example in tokens.") var maxLength: Int = 1024
@@ -34,7 +34,7 @@ struct Eval: ParsableCommand {
         if generate { try runGenerate(); return }
         let dtype = self.dtype ?? .float32
         let set = try DataLoader.load(URL(fileURLWithPath: data))
-        let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype, adapter: adapter.map { URL(fileURLWithPath: $0) })
+        let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype, adapter: adapterOption.url)
         let builder = ExampleBuilder(formatter: try templateOptions.formatter(for: loaded.tokenizer), maxLength: min(maxLength, loaded.model.config.maxPositionEmbeddings))
         let built = try builder.build(set.conversations)
         let bar = ProgressBar(total: built.examples.count, label: "eval")
@@ -55,7 +55,7 @@ struct Eval: ParsableCommand {
         var set = try DataLoader.load(URL(fileURLWithPath: data))
         if let limit { set.conversations = Array(set.conversations.prefix(max(0, limit))) }
         let loaded = try LoadedModel.open(modelOptions.url, dtype: (dtype ?? .bfloat16).dtype,
-                                          adapter: adapter.map { URL(fileURLWithPath: $0) })
+                                          adapter: adapterOption.url)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let builder = ExampleBuilder(formatter: formatter, maxLength: min(maxLength, loaded.model.config.maxPositionEmbeddings))
         let options = sampling.resolve(loaded.sampling)

@@ -9,7 +9,7 @@ struct Generate: ParsableCommand {
         abstract: "Generate an answer to one prompt (streams the text; --json for a machine-readable result).")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "A PEFT LoRA adapter directory to apply.") var adapter: String?
+    @OptionGroup var adapterOption: AdapterOption
     @Option(help: "The user message.") var prompt: String
     @OptionGroup var templateOptions: TemplateOptions
     @OptionGroup var sampling: SamplingFlags
@@ -19,7 +19,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype,
-                                          adapter: adapter.map { URL(fileURLWithPath: $0) })
+                                          adapter: adapterOption.url)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let ids = formatter.promptIDs([ChatMessage(role: .user, content: prompt)])
         let options = sampling.resolve(loaded.sampling)

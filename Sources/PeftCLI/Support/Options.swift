@@ -22,6 +22,13 @@ struct ModelOptions: ParsableArguments {
     var url: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
 }
 
+/// `--adapter DIR` on the commands that run a model.
+struct AdapterOption: ParsableArguments {
+    @Option(help: "A PEFT LoRA adapter directory to apply.") var adapter: String?
+
+    var url: URL? { adapter.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } }
+}
+
 struct TemplateOptions: ParsableArguments {
     @Option(name: .long, help: "Prompt format: chatml, llama3, plain or none (default: from tokenizer_config.json).")
     var template: String?
