@@ -68,11 +68,7 @@ public final class Generator {
             steps += 1
         }
         let t2 = clock.now
-        return Result(tokens: generated, promptTokens: prompt.count, prefillSeconds: (t1 - t0).inSeconds,
-                      decodeSeconds: (t2 - t1).inSeconds, finishReason: reason, decodeSteps: steps)
+        return Result(tokens: generated, promptTokens: prompt.count, prefillSeconds: (t1 - t0).seconds,
+                      decodeSeconds: (t2 - t1).seconds, finishReason: reason, decodeSteps: steps)
     }
-}
-
-extension Duration {
-    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

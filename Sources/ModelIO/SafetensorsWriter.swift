@@ -16,8 +16,6 @@ public struct SafetensorsWriter {
 
     public init() {}
 
-    public var isEmpty: Bool { entries.isEmpty }
-
     /// Adds f32 values, stored as `dtype` (converted with round-to-nearest-even).
     public mutating func add(_ name: String, dtype: DType, shape: [Int], floats: UnsafePointer<Float>) {
         let count = shape.reduce(1, *)
@@ -32,52 +30,12 @@ public struct SafetensorsWriter {
         floats.withUnsafeBufferPointer { add(name, dtype: dtype, shape: shape, floats: $0.baseAddress!) }
     }
 
-    /// Adds raw bytes already in `dtype`'s layout.
-    public mutating func add(_ name: String, dtype: DType, shape: [Int], raw: UnsafeRawPointer, byteCount: Int) {
-        entries[name] = Entry(dtype: dtype, shape: shape, bytes: Data(bytes: raw, count: byteCount))
-    }
-
-    /// The serialised header (JSON padded to 8 bytes) for the current entries.
-    private func header(metadata: [String: String]) -> Data {
-        var parts: [String] = []
-        if !metadata.isEmpty {
-            let meta = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
-            parts.append("\"__metadata__\":{\(meta)}")
-        }
-        var offset = 0
-        for name in entries.keys.sorted() {
-            let e = entries[name]!
-            let shape = e.shape.map(String.init).joined(separator: ",")
-            parts.append("\(jsonString(name)):{\"dtype\":\"\(e.dtype.safetensorsName)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + e.bytes.count)]}")
-            offset += e.bytes.count
-        }
-        var text = "{" + parts.joined(separator: ",") + "}"
-        while text.utf8.count % 8 != 0 { text += " " }
-        return Data(text.utf8)
-    }
-
-    /// Writes atomically to `url`.
+    /// Writes atomically to `url` (the header and layout come from `SafetensorsStreamWriter`).
     public func write(to url: URL, metadata: [String: String] = ["format": "pt"]) throws {
-        let head = header(metadata: metadata)
-        var length = UInt64(head.count).littleEndian
-        var out = Data(bytes: &length, count: 8)
-        out.append(head)
-        for name in entries.keys.sorted() { out.append(entries[name]!.bytes) }
-        try AtomicFile.write(out, to: url)
-    }
-
-    private func jsonString(_ s: String) -> String {
-        var r = "\""
-        for ch in s.unicodeScalars {
-            switch ch {
-            case "\"": r += "\\\""
-            case "\\": r += "\\\\"
-            case "\n": r += "\\n"
-            default:
-                if ch.value < 0x20 { r += String(format: "\\u%04x", ch.value) } else { r.unicodeScalars.append(ch) }
-            }
+        let list = entries.map { SafetensorsStreamWriter.Entry(name: $0.key, dtype: $0.value.dtype, shape: $0.value.shape) }
+        try SafetensorsStreamWriter.write(list, to: url, metadata: metadata) { entry, out in
+            if let bytes = entries[entry.name]?.bytes { out.copyBytes(from: bytes) }
         }
-        return r + "\""
     }
 }
 

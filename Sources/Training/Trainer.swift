@@ -278,7 +278,3 @@ public final class Trainer {
         return state.globalStep
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

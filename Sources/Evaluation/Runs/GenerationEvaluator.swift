@@ -101,9 +101,9 @@ public enum EvaluationRunFiles {
             lines.append(try encoder.encode(p))
             lines.append(0x0A)
         }
-        try writeAtomically(lines, to: directory.appendingPathComponent(predictionsFile))
+        try AtomicFile.write(lines, to: directory.appendingPathComponent(predictionsFile))
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try writeAtomically(try encoder.encode(Summary(run)), to: directory.appendingPathComponent(metricsFile))
+        try AtomicFile.write(try encoder.encode(Summary(run)), to: directory.appendingPathComponent(metricsFile))
     }
 
     /// Reads a run written by `write` (predictions may be absent: metrics only).
@@ -146,9 +146,6 @@ public enum EvaluationRunFiles {
         }
     }
 
-    static func writeAtomically(_ data: Data, to url: URL) throws {
-        try AtomicFile.write(data, to: url)
-    }
 }
 
 public enum EvaluationError: Error, CustomStringConvertible {

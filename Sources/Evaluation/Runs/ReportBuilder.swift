@@ -1,4 +1,5 @@
 import Foundation
+import ModelIO
 import Training
 
 /// Assembles a `ReportData` from a training log and named evaluation runs (e.g. "before" and "after").
@@ -29,7 +30,7 @@ public enum ReportBuilder {
     public static func write(_ data: ReportData, html url: URL) throws {
         let md = url.deletingPathExtension().appendingPathExtension("md")
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try EvaluationRunFiles.writeAtomically(Data(ReportRenderer.html(data).utf8), to: url)
-        try EvaluationRunFiles.writeAtomically(Data(ReportRenderer.markdown(data).utf8), to: md)
+        try AtomicFile.write(Data(ReportRenderer.html(data).utf8), to: url)
+        try AtomicFile.write(Data(ReportRenderer.markdown(data).utf8), to: md)
     }
 }
