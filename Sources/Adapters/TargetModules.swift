@@ -7,9 +7,14 @@ import Transformer
 /// projection (never the LM head).
 public enum TargetModules {
     public static func sites(for config: LoRAConfig, layerCount: Int) throws -> [ProjectionSite] {
+        try sites(config.targetModules, layers: config.layersToTransform, layerCount: layerCount)
+    }
+
+    /// The projections `targets` names, restricted to `layers` when given, in model order.
+    public static func sites(_ targets: LoRAConfig.Targets, layers: [Int]? = nil, layerCount: Int) throws -> [ProjectionSite] {
         let all = (0..<layerCount).flatMap { l in Projection.allCases.map { ProjectionSite(layer: l, projection: $0) } }
         var chosen: [ProjectionSite]
-        switch config.targetModules {
+        switch targets {
         case .allLinear:
             chosen = all
         case .names(let names):
@@ -29,7 +34,7 @@ public enum TargetModules {
                 throw AdapterError.noTargets(requested: [pattern], available: Projection.allCases.map(\.rawValue))
             }
         }
-        if let layers = config.layersToTransform {
+        if let layers {
             if let bad = layers.first(where: { $0 < 0 || $0 >= layerCount }) {
                 throw AdapterError.config(path: "layers_to_transform", reason: "layer \(bad) does not exist (the model has \(layerCount) layers)")
             }

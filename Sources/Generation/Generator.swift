@@ -41,8 +41,9 @@ public final class Generator {
                          onToken: (Int32) -> Bool = { _ in true }) throws -> Result {
         try options.validate()
         guard !prompt.isEmpty else { throw GenerationError.options("the prompt is empty") }
-        guard prompt.count < session.capacity else {
-            throw TransformerError.input(reason: "prompt of \(prompt.count) tokens is longer than the context (\(session.capacity) tokens)")
+        let room = session.capacity - model.leadingRows
+        guard prompt.count < room else {
+            throw TransformerError.input(reason: "prompt of \(prompt.count) tokens is longer than the context (\(room) tokens\(model.leadingRows > 0 ? " after the adapter's \(model.leadingRows) virtual tokens" : ""))")
         }
         let shared = zip(session.tokens, prompt).prefix { $0 == $1 }.count
         session.truncate(to: min(shared, prompt.count - 1))
@@ -56,7 +57,7 @@ public final class Generator {
         var reason = "length"
         var steps = 0
         let stops = Set(stopIDs)
-        let budget = min(options.maxNewTokens, session.capacity - prompt.count)
+        let budget = min(options.maxNewTokens, room - prompt.count)
         while generated.count < budget {
             let next = sampler.next(logits: logits, history: history)
             if stops.contains(next) { reason = "stop"; break }

@@ -20,9 +20,7 @@ public enum LossEvaluator {
         let batches = stride(from: 0, to: examples.count, by: batchSize).map {
             Array(examples[$0..<min(examples.count, $0 + batchSize)])
         }
-        let capacity = batches.map { $0.reduce(0) { $0 + $1.ids.count } }.max() ?? 1
-        let longest = examples.map(\.ids.count).max() ?? 1
-        let buffers = ActivationBuffers(config: model.config, capacity: capacity, longest: longest, policy: .inference)
+        let buffers = model.makeBuffers(batches: batches.map { $0.map(\.ids.count) }, policy: .inference)
         var sum = 0.0, count = 0, done = 0
         for batch in batches {
             let packed = PackedBatch(sequences: batch.map(\.ids))

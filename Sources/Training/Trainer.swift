@@ -4,7 +4,7 @@ import Kernels
 import ModelIO
 import Transformer
 
-/// Supervised LoRA fine-tuning: AdamW with a warmup schedule, gradient accumulation (token-weighted across the
+/// Supervised fine-tuning of any method (`TrainableAdapter`): AdamW with a warmup schedule, gradient accumulation (token-weighted across the
 /// accumulated micro-batches), clipping, periodic evaluation and checkpoints, exact resume, and a stop request
 /// (Ctrl-C) that leaves a checkpoint behind. Driven by callbacks; prints nothing itself.
 ///
@@ -38,7 +38,7 @@ public final class Trainer {
     }
 
     public let model: TransformerModel
-    public let adapter: LoRAAdapter
+    public let adapter: TrainableAdapter
     public let options: TrainingOptions
     public let train: [TrainingExample]
     public let eval: [TrainingExample]
@@ -56,7 +56,7 @@ public final class Trainer {
     private let optimizer: AdamW
     private var history: [LogEntry] = []
 
-    public init(model: TransformerModel, adapter: LoRAAdapter, options: TrainingOptions, train: [TrainingExample],
+    public init(model: TransformerModel, adapter: TrainableAdapter, options: TrainingOptions, train: [TrainingExample],
                 eval: [TrainingExample], output: URL, baseModelPath: String, logURL: URL? = nil,
                 plan: StepPlan? = nil) throws {
         try options.validate()
@@ -91,17 +91,18 @@ public final class Trainer {
                    totalSteps: totalSteps)
     }
 
-    /// Rows of the largest packed micro-batch of the plan.
-    var capacity: Int {
-        plan.steps.flatMap(\.microBatches).map { $0.reduce(0) { $0 + train[$1].ids.count } }.max() ?? 1
+    /// Sequence lengths of every packed micro-batch of the plan.
+    var microBatchLengths: [[Int]] {
+        plan.steps.flatMap(\.microBatches).map { $0.map { train[$0].ids.count } }
     }
 
+    /// Rows of the largest packed micro-batch of the plan (the adapter's virtual tokens included).
+    var capacity: Int { model.plannedRows(microBatchLengths).capacity }
+
+    private var policy: ActivationPolicy { options.gradientCheckpointing ? .checkpointing : .keepAll }
+
     /// Bytes of activations this run will allocate.
-    public var activationBytes: Int {
-        ActivationBuffers.byteEstimate(config: model.config, capacity: capacity,
-                                       longest: train.map(\.ids.count).max() ?? 1,
-                                       policy: options.gradientCheckpointing ? .checkpointing : .keepAll)
-    }
+    public var activationBytes: Int { model.activationBytes(batches: microBatchLengths, policy: policy) }
 
     /// Trains from the start, or from `resume` (a checkpoint directory of an earlier run with the same model,
     /// data and batch settings).
@@ -111,10 +112,9 @@ public final class Trainer {
         if let resume { start = try restore(from: resume) }
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         try rewriteLog()
-        let buffers = ActivationBuffers(config: model.config, capacity: capacity,
-                                        longest: train.map(\.ids.count).max() ?? 1,
-                                        policy: options.gradientCheckpointing ? .checkpointing : .keepAll)
+        let buffers = model.makeBuffers(batches: microBatchLengths, policy: policy)
         adapter.reserve(rows: capacity)
+        adapter.parametersDidChange()
         let clock = ContinuousClock()
         let began = clock.now
         var tokensSeen = 0
@@ -137,9 +137,11 @@ public final class Trainer {
                 lossSum += s
                 tokensSeen += batch.rowCount
             }
+            adapter.finishGradients()
             let norm = GradientClipping.clip(adapter.gradients, maxNorm: Float(options.maxGradNorm))
             let lr = schedule.rate(at: step)
             optimizer.update(parameters: adapter.parameters, gradients: adapter.gradients, lr: Float(lr))
+            adapter.parametersDidChange()
             step += 1
             let loss = lossSum / Double(max(1, windowLabels))
             lastLoss = loss
@@ -167,7 +169,7 @@ public final class Trainer {
             }
             if stop { interrupted = true; break }
         }
-        try adapter.save(to: output, baseModel: baseModelPath)
+        try AdapterFiles.save(adapter, to: output, baseModel: baseModelPath)
         let elapsed = (clock.now - began).seconds
         return Summary(steps: step, finalLoss: lastLoss, lastEval: lastEval,
                        tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed,
@@ -211,6 +213,8 @@ public final class Trainer {
 
     public static let stateFileName = "trainer_state.json"
     public static let optimizerFileName = "optimizer.safetensors"
+    /// Every trainable tensor of the adapter (prompt encoders included, which the PEFT files do not hold).
+    public static let trainableStateFileName = "trainable_state.safetensors"
 
     public func checkpointURL(step: Int) -> URL { output.appendingPathComponent("checkpoint-\(step)") }
 
@@ -219,7 +223,8 @@ public final class Trainer {
         let state = TrainerState(globalStep: step, epoch: epoch, options: options, exampleCount: train.count,
                                  model: ModelFingerprint(model: model), logHistory: history)
         try AtomicFile.writeDirectory(url) { dir in
-            try adapter.save(to: dir, baseModel: baseModelPath)
+            try AdapterFiles.save(adapter, to: dir, baseModel: baseModelPath)
+            try adapter.writeTrainableState(to: dir.appendingPathComponent(Self.trainableStateFileName))
             var writer = SafetensorsWriter()
             writer.add("exp_avg", dtype: .float32, shape: [adapter.parameterCount], floats: optimizer.m.pointer)
             writer.add("exp_avg_sq", dtype: .float32, shape: [adapter.parameterCount], floats: optimizer.v.pointer)
@@ -257,12 +262,25 @@ public final class Trainer {
         guard state.globalStep <= totalSteps else {
             throw TrainingError.resume(path: url.path, reason: "checkpoint is at step \(state.globalStep), beyond this run's \(totalSteps) steps")
         }
-        let saved = try LoRAAdapter.load(from: url, model: model.config)
-        let mine = adapter.config.comparable, theirs = saved.config.comparable
-        guard mine == theirs, saved.orderedSites.map(\.site) == adapter.orderedSites.map(\.site) else {
-            throw TrainingError.resume(path: url.path, reason: "its LoRA settings (r=\(theirs.r), alpha=\(theirs.alpha), dropout \(theirs.dropout), rsLoRA \(theirs.useRSLoRA), \(saved.orderedSites.count) modules) differ from this run's (r=\(mine.r), alpha=\(mine.alpha), dropout \(mine.dropout), rsLoRA \(mine.useRSLoRA), \(adapter.orderedSites.count) modules)")
+        let savedMethod = try AdapterFiles.method(of: url)
+        let theirs = try AdapterFiles.readConfig(url), mine = adapter.peftConfig(baseModel: nil)
+        let ignored: Set<String> = ["base_model_name_or_path", "inference_mode"]
+        func canonical(_ value: Any?) -> String {
+            let data = try? JSONSerialization.data(withJSONObject: ["v": value ?? NSNull()], options: [.sortedKeys])
+            return data.map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
-        withExtendedLifetime(saved) { adapter.parameters.copy(from: saved.parameters.pointer, count: saved.parameterCount) }
+        let differing = Set(theirs.keys).union(mine.keys).subtracting(ignored).sorted().filter {
+            canonical(theirs[$0]) != canonical(mine[$0])
+        }
+        guard savedMethod == adapter.method, differing.isEmpty else {
+            let detail = differing.map { "\($0) \(theirs[$0].map { "\($0)" } ?? "-") -> \(mine[$0].map { "\($0)" } ?? "-")" }
+            throw TrainingError.resume(path: url.path, reason: "its \(savedMethod.title) settings differ from this run's \(adapter.method.title) settings (\(savedMethod != adapter.method ? "method" : detail.joined(separator: ", "))); resume with the flags of the run that made it")
+        }
+        let stateURL2 = url.appendingPathComponent(Self.trainableStateFileName)
+        guard FileManager.default.fileExists(atPath: stateURL2.path) else {
+            throw TrainingError.resume(path: url.path, reason: "no \(Self.trainableStateFileName) (a checkpoint of an older release or not a checkpoint)")
+        }
+        try adapter.loadTrainableState(SafetensorsFile(path: stateURL2.path), path: stateURL2.path)
         let opt = try SafetensorsFile(path: url.appendingPathComponent(Self.optimizerFileName).path)
         guard let m = opt.tensors["exp_avg"], let v = opt.tensors["exp_avg_sq"],
               m.elementCount == adapter.parameterCount, v.elementCount == adapter.parameterCount else {

@@ -69,6 +69,12 @@ public final class ActivationBuffers {
     let finalNormed: FloatBuffer // [cap, C]
     let finalRstd: FloatBuffer   // [cap]
     let lossScratch = LossScratch()
+    /// Attention-prefix rows in front of every sequence's keys (prefix tuning), 0 otherwise.
+    let prefixRows: Int
+    let kSeq: FloatBuffer?       // [np + T, Hkv*D] one sequence's keys behind the prefix
+    let vSeq: FloatBuffer?       // [np + T, Hkv*D]
+    let dkSeq: FloatBuffer?      // [np + T, Hkv*D] (training)
+    let dvSeq: FloatBuffer?      // [np + T, Hkv*D] (training)
     // Gradients (training only).
     let dHidden: FloatBuffer?    // [cap, C]
     let dxn: FloatBuffer?        // [cap, C]
@@ -80,8 +86,9 @@ public final class ActivationBuffers {
     let du: FloatBuffer?         // [cap, I]
     let da: FloatBuffer?         // [cap, I]
 
-    public init(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy) {
+    public init(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy, prefixRows np: Int = 0) {
         capacity = n
+        prefixRows = np
         longest = t
         self.policy = policy
         let C = c.hiddenSize, I = c.intermediateSize
@@ -99,7 +106,7 @@ public final class ActivationBuffers {
         xn = FloatBuffer(count: n * C)
         tmp = FloatBuffer(count: n * C)
         act = FloatBuffer(count: n * I)
-        attnScratch = FloatBuffer(count: Attention.scratchCount(longest: t))
+        attnScratch = FloatBuffer(count: Attention.scratchCount(longest: t, past: np))
         finalNormed = FloatBuffer(count: n * C)
         finalRstd = FloatBuffer(count: n)
         let training = policy != .inference
@@ -113,13 +120,20 @@ public final class ActivationBuffers {
         dg = grad(n * I)
         du = grad(n * I)
         da = grad(n * I)
+        func prefixed(_ needed: Bool) -> FloatBuffer? { np > 0 && needed ? FloatBuffer(count: (np + t) * c.kvDim) : nil }
+        kSeq = prefixed(true)
+        vSeq = prefixed(true)
+        dkSeq = prefixed(training)
+        dvSeq = prefixed(training)
     }
 
     /// Bytes these buffers hold (for `info` and memory planning).
-    public static func byteEstimate(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy) -> Int {
+    public static func byteEstimate(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy,
+                                    prefixRows np: Int = 0) -> Int {
         let C = c.hiddenSize, I = c.intermediateSize
         let perLayer = LayerSaved.floatsPerRow(c) * n
-        var floats = n * (4 * C + I + 1) + Attention.scratchCount(longest: t)
+        var floats = n * (4 * C + I + 1) + Attention.scratchCount(longest: t, past: np)
+        if np > 0 { floats += (policy == .inference ? 2 : 4) * (np + t) * c.kvDim }
         switch policy {
         case .inference: floats += 2 * n * C + perLayer
         case .keepAll: floats += (c.layerCount + 1) * n * C + c.layerCount * perLayer

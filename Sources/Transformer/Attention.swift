@@ -34,30 +34,34 @@ struct Attention {
     static let defaultQueryBlock = 256
     let queryBlock: Int
 
-    /// Scratch floats `forward` / `backward` need for sequences of up to `longest` rows.
-    static func scratchCount(longest t: Int, queryBlock: Int = defaultQueryBlock) -> Int { 2 * min(t, queryBlock) * t }
+    /// Scratch floats `forward` / `backward` need for sequences of up to `longest` query rows after `past` cached rows.
+    static func scratchCount(longest t: Int, past: Int = 0, queryBlock: Int = defaultQueryBlock) -> Int {
+        2 * min(t, queryBlock) * (past + t)
+    }
 
-    /// Key rows [lo, hi) that query rows [r0, r1) of a sequence can see.
-    func keySpan(_ r0: Int, _ r1: Int) -> Range<Int> { visible(r0).lowerBound..<r1 }
+    /// Key rows [lo, hi) that query rows [r0, r1) can see, with `past` key rows in front of the sequence's own.
+    func keySpan(_ r0: Int, _ r1: Int, past: Int) -> Range<Int> { visible(past + r0).lowerBound..<(past + r1) }
 
-    /// out = softmax(q k^T * scale + causal mask) v for one sequence of T rows starting at `start`.
+    /// out = softmax(q k^T * scale + causal mask) v for one sequence of T query rows starting at row `start` of q,
+    /// out and lse. Its keys and values are rows keyStart..<keyStart + past + T of k and v: `past` rows in front
+    /// (an attention prefix), visible to every query, then the sequence's own.
     func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                  out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, start: Int, length t: Int,
-                 scratch: UnsafeMutablePointer<Float>) {
+                 keyStart: Int? = nil, past: Int = 0, scratch: UnsafeMutablePointer<Float>) {
         let (h, hkv, d) = (heads, kvHeads, headDim)
-        let ldq = h * d, ldk = hkv * d
+        let ldq = h * d, ldk = hkv * d, k0 = keyStart ?? start
         for head in 0..<h {
             let g = head / (h / hkv)
-            let qh = q + start * ldq + head * d, kh = k + start * ldk + g * d, vh = v + start * ldk + g * d
+            let qh = q + start * ldq + head * d, kh = k + k0 * ldk + g * d, vh = v + k0 * ldk + g * d
             for r0 in stride(from: 0, to: t, by: queryBlock) {
-                let r1 = min(t, r0 + queryBlock), keys = keySpan(r0, r1), n = keys.count
+                let r1 = min(t, r0 + queryBlock), keys = keySpan(r0, r1, past: past), n = keys.count
                 // S[rows, keys] = q_h k_g^T * scale
                 Gemm.multiply(m: r1 - r0, n: n, k: d, a: qh + r0 * ldq, lda: ldq, b: kh + keys.lowerBound * ldk,
                               ldb: ldk, transposeB: true, c: scratch, ldc: n, alpha: scale)
                 let lseOut = lse
                 Parallel.forRanges(r1 - r0, minChunk: 64) { rows in
                     for j in rows {
-                        let i = r0 + j, vis = visible(i)
+                        let i = r0 + j, vis = visible(past + i)
                         let l = Ops.softmax(scratch + j * n, range: (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound),
                                             count: n)
                         lseOut?[(start + i) * h + head] = l
@@ -70,35 +74,36 @@ struct Attention {
         }
     }
 
-    /// Gradients of `forward` for one sequence: dq (written), dk and dv (accumulated; zero them first).
-    /// `out` is the forward output and `dout` its gradient. scratch holds `scratchCount(longest:)` floats.
+    /// Gradients of `forward` for one sequence: dq (written), dk and dv (accumulated at the key rows, prefix
+    /// included; zero them first). `out` is the forward output and `dout` its gradient. scratch holds
+    /// `scratchCount(longest:past:)` floats.
     func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                   out: UnsafePointer<Float>, lse: UnsafePointer<Float>, dout: UnsafePointer<Float>,
                   dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-                  start: Int, length t: Int, scratch: UnsafeMutablePointer<Float>) {
+                  start: Int, length t: Int, keyStart: Int? = nil, past: Int = 0, scratch: UnsafeMutablePointer<Float>) {
         let (h, hkv, d) = (heads, kvHeads, headDim)
-        let ldq = h * d, ldk = hkv * d
-        let p = scratch, dp = scratch + min(t, queryBlock) * t
+        let ldq = h * d, ldk = hkv * d, k0 = keyStart ?? start
+        let p = scratch, dp = scratch + min(t, queryBlock) * (past + t)
         for head in 0..<h {
             let g = head / (h / hkv)
-            let qh = q + start * ldq + head * d, kh = k + start * ldk + g * d, vh = v + start * ldk + g * d
+            let qh = q + start * ldq + head * d, kh = k + k0 * ldk + g * d, vh = v + k0 * ldk + g * d
             let oh = out + start * ldq + head * d, doh = dout + start * ldq + head * d
             for r0 in stride(from: 0, to: t, by: queryBlock) {
-                let r1 = min(t, r0 + queryBlock), rows = r1 - r0, keys = keySpan(r0, r1), n = keys.count
+                let r1 = min(t, r0 + queryBlock), rows = r1 - r0, keys = keySpan(r0, r1, past: past), n = keys.count
                 let kb = kh + keys.lowerBound * ldk, vb = vh + keys.lowerBound * ldk
                 // Recompute P from the saved logsumexp.
                 Gemm.multiply(m: rows, n: n, k: d, a: qh + r0 * ldq, lda: ldq, b: kb, ldb: ldk, transposeB: true,
                               c: p, ldc: n, alpha: scale)
                 Parallel.forRanges(rows, minChunk: 64) { js in
                     for j in js {
-                        let i = r0 + j, vis = visible(i)
+                        let i = r0 + j, vis = visible(past + i)
                         Ops.expShifted(p + j * n, range: (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound),
                                        count: n, lse: lse[(start + i) * h + head])
                     }
                 }
                 // dv_g += P^T dout_h
                 Gemm.multiply(m: n, n: d, k: rows, a: p, lda: n, transposeA: true, b: doh + r0 * ldq, ldb: ldq,
-                              c: dv + (start + keys.lowerBound) * ldk + g * d, ldc: ldk, accumulate: true)
+                              c: dv + (k0 + keys.lowerBound) * ldk + g * d, ldc: ldk, accumulate: true)
                 // dP = dout_h v_g^T ; dS = P * (dP - rowsum(dout * out)); the scale goes into the next products
                 Gemm.multiply(m: rows, n: n, k: d, a: doh + r0 * ldq, lda: ldq, b: vb, ldb: ldk, transposeB: true,
                               c: dp, ldc: n)
@@ -113,7 +118,7 @@ struct Attention {
                 Gemm.multiply(m: rows, n: d, k: n, a: dp, lda: n, b: kb, ldb: ldk,
                               c: dq + (start + r0) * ldq + head * d, ldc: ldq, alpha: scale)
                 Gemm.multiply(m: n, n: d, k: rows, a: dp, lda: n, transposeA: true, b: qh + r0 * ldq, ldb: ldq,
-                              c: dk + (start + keys.lowerBound) * ldk + g * d, ldc: ldk, alpha: scale, accumulate: true)
+                              c: dk + (k0 + keys.lowerBound) * ldk + g * d, ldc: ldk, alpha: scale, accumulate: true)
             }
         }
     }

@@ -13,6 +13,8 @@ public final class DecodeSession {
     public let capacity: Int
     /// Tokens whose keys and values are cached.
     public private(set) var tokens: [Int32] = []
+    /// Cache rows in front of the tokens: the adapter's virtual tokens or attention prefix (never shown as text).
+    public private(set) var leading = 0
     /// Rows processed per chunk during prefill.
     public let chunkRows: Int
 
@@ -58,18 +60,48 @@ public final class DecodeSession {
     /// Runs `newTokens` through the model after the cached ones; returns the logits [V] of the last one.
     public func append(_ newTokens: [Int32]) throws -> [Float] {
         guard !newTokens.isEmpty else { throw TransformerError.input(reason: "nothing to append") }
-        guard tokens.count + newTokens.count <= capacity else {
-            throw TransformerError.input(reason: "context of \(tokens.count + newTokens.count) tokens exceeds this session's capacity of \(capacity) (the model allows \(model.config.maxPositionEmbeddings))")
+        let lead = model.leadingRows
+        guard lead + tokens.count + newTokens.count <= capacity else {
+            throw TransformerError.input(reason: "context of \(tokens.count + newTokens.count) tokens\(lead > 0 ? " plus \(lead) virtual" : "") exceeds this session's capacity of \(capacity) (the model allows \(model.config.maxPositionEmbeddings))")
         }
         try model.validate(tokens: newTokens, maxPosition: tokens.count + newTokens.count)
-        reserve(tokens.count + newTokens.count)
+        if tokens.isEmpty { fillLeadingRows() }
+        reserve(leading + tokens.count + newTokens.count)
         var begin = 0
         while begin < newTokens.count {
             let part = Array(newTokens[begin..<min(newTokens.count, begin + chunkRows)])
-            forwardChunk(part)
+            forwardChunk(part, past: leading + tokens.count)
+            tokens.append(contentsOf: part)
             begin += part.count
         }
         return Array(UnsafeBufferPointer(start: logitsBuffer.pointer, count: model.config.vocabSize))
+    }
+
+    /// Puts the adapter's rows at the start of the cache: prefix keys/values copied in, virtual tokens run through
+    /// the model (positions 0..<nv), exactly as PEFT's generation does with its past key values or prompt.
+    private func fillLeadingRows() {
+        let c = model.config
+        leading = 0
+        guard let a = model.adapter else { return }
+        let np = a.prefixLength, nv = a.virtualTokenCount
+        reserve(np + nv)
+        if np > 0 {
+            for l in 0..<c.layerCount {
+                let p = a.prefix(layer: l)
+                for j in 0..<np {
+                    (kCache[l].pointer + j * c.kvDim).update(from: p.keys + j * p.stride, count: c.kvDim)
+                    (vCache[l].pointer + j * c.kvDim).update(from: p.values + j * p.stride, count: c.kvDim)
+                }
+            }
+            leading = np
+        }
+        var begin = 0
+        while begin < nv {
+            let end = min(nv, begin + chunkRows)
+            forwardChunk((begin..<end).map { Int32(-1 - $0) }, past: leading)
+            leading += end - begin
+            begin = end
+        }
     }
 
     /// Grows the cache (doubling, at most `capacity`) so it holds `count` positions, keeping what it has.
@@ -79,7 +111,7 @@ public final class DecodeSession {
         let size = min(capacity, max(count, allocated * 2))
         func grow(_ old: FloatBuffer) -> FloatBuffer {
             let new = FloatBuffer(count: size * c.kvDim)
-            new.copy(from: old.pointer, count: tokens.count * c.kvDim)
+            new.copy(from: old.pointer, count: (leading + tokens.count) * c.kvDim)
             return new
         }
         kCache = kCache.map(grow)
@@ -88,9 +120,10 @@ public final class DecodeSession {
         allocated = size
     }
 
-    private func forwardChunk(_ chunk: [Int32]) {
+    /// Runs `chunk` (ids; -1-j is virtual token j) at cache rows past..<past + m.
+    private func forwardChunk(_ chunk: [Int32], past: Int) {
         let c = model.config, w = model.weights
-        let m = chunk.count, past = tokens.count, C = c.hiddenSize
+        let m = chunk.count, C = c.hiddenSize
         model.embed(chunk, into: x.pointer)
         let positions = (0..<m).map { Int32(past + $0) }
         let ctx = PassContext.inference
@@ -124,7 +157,6 @@ public final class DecodeSession {
             model.project(.down, layer: l, x: act.pointer, rows: m, out: tmp.pointer, context: ctx)
             Ops.add(tmp.pointer, into: x.pointer, count: m * C)
         }
-        tokens.append(contentsOf: chunk)
         // Only the last row's logits are needed.
         let lastRow = x.pointer + (m - 1) * C
         Ops.rmsNormForward(lastRow, weight: w.finalNorm.pointer, out: xn.pointer, rstd: nil, rows: 1, cols: C,

@@ -15,7 +15,8 @@ public struct PackedBatch: Sendable {
     /// Row count of each sequence.
     public var lengths: [Int]
 
-    public init(sequences: [[Int32]]) {
+    /// - Parameter firstPosition: position of every sequence's first row (rows in front of it live in the cache).
+    public init(sequences: [[Int32]], firstPosition: Int = 0) {
         tokens = []
         positions = []
         starts = []
@@ -24,7 +25,7 @@ public struct PackedBatch: Sendable {
             starts.append(tokens.count)
             lengths.append(s.count)
             tokens.append(contentsOf: s)
-            positions.append(contentsOf: (0..<s.count).map { Int32($0) })
+            positions.append(contentsOf: (0..<s.count).map { Int32(firstPosition + $0) })
         }
     }
 

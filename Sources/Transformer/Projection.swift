@@ -50,19 +50,3 @@ public struct PassContext: Sendable {
 
     public static let inference = PassContext(training: false)
 }
-
-/// A side-car that adds to a projection's output, attached at the model's single projection choke point.
-/// Base weights are never modified; the side-car owns its parameters and their gradients.
-public protocol ProjectionAdapter: AnyObject {
-    /// True when this side-car modifies `site`.
-    func attaches(to site: ProjectionSite) -> Bool
-    /// The lowest layer holding a trainable parameter (backward stops below it), nil when nothing trains.
-    var lowestTrainableLayer: Int? { get }
-    /// y[rows, out] += delta(x[rows, in]). May keep what backward needs, per site.
-    func forward(site: ProjectionSite, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>,
-                 context: PassContext)
-    /// Accumulates parameter gradients for `site` from dy[rows, out] and x[rows, in] (the same x forward saw);
-    /// adds the input gradient into dx[rows, in] when dx is not nil.
-    func backward(site: ProjectionSite, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Int,
-                  dx: UnsafeMutablePointer<Float>?, context: PassContext)
-}

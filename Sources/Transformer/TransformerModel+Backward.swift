@@ -25,13 +25,8 @@ extension TransformerModel {
         // Attention block: x2 = x + o(attn(rope(q), rope(k), v)), q/k/v = proj(norm1(x)).
         projectBackward(.o, layer: l, x: s.att.pointer, dy: dH.pointer, rows: n, dx: datt.pointer, accumulate: false,
                         context: context)
-        dk.pointer.update(repeating: 0, count: n * c.kvDim)
-        dv.pointer.update(repeating: 0, count: n * c.kvDim)
-        for (start, length) in zip(batch.starts, batch.lengths) {
-            attention[l].backward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer,
-                               dout: datt.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, start: start,
-                               length: length, scratch: b.attnScratch.pointer)
-        }
+        attendBackward(l, batch: batch, saved: s, buffers: b, dout: datt.pointer, dq: dq.pointer, dk: dk.pointer,
+                       dv: dv.pointer)
         batch.positions.withUnsafeBufferPointer { pos in
             rope.apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true)
             rope.apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true)
@@ -57,13 +52,49 @@ extension TransformerModel {
         }
     }
 
+    /// Backward of `attend`: dq written, dk and dv written for the batch rows; the prefix's gradients go to the adapter.
+    func attendBackward(_ l: Int, batch: PackedBatch, saved s: LayerSaved, buffers b: ActivationBuffers,
+                        dout: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                        dv: UnsafeMutablePointer<Float>) {
+        let np = b.prefixRows, kvDim = config.kvDim
+        dk.update(repeating: 0, count: batch.rowCount * kvDim)
+        dv.update(repeating: 0, count: batch.rowCount * kvDim)
+        for (start, length) in zip(batch.starts, batch.lengths) {
+            guard np > 0, let a = adapter, let kSeq = b.kSeq, let vSeq = b.vSeq, let dkSeq = b.dkSeq,
+                  let dvSeq = b.dvSeq else {
+                attention[l].backward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer,
+                                      lse: s.lse.pointer, dout: dout, dq: dq, dk: dk, dv: dv, start: start,
+                                      length: length, scratch: b.attnScratch.pointer)
+                continue
+            }
+            // Rebuild this sequence's keys and values behind the prefix (the buffers hold the last sequence's).
+            let p = a.prefix(layer: l)
+            for j in 0..<np {
+                (kSeq.pointer + j * kvDim).update(from: p.keys + j * p.stride, count: kvDim)
+                (vSeq.pointer + j * kvDim).update(from: p.values + j * p.stride, count: kvDim)
+            }
+            (kSeq.pointer + np * kvDim).update(from: s.k.pointer + start * kvDim, count: length * kvDim)
+            (vSeq.pointer + np * kvDim).update(from: s.v.pointer + start * kvDim, count: length * kvDim)
+            dkSeq.pointer.update(repeating: 0, count: (np + length) * kvDim)
+            dvSeq.pointer.update(repeating: 0, count: (np + length) * kvDim)
+            attention[l].backward(q: s.q.pointer, k: kSeq.pointer, v: vSeq.pointer, out: s.att.pointer,
+                                  lse: s.lse.pointer, dout: dout, dq: dq, dk: dkSeq.pointer, dv: dvSeq.pointer,
+                                  start: start, length: length, keyStart: 0, past: np, scratch: b.attnScratch.pointer)
+            (dk + start * kvDim).update(from: dkSeq.pointer + np * kvDim, count: length * kvDim)
+            (dv + start * kvDim).update(from: dvSeq.pointer + np * kvDim, count: length * kvDim)
+            a.accumulatePrefixGradient(layer: l, keys: dkSeq.pointer, values: dvSeq.pointer)
+        }
+    }
+
     /// One forward and backward pass over `batch`: returns the summed next-token loss over labelled rows and their
     /// count, and accumulates d(gradScale * lossSum)/d(adapter parameters) into the adapter's gradients.
-    /// `b` must be planned with `.keepAll` or `.checkpointing`.
+    /// `b` must be planned (`makeBuffers`) with `.keepAll` or `.checkpointing`.
     public func forwardBackward(_ batch: PackedBatch, labels: [Int32], gradScale: Float, buffers b: ActivationBuffers,
                                 context: PassContext) -> (lossSum: Double, count: Int) {
         precondition(b.policy != .inference, "forwardBackward needs training buffers")
         precondition(labels.count == batch.rowCount, "one label per row")
+        let (batch, prepared) = prepare(batch, labels: labels)
+        let labels = prepared ?? labels
         forwardStack(batch, buffers: b, context: context)
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
         guard let dH = b.dHidden, let dxn = b.dxn else { preconditionFailure("training buffers") }
@@ -73,6 +104,7 @@ extension TransformerModel {
         Ops.rmsNormBackward(dxn.pointer, x: b.hidden[L].pointer, weight: weights.finalNorm.pointer,
                             rstd: b.finalRstd.pointer, dx: dH.pointer, rows: n, cols: config.hiddenSize, accumulate: false)
         guard let lowest = adapter?.lowestTrainableLayer else { return result }
+        let nv = adapter?.virtualTokenCount ?? 0
         for l in stride(from: L - 1, through: lowest, by: -1) {
             let saved: LayerSaved
             if b.policy == .checkpointing {
@@ -84,13 +116,19 @@ extension TransformerModel {
                 saved = b.saved[l]
             }
             layerBackward(l, batch: batch, x: b.hidden[l].pointer, saved: saved, buffers: b,
-                          needInputGradient: l > lowest, context: context)
+                          needInputGradient: l > lowest || (l == 0 && nv > 0), context: context)
+        }
+        // Hook point 1: the virtual rows' share of d(loss)/d(embeddings), one sequence at a time.
+        if nv > 0, lowest == 0, let a = adapter {
+            for start in batch.starts { a.accumulateVirtualGradient(dH.pointer + start * config.hiddenSize) }
         }
         return result
     }
 
     /// Summed next-token loss over labelled rows and their count, forward only.
     public func loss(_ batch: PackedBatch, labels: [Int32], buffers b: ActivationBuffers) -> (lossSum: Double, count: Int) {
+        let (batch, prepared) = prepare(batch, labels: labels)
+        let labels = prepared ?? labels
         forwardStack(batch, buffers: b, context: .inference)
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
         return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0, scratch: b.lossScratch)

@@ -22,10 +22,7 @@ extension TransformerModel {
             rope.apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!)
             rope.apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!)
         }
-        for (start, length) in zip(batch.starts, batch.lengths) {
-            attention[l].forward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer,
-                              start: start, length: length, scratch: b.attnScratch.pointer)
-        }
+        attend(l, batch: batch, saved: s, buffers: b)
         project(.o, layer: l, x: s.att.pointer, rows: n, out: b.tmp.pointer, context: context)
         Ops.sum(x, b.tmp.pointer, into: s.x2.pointer, count: n * C)
         // MLP block.
@@ -36,6 +33,28 @@ extension TransformerModel {
         Ops.swigluForward(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * c.intermediateSize)
         project(.down, layer: l, x: b.act.pointer, rows: n, out: b.tmp.pointer, context: context)
         Ops.sum(s.x2.pointer, b.tmp.pointer, into: out, count: n * C)
+    }
+
+    /// Hook point 2: attention of every sequence of the batch, behind the adapter's prefix keys and values if any.
+    func attend(_ l: Int, batch: PackedBatch, saved s: LayerSaved, buffers b: ActivationBuffers) {
+        let np = b.prefixRows, kvDim = config.kvDim
+        for (start, length) in zip(batch.starts, batch.lengths) {
+            guard np > 0, let a = adapter, let kSeq = b.kSeq, let vSeq = b.vSeq else {
+                attention[l].forward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer,
+                                     lse: s.lse.pointer, start: start, length: length, scratch: b.attnScratch.pointer)
+                continue
+            }
+            let p = a.prefix(layer: l)
+            for j in 0..<np {
+                (kSeq.pointer + j * kvDim).update(from: p.keys + j * p.stride, count: kvDim)
+                (vSeq.pointer + j * kvDim).update(from: p.values + j * p.stride, count: kvDim)
+            }
+            (kSeq.pointer + np * kvDim).update(from: s.k.pointer + start * kvDim, count: length * kvDim)
+            (vSeq.pointer + np * kvDim).update(from: s.v.pointer + start * kvDim, count: length * kvDim)
+            attention[l].forward(q: s.q.pointer, k: kSeq.pointer, v: vSeq.pointer, out: s.att.pointer,
+                                 lse: s.lse.pointer, start: start, length: length, keyStart: 0, past: np,
+                                 scratch: b.attnScratch.pointer)
+        }
     }
 
     /// Embeds and runs every layer, then the final norm into `b.finalNormed` (rstd kept for backward).
@@ -59,13 +78,22 @@ extension TransformerModel {
                            rstd: b.finalRstd.pointer, rows: n, cols: C, eps: config.rmsNormEps)
     }
 
-    /// Logits of every row [N, V] (inference; for tests and small inputs).
+    /// Logits of every row of `batch` [N, V] (inference; for tests and small inputs). Rows of the adapter's
+    /// virtual tokens are not included.
     public func logits(_ batch: PackedBatch) -> [Float] {
-        let b = ActivationBuffers(config: config, capacity: batch.rowCount, longest: batch.longest, policy: .inference)
-        forwardStack(batch, buffers: b, context: .inference)
-        var out = [Float](repeating: 0, count: batch.rowCount * config.vocabSize)
-        out.withUnsafeMutableBufferPointer {
-            weights.lmHead.forward(b.finalNormed.pointer, rows: batch.rowCount, into: $0.baseAddress!)
+        let b = makeBuffers(batches: [batch.lengths], policy: .inference)
+        let (run, _) = prepare(batch, labels: nil)
+        forwardStack(run, buffers: b, context: .inference)
+        let nv = run.rowCount - batch.rowCount, V = config.vocabSize, C = config.hiddenSize
+        var out = [Float](repeating: 0, count: batch.rowCount * V)
+        out.withUnsafeMutableBufferPointer { o in
+            var row = 0
+            for (start, length) in zip(run.starts, run.lengths) {
+                let skip = nv / max(1, run.starts.count)
+                weights.lmHead.forward(b.finalNormed.pointer + (start + skip) * C, rows: length - skip,
+                                       into: o.baseAddress! + row * V)
+                row += length - skip
+            }
         }
         return out
     }

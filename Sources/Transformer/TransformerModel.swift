@@ -2,8 +2,8 @@ import Foundation
 import Kernels
 import ModelIO
 
-/// A decoder-only transformer (Qwen2 / Qwen1.5 / Llama / Mistral / Qwen3) over frozen weights, with a
-/// side-car adapter attached at its single projection choke point (`project`).
+/// A decoder-only transformer (Qwen2 / Qwen1.5 / Llama / Mistral / Qwen3) over frozen weights, with an optional
+/// fine-tuning method attached at its hook points (input embeddings, attention prefixes, projections).
 ///
 /// ```swift
 /// let model = try TransformerModel.load(directory: url, dtype: .float32)
@@ -12,8 +12,8 @@ import ModelIO
 public final class TransformerModel: @unchecked Sendable {
     public let config: ModelConfig
     public let weights: ModelWeights
-    /// The side-car applied at every projection it attaches to (LoRA and friends); nil for the bare model.
-    public var adapter: ProjectionAdapter?
+    /// The fine-tuning method attached at the hook points (see `ModelAdapter`); nil for the bare model.
+    public var adapter: ModelAdapter?
     let rope: RoPE
     /// One attention per layer (windows can differ between layers).
     let attention: [Attention]
@@ -34,40 +34,93 @@ public final class TransformerModel: @unchecked Sendable {
 
     public var dtype: DType { weights.dtype }
 
-    // MARK: - The projection choke point
+    // MARK: - Hook point 3: the projection choke point
 
-    /// out[rows, outFeatures] = x[rows, inFeatures] · W^T + b, plus the adapter's contribution at this site.
+    /// out[rows, outFeatures] = x[rows, inFeatures] · W^T + b, or what the adapter computes at this site.
     func project(_ p: Projection, layer: Int, x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
                  context: PassContext) {
         let lin = weights.layers[layer].linear(p)
-        lin.weight.forward(x, rows: rows, into: out)
-        if let b = lin.bias { Ops.addBias(b.pointer, to: out, rows: rows, cols: lin.outFeatures) }
         let site = ProjectionSite(layer: layer, projection: p)
-        if let a = adapter, a.attaches(to: site) { a.forward(site: site, x: x, rows: rows, y: out, context: context) }
+        if let a = adapter, a.attaches(to: site) {
+            a.project(site: site, linear: lin, x: x, rows: rows, out: out, context: context)
+        } else {
+            lin.forward(x, rows: rows, into: out)
+        }
     }
 
-    /// The backward of `project`: dx (+)= dy · W (+ the adapter's input gradient); adapter parameter gradients
-    /// accumulate. With `dx == nil` only the adapter's parameter gradients are computed.
+    /// The backward of `project`: dx (+)= d(loss)/dx; adapter parameter gradients accumulate. With `dx == nil` only
+    /// the adapter's parameter gradients are computed.
     func projectBackward(_ p: Projection, layer: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Int,
                          dx: UnsafeMutablePointer<Float>?, accumulate: Bool, context: PassContext) {
         let lin = weights.layers[layer].linear(p)
-        if let dx { lin.weight.backwardInput(dy, rows: rows, into: dx, accumulate: accumulate) }
         let site = ProjectionSite(layer: layer, projection: p)
         if let a = adapter, a.attaches(to: site) {
-            a.backward(site: site, x: x, dy: dy, rows: rows, dx: dx, context: context)
+            a.projectBackward(site: site, linear: lin, x: x, dy: dy, rows: rows, dx: dx, accumulate: accumulate,
+                              context: context)
+        } else if let dx {
+            lin.backwardInput(dy, rows: rows, into: dx, accumulate: accumulate)
         }
     }
 
-    /// out[N, C] = embedding rows of `tokens`.
+    // MARK: - Hook point 1: input embeddings
+
+    /// out[N, C] = embedding rows of `tokens`; a negative id -1-j is virtual token j of the adapter.
     func embed(_ tokens: [Int32], into out: UnsafeMutablePointer<Float>) {
         let c = config.hiddenSize
         let emb = weights.embedding
+        let virtual = (adapter?.virtualTokenCount ?? 0) > 0 ? adapter?.virtualEmbeddings() : nil
         tokens.withUnsafeBufferPointer { tp in
             let t = tp.baseAddress!
             Parallel.forRanges(tokens.count, minChunk: 64) { r in
-                for i in r { emb.readRow(Int(t[i]), into: out + i * c) }
+                for i in r {
+                    if t[i] >= 0 {
+                        emb.readRow(Int(t[i]), into: out + i * c)
+                    } else if let virtual {
+                        (out + i * c).update(from: virtual + Int(-1 - t[i]) * c, count: c)
+                    }
+                }
             }
         }
+    }
+
+    /// Rows in front of every sequence's real tokens (virtual tokens and attention prefixes).
+    public var leadingRows: Int { adapter?.leadingRows ?? 0 }
+
+    /// The batch the layers run: the adapter's virtual tokens (ids -1...-nv) in front of every sequence, positions
+    /// shifted past virtual tokens and prefixes; labels get -100 on virtual rows.
+    func prepare(_ batch: PackedBatch, labels: [Int32]?) -> (PackedBatch, [Int32]?) {
+        let nv = adapter?.virtualTokenCount ?? 0, np = adapter?.prefixLength ?? 0
+        if nv == 0 && np == 0 { return (batch, labels) }
+        let virtual = (0..<nv).map { Int32(-1 - $0) }
+        var sequences: [[Int32]] = [], newLabels: [Int32] = []
+        for (start, length) in zip(batch.starts, batch.lengths) {
+            sequences.append(virtual + batch.tokens[start..<(start + length)])
+            if let labels { newLabels += [Int32](repeating: -100, count: nv) + labels[start..<(start + length)] }
+        }
+        return (PackedBatch(sequences: sequences, firstPosition: np), labels == nil ? nil : newLabels)
+    }
+
+    /// Activation buffers for packed batches of sequences with the given lengths (one array per batch), sized for
+    /// the rows the adapter adds.
+    public func makeBuffers(batches: [[Int]], policy: ActivationPolicy) -> ActivationBuffers {
+        let (capacity, longest) = plannedRows(batches)
+        return ActivationBuffers(config: config, capacity: capacity, longest: longest, policy: policy,
+                                 prefixRows: adapter?.prefixLength ?? 0)
+    }
+
+    /// Bytes `makeBuffers` would allocate.
+    public func activationBytes(batches: [[Int]], policy: ActivationPolicy) -> Int {
+        let (capacity, longest) = plannedRows(batches)
+        return ActivationBuffers.byteEstimate(config: config, capacity: capacity, longest: longest, policy: policy,
+                                              prefixRows: adapter?.prefixLength ?? 0)
+    }
+
+    /// (rows of the largest batch, longest sequence), counting the adapter's virtual tokens.
+    public func plannedRows(_ batches: [[Int]]) -> (capacity: Int, longest: Int) {
+        let nv = adapter?.virtualTokenCount ?? 0
+        let capacity = batches.map { $0.reduce(0) { $0 + $1 + nv } }.max() ?? 1
+        let longest = (batches.flatMap { $0 }.max() ?? 1) + nv
+        return (max(1, capacity), max(1, longest))
     }
 
     /// Checks ids and lengths before a pass; the error names the offending value.
@@ -75,8 +128,10 @@ public final class TransformerModel: @unchecked Sendable {
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
             throw TransformerError.input(reason: "token id \(bad) is outside the vocabulary (size \(config.vocabSize))")
         }
-        if maxPosition > config.maxPositionEmbeddings {
-            throw TransformerError.input(reason: "sequence of \(maxPosition) tokens is longer than the model's context (max_position_embeddings = \(config.maxPositionEmbeddings))")
+        let lead = leadingRows
+        if maxPosition + lead > config.maxPositionEmbeddings {
+            let extra = lead > 0 ? " plus the adapter's \(lead) virtual tokens" : ""
+            throw TransformerError.input(reason: "sequence of \(maxPosition) tokens\(extra) is longer than the model's context (max_position_embeddings = \(config.maxPositionEmbeddings))")
         }
     }
 }

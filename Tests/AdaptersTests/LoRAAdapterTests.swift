@@ -132,7 +132,11 @@ final class LoRAAdapterTests: XCTestCase {
         }
         try Data(#"{"peft_type": "PREFIX_TUNING", "r": 8}"#.utf8).write(to: dir.appendingPathComponent("adapter_config.json"))
         XCTAssertThrowsError(try LoRAAdapter.load(from: dir, model: llama.config)) { error in
-            XCTAssertTrue("\(error)".contains("PREFIX_TUNING is not supported"), "\(error)")
+            XCTAssertTrue("\(error)".contains("is a prefix tuning (P-tuning v2) adapter, not LoRA"), "\(error)")
+        }
+        try Data(#"{"peft_type": "LOHA", "r": 8}"#.utf8).write(to: dir.appendingPathComponent("adapter_config.json"))
+        XCTAssertThrowsError(try LoRAAdapter.load(from: dir, model: llama.config)) { error in
+            XCTAssertTrue("\(error)".contains("peft_type LOHA is not supported"), "\(error)")
         }
     }
 }

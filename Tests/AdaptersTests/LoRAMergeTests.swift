@@ -21,7 +21,7 @@ final class LoRAMergeTests: XCTestCase {
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("golden/lora-rslora.json")))
         let base = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
         let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-rslora-qv"), model: base.config)
-        let report = try LoRAMerger.merge(model: modelFixture("tiny-qwen2"), adapter: lora, output: out)
+        let report = try AdapterMerger.merge(model: modelFixture("tiny-qwen2"), adapter: lora, output: out)
         XCTAssertEqual(report.mergedTensors, 4)
         let merged = try TransformerModel.load(directory: out, dtype: .float32)
         let batch = PackedBatch(sequences: golden.examples.map(\.ids))
@@ -38,7 +38,7 @@ final class LoRAMergeTests: XCTestCase {
         let source = modelFixture("tiny-qwen2-bf16-sharded")
         let base = try TransformerModel.load(directory: source, dtype: .float32)
         let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-rslora-qv"), model: base.config)
-        _ = try LoRAMerger.merge(model: source, adapter: lora, output: out)
+        _ = try AdapterMerger.merge(model: source, adapter: lora, output: out)
         let original = try ModelDirectory(url: source), merged = try ModelDirectory(url: out)
         XCTAssertEqual(original.weightMap, merged.weightMap)
         for name in merged.tensorNames { XCTAssertEqual(try merged.tensor(name).dtypeName, "BF16", name) }
@@ -63,7 +63,7 @@ final class LoRAMergeTests: XCTestCase {
         let source = modelFixture("tiny-qwen2-bf16-sharded")
         let base = try TransformerModel.load(directory: source, dtype: .float32)
         let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-ours"), model: base.config)
-        _ = try LoRAMerger.merge(model: source, adapter: lora, output: out)
+        _ = try AdapterMerger.merge(model: source, adapter: lora, output: out)
         let merged = try TransformerModel.load(directory: out, dtype: .float32)
         // Same bf16 weights on both sides, f32 compute: the base-model tolerance applies.
         assertClose(merged.logits(PackedBatch(sequences: golden.examples.map(\.ids))), golden.logits.flatMap { $0 }, atol: 2e-4)
@@ -72,7 +72,7 @@ final class LoRAMergeTests: XCTestCase {
     func testMergeRefusesToOverwriteItsInput() throws {
         let base = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
         let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-rslora-qv"), model: base.config)
-        XCTAssertThrowsError(try LoRAMerger.merge(model: modelFixture("tiny-qwen2"), adapter: lora,
+        XCTAssertThrowsError(try AdapterMerger.merge(model: modelFixture("tiny-qwen2"), adapter: lora,
                                                   output: modelFixture("tiny-qwen2"))) { error in
             XCTAssertTrue("\(error)".contains("must differ"), "\(error)")
         }

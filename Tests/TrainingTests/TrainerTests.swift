@@ -131,7 +131,7 @@ final class TrainerTests: XCTestCase {
         let t3 = try Trainer(model: model, adapter: lora3, options: options, train: examples, eval: [],
                              output: out.appendingPathComponent("z"), baseModelPath: "tiny-qwen2")
         XCTAssertThrowsError(try t3.run(resume: checkpoint)) { error in
-            XCTAssertTrue("\(error)".contains("LoRA settings (r=2, alpha=4.0"), "\(error)")
+            XCTAssertTrue("\(error)".contains("LoRA settings differ") && "\(error)".contains("lora_alpha 4 -> 8"), "\(error)")
         }
     }
 

@@ -6,18 +6,23 @@ import Transformer
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fold a LoRA adapter into a full Hugging Face model directory (base dtype and shards kept).")
+        abstract: "Fold a LoRA, DoRA or (IA)³ adapter into a full Hugging Face model directory (base dtype and shards kept).")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "The PEFT LoRA adapter directory.") var adapter: String
+    @Option(help: "The PEFT adapter directory (lora, dora or ia3; prompt-learning adapters have nothing to fold).") var adapter: String
     @Option(help: "Directory to write the merged model to.") var output: String
 
     func run() throws {
+        let adapterURL = URL(fileURLWithPath: adapter)
+        let method = try AdapterFiles.method(of: adapterURL)
+        let out = URL(fileURLWithPath: output)
+        guard method.canMerge else {
+            throw AdapterError.unsupported(path: adapterURL.path, reason: "a \(method.title) adapter adds virtual tokens or attention prefixes and has no weights to fold into the model; use it with --adapter instead (merge takes lora, dora and ia3); nothing was written")
+        }
         let directory = try ModelDirectory(url: modelOptions.url)
         let config = try ModelConfig(json: directory.configData, path: modelOptions.url.appendingPathComponent("config.json").path)
-        let lora = try LoRAAdapter.load(from: URL(fileURLWithPath: adapter), model: config)
-        let out = URL(fileURLWithPath: output)
-        let report = try LoRAMerger.merge(model: modelOptions.url, adapter: lora, output: out)
-        Terminal.note("merged \(report.mergedTensors) projections into \(out.path) (\(report.files) weight file\(report.files == 1 ? "" : "s"), \(Terminal.bytes(report.bytes)))")
+        let loaded = try AdapterFiles.load(from: adapterURL, model: config)
+        let report = try AdapterMerger.merge(model: modelOptions.url, adapter: loaded, output: out)
+        Terminal.note("merged \(report.mergedTensors) tensors into \(out.path) (\(report.files) weight file\(report.files == 1 ? "" : "s"), \(Terminal.bytes(report.bytes)))")
     }
 }

@@ -13,7 +13,7 @@ struct LoadedModel {
     let sampling: SamplingOptions
     /// eos ids from generation_config.json, then config.json.
     let eosTokenIDs: [Int32]
-    var adapter: LoRAAdapter?
+    var adapter: TrainableAdapter?
 
     static func open(_ url: URL, dtype: DType, adapter adapterURL: URL? = nil) throws -> LoadedModel {
         let model = try TransformerModel.load(directory: url, dtype: dtype)
@@ -23,9 +23,9 @@ struct LoadedModel {
                                  eosTokenIDs: eos.isEmpty ? model.config.eosTokenIDs.compactMap { Int32(exactly: $0) } : eos,
                                  adapter: nil)
         if let adapterURL {
-            let lora = try LoRAAdapter.load(from: adapterURL, model: model.config)
-            model.adapter = lora
-            loaded.adapter = lora
+            let adapter = try AdapterFiles.load(from: adapterURL, model: model)
+            model.adapter = adapter
+            loaded.adapter = adapter
         }
         return loaded
     }

@@ -25,11 +25,14 @@ public struct LoRAConfig: Sendable, Equatable {
     /// Per-module rank / alpha overrides (keys are patterns matched against the end of module names).
     public var rankPattern: [String: Int]
     public var alphaPattern: [String: Double]
+    /// DoRA: the weight is split into a trainable magnitude and a LoRA-updated direction (`use_dora`).
+    public var useDoRA: Bool
 
     public init(r: Int = 8, alpha: Double = 16, dropout: Double = 0.05,
                 targetModules: Targets = .names(["q_proj", "v_proj"]), useRSLoRA: Bool = false,
                 baseModelNameOrPath: String? = nil, layersToTransform: [Int]? = nil,
-                rankPattern: [String: Int] = [:], alphaPattern: [String: Double] = [:]) {
+                rankPattern: [String: Int] = [:], alphaPattern: [String: Double] = [:], useDoRA: Bool = false) {
+        self.useDoRA = useDoRA
         self.r = r
         self.alpha = alpha
         self.dropout = dropout
@@ -85,10 +88,7 @@ extension LoRAConfig {
         }
         let type = (obj["peft_type"] as? String) ?? "LORA"
         guard type == "LORA" else {
-            throw AdapterError.unsupported(path: path, reason: "peft_type \(type) is not supported (this engine loads LORA adapters)")
-        }
-        if (obj["use_dora"] as? Bool) == true {
-            throw AdapterError.unsupported(path: path, reason: "use_dora is true: DoRA adapters are not supported yet")
+            throw AdapterError.unsupported(path: path, reason: "peft_type \(type) is not a LoRA adapter")
         }
         if let bias = obj["bias"] as? String, bias != "none" {
             throw AdapterError.unsupported(path: path, reason: "bias \"\(bias)\" is not supported (only \"none\")")
@@ -124,14 +124,20 @@ extension LoRAConfig {
         self.init(r: r, alpha: alpha, dropout: dropout, targetModules: targets,
                   useRSLoRA: (obj["use_rslora"] as? Bool) ?? false,
                   baseModelNameOrPath: obj["base_model_name_or_path"] as? String, layersToTransform: layers,
-                  rankPattern: ranks.mapValues { Int($0) }, alphaPattern: alphas)
+                  rankPattern: ranks.mapValues { Int($0) }, alphaPattern: alphas,
+                  useDoRA: (obj["use_dora"] as? Bool) ?? false)
     }
 
     /// adapter_config.json as Python PEFT writes it (the fields every PEFT release since 0.7 reads).
     public func json() -> Data {
+        (try? JSONSerialization.data(withJSONObject: object(), options: [.prettyPrinted, .sortedKeys])) ?? Data()
+    }
+
+    /// adapter_config.json's object.
+    public func object() -> [String: Any] {
         var obj: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": dropout,
-            "use_rslora": useRSLoRA, "use_dora": false, "bias": "none", "fan_in_fan_out": false,
+            "use_rslora": useRSLoRA, "use_dora": useDoRA, "bias": "none", "fan_in_fan_out": false,
             "inference_mode": true, "init_lora_weights": true, "modules_to_save": NSNull(),
             "layers_to_transform": layersToTransform.map { $0 as Any } ?? NSNull(), "layers_pattern": NSNull(),
             "rank_pattern": rankPattern, "alpha_pattern": alphaPattern, "revision": NSNull(),
@@ -144,6 +150,6 @@ extension LoRAConfig {
         }
         // lora_alpha is an int in PEFT when it is whole.
         if let whole = Int(exactly: alpha) { obj["lora_alpha"] = whole }
-        return (try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return obj
     }
 }

@@ -3,14 +3,15 @@ import Kernels
 import ModelIO
 import Transformer
 
-/// Folds a LoRA adapter into a copy of its base model: W' = W + scaling * B A for every adapted projection,
-/// computed in f32 and stored back in each tensor's original dtype. The shard layout, config and tokenizer
-/// files are kept, so transformers loads the result like the original.
+/// Folds an adapter into a copy of its base model: LoRA's W + s B A, DoRA's m / ||W + s B A|| (W + s B A), (IA)³'s
+/// scaled rows (with the bias) or columns, computed in f32 and stored back in each tensor's original dtype. The
+/// shard layout, config and tokenizer files are kept, so transformers loads the result like the original.
+/// Prompt-learning adapters have nothing to fold and are refused.
 ///
 /// ```swift
-/// try LoRAMerger.merge(model: baseURL, adapter: lora, output: mergedURL)
+/// try AdapterMerger.merge(model: baseURL, adapter: lora, output: mergedURL)
 /// ```
-public enum LoRAMerger {
+public enum AdapterMerger {
     public struct Report: Sendable {
         public var mergedTensors: Int
         public var files: Int
@@ -20,7 +21,10 @@ public enum LoRAMerger {
     /// Written into every merged directory; a directory holding it may be replaced by a new merge.
     public static let markerFileName = "peft_merge.json"
 
-    public static func merge(model modelURL: URL, adapter: LoRAAdapter, output: URL) throws -> Report {
+    public static func merge(model modelURL: URL, adapter: TrainableAdapter, output: URL) throws -> Report {
+        guard adapter.method.canMerge else {
+            throw AdapterError.unsupported(path: output.path, reason: "a \(adapter.method.title) adapter adds virtual tokens or attention prefixes and has no weights to fold into the model; use it with --adapter instead (merge takes lora, dora and ia3)")
+        }
         let source = modelURL.standardizedFileURL.resolvingSymlinksInPath()
         let target = output.standardizedFileURL.resolvingSymlinksInPath()
         guard source.path != target.path else {
@@ -36,19 +40,16 @@ public enum LoRAMerger {
             throw AdapterError.io(path: output.path, reason: "the output directory exists and is not an earlier merge; remove it or choose a new directory")
         }
         let directory = try ModelDirectory(url: modelURL)
-        // Site for every adapted weight name.
-        var byName: [String: ProjectionSite] = [:]
-        for s in adapter.orderedSites { byName[s.site.moduleName + ".weight"] = s.site }
-        for name in byName.keys where !directory.contains(name) {
+        let touched = Set(adapter.mergedTensorNames.filter { !$0.hasSuffix(".bias") || directory.contains($0) })
+        for name in touched where !directory.contains(name) {
             throw AdapterError.mismatches(path: modelURL.path, problems: ["the base model has no tensor \(name)"])
         }
         var merged = 0, bytes = 0
         let files = Set(directory.weightMap.values).sorted()
         try AtomicFile.writeDirectory(output) { dir in
             // Everything but weights and adapter files is copied as is.
-            let marker: [String: Any] = ["base_model": modelURL.path, "adapter": adapter.config.json().isEmpty ? "" : "lora",
-                                         "r": adapter.config.r, "lora_alpha": adapter.config.alpha,
-                                         "merged_modules": adapter.orderedSites.count]
+            let marker: [String: Any] = ["base_model": modelURL.path, "adapter": adapter.method.rawValue,
+                                         "summary": adapter.summary, "merged_tensors": touched.count]
             try JSONSerialization.data(withJSONObject: marker, options: [.prettyPrinted, .sortedKeys])
                 .write(to: dir.appendingPathComponent(markerFileName))
             for item in try FileManager.default.contentsOfDirectory(atPath: modelURL.path).sorted() {
@@ -73,17 +74,18 @@ public enum LoRAMerger {
                 try SafetensorsStreamWriter.write(entries, to: dir.appendingPathComponent(file)) { entry, out in
                     let view = viewByName[entry.name]!
                     bytes += entry.byteCount
-                    guard let site = byName[entry.name], let delta = adapter.delta(for: site) else {
+                    guard touched.contains(entry.name) else {
                         out.copyMemory(from: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
                         return
                     }
-                    guard delta.count == view.elementCount else {
-                        throw AdapterError.mismatches(path: modelURL.path, problems: ["\(entry.name) has \(view.elementCount) elements, the adapter's update has \(delta.count)"])
-                    }
                     let w = try view.floatBuffer()
-                    withExtendedLifetime(w) {
-                        delta.withUnsafeBufferPointer { d in Ops.add(d.baseAddress!, into: w.pointer, count: delta.count) }
-                        Convert.fromFloat(w.pointer, dtype: entry.dtype, into: out.baseAddress!, count: delta.count)
+                    let folded = withExtendedLifetime(w) { () -> Bool in
+                        guard adapter.merge(tensor: entry.name, values: w.pointer, shape: view.shape) else { return false }
+                        Convert.fromFloat(w.pointer, dtype: entry.dtype, into: out.baseAddress!, count: view.elementCount)
+                        return true
+                    }
+                    guard folded else {
+                        throw AdapterError.mismatches(path: modelURL.path, problems: ["\(entry.name) has shape \(view.shape), which the adapter's update does not fit"])
                     }
                     merged += 1
                 }

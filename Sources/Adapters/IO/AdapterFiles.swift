@@ -1,0 +1,135 @@
+import Foundation
+import Kernels
+import ModelIO
+import Transformer
+
+/// Python PEFT's adapter folder: `adapter_config.json` and `adapter_model.safetensors`, for every method.
+///
+/// ```swift
+/// let adapter = try AdapterFiles.load(from: url, model: model)     // any supported peft_type
+/// try AdapterFiles.save(adapter, to: out, baseModel: "Qwen/Qwen1.5-1.8B-Chat")
+/// ```
+public enum AdapterFiles {
+    public static let configFileName = "adapter_config.json"
+    public static let weightsFileName = "adapter_model.safetensors"
+    /// The peft_type values this engine reads.
+    public static let supportedTypes = ["LORA", "IA3", "PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING"]
+
+    /// Writes both files in full under temporary names, then renames them into place one right after the other,
+    /// so a failure while writing leaves an earlier adapter untouched.
+    public static func save(_ adapter: TrainableAdapter, to url: URL, baseModel: String?) throws {
+        var object = adapter.peftConfig(baseModel: baseModel)
+        object["inference_mode"] = true
+        let configData = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        var writer = SafetensorsWriter()
+        for t in adapter.savedTensors() { writer.add(t.key, dtype: .float32, shape: t.shape, floats: t.values) }
+        let fm = FileManager.default
+        try fm.createDirectory(at: url, withIntermediateDirectories: true)
+        let staging = url.appendingPathComponent(".adapter-staging-\(getpid())")
+        try? fm.removeItem(at: staging)
+        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: staging) }
+        try writer.write(to: staging.appendingPathComponent(weightsFileName))
+        try configData.write(to: staging.appendingPathComponent(configFileName))
+        for name in [weightsFileName, configFileName] {
+            guard rename(staging.appendingPathComponent(name).path, url.appendingPathComponent(name).path) == 0 else {
+                throw AdapterError.io(path: url.appendingPathComponent(name).path, reason: "cannot write: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Reads adapter_config.json of a folder as a JSON object.
+    public static func readConfig(_ url: URL) throws -> [String: Any] {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw AdapterError.io(path: url.path, reason: "adapter directory not found")
+        }
+        let configURL = url.appendingPathComponent(configFileName)
+        guard let data = try? Data(contentsOf: configURL) else {
+            throw AdapterError.io(path: configURL.path, reason: "missing \(configFileName): not a PEFT adapter folder")
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw AdapterError.config(path: configURL.path, reason: "not a JSON object")
+        }
+        return object
+    }
+
+    /// The method an adapter folder holds, from its `peft_type` (and `use_dora`).
+    public static func method(of url: URL) throws -> AdapterMethod {
+        let object = try readConfig(url)
+        return try method(object, path: url.appendingPathComponent(configFileName).path)
+    }
+
+    static func method(_ object: [String: Any], path: String) throws -> AdapterMethod {
+        let type = (object["peft_type"] as? String) ?? "LORA"
+        switch type {
+        case "LORA": return (object["use_dora"] as? Bool) == true ? .dora : .lora
+        case "IA3": return .ia3
+        case "PROMPT_TUNING": return .prompt
+        case "P_TUNING": return .ptuning
+        case "PREFIX_TUNING": return .prefix
+        default:
+            throw AdapterError.unsupported(path: path, reason: "peft_type \(type) is not supported; this engine loads \(supportedTypes.joined(separator: ", ")) (LoRA also with use_dora)")
+        }
+    }
+
+    /// Loads any supported PEFT adapter folder for `model`. Every mismatch with the model (missing, unexpected or
+    /// wrongly shaped tensors, another model's sizes) is collected and reported in one error.
+    public static func load(from url: URL, model: TransformerModel) throws -> TrainableAdapter {
+        try load(from: url, model: model.config)
+    }
+
+    /// Loads any supported PEFT adapter folder for a model with config `model` (no weights needed).
+    public static func load(from url: URL, model: ModelConfig) throws -> TrainableAdapter {
+        let object = try readConfig(url)
+        let configPath = url.appendingPathComponent(configFileName).path
+        let method = try method(object, path: configPath)
+        let weightsURL = url.appendingPathComponent(weightsFileName)
+        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
+            let hasBin = FileManager.default.fileExists(atPath: url.appendingPathComponent("adapter_model.bin").path)
+            throw AdapterError.io(path: weightsURL.path, reason: hasBin
+                ? "only adapter_model.bin (pickle) is present; save the adapter with safe_serialization=True"
+                : "missing \(weightsFileName)")
+        }
+        let file = try SafetensorsFile(path: weightsURL.path)
+        let adapter: TrainableAdapter
+        switch method {
+        case .lora, .dora:
+            let data = try Data(contentsOf: url.appendingPathComponent(configFileName))
+            adapter = try LoRAAdapter.load(config: LoRAConfig(json: data, path: configPath), file: file, url: url,
+                                           model: model)
+        case .ia3:
+            adapter = try IA3Adapter.load(config: IA3Config(object: object, path: configPath), file: file, url: url,
+                                          model: model)
+        case .prompt, .ptuning, .prefix:
+            adapter = try PromptLearningAdapter.load(config: PromptLearningConfig(object: object, method: method, path: configPath),
+                                                     file: file, url: url, model: model)
+        }
+        adapter.parametersDidChange()
+        return adapter
+    }
+
+    /// Indexes a file's tensors by key with PEFT's variants normalised: the `base_model.model.` prefix and the
+    /// adapter name (`.default`) dropped.
+    static func index(_ file: SafetensorsFile) -> [String: TensorView] {
+        var found: [String: TensorView] = [:]
+        for (key, view) in file.tensors {
+            var k = key
+            if k.hasPrefix("base_model.model.") { k.removeFirst("base_model.model.".count) }
+            k = k.replacingOccurrences(of: ".default", with: "")
+            found[k] = view
+        }
+        return found
+    }
+
+    /// Copies tensor `name` of `found` into `into` when present with `shape`; otherwise records the problem.
+    static func copy(_ name: String, key: String, shape: [Int], from found: [String: TensorView],
+                     into: UnsafeMutablePointer<Float>, problems: inout [String]) {
+        guard let view = found[name] else { problems.append("missing \(key) (shape \(shape))"); return }
+        guard view.shape == shape else {
+            problems.append("\(key): file has shape \(view.shape), this model needs \(shape)")
+            return
+        }
+        guard let dtype = try? view.dtype() else { problems.append("\(key): dtype \(view.dtypeName) is not supported"); return }
+        Convert.toFloat(view.data, dtype: dtype, into: into, count: view.elementCount)
+    }
+}

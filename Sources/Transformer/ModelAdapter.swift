@@ -1,0 +1,78 @@
+import Kernels
+
+/// A fine-tuning method attached to the model. The model has exactly one place per hook point, and every method
+/// implements only the hooks it uses (the others keep their do-nothing defaults):
+///
+/// 1. input embeddings: `virtualTokenCount` rows prepended to every sequence (prompt tuning, P-tuning);
+/// 2. attention keys and values: `prefixLength` cached rows in front of every layer's keys and values
+///    (prefix tuning / P-tuning v2);
+/// 3. projections: `project` replaces the frozen `linear(x)` at the sites it `attaches(to:)` (LoRA, DoRA, IA3).
+///
+/// Real tokens sit after the virtual rows and prefixes: their positions start at `virtualTokenCount + prefixLength`,
+/// as in PEFT, where the prompt occupies the first positions of the sequence or of the key/value cache.
+public protocol ModelAdapter: AnyObject {
+    /// Rows of learned embeddings prepended to every sequence.
+    var virtualTokenCount: Int { get }
+    /// virtual[nv, C]: the learned input embeddings (valid until the parameters change).
+    func virtualEmbeddings() -> UnsafePointer<Float>
+    /// Adds d(loss)/d(virtual)[nv, C] of one sequence.
+    func accumulateVirtualGradient(_ grad: UnsafePointer<Float>)
+
+    /// Key/value rows in front of every layer's attention.
+    var prefixLength: Int { get }
+    /// Layer `layer`'s prefix keys and values, each [np, kvDim] with row stride `stride` floats.
+    func prefix(layer: Int) -> (keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int)
+    /// Adds d(loss)/d(prefix keys) and d(loss)/d(prefix values) of one sequence, each [np, kvDim] contiguous.
+    func accumulatePrefixGradient(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>)
+
+    /// True when `project` handles `site`.
+    func attaches(to site: ProjectionSite) -> Bool
+    /// out[rows, outFeatures] = the adapted projection of x[rows, inFeatures] (`linear` is the frozen layer).
+    func project(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
+                 out: UnsafeMutablePointer<Float>, context: PassContext)
+    /// Parameter gradients of `project` from dy[rows, out] and the x forward saw; the input gradient goes into
+    /// dx[rows, in] (added when `accumulate`) unless dx is nil.
+    func projectBackward(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                         rows: Int, dx: UnsafeMutablePointer<Float>?, accumulate: Bool, context: PassContext)
+
+    /// The lowest layer whose backward produces a parameter gradient (backward stops below it); nil when nothing
+    /// trains below the LM head. Input-embedding methods need the gradient of layer 0's input.
+    var lowestTrainableLayer: Int? { get }
+}
+
+extension ModelAdapter {
+    public var virtualTokenCount: Int { 0 }
+    public func virtualEmbeddings() -> UnsafePointer<Float> { preconditionFailure("no virtual tokens") }
+    public func accumulateVirtualGradient(_ grad: UnsafePointer<Float>) {}
+    public var prefixLength: Int { 0 }
+    public func prefix(layer: Int) -> (keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int) {
+        preconditionFailure("no prefix")
+    }
+    public func accumulatePrefixGradient(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {}
+    public func attaches(to site: ProjectionSite) -> Bool { false }
+    public func project(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
+                        out: UnsafeMutablePointer<Float>, context: PassContext) {
+        linear.forward(x, rows: rows, into: out)
+    }
+    public func projectBackward(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                rows: Int, dx: UnsafeMutablePointer<Float>?, accumulate: Bool, context: PassContext) {
+        if let dx { linear.backwardInput(dy, rows: rows, into: dx, accumulate: accumulate) }
+    }
+
+    /// Rows in front of the real tokens of a sequence (positions of real tokens start here).
+    public var leadingRows: Int { virtualTokenCount + prefixLength }
+}
+
+extension Linear {
+    /// out[rows, out] = x[rows, in] · W^T + b.
+    public func forward(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
+        weight.forward(x, rows: rows, into: out)
+        if let b = bias { Ops.addBias(b.pointer, to: out, rows: rows, cols: outFeatures) }
+    }
+
+    /// dx[rows, in] (+)= dy[rows, out] · W.
+    public func backwardInput(_ dy: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>,
+                              accumulate: Bool) {
+        weight.backwardInput(dy, rows: rows, into: dx, accumulate: accumulate)
+    }
+}
