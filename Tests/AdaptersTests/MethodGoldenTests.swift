@@ -1,0 +1,155 @@
+import Adapters
+import Foundation
+import Kernels
+import ModelIO
+import TestSupport
+import Training
+import Transformer
+import XCTest
+
+/// DoRA, (IA)³, prompt tuning, P-tuning and prefix tuning (with and without projection) against Python PEFT 0.21
+/// on two architectures (scripts/make_method_fixtures.py): loss and every trainable gradient of PEFT's autograd,
+/// logits in eval mode and from the saved adapter, merged logits (DoRA, IA3) and 10 AdamW steps from PEFT's own
+/// initial adapter.
+final class MethodGoldenTests: XCTestCase {
+    static let architectures = ["tiny-qwen2", "tiny-llama"]
+    static let cases = ["dora", "ia3", "prompt", "ptuning", "prefix", "prefix-proj"]
+
+    struct Golden: Decodable {
+        let examples: [LoRAGoldenTests.Example]
+        let loss: Float
+        let grads: [String: [Float]]
+        let logits: [[Float]]
+        let loaded_logits: [[Float]]
+        let merged_logits: [[Float]]?
+    }
+
+    struct Trajectory: Decodable {
+        let batches: [[LoRAGoldenTests.Example]]
+        let losses: [Double]
+        let grad_norms: [Double]
+        let lr: Double
+        let warmup_steps: Int
+        let steps: Int
+        let weight_decay: Double
+        let max_grad_norm: Double
+    }
+
+    func directory(_ arch: String, _ name: String) -> URL { fixtureURL("methods/\(arch)-\(name)") }
+
+    /// The adapter in its training form with the parameters PEFT trained (`trainable.safetensors`).
+    func trainable(_ dir: URL, model: TransformerModel) throws -> TrainableAdapter {
+        let adapter = try AdapterFiles.makeTrainable(settingsOf: dir.appendingPathComponent("adapter"), model: model.config)
+        let path = dir.appendingPathComponent("trainable.safetensors").path
+        try adapter.loadTrainableState(SafetensorsFile(path: path), path: path)
+        return adapter
+    }
+
+    func testLossAndEveryGradientMatchPEFT() throws {
+        for arch in Self.architectures {
+            for name in Self.cases {
+                let dir = directory(arch, name)
+                let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: dir.appendingPathComponent("golden.json")))
+                for policy in [ActivationPolicy.keepAll, .checkpointing] {
+                    let m = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
+                    let adapter = try trainable(dir, model: m)
+                    m.adapter = adapter
+                    let batch = PackedBatch(sequences: golden.examples.map(\.ids))
+                    let labels = golden.examples.flatMap(\.labels)
+                    let count = labels.filter { $0 >= 0 }.count
+                    let buffers = m.makeBuffers(batches: [batch.lengths], policy: policy)
+                    adapter.reserve(rows: buffers.capacity)
+                    adapter.zeroGradients()
+                    let (lossSum, n) = m.forwardBackward(batch, labels: labels, gradScale: 1 / Float(count),
+                                                         buffers: buffers, context: PassContext(training: true, randomKey: 1))
+                    adapter.finishGradients()
+                    XCTAssertEqual(n, count)
+                    // Loss ~5 in f32: 1e-5 relative.
+                    XCTAssertEqual(Float(lossSum) / Float(n), golden.loss, accuracy: 1e-5 * golden.loss, "\(arch) \(name)")
+                    XCTAssertEqual(Set(golden.grads.keys), Set(adapter.namedParameters.map(\.name)), "\(arch) \(name)")
+                    for p in adapter.namedParameters {
+                        let expected = try XCTUnwrap(golden.grads[p.name], p.name)
+                        let ours = Array(UnsafeBufferPointer(start: adapter.gradients.pointer + p.offset, count: p.count))
+                        // f32 on both sides, different summation orders: 2e-4 of the tensor's largest entry.
+                        let scale = expected.map(abs).max() ?? 1
+                        assertClose(ours, expected, atol: 2e-4 * scale, rtol: 1e-3, "\(arch) \(name) \(p.name) \(policy)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testLogitsOfTrainedAndSavedAdapters() throws {
+        for arch in Self.architectures {
+            for name in Self.cases {
+                let dir = directory(arch, name)
+                let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: dir.appendingPathComponent("golden.json")))
+                let m = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
+                let batch = PackedBatch(sequences: golden.examples.map(\.ids))
+                let adapter = try trainable(dir, model: m)
+                m.adapter = adapter
+                // PEFT's logits include the virtual tokens' rows; ours cover the real tokens only.
+                let skip = adapter.virtualTokenCount * m.config.vocabSize
+                func real(_ rows: [[Float]]) -> [Float] { rows.flatMap { $0.dropFirst(skip) } }
+                assertClose(m.logits(batch), real(golden.logits), atol: 2e-4, "\(arch) \(name) trainable")
+                // PEFT's saved files (prompt encoders reduced to their output), read by the generic loader.
+                m.adapter = try AdapterFiles.load(from: dir.appendingPathComponent("adapter"), model: m)
+                assertClose(m.logits(batch), real(golden.loaded_logits), atol: 2e-4, "\(arch) \(name) loaded")
+            }
+        }
+    }
+
+    func testMergedDoRAAndIA3EqualPEFTMergeAndUnload() throws {
+        for arch in Self.architectures {
+            for name in ["dora", "ia3"] {
+                let dir = directory(arch, name)
+                let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: dir.appendingPathComponent("golden.json")))
+                let base = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
+                let adapter = try AdapterFiles.load(from: dir.appendingPathComponent("adapter"), model: base)
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("merge-\(UUID().uuidString)")
+                defer { try? FileManager.default.removeItem(at: out) }
+                _ = try AdapterMerger.merge(model: modelFixture(arch), adapter: adapter, output: out)
+                let merged = try TransformerModel.load(directory: out, dtype: .float32)
+                let logits = merged.logits(PackedBatch(sequences: golden.examples.map(\.ids)))
+                assertClose(logits, try XCTUnwrap(golden.merged_logits).flatMap { $0 }, atol: 2e-4, "\(arch) \(name)")
+            }
+        }
+    }
+
+    func testTenAdamWStepsFromPEFTInitMatchPEFTLosses() throws {
+        for arch in Self.architectures {
+            for name in Self.cases {
+                let dir = directory(arch, name)
+                let golden = try JSONDecoder().decode(Trajectory.self, from: Data(contentsOf: dir.appendingPathComponent("trajectory.json")))
+                let m = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
+                let adapter = try trainable(dir.appendingPathComponent("init"), model: m)
+                let examples = golden.batches.flatMap { $0 }.map { TrainingExample(ids: $0.ids, labels: $0.labels) }
+                let plan = StepPlan(steps: (0..<golden.steps).map { s in
+                    StepPlan.Step(epoch: 0, microBatches: [s % 2 == 0 ? [0, 1] : [2, 3]], endsEpoch: false)
+                }, stepsPerEpoch: golden.steps)
+                var options = TrainingOptions()
+                options.learningRate = golden.lr
+                options.warmupRatio = Double(golden.warmup_steps) / Double(golden.steps)
+                options.weightDecay = golden.weight_decay
+                options.maxGradNorm = golden.max_grad_norm
+                options.batchSize = 2
+                options.maxSteps = golden.steps
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("traj-\(UUID().uuidString)")
+                defer { try? FileManager.default.removeItem(at: out) }
+                let trainer = try Trainer(model: m, adapter: adapter, options: options, train: examples, eval: [],
+                                          output: out, baseModelPath: arch, plan: plan)
+                var losses: [Double] = [], norms: [Double] = []
+                trainer.onStep = { losses.append($0.loss); norms.append($0.gradNorm) }
+                try trainer.run()
+                XCTAssertEqual(losses.count, golden.steps)
+                // As for LoRA: f32 trajectories agree to ~1e-5 relative; 1e-3 leaves room for AdamW's amplification.
+                for (i, (ours, theirs)) in zip(losses, golden.losses).enumerated() {
+                    XCTAssertEqual(ours, theirs, accuracy: 1e-3 * theirs, "\(arch) \(name) loss step \(i)")
+                }
+                for (i, (ours, theirs)) in zip(norms, golden.grad_norms).enumerated() {
+                    XCTAssertEqual(ours, theirs, accuracy: 1e-3 * theirs + 1e-6, "\(arch) \(name) grad norm step \(i)")
+                }
+            }
+        }
+    }
+}
