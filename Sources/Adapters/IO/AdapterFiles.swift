@@ -108,6 +108,23 @@ public enum AdapterFiles {
         return adapter
     }
 
+    /// A new adapter in its training form (prompt encoders included) with the settings of `url`'s
+    /// adapter_config.json; its parameters are left for the caller to initialise or load.
+    public static func makeTrainable(settingsOf url: URL, model: ModelConfig) throws -> TrainableAdapter {
+        let object = try readConfig(url)
+        let path = url.appendingPathComponent(configFileName).path
+        let method = try method(object, path: path)
+        switch method {
+        case .lora, .dora:
+            return try LoRAAdapter(config: LoRAConfig(json: Data(contentsOf: url.appendingPathComponent(configFileName)), path: path),
+                                   model: model)
+        case .ia3:
+            return try IA3Adapter(config: IA3Config(object: object, path: path), model: model)
+        case .prompt, .ptuning, .prefix:
+            return try PromptLearningAdapter(config: PromptLearningConfig(object: object, method: method, path: path), model: model)
+        }
+    }
+
     /// Indexes a file's tensors by key with PEFT's variants normalised: the `base_model.model.` prefix and the
     /// adapter name (`.default`) dropped.
     static func index(_ file: SafetensorsFile) -> [String: TensorView] {
