@@ -181,6 +181,10 @@ def ours_case(binary, method):
             shutil.rmtree(path)
         elif extra == "train_log.jsonl":
             os.remove(path)
+    path = os.path.join(out, "adapter_config.json")
+    config = json.load(open(path))
+    config["base_model_name_or_path"] = arch
+    json.dump(config, open(path, "w"), indent=2, sort_keys=True)
     model = PeftModel.from_pretrained(base(arch), out).eval()
     golden = {"examples": EXAMPLES[:2], "logits": eval_logits(model)}
     if method in ("lora", "dora", "ia3"):

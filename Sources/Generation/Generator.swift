@@ -30,9 +30,12 @@ public final class Generator {
     public let model: TransformerModel
     public let session: DecodeSession
 
+    /// - Parameter capacity: tokens of prompt and answer the session must hold (default 4096, at most the context).
     public init(model: TransformerModel, capacity: Int? = nil) {
         self.model = model
-        session = DecodeSession(model: model, capacity: min(capacity ?? 4096, model.config.maxPositionEmbeddings))
+        // The adapter's virtual tokens or prefix take cache rows in front of the `capacity` tokens.
+        session = DecodeSession(model: model, capacity: min((capacity ?? 4096) + model.leadingRows,
+                                                            model.config.maxPositionEmbeddings))
     }
 
     /// Generates after `prompt`. If the session already holds a prefix of `prompt` (a chat's earlier turns), only

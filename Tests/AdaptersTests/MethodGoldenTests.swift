@@ -153,3 +153,34 @@ final class MethodGoldenTests: XCTestCase {
         }
     }
 }
+
+extension MethodGoldenTests {
+    struct OursGolden: Decodable {
+        let examples: [LoRAGoldenTests.Example]
+        let logits: [[Float]]
+        let merged_logits: [[Float]]?
+    }
+
+    /// Adapters trained by `peft train` (scripts/make_method_fixtures.py --peft-binary): Python PEFT's
+    /// `PeftModel.from_pretrained` loaded each and computed these logits (and, for lora/dora/ia3, those of its
+    /// `merge_and_unload`). Ours must agree, and so must our own merge.
+    func testOurAdaptersLoadedByPEFTGiveOurLogits() throws {
+        for method in AdapterMethod.allCases {
+            let golden = try JSONDecoder().decode(OursGolden.self, from: Data(contentsOf: fixtureURL("methods/ours-\(method.rawValue).json")))
+            let m = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
+            let dir = fixtureURL("methods/ours-\(method.rawValue)")
+            let adapter = try AdapterFiles.load(from: dir, model: m)
+            XCTAssertEqual(adapter.method, method)
+            m.adapter = adapter
+            let batch = PackedBatch(sequences: golden.examples.map(\.ids))
+            let skip = adapter.virtualTokenCount * m.config.vocabSize
+            assertClose(m.logits(batch), golden.logits.flatMap { $0.dropFirst(skip) }, atol: 2e-4, method.rawValue)
+            guard let merged = golden.merged_logits else { continue }
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("merge-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: out) }
+            _ = try AdapterMerger.merge(model: modelFixture("tiny-qwen2"), adapter: adapter, output: out)
+            let mm = try TransformerModel.load(directory: out, dtype: .float32)
+            assertClose(mm.logits(batch), merged.flatMap { $0 }, atol: 2e-4, "\(method) merged")
+        }
+    }
+}

@@ -74,7 +74,7 @@ final class TrainingCommandTests: XCTestCase {
         expectFailure(try train(["--template", "vicuna"], output: out), ["unknown template 'vicuna'"])
         expectFailure(try train(["--target-modules", "query,value"], output: out),
                       ["match no projection", "q_proj", "down_proj"])
-        expectFailure(try train(["--method", "prefix"], output: out), ["--method prefix is not available"])
+        expectFailure(try train(["--method", "loha"], output: out), ["unknown --method 'loha'", "ptuning"])
         // A resume directory made for another model.
         XCTAssertEqual(try train(["--save-every", "1"], output: tmp.path("other")).status, 0)
         let other = try PeftCommand.run(["train", "--model", modelFixture("tiny-qwen3").path, "--data", tmp.path("train.jsonl"),

@@ -97,13 +97,14 @@ struct Demo: ParsableCommand {
         options.scheduler = .cosine
         if let maxSteps { options.maxSteps = maxSteps } else if builtIn { options.epochs = 30 } else { options.maxSteps = 80 }
         let r = loraR ?? (builtIn ? 32 : 8)
-        let lora = LoRAConfig(r: r, alpha: Double(2 * r), dropout: 0.05, targetModules: .allLinear)
+        let lora = try MethodOptions.parse(["--method", "lora", "--lora-r", "\(r)", "--lora-alpha", "\(2 * r)",
+                                            "--lora-dropout", "0.05", "--target-modules", "all-linear"])
         settings["LoRA"] = "r=\(r), alpha=\(2 * r), dropout 0.05, all linear projections"
         settings["optimiser"] = "AdamW, lr \(options.learningRate), cosine, warmup 5%, batch \(batchSize), \(options.maxSteps.map { "\($0) steps" } ?? "\(Int(options.epochs)) epochs")"
         Terminal.note("\n[2/4] fine-tuning LoRA on the 80 training records")
         let job = TrainingJob(modelURL: modelURL, dataURL: dataDir.appendingPathComponent("train.jsonl"),
                               evalURL: dataDir.appendingPathComponent("test.jsonl"),
-                              output: out.appendingPathComponent("adapter"), logURL: nil, lora: lora, options: options,
+                              output: out.appendingPathComponent("adapter"), logURL: nil, method: lora, options: options,
                               templateOptions: templateOptions, dtype: dtype, skipInvalid: false)
         let summary = try job.run(model: loaded)
         if summary.interrupted { try finish(interrupted: true); throw ExitCode(130) }

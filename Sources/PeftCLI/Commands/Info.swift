@@ -1,3 +1,4 @@
+import Adapters
 import ArgumentParser
 import Foundation
 import Kernels
@@ -7,15 +8,20 @@ import Transformer
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Architecture, parameter count, dtypes, memory needed, tokenizer and chat template of a model.")
+        abstract: "Architecture, parameter count, dtypes, memory needed, tokenizer and chat template of a model; with --adapter, the adapter's method, trainable parameters and target model.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOption: AdapterOption
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         let url = modelOptions.url
         let directory = try ModelDirectory(url: url)
         let config = try ModelConfig(json: directory.configData, path: url.appendingPathComponent("config.json").path)
+        if let adapterURL = adapterOption.url {
+            try describeAdapter(adapterURL, model: config)
+            return
+        }
         var dtypes: [String: Int] = [:]
         for name in directory.tensorNames { dtypes[try directory.tensor(name).dtypeName, default: 0] += 1 }
         let params = config.parameterCount
@@ -48,6 +54,28 @@ struct Info: ParsableCommand {
         memory         weights \(Terminal.bytes(params * 2)) in bfloat16, \(Terminal.bytes(params * 4)) in float32; KV cache \(Terminal.bytes(memory["kv_cache_per_token"]!)) per token
         tokenizer      \(tokenizer.map { "\($0.vocabularySize) tokens" } ?? "not found (tokenizer.json or qwen.tiktoken)")
         chat template  \(template ?? "n/a")
+        """)
+    }
+
+    /// Method, settings, trainable parameters and the model an adapter was made for (after checking it fits `model`).
+    func describeAdapter(_ adapterURL: URL, model config: ModelConfig) throws {
+        let adapter = try AdapterFiles.load(from: adapterURL, model: config)
+        let object = try AdapterFiles.readConfig(adapterURL)
+        let target = (object["base_model_name_or_path"] as? String) ?? "not recorded"
+        let share = 100 * Double(adapter.parameterCount) / Double(config.parameterCount)
+        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: adapterURL.appendingPathComponent(AdapterFiles.weightsFileName).path)[.size] as? Int) ?? 0
+        if json {
+            Terminal.json(["method": adapter.method.rawValue, "peft_type": adapter.method.peftType,
+                           "summary": adapter.summary, "trainable_parameters": adapter.parameterCount,
+                           "share_of_model": share, "base_model": target, "mergeable": adapter.method.canMerge,
+                           "virtual_tokens": adapter.leadingRows, "file_bytes": fileBytes])
+            return
+        }
+        Terminal.out("""
+        method         \(adapter.method.rawValue) (\(adapter.method.peftType)): \(adapter.summary)
+        trainable      \(adapter.parameterCount.formatted()) parameters (\(String(format: "%.4f", share))% of \(config.parameterCount.formatted())), \(Terminal.bytes(fileBytes)) on disk
+        made for       \(target)
+        merge          \(adapter.method.canMerge ? "can be folded into the weights (peft merge)" : "nothing to fold: applied at run time with --adapter")
         """)
     }
 }

@@ -8,23 +8,24 @@ import Transformer
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fine-tune a LoRA adapter on instruction data (Alpaca, ShareGPT or messages; .json or .jsonl).",
-        discussion: "Writes a Python-PEFT adapter (adapter_config.json + adapter_model.safetensors), checkpoints and a JSON-lines log to --output. Ctrl-C saves a checkpoint and the adapter before stopping.")
+        abstract: "Fine-tune an adapter on instruction data (Alpaca, ShareGPT or messages; .json or .jsonl).",
+        discussion: """
+        Methods (--method): lora, dora (LoRA with a trained magnitude), ia3 ((IA)³ scaling vectors), prompt (prompt \
+        tuning: a trained soft prompt), ptuning (P-tuning: virtual tokens from an MLP encoder) and prefix (prefix \
+        tuning / P-tuning v2: trained keys and values in every layer). Writes a Python-PEFT adapter \
+        (adapter_config.json + adapter_model.safetensors), checkpoints and a JSON-lines log to --output. Ctrl-C saves \
+        a checkpoint and the adapter before stopping.
+        """)
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Training data file.") var data: String
     @Option(help: "Output directory for the adapter, checkpoints and log.") var output: String
-    @Option(help: "Fine-tuning method (lora).") var method: String = "lora"
-    @Option(help: "LoRA rank.") var loraR: Int = 8
-    @Option(help: "LoRA alpha (scaling = alpha / r).") var loraAlpha: Double = 16
-    @Option(help: "Dropout on the LoRA input.") var loraDropout: Double = 0.05
-    @Option(help: "Projections to adapt: a comma list (q_proj,v_proj,...) or all-linear.") var targetModules: String = "q_proj,v_proj"
-    @Flag(help: "rsLoRA scaling: alpha / sqrt(r).") var useRslora = false
+    @OptionGroup var methodOptions: MethodOptions
     @Option(help: "Passes over the data.") var epochs: Double = 3
     @Option(help: "Stop after this many optimiser steps (overrides --epochs).") var maxSteps: Int?
     @Option(help: "Examples per micro-batch.") var batchSize: Int = 4
     @Option(help: "Micro-batches accumulated per optimiser step.") var gradAccum: Int = 1
-    @Option(help: "Peak learning rate.") var lr: Double = 2e-4
+    @Option(help: "Peak learning rate (default by method: lora/dora 2e-4, ia3 3e-3, prompt 3e-2, ptuning 1e-3, prefix 1e-2).") var lr: Double?
     @Option(help: "linear, cosine, constant (no warmup, as in transformers) or constant_with_warmup.") var lrScheduler: String = "linear"
     @Option(help: "Share of steps spent warming up from 0.") var warmupRatio: Double = 0
     @Option(help: "AdamW weight decay.") var weightDecay: Double = 0
@@ -43,9 +44,6 @@ struct Train: ParsableCommand {
     @Flag(help: "Drop invalid records (with a count) instead of stopping at the first.") var skipInvalid = false
 
     func run() throws {
-        guard method == "lora" else {
-            throw ValidationError("--method \(method) is not available; this release trains lora")
-        }
         guard let schedule = LRSchedule.Kind(rawValue: lrScheduler) else {
             throw ValidationError("--lr-scheduler must be one of: \(LRSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -54,7 +52,7 @@ struct Train: ParsableCommand {
         options.maxSteps = maxSteps
         options.batchSize = batchSize
         options.gradientAccumulation = gradAccum
-        options.learningRate = lr
+        options.learningRate = lr ?? methodOptions.defaultLearningRate
         options.scheduler = schedule
         options.warmupRatio = warmupRatio
         options.weightDecay = weightDecay
@@ -65,14 +63,15 @@ struct Train: ParsableCommand {
         options.gradientCheckpointing = gradientCheckpointing
         options.seed = seed
         try options.validate()
-        let lora = LoRAConfig(r: loraR, alpha: loraAlpha, dropout: loraDropout,
-                              targetModules: LoRAConfig.targets(fromList: targetModules), useRSLoRA: useRslora)
-        try lora.validate()
+        if let r = methodOptions.loraR, r < 1 || r > LoRAConfig.maxRank { throw ValidationError("--lora-r must be within 1...\(LoRAConfig.maxRank)") }
+        if let a = methodOptions.loraAlpha, !(a.isFinite && abs(a) <= 1e9) { throw ValidationError("--lora-alpha must be a finite number") }
+        if let d = methodOptions.loraDropout, !(0..<1).contains(d) { throw ValidationError("--lora-dropout must be in [0, 1)") }
         let job = TrainingJob(modelURL: modelOptions.url, dataURL: URL(fileURLWithPath: data),
                               evalURL: evalData.map { URL(fileURLWithPath: $0) }, output: URL(fileURLWithPath: output),
-                              logURL: log.map { URL(fileURLWithPath: $0) }, lora: lora, options: options,
+                              logURL: log.map { URL(fileURLWithPath: $0) }, method: methodOptions, options: options,
                               templateOptions: templateOptions, dtype: dtype ?? .fastestForTraining, skipInvalid: skipInvalid)
-        try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
+        let summary = try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
+        if summary.interrupted { throw ExitCode(130) }
     }
 }
 
@@ -83,7 +82,7 @@ struct TrainingJob {
     var evalURL: URL?
     var output: URL
     var logURL: URL?
-    var lora: LoRAConfig
+    var method: MethodOptions
     var options: TrainingOptions
     var templateOptions: TemplateOptions
     var dtype: ComputeDType
@@ -103,10 +102,8 @@ struct TrainingJob {
         guard !built.examples.isEmpty else {
             throw ValidationError("\(dataURL.path): no example keeps an answer token within --max-length \(options.maxLength)")
         }
-        var config = lora
-        config.baseModelNameOrPath = modelURL.path
-        let adapter = try LoRAAdapter(config: config, model: loaded.model.config)
-        adapter.initialize(seed: options.seed)
+        let adapter = try method.makeAdapter(model: loaded.model, tokenizer: loaded.tokenizer, seed: options.seed,
+                                             baseModel: modelURL.path)
         let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
                                   eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
                                   logURL: logURL)
@@ -116,8 +113,7 @@ struct TrainingJob {
             if built.dropped > 0 { notes.append("\(built.dropped) dropped (no answer token within --max-length)") }
             let tokens = built.examples.reduce(0) { $0 + $1.ids.count }
             Terminal.note(notes.joined(separator: ", ") + "; \(built.examples.count) examples, \(tokens) tokens, \(formatter.template.rawValue) format")
-            let alpha = Int(exactly: config.alpha).map(String.init) ?? String(config.alpha)
-            Terminal.note("LoRA r=\(config.r) alpha=\(alpha)\(config.useRSLoRA ? " (rsLoRA)" : "") on \(adapter.orderedSites.count) projections: \(adapter.parameterCount.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(adapter.parameterCount) / Double(loaded.model.config.parameterCount)))% of \(loaded.model.config.parameterCount.formatted()))")
+            Terminal.note("\(adapter.summary): \(adapter.parameterCount.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(adapter.parameterCount) / Double(loaded.model.config.parameterCount)))% of \(loaded.model.config.parameterCount.formatted()))")
             let perStep = options.gradientAccumulation > 1 ? "\(options.batchSize) x \(options.gradientAccumulation) accumulated" : "\(options.batchSize)"
             Terminal.note("\(trainer.totalSteps) steps of \(perStep) examples, \(dtype.rawValue), \(Gemm.backendDescription) GEMM, activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")
         }

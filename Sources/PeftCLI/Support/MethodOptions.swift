@@ -1,0 +1,119 @@
+import Adapters
+import ArgumentParser
+import Foundation
+import Tokenizer
+import Transformer
+
+/// `--method` and the flags of each method (`train`, and the methods `demo` trains). A flag given to a method it
+/// does not belong to is an error rather than silently ignored.
+struct MethodOptions: ParsableArguments {
+    @Option(help: "Fine-tuning method: lora, dora, ia3, prompt (prompt tuning), ptuning (P-tuning) or prefix (prefix tuning / P-tuning v2).")
+    var method: String = "lora"
+    @Option(help: "lora, dora: rank (default 8).") var loraR: Int?
+    @Option(help: "lora, dora: alpha; scaling = alpha / r (default 16).") var loraAlpha: Double?
+    @Option(help: "lora, dora: dropout on the adapter input (default 0.05).") var loraDropout: Double?
+    @Flag(help: "lora, dora: rsLoRA scaling alpha / sqrt(r).") var useRslora = false
+    @Option(help: "lora, dora, ia3: projections to adapt, a comma list (q_proj,v_proj,...) or all-linear (default q_proj,v_proj; ia3: k_proj,v_proj,down_proj).")
+    var targetModules: String?
+    @Option(help: "ia3: target modules whose input is scaled instead of their output (default down_proj).") var feedforwardModules: String?
+    @Option(help: "prompt, ptuning, prefix: virtual tokens (default 20).") var numVirtualTokens: Int?
+    @Option(help: "prompt: random (normal) or text (the embeddings of --prompt-init-text).") var promptInit: String?
+    @Option(help: "prompt: the text whose token embeddings start the soft prompt (with --prompt-init text).") var promptInitText: String?
+    @Option(help: "ptuning: the prompt encoder, mlp (the default) or lstm.") var encoderType: String?
+    @Option(help: "ptuning, prefix: hidden size of the encoder (default: the model's hidden size; for prefix, its key/value width).")
+    var encoderHiddenSize: Int?
+    @Flag(help: "prefix: reparameterise the prefix through a two-layer MLP (tanh).") var prefixProjection = false
+
+    /// The methods `--method` accepts.
+    static var methodList: String { AdapterMethod.allCases.map(\.rawValue).joined(separator: ", ") }
+
+    var resolvedMethod: AdapterMethod {
+        get throws {
+            guard let m = AdapterMethod(rawValue: method) else {
+                throw ValidationError("unknown --method '\(method)'; choose one of: \(Self.methodList)")
+            }
+            return m
+        }
+    }
+
+    /// The flags given, with the methods each belongs to.
+    private var givenFlags: [(flag: String, methods: [AdapterMethod])] {
+        var list: [(String, [AdapterMethod])] = []
+        if loraR != nil { list.append(("--lora-r", [.lora, .dora])) }
+        if loraAlpha != nil { list.append(("--lora-alpha", [.lora, .dora])) }
+        if loraDropout != nil { list.append(("--lora-dropout", [.lora, .dora])) }
+        if useRslora { list.append(("--use-rslora", [.lora, .dora])) }
+        if targetModules != nil { list.append(("--target-modules", [.lora, .dora, .ia3])) }
+        if feedforwardModules != nil { list.append(("--feedforward-modules", [.ia3])) }
+        if numVirtualTokens != nil { list.append(("--num-virtual-tokens", [.prompt, .ptuning, .prefix])) }
+        if promptInit != nil { list.append(("--prompt-init", [.prompt])) }
+        if promptInitText != nil { list.append(("--prompt-init-text", [.prompt])) }
+        if encoderType != nil { list.append(("--encoder-type", [.ptuning])) }
+        if encoderHiddenSize != nil { list.append(("--encoder-hidden-size", [.ptuning, .prefix])) }
+        if prefixProjection { list.append(("--prefix-projection", [.prefix])) }
+        return list
+    }
+
+    func validate() throws {
+        let m = try resolvedMethod
+        for (flag, methods) in givenFlags where !methods.contains(m) {
+            throw ValidationError("\(flag) belongs to --method \(methods.map(\.rawValue).joined(separator: "/")), not \(m.rawValue)")
+        }
+        if let n = numVirtualTokens, n < 1 || n > PromptLearningConfig.maxVirtualTokens {
+            throw ValidationError("--num-virtual-tokens must be within 1...\(PromptLearningConfig.maxVirtualTokens)")
+        }
+        if let p = promptInit, !["random", "text"].contains(p) { throw ValidationError("--prompt-init must be random or text") }
+        if promptInit == "text", (promptInitText ?? "").isEmpty { throw ValidationError("--prompt-init text needs --prompt-init-text") }
+        if promptInitText != nil, promptInit != "text" { throw ValidationError("--prompt-init-text needs --prompt-init text") }
+        if let e = encoderType, !["mlp", "lstm"].contains(e) { throw ValidationError("--encoder-type must be mlp or lstm") }
+        if let h = encoderHiddenSize, h < 1 || h > 65_536 { throw ValidationError("--encoder-hidden-size must be within 1...65536") }
+    }
+
+    /// The learning rate a method trains well with when --lr is not given (PEFT's examples and the papers' values).
+    var defaultLearningRate: Double {
+        switch (try? resolvedMethod) ?? .lora {
+        case .lora, .dora: 2e-4
+        case .ia3: 3e-3
+        case .prompt: 3e-2
+        case .ptuning: 1e-3
+        case .prefix: 1e-2
+        }
+    }
+
+    /// A freshly initialised adapter of the chosen method for `model` (PEFT's initialisation for each method).
+    func makeAdapter(model: TransformerModel, tokenizer: Tokenizer, seed: UInt64, baseModel: String) throws -> TrainableAdapter {
+        let method = try resolvedMethod
+        let c = model.config
+        switch method {
+        case .lora, .dora:
+            let lora = LoRAConfig(r: loraR ?? 8, alpha: loraAlpha ?? 16, dropout: loraDropout ?? 0.05,
+                                  targetModules: LoRAConfig.targets(fromList: targetModules ?? "q_proj,v_proj"),
+                                  useRSLoRA: useRslora, useDoRA: method == .dora)
+            let adapter = try LoRAAdapter(config: lora, model: c)
+            adapter.initialize(seed: seed, weights: model.weights)
+            return adapter
+        case .ia3:
+            let ff = (feedforwardModules ?? "down_proj").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let config = IA3Config(targetModules: LoRAConfig.targets(fromList: targetModules ?? "k_proj,v_proj,down_proj"),
+                                   feedforwardModules: ff.filter { !$0.isEmpty })
+            try IA3Adapter.validate(config)
+            return try IA3Adapter(config: config, model: c)
+        case .prompt, .ptuning, .prefix:
+            var config = PromptLearningConfig(method: method, virtualTokens: numVirtualTokens ?? 20)
+            config.encoderHiddenSize = encoderHiddenSize
+            config.prefixProjection = prefixProjection
+            if encoderType == "lstm" { config.encoderType = .lstm }
+            var textIDs: [Int32]? = nil
+            if promptInit == "text", let text = promptInitText {
+                config.promptInit = .text
+                config.initText = text
+                config.tokenizerName = baseModel
+                textIDs = tokenizer.encode(text)
+                guard !(textIDs ?? []).isEmpty else { throw ValidationError("--prompt-init-text encodes to no tokens") }
+            }
+            let adapter = try PromptLearningAdapter(config: config, model: c)
+            adapter.initialize(seed: seed, textIDs: textIDs, embedding: model.weights.embedding)
+            return adapter
+        }
+    }
+}

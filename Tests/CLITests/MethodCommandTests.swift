@@ -1,0 +1,120 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Every method through the executable: train, eval, generate, info --adapter, merge (or its refusal), resume,
+/// Ctrl-C, and the flag and adapter errors.
+final class MethodCommandTests: XCTestCase {
+    var tmp: TemporaryDirectory!
+    let model = modelFixture("tiny-qwen2").path
+
+    override func setUpWithError() throws {
+        tmp = try TemporaryDirectory("cli-methods")
+        let records = [("你好", "你好！"), ("2+2?", "4"), ("hello", "hi there"), ("再见", "再见！")]
+        let lines = records.map { "{\"instruction\": \"\($0.0)\", \"input\": \"\", \"output\": \"\($0.1)\"}" }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("train.jsonl"))
+    }
+
+    override func tearDown() { tmp.cleanup() }
+
+    /// Method flags small enough for the fixture's 64-token context.
+    static let flags: [String: [String]] = [
+        "dora": ["--lora-r", "4", "--target-modules", "q_proj,v_proj,down_proj"],
+        "ia3": [],
+        "prompt": ["--num-virtual-tokens", "4"],
+        "ptuning": ["--num-virtual-tokens", "4", "--encoder-hidden-size", "16"],
+        "prefix": ["--num-virtual-tokens", "4", "--prefix-projection"],
+    ]
+
+    func train(_ method: String, _ extra: [String] = [], output: String) throws -> CommandResult {
+        try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", output,
+                             "--method", method, "--max-steps", "3", "--batch-size", "2", "--dtype", "float32"]
+                            + (Self.flags[method] ?? []) + extra)
+    }
+
+    func json(_ r: CommandResult) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+    }
+
+    func testEveryMethodTrainsAndEveryCommandTakesItsAdapter() throws {
+        for method in Self.flags.keys.sorted() {
+            let out = tmp.path(method)
+            let r = try train(method, ["--save-every", "2"], output: out)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("trainable parameters"), r.stderr)
+            let info = try PeftCommand.run(["info", "--model", model, "--adapter", out, "--json"])
+            XCTAssertEqual(info.status, 0, info.stderr)
+            XCTAssertEqual(try json(info)["method"] as? String, method)
+            XCTAssertGreaterThan(try json(info)["trainable_parameters"] as? Int ?? 0, 0)
+            let eval = try PeftCommand.run(["eval", "--model", model, "--adapter", out, "--data", tmp.path("train.jsonl"), "--json"])
+            XCTAssertEqual(eval.status, 0, eval.stderr)
+            XCTAssertEqual(try json(eval)["examples"] as? Int, 4)
+            let gen = ["generate", "--prompt", "hi", "--max-new-tokens", "5", "--temperature", "0", "--dtype", "float32", "--json"]
+            let withAdapter = try PeftCommand.run(gen + ["--model", model, "--adapter", out])
+            XCTAssertEqual(withAdapter.status, 0, withAdapter.stderr)
+            let evalGen = try PeftCommand.run(["eval", "--model", model, "--adapter", out, "--data", tmp.path("train.jsonl"),
+                                               "--generate", "--output-dir", tmp.path("\(method)-gen"), "--max-new-tokens", "3", "--json"])
+            XCTAssertEqual(evalGen.status, 0, evalGen.stderr)
+            let merged = tmp.path("\(method)-merged")
+            let merge = try PeftCommand.run(["merge", "--model", model, "--adapter", out, "--output", merged])
+            if ["dora", "ia3"].contains(method) {
+                XCTAssertEqual(merge.status, 0, merge.stderr)
+                // The merged model greedy-generates what the adapter does.
+                let fromMerged = try PeftCommand.run(gen + ["--model", merged])
+                XCTAssertEqual(try json(fromMerged)["token_ids"] as? [Int], try json(withAdapter)["token_ids"] as? [Int], method)
+            } else {
+                XCTAssertNotEqual(merge.status, 0)
+                XCTAssertTrue(merge.stderr.contains("has no weights to fold"), merge.stderr)
+                XCTAssertFalse(FileManager.default.fileExists(atPath: merged), "nothing written")
+            }
+            let resumed = try train(method, ["--resume", tmp.path("\(method)/checkpoint-2")], output: tmp.path("\(method)-resumed"))
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        }
+    }
+
+    func testInterruptedPromptTrainingSavesACheckpoint() throws {
+        let out = tmp.path("int")
+        let r = try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", out,
+                                     "--method", "ptuning", "--num-virtual-tokens", "4", "--max-steps", "100000", "--batch-size", "1"],
+                                    interruptWhen: { $0.contains("train ") })
+        XCTAssertEqual(r.status, 130, r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.path("int/adapter_model.safetensors")))
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("checkpoint-") }
+        XCTAssertEqual(checkpoints.count, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(checkpoints[0])/trainable_state.safetensors"))
+    }
+
+    func expectFailure(_ r: CommandResult, _ fragments: [String], line: UInt = #line) {
+        XCTAssertNotEqual(r.status, 0, line: line)
+        for f in fragments { XCTAssertTrue(r.stderr.contains(f), "stderr lacks '\(f)': \(r.stderr)", line: line) }
+        XCTAssertFalse(r.stderr.contains("Fatal error") || r.signaled, line: line)
+    }
+
+    func testBadMethodInputsAreClearErrorsAndWriteNothing() throws {
+        let out = tmp.path("never")
+        expectFailure(try train("prompt", ["--lora-r", "4"], output: out), ["--lora-r belongs to --method lora/dora, not prompt"])
+        expectFailure(try train("lora", ["--num-virtual-tokens", "4"], output: out), ["--num-virtual-tokens belongs to --method prompt/ptuning/prefix"])
+        expectFailure(try train("ia3", ["--prefix-projection"], output: out), ["--prefix-projection belongs to --method prefix"])
+        expectFailure(try train("dora", ["--feedforward-modules", "down_proj"], output: out), ["--feedforward-modules belongs to --method ia3"])
+        expectFailure(try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", out,
+                                           "--method", "prompt", "--num-virtual-tokens", "0"]), ["--num-virtual-tokens must be within"])
+        expectFailure(try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", out,
+                                           "--method", "prefix", "--num-virtual-tokens", "256"]), ["leave no room in the model's context of 256"])
+        expectFailure(try train("ia3", ["--feedforward-modules", "up_proj"], output: out), ["'up_proj' is not one of the target modules"])
+        expectFailure(try train("prompt", ["--prompt-init", "text"], output: out), ["--prompt-init text needs --prompt-init-text"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        // Adapters of an unknown type, or made for another model.
+        let loha = tmp.url.appendingPathComponent("loha")
+        try FileManager.default.createDirectory(at: loha, withIntermediateDirectories: true)
+        try Data(#"{"peft_type": "LOHA", "r": 8}"#.utf8).write(to: loha.appendingPathComponent("adapter_config.json"))
+        try Data().write(to: loha.appendingPathComponent("adapter_model.safetensors"))
+        let gen = ["generate", "--prompt", "hi", "--max-new-tokens", "2"]
+        expectFailure(try PeftCommand.run(gen + ["--model", model, "--adapter", loha.path]), ["peft_type LOHA is not supported"])
+        let prefix = fixtureURL("methods/tiny-qwen2-prefix/adapter").path
+        expectFailure(try PeftCommand.run(gen + ["--model", modelFixture("tiny-qwen3").path, "--adapter", prefix]),
+                      ["does not fit this model", "token_dim is 32, this model needs 64"])
+        expectFailure(try PeftCommand.run(["merge", "--model", model, "--adapter", prefix, "--output", out]),
+                      ["has no weights to fold"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+}
