@@ -2,7 +2,9 @@
 """Benchmarks our `peft` against transformers (+ PEFT) on the same checkpoint and data, in one run, and prints
 tokens/s, peak memory (max RSS of each process) and the ratios.
 
-    python3 scripts/bench.py [generate|train|all] [--model DIR] [--steps N] [--new-tokens N]
+    python3 scripts/bench.py [generate|train|methods|all] [--model DIR] [--steps N] [--new-tokens N]
+
+`methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings.
 
 Default checkpoint: Qwen2.5-0.5B shapes with random bf16 weights (scripts/make_bench_model.py; the cost of a
 forward does not depend on the weights), Qwen tokenizer from ../shared/qwen-tokenizer. Needs a release build
@@ -89,9 +91,47 @@ def bench_train(model, data, steps, batch, maxlen):
     print(f" (ratios against the peer's fastest: {fastest[0]:.1f} tokens/s at {gb(fastest[1])})")
 
 
+# Our flags for each method; scripts/bench/peer.py's method_config gives PEFT the same settings.
+METHOD_FLAGS = {
+    "lora": ["--lora-r", "8", "--target-modules", "q_proj,v_proj"],
+    "dora": ["--lora-r", "8", "--target-modules", "q_proj,v_proj"],
+    "ia3": [],
+    "prompt": ["--num-virtual-tokens", "20"],
+    "ptuning": ["--num-virtual-tokens", "20"],
+    "prefix": ["--num-virtual-tokens", "20"],
+}
+
+
+def ours_train(model, data, steps, batch, maxlen, flags):
+    """Runs `peft train`; returns (tokens/s excluding the first step, peak RSS)."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        _, rss = measured([PEFT, "train", "--model", model, "--data", data, "--output", out_dir, "--max-steps",
+                           str(steps + 1), "--batch-size", str(batch), "--max-length", str(maxlen)] + flags)
+        log = [json.loads(l) for l in open(os.path.join(out_dir, "train_log.jsonl")) if '"train"' in l]
+        rate = (log[-1]["tokens"] - log[0]["tokens"]) / (log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"])
+    return rate, rss
+
+
+def bench_methods(model, data, steps, batch, maxlen, methods):
+    print(f"\nEvery method, batch {batch}, max length {maxlen}, {steps} timed steps: PEFT float32 (its fastest) "
+          f"against ours (bfloat16 products where oneDNN has them, the training default; and float32)")
+    print(f"  {'method':<10} {'PEFT fp32':>22} {'ours bf16':>22} {'ours fp32':>22}   speed / memory vs PEFT")
+    for method in methods:
+        out, peer_rss = measured([sys.executable, PEER, "train", model, data, str(steps), str(batch), str(maxlen),
+                                  "float32", "0", method])
+        peer_rate = json.loads(out)["tokens_per_second"]
+        bf = ours_train(model, data, steps, batch, maxlen, ["--method", method, "--dtype", "bfloat16"] + METHOD_FLAGS[method])
+        fp = ours_train(model, data, steps, batch, maxlen, ["--method", method, "--dtype", "float32"] + METHOD_FLAGS[method])
+        cell = lambda r, m: f"{r:6.1f} tok/s {gb(m):>9}"
+        print(f"  {method:<10} {cell(peer_rate, peer_rss):>22} {cell(*bf):>22} {cell(*fp):>22}   "
+              f"bf16 {bf[0] / peer_rate:.2f}x / {bf[1] / peer_rss:.2f}x, fp32 {fp[0] / peer_rate:.2f}x / {fp[1] / peer_rss:.2f}x",
+              flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "all"])
+    ap.add_argument("--methods", default=",".join(METHOD_FLAGS), help="comma list for `methods`")
     ap.add_argument("--model", default=os.path.join(ROOT, "bench-out", "qwen2.5-0.5b-random"))
     ap.add_argument("--data", default=os.path.join(ROOT, "Data", "demo", "train.jsonl"))
     ap.add_argument("--steps", type=int, default=4)
@@ -109,6 +149,8 @@ def main():
         bench_generate(args.model, args.new_tokens)
     if args.what in ("train", "all"):
         bench_train(args.model, args.data, args.steps, args.batch, args.max_length)
+    if args.what in ("methods", "all"):
+        bench_methods(args.model, args.data, args.steps, args.batch, args.max_length, args.methods.split(","))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ def configs():
                                  task_type="CAUSAL_LM"),
         "prompt": lambda: PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"),
         "ptuning": lambda: PromptEncoderConfig(num_virtual_tokens=4, encoder_hidden_size=16, task_type="CAUSAL_LM"),
+        "ptuning-lstm": lambda: PromptEncoderConfig(num_virtual_tokens=4, encoder_hidden_size=8,
+                                                    encoder_reparameterization_type="LSTM", task_type="CAUSAL_LM"),
         "prefix": lambda: PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"),
         "prefix-proj": lambda: PrefixTuningConfig(num_virtual_tokens=3, prefix_projection=True,
                                                   encoder_hidden_size=24, task_type="CAUSAL_LM"),

@@ -13,7 +13,7 @@ import XCTest
 /// initial adapter.
 final class MethodGoldenTests: XCTestCase {
     static let architectures = ["tiny-qwen2", "tiny-llama"]
-    static let cases = ["dora", "ia3", "prompt", "ptuning", "prefix", "prefix-proj"]
+    static let cases = ["dora", "ia3", "prompt", "ptuning", "ptuning-lstm", "prefix", "prefix-proj"]
 
     struct Golden: Decodable {
         let examples: [LoRAGoldenTests.Example]

@@ -2,7 +2,8 @@
 """The Python peer for scripts/bench.py: transformers (+ PEFT) on the same checkpoint and data.
 
     peer.py generate MODEL PROMPT NEW_TOKENS DTYPE
-    peer.py train MODEL DATA STEPS BATCH MAXLEN DTYPE CHECKPOINTING
+    peer.py train MODEL DATA STEPS BATCH MAXLEN DTYPE CHECKPOINTING [METHOD]
+METHOD: lora (default), dora, ia3, prompt, ptuning, prefix, with the settings bench.py gives ours.
 Prints one JSON object on stdout.
 """
 import json
@@ -53,15 +54,30 @@ def examples(tok, path, maxlen):
     return out
 
 
-def train(model_dir, data, steps, batch, maxlen, dtype, checkpointing):
-    from peft import LoraConfig, get_peft_model
+def method_config(method):
+    """The PEFT config of each benchmarked method (bench.py passes ours the same settings)."""
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig
+    if method in ("lora", "dora"):
+        return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
+                          use_dora=method == "dora", task_type="CAUSAL_LM")
+    if method == "ia3":
+        return IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],
+                         task_type="CAUSAL_LM")
+    if method == "prompt":
+        return PromptTuningConfig(num_virtual_tokens=20, task_type="CAUSAL_LM")
+    if method == "ptuning":
+        return PromptEncoderConfig(num_virtual_tokens=20, task_type="CAUSAL_LM")
+    return PrefixTuningConfig(num_virtual_tokens=20, task_type="CAUSAL_LM")
+
+
+def train(model_dir, data, steps, batch, maxlen, dtype, checkpointing, method="lora"):
+    from peft import get_peft_model
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype])
     if checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
-                                             task_type="CAUSAL_LM"))
+    model = get_peft_model(model, method_config(method))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
     exs = examples(tok, data, maxlen)
@@ -92,4 +108,4 @@ if __name__ == "__main__":
         generate(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     else:
         train(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7],
-              sys.argv[8] == "1")
+              sys.argv[8] == "1", sys.argv[9] if len(sys.argv) > 9 else "lora")

@@ -31,6 +31,8 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
     public let width: Int
     let embeddingWidth: Int
     let layers: [Layer]
+    /// P-tuning's LSTM in front of the dense layers (encoder type LSTM).
+    let lstm: PromptLSTM?
     let embeddingName: String
     /// Activations of the encoder: acts[0] is the embedding, acts[k + 1] the output of layer k; the last is the table.
     private var activations: [FloatBuffer]
@@ -44,9 +46,6 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
     /// - Parameter savedTable: build the inference form (no encoder) whose table is trained directly.
     public init(config: PromptLearningConfig, model: ModelConfig, savedTable: Bool = false) throws {
         try config.validate(model: model)
-        if config.method == .ptuning && config.encoderType == .lstm && !savedTable {
-            throw AdapterError.unsupported(path: "--encoder-type", reason: "the LSTM prompt encoder is not supported; use mlp (PEFT's recommended default)")
-        }
         self.config = config
         self.model = model
         fromSavedTable = savedTable
@@ -55,11 +54,19 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
         let hidden = config.encoderHiddenSize ?? config.tokenDim(model)
         var offset = 0
         var list: [Layer] = []
+        var lstm: PromptLSTM? = nil
         func dense(_ i: Int, _ o: Int, _ act: Layer.Activation, _ name: String) {
             list.append(Layer(inFeatures: i, outFeatures: o, weight: offset, bias: offset + o * i, activation: act, name: name))
             offset += o * i + o
         }
         switch (config.method, savedTable) {
+        case (.ptuning, false) where config.encoderType == .lstm:
+            // nn.LSTM(C, H, 2 layers, bidirectional) then Linear(2H, 2H), ReLU, Linear(2H, C).
+            embeddingWidth = width
+            offset = nv * embeddingWidth
+            lstm = PromptLSTM(inputSize: width, hidden: hidden, layers: 2, steps: nv, offset: &offset)
+            dense(2 * hidden, 2 * hidden, .relu, "prompt_encoder.mlp_head.0")
+            dense(2 * hidden, width, .none, "prompt_encoder.mlp_head.2")
         case (.ptuning, false):
             embeddingWidth = width
             offset = nv * embeddingWidth
@@ -76,6 +83,7 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
             offset = nv * embeddingWidth
         }
         layers = list
+        self.lstm = lstm
         embeddingName = "prompt_encoder.embedding.weight"
         parameters = FloatBuffer(count: offset)
         gradients = FloatBuffer(count: offset)
@@ -93,6 +101,10 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
             for j in 0..<nv { embedding.readRow(Int(textIDs[j % textIDs.count]), into: parameters.pointer + j * embeddingWidth) }
         } else {
             for i in 0..<(nv * embeddingWidth) { parameters[i] = rng.nextNormal() }
+        }
+        if let lstm {
+            let bound = 1 / Float(lstm.hidden).squareRoot()
+            for p in lstm.named("") { for i in 0..<p.count { parameters[p.offset + i] = (rng.nextUniform() * 2 - 1) * bound } }
         }
         for l in layers {
             let bound = 1 / Float(l.inFeatures).squareRoot()
@@ -127,6 +139,10 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
     public func parametersDidChange() {
         let nv = virtualTokens
         var input = UnsafePointer(parameters.pointer)
+        if let lstm {
+            lstm.forward(input, parameters: parameters.pointer)
+            input = UnsafePointer(lstm.output.pointer)
+        }
         for (k, l) in layers.enumerated() {
             let out = activations[k + 1].pointer
             Gemm.multiply(m: nv, n: l.outFeatures, k: l.inFeatures, a: input, lda: l.inFeatures,
@@ -156,7 +172,8 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[k]
             let post = activations[k + 1].pointer
-            let input: UnsafePointer<Float> = k == 0 ? UnsafePointer(parameters.pointer) : UnsafePointer(activations[k].pointer)
+            let input: UnsafePointer<Float> = k > 0 ? UnsafePointer(activations[k].pointer)
+                : lstm.map { UnsafePointer($0.output.pointer) } ?? UnsafePointer(parameters.pointer)
             // d(pre-activation)
             let dpre = FloatBuffer(count: nv * l.outFeatures)
             for i in 0..<(nv * l.outFeatures) {
@@ -177,6 +194,11 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
             temp.append(dinput)
             upstream = dinput.pointer
         }
+        if let lstm {
+            let dEmbedding = lstm.backward(upstream, parameters: parameters.pointer, gradients: gradients.pointer)
+            temp.append(dEmbedding)
+            upstream = dEmbedding.pointer
+        }
         Ops.add(upstream, into: gradients.pointer, count: nv * embeddingWidth)
         withExtendedLifetime(temp) {}
     }
@@ -185,6 +207,7 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
 
     public var namedParameters: [NamedParameter] {
         var list = [NamedParameter(name: embeddingName, shape: [virtualTokens, embeddingWidth], offset: 0)]
+        list += lstm?.named("prompt_encoder.lstm_head") ?? []
         for l in layers {
             list.append(NamedParameter(name: l.name + ".weight", shape: [l.outFeatures, l.inFeatures], offset: l.weight))
             list.append(NamedParameter(name: l.name + ".bias", shape: [l.outFeatures], offset: l.bias))
@@ -201,7 +224,8 @@ public final class PromptLearningAdapter: TrainableAdapter, @unchecked Sendable 
 
     public var summary: String {
         var s = "\(method.title) with \(virtualTokens) virtual tokens"
-        if !layers.isEmpty { s += " (\(config.method == .ptuning ? "MLP" : "projection") encoder, hidden \(layers[0].outFeatures))" }
+        if let lstm { s += " (LSTM encoder, hidden \(lstm.hidden))" }
+        else if !layers.isEmpty { s += " (\(config.method == .ptuning ? "MLP" : "projection") encoder, hidden \(layers[0].outFeatures))" }
         return s
     }
 

@@ -9,7 +9,7 @@ import Training
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The whole workflow on bundled Chinese patent-medicine Q&A: answer, fine-tune with LoRA, answer again, report.",
+        abstract: "The whole workflow on bundled Chinese patent-medicine Q&A: answer, fine-tune (LoRA or another --method), answer again, report.",
         discussion: """
         Without --model it uses a built-in tiny model (random weights, ~3.7M parameters) and finishes in a few
         minutes. With --model DIR (e.g. Qwen1.5-1.8B-Chat) the defaults keep it well within an hour on 2 cores:
@@ -22,15 +22,22 @@ struct Demo: ParsableCommand {
     @Option(help: "Test questions answered before and after (default: all 20; 10 with --model).") var questions: Int?
     @Option(help: "Optimiser steps (default: 30 epochs for the built-in model; 80 steps with --model).") var maxSteps: Int?
     @Option(help: "Peak learning rate (default: 3e-3 built-in, 2e-4 with --model).") var lr: Double?
-    @Option(help: "LoRA rank (default 32 built-in, 8 with --model).") var loraR: Int?
+    @Option(help: "Fine-tuning method: \(MethodOptions.methodList) (default lora; the others with their defaults).") var method: String = "lora"
+    @Option(help: "lora, dora: rank (default 32 built-in, 8 with --model).") var loraR: Int?
     @Option(help: "Examples per step.") var batchSize: Int = 4
     @Option(help: "Longest answer generated, in tokens.") var maxNewTokens: Int = 128
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
+
+    var methodTitle: String { AdapterMethod(rawValue: method)?.title ?? method }
 
     func validate() throws {
         if let q = questions, q < 1 { throw ValidationError("--questions must be at least 1") }
         if let s = maxSteps, s < 1 || s > TrainingOptions.stepLimit { throw ValidationError("--max-steps must be within 1...\(TrainingOptions.stepLimit)") }
         if let r = loraR, r < 1 || r > LoRAConfig.maxRank { throw ValidationError("--lora-r must be within 1...\(LoRAConfig.maxRank)") }
+        guard let m = AdapterMethod(rawValue: method) else {
+            throw ValidationError("unknown --method '\(method)'; choose one of: \(MethodOptions.methodList)")
+        }
+        if loraR != nil, m != .lora, m != .dora { throw ValidationError("--lora-r belongs to --method lora/dora, not \(method)") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
         if batchSize < 1 || batchSize > 1 << 16 { throw ValidationError("--batch-size must be within 1...65536") }
         if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
@@ -81,7 +88,7 @@ struct Demo: ParsableCommand {
             var notes = ["A demonstration data set written for this project: not medical advice."]
             if builtIn { notes.append("Built-in tiny model with random weights (\(DemoModel.parameterCount.formatted()) parameters): the numbers show that fine-tuning works, not what a real model can do.") }
             if interrupted { notes.append("Stopped early with Ctrl-C: this report is partial.") }
-            let data = ReportBuilder.build(title: "peft demo: patent-medicine Q&A before and after LoRA",
+            let data = ReportBuilder.build(title: "peft demo: patent-medicine Q&A before and after \(methodTitle)",
                                            subtitle: "\(modelURL.lastPathComponent) · \(ISO8601DateFormatter().string(from: Date()))",
                                            notes: notes, log: log, runs: runs, settings: settings)
             try ReportBuilder.write(data, html: out.appendingPathComponent("report.html"))
@@ -97,14 +104,18 @@ struct Demo: ParsableCommand {
         options.scheduler = .cosine
         if let maxSteps { options.maxSteps = maxSteps } else if builtIn { options.epochs = 30 } else { options.maxSteps = 80 }
         let r = loraR ?? (builtIn ? 32 : 8)
-        let lora = try MethodOptions.parse(["--method", "lora", "--lora-r", "\(r)", "--lora-alpha", "\(2 * r)",
-                                            "--lora-dropout", "0.05", "--target-modules", "all-linear"])
-        settings["LoRA"] = "r=\(r), alpha=\(2 * r), dropout 0.05, all linear projections"
+        let lowRank = method == "lora" || method == "dora"
+        let methodOptions = try MethodOptions.parse(lowRank
+            ? ["--method", method, "--lora-r", "\(r)", "--lora-alpha", "\(2 * r)", "--lora-dropout", "0.05",
+               "--target-modules", "all-linear"]
+            : ["--method", method])
+        if lr == nil, !(builtIn && lowRank) { options.learningRate = methodOptions.defaultLearningRate }
+        settings[methodTitle] = lowRank ? "r=\(r), alpha=\(2 * r), dropout 0.05, all linear projections" : "defaults of peft train --method \(method)"
         settings["optimiser"] = "AdamW, lr \(options.learningRate), cosine, warmup 5%, batch \(batchSize), \(options.maxSteps.map { "\($0) steps" } ?? "\(Int(options.epochs)) epochs")"
-        Terminal.note("\n[2/4] fine-tuning LoRA on the 80 training records")
+        Terminal.note("\n[2/4] fine-tuning \(methodTitle) on the 80 training records")
         let job = TrainingJob(modelURL: modelURL, dataURL: dataDir.appendingPathComponent("train.jsonl"),
                               evalURL: dataDir.appendingPathComponent("test.jsonl"),
-                              output: out.appendingPathComponent("adapter"), logURL: nil, method: lora, options: options,
+                              output: out.appendingPathComponent("adapter"), logURL: nil, method: methodOptions, options: options,
                               templateOptions: templateOptions, dtype: dtype, skipInvalid: false)
         let summary = try job.run(model: loaded)
         if summary.interrupted { try finish(interrupted: true); throw ExitCode(130) }
