@@ -10,9 +10,12 @@ import Foundation
 public final class AlignedBuffer<Element: Numeric & Sendable>: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Element>
     public let count: Int
+    /// Set for a view into another allocation (which it keeps alive); a view frees nothing.
+    private let owner: AnyObject?
 
     public init(count: Int) {
         self.count = count
+        owner = nil
         let bytes = max(count, 1) * MemoryLayout<Element>.stride
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
@@ -26,7 +29,15 @@ public final class AlignedBuffer<Element: Numeric & Sendable>: @unchecked Sendab
         }
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    /// A view of `count` elements at `pointer` inside memory that `owner` keeps alive (for example a slice of a
+    /// flat parameter buffer that a model tensor aliases).
+    public init(viewing pointer: UnsafeMutablePointer<Element>, count: Int, owner: AnyObject) {
+        self.pointer = pointer
+        self.count = count
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { UnsafeMutableRawPointer(pointer).deallocate() } }
 
     @inlinable
     public subscript(index: Int) -> Element {

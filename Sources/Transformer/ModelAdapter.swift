@@ -35,6 +35,10 @@ public protocol ModelAdapter: AnyObject {
     func projectBackward(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          rows: Int, dx: UnsafeMutablePointer<Float>?, accumulate: Bool, context: PassContext)
 
+    /// The gradient buffer of a base tensor that trains (full and freeze fine-tuning), nil for a frozen one. The
+    /// backward adds d(loss)/d(tensor) into it (shape of the tensor, f32).
+    func baseGradient(_ tensor: BaseTensor) -> UnsafeMutablePointer<Float>?
+
     /// The lowest layer whose backward produces a parameter gradient (backward stops below it); nil when nothing
     /// trains below the LM head. Input-embedding methods need the gradient of layer 0's input.
     var lowestTrainableLayer: Int? { get }
@@ -49,6 +53,7 @@ extension ModelAdapter {
         preconditionFailure("no prefix")
     }
     public func accumulatePrefixGradient(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {}
+    public func baseGradient(_ tensor: BaseTensor) -> UnsafeMutablePointer<Float>? { nil }
     public func attaches(to site: ProjectionSite) -> Bool { false }
     public func project(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
                         out: UnsafeMutablePointer<Float>, context: PassContext) {

@@ -30,6 +30,15 @@ public struct ModelConfig: Sendable, Equatable {
     public var outputBias: Bool
     /// Bias on gate/up/down (Llama `mlp_bias`).
     public var mlpBias: Bool
+
+    /// Whether projection `p` carries a bias in this architecture.
+    public func hasBias(_ p: Projection) -> Bool {
+        switch p {
+        case .q, .k, .v: qkvBias
+        case .o: outputBias
+        case .gate, .up, .down: mlpBias
+        }
+    }
     /// Per-head RMSNorm on queries and keys before RoPE (Qwen3).
     public var qkNorm: Bool
     /// Attention window of the layers that use sliding-window attention (Mistral: all; Qwen2/Qwen3 with

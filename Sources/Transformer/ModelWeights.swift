@@ -36,6 +36,18 @@ public struct DecoderLayerWeights: @unchecked Sendable {
         case .down: down
         }
     }
+
+    public mutating func setLinear(_ p: Projection, _ value: Linear) {
+        switch p {
+        case .q: q = value
+        case .k: k = value
+        case .v: v = value
+        case .o: o = value
+        case .gate: gate = value
+        case .up: up = value
+        case .down: down = value
+        }
+    }
 }
 
 /// All weights of a decoder-only model.
@@ -43,10 +55,10 @@ public final class ModelWeights: @unchecked Sendable {
     public let config: ModelConfig
     /// Storage dtype of the large matrices (embeddings and projections).
     public let dtype: DType
-    public let embedding: WeightMatrix          // [V, C]
-    public let layers: [DecoderLayerWeights]
-    public let finalNorm: FloatBuffer           // [C]
-    public let lmHead: WeightMatrix             // [V, C]; the embedding itself when tied
+    public private(set) var embedding: WeightMatrix          // [V, C]
+    public private(set) var layers: [DecoderLayerWeights]
+    public private(set) var finalNorm: FloatBuffer           // [C]
+    public private(set) var lmHead: WeightMatrix             // [V, C]; the embedding itself when tied
 
     public init(config: ModelConfig, dtype: DType, embedding: WeightMatrix, layers: [DecoderLayerWeights],
                 finalNorm: FloatBuffer, lmHead: WeightMatrix) {
@@ -70,6 +82,48 @@ public final class ModelWeights: @unchecked Sendable {
             total += (l.inputNorm.count + l.postAttentionNorm.count + (l.qNorm?.count ?? 0) + (l.kNorm?.count ?? 0)) * 4
         }
         return total
+    }
+}
+
+/// A base tensor's storage: a (possibly bf16) matrix or an f32 vector.
+public enum TensorStorage {
+    case matrix(WeightMatrix)
+    case vector(FloatBuffer)
+}
+
+extension ModelWeights {
+    /// The storage of `tensor`, nil when the model has no such tensor (a bias it lacks, the LM head when tied).
+    public func storage(_ tensor: BaseTensor) -> TensorStorage? {
+        switch tensor {
+        case .embedding: return .matrix(embedding)
+        case .lmHead: return config.tieWordEmbeddings ? nil : .matrix(lmHead)
+        case .finalNorm: return .vector(finalNorm)
+        case .inputNorm(let l): return .vector(layers[l].inputNorm)
+        case .postAttentionNorm(let l): return .vector(layers[l].postAttentionNorm)
+        case .qNorm(let l): return layers[l].qNorm.map { .vector($0) }
+        case .kNorm(let l): return layers[l].kNorm.map { .vector($0) }
+        case .weight(let s): return .matrix(layers[s.layer].linear(s.projection).weight)
+        case .bias(let s): return layers[s.layer].linear(s.projection).bias.map { .vector($0) }
+        }
+    }
+
+    /// Replaces a tensor's storage (full / freeze fine-tuning points trainable tensors into its parameter buffer).
+    /// Replacing the embedding of a tied model replaces the LM head with it.
+    public func replace(_ tensor: BaseTensor, with storage: TensorStorage) {
+        switch (tensor, storage) {
+        case (.embedding, .matrix(let m)):
+            embedding = m
+            if config.tieWordEmbeddings { lmHead = m }
+        case (.lmHead, .matrix(let m)): lmHead = m
+        case (.finalNorm, .vector(let v)): finalNorm = v
+        case (.inputNorm(let l), .vector(let v)): layers[l].inputNorm = v
+        case (.postAttentionNorm(let l), .vector(let v)): layers[l].postAttentionNorm = v
+        case (.qNorm(let l), .vector(let v)): layers[l].qNorm = v
+        case (.kNorm(let l), .vector(let v)): layers[l].kNorm = v
+        case (.weight(let s), .matrix(let m)): layers[s.layer].setLinear(s.projection, Linear(weight: m, bias: layers[s.layer].linear(s.projection).bias))
+        case (.bias(let s), .vector(let v)): layers[s.layer].setLinear(s.projection, Linear(weight: layers[s.layer].linear(s.projection).weight, bias: v))
+        default: preconditionFailure("storage kind does not fit \(tensor)")
+        }
     }
 }
 
