@@ -5,7 +5,7 @@ import Transformer
 
 /// The fine-tuning methods `peft` trains and loads, named as on the command line.
 public enum AdapterMethod: String, CaseIterable, Sendable, Codable {
-    case lora, dora, ia3, prompt, ptuning, prefix
+    case lora, dora, ia3, prompt, ptuning, prefix, full, freeze
 
     /// PEFT's `peft_type` (DoRA is LORA with `use_dora`).
     public var peftType: String {
@@ -15,8 +15,13 @@ public enum AdapterMethod: String, CaseIterable, Sendable, Codable {
         case .prompt: "PROMPT_TUNING"
         case .ptuning: "P_TUNING"
         case .prefix: "PREFIX_TUNING"
+        case .full: "FULL"
+        case .freeze: "FREEZE"
         }
     }
+
+    /// True for the methods whose result is a PEFT adapter folder (full and freeze write a whole model).
+    public var isPEFT: Bool { self != .full && self != .freeze }
 
     public var title: String {
         switch self {
@@ -26,6 +31,8 @@ public enum AdapterMethod: String, CaseIterable, Sendable, Codable {
         case .prompt: "prompt tuning"
         case .ptuning: "P-tuning"
         case .prefix: "prefix tuning (P-tuning v2)"
+        case .full: "full fine-tuning"
+        case .freeze: "freeze (partial) fine-tuning"
         }
     }
 
@@ -78,6 +85,8 @@ public protocol TrainableAdapter: ModelAdapter {
     func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool
     /// Names of the frozen tensors `merge` changes.
     var mergedTensorNames: [String] { get }
+    /// Writes the run's result into `url`: a PEFT adapter folder, or a whole model for full / freeze fine-tuning.
+    func writeOutput(to url: URL, baseModel: String?) throws
 }
 
 extension TrainableAdapter {
@@ -87,6 +96,7 @@ extension TrainableAdapter {
     public func parametersDidChange() {}
     public func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool { false }
     public var mergedTensorNames: [String] { [] }
+    public func writeOutput(to url: URL, baseModel: String?) throws { try AdapterFiles.save(self, to: url, baseModel: baseModel) }
 
     /// The settings that decide what the adapter computes: its config without the base model path and mode.
     public var comparableConfig: String {
@@ -118,8 +128,11 @@ extension TrainableAdapter {
 
     /// Writes every named parameter (the full training state, encoders included) to one safetensors file.
     public func writeTrainableState(to url: URL) throws {
-        var writer = SafetensorsWriter()
-        for p in namedParameters { writer.add(p.name, dtype: .float32, shape: p.shape, floats: parameters.pointer + p.offset) }
-        try writer.write(to: url)
+        // Streamed straight from the flat buffer: no copy of what may be a whole model's weights.
+        let params = namedParameters
+        let offsets = Dictionary(uniqueKeysWithValues: params.map { ($0.name, $0.offset) })
+        try SafetensorsStreamWriter.write(params.map { .init(name: $0.name, dtype: .float32, shape: $0.shape) }, to: url) { entry, out in
+            out.copyMemory(from: UnsafeRawBufferPointer(start: parameters.pointer + offsets[entry.name]!, count: entry.byteCount))
+        }
     }
 }

@@ -12,7 +12,20 @@ public enum Ops {
         }
     }
 
-    /// dx[n, c] (+)= d/dx of `rmsNormForward` given dout. Weight gradient not computed (norms are frozen).
+    /// dw[c] += sum_n dout[n, c] * x[n, c] * rstd[n]: the weight gradient of `rmsNormForward` (trainable norms).
+    /// Columns are split across threads, so the accumulation never races.
+    public static func rmsNormWeightGradient(_ dout: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                             rstd: UnsafePointer<Float>, rows n: Int, cols c: Int,
+                                             into dw: UnsafeMutablePointer<Float>) {
+        Parallel.forRanges(c, minChunk: 64) { cols in
+            for r in 0..<n {
+                let rs = rstd[r], dy = dout + r * c, xr = x + r * c
+                for i in cols { dw[i] += dy[i] * xr[i] * rs }
+            }
+        }
+    }
+
+    /// dx[n, c] (+)= d/dx of `rmsNormForward` given dout (the weight gradient is `rmsNormWeightGradient`).
     public static func rmsNormBackward(_ dout: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                        weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                        dx: UnsafeMutablePointer<Float>, rows n: Int, cols c: Int, accumulate: Bool) {

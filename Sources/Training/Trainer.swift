@@ -53,7 +53,9 @@ public final class Trainer {
     /// Polled after every optimiser step; returning true saves a checkpoint and ends the run.
     public var shouldStop: () -> Bool = { false }
 
-    private let optimizer: AdamW
+    private let optimizer: Optimizer
+    /// The base model as the run found it (full fine-tuning changes the weights the fingerprint reads).
+    private let fingerprint: ModelFingerprint
     private var history: [LogEntry] = []
 
     public init(model: TransformerModel, adapter: TrainableAdapter, options: TrainingOptions, train: [TrainingExample],
@@ -79,8 +81,15 @@ public final class Trainer {
         self.logURL = logURL ?? output.appendingPathComponent("train_log.jsonl")
         self.baseModelPath = baseModelPath
         self.plan = plan ?? StepPlan(exampleCount: train.count, options: options)
-        optimizer = AdamW(parameterCount: adapter.parameterCount, weightDecay: Float(options.weightDecay))
+        switch options.optimizer ?? .adamw {
+        case .adamw:
+            optimizer = AdamW(parameterCount: adapter.parameterCount, weightDecay: Float(options.weightDecay))
+        case .adafactor:
+            optimizer = Adafactor(shapes: adapter.namedParameters.map { ($0.offset, $0.shape) },
+                                  weightDecay: Float(options.weightDecay))
+        }
         model.adapter = adapter
+        fingerprint = ModelFingerprint(model: model)
     }
 
     public var totalSteps: Int { plan.steps.count }
@@ -169,7 +178,7 @@ public final class Trainer {
             }
             if stop { interrupted = true; break }
         }
-        try AdapterFiles.save(adapter, to: output, baseModel: baseModelPath)
+        try adapter.writeOutput(to: output, baseModel: baseModelPath)
         let elapsed = (clock.now - began).seconds
         return Summary(steps: step, finalLoss: lastLoss, lastEval: lastEval,
                        tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed,
@@ -221,15 +230,22 @@ public final class Trainer {
     private func saveCheckpoint(step: Int, epoch: Int) throws {
         let url = checkpointURL(step: step)
         let state = TrainerState(globalStep: step, epoch: epoch, options: options, exampleCount: train.count,
-                                 model: ModelFingerprint(model: model), logHistory: history)
+                                 model: fingerprint, logHistory: history)
         try AtomicFile.writeDirectory(url) { dir in
-            try AdapterFiles.save(adapter, to: dir, baseModel: baseModelPath)
+            if adapter.method.isPEFT {
+                try AdapterFiles.save(adapter, to: dir, baseModel: baseModelPath)
+            } else {
+                // A whole model per checkpoint would be wasteful: the trainable state below is the checkpoint.
+                try AdapterFiles.saveConfig(adapter, to: dir, baseModel: baseModelPath)
+            }
             try adapter.writeTrainableState(to: dir.appendingPathComponent(Self.trainableStateFileName))
-            var writer = SafetensorsWriter()
-            writer.add("exp_avg", dtype: .float32, shape: [adapter.parameterCount], floats: optimizer.m.pointer)
-            writer.add("exp_avg_sq", dtype: .float32, shape: [adapter.parameterCount], floats: optimizer.v.pointer)
-            try writer.write(to: dir.appendingPathComponent(Self.optimizerFileName),
-                             metadata: ["format": "pt", "step": "\(optimizer.step)"])
+            // Streamed from the state buffers (several GB for a full fine-tune).
+            let buffers = Dictionary(uniqueKeysWithValues: optimizer.state.map { ($0.name, $0.buffer) })
+            try SafetensorsStreamWriter.write(optimizer.state.map { .init(name: $0.name, dtype: .float32, shape: [$0.buffer.count]) },
+                                              to: dir.appendingPathComponent(Self.optimizerFileName),
+                                              metadata: ["format": "pt", "step": "\(optimizer.step)"]) { entry, out in
+                out.copyMemory(from: UnsafeRawBufferPointer(start: buffers[entry.name]!.pointer, count: entry.byteCount))
+            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(state).write(to: dir.appendingPathComponent(Self.stateFileName))
@@ -247,7 +263,7 @@ public final class Trainer {
         do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
             throw TrainingError.resume(path: url.path, reason: "\(Self.stateFileName) is malformed")
         }
-        let here = ModelFingerprint(model: model)
+        let here = fingerprint
         guard state.model == here else {
             throw TrainingError.resume(path: url.path, reason: "it was made for another model (\(state.model)); this model is \(here)")
         }
@@ -282,14 +298,12 @@ public final class Trainer {
         }
         try adapter.loadTrainableState(SafetensorsFile(path: stateURL2.path), path: stateURL2.path)
         let opt = try SafetensorsFile(path: url.appendingPathComponent(Self.optimizerFileName).path)
-        guard let m = opt.tensors["exp_avg"], let v = opt.tensors["exp_avg_sq"],
-              m.elementCount == adapter.parameterCount, v.elementCount == adapter.parameterCount else {
-            throw TrainingError.resume(path: url.path, reason: "\(Self.optimizerFileName) does not match the adapter")
-        }
-        let (mBuffer, vBuffer) = (try m.floatBuffer(), try v.floatBuffer())
-        withExtendedLifetime((mBuffer, vBuffer)) {
-            optimizer.m.copy(from: mBuffer.pointer, count: m.elementCount)
-            optimizer.v.copy(from: vBuffer.pointer, count: v.elementCount)
+        for (name, buffer) in optimizer.state {
+            guard let t = opt.tensors[name], t.elementCount == buffer.count else {
+                throw TrainingError.resume(path: url.path, reason: "\(Self.optimizerFileName) does not match this run's optimizer (\(options.optimizer ?? .adamw)) and adapter")
+            }
+            let values = try t.floatBuffer()
+            withExtendedLifetime(values) { buffer.copy(from: values.pointer, count: t.elementCount) }
         }
         optimizer.restore(step: Int(opt.metadata["step"] ?? "") ?? state.globalStep)
         history = state.logHistory

@@ -15,6 +15,8 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
     public var saveEvery: Int?
     public var gradientCheckpointing = false
     public var seed: UInt64 = 42
+    /// nil: AdamW (checkpoints of earlier releases have no such field).
+    public var optimizer: OptimizerKind?
 
     public init() {}
 

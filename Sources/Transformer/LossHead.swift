@@ -14,9 +14,10 @@ struct LossHead {
     var chunkRows: Int { max(1, min(512, (16 << 20) / max(1, vocab))) }
 
     /// Sum of -log p(label) over labelled rows, and their count. When `gradScale` is given, also writes
-    /// d(gradScale * loss)/d(normed) into `dNormed` [N, C] (zero on unlabelled rows).
+    /// d(gradScale * loss)/d(normed) into `dNormed` [N, C] (zero on unlabelled rows), and adds the LM head's weight
+    /// gradient into `dWeight` [V, C] when it trains.
     func run(normed: UnsafePointer<Float>, labels: [Int32], dNormed: UnsafeMutablePointer<Float>?,
-             gradScale: Float, scratch: LossScratch) -> (lossSum: Double, count: Int) {
+             gradScale: Float, scratch: LossScratch, dWeight: UnsafeMutablePointer<Float>? = nil) -> (lossSum: Double, count: Int) {
         let c = hidden, v = vocab
         let rows = labels.indices.filter { labels[$0] >= 0 }
         if let d = dNormed { d.update(repeating: 0, count: labels.count * c) }
@@ -45,6 +46,11 @@ struct LossHead {
                 }
             }
             total += lossPerRow[0..<m].reduce(0, +)
+            if dNormed != nil, let dW = dWeight {
+                // dW[V, C] += dlogits^T input
+                Gemm.multiply(m: v, n: c, k: m, a: logits.pointer, lda: v, transposeA: true, b: input.pointer, ldb: c,
+                              c: dW, ldc: c, accumulate: true)
+            }
             if let d = dNormed, let di = dInput {
                 lmHead.backwardInput(logits.pointer, rows: m, into: di.pointer)
                 for (j, r) in part.enumerated() { (d + r * c).update(from: di.pointer + j * c, count: c) }

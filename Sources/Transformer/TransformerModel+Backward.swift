@@ -20,6 +20,9 @@ extension TransformerModel {
                         context: context)
         projectBackward(.up, layer: l, x: b.xn.pointer, dy: du.pointer, rows: n, dx: dxn.pointer, accumulate: true,
                         context: context)
+        if let g = adapter?.baseGradient(.postAttentionNorm(l)) {
+            Ops.rmsNormWeightGradient(dxn.pointer, x: s.x2.pointer, rstd: s.rstd2.pointer, rows: n, cols: C, into: g)
+        }
         Ops.rmsNormBackward(dxn.pointer, x: s.x2.pointer, weight: w.postAttentionNorm.pointer, rstd: s.rstd2.pointer,
                             dx: dH.pointer, rows: n, cols: C, accumulate: true)
         // Attention block: x2 = x + o(attn(rope(q), rope(k), v)), q/k/v = proj(norm1(x)).
@@ -32,6 +35,14 @@ extension TransformerModel {
             rope.apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true)
         }
         if let qRaw = s.qRaw, let kRaw = s.kRaw, let qn = w.qNorm, let kn = w.kNorm {
+            if let g = adapter?.baseGradient(.qNorm(l)) {
+                Ops.rmsNormWeightGradient(dq.pointer, x: qRaw.pointer, rstd: s.qRstd!.pointer, rows: n * c.headCount,
+                                          cols: c.headDim, into: g)
+            }
+            if let g = adapter?.baseGradient(.kNorm(l)) {
+                Ops.rmsNormWeightGradient(dk.pointer, x: kRaw.pointer, rstd: s.kRstd!.pointer, rows: n * c.kvHeadCount,
+                                          cols: c.headDim, into: g)
+            }
             Ops.rmsNormBackward(dq.pointer, x: qRaw.pointer, weight: qn.pointer, rstd: s.qRstd!.pointer, dx: dq.pointer,
                                 rows: n * c.headCount, cols: c.headDim, accumulate: false)
             Ops.rmsNormBackward(dk.pointer, x: kRaw.pointer, weight: kn.pointer, rstd: s.kRstd!.pointer, dx: dk.pointer,
@@ -39,13 +50,17 @@ extension TransformerModel {
         }
         Ops.rmsNormForward(x, weight: w.inputNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n, cols: C,
                            eps: c.rmsNormEps)
-        let dxnOut: UnsafeMutablePointer<Float>? = needInputGradient ? dxn.pointer : nil
+        let inputNormGradient = adapter?.baseGradient(.inputNorm(l))
+        let dxnOut: UnsafeMutablePointer<Float>? = needInputGradient || inputNormGradient != nil ? dxn.pointer : nil
         projectBackward(.q, layer: l, x: b.xn.pointer, dy: dq.pointer, rows: n, dx: dxnOut, accumulate: false,
                         context: context)
         projectBackward(.k, layer: l, x: b.xn.pointer, dy: dk.pointer, rows: n, dx: dxnOut, accumulate: true,
                         context: context)
         projectBackward(.v, layer: l, x: b.xn.pointer, dy: dv.pointer, rows: n, dx: dxnOut, accumulate: true,
                         context: context)
+        if let g = inputNormGradient {
+            Ops.rmsNormWeightGradient(dxn.pointer, x: x, rstd: s.rstd1.pointer, rows: n, cols: C, into: g)
+        }
         if needInputGradient {
             Ops.rmsNormBackward(dxn.pointer, x: x, weight: w.inputNorm.pointer, rstd: s.rstd1.pointer, dx: dH.pointer,
                                 rows: n, cols: C, accumulate: true)
@@ -99,12 +114,17 @@ extension TransformerModel {
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
         guard let dH = b.dHidden, let dxn = b.dxn else { preconditionFailure("training buffers") }
         let result = head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: dxn.pointer, gradScale: gradScale,
-                              scratch: b.lossScratch)
+                              scratch: b.lossScratch, dWeight: adapter?.baseGradient(.lmHead))
         let n = batch.rowCount, L = config.layerCount
+        if let g = adapter?.baseGradient(.finalNorm) {
+            Ops.rmsNormWeightGradient(dxn.pointer, x: b.hidden[L].pointer, rstd: b.finalRstd.pointer, rows: n,
+                                      cols: config.hiddenSize, into: g)
+        }
         Ops.rmsNormBackward(dxn.pointer, x: b.hidden[L].pointer, weight: weights.finalNorm.pointer,
                             rstd: b.finalRstd.pointer, dx: dH.pointer, rows: n, cols: config.hiddenSize, accumulate: false)
         guard let lowest = adapter?.lowestTrainableLayer else { return result }
         let nv = adapter?.virtualTokenCount ?? 0
+        let embeddingGradient = adapter?.baseGradient(.embedding)
         for l in stride(from: L - 1, through: lowest, by: -1) {
             let saved: LayerSaved
             if b.policy == .checkpointing {
@@ -116,7 +136,13 @@ extension TransformerModel {
                 saved = b.saved[l]
             }
             layerBackward(l, batch: batch, x: b.hidden[l].pointer, saved: saved, buffers: b,
-                          needInputGradient: l > lowest || (l == 0 && nv > 0), context: context)
+                          needInputGradient: l > lowest || (l == 0 && (nv > 0 || embeddingGradient != nil)),
+                          context: context)
+        }
+        // Full fine-tuning: d(embedding row of each token) += d(layer 0 input) of its rows.
+        if let g = embeddingGradient, lowest == 0 {
+            let C = config.hiddenSize
+            for (r, t) in batch.tokens.enumerated() where t >= 0 { Ops.add(dH.pointer + r * C, into: g + Int(t) * C, count: C) }
         }
         // Hook point 1: the virtual rows' share of d(loss)/d(embeddings), one sequence at a time.
         if nv > 0, lowest == 0, let a = adapter {

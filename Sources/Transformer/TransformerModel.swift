@@ -60,6 +60,14 @@ public final class TransformerModel: @unchecked Sendable {
         } else if let dx {
             lin.backwardInput(dy, rows: rows, into: dx, accumulate: accumulate)
         }
+        // Full / freeze fine-tuning: dW[out, in] += dy^T x ; db[out] += sum_rows dy.
+        if let gw = adapter?.baseGradient(.weight(site)) {
+            Gemm.multiply(m: lin.outFeatures, n: lin.inFeatures, k: rows, a: dy, lda: lin.outFeatures, transposeA: true,
+                          b: x, ldb: lin.inFeatures, c: gw, ldc: lin.inFeatures, accumulate: true)
+        }
+        if let gb = adapter?.baseGradient(.bias(site)) {
+            for r in 0..<rows { Ops.add(dy + r * lin.outFeatures, into: gb, count: lin.outFeatures) }
+        }
     }
 
     // MARK: - Hook point 1: input embeddings

@@ -118,3 +118,52 @@ final class MethodCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 }
+
+extension MethodCommandTests {
+    func testFullAndFreezeWriteAModelThatEveryCommandLoads() throws {
+        for (method, extra) in [("full", ["--optim", "adafactor"]), ("freeze", ["--freeze-trainable-layers", "1", "--freeze-extra-modules", "norm"])] {
+            let out = tmp.path(method)
+            let r = try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", out,
+                                         "--method", method, "--max-steps", "3", "--batch-size", "2", "--save-every", "2",
+                                         "--lr", "1e-3"] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("model in"), r.stderr)
+            for file in ["config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "checkpoint-2/trainable_state.safetensors"] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), "\(method) \(file)")
+            }
+            let gen = try PeftCommand.run(["generate", "--model", out, "--prompt", "hi", "--max-new-tokens", "3", "--json"])
+            XCTAssertEqual(gen.status, 0, gen.stderr)
+            let eval = try PeftCommand.run(["eval", "--model", out, "--data", tmp.path("train.jsonl"), "--json"])
+            XCTAssertEqual(eval.status, 0, eval.stderr)
+            // Resume, and a second run into the same folder (it holds our own model): both allowed.
+            let resumed = try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", out,
+                                               "--method", method, "--max-steps", "3", "--batch-size", "2", "--lr", "1e-3",
+                                               "--resume", "\(out)/checkpoint-2"] + extra)
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            // A checkpoint of a full run is not an adapter.
+            expectFailure(try PeftCommand.run(["generate", "--model", model, "--adapter", "\(out)/checkpoint-2", "--prompt", "hi"]),
+                          ["checkpoint, not an adapter"])
+        }
+    }
+
+    func testBadFullAndFreezeInputsOverwriteNothing() throws {
+        func train(_ args: [String], output: String) throws -> CommandResult {
+            try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", output,
+                                 "--max-steps", "1"] + args)
+        }
+        let out = tmp.path("none")
+        expectFailure(try train(["--method", "lora", "--freeze-trainable-layers", "1"], output: out),
+                      ["--freeze-trainable-layers belongs to --method freeze, not lora"])
+        expectFailure(try train(["--method", "freeze", "--freeze-trainable-layers", "3"], output: out),
+                      ["outside the model's 2 layers"])
+        expectFailure(try train(["--method", "freeze", "--freeze-trainable-modules", "attention"], output: out),
+                      ["unknown module 'attention'"])
+        expectFailure(try train(["--method", "full", "--optim", "sgd"], output: out), ["--optim must be one of: adamw, adafactor"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        // An output folder that holds another model is never overwritten.
+        let other = try tmp.copyModel("tiny-qwen3", as: "other-model")
+        let before = try Data(contentsOf: other.appendingPathComponent("model.safetensors"))
+        expectFailure(try train(["--method", "full"], output: other.path), ["already holds another model"])
+        XCTAssertEqual(try Data(contentsOf: other.appendingPathComponent("model.safetensors")), before)
+    }
+}

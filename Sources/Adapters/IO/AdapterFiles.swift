@@ -38,6 +38,14 @@ public enum AdapterFiles {
         }
     }
 
+    /// Writes only adapter_config.json (the settings of a full / freeze run, in checkpoints).
+    public static func saveConfig(_ adapter: TrainableAdapter, to url: URL, baseModel: String?) throws {
+        let object = adapter.peftConfig(baseModel: baseModel)
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        try AtomicFile.write(data, to: url.appendingPathComponent(configFileName))
+    }
+
     /// Reads adapter_config.json of a folder as a JSON object.
     public static func readConfig(_ url: URL) throws -> [String: Any] {
         guard FileManager.default.fileExists(atPath: url.path) else {
@@ -67,6 +75,8 @@ public enum AdapterFiles {
         case "PROMPT_TUNING": return .prompt
         case "P_TUNING": return .ptuning
         case "PREFIX_TUNING": return .prefix
+        case "FULL": return .full
+        case "FREEZE": return .freeze
         default:
             throw AdapterError.unsupported(path: path, reason: "peft_type \(type) is not supported; this engine loads \(supportedTypes.joined(separator: ", ")) (LoRA also with use_dora)")
         }
@@ -83,6 +93,9 @@ public enum AdapterFiles {
         let object = try readConfig(url)
         let configPath = url.appendingPathComponent(configFileName).path
         let method = try method(object, path: configPath)
+        guard method.isPEFT else {
+            throw AdapterError.unsupported(path: url.path, reason: "this is a \(method.title) checkpoint, not an adapter: the trained model is the run's output directory (use it as --model)")
+        }
         let weightsURL = url.appendingPathComponent(weightsFileName)
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             let hasBin = FileManager.default.fileExists(atPath: url.appendingPathComponent("adapter_model.bin").path)
@@ -100,6 +113,8 @@ public enum AdapterFiles {
         case .ia3:
             adapter = try IA3Adapter.load(config: IA3Config(object: object, path: configPath), file: file, url: url,
                                           model: model)
+        case .full, .freeze:
+            preconditionFailure("refused above")
         case .prompt, .ptuning, .prefix:
             adapter = try PromptLearningAdapter.load(config: PromptLearningConfig(object: object, method: method, path: configPath),
                                                      file: file, url: url, model: model)
@@ -122,6 +137,8 @@ public enum AdapterFiles {
             return try IA3Adapter(config: IA3Config(object: object, path: path), model: model)
         case .prompt, .ptuning, .prefix:
             return try PromptLearningAdapter(config: PromptLearningConfig(object: object, method: method, path: path), model: model)
+        case .full, .freeze:
+            throw AdapterError.unsupported(path: url.path, reason: "\(method.title) trains the model itself; build it from a TransformerModel (BaseFineTuning)")
         }
     }
 

@@ -39,6 +39,32 @@ public enum AdapterMerger {
            !items.contains(markerFileName) {
             throw AdapterError.io(path: output.path, reason: "the output directory exists and is not an earlier merge; remove it or choose a new directory")
         }
+        var report = Report(mergedTensors: 0, files: 0, bytes: 0)
+        try AtomicFile.writeDirectory(output) { dir in report = try writeFiles(from: modelURL, adapter: adapter, into: dir) }
+        return report
+    }
+
+    /// Writes the adapted model's files into the existing directory `url`, beside what it holds (a training run's
+    /// log and checkpoints): staged in full first, then each file renamed into place.
+    @discardableResult
+    public static func writeModel(from modelURL: URL, adapter: TrainableAdapter, into url: URL) throws -> Report {
+        let fm = FileManager.default
+        try fm.createDirectory(at: url, withIntermediateDirectories: true)
+        let staging = url.appendingPathComponent(".model-staging-\(getpid())")
+        try? fm.removeItem(at: staging)
+        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: staging) }
+        let report = try writeFiles(from: modelURL, adapter: adapter, into: staging)
+        for item in try fm.contentsOfDirectory(atPath: staging.path) {
+            guard rename(staging.appendingPathComponent(item).path, url.appendingPathComponent(item).path) == 0 else {
+                throw AdapterError.io(path: url.appendingPathComponent(item).path, reason: "cannot write: \(String(cString: strerror(errno)))")
+            }
+        }
+        return report
+    }
+
+    /// The base model's files with every tensor the adapter touches replaced, written into the empty `dir`.
+    static func writeFiles(from modelURL: URL, adapter: TrainableAdapter, into dir: URL) throws -> Report {
         let directory = try ModelDirectory(url: modelURL)
         let touched = Set(adapter.mergedTensorNames.filter { !$0.hasSuffix(".bias") || directory.contains($0) })
         for name in touched where !directory.contains(name) {
@@ -46,7 +72,7 @@ public enum AdapterMerger {
         }
         var merged = 0, bytes = 0
         let files = Set(directory.weightMap.values).sorted()
-        try AtomicFile.writeDirectory(output) { dir in
+        do {
             // Everything but weights and adapter files is copied as is.
             let marker: [String: Any] = ["base_model": modelURL.path, "adapter": adapter.method.rawValue,
                                          "summary": adapter.summary, "merged_tensors": touched.count]

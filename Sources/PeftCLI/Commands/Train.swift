@@ -28,7 +28,9 @@ struct Train: ParsableCommand {
     @Option(help: "Peak learning rate (default by method: lora/dora 2e-4, ia3 3e-3, prompt 3e-2, ptuning 1e-3, prefix 1e-2).") var lr: Double?
     @Option(help: "linear, cosine, constant (no warmup, as in transformers) or constant_with_warmup.") var lrScheduler: String = "linear"
     @Option(help: "Share of steps spent warming up from 0.") var warmupRatio: Double = 0
-    @Option(help: "AdamW weight decay.") var weightDecay: Double = 0
+    @Option(help: "Weight decay.") var weightDecay: Double = 0
+    @Option(help: "Optimiser: adamw, or adafactor (factored second moment, no first moment: almost no optimiser memory, for full fine-tuning of models whose AdamW state would not fit).")
+    var optim: String = "adamw"
     @Option(help: "Gradient clipping norm (0 = off).") var maxGradNorm: Double = 1
     @Option(help: "Longest example in tokens (longer ones are cut; those left without answer tokens are dropped).") var maxLength: Int = 512
     @OptionGroup var templateOptions: TemplateOptions
@@ -47,7 +49,11 @@ struct Train: ParsableCommand {
         guard let schedule = LRSchedule.Kind(rawValue: lrScheduler) else {
             throw ValidationError("--lr-scheduler must be one of: \(LRSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard let optimizer = OptimizerKind(rawValue: optim) else {
+            throw ValidationError("--optim must be one of: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         var options = TrainingOptions()
+        options.optimizer = optimizer == .adamw ? nil : optimizer
         options.epochs = epochs
         options.maxSteps = maxSteps
         options.batchSize = batchSize
@@ -102,8 +108,9 @@ struct TrainingJob {
         guard !built.examples.isEmpty else {
             throw ValidationError("\(dataURL.path): no example keeps an answer token within --max-length \(options.maxLength)")
         }
+        if !(try method.resolvedMethod).isPEFT { try Self.checkModelOutput(output) }
         let adapter = try method.makeAdapter(model: loaded.model, tokenizer: loaded.tokenizer, seed: options.seed,
-                                             baseModel: modelURL.path)
+                                             baseModel: modelURL.path, baseDirectory: modelURL)
         let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
                                   eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
                                   logURL: logURL)
@@ -135,10 +142,20 @@ struct TrainingJob {
                 bar.finishLine()
                 Terminal.note("stopped at step \(summary.steps); checkpoint \(trainer.checkpointURL(step: summary.steps).path) (resume with --resume)")
             }
-            Terminal.note(String(format: "done: %d steps in %@, %.1f tokens/s, final loss %.4f; adapter in %@",
+            Terminal.note(String(format: "done: %d steps in %@, %.1f tokens/s, final loss %.4f; %@ in %@",
                                  summary.steps, Terminal.duration(summary.elapsed), summary.tokensPerSecond,
-                                 summary.finalLoss ?? .nan, output.path))
+                                 summary.finalLoss ?? .nan, adapter.method.isPEFT ? "adapter" : "model", output.path))
         }
         return summary
+    }
+
+    /// Full and freeze runs write a model into the output directory: refuse one that holds another model (anything
+    /// with weights or a config that an earlier run of ours did not write).
+    static func checkModelOutput(_ url: URL) throws {
+        guard let items = try? FileManager.default.contentsOfDirectory(atPath: url.path) else { return }
+        let holdsModel = items.contains { $0 == "config.json" || $0.hasSuffix(".safetensors") }
+        if holdsModel && !items.contains(AdapterMerger.markerFileName) {
+            throw ValidationError("\(url.path) already holds another model; a full or freeze run writes its model there, so choose a new --output")
+        }
     }
 }

@@ -7,7 +7,7 @@ import Transformer
 /// `--method` and the flags of each method (`train`, and the methods `demo` trains). A flag given to a method it
 /// does not belong to is an error rather than silently ignored.
 struct MethodOptions: ParsableArguments {
-    @Option(help: "Fine-tuning method: lora, dora, ia3, prompt (prompt tuning), ptuning (P-tuning) or prefix (prefix tuning / P-tuning v2).")
+    @Option(help: "Fine-tuning method: lora, dora, ia3, prompt (prompt tuning), ptuning (P-tuning), prefix (prefix tuning / P-tuning v2), full (every weight) or freeze (the last layers).")
     var method: String = "lora"
     @Option(help: "lora, dora: rank (default 8).") var loraR: Int?
     @Option(help: "lora, dora: alpha; scaling = alpha / r (default 16).") var loraAlpha: Double?
@@ -23,6 +23,10 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "ptuning, prefix: hidden size of the encoder (default: the model's hidden size; for prefix, its key/value width).")
     var encoderHiddenSize: Int?
     @Flag(help: "prefix: reparameterise the prefix through a two-layer MLP (tanh).") var prefixProjection = false
+    @Option(help: "freeze: the last N layers train (a negative N: the first -N; default 2).") var freezeTrainableLayers: Int?
+    @Option(help: "freeze: what trains in those layers: all, mlp, self_attn, input_layernorm, post_attention_layernorm or projection names, comma separated (default all).")
+    var freezeTrainableModules: String?
+    @Option(help: "freeze: also train these, comma separated: embed_tokens, norm, lm_head.") var freezeExtraModules: String?
 
     /// The methods `--method` accepts.
     static var methodList: String { AdapterMethod.allCases.map(\.rawValue).joined(separator: ", ") }
@@ -51,6 +55,9 @@ struct MethodOptions: ParsableArguments {
         if encoderType != nil { list.append(("--encoder-type", [.ptuning])) }
         if encoderHiddenSize != nil { list.append(("--encoder-hidden-size", [.ptuning, .prefix])) }
         if prefixProjection { list.append(("--prefix-projection", [.prefix])) }
+        if freezeTrainableLayers != nil { list.append(("--freeze-trainable-layers", [.freeze])) }
+        if freezeTrainableModules != nil { list.append(("--freeze-trainable-modules", [.freeze])) }
+        if freezeExtraModules != nil { list.append(("--freeze-extra-modules", [.freeze])) }
         return list
     }
 
@@ -77,11 +84,13 @@ struct MethodOptions: ParsableArguments {
         case .prompt: 3e-2
         case .ptuning: 1e-3
         case .prefix: 1e-2
+        case .full, .freeze: 1e-5
         }
     }
 
     /// A freshly initialised adapter of the chosen method for `model` (PEFT's initialisation for each method).
-    func makeAdapter(model: TransformerModel, tokenizer: Tokenizer, seed: UInt64, baseModel: String) throws -> TrainableAdapter {
+    func makeAdapter(model: TransformerModel, tokenizer: Tokenizer, seed: UInt64, baseModel: String,
+                     baseDirectory: URL) throws -> TrainableAdapter {
         let method = try resolvedMethod
         let c = model.config
         switch method {
@@ -114,6 +123,16 @@ struct MethodOptions: ParsableArguments {
             let adapter = try PromptLearningAdapter(config: config, model: c)
             adapter.initialize(seed: seed, textIDs: textIDs, embedding: model.weights.embedding)
             return adapter
+        case .full:
+            return try BaseFineTuning(model: model, baseDirectory: baseDirectory, freeze: nil)
+        case .freeze:
+            func list(_ s: String?) -> [String]? {
+                s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            }
+            let freeze = FreezeConfig(trainableLayers: freezeTrainableLayers ?? 2,
+                                      trainableModules: list(freezeTrainableModules) ?? ["all"],
+                                      extraModules: list(freezeExtraModules) ?? [])
+            return try BaseFineTuning(model: model, baseDirectory: baseDirectory, freeze: freeze)
         }
     }
 }
