@@ -5,7 +5,7 @@ import Transformer
 
 /// The fine-tuning methods `peft` trains and loads, named as on the command line.
 public enum AdapterMethod: String, CaseIterable, Sendable, Codable {
-    case lora, dora, ia3, prompt, ptuning, prefix, full, freeze
+    case lora, dora, ia3, prompt, ptuning, prefix, adapter, full, freeze
 
     /// PEFT's `peft_type` (DoRA is LORA with `use_dora`).
     public var peftType: String {
@@ -15,13 +15,14 @@ public enum AdapterMethod: String, CaseIterable, Sendable, Codable {
         case .prompt: "PROMPT_TUNING"
         case .ptuning: "P_TUNING"
         case .prefix: "PREFIX_TUNING"
+        case .adapter: "BOTTLENECK"
         case .full: "FULL"
         case .freeze: "FREEZE"
         }
     }
 
     /// True for the methods whose result is a PEFT adapter folder (full and freeze write a whole model).
-    public var isPEFT: Bool { self != .full && self != .freeze }
+    public var savesAdapter: Bool { self != .full && self != .freeze }
 
     public var title: String {
         switch self {
@@ -31,6 +32,7 @@ public enum AdapterMethod: String, CaseIterable, Sendable, Codable {
         case .prompt: "prompt tuning"
         case .ptuning: "P-tuning"
         case .prefix: "prefix tuning (P-tuning v2)"
+        case .adapter: "bottleneck adapters"
         case .full: "full fine-tuning"
         case .freeze: "freeze (partial) fine-tuning"
         }
@@ -38,6 +40,18 @@ public enum AdapterMethod: String, CaseIterable, Sendable, Codable {
 
     /// Whether the method's update can be folded into the base weights.
     public var canMerge: Bool { [.lora, .dora, .ia3].contains(self) }
+
+    /// Why `merge` refuses the method (nil when it can merge).
+    public var mergeRefusal: String? {
+        switch self {
+        case .lora, .dora, .ia3: nil
+        case .prompt, .ptuning, .prefix:
+            "a \(title) adapter adds virtual tokens or attention prefixes and has no weights to fold into the model; use it with --adapter instead (merge takes lora, dora and ia3)"
+        case .adapter:
+            "bottleneck adapters are non-linear modules beside the layers and have nothing to fold into the weights; use them with --adapter instead (merge takes lora, dora and ia3)"
+        case .full, .freeze: "a \(title) run already wrote a whole model: use its output directory as --model"
+        }
+    }
 }
 
 /// One trainable tensor in an adapter's flat buffers, under the name PEFT gives the parameter

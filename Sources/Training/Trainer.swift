@@ -232,8 +232,8 @@ public final class Trainer {
         let state = TrainerState(globalStep: step, epoch: epoch, options: options, exampleCount: train.count,
                                  model: fingerprint, logHistory: history)
         try AtomicFile.writeDirectory(url) { dir in
-            if adapter.method.isPEFT {
-                try AdapterFiles.save(adapter, to: dir, baseModel: baseModelPath)
+            if adapter.method.savesAdapter {
+                try adapter.writeOutput(to: dir, baseModel: baseModelPath)
             } else {
                 // A whole model per checkpoint would be wasteful: the trainable state below is the checkpoint.
                 try AdapterFiles.saveConfig(adapter, to: dir, baseModel: baseModelPath)
@@ -280,7 +280,7 @@ public final class Trainer {
         }
         let savedMethod = try AdapterFiles.method(of: url)
         let theirs = try AdapterFiles.readConfig(url), mine = adapter.peftConfig(baseModel: nil)
-        let ignored: Set<String> = ["base_model_name_or_path", "inference_mode"]
+        let ignored: Set<String> = ["base_model_name_or_path", "inference_mode", "model_name"]
         func canonical(_ value: Any?) -> String {
             let data = try? JSONSerialization.data(withJSONObject: ["v": value ?? NSNull()], options: [.sortedKeys])
             return data.map { String(decoding: $0, as: UTF8.self) } ?? ""

@@ -85,6 +85,7 @@ public final class ActivationBuffers {
     let dg: FloatBuffer?         // [cap, I]
     let du: FloatBuffer?         // [cap, I]
     let da: FloatBuffer?         // [cap, I]
+    let dSublayer: FloatBuffer?  // [cap, C] d(original sublayer output) under a bottleneck adapter
 
     public init(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy, prefixRows np: Int = 0) {
         capacity = n
@@ -120,6 +121,7 @@ public final class ActivationBuffers {
         dg = grad(n * I)
         du = grad(n * I)
         da = grad(n * I)
+        dSublayer = grad(n * C)
         func prefixed(_ needed: Bool) -> FloatBuffer? { np > 0 && needed ? FloatBuffer(count: (np + t) * c.kvDim) : nil }
         kSeq = prefixed(true)
         vSeq = prefixed(true)
@@ -139,7 +141,7 @@ public final class ActivationBuffers {
         case .keepAll: floats += (c.layerCount + 1) * n * C + c.layerCount * perLayer
         case .checkpointing: floats += (c.layerCount + 1) * n * C + perLayer
         }
-        if policy != .inference { floats += n * (2 * C + 2 * c.qDim + 2 * c.kvDim + 3 * I) }
+        if policy != .inference { floats += n * (3 * C + 2 * c.qDim + 2 * c.kvDim + 3 * I) }
         return floats * 4
     }
 }

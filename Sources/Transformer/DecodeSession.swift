@@ -148,6 +148,9 @@ public final class DecodeSession {
             model.attention[l].forwardCached(q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
                                           out: att.pointer, past: past, rows: m, scratch: scratch.pointer)
             model.project(.o, layer: l, x: att.pointer, rows: m, out: tmp.pointer, context: ctx)
+            if let a = model.adapter, a.adapts(.attention, layer: l) {
+                a.sublayerForward(.attention, layer: l, residual: x.pointer, output: tmp.pointer, rows: m, context: ctx)
+            }
             Ops.add(tmp.pointer, into: x.pointer, count: m * C)
             Ops.rmsNormForward(x.pointer, weight: lw.postAttentionNorm.pointer, out: xn.pointer, rstd: nil, rows: m,
                                cols: C, eps: c.rmsNormEps)
@@ -155,6 +158,9 @@ public final class DecodeSession {
             model.project(.up, layer: l, x: xn.pointer, rows: m, out: u.pointer, context: ctx)
             Ops.swigluForward(gate: g.pointer, up: u.pointer, out: act.pointer, count: m * c.intermediateSize)
             model.project(.down, layer: l, x: act.pointer, rows: m, out: tmp.pointer, context: ctx)
+            if let a = model.adapter, a.adapts(.mlp, layer: l) {
+                a.sublayerForward(.mlp, layer: l, residual: x.pointer, output: tmp.pointer, rows: m, context: ctx)
+            }
             Ops.add(tmp.pointer, into: x.pointer, count: m * C)
         }
         // Only the last row's logits are needed.

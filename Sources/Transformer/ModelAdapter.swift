@@ -6,7 +6,9 @@ import Kernels
 /// 1. input embeddings: `virtualTokenCount` rows prepended to every sequence (prompt tuning, P-tuning);
 /// 2. attention keys and values: `prefixLength` cached rows in front of every layer's keys and values
 ///    (prefix tuning / P-tuning v2);
-/// 3. projections: `project` replaces the frozen `linear(x)` at the sites it `attaches(to:)` (LoRA, DoRA, IA3).
+/// 3. projections: `project` replaces the frozen `linear(x)` at the sites it `attaches(to:)` (LoRA, DoRA, IA3);
+/// 4. sublayer outputs: the output of a layer's attention or feed-forward block, before it joins the residual
+///    stream, is rewritten (bottleneck adapters).
 ///
 /// Real tokens sit after the virtual rows and prefixes: their positions start at `virtualTokenCount + prefixLength`,
 /// as in PEFT, where the prompt occupies the first positions of the sequence or of the key/value cache.
@@ -35,6 +37,17 @@ public protocol ModelAdapter: AnyObject {
     func projectBackward(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          rows: Int, dx: UnsafeMutablePointer<Float>?, accumulate: Bool, context: PassContext)
 
+    /// True when `sublayerForward` rewrites the output of `sublayer` in `layer`.
+    func adapts(_ sublayer: Sublayer, layer: Int) -> Bool
+    /// output[rows, C] (the block's output, which is then added to residual[rows, C]) is rewritten in place.
+    func sublayerForward(_ sublayer: Sublayer, layer: Int, residual: UnsafePointer<Float>,
+                         output: UnsafeMutablePointer<Float>, rows: Int, context: PassContext)
+    /// Backward of `sublayerForward` from dOutput[rows, C] = d(loss)/d(rewritten output): adds parameter gradients,
+    /// writes d(loss)/d(original output) into dOriginal[rows, C] and adds d(loss)/d(residual) into dResidual.
+    func sublayerBackward(_ sublayer: Sublayer, layer: Int, dOutput: UnsafePointer<Float>, rows: Int,
+                          dOriginal: UnsafeMutablePointer<Float>, dResidual: UnsafeMutablePointer<Float>,
+                          context: PassContext)
+
     /// The gradient buffer of a base tensor that trains (full and freeze fine-tuning), nil for a frozen one. The
     /// backward adds d(loss)/d(tensor) into it (shape of the tensor, f32).
     func baseGradient(_ tensor: BaseTensor) -> UnsafeMutablePointer<Float>?
@@ -54,6 +67,12 @@ extension ModelAdapter {
     }
     public func accumulatePrefixGradient(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {}
     public func baseGradient(_ tensor: BaseTensor) -> UnsafeMutablePointer<Float>? { nil }
+    public func adapts(_ sublayer: Sublayer, layer: Int) -> Bool { false }
+    public func sublayerForward(_ sublayer: Sublayer, layer: Int, residual: UnsafePointer<Float>,
+                                output: UnsafeMutablePointer<Float>, rows: Int, context: PassContext) {}
+    public func sublayerBackward(_ sublayer: Sublayer, layer: Int, dOutput: UnsafePointer<Float>, rows: Int,
+                                 dOriginal: UnsafeMutablePointer<Float>, dResidual: UnsafeMutablePointer<Float>,
+                                 context: PassContext) {}
     public func attaches(to site: ProjectionSite) -> Bool { false }
     public func project(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
                         out: UnsafeMutablePointer<Float>, context: PassContext) {
@@ -66,6 +85,11 @@ extension ModelAdapter {
 
     /// Rows in front of the real tokens of a sequence (positions of real tokens start here).
     public var leadingRows: Int { virtualTokenCount + prefixLength }
+}
+
+/// The two blocks of a decoder layer whose outputs join the residual stream.
+public enum Sublayer: String, Sendable, CaseIterable {
+    case attention, mlp
 }
 
 extension Linear {

@@ -13,7 +13,14 @@ extension TransformerModel {
         Ops.rmsNormForward(s.x2.pointer, weight: w.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n,
                            cols: C, eps: c.rmsNormEps)
         Ops.swigluForward(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * I)
-        projectBackward(.down, layer: l, x: b.act.pointer, dy: dH.pointer, rows: n, dx: da.pointer, accumulate: false,
+        // Hook point 4: the rewritten MLP output; d(original output) goes to down_proj, the residual's share to dH.
+        var dDown = UnsafePointer(dH.pointer)
+        if let a = adapter, a.adapts(.mlp, layer: l), let dSub = b.dSublayer {
+            a.sublayerBackward(.mlp, layer: l, dOutput: dH.pointer, rows: n, dOriginal: dSub.pointer,
+                               dResidual: dH.pointer, context: context)
+            dDown = UnsafePointer(dSub.pointer)
+        }
+        projectBackward(.down, layer: l, x: b.act.pointer, dy: dDown, rows: n, dx: da.pointer, accumulate: false,
                         context: context)
         Ops.swigluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
         projectBackward(.gate, layer: l, x: b.xn.pointer, dy: dg.pointer, rows: n, dx: dxn.pointer, accumulate: false,
@@ -26,7 +33,13 @@ extension TransformerModel {
         Ops.rmsNormBackward(dxn.pointer, x: s.x2.pointer, weight: w.postAttentionNorm.pointer, rstd: s.rstd2.pointer,
                             dx: dH.pointer, rows: n, cols: C, accumulate: true)
         // Attention block: x2 = x + o(attn(rope(q), rope(k), v)), q/k/v = proj(norm1(x)).
-        projectBackward(.o, layer: l, x: s.att.pointer, dy: dH.pointer, rows: n, dx: datt.pointer, accumulate: false,
+        var dO = UnsafePointer(dH.pointer)
+        if let a = adapter, a.adapts(.attention, layer: l), let dSub = b.dSublayer {
+            a.sublayerBackward(.attention, layer: l, dOutput: dH.pointer, rows: n, dOriginal: dSub.pointer,
+                               dResidual: dH.pointer, context: context)
+            dO = UnsafePointer(dSub.pointer)
+        }
+        projectBackward(.o, layer: l, x: s.att.pointer, dy: dO, rows: n, dx: datt.pointer, accumulate: false,
                         context: context)
         attendBackward(l, batch: batch, saved: s, buffers: b, dout: datt.pointer, dq: dq.pointer, dk: dk.pointer,
                        dv: dv.pointer)

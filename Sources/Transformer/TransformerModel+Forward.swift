@@ -24,6 +24,9 @@ extension TransformerModel {
         }
         attend(l, batch: batch, saved: s, buffers: b)
         project(.o, layer: l, x: s.att.pointer, rows: n, out: b.tmp.pointer, context: context)
+        if let a = adapter, a.adapts(.attention, layer: l) {
+            a.sublayerForward(.attention, layer: l, residual: x, output: b.tmp.pointer, rows: n, context: context)
+        }
         Ops.sum(x, b.tmp.pointer, into: s.x2.pointer, count: n * C)
         // MLP block.
         Ops.rmsNormForward(s.x2.pointer, weight: w.postAttentionNorm.pointer, out: b.xn.pointer, rstd: s.rstd2.pointer,
@@ -32,6 +35,9 @@ extension TransformerModel {
         project(.up, layer: l, x: b.xn.pointer, rows: n, out: s.u.pointer, context: context)
         Ops.swigluForward(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * c.intermediateSize)
         project(.down, layer: l, x: b.act.pointer, rows: n, out: b.tmp.pointer, context: context)
+        if let a = adapter, a.adapts(.mlp, layer: l) {
+            a.sublayerForward(.mlp, layer: l, residual: s.x2.pointer, output: b.tmp.pointer, rows: n, context: context)
+        }
         Ops.sum(s.x2.pointer, b.tmp.pointer, into: out, count: n * C)
     }
 

@@ -24,6 +24,7 @@ final class MethodCommandTests: XCTestCase {
         "prompt": ["--num-virtual-tokens", "4"],
         "ptuning": ["--num-virtual-tokens", "4", "--encoder-hidden-size", "16"],
         "prefix": ["--num-virtual-tokens", "4", "--prefix-projection"],
+        "adapter": ["--adapter-config", "pfeiffer", "--reduction-factor", "8"],
     ]
 
     func train(_ method: String, _ extra: [String] = [], output: String) throws -> CommandResult {
@@ -64,7 +65,7 @@ final class MethodCommandTests: XCTestCase {
                 XCTAssertEqual(try json(fromMerged)["token_ids"] as? [Int], try json(withAdapter)["token_ids"] as? [Int], method)
             } else {
                 XCTAssertNotEqual(merge.status, 0)
-                XCTAssertTrue(merge.stderr.contains("has no weights to fold"), merge.stderr)
+                XCTAssertTrue(merge.stderr.contains("to fold") && merge.stderr.contains("nothing was written"), merge.stderr)
                 XCTAssertFalse(FileManager.default.fileExists(atPath: merged), "nothing written")
             }
             let resumed = try train(method, ["--resume", tmp.path("\(method)/checkpoint-2")], output: tmp.path("\(method)-resumed"))
@@ -96,6 +97,9 @@ final class MethodCommandTests: XCTestCase {
         expectFailure(try train("lora", ["--num-virtual-tokens", "4"], output: out), ["--num-virtual-tokens belongs to --method prompt/ptuning/prefix"])
         expectFailure(try train("ia3", ["--prefix-projection"], output: out), ["--prefix-projection belongs to --method prefix"])
         expectFailure(try train("dora", ["--feedforward-modules", "down_proj"], output: out), ["--feedforward-modules belongs to --method ia3"])
+        expectFailure(try train("lora", ["--adapter-config", "houlsby"], output: out), ["--adapter-config belongs to --method adapter"])
+        expectFailure(try train("adapter", ["--adapter-config", "lora"], output: out), ["unknown --adapter-config 'lora'"])
+        expectFailure(try train("adapter", ["--non-linearity", "tanh"], output: out), ["unknown --non-linearity 'tanh'"])
         expectFailure(try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", out,
                                            "--method", "prompt", "--num-virtual-tokens", "0"]), ["--num-virtual-tokens must be within"])
         expectFailure(try PeftCommand.run(["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", out,

@@ -22,7 +22,7 @@ final class MethodTrainerTests: XCTestCase {
         Conversation(turns: [.init(instruction: "hello", answer: "hi there")]),
     ]
 
-    static let methods: [AdapterMethod] = [.dora, .ia3, .prompt, .ptuning, .prefix, .full, .freeze]
+    static let methods: [AdapterMethod] = [.dora, .ia3, .prompt, .ptuning, .prefix, .adapter, .full, .freeze]
 
     /// A fresh model and a freshly initialised adapter of `method` (the same for the same seed).
     func setup(_ method: AdapterMethod, dropout: Double = 0.1, seed: UInt64 = 9) throws -> (TransformerModel, TrainableAdapter, [TrainingExample]) {
@@ -45,6 +45,10 @@ final class MethodTrainerTests: XCTestCase {
             let p = try PromptLearningAdapter(config: config, model: model.config)
             p.initialize(seed: seed)
             adapter = p
+        case .adapter:
+            let b = try BottleneckAdapter(config: BottleneckConfig(.pfeiffer), model: model.config)
+            b.initialize(seed: seed)
+            adapter = b
         case .full, .freeze:
             adapter = try BaseFineTuning(model: model, baseDirectory: modelFixture("tiny-qwen2"),
                                          freeze: method == .freeze ? FreezeConfig(trainableLayers: 1) : nil)
@@ -113,7 +117,7 @@ final class MethodTrainerTests: XCTestCase {
             }
             // Adapters: equal to f32 rounding. Full / freeze train every weight with Adam, which normalises each
             // gradient: entries near zero, whose sign the summation order decides, move by up to lr either way.
-            assertClose(try run(batch: 1, accum: 2), try run(batch: 2, accum: 1), atol: method.isPEFT ? 2e-6 : 2e-4,
+            assertClose(try run(batch: 1, accum: 2), try run(batch: 2, accum: 1), atol: method.savesAdapter ? 2e-6 : 2e-4,
                         method.rawValue)
         }
     }
@@ -133,11 +137,11 @@ final class MethodTrainerTests: XCTestCase {
             let summary = try trainer.run()
             XCTAssertTrue(summary.interrupted)
             XCTAssertEqual(summary.steps, 2)
-            let result = method.isPEFT ? "adapter_model.safetensors" : "model.safetensors"
+            let result = method == .adapter ? "adapter.safetensors" : method.savesAdapter ? "adapter_model.safetensors" : "model.safetensors"
             for file in ["checkpoint-2/optimizer.safetensors", "checkpoint-2/trainable_state.safetensors", result] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(file).path), "\(method) \(file)")
             }
-            XCTAssertEqual(try AdapterFiles.method(of: method.isPEFT ? dir : dir.appendingPathComponent("checkpoint-2")), method)
+            XCTAssertEqual(try AdapterFiles.method(of: method.savesAdapter ? dir : dir.appendingPathComponent("checkpoint-2")), method)
         }
     }
 }

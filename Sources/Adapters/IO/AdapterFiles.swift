@@ -23,19 +23,7 @@ public enum AdapterFiles {
         let configData = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         var writer = SafetensorsWriter()
         for t in adapter.savedTensors() { writer.add(t.key, dtype: .float32, shape: t.shape, floats: t.values) }
-        let fm = FileManager.default
-        try fm.createDirectory(at: url, withIntermediateDirectories: true)
-        let staging = url.appendingPathComponent(".adapter-staging-\(getpid())")
-        try? fm.removeItem(at: staging)
-        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
-        defer { try? fm.removeItem(at: staging) }
-        try writer.write(to: staging.appendingPathComponent(weightsFileName))
-        try configData.write(to: staging.appendingPathComponent(configFileName))
-        for name in [weightsFileName, configFileName] {
-            guard rename(staging.appendingPathComponent(name).path, url.appendingPathComponent(name).path) == 0 else {
-                throw AdapterError.io(path: url.appendingPathComponent(name).path, reason: "cannot write: \(String(cString: strerror(errno)))")
-            }
-        }
+        try stage(into: url, files: [(weightsFileName, { try writer.write(to: $0) }), (configFileName, { try configData.write(to: $0) })])
     }
 
     /// Writes only adapter_config.json (the settings of a full / freeze run, in checkpoints).
@@ -68,6 +56,8 @@ public enum AdapterFiles {
     }
 
     static func method(_ object: [String: Any], path: String) throws -> AdapterMethod {
+        // AdapterHub (`adapters` library) folders hold a `config` object and no peft_type.
+        if object["peft_type"] == nil, object["config"] is [String: Any] { return .adapter }
         let type = (object["peft_type"] as? String) ?? "LORA"
         switch type {
         case "LORA": return (object["use_dora"] as? Bool) == true ? .dora : .lora
@@ -93,9 +83,10 @@ public enum AdapterFiles {
         let object = try readConfig(url)
         let configPath = url.appendingPathComponent(configFileName).path
         let method = try method(object, path: configPath)
-        guard method.isPEFT else {
+        guard method.savesAdapter else {
             throw AdapterError.unsupported(path: url.path, reason: "this is a \(method.title) checkpoint, not an adapter: the trained model is the run's output directory (use it as --model)")
         }
+        if method == .adapter { return try loadAdapterHub(from: url, object: object, model: model) }
         let weightsURL = url.appendingPathComponent(weightsFileName)
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             let hasBin = FileManager.default.fileExists(atPath: url.appendingPathComponent("adapter_model.bin").path)
@@ -113,8 +104,8 @@ public enum AdapterFiles {
         case .ia3:
             adapter = try IA3Adapter.load(config: IA3Config(object: object, path: configPath), file: file, url: url,
                                           model: model)
-        case .full, .freeze:
-            preconditionFailure("refused above")
+        case .full, .freeze, .adapter:
+            preconditionFailure("handled above")
         case .prompt, .ptuning, .prefix:
             adapter = try PromptLearningAdapter.load(config: PromptLearningConfig(object: object, method: method, path: configPath),
                                                      file: file, url: url, model: model)
@@ -137,8 +128,69 @@ public enum AdapterFiles {
             return try IA3Adapter(config: IA3Config(object: object, path: path), model: model)
         case .prompt, .ptuning, .prefix:
             return try PromptLearningAdapter(config: PromptLearningConfig(object: object, method: method, path: path), model: model)
+        case .adapter:
+            return try BottleneckAdapter(config: BottleneckConfig(object: (object["config"] as? [String: Any]) ?? [:], path: path),
+                                         model: model, name: (object["name"] as? String) ?? BottleneckAdapter.defaultName)
         case .full, .freeze:
             throw AdapterError.unsupported(path: url.path, reason: "\(method.title) trains the model itself; build it from a TransformerModel (BaseFineTuning)")
+        }
+    }
+
+    // MARK: AdapterHub layout
+
+    public static let adapterHubWeightsFileName = "adapter.safetensors"
+
+    /// `adapter_config.json` and `adapter.safetensors` as the `adapters` library's `save_adapter(..., use_safetensors=True)`
+    /// writes them, staged and renamed like PEFT folders.
+    public static func saveAdapterHub(_ adapter: BottleneckAdapter, to url: URL, baseModel: String?) throws {
+        let json = (try? JSONSerialization.data(withJSONObject: adapter.peftConfig(baseModel: baseModel),
+                                                options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        let configData = floatSpelled(json, keys: ["scaling", "dropout", "stochastic_depth"])
+        var writer = SafetensorsWriter()
+        for t in adapter.savedTensors() { writer.add(t.key, dtype: .float32, shape: t.shape, floats: t.values) }
+        try stage(into: url, files: [(adapterHubWeightsFileName, { try writer.write(to: $0) }),
+                                     (configFileName, { try configData.write(to: $0) })])
+    }
+
+    /// JSONSerialization writes 1.0 as `1`; the `adapters` library type-checks some fields as floats (`scaling`
+    /// must be a float or a string), so whole numbers under `keys` get their `.0` back.
+    static func floatSpelled(_ data: Data, keys: [String]) -> Data {
+        var text = String(decoding: data, as: UTF8.self)
+        for key in keys {
+            guard let re = try? NSRegularExpression(pattern: "(\"\(key)\"\\s*:\\s*)(-?\\d+)(\\s*[,\\n}])") else { continue }
+            text = re.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1$2.0$3")
+        }
+        return Data(text.utf8)
+    }
+
+    static func loadAdapterHub(from url: URL, object: [String: Any], model: ModelConfig) throws -> TrainableAdapter {
+        let path = url.appendingPathComponent(configFileName).path
+        let weightsURL = url.appendingPathComponent(adapterHubWeightsFileName)
+        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
+            let hasBin = FileManager.default.fileExists(atPath: url.appendingPathComponent("pytorch_adapter.bin").path)
+            throw AdapterError.io(path: weightsURL.path, reason: hasBin
+                ? "only pytorch_adapter.bin (pickle) is present; save the adapter with use_safetensors=True"
+                : "missing \(adapterHubWeightsFileName)")
+        }
+        let config = try BottleneckConfig(object: (object["config"] as? [String: Any]) ?? [:], path: path)
+        return try BottleneckAdapter.load(config: config, name: (object["name"] as? String) ?? BottleneckAdapter.defaultName,
+                                          file: SafetensorsFile(path: weightsURL.path), url: url, model: model, object: object)
+    }
+
+    /// Writes each file in full under a staging folder inside `url`, then renames them into place one right after
+    /// the other, so a failure while writing leaves an earlier adapter untouched.
+    static func stage(into url: URL, files: [(name: String, write: (URL) throws -> Void)]) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(at: url, withIntermediateDirectories: true)
+        let staging = url.appendingPathComponent(".adapter-staging-\(getpid())")
+        try? fm.removeItem(at: staging)
+        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: staging) }
+        for f in files { try f.write(staging.appendingPathComponent(f.name)) }
+        for f in files {
+            guard rename(staging.appendingPathComponent(f.name).path, url.appendingPathComponent(f.name).path) == 0 else {
+                throw AdapterError.io(path: url.appendingPathComponent(f.name).path, reason: "cannot write: \(String(cString: strerror(errno)))")
+            }
         }
     }
 

@@ -22,8 +22,8 @@ public enum AdapterMerger {
     public static let markerFileName = "peft_merge.json"
 
     public static func merge(model modelURL: URL, adapter: TrainableAdapter, output: URL) throws -> Report {
-        guard adapter.method.canMerge else {
-            throw AdapterError.unsupported(path: output.path, reason: "a \(adapter.method.title) adapter adds virtual tokens or attention prefixes and has no weights to fold into the model; use it with --adapter instead (merge takes lora, dora and ia3)")
+        if let why = adapter.method.mergeRefusal {
+            throw AdapterError.unsupported(path: output.path, reason: why)
         }
         let source = modelURL.standardizedFileURL.resolvingSymlinksInPath()
         let target = output.standardizedFileURL.resolvingSymlinksInPath()

@@ -16,8 +16,8 @@ struct Merge: ParsableCommand {
         let adapterURL = URL(fileURLWithPath: adapter)
         let method = try AdapterFiles.method(of: adapterURL)
         let out = URL(fileURLWithPath: output)
-        guard method.canMerge else {
-            throw AdapterError.unsupported(path: adapterURL.path, reason: "a \(method.title) adapter adds virtual tokens or attention prefixes and has no weights to fold into the model; use it with --adapter instead (merge takes lora, dora and ia3); nothing was written")
+        if let why = method.mergeRefusal {
+            throw AdapterError.unsupported(path: adapterURL.path, reason: why + "; nothing was written")
         }
         let directory = try ModelDirectory(url: modelOptions.url)
         let config = try ModelConfig(json: directory.configData, path: modelOptions.url.appendingPathComponent("config.json").path)

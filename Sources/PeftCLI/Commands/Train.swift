@@ -108,7 +108,7 @@ struct TrainingJob {
         guard !built.examples.isEmpty else {
             throw ValidationError("\(dataURL.path): no example keeps an answer token within --max-length \(options.maxLength)")
         }
-        if !(try method.resolvedMethod).isPEFT { try Self.checkModelOutput(output) }
+        if !(try method.resolvedMethod).savesAdapter { try Self.checkModelOutput(output) }
         let adapter = try method.makeAdapter(model: loaded.model, tokenizer: loaded.tokenizer, seed: options.seed,
                                              baseModel: modelURL.path, baseDirectory: modelURL)
         let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
@@ -144,7 +144,7 @@ struct TrainingJob {
             }
             Terminal.note(String(format: "done: %d steps in %@, %.1f tokens/s, final loss %.4f; %@ in %@",
                                  summary.steps, Terminal.duration(summary.elapsed), summary.tokensPerSecond,
-                                 summary.finalLoss ?? .nan, adapter.method.isPEFT ? "adapter" : "model", output.path))
+                                 summary.finalLoss ?? .nan, adapter.method.savesAdapter ? "adapter" : "model", output.path))
         }
         return summary
     }

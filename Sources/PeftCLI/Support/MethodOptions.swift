@@ -7,7 +7,7 @@ import Transformer
 /// `--method` and the flags of each method (`train`, and the methods `demo` trains). A flag given to a method it
 /// does not belong to is an error rather than silently ignored.
 struct MethodOptions: ParsableArguments {
-    @Option(help: "Fine-tuning method: lora, dora, ia3, prompt (prompt tuning), ptuning (P-tuning), prefix (prefix tuning / P-tuning v2), full (every weight) or freeze (the last layers).")
+    @Option(help: "Fine-tuning method: lora, dora, ia3, prompt (prompt tuning), ptuning (P-tuning), prefix (prefix tuning / P-tuning v2), adapter (bottleneck adapters), full (every weight) or freeze (the last layers).")
     var method: String = "lora"
     @Option(help: "lora, dora: rank (default 8).") var loraR: Int?
     @Option(help: "lora, dora: alpha; scaling = alpha / r (default 16).") var loraAlpha: Double?
@@ -23,6 +23,10 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "ptuning, prefix: hidden size of the encoder (default: the model's hidden size; for prefix, its key/value width).")
     var encoderHiddenSize: Int?
     @Flag(help: "prefix: reparameterise the prefix through a two-layer MLP (tanh).") var prefixProjection = false
+    @Option(help: "adapter: houlsby (after attention and feed-forward), pfeiffer (after feed-forward) or parallel (default houlsby).")
+    var adapterConfig: String?
+    @Option(help: "adapter: hidden size / bottleneck width (default 16; parallel: 2).") var reductionFactor: Double?
+    @Option(help: "adapter: relu, swish or gelu (default: swish for houlsby, relu otherwise).") var nonLinearity: String?
     @Option(help: "freeze: the last N layers train (a negative N: the first -N; default 2).") var freezeTrainableLayers: Int?
     @Option(help: "freeze: what trains in those layers: all, mlp, self_attn, input_layernorm, post_attention_layernorm or projection names, comma separated (default all).")
     var freezeTrainableModules: String?
@@ -55,6 +59,9 @@ struct MethodOptions: ParsableArguments {
         if encoderType != nil { list.append(("--encoder-type", [.ptuning])) }
         if encoderHiddenSize != nil { list.append(("--encoder-hidden-size", [.ptuning, .prefix])) }
         if prefixProjection { list.append(("--prefix-projection", [.prefix])) }
+        if adapterConfig != nil { list.append(("--adapter-config", [.adapter])) }
+        if reductionFactor != nil { list.append(("--reduction-factor", [.adapter])) }
+        if nonLinearity != nil { list.append(("--non-linearity", [.adapter])) }
         if freezeTrainableLayers != nil { list.append(("--freeze-trainable-layers", [.freeze])) }
         if freezeTrainableModules != nil { list.append(("--freeze-trainable-modules", [.freeze])) }
         if freezeExtraModules != nil { list.append(("--freeze-extra-modules", [.freeze])) }
@@ -74,6 +81,13 @@ struct MethodOptions: ParsableArguments {
         if promptInitText != nil, promptInit != "text" { throw ValidationError("--prompt-init-text needs --prompt-init text") }
         if let e = encoderType, !["mlp", "lstm"].contains(e) { throw ValidationError("--encoder-type must be mlp or lstm") }
         if let h = encoderHiddenSize, h < 1 || h > 65_536 { throw ValidationError("--encoder-hidden-size must be within 1...65536") }
+        if let c = adapterConfig, BottleneckConfig.Placement(rawValue: c) == nil {
+            throw ValidationError("unknown --adapter-config '\(c)'; choose houlsby, pfeiffer or parallel")
+        }
+        if let r = reductionFactor, !(r >= 1 && r <= 65_536) { throw ValidationError("--reduction-factor must be within 1...65536") }
+        if let n = nonLinearity, BottleneckConfig.Activation(rawValue: n) == nil {
+            throw ValidationError("unknown --non-linearity '\(n)'; choose relu, swish or gelu")
+        }
     }
 
     /// The learning rate a method trains well with when --lr is not given (PEFT's examples and the papers' values).
@@ -84,6 +98,7 @@ struct MethodOptions: ParsableArguments {
         case .prompt: 3e-2
         case .ptuning: 1e-3
         case .prefix: 1e-2
+        case .adapter: 1e-4
         case .full, .freeze: 1e-5
         }
     }
@@ -122,6 +137,13 @@ struct MethodOptions: ParsableArguments {
             }
             let adapter = try PromptLearningAdapter(config: config, model: c)
             adapter.initialize(seed: seed, textIDs: textIDs, embedding: model.weights.embedding)
+            return adapter
+        case .adapter:
+            var config = BottleneckConfig(BottleneckConfig.Placement(rawValue: adapterConfig ?? "houlsby") ?? .houlsby)
+            if let r = reductionFactor { config.reductionFactor = r }
+            if let n = nonLinearity.flatMap(BottleneckConfig.Activation.init(rawValue:)) { config.nonLinearity = n }
+            let adapter = try BottleneckAdapter(config: config, model: c)
+            adapter.initialize(seed: seed)
             return adapter
         case .full:
             return try BaseFineTuning(model: model, baseDirectory: baseDirectory, freeze: nil)

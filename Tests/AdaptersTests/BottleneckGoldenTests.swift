@@ -1,0 +1,106 @@
+import Adapters
+import Foundation
+import Kernels
+import ModelIO
+import TestSupport
+import Training
+import Transformer
+import XCTest
+
+/// Bottleneck adapters against the AdapterHub `adapters` library 1.3 (scripts/make_bottleneck_fixtures.py) on
+/// tiny Llama and Mistral checkpoints (the library has no Qwen2 support): loss, every gradient, logits, 10 AdamW
+/// steps from the library's own initialisation, and our trained adapters loaded by `load_adapter`.
+final class BottleneckGoldenTests: XCTestCase {
+    static let architectures = ["tiny-llama", "tiny-mistral"]
+    static let configs = ["double_seq_bn", "seq_bn", "par_bn"]
+
+    struct Golden: Decodable {
+        let examples: [LoRAGoldenTests.Example]
+        let loss: Float
+        let grads: [String: [Float]]
+        let logits: [[Float]]
+    }
+
+    func testLossGradientsAndLogitsMatchTheAdaptersLibrary() throws {
+        for arch in Self.architectures {
+            for config in Self.configs {
+                let dir = fixtureURL("bottleneck/\(arch)-\(config)")
+                let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: dir.appendingPathComponent("golden.json")))
+                for policy in [ActivationPolicy.keepAll, .checkpointing] {
+                    let m = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
+                    let adapter = try AdapterFiles.load(from: dir.appendingPathComponent("adapter"), model: m)
+                    XCTAssertEqual(adapter.method, .adapter)
+                    m.adapter = adapter
+                    let batch = PackedBatch(sequences: golden.examples.map(\.ids))
+                    assertClose(m.logits(batch), golden.logits.flatMap { $0 }, atol: 2e-4, "\(arch) \(config) logits")
+                    let labels = golden.examples.flatMap(\.labels)
+                    let count = labels.filter { $0 >= 0 }.count
+                    let buffers = m.makeBuffers(batches: [batch.lengths], policy: policy)
+                    adapter.reserve(rows: buffers.capacity)
+                    adapter.zeroGradients()
+                    let (sum, n) = m.forwardBackward(batch, labels: labels, gradScale: 1 / Float(count), buffers: buffers,
+                                                     context: PassContext(training: true, randomKey: 1))
+                    XCTAssertEqual(Float(sum) / Float(n), golden.loss, accuracy: 1e-5 * golden.loss, "\(arch) \(config)")
+                    XCTAssertEqual(Set(adapter.namedParameters.map(\.name)), Set(golden.grads.keys))
+                    for p in adapter.namedParameters {
+                        let want = try XCTUnwrap(golden.grads[p.name])
+                        let ours = Array(UnsafeBufferPointer(start: adapter.gradients.pointer + p.offset, count: p.count))
+                        // f32 on both sides: 2e-4 of the tensor's largest entry.
+                        assertClose(ours, want, atol: 2e-4 * (want.map(abs).max() ?? 1), rtol: 1e-3, "\(arch) \(config) \(p.name) \(policy)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testTenAdamWStepsFromTheLibrarysInitialisation() throws {
+        for arch in Self.architectures {
+            for config in Self.configs {
+                let dir = fixtureURL("bottleneck/\(arch)-\(config)")
+                let golden = try JSONDecoder().decode(MethodGoldenTests.Trajectory.self, from: Data(contentsOf: dir.appendingPathComponent("trajectory.json")))
+                let m = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
+                let adapter = try AdapterFiles.load(from: dir.appendingPathComponent("init"), model: m)
+                let examples = golden.batches.flatMap { $0 }.map { TrainingExample(ids: $0.ids, labels: $0.labels) }
+                let plan = StepPlan(steps: (0..<golden.steps).map { s in
+                    StepPlan.Step(epoch: 0, microBatches: [s % 2 == 0 ? [0, 1] : [2, 3]], endsEpoch: false)
+                }, stepsPerEpoch: golden.steps)
+                var options = TrainingOptions()
+                options.learningRate = golden.lr
+                options.warmupRatio = Double(golden.warmup_steps) / Double(golden.steps)
+                options.weightDecay = golden.weight_decay
+                options.maxGradNorm = golden.max_grad_norm
+                options.batchSize = 2
+                options.maxSteps = golden.steps
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("bn-\(UUID().uuidString)")
+                defer { try? FileManager.default.removeItem(at: out) }
+                let trainer = try Trainer(model: m, adapter: adapter, options: options, train: examples, eval: [],
+                                          output: out, baseModelPath: arch, plan: plan)
+                var losses: [Double] = []
+                trainer.onStep = { losses.append($0.loss) }
+                try trainer.run()
+                for (i, (ours, theirs)) in zip(losses, golden.losses).enumerated() {
+                    XCTAssertEqual(ours, theirs, accuracy: 1e-3 * theirs, "\(arch) \(config) loss step \(i)")
+                }
+                // The run's output is an AdapterHub folder that reloads to the same logits.
+                let batch = PackedBatch(sequences: [[5, 6, 7, 8]])
+                let trained = m.logits(batch)
+                m.adapter = try AdapterFiles.load(from: out, model: m)
+                assertClose(m.logits(batch), trained, atol: 1e-6, "\(arch) \(config) reload")
+            }
+        }
+    }
+}
+
+extension BottleneckGoldenTests {
+    /// Adapters trained by `peft train --method adapter` (scripts/make_bottleneck_fixtures.py --peft-binary): the
+    /// `adapters` library's `load_adapter` read each folder and computed these logits.
+    func testOurAdaptersLoadInTheAdaptersLibraryWithOurLogits() throws {
+        struct Logits: Decodable { let examples: [LoRAGoldenTests.Example]; let logits: [[Float]] }
+        for config in Self.configs {
+            let golden = try JSONDecoder().decode(Logits.self, from: Data(contentsOf: fixtureURL("bottleneck/ours-\(config).json")))
+            let m = try TransformerModel.load(directory: modelFixture("tiny-llama"), dtype: .float32)
+            m.adapter = try AdapterFiles.load(from: fixtureURL("bottleneck/ours-\(config)"), model: m)
+            assertClose(m.logits(PackedBatch(sequences: golden.examples.map(\.ids))), golden.logits.flatMap { $0 }, atol: 2e-4, config)
+        }
+    }
+}
