@@ -165,7 +165,7 @@ extension MethodGoldenTests {
     /// `PeftModel.from_pretrained` loaded each and computed these logits (and, for lora/dora/ia3, those of its
     /// `merge_and_unload`). Ours must agree, and so must our own merge.
     func testOurAdaptersLoadedByPEFTGiveOurLogits() throws {
-        for method in AdapterMethod.allCases where method.savesAdapter {
+        for method in AdapterMethod.allCases where method.savesAdapter && method != .adapter {   // bottleneck: BottleneckGoldenTests
             let golden = try JSONDecoder().decode(OursGolden.self, from: Data(contentsOf: fixtureURL("methods/ours-\(method.rawValue).json")))
             let m = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
             let dir = fixtureURL("methods/ours-\(method.rawValue)")
