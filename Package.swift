@@ -11,7 +11,7 @@ let package = Package(
     products: [
         .executable(name: "peft", targets: ["PeftCLI"]),
         .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
-                                               "Generation", "Training", "Evaluation", "Demo"]),
+                                               "Generation", "Training", "Evaluation", "Compare", "Demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,11 +29,13 @@ let package = Package(
         .target(name: "Training", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
         .target(name: "Evaluation", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer",
                                                    "Generation", "Training"]),
+        // `peft compare`: every method in its own `peft train` / `peft eval` process, one report.
+        .target(name: "Compare", dependencies: ["Adapters", "Evaluation", "ModelIO", "Training"]),
         // The built-in demo: embedded data set and tokenizer, and the seeded tiny model.
         .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),
         .executableTarget(name: "PeftCLI", dependencies: [
             "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compare", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["Kernels"], path: "Sources/TestSupport"),
 

@@ -7,9 +7,10 @@ struct Peft: ParsableCommand {
         abstract: "Fine-tune, evaluate, merge and run Hugging Face chat models natively on the CPU.",
         discussion: """
         Loads Hugging Face model directories (config.json + safetensors + tokenizer.json) of the Qwen2 / Qwen1.5 /
-        Llama / Mistral / Qwen3 families, trains LoRA adapters that Python PEFT loads, and generates text.
+        Llama / Mistral / Qwen3 families, fine-tunes them (LoRA, DoRA, (IA)³, prompt tuning, P-tuning, prefix tuning,
+        bottleneck adapters, freeze or full), compares the methods, and generates text.
         Start with `peft demo`.
         """,
-        subcommands: [Demo.self, Generate.self, Chat.self, Train.self, Eval.self, Merge.self, Report.self,
+        subcommands: [Demo.self, Generate.self, Chat.self, Train.self, CompareCommand.self, Eval.self, Merge.self, Report.self,
                       Tokenize.self, Info.self])
 }

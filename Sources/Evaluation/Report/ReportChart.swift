@@ -34,14 +34,22 @@ enum LossChart {
 
     /// The SVG element for the two curves.
     static func svg(train: [CurvePoint], eval: [CurvePoint]) -> String {
-        let series = [Series(name: "train loss", colour: trainColour, points: drawable(train),
-                             count: train.filter(isDrawable).count),
-                      Series(name: "eval loss", colour: evalColour, points: drawable(eval),
-                             count: eval.filter(isDrawable).count)]
+        svg(curves: [("train loss", trainColour, train), ("eval loss", evalColour, eval)],
+            title: "Train and eval loss by step")
+    }
+
+    /// Colours for many curves on one chart (distinct on white, colour-blind friendly first).
+    static let palette = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777",
+                          "#4b5563", "#65a30d"]
+
+    /// The SVG element for any number of named curves (e.g. one train-loss curve per method).
+    static func svg(curves: [(name: String, colour: String, points: [CurvePoint])], title: String) -> String {
+        let series = curves.map { Series(name: $0.name, colour: $0.colour, points: drawable($0.points),
+                                         count: $0.points.filter(isDrawable).count) }
         let present = series.filter { !$0.points.isEmpty }
         var out = "<svg class=\"chart\" viewBox=\"0 0 \(fmt(width)) \(fmt(height))\" role=\"img\" "
             + "aria-label=\"loss curves\" preserveAspectRatio=\"xMidYMid meet\">\n"
-        out += "<title>Train and eval loss by step</title>\n"
+        out += "<title>\(ReportFormat.html(title))</title>\n"
         out += "<rect x=\"0\" y=\"0\" width=\"\(fmt(width))\" height=\"\(fmt(height))\" fill=\"#ffffff\"/>\n"
         guard !present.isEmpty else {
             out += "<rect x=\"\(fmt(left))\" y=\"\(fmt(top))\" width=\"\(fmt(plotWidth))\" "

@@ -18,6 +18,10 @@ enum ReportStyle {
     .caption { color: #64748b; font-size: 13px; margin: 6px 0 0; }
     .chart { display: block; width: 100%; max-width: 900px; height: auto; margin: 0 auto; }
     table { border-collapse: collapse; width: 100%; }
+    .scroll { overflow-x: auto; }
+    .sample { border-top: 1px solid #e2e8f0; padding: 6px 0; }
+    .sample p { margin: 2px 0; }
+    h3 { font-size: 15px; margin: 14px 0 4px; }
     th, td { border-bottom: 1px solid #e2e8f0; padding: 6px 10px; text-align: left; vertical-align: top; }
     thead th { background: #f8fafc; border-bottom: 2px solid #cbd5e1; font-weight: 600; }
     table.metrics { width: auto; }

@@ -1,4 +1,5 @@
 import Adapters
+import Compare
 import ArgumentParser
 import Demo
 import Evaluation
@@ -27,6 +28,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Examples per step.") var batchSize: Int = 4
     @Option(help: "Longest answer generated, in tokens.") var maxNewTokens: Int = 128
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
+    @Flag(help: "Instead of one method, compare them all (peft compare) on the built-in data: report in OUTPUT/compare.") var compare = false
 
     var methodTitle: String { AdapterMethod(rawValue: method)?.title ?? method }
 
@@ -61,6 +63,10 @@ struct Demo: ParsableCommand {
         \(builtIn ? "Model: the built-in tiny demo model (\(DemoModel.parameterCount.formatted()) parameters, random weights). It knows no language before training, so expect gibberish first; training teaches it the answer layout and which medicine fits which complaint in 80 examples. This shows the workflow, not a real model's quality: run `peft demo --model DIR` with a chat model such as Qwen1.5-1.8B-Chat for that." : "Model: \(modelURL.path)")
         Output: \(out.path)
         """)
+        if compare {
+            try runCompare(modelURL: modelURL, dataDir: dataDir, out: out, builtIn: builtIn)
+            return
+        }
         // The tiny built-in model trains fastest in f32; a real checkpoint in bf16 where oneDNN has bf16 products.
         let dtype: ComputeDType = builtIn ? .float32 : .fastestForTraining
         let loaded = try LoadedModel.open(modelURL, dtype: dtype.dtype)
@@ -176,4 +182,37 @@ struct Demo: ParsableCommand {
 
 extension String {
     func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
+
+extension Demo {
+    /// `--compare`: every method on the demo data, each with a learning rate that suits the model (the built-in
+    /// tiny model starts from random weights and needs larger steps than a pretrained one).
+    func runCompare(modelURL: URL, dataDir: URL, out: URL, builtIn: Bool) throws {
+        var settings = CompareRunner.Settings(executable: try selfExecutable(), model: modelURL,
+                                              data: dataDir.appendingPathComponent("train.jsonl"),
+                                              evalData: dataDir.appendingPathComponent("test.jsonl"),
+                                              output: out.appendingPathComponent("compare"))
+        settings.maxSteps = maxSteps ?? (builtIn ? 150 : 40)
+        settings.questions = questions ?? (builtIn ? 10 : 5)
+        settings.maxNewTokens = builtIn ? min(maxNewTokens, 96) : maxNewTokens
+        settings.trainArguments = ["--batch-size", "\(batchSize)", "--seed", "\(seed)", "--lr-scheduler", "cosine",
+                                   "--warmup-ratio", "0.05"] + (builtIn ? ["--dtype", "float32"] : [])
+        settings.evalArguments = ["--metric-name-match", "推荐用药：([^。\\n]+)"]
+        if builtIn {
+            let r = loraR ?? 32
+            let lowRank = ["--lora-r", "\(r)", "--lora-alpha", "\(2 * r)", "--target-modules", "all-linear"]
+            settings.methodArguments = [
+                .lora: lowRank + ["--lr", "3e-3"], .dora: lowRank + ["--lr", "3e-3"], .ia3: ["--lr", "3e-2"],
+                .prompt: ["--lr", "3e-2"], .ptuning: ["--lr", "3e-3"], .prefix: ["--lr", "3e-2"],
+                .adapter: ["--lr", "3e-3", "--reduction-factor", "2"], .freeze: ["--lr", "3e-3"], .full: ["--lr", "1e-3"],
+            ]
+        }
+        settings.title = "peft demo --compare: every method on patent-medicine Q&A"
+        settings.notes = builtIn
+            ? ["The built-in tiny model starts from random weights: the numbers compare how fast each method fits 80 records, not what it does to a real chat model. A demo data set, not medical advice."]
+            : ["A demo data set, not medical advice."]
+        Terminal.note("Comparing \(settings.methods.count) methods, \(settings.maxSteps ?? 0) steps each, \(settings.questions ?? 0) held-out questions")
+        let report = try CompareCommand.run(settings)
+        if report.partial { throw ExitCode(130) }
+    }
 }

@@ -137,6 +137,11 @@ struct TrainingJob {
             }
         }
         let summary = try trainer.run(resume: resume)
+        try TrainSummary(method: adapter.method.rawValue, summary: adapter.summary, trainableParameters: adapter.parameterCount,
+                         modelParameters: loaded.model.config.parameterCount, steps: summary.steps,
+                         tokensPerSecond: summary.tokensPerSecond, elapsedSeconds: summary.elapsed,
+                         finalLoss: summary.finalLoss, evalLoss: summary.lastEval?.loss, interrupted: summary.interrupted)
+            .write(to: output.appendingPathComponent(TrainSummary.fileName))
         if !quiet {
             if summary.interrupted {
                 bar.finishLine()
