@@ -1,0 +1,97 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `peft compare` through the executable: a comparison of two methods, a method that fails alone, Ctrl-C, bad input.
+final class CompareCommandTests: XCTestCase {
+    var tmp: TemporaryDirectory!
+    let model = modelFixture("tiny-qwen2").path
+
+    override func setUpWithError() throws {
+        tmp = try TemporaryDirectory("cli-compare")
+        let records = [("你好", "你好！"), ("2+2?", "4"), ("hello", "hi there"), ("再见", "再见！"), ("谢谢", "不客气。")]
+        let lines = records.map { "{\"instruction\": \"\($0.0)\", \"input\": \"\", \"output\": \"\($0.1)\"}" }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("train.jsonl"))
+    }
+
+    override func tearDown() { tmp.cleanup() }
+
+    func compare(_ extra: [String], output: String, interruptWhen: ((String) -> Bool)? = nil) throws -> CommandResult {
+        try PeftCommand.run(["compare", "--model", model, "--data", tmp.path("train.jsonl"), "--output", output,
+                             "--max-steps", "2", "--questions", "2", "--max-new-tokens", "3", "--dtype", "float32"] + extra,
+                            interruptWhen: interruptWhen)
+    }
+
+    func report(_ dir: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/compare.json"))) as? [String: Any])
+    }
+
+    func testTwoMethodsSideBySide() throws {
+        let out = tmp.path("cmp")
+        let r = try compare(["--methods", "lora,prefix,full"], output: out)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try report(out)
+        let methods = try XCTUnwrap(o["methods"] as? [[String: Any]])
+        XCTAssertEqual(methods.map { $0["method"] as? String }, ["lora", "prefix", "full"])
+        for m in methods {
+            XCTAssertEqual(m["status"] as? String, "done", "\(m)")
+            XCTAssertGreaterThan(m["trainableParameters"] as? Int ?? 0, 0)
+            XCTAssertGreaterThan(m["peakRSSBytes"] as? Int ?? 0, 0)
+            XCTAssertGreaterThan(m["bytesOnDisk"] as? Int ?? 0, 0)
+            XCTAssertEqual((m["trainLoss"] as? [Any])?.count, 2)
+            XCTAssertEqual((m["samples"] as? [Any])?.count, 1, "two samples at most, one question here")
+            XCTAssertNotNil((m["after"] as? [String: Any])?["metrics"])
+        }
+        XCTAssertEqual((methods[2]["sharePercent"] as? Double) ?? 0, 100, accuracy: 1e-9, "full trains everything")
+        XCTAssertNotNil((o["before"] as? [String: Any])?["loss"])
+        // The held-out questions are the data's last tenth (1 record of 5), never trained on.
+        XCTAssertEqual(o["questions"] as? Int, 1)
+        let html = try String(contentsOfFile: "\(out)/compare.html", encoding: .utf8)
+        for fragment in ["<svg", "Training loss of every method", "Trainable parameters against quality", "prefix", "full"] {
+            XCTAssertTrue(html.contains(fragment), fragment)
+        }
+        XCTAssertFalse(html.contains("http"), "self-contained")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/compare.md"))
+        XCTAssertTrue(r.stdout.contains("| lora | done |"), r.stdout)
+    }
+
+    func testAFailingMethodIsReportedAndTheOthersFinish() throws {
+        // A copy of the model with a 70-token context: the examples fit, but not behind prompt tuning's 20 virtual
+        // tokens, so prompt fails and LoRA trains.
+        let small = try tmp.copyModel("tiny-qwen2", as: "short-context")
+        let configURL = small.appendingPathComponent("config.json")
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        config["max_position_embeddings"] = 70
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        let out = tmp.path("fail")
+        let r = try PeftCommand.run(["compare", "--model", small.path, "--data", tmp.path("train.jsonl"), "--output", out,
+                                     "--methods", "prompt,lora", "--max-steps", "1", "--questions", "1", "--max-new-tokens", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let methods = try XCTUnwrap(try report(out)["methods"] as? [[String: Any]])
+        XCTAssertEqual(methods[0]["status"] as? String, "failed")
+        XCTAssertTrue((methods[0]["message"] as? String ?? "").contains("virtual tokens"), "\(methods[0])")
+        XCTAssertEqual(methods[1]["status"] as? String, "done")
+        XCTAssertTrue(try String(contentsOfFile: "\(out)/compare.html", encoding: .utf8).contains("failed"))
+    }
+
+    func testInterruptedComparisonLeavesAPartialReport() throws {
+        let out = tmp.path("int")
+        let r = try compare(["--methods", "lora,ia3", "--max-steps", "100000"], output: out,
+                            interruptWhen: { $0.contains("[1/2] lora") })
+        XCTAssertEqual(r.status, 130, r.stderr)
+        let methods = try XCTUnwrap(try report(out)["methods"] as? [[String: Any]])
+        XCTAssertEqual(methods.map { $0["status"] as? String }, ["interrupted", "pending"])
+        XCTAssertTrue(try String(contentsOfFile: "\(out)/compare.html", encoding: .utf8).contains("partial"))
+    }
+
+    func testBadInput() throws {
+        let r = try compare(["--methods", "lora,loha"], output: tmp.path("bad"))
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("unknown method 'loha' in --methods"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("bad")))
+        let other = try tmp.copyModel("tiny-qwen2", as: "occupied")
+        let r2 = try compare(["--methods", "lora"], output: other.path)
+        XCTAssertNotEqual(r2.status, 0)
+        XCTAssertTrue(r2.stderr.contains("holds something else than an earlier comparison"), r2.stderr)
+    }
+}
