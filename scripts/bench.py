@@ -4,7 +4,8 @@ tokens/s, peak memory (max RSS of each process) and the ratios.
 
     python3 scripts/bench.py [generate|train|methods|all] [--model DIR] [--steps N] [--new-tokens N]
 
-`methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings.
+`methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings;
+`full` compares full fine-tuning (and, with --big-model DIR, measures ours on a larger checkpoint).
 
 Default checkpoint: Qwen2.5-0.5B shapes with random bf16 weights (scripts/make_bench_model.py; the cost of a
 forward does not depend on the weights), Qwen tokenizer from ../shared/qwen-tokenizer. Needs a release build
@@ -128,9 +129,28 @@ def bench_methods(model, data, steps, batch, maxlen, methods):
               flush=True)
 
 
+def bench_full(model, data, steps, batch, maxlen, big_model):
+    """Full fine-tuning: transformers (fp32 AdamW, its fastest) against ours (AdamW; Adafactor as the memory
+    saver), then the peak memory of ours on the 1.8B shape with Adafactor and gradient checkpointing."""
+    print(f"\nFull fine-tuning, batch {batch}, max length {maxlen}, {steps} timed steps ({os.path.basename(model)})")
+    out, peer_rss = measured([sys.executable, PEER, "train", model, data, str(steps), str(batch), str(maxlen), "float32", "0",
+                              "full"])
+    peer_rate = json.loads(out)["tokens_per_second"]
+    row("transformers fp32 AdamW", peer_rate, peer_rss)
+    for name, flags in [("AdamW", []), ("Adafactor", ["--optim", "adafactor"]),
+                        ("Adafactor + checkpointing", ["--optim", "adafactor", "--gradient-checkpointing"])]:
+        rate, rss = ours_train(model, data, steps, batch, maxlen, ["--method", "full", "--lr", "1e-5"] + flags)
+        row(f"peft (ours) {name}", rate, rss, (peer_rate, peer_rss))
+    if big_model:
+        rate, rss = ours_train(big_model, data, 2, 1, 256, ["--method", "full", "--lr", "1e-5", "--optim", "adafactor",
+                                                            "--gradient-checkpointing"])
+        row(f"peft (ours) {os.path.basename(big_model)} Adafactor + ckpt, batch 1", rate, rss)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "all"])
+    ap.add_argument("--big-model", help="for `full`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
     ap.add_argument("--methods", default=",".join(METHOD_FLAGS), help="comma list for `methods`")
     ap.add_argument("--model", default=os.path.join(ROOT, "bench-out", "qwen2.5-0.5b-random"))
     ap.add_argument("--data", default=os.path.join(ROOT, "Data", "demo", "train.jsonl"))
@@ -149,6 +169,8 @@ def main():
         bench_generate(args.model, args.new_tokens)
     if args.what in ("train", "all"):
         bench_train(args.model, args.data, args.steps, args.batch, args.max_length)
+    if args.what in ("full", "all"):
+        bench_full(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
     if args.what in ("methods", "all"):
         bench_methods(args.model, args.data, args.steps, args.batch, args.max_length, args.methods.split(","))
 

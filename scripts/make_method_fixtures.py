@@ -25,10 +25,10 @@ import torch
 from peft import (IA3Config, LoraConfig, PeftModel, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig,
                   get_peft_model)
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
+from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_peft_fixtures import EXAMPLES, padded_batch  # noqa: E402
+from make_peft_fixtures import EXAMPLES, padded_batch, run_trajectory  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIX = os.path.join(ROOT, "Tests", "Fixtures")
@@ -135,18 +135,7 @@ def trajectory_case(arch, case, make):
     params = [p for p in model.parameters() if p.requires_grad]
     lr = 2e-2
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=10)
-    batches = [EXAMPLES[0:2], EXAMPLES[2:4]]
-    losses, norms = [], []
-    for step in range(10):
-        ids, mask, labels = padded_batch(batches[step % 2])
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    batches, losses, norms, _ = run_trajectory(model, params, opt)
     json.dump({"batches": batches, "losses": losses, "grad_norms": norms, "lr": lr, "warmup_steps": 2, "steps": 10,
                "weight_decay": 0.01, "max_grad_norm": 1.0},
               open(os.path.join(OUT, f"{arch}-{case}", "trajectory.json"), "w"))

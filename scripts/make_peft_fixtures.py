@@ -46,6 +46,26 @@ def padded_batch(examples, pad=300):
     return torch.tensor(ids), torch.tensor(mask), torch.tensor(labels)
 
 
+def run_trajectory(model, params, opt, steps=10, warmup=2):
+    """`steps` optimiser steps alternating the two fixed batches of two examples, with a linear warmup / decay
+    schedule and gradient clipping at 1.0 (what every trajectory fixture replays). Returns the batches, losses,
+    gradient norms before clipping and learning rates."""
+    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=steps)
+    batches = [EXAMPLES[0:2], EXAMPLES[2:4]]
+    losses, norms, lrs = [], [], []
+    for step in range(steps):
+        ids, mask, labels = padded_batch(batches[step % 2])
+        lrs.append(sched.get_last_lr()[0])
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return batches, losses, norms, lrs
+
+
 def base():
     return AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32)
 
@@ -108,19 +128,7 @@ def training_case():
     model.save_pretrained(out)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=5e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=10)
-    batches = [EXAMPLES[0:2], EXAMPLES[2:4]]
-    losses, lrs, norms = [], [], []
-    for step in range(10):
-        ids, mask, labels = padded_batch(batches[step % 2])
-        lrs.append(sched.get_last_lr()[0])
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    batches, losses, norms, lrs = run_trajectory(model, params, opt)
     final = {k: p.detach().flatten().tolist() for k, p in lora_params(model).items()}
     json.dump({"batches": batches, "losses": losses, "lrs": lrs, "grad_norms": norms, "final": final,
                "lr": 5e-2, "warmup_steps": 2, "steps": 10, "weight_decay": 0.01, "max_grad_norm": 1.0},

@@ -93,27 +93,34 @@ public final class Adafactor: Optimizer {
             var rowMean: Float = 0
             for r in 0..<R { rowMean += row[r] }
             rowMean /= Float(R)
+            // u[r, c] = g[r, c] * rowFactor[r] * colFactor[c]: the square roots once per row and column.
+            var factors = [Float](repeating: 0, count: R + C)
+            factors.withUnsafeMutableBufferPointer { f in
+                for r in 0..<R { f[r] = 1 / (row[r] / rowMean).squareRoot() }
+                for c in 0..<C { f[R + c] = 1 / col[c].squareRoot() }
+            }
             var partial = [Double](repeating: 0, count: R)
-            partial.withUnsafeMutableBufferPointer { part in
-                let out = part.baseAddress!
-                Parallel.forRanges(R, minChunk: 16) { rs in
-                    for r in rs {
-                        let rf = 1 / (row[r] / rowMean).squareRoot()
-                        var acc: Float = 0
-                        for c in 0..<C { let u = g[r * C + c] * rf / col[c].squareRoot(); acc += u * u }
-                        out[r] = Double(acc)
+            factors.withUnsafeBufferPointer { fb in
+                let rf = fb.baseAddress!, cf = fb.baseAddress! + R
+                partial.withUnsafeMutableBufferPointer { part in
+                    let out = part.baseAddress!
+                    Parallel.forRanges(R, minChunk: 16) { rs in
+                        for r in rs {
+                            var acc: Float = 0
+                            let gr = g + r * C
+                            for c in 0..<C { let u = gr[c] * cf[c]; acc += u * u }
+                            out[r] = Double(acc * rf[r] * rf[r])
+                        }
                     }
                 }
-            }
-            sumSquares = partial.reduce(0, +)
-            let scale = lr / max(1, Float((sumSquares / Double(R * C)).squareRoot()) / Self.clipThreshold)
-            Parallel.forRanges(R, minChunk: 16) { rs in
-                for r in rs {
-                    let rf = 1 / (row[r] / rowMean).squareRoot()
-                    for c in 0..<C {
-                        let i = r * C + c
-                        if self.weightDecay != 0 { p[i] -= p[i] * self.weightDecay * lr }
-                        p[i] -= scale * g[i] * rf / col[c].squareRoot()
+                sumSquares = partial.reduce(0, +)
+                let scale = lr / max(1, Float((sumSquares / Double(R * C)).squareRoot()) / Self.clipThreshold)
+                let decay = weightDecay * lr
+                Parallel.forRanges(R, minChunk: 16) { rs in
+                    for r in rs {
+                        let s = scale * rf[r], pr = p + r * C, gr = g + r * C
+                        if decay != 0 { for c in 0..<C { pr[c] -= pr[c] * decay } }
+                        for c in 0..<C { pr[c] -= s * gr[c] * cf[c] }
                     }
                 }
             }

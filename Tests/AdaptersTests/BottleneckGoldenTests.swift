@@ -15,7 +15,7 @@ final class BottleneckGoldenTests: XCTestCase {
     static let configs = ["double_seq_bn", "seq_bn", "par_bn"]
 
     struct Golden: Decodable {
-        let examples: [LoRAGoldenTests.Example]
+        let examples: [GoldenExample]
         let loss: Float
         let grads: [String: [Float]]
         let logits: [[Float]]
@@ -57,30 +57,12 @@ final class BottleneckGoldenTests: XCTestCase {
         for arch in Self.architectures {
             for config in Self.configs {
                 let dir = fixtureURL("bottleneck/\(arch)-\(config)")
-                let golden = try JSONDecoder().decode(MethodGoldenTests.Trajectory.self, from: Data(contentsOf: dir.appendingPathComponent("trajectory.json")))
+                let golden = try GoldenTrajectory.load(dir.appendingPathComponent("trajectory.json"))
                 let m = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
                 let adapter = try AdapterFiles.load(from: dir.appendingPathComponent("init"), model: m)
-                let examples = golden.batches.flatMap { $0 }.map { TrainingExample(ids: $0.ids, labels: $0.labels) }
-                let plan = StepPlan(steps: (0..<golden.steps).map { s in
-                    StepPlan.Step(epoch: 0, microBatches: [s % 2 == 0 ? [0, 1] : [2, 3]], endsEpoch: false)
-                }, stepsPerEpoch: golden.steps)
-                var options = TrainingOptions()
-                options.learningRate = golden.lr
-                options.warmupRatio = Double(golden.warmup_steps) / Double(golden.steps)
-                options.weightDecay = golden.weight_decay
-                options.maxGradNorm = golden.max_grad_norm
-                options.batchSize = 2
-                options.maxSteps = golden.steps
-                let out = FileManager.default.temporaryDirectory.appendingPathComponent("bn-\(UUID().uuidString)")
+                let out = temporaryURL("bn")
                 defer { try? FileManager.default.removeItem(at: out) }
-                let trainer = try Trainer(model: m, adapter: adapter, options: options, train: examples, eval: [],
-                                          output: out, baseModelPath: arch, plan: plan)
-                var losses: [Double] = []
-                trainer.onStep = { losses.append($0.loss) }
-                try trainer.run()
-                for (i, (ours, theirs)) in zip(losses, golden.losses).enumerated() {
-                    XCTAssertEqual(ours, theirs, accuracy: 1e-3 * theirs, "\(arch) \(config) loss step \(i)")
-                }
+                try golden.assertReplayMatches(model: m, adapter: adapter, output: out, "\(arch) \(config)")
                 // The run's output is an AdapterHub folder that reloads to the same logits.
                 let batch = PackedBatch(sequences: [[5, 6, 7, 8]])
                 let trained = m.logits(batch)
@@ -95,7 +77,7 @@ extension BottleneckGoldenTests {
     /// Adapters trained by `peft train --method adapter` (scripts/make_bottleneck_fixtures.py --peft-binary): the
     /// `adapters` library's `load_adapter` read each folder and computed these logits.
     func testOurAdaptersLoadInTheAdaptersLibraryWithOurLogits() throws {
-        struct Logits: Decodable { let examples: [LoRAGoldenTests.Example]; let logits: [[Float]] }
+        struct Logits: Decodable { let examples: [GoldenExample]; let logits: [[Float]] }
         for config in Self.configs {
             let golden = try JSONDecoder().decode(Logits.self, from: Data(contentsOf: fixtureURL("bottleneck/ours-\(config).json")))
             let m = try TransformerModel.load(directory: modelFixture("tiny-llama"), dtype: .float32)

@@ -8,16 +8,7 @@ import XCTest
 /// LoRA against Python PEFT (scripts/make_peft_fixtures.py): adapters made by PEFT load and give PEFT's logits;
 /// loss and every lora_A / lora_B gradient match PEFT's autograd.
 final class LoRAGoldenTests: XCTestCase {
-    struct Example: Decodable {
-        let ids: [Int32]
-        let trainableFrom: Int
-        enum CodingKeys: String, CodingKey { case ids; case trainableFrom = "trainable_from" }
-
-        /// Next-token labels: row t predicts ids[t+1] when that token is trained.
-        var labels: [Int32] {
-            (0..<ids.count).map { t in t + 1 < ids.count && t + 1 >= trainableFrom ? ids[t + 1] : -100 }
-        }
-    }
+    typealias Example = GoldenExample
 
     struct GradientGolden: Decodable {
         let examples: [Example]

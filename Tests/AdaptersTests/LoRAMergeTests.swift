@@ -17,7 +17,7 @@ final class LoRAMergeTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(at: out) }
 
     func testMergedModelEqualsAdapterForwardAndPEFTMerge() throws {
-        struct Golden: Decodable { let examples: [LoRAGoldenTests.Example]; let merged_logits: [[Float]] }
+        struct Golden: Decodable { let examples: [GoldenExample]; let merged_logits: [[Float]] }
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("golden/lora-rslora.json")))
         let base = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
         let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-rslora-qv"), model: base.config)
@@ -58,7 +58,7 @@ final class LoRAMergeTests: XCTestCase {
     func testOurMergeLoadedByTransformersGivesOurLogits() throws {
         // scripts/make_peft_fixtures.py merged tiny-qwen2-ours into the bf16 sharded base with `peft merge`, loaded
         // the result with transformers' AutoModelForCausalLM and recorded its float32 logits.
-        struct Golden: Decodable { let examples: [LoRAGoldenTests.Example]; let logits: [[Float]] }
+        struct Golden: Decodable { let examples: [GoldenExample]; let logits: [[Float]] }
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("golden/merge-ours-in-transformers.json")))
         let source = modelFixture("tiny-qwen2-bf16-sharded")
         let base = try TransformerModel.load(directory: source, dtype: .float32)

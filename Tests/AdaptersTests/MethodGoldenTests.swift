@@ -16,23 +16,12 @@ final class MethodGoldenTests: XCTestCase {
     static let cases = ["dora", "ia3", "prompt", "ptuning", "ptuning-lstm", "prefix", "prefix-proj"]
 
     struct Golden: Decodable {
-        let examples: [LoRAGoldenTests.Example]
+        let examples: [GoldenExample]
         let loss: Float
         let grads: [String: [Float]]
         let logits: [[Float]]
         let loaded_logits: [[Float]]
         let merged_logits: [[Float]]?
-    }
-
-    struct Trajectory: Decodable {
-        let batches: [[LoRAGoldenTests.Example]]
-        let losses: [Double]
-        let grad_norms: [Double]
-        let lr: Double
-        let warmup_steps: Int
-        let steps: Int
-        let weight_decay: Double
-        let max_grad_norm: Double
     }
 
     func directory(_ arch: String, _ name: String) -> URL { fixtureURL("methods/\(arch)-\(name)") }
@@ -120,35 +109,12 @@ final class MethodGoldenTests: XCTestCase {
         for arch in Self.architectures {
             for name in Self.cases {
                 let dir = directory(arch, name)
-                let golden = try JSONDecoder().decode(Trajectory.self, from: Data(contentsOf: dir.appendingPathComponent("trajectory.json")))
+                let golden = try GoldenTrajectory.load(dir.appendingPathComponent("trajectory.json"))
                 let m = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
-                let adapter = try trainable(dir.appendingPathComponent("init"), model: m)
-                let examples = golden.batches.flatMap { $0 }.map { TrainingExample(ids: $0.ids, labels: $0.labels) }
-                let plan = StepPlan(steps: (0..<golden.steps).map { s in
-                    StepPlan.Step(epoch: 0, microBatches: [s % 2 == 0 ? [0, 1] : [2, 3]], endsEpoch: false)
-                }, stepsPerEpoch: golden.steps)
-                var options = TrainingOptions()
-                options.learningRate = golden.lr
-                options.warmupRatio = Double(golden.warmup_steps) / Double(golden.steps)
-                options.weightDecay = golden.weight_decay
-                options.maxGradNorm = golden.max_grad_norm
-                options.batchSize = 2
-                options.maxSteps = golden.steps
-                let out = FileManager.default.temporaryDirectory.appendingPathComponent("traj-\(UUID().uuidString)")
+                let out = temporaryURL("traj")
                 defer { try? FileManager.default.removeItem(at: out) }
-                let trainer = try Trainer(model: m, adapter: adapter, options: options, train: examples, eval: [],
-                                          output: out, baseModelPath: arch, plan: plan)
-                var losses: [Double] = [], norms: [Double] = []
-                trainer.onStep = { losses.append($0.loss); norms.append($0.gradNorm) }
-                try trainer.run()
-                XCTAssertEqual(losses.count, golden.steps)
-                // As for LoRA: f32 trajectories agree to ~1e-5 relative; 1e-3 leaves room for AdamW's amplification.
-                for (i, (ours, theirs)) in zip(losses, golden.losses).enumerated() {
-                    XCTAssertEqual(ours, theirs, accuracy: 1e-3 * theirs, "\(arch) \(name) loss step \(i)")
-                }
-                for (i, (ours, theirs)) in zip(norms, golden.grad_norms).enumerated() {
-                    XCTAssertEqual(ours, theirs, accuracy: 1e-3 * theirs + 1e-6, "\(arch) \(name) grad norm step \(i)")
-                }
+                try golden.assertReplayMatches(model: m, adapter: try trainable(dir.appendingPathComponent("init"), model: m),
+                                               output: out, "\(arch) \(name)")
             }
         }
     }
@@ -156,7 +122,7 @@ final class MethodGoldenTests: XCTestCase {
 
 extension MethodGoldenTests {
     struct OursGolden: Decodable {
-        let examples: [LoRAGoldenTests.Example]
+        let examples: [GoldenExample]
         let logits: [[Float]]
         let merged_logits: [[Float]]?
     }

@@ -11,28 +11,12 @@ import XCTest
 /// (Qwen3's q/k norms), and the written model directory.
 final class FullFineTuningTests: XCTestCase {
     struct Golden: Decodable {
-        struct Trajectory: Decodable {
-            let batches: [[LoRAGoldenExample]]
-            let losses: [Double]
-            let grad_norms: [Double]
-            let lr: Double
-            let warmup_steps: Int
-            let steps: Int
-            let weight_decay: Double
-            let max_grad_norm: Double
-        }
-        let examples: [LoRAGoldenExample]
+        let examples: [GoldenExample]
         let loss: Float
         let grads: [String: [Float]]
         let freeze_grads: [String: [Float]]
-        let adamw: Trajectory
-        let adafactor: Trajectory
-    }
-
-    struct LoRAGoldenExample: Decodable {
-        let ids: [Int32]
-        let trainable_from: Int
-        var labels: [Int32] { (0..<ids.count).map { t in t + 1 < ids.count && t + 1 >= trainable_from ? ids[t + 1] : -100 } }
+        let adamw: GoldenTrajectory
+        let adafactor: GoldenTrajectory
     }
 
     static let architectures = ["tiny-qwen2", "tiny-llama"]
@@ -133,31 +117,9 @@ final class FullFineTuningTests: XCTestCase {
             for (kind, t) in [(OptimizerKind.adamw, g.adamw), (.adafactor, g.adafactor)] {
                 let m = try TransformerModel.load(directory: modelFixture(arch), dtype: .float32)
                 let adapter = try BaseFineTuning(model: m, baseDirectory: modelFixture(arch), freeze: nil)
-                let examples = t.batches.flatMap { $0 }.map { TrainingExample(ids: $0.ids, labels: $0.labels) }
-                let plan = StepPlan(steps: (0..<t.steps).map { s in
-                    StepPlan.Step(epoch: 0, microBatches: [s % 2 == 0 ? [0, 1] : [2, 3]], endsEpoch: false)
-                }, stepsPerEpoch: t.steps)
-                var options = TrainingOptions()
-                options.learningRate = t.lr
-                options.warmupRatio = Double(t.warmup_steps) / Double(t.steps)
-                options.weightDecay = t.weight_decay
-                options.maxGradNorm = t.max_grad_norm
-                options.batchSize = 2
-                options.maxSteps = t.steps
-                options.optimizer = kind
-                let out = FileManager.default.temporaryDirectory.appendingPathComponent("full-\(UUID().uuidString)")
+                let out = temporaryURL("full")
                 defer { try? FileManager.default.removeItem(at: out) }
-                let trainer = try Trainer(model: m, adapter: adapter, options: options, train: examples, eval: [],
-                                          output: out, baseModelPath: arch, plan: plan)
-                var losses: [Double] = [], norms: [Double] = []
-                trainer.onStep = { losses.append($0.loss); norms.append($0.gradNorm) }
-                try trainer.run()
-                for (i, (ours, theirs)) in zip(losses, t.losses).enumerated() {
-                    XCTAssertEqual(ours, theirs, accuracy: 1e-3 * theirs, "\(arch) \(kind) loss step \(i)")
-                }
-                for (i, (ours, theirs)) in zip(norms, t.grad_norms).enumerated() {
-                    XCTAssertEqual(ours, theirs, accuracy: 1e-3 * theirs, "\(arch) \(kind) grad norm step \(i)")
-                }
+                try t.assertReplayMatches(model: m, adapter: adapter, optimizer: kind, output: out, "\(arch) \(kind)")
                 // The output is a model directory that loads with the trained weights' logits.
                 let batch = PackedBatch(sequences: [[5, 6, 7, 8]])
                 let trained = m.logits(batch)
@@ -170,7 +132,7 @@ final class FullFineTuningTests: XCTestCase {
     /// A model fully fine-tuned by `peft train --method full` (bf16 sharded base; scripts/make_full_fixtures.py
     /// --peft-binary): transformers loaded the directory it wrote and computed these logits.
     func testOurFullFineTuneLoadsInTransformersWithOurLogits() throws {
-        struct Logits: Decodable { let examples: [LoRAGoldenExample]; let logits: [[Float]] }
+        struct Logits: Decodable { let examples: [GoldenExample]; let logits: [[Float]] }
         let golden = try JSONDecoder().decode(Logits.self, from: Data(contentsOf: fixtureURL("full/ours-full.json")))
         let dir = fixtureURL("full/ours-full-model")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)

@@ -76,8 +76,10 @@ def train(model_dir, data, steps, batch, maxlen, dtype, checkpointing, method="l
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype])
     if checkpointing:
         model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-    model = get_peft_model(model, method_config(method))
+        if method != "full":
+            model.enable_input_require_grads()
+    if method != "full":   # full fine-tuning: every parameter of the model trains, as transformers' Trainer does
+        model = get_peft_model(model, method_config(method))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
     exs = examples(tok, data, maxlen)

@@ -101,7 +101,6 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
         entries = list
         byTensor = Dictionary(uniqueKeysWithValues: list.map { ($0.tensor, $0) })
         parameters = FloatBuffer(count: offset)
-        gradients = FloatBuffer(count: offset)
         // Copy the current values in, then point the model's tensors at them.
         for e in list {
             let dst = parameters.pointer + e.offset
@@ -115,6 +114,9 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
                 model.weights.replace(e.tensor, with: .vector(FloatBuffer(viewing: dst, count: v.count, owner: parameters)))
             }
         }
+        // Allocated only now: the replaced tensors (a memory mapping or converted copies) are gone, so the peak is
+        // parameters + gradients rather than that plus the original weights.
+        gradients = FloatBuffer(count: offset)
     }
 
     // MARK: ModelAdapter
