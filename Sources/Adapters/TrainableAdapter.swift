@@ -99,6 +99,9 @@ public protocol TrainableAdapter: ModelAdapter {
     func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool
     /// Names of the frozen tensors `merge` changes.
     var mergedTensorNames: [String] { get }
+    /// True when `merge` replaces a tensor's values outright (trained base tensors), so the writer need not read the
+    /// base's values first.
+    var mergeOverwrites: Bool { get }
     /// Writes the run's result into `url`: a PEFT adapter folder, or a whole model for full / freeze fine-tuning.
     func writeOutput(to url: URL, baseModel: String?) throws
 }
@@ -110,6 +113,7 @@ extension TrainableAdapter {
     public func parametersDidChange() {}
     public func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool { false }
     public var mergedTensorNames: [String] { [] }
+    public var mergeOverwrites: Bool { false }
     public func writeOutput(to url: URL, baseModel: String?) throws { try AdapterFiles.save(self, to: url, baseModel: baseModel) }
 
     /// The settings that decide what the adapter computes: its config without the base model path and mode.

@@ -86,3 +86,32 @@ extension BottleneckGoldenTests {
         }
     }
 }
+
+extension BottleneckGoldenTests {
+    func testAdapterHubConfigsThisEngineCannotComputeAreRefusedByName() throws {
+        let base = BottleneckConfig(.pfeiffer).object()
+        let cases: [(String, Any, String)] = [
+            ("ln_after", true, "ln_after = true is not supported"),
+            ("use_gating", true, "use_gating = true is not supported"),
+            ("phm_layer", true, "phm_layer = true is not supported"),
+            ("residual_before_ln", "post_add", "residual_before_ln = post_add"),
+            ("non_linearity", "tanh", "non_linearity 'tanh' is not supported"),
+            ("scaling", "learned", "scaling 'learned' is not supported"),
+            ("reduction_factor", ["default": 16, "1": 8], "per-layer mappings are not supported"),
+            ("architecture", "lora", "architecture 'lora' is not supported"),
+            ("dropout", 0.1, "adapter dropout 0.1 is not supported"),
+        ]
+        for (key, value, message) in cases {
+            var object = base
+            object[key] = value
+            XCTAssertThrowsError(try BottleneckConfig(object: object, path: "adapter_config.json"), key) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(key): \(error)")
+            }
+        }
+        // The three placements read back as themselves.
+        for placement in [BottleneckConfig.Placement.houlsby, .pfeiffer, .parallel] {
+            let config = BottleneckConfig(placement)
+            XCTAssertEqual(try BottleneckConfig(object: config.object(), path: "x"), config)
+        }
+    }
+}

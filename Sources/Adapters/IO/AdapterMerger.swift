@@ -104,7 +104,8 @@ public enum AdapterMerger {
                         out.copyMemory(from: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
                         return
                     }
-                    let w = try view.floatBuffer()
+                    // Trained tensors replace the base's values: its bytes are never read (or paged in).
+                    let w = adapter.mergeOverwrites ? FloatBuffer(count: view.elementCount) : try view.floatBuffer()
                     let folded = withExtendedLifetime(w) { () -> Bool in
                         guard adapter.merge(tensor: entry.name, values: w.pointer, shape: view.shape) else { return false }
                         Convert.fromFloat(w.pointer, dtype: entry.dtype, into: out.baseAddress!, count: view.elementCount)

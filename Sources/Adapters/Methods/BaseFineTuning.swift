@@ -164,6 +164,7 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
     public func reserve(rows: Int) {}
 
     public var mergedTensorNames: [String] { entries.map(\.tensor.name) }
+    public var mergeOverwrites: Bool { true }
 
     /// The trained values of `name`.
     public func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool {
