@@ -68,8 +68,8 @@ public struct CompareRunner {
         let date = ISO8601DateFormatter().string(from: Date())
         let budget = s.maxSteps.map { "\($0) steps" } ?? "\(s.epochs.map { String($0) } ?? "3") epochs"
         var report = CompareReport(
-            title: s.title ?? "peft compare: \(s.methods.count) methods", model: s.model.path, data: train.path,
-            evalData: heldOut.path, budget: budget, questions: try Self.recordCount(heldOut, limit: s.questions), date: date,
+            title: s.title ?? "peft compare: \(s.methods.count) methods", model: Self.display(s.model), data: Self.display(train),
+            evalData: Self.display(heldOut), budget: budget, questions: try Self.recordCount(heldOut, limit: s.questions), date: date,
             notes: s.notes, methods: s.methods.map { .init(method: $0.rawValue, title: $0.title) })
 
         // The base model answers first: the common "before".
@@ -145,6 +145,12 @@ public struct CompareRunner {
                            result.after?.loss ?? .nan, rouge))
         }
         return report
+    }
+
+    /// A path as the user would type it: relative to the current directory when inside it.
+    static func display(_ url: URL) -> String {
+        let path = url.standardizedFileURL.path, cwd = FileManager.default.currentDirectoryPath
+        return path.hasPrefix(cwd + "/") ? String(path.dropFirst(cwd.count + 1)) : path
     }
 
     private func evalFlags(_ dir: URL) -> [String] {
