@@ -96,13 +96,7 @@ extension TransformerModel {
                 continue
             }
             // Rebuild this sequence's keys and values behind the prefix (the buffers hold the last sequence's).
-            let p = a.prefix(layer: l)
-            for j in 0..<np {
-                (kSeq.pointer + j * kvDim).update(from: p.keys + j * p.stride, count: kvDim)
-                (vSeq.pointer + j * kvDim).update(from: p.values + j * p.stride, count: kvDim)
-            }
-            (kSeq.pointer + np * kvDim).update(from: s.k.pointer + start * kvDim, count: length * kvDim)
-            (vSeq.pointer + np * kvDim).update(from: s.v.pointer + start * kvDim, count: length * kvDim)
+            prefixedKeys(l, adapter: a, start: start, length: length, saved: s, k: kSeq, v: vSeq)
             dkSeq.pointer.update(repeating: 0, count: (np + length) * kvDim)
             dvSeq.pointer.update(repeating: 0, count: (np + length) * kvDim)
             attention[l].backward(q: s.q.pointer, k: kSeq.pointer, v: vSeq.pointer, out: s.att.pointer,

@@ -43,24 +43,30 @@ extension TransformerModel {
 
     /// Hook point 2: attention of every sequence of the batch, behind the adapter's prefix keys and values if any.
     func attend(_ l: Int, batch: PackedBatch, saved s: LayerSaved, buffers b: ActivationBuffers) {
-        let np = b.prefixRows, kvDim = config.kvDim
+        let np = b.prefixRows
         for (start, length) in zip(batch.starts, batch.lengths) {
             guard np > 0, let a = adapter, let kSeq = b.kSeq, let vSeq = b.vSeq else {
                 attention[l].forward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer,
                                      lse: s.lse.pointer, start: start, length: length, scratch: b.attnScratch.pointer)
                 continue
             }
-            let p = a.prefix(layer: l)
-            for j in 0..<np {
-                (kSeq.pointer + j * kvDim).update(from: p.keys + j * p.stride, count: kvDim)
-                (vSeq.pointer + j * kvDim).update(from: p.values + j * p.stride, count: kvDim)
-            }
-            (kSeq.pointer + np * kvDim).update(from: s.k.pointer + start * kvDim, count: length * kvDim)
-            (vSeq.pointer + np * kvDim).update(from: s.v.pointer + start * kvDim, count: length * kvDim)
+            prefixedKeys(l, adapter: a, start: start, length: length, saved: s, k: kSeq, v: vSeq)
             attention[l].forward(q: s.q.pointer, k: kSeq.pointer, v: vSeq.pointer, out: s.att.pointer,
                                  lse: s.lse.pointer, start: start, length: length, keyStart: 0, past: np,
                                  scratch: b.attnScratch.pointer)
         }
+    }
+
+    /// k/v[np + length, kvDim] = the adapter's prefix of layer `l`, then the keys and values of one sequence.
+    func prefixedKeys(_ l: Int, adapter a: ModelAdapter, start: Int, length: Int, saved s: LayerSaved,
+                      k: FloatBuffer, v: FloatBuffer) {
+        let kvDim = config.kvDim, p = a.prefix(layer: l), np = a.prefixLength
+        for j in 0..<np {
+            (k.pointer + j * kvDim).update(from: p.keys + j * p.stride, count: kvDim)
+            (v.pointer + j * kvDim).update(from: p.values + j * p.stride, count: kvDim)
+        }
+        (k.pointer + np * kvDim).update(from: s.k.pointer + start * kvDim, count: length * kvDim)
+        (v.pointer + np * kvDim).update(from: s.v.pointer + start * kvDim, count: length * kvDim)
     }
 
     /// Embeds and runs every layer, then the final norm into `b.finalNormed` (rstd kept for backward).

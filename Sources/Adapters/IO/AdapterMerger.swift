@@ -72,8 +72,8 @@ public enum AdapterMerger {
         }
         var merged = 0, bytes = 0
         let files = Set(directory.weightMap.values).sorted()
+        // Everything but weights and adapter files is copied as is.
         do {
-            // Everything but weights and adapter files is copied as is.
             let marker: [String: Any] = ["base_model": modelURL.path, "adapter": adapter.method.rawValue,
                                          "summary": adapter.summary, "merged_tensors": touched.count]
             try JSONSerialization.data(withJSONObject: marker, options: [.prettyPrinted, .sortedKeys])

@@ -19,14 +19,7 @@ public struct IA3Config: Sendable, Equatable {
 
     /// Reads PEFT's adapter_config.json object.
     public init(object obj: [String: Any], path: String) throws {
-        let targets: LoRAConfig.Targets
-        if let list = obj["target_modules"] as? [String] {
-            targets = list == ["all-linear"] ? .allLinear : .names(list.sorted())
-        } else if let s = obj["target_modules"] as? String {
-            targets = s == "all-linear" ? .allLinear : .regex(s)
-        } else {
-            throw AdapterError.config(path: path, reason: "missing 'target_modules'")
-        }
+        let targets = try LoRAConfig.Targets(object: obj, path: path)
         var ff: [String] = []
         if let list = obj["feedforward_modules"] as? [String] { ff = list.sorted() }
         else if let s = obj["feedforward_modules"] as? String { ff = [s] }
@@ -36,10 +29,7 @@ public struct IA3Config: Sendable, Equatable {
         if (obj["fan_in_fan_out"] as? Bool) == true {
             throw AdapterError.unsupported(path: path, reason: "fan_in_fan_out is only for GPT-2 style Conv1D layers")
         }
-        var layers: [Int]? = nil
-        if let n = obj["layers_to_transform"] as? NSNumber { layers = [n.intValue] }
-        if let l = obj["layers_to_transform"] as? [NSNumber] { layers = l.map(\.intValue) }
-        self.init(targetModules: targets, feedforwardModules: ff, layersToTransform: layers)
+        self.init(targetModules: targets, feedforwardModules: ff, layersToTransform: LoRAConfig.layersToTransform(obj))
     }
 
     public func object(baseModel: String?) -> [String: Any] {
@@ -49,11 +39,7 @@ public struct IA3Config: Sendable, Equatable {
             "revision": NSNull(), "base_model_name_or_path": baseModel.map { $0 as Any } ?? NSNull(),
             "layers_to_transform": layersToTransform.map { $0 as Any } ?? NSNull(),
         ]
-        switch targetModules {
-        case .names(let names): obj["target_modules"] = names.sorted()
-        case .allLinear: obj["target_modules"] = "all-linear"
-        case .regex(let pattern): obj["target_modules"] = pattern
-        }
+        obj["target_modules"] = targetModules.json
         return obj
     }
 }

@@ -80,6 +80,36 @@ public struct LoRAConfig: Sendable, Equatable {
 
 // MARK: - adapter_config.json
 
+extension LoRAConfig.Targets {
+    /// PEFT's `target_modules`: a list of names (`["all-linear"]` too) or one regex string.
+    public init(object obj: [String: Any], path: String) throws {
+        if let list = obj["target_modules"] as? [String] {
+            self = list == ["all-linear"] ? .allLinear : .names(list.sorted())
+        } else if let s = obj["target_modules"] as? String {
+            self = s == "all-linear" ? .allLinear : .regex(s)
+        } else {
+            throw AdapterError.config(path: path, reason: "missing 'target_modules'")
+        }
+    }
+
+    /// The value adapter_config.json stores.
+    public var json: Any {
+        switch self {
+        case .names(let names): names.sorted()
+        case .allLinear: "all-linear"
+        case .regex(let pattern): pattern
+        }
+    }
+}
+
+extension LoRAConfig {
+    /// PEFT's `layers_to_transform`: one layer or a list, nil for all.
+    static func layersToTransform(_ obj: [String: Any]) -> [Int]? {
+        if let n = obj["layers_to_transform"] as? NSNumber { return [n.intValue] }
+        return (obj["layers_to_transform"] as? [NSNumber])?.map(\.intValue)
+    }
+}
+
 extension LoRAConfig {
     /// Reads PEFT's adapter_config.json. Fails clearly on adapter kinds and options this engine does not implement.
     public init(json data: Data, path: String) throws {
@@ -102,17 +132,8 @@ extension LoRAConfig {
         guard let r = (obj["r"] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), (1...Self.maxRank).contains(r) else {
             throw AdapterError.config(path: path, reason: "missing or invalid 'r' (1...\(Self.maxRank))")
         }
-        let targets: Targets
-        if let list = obj["target_modules"] as? [String] {
-            targets = list == ["all-linear"] ? .allLinear : .names(list.sorted())
-        } else if let s = obj["target_modules"] as? String {
-            targets = s == "all-linear" ? .allLinear : .regex(s)
-        } else {
-            throw AdapterError.config(path: path, reason: "missing 'target_modules'")
-        }
-        var layers: [Int]? = nil
-        if let n = obj["layers_to_transform"] as? NSNumber { layers = [n.intValue] }
-        if let l = obj["layers_to_transform"] as? [NSNumber] { layers = l.map(\.intValue) }
+        let targets = try Targets(object: obj, path: path)
+        let layers = Self.layersToTransform(obj)
         let ranks = ((obj["rank_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
         let alphas = ((obj["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
         let alpha = (obj["lora_alpha"] as? NSNumber)?.doubleValue ?? 8
@@ -143,11 +164,7 @@ extension LoRAConfig {
             "rank_pattern": rankPattern, "alpha_pattern": alphaPattern, "revision": NSNull(),
             "base_model_name_or_path": baseModelNameOrPath.map { $0 as Any } ?? NSNull(),
         ]
-        switch targetModules {
-        case .names(let names): obj["target_modules"] = names.sorted()
-        case .allLinear: obj["target_modules"] = "all-linear"
-        case .regex(let pattern): obj["target_modules"] = pattern
-        }
+        obj["target_modules"] = targetModules.json
         // lora_alpha is an int in PEFT when it is whole.
         if let whole = Int(exactly: alpha) { obj["lora_alpha"] = whole }
         return obj
