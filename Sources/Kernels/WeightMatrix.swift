@@ -2,8 +2,8 @@ import CKernels
 import Foundation
 
 /// A frozen weight matrix `[rows, cols]` = `[out_features, in_features]` (Hugging Face `Linear.weight` layout),
-/// stored as f32 or bf16. bf16 storage halves memory; products widen it to f32 tile by tile and always
-/// accumulate in f32.
+/// stored as f32, bf16 or a GGML block format (q8_0, q4_0, q4_k). Narrower storage costs less memory and memory
+/// bandwidth; products widen it to f32 tile by tile (or in registers, for decode) and always accumulate in f32.
 ///
 /// ```swift
 /// w.forward(x, rows: M, into: y)          // y[M, out] = x[M, in] · W^T
@@ -13,6 +13,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public enum Storage {
         case float32(UnsafePointer<Float>)
         case bfloat16(UnsafePointer<UInt16>)
+        /// Rows of blocks back to back: row r starts at r * cols / blockSize * blockBytes.
+        case quantized(QuantType, UnsafePointer<UInt8>)
     }
 
     public let rows: Int
@@ -32,22 +34,87 @@ public struct WeightMatrix: @unchecked Sendable {
         self.init(rows: rows, cols: cols, storage: .float32(UnsafePointer(buffer.pointer)), owner: buffer)
     }
 
+    /// The storage's float type; quantized matrices compute in f32.
     public var dtype: DType {
         switch storage {
-        case .float32: .float32
+        case .float32, .quantized: .float32
         case .bfloat16: .bfloat16
         }
     }
 
+    /// The block format of a quantized matrix.
+    public var quantType: QuantType? {
+        if case .quantized(let t, _) = storage { return t }
+        return nil
+    }
+
     /// Bytes held by the elements.
-    public var byteCount: Int { rows * cols * dtype.byteSize }
+    public var byteCount: Int { quantType.map { $0.byteCount(rows: rows, cols: cols) } ?? rows * cols * dtype.byteSize }
+
+    /// This matrix in block format `type` (GGML's reference rounding), or nil when its rows are not a whole number of
+    /// blocks.
+    public func quantized(_ type: QuantType) -> WeightMatrix? {
+        guard cols % type.blockSize == 0, quantType == nil else { return nil }
+        let rowBytes = type.byteCount(rows: 1, cols: cols)
+        let out = AlignedBuffer<UInt8>(count: rows * rowBytes)
+        Parallel.forRanges(rows, minChunk: 16) { rs in
+            var row = [Float](repeating: 0, count: cols)
+            row.withUnsafeMutableBufferPointer { rp in
+                for r in rs {
+                    readRow(r, into: rp.baseAddress!)
+                    type.quantize(rp.baseAddress!, count: cols, into: out.pointer + r * rowBytes)
+                }
+            }
+        }
+        return WeightMatrix(rows: rows, cols: cols, storage: .quantized(type, UnsafePointer(out.pointer)), owner: out)
+    }
 
     /// Inputs with at most this many rows are multiplied straight from the stored weights (GEMV for one row,
     /// 4x4 register tiles for a few) instead of through oneDNN; bf16 weights also skip panel widening.
-    public static let smallRowLimit: (float32: Int, bfloat16: Int) = {
+    public static let smallRowLimit: (float32: Int, bfloat16: Int, quantized: Int) = {
         let env = ProcessInfo.processInfo.environment
-        return (Int(env["PEFT_SMALL_M_F32"] ?? "") ?? 8, Int(env["PEFT_SMALL_M_BF16"] ?? "") ?? 64)
+        return (Int(env["PEFT_SMALL_M_F32"] ?? "") ?? 8, Int(env["PEFT_SMALL_M_BF16"] ?? "") ?? 64,
+                Int(env["PEFT_SMALL_M_QUANT"] ?? "") ?? 16)
     }()
+
+    /// Quantized weights: a register-level GEMV for a few input rows (decode); otherwise panels of rows dequantized
+    /// to f32 and multiplied by the GEMM.
+    private func forwardQuantized(_ type: QuantType, _ w: UnsafePointer<UInt8>, _ x: UnsafePointer<Float>, m: Int,
+                                  ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        if m <= Self.smallRowLimit.quantized {
+            let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
+            let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
+            let k = cols
+            Parallel.forRanges(rows, minChunk: 32) { r in
+                pk_gemv_quant(type.cType, w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound)
+            }
+            if let temp {
+                withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
+            }
+            return
+        }
+        forEachDequantizedPanel(type, w) { panel, r0, r1 in
+            Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: panel, ldb: cols, transposeB: true,
+                          c: y + r0, ldc: ldy, accumulate: accumulate)
+        }
+    }
+
+    /// Dequantizes rows of W panel by panel (near L2 size) into f32 scratch: body(panel [r1 - r0, cols], r0, r1).
+    private func forEachDequantizedPanel(_ type: QuantType, _ w: UnsafePointer<UInt8>,
+                                         _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
+        let pr = panelRows, rowBytes = type.byteCount(rows: 1, cols: cols)
+        let scratch = Scratch.panel(count: pr * cols)
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(rows, r0 + pr)
+            let c = cols
+            Parallel.forRanges(r1 - r0, minChunk: 4) { rs in
+                for r in rs { type.dequantize(w + (r0 + r) * rowBytes, count: c, into: scratch + r * c) }
+            }
+            body(scratch, r0, r1)
+            r0 = r1
+        }
+    }
 
     /// Rows of W per widened bf16 panel (keeps a panel near L2 size).
     private var panelRows: Int { max(16, min(rows, (256 * 1024) / max(1, cols) / 16 * 16)) }
@@ -57,11 +124,16 @@ public struct WeightMatrix: @unchecked Sendable {
                         ldy: Int? = nil, accumulate: Bool = false) {
         let ldx = ldx ?? cols, ldy = ldy ?? rows
         if m == 0 { return }
+        if case .quantized(let type, let w) = storage {
+            forwardQuantized(type, w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
+            return
+        }
         if m <= (dtype == .float32 ? Self.smallRowLimit.float32 : Self.smallRowLimit.bfloat16) {
             gemv(x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
             return
         }
         switch storage {
+        case .quantized: break   // handled above
         case .float32(let w):
             Gemm.multiply(m: m, n: rows, k: cols, a: x, lda: ldx, b: w, ldb: cols, transposeB: true,
                           c: y, ldc: ldy, accumulate: accumulate)
@@ -111,6 +183,11 @@ public struct WeightMatrix: @unchecked Sendable {
         let lddy = lddy ?? rows, lddx = lddx ?? cols
         if m == 0 { return }
         switch storage {
+        case .quantized(let type, let w):
+            forEachDequantizedPanel(type, w) { panel, r0, r1 in
+                Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: panel, ldb: cols,
+                              c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)
+            }
         case .float32(let w):
             Gemm.multiply(m: m, n: cols, k: rows, a: dy, lda: lddy, b: w, ldb: cols, c: dx, ldc: lddx,
                           accumulate: accumulate)
@@ -141,6 +218,8 @@ public struct WeightMatrix: @unchecked Sendable {
         // Chunks are multiples of 4 rows so the tiled kernel keeps full tiles.
         let chunk = 64
         switch (storage, m) {
+        case (.quantized(let t, let w), _):
+            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_quant(t.cType, w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
         case (.float32(let w), 1):
             Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
         case (.bfloat16(let w), 1):
@@ -162,6 +241,7 @@ public struct WeightMatrix: @unchecked Sendable {
         switch storage {
         case .float32(let w): dst.update(from: w + r * cols, count: cols)
         case .bfloat16(let w): pk_bf16_to_f32(w + r * cols, dst, cols)
+        case .quantized(let t, let w): t.dequantize(w + r * t.byteCount(rows: 1, cols: cols), count: cols, into: dst)
         }
     }
 
@@ -171,6 +251,7 @@ public struct WeightMatrix: @unchecked Sendable {
         switch storage {
         case .float32(let w): out.copy(from: w, count: rows * cols)
         case .bfloat16(let w): pk_bf16_to_f32(w, out.pointer, rows * cols)
+        case .quantized(let t, let w): t.dequantize(w, count: rows * cols, into: out.pointer)
         }
         return out
     }

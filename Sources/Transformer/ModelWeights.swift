@@ -128,6 +128,34 @@ extension ModelWeights {
 }
 
 extension ModelWeights {
+    /// Quantizes the frozen matrices (every projection, the embedding and an untied LM head) to `type`; norms and
+    /// biases stay f32. A matrix whose rows are not whole q4_k super-blocks falls back to q8_0 (as llama.cpp does).
+    /// Returns the bytes the matrices take afterwards.
+    @discardableResult
+    public func quantize(_ type: QuantType) -> Int {
+        var bytes = 0
+        var tensors: [BaseTensor] = [.embedding]
+        if !config.tieWordEmbeddings { tensors.append(.lmHead) }
+        for l in 0..<config.layerCount {
+            tensors += Projection.allCases.map { .weight(ProjectionSite(layer: l, projection: $0)) }
+        }
+        for t in tensors {
+            guard case .matrix(let m)? = storage(t) else { continue }
+            if let q = m.quantized(type) ?? (type == .q4_k ? m.quantized(.q8_0) : nil) {
+                replace(t, with: .matrix(q))
+                bytes += q.byteCount
+            } else {
+                bytes += m.byteCount
+            }
+        }
+        return bytes
+    }
+
+    /// The block format of the projections (nil when they are f32 or bf16).
+    public var quantType: QuantType? { layers.first?.q.weight.quantType }
+}
+
+extension ModelWeights {
     /// Loads weights from a Hugging Face directory, storing large matrices as `dtype` (`float32` or `bfloat16`).
     /// Tensors already stored in that dtype are used straight from the memory mapping (no copy).
     public static func load(directory: ModelDirectory, config: ModelConfig, dtype: DType) throws -> ModelWeights {

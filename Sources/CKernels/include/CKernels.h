@@ -106,4 +106,15 @@ void pk_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, 
 #ifdef __cplusplus
 }
 #endif
+/// GGML block formats (see quant.c): q8_0, q4_0 (32 weights a block) and q4_k (256 a super-block).
+enum { PK_Q8_0 = 8, PK_Q4_0 = 2, PK_Q4_K = 12 };
+size_t pk_quant_block_size(int type);
+size_t pk_quant_block_bytes(int type);
+/// Quantizes nblocks blocks of x (GGML's reference rounding) into out.
+void pk_quantize(int type, const float *x, uint8_t *out, size_t nblocks);
+void pk_dequantize(int type, const uint8_t *blocks, float *out, size_t nblocks);
+/// y[m, r] = dot(row r of the quantized W [rows, k], x[m, :k]) for r in [r0, r1), all m < m_count.
+void pk_gemv_quant(int type, const uint8_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
+                   size_t m_count, size_t r0, size_t r1);
+
 #endif

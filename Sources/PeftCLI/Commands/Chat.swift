@@ -9,6 +9,7 @@ struct Chat: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOption: AdapterOption
+    @OptionGroup var quantizeOption: QuantizeOption
     @OptionGroup var templateOptions: TemplateOptions
     @OptionGroup var sampling: SamplingFlags
     @Option(help: "Compute precision: bfloat16 (default) or float32.") var dtype: ComputeDType = .bfloat16
@@ -16,7 +17,7 @@ struct Chat: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype,
-                                          adapter: adapterOption.url)
+                                          adapter: adapterOption.url, quantize: quantizeOption.quantize)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let options = sampling.resolve(loaded.sampling, fallbackMaxNewTokens: 512)
         try options.validate()

@@ -28,6 +28,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Examples per step.") var batchSize: Int = 4
     @Option(help: "Longest answer generated, in tokens.") var maxNewTokens: Int = 128
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
+    @OptionGroup var quantizeOption: QuantizeOption
     @Flag(help: "Instead of one method, compare them all (peft compare) on the built-in data: report in OUTPUT/compare.") var compare = false
 
     var methodTitle: String { AdapterMethod(rawValue: method)?.title ?? method }
@@ -69,7 +70,7 @@ struct Demo: ParsableCommand {
         }
         // The tiny built-in model trains fastest in f32; a real checkpoint in bf16 where oneDNN has bf16 products.
         let dtype: ComputeDType = builtIn ? .float32 : .fastestForTraining
-        let loaded = try LoadedModel.open(modelURL, dtype: dtype.dtype)
+        let loaded = try LoadedModel.open(modelURL, dtype: dtype.dtype, quantize: quantizeOption.quantize)
         let templateOptions = try TemplateOptions.parse([])
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let builder = ExampleBuilder(formatter: formatter, maxLength: 512)

@@ -11,6 +11,7 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOption: AdapterOption
+    @OptionGroup var quantizeOption: QuantizeOption
     @Option(help: "Data file (Alpaca, ShareGPT or messages).") var data: String
     @OptionGroup var templateOptions: TemplateOptions
     @Option(help: "Longest example in tokens.") var maxLength: Int = 1024
@@ -34,7 +35,8 @@ struct Eval: ParsableCommand {
         if generate { try runGenerate(); return }
         let dtype = self.dtype ?? .float32
         let set = try DataLoader.load(URL(fileURLWithPath: data))
-        let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype, adapter: adapterOption.url)
+        let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype, adapter: adapterOption.url,
+                                          quantize: quantizeOption.quantize)
         let builder = ExampleBuilder(formatter: try templateOptions.formatter(for: loaded.tokenizer), maxLength: min(maxLength, loaded.model.config.maxPositionEmbeddings))
         let built = try builder.build(set.conversations)
         let bar = ProgressBar(total: built.examples.count, label: "eval")
@@ -55,7 +57,7 @@ struct Eval: ParsableCommand {
         var set = try DataLoader.load(URL(fileURLWithPath: data))
         if let limit { set.conversations = Array(set.conversations.prefix(max(0, limit))) }
         let loaded = try LoadedModel.open(modelOptions.url, dtype: (dtype ?? .bfloat16).dtype,
-                                          adapter: adapterOption.url)
+                                          adapter: adapterOption.url, quantize: quantizeOption.quantize)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let builder = ExampleBuilder(formatter: formatter, maxLength: min(maxLength, loaded.model.config.maxPositionEmbeddings))
         let options = sampling.resolve(loaded.sampling)

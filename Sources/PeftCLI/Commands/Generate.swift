@@ -10,6 +10,7 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOption: AdapterOption
+    @OptionGroup var quantizeOption: QuantizeOption
     @Option(help: "The user message.") var prompt: String
     @OptionGroup var templateOptions: TemplateOptions
     @OptionGroup var sampling: SamplingFlags
@@ -19,7 +20,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype,
-                                          adapter: adapterOption.url)
+                                          adapter: adapterOption.url, quantize: quantizeOption.quantize)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let ids = formatter.promptIDs([ChatMessage(role: .user, content: prompt)])
         let options = sampling.resolve(loaded.sampling)

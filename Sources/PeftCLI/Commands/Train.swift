@@ -21,6 +21,7 @@ struct Train: ParsableCommand {
     @Option(help: "Training data file.") var data: String
     @Option(help: "Output directory for the adapter, checkpoints and log.") var output: String
     @OptionGroup var methodOptions: MethodOptions
+    @OptionGroup var quantizeOption: QuantizeOption
     @Option(help: "Passes over the data.") var epochs: Double = 3
     @Option(help: "Stop after this many optimiser steps (overrides --epochs).") var maxSteps: Int?
     @Option(help: "Examples per micro-batch.") var batchSize: Int = 4
@@ -75,7 +76,8 @@ struct Train: ParsableCommand {
         let job = TrainingJob(modelURL: modelOptions.url, dataURL: URL(fileURLWithPath: data),
                               evalURL: evalData.map { URL(fileURLWithPath: $0) }, output: URL(fileURLWithPath: output),
                               logURL: log.map { URL(fileURLWithPath: $0) }, method: methodOptions, options: options,
-                              templateOptions: templateOptions, dtype: dtype ?? .fastestForTraining, skipInvalid: skipInvalid)
+                              templateOptions: templateOptions, dtype: dtype ?? .fastestForTraining, skipInvalid: skipInvalid,
+                              quantize: quantizeOption.quantize)
         let summary = try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
         if summary.interrupted { throw ExitCode(130) }
     }
@@ -93,6 +95,8 @@ struct TrainingJob {
     var templateOptions: TemplateOptions
     var dtype: ComputeDType
     var skipInvalid: Bool
+    /// QLoRA-style training: the frozen base in a block format, the adapter in f32.
+    var quantize: QuantType? = nil
     var quiet = false
 
     @discardableResult
@@ -100,7 +104,10 @@ struct TrainingJob {
         // Validate every input before writing anything.
         let train = try DataLoader.load(dataURL, skipInvalid: skipInvalid)
         let evalSet = try evalURL.map { try DataLoader.load($0, skipInvalid: skipInvalid) }
-        let loaded = try preloaded ?? LoadedModel.open(modelURL, dtype: dtype.dtype)
+        if quantize != nil, !(try method.resolvedMethod).savesAdapter {
+            throw ValidationError("--quantize keeps the base frozen; it does not combine with --method \(method.method), which trains the base weights")
+        }
+        let loaded = try preloaded ?? LoadedModel.open(modelURL, dtype: dtype.dtype, quantize: quantize)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let builder = ExampleBuilder(formatter: formatter, maxLength: options.maxLength)
         let built = try builder.build(train.conversations)

@@ -15,8 +15,9 @@ struct LoadedModel {
     let eosTokenIDs: [Int32]
     var adapter: TrainableAdapter?
 
-    static func open(_ url: URL, dtype: DType, adapter adapterURL: URL? = nil) throws -> LoadedModel {
+    static func open(_ url: URL, dtype: DType, adapter adapterURL: URL? = nil, quantize: QuantType? = nil) throws -> LoadedModel {
         let model = try TransformerModel.load(directory: url, dtype: dtype)
+        if let quantize { model.weights.quantize(quantize) }
         let tokenizer = try Tokenizer.load(directory: url)
         let (sampling, eos) = try SamplingOptions.defaults(directory: url)
         var loaded = LoadedModel(url: url, model: model, tokenizer: tokenizer, sampling: sampling,

@@ -22,6 +22,14 @@ struct ModelOptions: ParsableArguments {
     var url: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
 }
 
+/// `--quantize TYPE` on the commands that run a model: frozen matrices in a GGML block format.
+struct QuantizeOption: ParsableArguments {
+    @Option(help: "Quantize the frozen weights at load: q8_0 (8.5 bits per weight), q4_0 or q4_k (4.5 bits); norms stay f32.")
+    var quantize: QuantType?
+}
+
+extension QuantType: ExpressibleByArgument {}
+
 /// `--adapter DIR` on the commands that run a model.
 struct AdapterOption: ParsableArguments {
     @Option(help: "A PEFT LoRA adapter directory to apply.") var adapter: String?

@@ -1,0 +1,123 @@
+import Foundation
+import Kernels
+import TestSupport
+import XCTest
+
+/// GGML block formats: quantization bit for bit as the `gguf` package (scripts/make_quant_fixtures.py), dequantization
+/// of every type as gguf's, and products from quantized storage equal to products with the dequantized f32 matrix
+/// (AVX-512 and scalar kernels, GEMV and panel GEMM paths).
+final class QuantTests: XCTestCase {
+    struct Golden: Decodable {
+        struct Quantized: Decodable { let bytes: String; let dequantized: [Float] }
+        let values: [Float]
+        let q8_0: Quantized
+        let q4_0: Quantized
+        let q4_k_blocks: Quantized
+    }
+
+    func golden() throws -> Golden {
+        try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("golden/quant.json")))
+    }
+
+    static func bytes(_ hex: String) -> [UInt8] {
+        var out: [UInt8] = [], chars = Array(hex.utf8)
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        func nibble(_ c: UInt8) -> UInt8 { c >= 97 ? c - 87 : c - 48 }
+        while i + 1 < chars.count { out.append(nibble(chars[i]) << 4 | nibble(chars[i + 1])); i += 2 }
+        chars.removeAll()
+        return out
+    }
+
+    func testQ8AndQ4QuantizeBitForBitAsGGUF() throws {
+        let g = try golden()
+        for (type, expected) in [(QuantType.q8_0, g.q8_0), (.q4_0, g.q4_0)] {
+            var out = [UInt8](repeating: 0, count: type.byteCount(rows: 1, cols: g.values.count))
+            g.values.withUnsafeBufferPointer { v in
+                out.withUnsafeMutableBufferPointer { type.quantize(v.baseAddress!, count: g.values.count, into: $0.baseAddress!) }
+            }
+            XCTAssertEqual(out, Self.bytes(expected.bytes), "\(type) bytes")
+            var back = [Float](repeating: 0, count: g.values.count)
+            out.withUnsafeBufferPointer { b in back.withUnsafeMutableBufferPointer { type.dequantize(b.baseAddress!, count: g.values.count, into: $0.baseAddress!) } }
+            XCTAssertEqual(back, expected.dequantized, "\(type) dequantized")
+        }
+    }
+
+    func testQ4KDequantizesAsGGUF() throws {
+        let g = try golden()
+        let blocks = Self.bytes(g.q4_k_blocks.bytes)
+        let n = g.q4_k_blocks.dequantized.count
+        var out = [Float](repeating: 0, count: n)
+        blocks.withUnsafeBufferPointer { b in out.withUnsafeMutableBufferPointer { QuantType.q4_k.dequantize(b.baseAddress!, count: n, into: $0.baseAddress!) } }
+        XCTAssertEqual(out, g.q4_k_blocks.dequantized)
+    }
+
+    func testQ4KQuantizationIsCloseAndStable() throws {
+        // No reference quantizer for q4_k in the gguf package: check the error bound of a 4-bit affine grid with
+        // 6-bit sub-scales, and that quantizing the dequantized values again reproduces them exactly.
+        let g = try golden()
+        let type = QuantType.q4_k
+        let n = g.values.count
+        var q = [UInt8](repeating: 0, count: type.byteCount(rows: 1, cols: n)), back = [Float](repeating: 0, count: n)
+        g.values.withUnsafeBufferPointer { v in q.withUnsafeMutableBufferPointer { type.quantize(v.baseAddress!, count: n, into: $0.baseAddress!) } }
+        q.withUnsafeBufferPointer { b in back.withUnsafeMutableBufferPointer { type.dequantize(b.baseAddress!, count: n, into: $0.baseAddress!) } }
+        for sb in 0..<(n / 256) {
+            let superBlock = g.values[(sb * 256)..<(sb * 256 + 256)]
+            let superSpan = superBlock.max()! - min(superBlock.min()!, 0)
+            for j in 0..<8 {
+                let range = (sb * 256 + 32 * j)..<(sb * 256 + 32 * (j + 1))
+                let lo = g.values[range].min()!, hi = g.values[range].max()!
+                // Half a step of a 15-level grid over the sub-block's span, plus the 6-bit scale quantization; a
+                // sub-block far smaller than one 63rd of its super-block gets a zero scale (values near its min).
+                let span = hi - min(lo, 0)
+                let bound = (span < superSpan / 63 ? span : span / 15 * 0.75) + 1e-6
+                for i in range { XCTAssertEqual(back[i], g.values[i], accuracy: bound, "super-block \(sb) sub-block \(j)") }
+            }
+        }
+        var again = [UInt8](repeating: 0, count: q.count), back2 = [Float](repeating: 0, count: n)
+        back.withUnsafeBufferPointer { v in again.withUnsafeMutableBufferPointer { type.quantize(v.baseAddress!, count: n, into: $0.baseAddress!) } }
+        again.withUnsafeBufferPointer { b in back2.withUnsafeMutableBufferPointer { type.dequantize(b.baseAddress!, count: n, into: $0.baseAddress!) } }
+        assertClose(back2, back, atol: 1e-3)
+    }
+
+    func testProductsEqualTheDequantizedMatrix() throws {
+        var rng = SeededGenerator(seed: 3)
+        let (rows, cols) = (40, 512)
+        let values = (0..<(rows * cols)).map { _ in rng.nextNormal() * 0.1 }
+        let dense = values.withUnsafeBufferPointer { WeightMatrix(rows: rows, cols: cols, values: $0.baseAddress!) }
+        for type in QuantType.allCases {
+            let q = try XCTUnwrap(dense.quantized(type))
+            XCTAssertEqual(q.byteCount, type.byteCount(rows: rows, cols: cols))
+            let reference = q.toFloat()
+            let exact = WeightMatrix(rows: rows, cols: cols, values: reference.pointer)
+            for scalar in [false, true] {
+                Ops.forceScalar(scalar)
+                defer { Ops.forceScalar(false) }
+                for m in [1, 3, 20] {
+                    let x = (0..<(m * cols)).map { _ in rng.nextNormal() }
+                    var ours = [Float](repeating: 0, count: m * rows), want = ours
+                    x.withUnsafeBufferPointer { xp in
+                        ours.withUnsafeMutableBufferPointer { q.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+                        want.withUnsafeMutableBufferPointer { exact.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+                    }
+                    // Same weights, different summation order: f32 rounding only.
+                    assertClose(ours, want, atol: 1e-4, rtol: 1e-4, "\(type) m=\(m) scalar=\(scalar)")
+                    // The input gradient dx = dy W.
+                    let dy = (0..<(m * rows)).map { _ in rng.nextNormal() }
+                    var dx = [Float](repeating: 0, count: m * cols), dxWant = dx
+                    dy.withUnsafeBufferPointer { d in
+                        dx.withUnsafeMutableBufferPointer { q.backwardInput(d.baseAddress!, rows: m, into: $0.baseAddress!) }
+                        dxWant.withUnsafeMutableBufferPointer { exact.backwardInput(d.baseAddress!, rows: m, into: $0.baseAddress!) }
+                    }
+                    assertClose(dx, dxWant, atol: 1e-4, rtol: 1e-4, "\(type) backward m=\(m)")
+                }
+            }
+            var row = [Float](repeating: 0, count: cols)
+            row.withUnsafeMutableBufferPointer { q.readRow(7, into: $0.baseAddress!) }
+            XCTAssertEqual(row, Array(UnsafeBufferPointer(start: reference.pointer + 7 * cols, count: cols)))
+        }
+        // Rows that are not whole blocks cannot be quantized.
+        let odd = [Float](repeating: 1, count: 4 * 48).withUnsafeBufferPointer { WeightMatrix(rows: 4, cols: 48, values: $0.baseAddress!) }
+        XCTAssertNil(odd.quantized(.q8_0))
+    }
+}
