@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define PK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define PK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 
 static inline float pk_bf16_scalar(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;

@@ -255,6 +255,13 @@ static float dot_row_scalar(int type, const uint8_t *row, size_t k, const float 
     return acc;
 }
 
+// Hardware f16 -> f32 (F16C) inside the vector kernels.
+PK_AVX512 static inline float f16_fast(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
 PK_AVX512 static inline __m512 q8_lanes(const uint8_t *p) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
 }
@@ -267,9 +274,7 @@ PK_AVX512 static void dot_rows_avx512(int type, const uint8_t *row, size_t k, co
     if (type == PK_Q8_0) {
         for (size_t b = 0; b < k / 32; b++) {
             const uint8_t *blk = row + b * 34;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            const __m512 d = _mm512_set1_ps(f16_value(h));
+            const __m512 d = _mm512_set1_ps(f16_fast(blk));
             const __m512 w0 = _mm512_mul_ps(d, q8_lanes(blk + 2)), w1 = _mm512_mul_ps(d, q8_lanes(blk + 18));
             for (size_t j = 0; j < mm; j++) {
                 const float *x = xs[j] + b * 32;
@@ -280,9 +285,7 @@ PK_AVX512 static void dot_rows_avx512(int type, const uint8_t *row, size_t k, co
     } else if (type == PK_Q4_0) {
         for (size_t b = 0; b < k / 32; b++) {
             const uint8_t *blk = row + b * 18;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            const __m512 d = _mm512_set1_ps(f16_value(h));
+            const __m512 d = _mm512_set1_ps(f16_fast(blk));
             const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
             const __m512 w0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(bytes, low), eight)));
             const __m512 w1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(bytes, 4), eight)));
@@ -295,10 +298,7 @@ PK_AVX512 static void dot_rows_avx512(int type, const uint8_t *row, size_t k, co
     } else {
         for (size_t b = 0; b < k / 256; b++) {
             const uint8_t *blk = row + b * 144;
-            uint16_t h, mh;
-            memcpy(&h, blk, 2);
-            memcpy(&mh, blk + 2, 2);
-            const float d = f16_value(h), dmin = f16_value(mh);
+            const float d = f16_fast(blk), dmin = f16_fast(blk + 2);
             const uint8_t *sc = blk + 4, *qs = blk + 16;
             for (int j = 0; j < 8; j += 2) {
                 // Sub-blocks j (low nibbles) and j + 1 (high nibbles) share 32 bytes.
@@ -327,6 +327,65 @@ PK_AVX512 static void dot_rows_avx512(int type, const uint8_t *row, size_t k, co
     for (size_t j = 0; j < mm; j++) out[j] = _mm512_reduce_add_ps(acc[j]);
 }
 
+// One input (decode): four independent accumulators so the FMA latency never serialises the row.
+PK_AVX512 static float dot_row1_avx512(int type, const uint8_t *row, size_t k, const float *x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi32(0xF), eight = _mm512_set1_epi32(8);
+    if (type == PK_Q8_0 || type == PK_Q4_0) {
+        const size_t bb = type == PK_Q8_0 ? 34 : 18, nb = k / 32;
+        size_t b = 0;
+        for (; b < nb; b++) {
+            const uint8_t *blk = row + b * bb;
+            const __m512 d = _mm512_set1_ps(f16_fast(blk));
+            __m512 w0, w1;
+            if (type == PK_Q8_0) {
+                w0 = q8_lanes(blk + 2);
+                w1 = q8_lanes(blk + 18);
+            } else {
+                const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+                w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(bytes, low), eight));
+                w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(bytes, 4), eight));
+            }
+            const __m512 p0 = _mm512_mul_ps(w0, _mm512_loadu_ps(x + b * 32));
+            const __m512 p1 = _mm512_mul_ps(w1, _mm512_loadu_ps(x + b * 32 + 16));
+            if (b & 1) {
+                a2 = _mm512_fmadd_ps(d, p0, a2);
+                a3 = _mm512_fmadd_ps(d, p1, a3);
+            } else {
+                a0 = _mm512_fmadd_ps(d, p0, a0);
+                a1 = _mm512_fmadd_ps(d, p1, a1);
+            }
+        }
+    } else {
+        for (size_t b = 0; b < k / 256; b++) {
+            const uint8_t *blk = row + b * 144;
+            const float d = f16_fast(blk), dmin = f16_fast(blk + 2);
+            const uint8_t *sc = blk + 4, *qs = blk + 16;
+            for (int j = 0; j < 8; j += 2) {
+                uint8_t s0, m0, s1, m1;
+                scale_min_k4(j, sc, &s0, &m0);
+                scale_min_k4(j + 1, sc, &s1, &m1);
+                const uint8_t *q = qs + (j / 2) * 32;
+                const float *xx = x + b * 256 + 32 * j;
+                const __m512i b0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
+                const __m512i b1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16)));
+                const __m512 x0 = _mm512_loadu_ps(xx), x1 = _mm512_loadu_ps(xx + 16);
+                const __m512 x2 = _mm512_loadu_ps(xx + 32), x3 = _mm512_loadu_ps(xx + 48);
+                // sum(ds * q * x - dm * x) = ds * sum(q x) - dm * sum(x)
+                const __m512 qx0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(b0, low)), x0,
+                                                   _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(b1, low)), x1));
+                const __m512 qx1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b0, 4)), x2,
+                                                   _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b1, 4)), x3));
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(d * s0), qx0, a0);
+                a1 = _mm512_fnmadd_ps(_mm512_set1_ps(dmin * m0), _mm512_add_ps(x0, x1), a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(d * s1), qx1, a2);
+                a3 = _mm512_fnmadd_ps(_mm512_set1_ps(dmin * m1), _mm512_add_ps(x2, x3), a3);
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
 void pk_gemv_quant(int type, const uint8_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
                    size_t m_count, size_t r0, size_t r1) {
     const size_t row_bytes = k / pk_quant_block_size(type) * pk_quant_block_bytes(type);
@@ -339,7 +398,9 @@ void pk_gemv_quant(int type, const uint8_t *w, size_t k, const float *x, size_t 
             const float *xs[4];
             float out[4];
             for (size_t j = 0; j < 4; j++) xs[j] = x + (m0 + (j < mm ? j : 0)) * ldx;
-            if (vector) {
+            if (vector && mm == 1) {
+                out[0] = dot_row1_avx512(type, row, k, xs[0]);
+            } else if (vector) {
                 dot_rows_avx512(type, row, k, xs, mm, out);
             } else {
                 for (size_t j = 0; j < mm; j++) out[j] = dot_row_scalar(type, row, k, xs[j]);
