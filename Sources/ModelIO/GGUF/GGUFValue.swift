@@ -1,0 +1,80 @@
+import Foundation
+
+/// A GGUF metadata value (format version 3): the scalar types, strings and arrays of them.
+public enum GGUFValue: Equatable, Sendable {
+    case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
+    case uint64(UInt64), int64(Int64), float32(Float), float64(Double), bool(Bool), string(String)
+    /// An array of one element type (`GGUFValue.typeID` of its elements); an empty array keeps its type.
+    case array(elementType: UInt32, [GGUFValue])
+
+    /// The type ids of the format.
+    public static let uint8ID: UInt32 = 0, int8ID: UInt32 = 1, uint16ID: UInt32 = 2, int16ID: UInt32 = 3
+    public static let uint32ID: UInt32 = 4, int32ID: UInt32 = 5, float32ID: UInt32 = 6, boolID: UInt32 = 7
+    public static let stringID: UInt32 = 8, arrayID: UInt32 = 9, uint64ID: UInt32 = 10, int64ID: UInt32 = 11
+    public static let float64ID: UInt32 = 12
+
+    public var typeID: UInt32 {
+        switch self {
+        case .uint8: Self.uint8ID
+        case .int8: Self.int8ID
+        case .uint16: Self.uint16ID
+        case .int16: Self.int16ID
+        case .uint32: Self.uint32ID
+        case .int32: Self.int32ID
+        case .uint64: Self.uint64ID
+        case .int64: Self.int64ID
+        case .float32: Self.float32ID
+        case .float64: Self.float64ID
+        case .bool: Self.boolID
+        case .string: Self.stringID
+        case .array: Self.arrayID
+        }
+    }
+
+    public static func strings(_ values: [String]) -> GGUFValue { .array(elementType: stringID, values.map { .string($0) }) }
+    public static func int32s(_ values: [Int32]) -> GGUFValue { .array(elementType: int32ID, values.map { .int32($0) }) }
+
+    /// Integer value of any integer (or bool) scalar.
+    public var integer: Int? {
+        switch self {
+        case .uint8(let v): Int(v)
+        case .int8(let v): Int(v)
+        case .uint16(let v): Int(v)
+        case .int16(let v): Int(v)
+        case .uint32(let v): Int(v)
+        case .int32(let v): Int(v)
+        case .uint64(let v): Int(exactly: v)
+        case .int64(let v): Int(v)
+        case .bool(let v): v ? 1 : 0
+        default: nil
+        }
+    }
+
+    public var number: Double? {
+        switch self {
+        case .float32(let v): Double(v)
+        case .float64(let v): v
+        default: integer.map(Double.init)
+        }
+    }
+
+    public var string: String? { if case .string(let s) = self { return s }; return nil }
+
+    public var array: [GGUFValue]? { if case .array(_, let a) = self { return a }; return nil }
+}
+
+/// GGML tensor types GGUF files name (the ones this engine reads or writes).
+public enum GGMLType: UInt32, Sendable {
+    case f32 = 0, f16 = 1, q4_0 = 2, q8_0 = 8, q4_k = 12, bf16 = 30
+
+    /// (elements per block, bytes per block).
+    public var block: (size: Int, bytes: Int) {
+        switch self {
+        case .f32: (1, 4)
+        case .f16, .bf16: (1, 2)
+        case .q4_0: (32, 18)
+        case .q8_0: (32, 34)
+        case .q4_k: (256, 144)
+        }
+    }
+}
