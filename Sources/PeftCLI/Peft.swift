@@ -11,6 +11,6 @@ struct Peft: ParsableCommand {
         bottleneck adapters, freeze or full), compares the methods, and generates text.
         Start with `peft demo`.
         """,
-        subcommands: [Demo.self, Generate.self, Chat.self, Train.self, CompareCommand.self, Eval.self, Merge.self, Report.self,
+        subcommands: [Demo.self, Generate.self, Chat.self, Train.self, CompareCommand.self, Eval.self, Merge.self, Quantize.self, Report.self,
                       Tokenize.self, Info.self])
 }

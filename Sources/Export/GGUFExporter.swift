@@ -1,0 +1,198 @@
+import Adapters
+import Foundation
+import Kernels
+import ModelIO
+import Transformer
+
+/// Writes a Hugging Face model (optionally with an adapter merged in) as one GGUF file in the layout llama.cpp's
+/// converter writes for Qwen2-family models: `qwen2.*` hyper-parameters, the byte-level BPE tokenizer (tokens, token
+/// types, merges, special ids, pre-tokenizer `qwen2`), the chat template, and the tensors under llama.cpp's names,
+/// matrices in the chosen block format and vectors in f32.
+///
+/// ```swift
+/// try GGUFExporter.export(model: url, adapter: nil, type: .q8_0, output: URL(fileURLWithPath: "model-q8_0.gguf"))
+/// ```
+public enum GGUFExporter {
+    /// What `--type` accepts.
+    public enum OutputType: String, CaseIterable, Sendable {
+        case q8_0, q4_0, q4_k, f16, bf16
+
+        var matrixType: GGMLType {
+            switch self {
+            case .q8_0: .q8_0
+            case .q4_0: .q4_0
+            case .q4_k: .q4_k
+            case .f16: .f16
+            case .bf16: .bf16
+            }
+        }
+
+        /// llama.cpp's `general.file_type` (llama_ftype).
+        var fileType: UInt32 {
+            switch self {
+            case .f16: 1
+            case .q4_0: 2
+            case .q8_0: 7
+            case .q4_k: 14
+            case .bf16: 32
+            }
+        }
+
+        var quantType: QuantType? {
+            switch self {
+            case .q8_0: .q8_0
+            case .q4_0: .q4_0
+            case .q4_k: .q4_k
+            default: nil
+            }
+        }
+    }
+
+    public struct Report: Sendable {
+        public var tensors: Int
+        public var bytes: Int
+        public var fallbacks: [String]
+    }
+
+    public static func export(model url: URL, adapter: TrainableAdapter?, type: OutputType, output: URL) throws -> Report {
+        let directory = try ModelDirectory(url: url)
+        let config = try ModelConfig(json: directory.configData, path: url.appendingPathComponent("config.json").path)
+        guard config.architecture == .qwen2 else {
+            throw ModelIOError.malformed(path: url.path, reason: "GGUF export supports the qwen2 architecture (Qwen1.5 / Qwen2 / Qwen2.5) in this release; this model is \(config.architecture.rawValue)")
+        }
+        if let a = adapter, let why = a.method.mergeRefusal {
+            throw AdapterError.unsupported(path: output.path, reason: "GGUF export merges the adapter first, and " + why)
+        }
+        var writer = GGUFWriter()
+        writer.metadata = try metadata(config: config, directory: directory, name: url.lastPathComponent, type: type)
+        // (GGUF name, HF name, shape [rows, cols] or [n]).
+        var plan: [(String, String, [Int])] = [("token_embd.weight", WeightNames.embedding, [config.vocabSize, config.hiddenSize])]
+        let ggufNames: [Projection: String] = [.q: "attn_q", .k: "attn_k", .v: "attn_v", .o: "attn_output",
+                                               .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down"]
+        for l in 0..<config.layerCount {
+            plan.append(("blk.\(l).attn_norm.weight", WeightNames.inputNorm(l), [config.hiddenSize]))
+            for p in Projection.allCases {
+                let name = WeightNames.projection(layer: l, p)
+                let shape = try directory.tensor(name + ".weight").shape
+                guard shape.count == 2 else { throw ModelIOError.shapeMismatch(tensor: name + ".weight", expected: [0, 0], found: shape) }
+                let (out, inp) = (shape[0], shape[1])
+                plan.append(("blk.\(l).\(ggufNames[p]!).weight", name + ".weight", [out, inp]))
+                if config.hasBias(p) { plan.append(("blk.\(l).\(ggufNames[p]!).bias", name + ".bias", [out])) }
+            }
+            plan.append(("blk.\(l).ffn_norm.weight", WeightNames.postAttentionNorm(l), [config.hiddenSize]))
+        }
+        plan.append(("output_norm.weight", WeightNames.finalNorm, [config.hiddenSize]))
+        if !config.tieWordEmbeddings { plan.append(("output.weight", WeightNames.lmHead, [config.vocabSize, config.hiddenSize])) }
+
+        var fallbacks: [String] = []
+        var types: [String: GGMLType] = [:]
+        for (gguf, _, shape) in plan {
+            var t: GGMLType = shape.count == 1 ? .f32 : type.matrixType
+            if let q = type.quantType, shape.count == 2, shape[1] % q.blockSize != 0 {
+                t = shape[1] % QuantType.q8_0.blockSize == 0 ? .q8_0 : .f16
+                fallbacks.append("\(gguf) (\(shape[1]) columns) as \(t)")
+            }
+            types[gguf] = t
+            // GGML order: the innermost dimension first.
+            writer.tensors.append(.init(name: gguf, dims: shape.reversed(), type: t))
+        }
+        let hfName = Dictionary(uniqueKeysWithValues: plan.map { ($0.0, $0.1) })
+        var bytes = 0
+        try writer.write(to: output) { tensor, out in
+            let view = try directory.tensor(hfName[tensor.name]!)
+            let values = try view.floatBuffer()
+            try withExtendedLifetime(values) {
+                guard view.elementCount == tensor.elementCount else {
+                    throw ModelIOError.shapeMismatch(tensor: view.name, expected: tensor.dims.reversed(), found: view.shape)
+                }
+                if let a = adapter { _ = a.merge(tensor: view.name, values: values.pointer, shape: view.shape) }
+                let n = tensor.elementCount
+                switch tensor.type {
+                case .f32: out.baseAddress!.copyMemory(from: values.pointer, byteCount: n * 4)
+                case .f16: Convert.fromFloat(values.pointer, dtype: .float16, into: out.baseAddress!, count: n)
+                case .bf16: Convert.fromFloat(values.pointer, dtype: .bfloat16, into: out.baseAddress!, count: n)
+                case .q8_0: QuantType.q8_0.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                case .q4_0: QuantType.q4_0.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                case .q4_k: QuantType.q4_k.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                }
+            }
+            bytes += tensor.byteCount
+        }
+        return Report(tensors: plan.count, bytes: bytes, fallbacks: fallbacks)
+    }
+
+    /// llama.cpp's metadata for a Qwen2 model: hyper-parameters, tokenizer and chat template.
+    static func metadata(config c: ModelConfig, directory: ModelDirectory, name: String, type: OutputType) throws
+        -> [(key: String, value: GGUFValue)] {
+        var m: [(key: String, value: GGUFValue)] = [
+            ("general.architecture", .string("qwen2")), ("general.name", .string(name)),
+            ("general.file_type", .uint32(type.fileType)), ("general.quantization_version", .uint32(2)),
+            ("qwen2.block_count", .uint32(UInt32(c.layerCount))),
+            ("qwen2.context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
+            ("qwen2.embedding_length", .uint32(UInt32(c.hiddenSize))),
+            ("qwen2.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("qwen2.attention.head_count", .uint32(UInt32(c.headCount))),
+            ("qwen2.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
+            ("qwen2.rope.freq_base", .float32(Float(c.rope.theta))),
+            ("qwen2.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
+        ]
+        m += try tokenizerMetadata(directory: directory, config: c)
+        return m
+    }
+
+    /// The byte-level BPE vocabulary of tokenizer.json as llama.cpp's `gpt2` tokenizer model.
+    static func tokenizerMetadata(directory: ModelDirectory, config c: ModelConfig) throws -> [(key: String, value: GGUFValue)] {
+        let path = directory.url.appendingPathComponent("tokenizer.json").path
+        guard let root = try directory.jsonObject("tokenizer.json"), let model = root["model"] as? [String: Any],
+              (model["type"] as? String) == "BPE", let vocab = model["vocab"] as? [String: Any] else {
+            throw ModelIOError.malformed(path: path, reason: "GGUF export needs a byte-level BPE tokenizer.json")
+        }
+        var tokens = [String?](repeating: nil, count: c.vocabSize)
+        var types = [Int32](repeating: 1, count: c.vocabSize)   // 1 normal, 3 control, 4 user-defined, 5 unused
+        for (token, idValue) in vocab {
+            guard let id = (idValue as? NSNumber)?.intValue, id >= 0, id < c.vocabSize else { continue }
+            tokens[id] = token
+        }
+        var specialIDs: [String: Int] = [:]
+        for added in (root["added_tokens"] as? [[String: Any]]) ?? [] {
+            guard let id = (added["id"] as? NSNumber)?.intValue, let content = added["content"] as? String,
+                  id >= 0, id < c.vocabSize else { continue }
+            tokens[id] = content
+            let special = (added["special"] as? Bool) ?? false
+            types[id] = special ? 3 : 4
+            specialIDs[content] = id
+        }
+        for i in 0..<c.vocabSize where tokens[i] == nil {
+            tokens[i] = "[PAD\(i)]"
+            types[i] = 5
+        }
+        let merges: [String] = ((model["merges"] as? [Any]) ?? []).compactMap { m in
+            if let s = m as? String { return s }
+            if let pair = m as? [String], pair.count == 2 { return pair[0] + " " + pair[1] }
+            return nil
+        }
+        var out: [(key: String, value: GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("qwen2")),
+            ("tokenizer.ggml.tokens", .strings(tokens.map { $0 ?? "" })), ("tokenizer.ggml.token_type", .int32s(types)),
+            ("tokenizer.ggml.merges", .strings(merges)),
+        ]
+        let tokenizerConfig = try directory.jsonObject("tokenizer_config.json") ?? [:]
+        func tokenID(_ key: String) -> Int? {
+            let content = (tokenizerConfig[key] as? String) ?? ((tokenizerConfig[key] as? [String: Any])?["content"] as? String)
+            return content.flatMap { specialIDs[$0] }
+        }
+        let eos = tokenID("eos_token") ?? c.eosTokenIDs.first
+        if let eos { out.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
+        if let pad = tokenID("pad_token") { out.append(("tokenizer.ggml.padding_token_id", .uint32(UInt32(pad)))) }
+        if let bos = tokenID("bos_token") ?? specialIDs["<|endoftext|>"] ?? c.bosTokenID {
+            out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos))))
+        }
+        out.append(("tokenizer.ggml.add_bos_token", .bool(false)))
+        var template = tokenizerConfig["chat_template"] as? String
+        if let data = FileManager.default.contents(atPath: directory.url.appendingPathComponent("chat_template.jinja").path) {
+            template = String(decoding: data, as: UTF8.self)
+        }
+        if let template { out.append(("tokenizer.chat_template", .string(template))) }
+        return out
+    }
+}

@@ -1,0 +1,34 @@
+import Adapters
+import ArgumentParser
+import Export
+import Foundation
+import ModelIO
+import Transformer
+
+extension GGUFExporter.OutputType: ExpressibleByArgument {}
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a model (with an adapter merged in, if given) as one GGUF file for llama.cpp and Ollama.",
+        discussion: "Matrices in the chosen format (q8_0, q4_0, q4_k; f16 or bf16), norms in f32, the tokenizer and chat template in the metadata, tensor names as llama.cpp's converter writes them. Qwen2-family models (Qwen1.5, Qwen2, Qwen2.5) in this release.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "A LoRA, DoRA or (IA)³ adapter to merge first.") var adapter: String?
+    @Option(help: "q8_0, q4_0, q4_k, f16 or bf16.") var type: GGUFExporter.OutputType
+    @Option(help: "The .gguf file to write.") var output: String
+
+    func run() throws {
+        let out = URL(fileURLWithPath: output)
+        guard out.pathExtension == "gguf" else { throw ValidationError("--output must end in .gguf") }
+        var merged: TrainableAdapter? = nil
+        if let adapter {
+            let directory = try ModelDirectory(url: modelOptions.url)
+            let config = try ModelConfig(json: directory.configData, path: modelOptions.url.appendingPathComponent("config.json").path)
+            merged = try AdapterFiles.load(from: URL(fileURLWithPath: adapter), model: config)
+        }
+        let report = try GGUFExporter.export(model: modelOptions.url, adapter: merged, type: type, output: out)
+        for f in report.fallbacks.prefix(3) { Terminal.note("note: \(f)") }
+        if report.fallbacks.count > 3 { Terminal.note("note: \(report.fallbacks.count - 3) more tensors in a fallback format") }
+        Terminal.note("wrote \(out.path): \(report.tensors) tensors, \(Terminal.bytes(report.bytes))")
+    }
+}
