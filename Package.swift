@@ -11,7 +11,7 @@ let package = Package(
     products: [
         .executable(name: "peft", targets: ["PeftCLI"]),
         .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
-                                               "Generation", "Training", "Evaluation", "Compare", "Export", "Demo"]),
+                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,20 +29,20 @@ let package = Package(
         .target(name: "Training", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
         .target(name: "Evaluation", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer",
                                                    "Generation", "Training"]),
-        // GGUF export (llama.cpp / Ollama): tensors, hyper-parameters, tokenizer and chat template.
-        .target(name: "Export", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters"]),
+        // GGUF models (llama.cpp / Ollama) in and out: tensors, hyper-parameters, tokenizer and chat template.
+        .target(name: "GGUF", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
         // `peft compare`: every method in its own `peft train` / `peft eval` process, one report.
         .target(name: "Compare", dependencies: ["Adapters", "Evaluation", "ModelIO", "Training"]),
         // The built-in demo: embedded data set and tokenizer, and the seeded tiny model.
         .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),
         .executableTarget(name: "PeftCLI", dependencies: [
             "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
-            "Compare", "Export", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compare", "GGUF", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["Kernels", "Transformer", "Adapters", "Training"], path: "Sources/TestSupport"),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
-        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Export", "Transformer", "TestSupport"]),
+        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "GGUF", "Transformer", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Transformer", "ModelIO", "TestSupport"]),

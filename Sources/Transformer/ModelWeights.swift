@@ -25,6 +25,15 @@ public struct DecoderLayerWeights: @unchecked Sendable {
     public var postAttentionNorm: FloatBuffer  // [C]
     public var gate, up, down: Linear          // [I, C], [I, C], [C, I]
 
+    public init(inputNorm: FloatBuffer, q: Linear, k: Linear, v: Linear, o: Linear, qNorm: FloatBuffer?,
+                kNorm: FloatBuffer?, postAttentionNorm: FloatBuffer, gate: Linear, up: Linear, down: Linear) {
+        self.inputNorm = inputNorm
+        (self.q, self.k, self.v, self.o) = (q, k, v, o)
+        (self.qNorm, self.kNorm) = (qNorm, kNorm)
+        self.postAttentionNorm = postAttentionNorm
+        (self.gate, self.up, self.down) = (gate, up, down)
+    }
+
     public func linear(_ p: Projection) -> Linear {
         switch p {
         case .q: q

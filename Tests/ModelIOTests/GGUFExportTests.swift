@@ -1,4 +1,4 @@
-import Export
+import GGUF
 import Foundation
 import Kernels
 import ModelIO

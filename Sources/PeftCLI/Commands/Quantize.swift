@@ -1,6 +1,6 @@
 import Adapters
 import ArgumentParser
-import Export
+import GGUF
 import Foundation
 import ModelIO
 import Transformer

@@ -1,5 +1,6 @@
 import Adapters
 import Foundation
+import GGUF
 import Generation
 import Kernels
 import Tokenizer
@@ -16,10 +17,19 @@ struct LoadedModel {
     var adapter: TrainableAdapter?
 
     static func open(_ url: URL, dtype: DType, adapter adapterURL: URL? = nil, quantize: QuantType? = nil) throws -> LoadedModel {
-        let model = try TransformerModel.load(directory: url, dtype: dtype)
-        if let quantize { model.weights.quantize(quantize) }
-        let tokenizer = try Tokenizer.load(directory: url)
-        let (sampling, eos) = try SamplingOptions.defaults(directory: url)
+        let model: TransformerModel, tokenizer: Tokenizer, sampling: SamplingOptions, eos: [Int32]
+        if url.pathExtension.lowercased() == "gguf" {
+            // One GGUF file (llama.cpp / Ollama): its matrices stay in their block format.
+            let gguf = try GGUFModel(path: url.path)
+            model = try gguf.transformer(dtype: dtype)
+            tokenizer = try gguf.tokenizer()
+            (sampling, eos) = (SamplingOptions(), [])
+        } else {
+            model = try TransformerModel.load(directory: url, dtype: dtype)
+            tokenizer = try Tokenizer.load(directory: url)
+            (sampling, eos) = try SamplingOptions.defaults(directory: url)
+        }
+        if let quantize, model.weights.quantType == nil { model.weights.quantize(quantize) }
         var loaded = LoadedModel(url: url, model: model, tokenizer: tokenizer, sampling: sampling,
                                  eosTokenIDs: eos.isEmpty ? model.config.eosTokenIDs.compactMap { Int32(exactly: $0) } : eos,
                                  adapter: nil)

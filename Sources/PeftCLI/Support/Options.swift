@@ -16,7 +16,7 @@ enum ComputeDType: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Hugging Face model directory (config.json, *.safetensors, tokenizer.json).")
+    @Option(name: .long, help: "Hugging Face model directory (config.json, *.safetensors, tokenizer.json), or a .gguf file (Qwen2 family).")
     var model: String
 
     var url: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
