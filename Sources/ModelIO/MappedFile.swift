@@ -56,6 +56,17 @@ public final class MappedFile: @unchecked Sendable {
         }
     }
 
+    /// Drops the pages of [pointer, pointer + count) from memory (they are read again from the file if touched):
+    /// used after a tensor has been converted into another format, so the source no longer counts in RSS.
+    public func release(_ pointer: UnsafeRawPointer, count: Int) {
+        guard isMapped, count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: pointer) + page - 1) / page * page
+        let end = (Int(bitPattern: pointer) + count) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, MADV_DONTNEED)
+    }
+
     deinit {
         if isMapped { munmap(UnsafeMutableRawPointer(mutating: base), size) } else { base.deallocate() }
     }

@@ -167,10 +167,11 @@ extension ModelWeights {
 extension ModelWeights {
     /// Loads weights from a Hugging Face directory, storing large matrices as `dtype` (`float32` or `bfloat16`).
     /// Tensors already stored in that dtype are used straight from the memory mapping (no copy).
-    public static func load(directory: ModelDirectory, config: ModelConfig, dtype: DType) throws -> ModelWeights {
+    public static func load(directory: ModelDirectory, config: ModelConfig, dtype: DType,
+                            quantize: QuantType? = nil) throws -> ModelWeights {
         guard dtype != .float16 else { throw TransformerError.input(reason: "compute dtype float16 is not supported; use float32 or bfloat16") }
         let c = config.hiddenSize, i = config.intermediateSize
-        let loader = WeightLoader(directory: directory, dtype: dtype)
+        let loader = WeightLoader(directory: directory, dtype: dtype, quantize: quantize)
         let embedding = try loader.matrix(WeightNames.embedding, rows: config.vocabSize, cols: c)
         var layers: [DecoderLayerWeights] = []
         for l in 0..<config.layerCount {
@@ -201,8 +202,11 @@ extension ModelWeights {
         } else {
             throw TransformerError.weights(reason: "\(directory.url.path): '\(WeightNames.lmHead)' is missing and config.json has tie_word_embeddings false")
         }
-        return ModelWeights(config: config, dtype: dtype, embedding: embedding, layers: layers, finalNorm: finalNorm,
-                            lmHead: lmHead)
+        let weights = ModelWeights(config: config, dtype: dtype, embedding: embedding, layers: layers,
+                                   finalNorm: finalNorm, lmHead: lmHead)
+        // Matrices that could not take the format directly (q4_k rows of 896) get its fallback here.
+        if let quantize { weights.quantize(quantize) }
+        return weights
     }
 }
 
@@ -210,15 +214,19 @@ extension ModelWeights {
 final class WeightLoader {
     let directory: ModelDirectory
     let dtype: DType
+    let quantize: QuantType?
     private var prefaulted = Set<ObjectIdentifier>()
 
-    init(directory: ModelDirectory, dtype: DType) {
+    init(directory: ModelDirectory, dtype: DType, quantize: QuantType? = nil) {
         self.directory = directory
         self.dtype = dtype
+        self.quantize = quantize
     }
 
     /// Touches a mapped file once, the first time a weight is used straight from it.
     private func prefault(_ file: MappedFile) {
+        // A quantizing load reads each tensor once and drops it: touching the whole file would undo that.
+        guard quantize == nil else { return }
         if prefaulted.insert(ObjectIdentifier(file)).inserted { file.prefault() }
     }
 
@@ -233,6 +241,24 @@ final class WeightLoader {
         try t.expectShape([rows, cols])
         let stored = try t.dtype()
         let aligned = Int(bitPattern: t.data) % 4 == 0
+        // q4_k needs rows of whole 256-blocks; others get q8_0, as llama.cpp falls back for such tensors.
+        let format = quantize.flatMap { q in cols % q.blockSize == 0 ? q : (q == .q4_k && cols % 32 == 0 ? .q8_0 : nil) }
+        if let q = format {
+            // Row by row from the mapping into blocks; then the source pages are dropped.
+            let rowBytes = q.byteCount(rows: 1, cols: cols)
+            let out = AlignedBuffer<UInt8>(count: rows * rowBytes)
+            Parallel.forRanges(rows, minChunk: 16) { rs in
+                var row = [Float](repeating: 0, count: cols)
+                row.withUnsafeMutableBufferPointer { rp in
+                    for r in rs {
+                        Convert.toFloat(t.data + r * cols * stored.byteSize, dtype: stored, into: rp.baseAddress!, count: cols)
+                        q.quantize(rp.baseAddress!, count: cols, into: out.pointer + r * rowBytes)
+                    }
+                }
+            }
+            t.file.release(t.data, count: t.byteCount)
+            return WeightMatrix(rows: rows, cols: cols, storage: .quantized(q, UnsafePointer(out.pointer)), owner: out)
+        }
         switch (dtype, stored) {
         case (.bfloat16, .bfloat16):
             prefault(t.file)

@@ -26,10 +26,12 @@ public final class TransformerModel: @unchecked Sendable {
     }
 
     /// Loads config.json and the safetensors weights of a Hugging Face model directory.
-    public static func load(directory url: URL, dtype: DType) throws -> TransformerModel {
+    /// - Parameter quantize: store the frozen matrices in this block format, converting each tensor as it is read
+    ///   (the source pages are released, so peak memory stays near the quantized size).
+    public static func load(directory url: URL, dtype: DType, quantize: QuantType? = nil) throws -> TransformerModel {
         let dir = try ModelDirectory(url: url)
         let config = try ModelConfig(json: dir.configData, path: url.appendingPathComponent("config.json").path)
-        return TransformerModel(weights: try ModelWeights.load(directory: dir, config: config, dtype: dtype))
+        return TransformerModel(weights: try ModelWeights.load(directory: dir, config: config, dtype: dtype, quantize: quantize))
     }
 
     public var dtype: DType { weights.dtype }

@@ -25,7 +25,7 @@ struct LoadedModel {
             tokenizer = try gguf.tokenizer()
             (sampling, eos) = (SamplingOptions(), [])
         } else {
-            model = try TransformerModel.load(directory: url, dtype: dtype)
+            model = try TransformerModel.load(directory: url, dtype: dtype, quantize: quantize)
             tokenizer = try Tokenizer.load(directory: url)
             (sampling, eos) = try SamplingOptions.defaults(directory: url)
         }
