@@ -28,6 +28,16 @@ final class QuantizeCommandTests: XCTestCase {
             try XCTUnwrap((JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["token_ids"] as? [Int])
         }
         XCTAssertEqual(try ids(fromFile), try ids(inMemory))
+        // info: bits per weight of the file, and of every format for the directory.
+        let info = try PeftCommand.run(["info", "--model", gguf, "--json"])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((o["tensor_types"] as? [String: Int])?["q8_0"], 15)
+        XCTAssertGreaterThan(o["bits_per_weight"] as? Double ?? 0, 8.5)
+        let dirInfo = try PeftCommand.run(["info", "--model", model, "--json"])
+        let memory = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(dirInfo.stdout.utf8)) as? [String: Any])?["memory_bytes"] as? [String: Int])
+        XCTAssertLessThan(memory["q4_0"] ?? .max, memory["q8_0"] ?? 0)
+        XCTAssertLessThan(memory["q8_0"] ?? .max, memory["bfloat16"] ?? 0)
         // QLoRA on the GGUF base: an ordinary PEFT adapter that the original model takes too.
         let adapter = tmp.path("adapter")
         let t = try PeftCommand.run(["train", "--model", gguf, "--data", tmp.path("train.jsonl"), "--output", adapter,

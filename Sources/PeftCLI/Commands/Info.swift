@@ -1,4 +1,5 @@
 import Adapters
+import GGUF
 import ArgumentParser
 import Foundation
 import Kernels
@@ -16,6 +17,7 @@ struct Info: ParsableCommand {
 
     func run() throws {
         let url = modelOptions.url
+        if url.pathExtension.lowercased() == "gguf" { try describeGGUF(url); return }
         let directory = try ModelDirectory(url: url)
         let config = try ModelConfig(json: directory.configData, path: url.appendingPathComponent("config.json").path)
         if let adapterURL = adapterOption.url {
@@ -27,11 +29,12 @@ struct Info: ParsableCommand {
         let params = config.parameterCount
         let tokenizer = try? Tokenizer.load(directory: url)
         let template = tokenizer.map { ChatTemplate.detect(from: $0.config).rawValue }
-        let memory: [String: Int] = [
+        var memory: [String: Int] = [
             "float32": params * 4, "bfloat16": params * 2,
             // KV cache per token: layers x 2 x kv_dim x 4 bytes.
             "kv_cache_per_token": config.layerCount * 2 * config.kvDim * 4,
         ]
+        for (name, bytes) in Self.quantizedSizes(config) { memory[name] = bytes }
         if json {
             Terminal.json([
                 "architecture": config.architecture.rawValue, "parameters": params, "layers": config.layerCount,
@@ -52,6 +55,7 @@ struct Info: ParsableCommand {
         vocabulary     \(config.vocabSize), context \(config.maxPositionEmbeddings) tokens
         stored dtypes  \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")), \(Terminal.bytes(directory.weightBytes)) on disk
         memory         weights \(Terminal.bytes(params * 2)) in bfloat16, \(Terminal.bytes(params * 4)) in float32; KV cache \(Terminal.bytes(memory["kv_cache_per_token"]!)) per token
+        quantized      \(Self.quantizedSizes(config).map { "\($0.name) \(Terminal.bytes($0.bytes)) (\(String(format: "%.2f", 8 * Double($0.bytes) / Double(params))) bits per weight)" }.joined(separator: ", "))
         tokenizer      \(tokenizer.map { "\($0.vocabularySize) tokens" } ?? "not found (tokenizer.json or qwen.tiktoken)")
         chat template  \(template ?? "n/a")
         """)
@@ -77,5 +81,46 @@ struct Info: ParsableCommand {
         made for       \(target)
         merge          \(adapter.method.canMerge ? "can be folded into the weights (peft merge)" : "nothing to fold: applied at run time with --adapter")
         """)
+    }
+
+    /// A GGUF file: its architecture, sizes and the formats of its tensors.
+    func describeGGUF(_ url: URL) throws {
+        let gguf = try GGUFModel(path: url.path)
+        let c = gguf.config
+        var types: [String: Int] = [:]
+        for t in gguf.file.tensors.values { types["\(t.type)", default: 0] += 1 }
+        let bytes = gguf.file.tensors.values.reduce(0) { $0 + $1.byteCount }
+        let bits = 8 * Double(bytes) / Double(c.parameterCount)
+        if json {
+            Terminal.json(["architecture": c.architecture.rawValue, "parameters": c.parameterCount, "layers": c.layerCount,
+                           "hidden_size": c.hiddenSize, "vocab_size": c.vocabSize, "tensor_types": types,
+                           "weight_bytes": bytes, "bits_per_weight": bits, "file": "gguf"])
+            return
+        }
+        Terminal.out("""
+        architecture   \(c.architecture.rawValue) (\(c.layerCount) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize)), GGUF file
+        parameters     \(c.parameterCount.formatted()), vocabulary \(c.vocabSize), context \(c.maxPositionEmbeddings)
+        tensors        \(types.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")): \(Terminal.bytes(bytes)), \(String(format: "%.2f", bits)) bits per weight
+        """)
+    }
+
+    /// Weight bytes with the matrices in each block format (--quantize / peft quantize), vectors in f32; q4_k's
+    /// rows that are not whole super-blocks counted at q8_0, as they are stored.
+    static func quantizedSizes(_ c: ModelConfig) -> [(name: String, bytes: Int)] {
+        var shapes: [(rows: Int, cols: Int)] = [(c.vocabSize, c.hiddenSize)]
+        if !c.tieWordEmbeddings { shapes.append((c.vocabSize, c.hiddenSize)) }
+        for _ in 0..<c.layerCount {
+            shapes += [(c.qDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim),
+                       (c.intermediateSize, c.hiddenSize), (c.intermediateSize, c.hiddenSize), (c.hiddenSize, c.intermediateSize)]
+        }
+        let matrixParams = shapes.reduce(0) { $0 + $1.rows * $1.cols }
+        let vectors = (c.parameterCount - matrixParams) * 4
+        return QuantType.allCases.map { q in
+            let bytes = shapes.reduce(0) { acc, s in
+                let format = s.cols % q.blockSize == 0 ? q : .q8_0
+                return acc + format.byteCount(rows: s.rows, cols: s.cols)
+            }
+            return (q.rawValue, bytes + vectors)
+        }
     }
 }
