@@ -147,9 +147,39 @@ def bench_full(model, data, steps, batch, maxlen, big_model):
         row(f"peft (ours) {os.path.basename(big_model)} Adafactor + ckpt, batch 1", rate, rss)
 
 
+def bench_gguf(model, new_tokens, llama_python, types):
+    """Greedy decode from GGUF files that `peft quantize` writes: ours against llama.cpp (llama-cpp-python, built
+    from source) on the same file, the same prompt ids and the same thread count; ours in bf16 as the baseline."""
+    threads = os.cpu_count()
+    prompt = subprocess.run([PEFT, "tokenize", "--model", model, "--text", PROMPT], capture_output=True, text=True,
+                            check=True).stdout.split()
+    ids = ",".join(t.strip("[],") for t in prompt if t.strip("[],").isdigit())
+    print(f"\nGGUF greedy decode, {new_tokens} new tokens, {threads} threads ({model})")
+    out, rss = measured([PEFT, "generate", "--model", model, "--prompt", PROMPT, "--max-new-tokens", str(new_tokens),
+                         "--temperature", "0", "--json", "--dtype", "bfloat16"])
+    base = json.loads(out)["decode_tokens_per_second"]
+    row("peft (ours) bf16 safetensors", base, rss)
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in types:
+            path = os.path.join(tmp, f"model-{kind}.gguf")
+            subprocess.run([PEFT, "quantize", "--model", model, "--type", kind, "--output", path], check=True,
+                           capture_output=True)
+            out, peer_rss = measured([llama_python, os.path.join(ROOT, "scripts", "bench", "llamacpp_peer.py"), path, ids,
+                                      str(new_tokens), str(threads)])
+            peer = json.loads(out)["decode_tokens_per_second"]
+            row(f"llama.cpp {kind}", peer, peer_rss)
+            out, ours_rss = measured([PEFT, "generate", "--model", path, "--prompt", PROMPT, "--max-new-tokens",
+                                      str(new_tokens), "--temperature", "0", "--json"])
+            ours = json.loads(out)["decode_tokens_per_second"]
+            row(f"peft (ours) {kind}", ours, ours_rss, (peer, peer_rss))
+            print(f"    {kind}: {ours / base:.2f}x our bf16")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "gguf", "all"])
+    ap.add_argument("--llama-python", default="/opt/llama/bin/python",
+                    help="for `gguf`: a Python with llama-cpp-python (the peer)")
     ap.add_argument("--big-model", help="for `full`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
     ap.add_argument("--methods", default=",".join(METHOD_FLAGS), help="comma list for `methods`")
     ap.add_argument("--model", default=os.path.join(ROOT, "bench-out", "qwen2.5-0.5b-random"))
@@ -171,6 +201,8 @@ def main():
         bench_train(args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what in ("full", "all"):
         bench_full(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
+    if args.what == "gguf":
+        bench_gguf(args.model, args.new_tokens, args.llama_python, ["q8_0", "q4_0"])
     if args.what in ("methods", "all"):
         bench_methods(args.model, args.data, args.steps, args.batch, args.max_length, args.methods.split(","))
 

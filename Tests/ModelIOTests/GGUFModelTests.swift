@@ -55,3 +55,43 @@ final class GGUFModelTests: XCTestCase {
         XCTAssertThrowsError(try GGUFModel(path: url.path)) { XCTAssertTrue("\($0)".contains("architecture 'gemma' is not supported"), "\($0)") }
     }
 }
+
+extension GGUFModelTests {
+    /// llama.cpp (llama-cpp-python 0.3.36, built from source; scripts/make_llamacpp_fixtures.py) loaded the GGUF
+    /// files `peft quantize` writes for tiny-qwen2 and decoded 16 greedy tokens after two prompts. Fed the same
+    /// tokens, ours pick the same token at every step, or llama.cpp's pick is a near-tie of ours: within 2% of the
+    /// logit scale of our best (llama.cpp multiplies with activations rounded to 8 bits and keeps an f16 cache, and
+    /// this random tiny model has flat logits). The last prompt position's logits agree to that rounding.
+    func testLlamaCppDecodesOurFilesAsWeDo() throws {
+        struct Golden: Decodable {
+            struct Run: Decodable { let tokens: [Int32]; let logits: [Float] }
+            let prompts: [[Int32]]
+            let runs: [String: [Run]]
+        }
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("gguf/llamacpp.json")))
+        var exact = 0, total = 0
+        for (kind, runs) in golden.runs {
+            let url = temporaryURL("llama").appendingPathExtension("gguf")
+            defer { try? FileManager.default.removeItem(at: url) }
+            _ = try GGUFExporter.export(model: modelFixture("tiny-qwen2"), adapter: nil,
+                                        type: try XCTUnwrap(GGUFExporter.OutputType(rawValue: kind)), output: url)
+            let model = try GGUFModel(path: url.path).transformer(dtype: .float32)
+            for (prompt, run) in zip(golden.prompts, runs) {
+                let session = DecodeSession(model: model, capacity: 64)
+                var logits = try session.append(prompt)
+                let scale = run.logits.map(abs).max() ?? 1
+                assertClose(logits, run.logits, atol: 0.02 * scale, "\(kind) logits")
+                for (step, theirs) in run.tokens.enumerated() {
+                    let best = logits.max()!
+                    if Int32(logits.firstIndex(of: best)!) == theirs { exact += 1 }
+                    total += 1
+                    XCTAssertGreaterThanOrEqual(logits[Int(theirs)], best - 0.02 * scale, "\(kind) \(prompt) step \(step)")
+                    if step == 0 { XCTAssertEqual(Int32(logits.firstIndex(of: best)!), theirs, "\(kind) first token") }
+                    logits = try session.append([theirs])
+                }
+            }
+        }
+        // Most steps are not near-ties: the same greedy token.
+        XCTAssertGreaterThan(Double(exact) / Double(total), 0.8, "\(exact) of \(total) steps")
+    }
+}
