@@ -171,7 +171,8 @@ extension ModelWeights {
                             quantize: QuantType? = nil) throws -> ModelWeights {
         guard dtype != .float16 else { throw TransformerError.input(reason: "compute dtype float16 is not supported; use float32 or bfloat16") }
         let c = config.hiddenSize, i = config.intermediateSize
-        let loader = WeightLoader(directory: directory, dtype: dtype, quantize: quantize)
+        let loader = WeightLoader(directory: directory, dtype: dtype, quantize: quantize,
+                                  gptq: try GPTQConfig(configData: directory.configData, path: directory.url.appendingPathComponent("config.json").path))
         let embedding = try loader.matrix(WeightNames.embedding, rows: config.vocabSize, cols: c)
         var layers: [DecoderLayerWeights] = []
         for l in 0..<config.layerCount {
@@ -215,12 +216,14 @@ final class WeightLoader {
     let directory: ModelDirectory
     let dtype: DType
     let quantize: QuantType?
+    let gptq: GPTQConfig?
     private var prefaulted = Set<ObjectIdentifier>()
 
-    init(directory: ModelDirectory, dtype: DType, quantize: QuantType? = nil) {
+    init(directory: ModelDirectory, dtype: DType, quantize: QuantType? = nil, gptq: GPTQConfig? = nil) {
         self.directory = directory
         self.dtype = dtype
         self.quantize = quantize
+        self.gptq = gptq
     }
 
     /// Touches a mapped file once, the first time a weight is used straight from it.
@@ -237,6 +240,10 @@ final class WeightLoader {
     }
 
     func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+        // GPTQ projections: 4-bit storage as q4_0 blocks, never widened.
+        if let gptq, name.hasSuffix(".weight"), !directory.contains(name), directory.contains(String(name.dropLast(7)) + ".qweight") {
+            return try gptq.matrix(directory, module: String(name.dropLast(7)), rows: rows, cols: cols)
+        }
         let t = try directory.tensor(name)
         try t.expectShape([rows, cols])
         let stored = try t.dtype()

@@ -50,6 +50,16 @@ final class QuantizeCommandTests: XCTestCase {
         XCTAssertEqual(qt.status, 0, qt.stderr)
     }
 
+    func testLoRAOnAGPTQCheckpoint() throws {
+        let out = tmp.path("gptq-lora")
+        let t = try PeftCommand.run(["train", "--model", modelFixture("tiny-qwen2-gptq").path, "--data", tmp.path("train.jsonl"),
+                                     "--output", out, "--max-steps", "2", "--batch-size", "2"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let g = try PeftCommand.run(["generate", "--model", modelFixture("tiny-qwen2-gptq").path, "--adapter", out,
+                                     "--prompt", "hi", "--max-new-tokens", "3", "--json"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+    }
+
     func testBadQuantizeInput() throws {
         func fails(_ args: [String], _ fragment: String, line: UInt = #line) throws {
             let r = try PeftCommand.run(args)

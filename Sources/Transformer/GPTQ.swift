@@ -1,0 +1,90 @@
+import Foundation
+import Kernels
+import ModelIO
+
+/// GPTQ checkpoints (the layout of Qwen's GPTQ-Int4 releases): per projection `qweight` [in/8, out] int32 with eight
+/// 4-bit values per word (row i = 8r + j at bits 4j), `qzeros` [in/group, out/8] packed the same way along the
+/// output, `scales` [in/group, out] f16 and `g_idx` [in]; `w[o, i] = scale[g_idx[i], o] * (q[i, o] - zero')` with
+/// zero' = stored zero + 1 (checkpoint format `gptq`) or the stored zero (`gptq_v2`).
+///
+/// A symmetric 4-bit checkpoint without act-order reordering maps exactly onto q4_0 blocks (d = scale, value - 8),
+/// so it runs straight from 4-bit storage without ever being dequantized to bf16. Anything else is refused by name.
+struct GPTQConfig: Sendable, Equatable {
+    var bits: Int
+    var groupSize: Int
+    var descAct: Bool
+    var sym: Bool
+    /// 1 for the `gptq` checkpoint format (stored zeros are one below the real ones), 0 for `gptq_v2`.
+    var zeroOffset: Int
+
+    /// The checkpoint's quantization_config, nil when it is not GPTQ; unsupported settings throw.
+    init?(configData: Data, path: String) throws {
+        guard let obj = (try? JSONSerialization.jsonObject(with: configData)) as? [String: Any],
+              let q = obj["quantization_config"] as? [String: Any] else { return nil }
+        let method = (q["quant_method"] as? String) ?? ""
+        guard method == "gptq" else {
+            throw TransformerError.config(path: path, reason: "quantization_config quant_method '\(method)' is not supported (gptq only; or quantize with --quantize / peft quantize)")
+        }
+        bits = (q["bits"] as? NSNumber)?.intValue ?? 4
+        groupSize = (q["group_size"] as? NSNumber)?.intValue ?? 128
+        descAct = (q["desc_act"] as? Bool) ?? false
+        sym = (q["sym"] as? Bool) ?? true
+        zeroOffset = (q["checkpoint_format"] as? String) == "gptq_v2" ? 0 : 1
+        guard bits == 4 else { throw TransformerError.config(path: path, reason: "GPTQ with \(bits) bits is not supported (4 bits only)") }
+        guard sym else { throw TransformerError.config(path: path, reason: "asymmetric GPTQ (sym: false) is not supported") }
+        guard groupSize > 0, groupSize % 32 == 0 else {
+            throw TransformerError.config(path: path, reason: "GPTQ group_size \(groupSize) is not supported (a multiple of 32; -1 per-channel is not supported)")
+        }
+    }
+
+    /// The q4_0 matrix [out, in] of projection `module`.
+    func matrix(_ directory: ModelDirectory, module: String, rows out: Int, cols inp: Int) throws -> WeightMatrix {
+        func load(_ suffix: String, _ shape: [Int]) throws -> TensorView {
+            let t = try directory.tensor(module + "." + suffix)
+            guard t.shape == shape else { throw ModelIOError.shapeMismatch(tensor: t.name, expected: shape, found: t.shape) }
+            return t
+        }
+        guard inp % groupSize == 0, inp % 8 == 0, out % 8 == 0 else {
+            throw TransformerError.weights(reason: "\(module): GPTQ group size \(groupSize) does not divide the \(inp) inputs")
+        }
+        let groups = inp / groupSize
+        let qweight = try load("qweight", [inp / 8, out]), qzeros = try load("qzeros", [groups, out / 8])
+        let scales = try load("scales", [groups, out])
+        guard qweight.dtypeName == "I32", qzeros.dtypeName == "I32", scales.dtypeName == "F16" else {
+            throw TransformerError.weights(reason: "\(module): GPTQ tensors must be I32 qweight/qzeros and F16 scales")
+        }
+        if directory.contains(module + ".g_idx") {
+            let g = try load("g_idx", [inp])
+            let idx = g.data.assumingMemoryBound(to: Int32.self)
+            if let i = (0..<inp).first(where: { Int(idx[$0]) != $0 / groupSize }) {
+                throw TransformerError.weights(reason: "\(module): act-order (desc_act) reordering at input \(i) is not supported; use a checkpoint quantized with desc_act false")
+            }
+        }
+        let qw = qweight.data.assumingMemoryBound(to: UInt32.self), qz = qzeros.data.assumingMemoryBound(to: UInt32.self)
+        let sc = scales.data.assumingMemoryBound(to: UInt16.self)
+        for g in 0..<groups {
+            for o in 0..<out {
+                let zero = Int((qz[g * (out / 8) + o / 8] >> UInt32(4 * (o % 8))) & 0xF) + zeroOffset
+                guard zero == 8 else {
+                    throw TransformerError.weights(reason: "\(module): zero point \(zero) in group \(g) is not the symmetric 8; asymmetric GPTQ is not supported")
+                }
+            }
+        }
+        // q4_0: per output row, blocks of 32 inputs: f16 scale, byte j = q[j] | q[16 + j] << 4.
+        let type = QuantType.q4_0, rowBytes = type.byteCount(rows: 1, cols: inp)
+        let blocks = AlignedBuffer<UInt8>(count: out * rowBytes)
+        func q(_ i: Int, _ o: Int) -> UInt8 { UInt8((qw[(i / 8) * out + o] >> UInt32(4 * (i % 8))) & 0xF) }
+        Parallel.forRanges(out, minChunk: 16) { rs in
+            for o in rs {
+                for b in 0..<(inp / 32) {
+                    let dst = blocks.pointer + o * rowBytes + b * type.blockBytes
+                    let scale = sc[(b * 32 / groupSize) * out + o]
+                    dst[0] = UInt8(scale & 0xFF)
+                    dst[1] = UInt8(scale >> 8)
+                    for j in 0..<16 { dst[2 + j] = q(b * 32 + j, o) | (q(b * 32 + 16 + j, o) << 4) }
+                }
+            }
+        }
+        return WeightMatrix(rows: out, cols: inp, storage: .quantized(type, UnsafePointer(blocks.pointer)), owner: blocks)
+    }
+}
