@@ -409,3 +409,151 @@ void pk_gemv_quant(int type, const uint8_t *w, size_t k, const float *x, size_t 
         }
     }
 }
+
+// ---- decode with 8-bit activations (as llama.cpp): x quantized per block of 32, integer dot products ----
+
+void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx) {
+    for (size_t b = 0; b < k / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+        const float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) {
+            const int v = (int)roundf(x[b * 32 + j] * id);
+            qx[b * 32 + j] = (int8_t)v;
+            s += v;
+        }
+        dx[b] = f16_value(f16_bits(d));   // the scale as llama.cpp's q8 activation blocks store it
+        sx[b] = s;
+    }
+}
+
+// Scalar twin: the same integer sums, the same per-block scaling.
+static float dot_q8x_scalar(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const int32_t *sx) {
+    float acc = 0;
+    if (type == PK_Q8_0 || type == PK_Q4_0) {
+        const size_t bb = type == PK_Q8_0 ? 34 : 18;
+        for (size_t b = 0; b < k / 32; b++) {
+            const uint8_t *blk = row + b * bb;
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            int32_t isum = 0;
+            if (type == PK_Q8_0) {
+                for (int j = 0; j < 32; j++) isum += (int8_t)blk[2 + j] * qx[b * 32 + j];
+            } else {
+                for (int j = 0; j < 16; j++) isum += (blk[2 + j] & 0xF) * qx[b * 32 + j] + (blk[2 + j] >> 4) * qx[b * 32 + 16 + j];
+                isum -= 8 * sx[b];
+            }
+            acc += f16_value(h) * dx[b] * (float)isum;
+        }
+        return acc;
+    }
+    for (size_t b = 0; b < k / 256; b++) {
+        const uint8_t *blk = row + b * 144;
+        uint16_t h, mh;
+        memcpy(&h, blk, 2);
+        memcpy(&mh, blk + 2, 2);
+        const float d = f16_value(h), dmin = f16_value(mh);
+        for (int j = 0; j < 8; j++) {
+            uint8_t s, m;
+            scale_min_k4(j, blk + 4, &s, &m);
+            const uint8_t *q = blk + 16 + (j / 2) * 32;
+            const int shift = (j % 2) * 4;
+            const size_t xb = b * 8 + j;
+            int32_t isum = 0;
+            for (int l = 0; l < 32; l++) isum += ((q[l] >> shift) & 0xF) * qx[xb * 32 + l];
+            acc += dx[xb] * (d * s * (float)isum - dmin * m * (float)sx[xb]);
+        }
+    }
+    return acc;
+}
+
+#define PK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx512vnni")))
+
+// u8 x s8 dot products of 32 bytes into 8 int32 lanes.
+PK_VNNI static inline __m256i dot_u8s8_vnni(__m256i a, __m256i b) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b); }
+PK_AVX512 static inline __m256i dot_u8s8_avx(__m256i a, __m256i b) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));   // no overflow: |a| <= 127 or 15
+}
+
+#define DOT_Q8X_BODY(DOT)                                                                                              \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                     \
+    const __m256i low = _mm256_set1_epi8(0xF);                                                                         \
+    if (type == PK_Q8_0) {                                                                                             \
+        for (size_t b = 0; b < k / 32; b++) {                                                                          \
+            const uint8_t *blk = row + b * 34;                                                                         \
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(blk + 2));                                          \
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(qx + b * 32));                                      \
+            const __m256i isum = DOT(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));                                  \
+            const __m256 scale = _mm256_set1_ps(f16_fast(blk) * dx[b]);                                                \
+            if (b & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc1);                                  \
+            else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc0);                                        \
+        }                                                                                                              \
+    } else if (type == PK_Q4_0) {                                                                                      \
+        /* sum((q - 8) x) = sum(q x) - 8 sum(x): the second term is one scalar per block. */                              \
+        float corr = 0;                                                                                                \
+        for (size_t b = 0; b < k / 32; b++) {                                                                          \
+            const uint8_t *blk = row + b * 18;                                                                         \
+            const __m128i bytes = _mm_loadu_si128((const __m128i *)(blk + 2));                                         \
+            const __m256i w = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(bytes),                  \
+                                                                       _mm_srli_epi16(bytes, 4), 1), low);            \
+            const __m256i isum = DOT(w, _mm256_loadu_si256((const __m256i *)(qx + b * 32)));                            \
+            const float d = f16_fast(blk) * dx[b];                                                                     \
+            corr += d * (float)sx[b];                                                                                  \
+            if (b & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc1);                       \
+            else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc0);                             \
+        }                                                                                                              \
+        acc0 = _mm256_add_ps(acc0, _mm256_set_ps(0, 0, 0, 0, 0, 0, 0, -8.f * corr));                                   \
+    } else {                                                                                                           \
+        for (size_t b = 0; b < k / 256; b++) {                                                                         \
+            const uint8_t *blk = row + b * 144;                                                                        \
+            const float d = f16_fast(blk), dmin = f16_fast(blk + 2);                                                   \
+            for (int j = 0; j < 8; j += 2) {                                                                           \
+                uint8_t s0, m0, s1, m1;                                                                                \
+                scale_min_k4(j, blk + 4, &s0, &m0);                                                                    \
+                scale_min_k4(j + 1, blk + 4, &s1, &m1);                                                                \
+                const __m256i bytes = _mm256_loadu_si256((const __m256i *)(blk + 16 + (j / 2) * 32));                 \
+                const size_t xb = b * 8 + j;                                                                           \
+                const __m256i i0 = DOT(_mm256_and_si256(bytes, low), _mm256_loadu_si256((const __m256i *)(qx + xb * 32))); \
+                const __m256i i1 = DOT(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low),                             \
+                                       _mm256_loadu_si256((const __m256i *)(qx + (xb + 1) * 32)));                     \
+                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(dx[xb] * d * s0), acc0);                \
+                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_set1_ps(dx[xb + 1] * d * s1), acc1);            \
+                acc0 = _mm256_add_ps(acc0, _mm256_set_ps(0, 0, 0, 0, 0, 0, 0,                                          \
+                                     -dx[xb] * dmin * m0 * (float)sx[xb] - dx[xb + 1] * dmin * m1 * (float)sx[xb + 1])); \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    __m256 t = _mm256_add_ps(acc0, acc1);                                                                              \
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));                                   \
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                                                        \
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                                                          \
+    return _mm_cvtss_f32(s4);
+
+PK_VNNI static float dot_q8x_vnni(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const int32_t *sx) {
+    DOT_Q8X_BODY(dot_u8s8_vnni)
+}
+
+PK_AVX512 static float dot_q8x_avx(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const int32_t *sx) {
+    DOT_Q8X_BODY(dot_u8s8_avx)
+}
+
+static int vnni_state = -1;
+
+void pk_gemv_quant_q8x(int type, const uint8_t *w, size_t k, const int8_t *qx, const float *dx, const int32_t *sx,
+                       float *y, size_t ldy, size_t m_count, size_t r0, size_t r1) {
+    const size_t row_bytes = k / pk_quant_block_size(type) * pk_quant_block_bytes(type), nb = k / 32;
+    if (vnni_state < 0) { __builtin_cpu_init(); vnni_state = __builtin_cpu_supports("avx512vnni"); }
+    const int vector = pk_has_avx512(), vnni = vector && vnni_state;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * row_bytes;
+        if (r + 1 < r1) _mm_prefetch((const char *)(row + row_bytes), _MM_HINT_T0);
+        for (size_t m = 0; m < m_count; m++) {
+            const int8_t *q = qx + m * k;
+            const float *d = dx + m * nb;
+            const int32_t *s = sx + m * nb;
+            y[m * ldy + r] = vnni ? dot_q8x_vnni(type, row, k, q, d, s)
+                           : vector ? dot_q8x_avx(type, row, k, q, d, s) : dot_q8x_scalar(type, row, k, q, d, s);
+        }
+    }
+}

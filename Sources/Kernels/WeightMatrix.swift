@@ -77,16 +77,43 @@ public struct WeightMatrix: @unchecked Sendable {
                 Int(env["PEFT_SMALL_M_QUANT"] ?? "") ?? 16)
     }()
 
-    /// Quantized weights: a register-level GEMV for a few input rows (decode); otherwise panels of rows dequantized
-    /// to f32 and multiplied by the GEMM.
+    /// Quantized weights, for a few input rows: decode (`exact` false) takes integer dot products of the blocks with
+    /// the activations rounded to 8 bits per block of 32, as llama.cpp does; exact products use the f32 activations
+    /// in registers. More rows: panels of rows dequantized to f32 and multiplied by the GEMM.
     private func forwardQuantized(_ type: QuantType, _ w: UnsafePointer<UInt8>, _ x: UnsafePointer<Float>, m: Int,
-                                  ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
-        if m <= Self.smallRowLimit.quantized {
+                                  ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool, exact: Bool) {
+        if exact && m <= Self.smallRowLimit.quantized {
             let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
             let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
             let k = cols
             Parallel.forRanges(rows, minChunk: 32) { r in
                 pk_gemv_quant(type.cType, w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound)
+            }
+            if let temp {
+                withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
+            }
+            return
+        }
+        if m <= Self.smallRowLimit.quantized {
+            let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
+            let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
+            let k = cols, nb = cols / 32
+            // Activations in 8 bits per block of 32 (as llama.cpp), integer dot products against the blocks.
+            var qx = [Int8](repeating: 0, count: m * k), dx = [Float](repeating: 0, count: m * nb)
+            var sx = [Int32](repeating: 0, count: m * nb)
+            qx.withUnsafeMutableBufferPointer { q in
+                dx.withUnsafeMutableBufferPointer { d in
+                    sx.withUnsafeMutableBufferPointer { s in
+                        for i in 0..<m {
+                            pk_quantize_activations(x + i * ldx, k, q.baseAddress! + i * k, d.baseAddress! + i * nb,
+                                                    s.baseAddress! + i * nb)
+                        }
+                        let (qp, dp, sp) = (UnsafePointer(q.baseAddress!), UnsafePointer(d.baseAddress!), UnsafePointer(s.baseAddress!))
+                        Parallel.forRanges(rows, minChunk: 32) { r in
+                            pk_gemv_quant_q8x(type.cType, w, k, qp, dp, sp, out, ldo, m, r.lowerBound, r.upperBound)
+                        }
+                    }
+                }
             }
             if let temp {
                 withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
@@ -120,12 +147,14 @@ public struct WeightMatrix: @unchecked Sendable {
     private var panelRows: Int { max(16, min(rows, (256 * 1024) / max(1, cols) / 16 * 16)) }
 
     /// y[m, rows] = x[m, cols] · W^T (+ y when `accumulate`). x has leading dimension `ldx`, y `ldy`.
+    /// - Parameter exact: false lets quantized weights multiply a few rows with activations rounded to 8 bits (the
+    ///   decode path, as llama.cpp); true (training, evaluation) always multiplies the f32 activations.
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, ldx: Int? = nil, into y: UnsafeMutablePointer<Float>,
-                        ldy: Int? = nil, accumulate: Bool = false) {
+                        ldy: Int? = nil, accumulate: Bool = false, exact: Bool = true) {
         let ldx = ldx ?? cols, ldy = ldy ?? rows
         if m == 0 { return }
         if case .quantized(let type, let w) = storage {
-            forwardQuantized(type, w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
+            forwardQuantized(type, w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate, exact: exact)
             return
         }
         if m <= (dtype == .float32 ? Self.smallRowLimit.float32 : Self.smallRowLimit.bfloat16) {

@@ -126,7 +126,7 @@ public final class DecodeSession {
         let m = chunk.count, C = c.hiddenSize
         model.embed(chunk, into: x.pointer)
         let positions = (0..<m).map { Int32(past + $0) }
-        let ctx = PassContext.inference
+        let ctx = PassContext.decoding
         for l in 0..<c.layerCount {
             let lw = w.layers[l]
             let kRows = kCache[l].pointer + past * c.kvDim, vRows = vCache[l].pointer + past * c.kvDim
@@ -167,6 +167,6 @@ public final class DecodeSession {
         let lastRow = x.pointer + (m - 1) * C
         Ops.rmsNormForward(lastRow, weight: w.finalNorm.pointer, out: xn.pointer, rstd: nil, rows: 1, cols: C,
                            eps: c.rmsNormEps)
-        w.lmHead.forward(xn.pointer, rows: 1, into: logitsBuffer.pointer)
+        w.lmHead.forward(xn.pointer, rows: 1, into: logitsBuffer.pointer, exact: false)
     }
 }

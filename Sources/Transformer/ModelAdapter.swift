@@ -76,7 +76,7 @@ extension ModelAdapter {
     public func attaches(to site: ProjectionSite) -> Bool { false }
     public func project(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
                         out: UnsafeMutablePointer<Float>, context: PassContext) {
-        linear.forward(x, rows: rows, into: out)
+        linear.forward(x, rows: rows, into: out, exact: context.exact)
     }
     public func projectBackward(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                 rows: Int, dx: UnsafeMutablePointer<Float>?, accumulate: Bool, context: PassContext) {
@@ -93,9 +93,9 @@ public enum Sublayer: String, Sendable, CaseIterable {
 }
 
 extension Linear {
-    /// out[rows, out] = x[rows, in] · W^T + b.
-    public func forward(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
-        weight.forward(x, rows: rows, into: out)
+    /// out[rows, out] = x[rows, in] · W^T + b (`exact`: see `WeightMatrix.forward`).
+    public func forward(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, exact: Bool = true) {
+        weight.forward(x, rows: rows, into: out, exact: exact)
         if let b = bias { Ops.addBias(b.pointer, to: out, rows: rows, cols: outFeatures) }
     }
 

@@ -43,10 +43,21 @@ public struct PassContext: Sendable {
     /// Names the random stream of this micro-batch (dropout masks are a pure function of it).
     public var randomKey: UInt64
 
+    /// Incremental decoding: quantized weights may multiply activations rounded to 8 bits (llama.cpp's numerics).
+    public var decode: Bool = false
+
     public init(training: Bool, randomKey: UInt64 = 0) {
         self.training = training
         self.randomKey = randomKey
     }
 
     public static let inference = PassContext(training: false)
+    public static let decoding: PassContext = {
+        var c = PassContext(training: false)
+        c.decode = true
+        return c
+    }()
+
+    /// Products must use the f32 activations (everything but decoding).
+    public var exact: Bool { !decode }
 }

@@ -46,7 +46,7 @@ public final class TransformerModel: @unchecked Sendable {
         if let a = adapter, a.attaches(to: site) {
             a.project(site: site, linear: lin, x: x, rows: rows, out: out, context: context)
         } else {
-            lin.forward(x, rows: rows, into: out)
+            lin.forward(x, rows: rows, into: out, exact: context.exact)
         }
     }
 

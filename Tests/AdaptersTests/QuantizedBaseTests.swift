@@ -44,13 +44,15 @@ final class QuantizedBaseTests: XCTestCase {
                 XCTAssertEqual(results[0].0, results[1].0, accuracy: 1e-5 * abs(results[1].0), "\(arch) \(type) loss")
                 let scale = results[1].1.map(abs).max() ?? 1
                 assertClose(results[0].1, results[1].1, atol: 1e-4 * scale, rtol: 1e-4, "\(arch) \(type) gradients")
-                // Decoding from the quantized storage equals the full forward of the dequantized twin.
+                // Decoding multiplies 8-bit activations (as llama.cpp): close to the exact forward of the dequantized
+                // twin, within that rounding through two layers.
                 let prompt: [Int32] = [301, 17, 42, 99, 3]
                 let session = DecodeSession(model: q, capacity: 32)
                 let last = try session.append(prompt)
                 let full = reference.logits(PackedBatch(sequences: [prompt]))
                 let V = q.config.vocabSize
-                assertClose(last, Array(full[(prompt.count - 1) * V..<(prompt.count * V)]), atol: 1e-3, "\(arch) \(type) decode")
+                let want = Array(full[(prompt.count - 1) * V..<(prompt.count * V)])
+                assertClose(last, want, atol: 0.1 * (want.map(abs).max() ?? 1), "\(arch) \(type) decode")
             }
         }
     }

@@ -80,6 +80,22 @@ final class QuantTests: XCTestCase {
         assertClose(back2, back, atol: 1e-3)
     }
 
+    /// x rounded as the decode kernels round it: per block, scale max|x| / 127, values round(x / scale).
+    static func eightBit(_ x: [Float], blockSize: Int) -> [Float] {
+        var out = x
+        for b in stride(from: 0, to: x.count, by: blockSize) {
+            let block = x[b..<min(x.count, b + blockSize)]
+            let d = block.map(abs).max()! / 127
+            let id: Float = d != 0 ? 1 / d : 0
+            // The scale is kept as f16, as in llama.cpp's q8 blocks.
+            var half: UInt16 = 0, stored: Float = 0
+            Convert.fromFloat([d], dtype: .float16, into: &half, count: 1)
+            Convert.toFloat(&half, dtype: .float16, into: &stored, count: 1)
+            for i in block.indices { out[i] = (x[i] * id).rounded(.toNearestOrAwayFromZero) * stored }
+        }
+        return out
+    }
+
     func testProductsEqualTheDequantizedMatrix() throws {
         var rng = SeededGenerator(seed: 3)
         let (rows, cols) = (40, 512)
@@ -96,12 +112,28 @@ final class QuantTests: XCTestCase {
                 for m in [1, 3, 20] {
                     let x = (0..<(m * cols)).map { _ in rng.nextNormal() }
                     var ours = [Float](repeating: 0, count: m * rows), want = ours
+                    // Decode (few rows) multiplies with activations rounded to 8 bits per block of 32, as llama.cpp:
+                    // the reference rounds them the same way; prefill (more rows) multiplies the f32 activations.
+                    let decode = m <= WeightMatrix.smallRowLimit.quantized
+                    let xs = decode ? Self.eightBit(x, blockSize: 32) : x
                     x.withUnsafeBufferPointer { xp in
-                        ours.withUnsafeMutableBufferPointer { q.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+                        ours.withUnsafeMutableBufferPointer { q.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!, exact: false) }
+                    }
+                    xs.withUnsafeBufferPointer { xp in
                         want.withUnsafeMutableBufferPointer { exact.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
                     }
-                    // Same weights, different summation order: f32 rounding only.
+                    // Same weights and inputs, different summation order: f32 rounding only.
                     assertClose(ours, want, atol: 1e-4, rtol: 1e-4, "\(type) m=\(m) scalar=\(scalar)")
+                    if decode {
+                        // Against the unrounded activations: within the 8-bit rounding of x.
+                        var f32 = [Float](repeating: 0, count: m * rows)
+                        x.withUnsafeBufferPointer { xp in f32.withUnsafeMutableBufferPointer { exact.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
+                        assertClose(ours, f32, atol: 0.05, rtol: 0.02, "\(type) m=\(m) vs f32 activations")
+                        // Exact products (training, evaluation) use the f32 activations.
+                        var exactOurs = [Float](repeating: 0, count: m * rows)
+                        x.withUnsafeBufferPointer { xp in exactOurs.withUnsafeMutableBufferPointer { q.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
+                        assertClose(exactOurs, f32, atol: 1e-4, rtol: 1e-4, "\(type) m=\(m) exact")
+                    }
                     // The input gradient dx = dy W.
                     let dy = (0..<(m * rows)).map { _ in rng.nextNormal() }
                     var dx = [Float](repeating: 0, count: m * cols), dxWant = dx

@@ -171,19 +171,19 @@ public final class IA3Adapter: TrainableAdapter, @unchecked Sendable {
 
     public func project(site ps: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
                         out: UnsafeMutablePointer<Float>, context: PassContext) {
-        guard let s = sites[ps] else { linear.forward(x, rows: rows, into: out); return }
+        guard let s = sites[ps] else { linear.forward(x, rows: rows, into: out, exact: context.exact); return }
         let l = parameters.pointer + s.offset
         if s.feedforward {
             // y = W (x * l) + b
             let temp = FloatBuffer(count: rows * s.inFeatures)
             withExtendedLifetime(temp) {
                 Self.scaleColumns(x, by: l, rows: rows, cols: s.inFeatures, into: temp.pointer)
-                linear.forward(temp.pointer, rows: rows, into: out)
+                linear.forward(temp.pointer, rows: rows, into: out, exact: context.exact)
             }
             return
         }
         // y = (W x + b) * l, y_base kept for backward.
-        linear.forward(x, rows: rows, into: out)
+        linear.forward(x, rows: rows, into: out, exact: context.exact)
         if context.training {
             reserve(rows: rows)
             saved[ps]!.pointer.update(from: out, count: rows * s.outFeatures)

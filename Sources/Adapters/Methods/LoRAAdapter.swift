@@ -236,7 +236,7 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
 
     public func project(site ps: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
                         out: UnsafeMutablePointer<Float>, context: PassContext) {
-        guard let s = sites[ps] else { linear.forward(x, rows: rows, into: out); return }
+        guard let s = sites[ps] else { linear.forward(x, rows: rows, into: out, exact: context.exact); return }
         let a = parameters.pointer + s.aOffset, b = parameters.pointer + s.bOffset
         if context.training { reserve(rows: rows) }
         let temporary: FloatBuffer? = context.training ? nil : FloatBuffer(count: rows * s.rank)
@@ -252,7 +252,7 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
                       transposeB: true, c: h, ldc: s.rank)
         guard let mo = s.magnitudeOffset else {
             // y[rows, out] = W x + b + scaling * h B^T
-            linear.forward(x, rows: rows, into: out)
+            linear.forward(x, rows: rows, into: out, exact: context.exact)
             Gemm.multiply(m: rows, n: s.outFeatures, k: s.rank, a: h, lda: s.rank, b: b, ldb: s.rank, transposeB: true,
                           c: out, ldc: s.outFeatures, alpha: s.scaling, accumulate: true)
             return
@@ -262,9 +262,9 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
         let zTemp: FloatBuffer? = context.training ? nil : FloatBuffer(count: rows * s.outFeatures)
         let z = zTemp?.pointer ?? savedZ[ps]!.pointer
         defer { withExtendedLifetime(zTemp) {} }
-        linear.weight.forward(input, rows: rows, into: z)
+        linear.weight.forward(input, rows: rows, into: z, exact: context.exact)
         if usesDropout(context) {
-            linear.forward(x, rows: rows, into: out)
+            linear.forward(x, rows: rows, into: out, exact: context.exact)
             Ops.axpy(-1, z, out, count: rows * s.outFeatures)
         } else {
             out.update(repeating: 0, count: rows * s.outFeatures)

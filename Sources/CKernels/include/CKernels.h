@@ -117,4 +117,10 @@ void pk_dequantize(int type, const uint8_t *blocks, float *out, size_t nblocks);
 void pk_gemv_quant(int type, const uint8_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
                    size_t m_count, size_t r0, size_t r1);
 
+/// Decode with 8-bit activations: x[k] as int8 per block of 32 (scale dx, sum sx), as llama.cpp multiplies.
+void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx);
+/// y[m, r] = dot(row r of W, x_m) from quantized activations qx[m, k], dx[m, k/32], sx[m, k/32].
+void pk_gemv_quant_q8x(int type, const uint8_t *w, size_t k, const int8_t *qx, const float *dx, const int32_t *sx,
+                       float *y, size_t ldy, size_t m_count, size_t r0, size_t r1);
+
 #endif
