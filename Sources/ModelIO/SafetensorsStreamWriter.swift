@@ -34,12 +34,7 @@ public struct SafetensorsStreamWriter {
         }
         var header = "{" + parts.joined(separator: ",") + "}"
         while header.utf8.count % 8 != 0 { header += " " }
-        let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        guard FileManager.default.createFile(atPath: temp.path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temp.path) else {
-            throw ModelIOError.writeFailed(path: url.path, reason: "cannot create the file")
-        }
-        do {
+        try AtomicFile.stream(to: url) { handle in
             var length = UInt64(header.utf8.count).littleEndian
             try handle.write(contentsOf: Data(bytes: &length, count: 8))
             try handle.write(contentsOf: Data(header.utf8))
@@ -48,14 +43,6 @@ public struct SafetensorsStreamWriter {
                 try data.withUnsafeMutableBytes { try produce(e, $0) }
                 try handle.write(contentsOf: data)
             }
-            try handle.close()
-            guard rename(temp.path, url.path) == 0 else {
-                throw ModelIOError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
-            }
-        } catch {
-            try? handle.close()
-            try? FileManager.default.removeItem(at: temp)
-            throw error
         }
     }
 

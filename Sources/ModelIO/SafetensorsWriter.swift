@@ -56,6 +56,27 @@ public enum AtomicFile {
         }
     }
 
+    /// Streams a file through `body` (writing to the handle it gets) under a temporary name, then renames it into
+    /// place; on any error the temporary file is removed and an existing `url` is kept.
+    public static func stream(to url: URL, _ body: (FileHandle) throws -> Void) throws {
+        let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        guard FileManager.default.createFile(atPath: temp.path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temp.path) else {
+            throw ModelIOError.writeFailed(path: url.path, reason: "cannot create the file")
+        }
+        do {
+            try body(handle)
+            try handle.close()
+            guard rename(temp.path, url.path) == 0 else {
+                throw ModelIOError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
+            }
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(at: temp)
+            throw error
+        }
+    }
+
     /// Writes a directory's contents into a fresh temporary sibling, then swaps it into place.
     /// `fill` receives the temporary directory. An existing `url` is replaced only after `fill` succeeds.
     public static func writeDirectory(_ url: URL, _ fill: (URL) throws -> Void) throws {

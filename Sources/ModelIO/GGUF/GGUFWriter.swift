@@ -80,12 +80,7 @@ public struct GGUFWriter {
         }
         while header.count % alignment != 0 { header.append(0) }
 
-        let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        guard FileManager.default.createFile(atPath: temp.path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temp.path) else {
-            throw ModelIOError.writeFailed(path: url.path, reason: "cannot create the file")
-        }
-        do {
+        try AtomicFile.stream(to: url) { handle in
             try handle.write(contentsOf: header)
             for t in tensors {
                 let padded = (t.byteCount + alignment - 1) / alignment * alignment
@@ -95,14 +90,6 @@ public struct GGUFWriter {
                 }
                 try handle.write(contentsOf: data)
             }
-            try handle.close()
-            guard rename(temp.path, url.path) == 0 else {
-                throw ModelIOError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
-            }
-        } catch {
-            try? handle.close()
-            try? FileManager.default.removeItem(at: temp)
-            throw error
         }
     }
 }
