@@ -51,10 +51,15 @@ public final class GGUFModel: @unchecked Sendable {
             guard let t = file.tensors[name] else { throw ModelIOError.missingTensor(name: name, searched: file.path) }
             guard t.dims == [cols, rows] else { throw ModelIOError.shapeMismatch(tensor: name, expected: [rows, cols], found: t.dims.reversed()) }
             let raw = t.data.assumingMemoryBound(to: UInt8.self)
+            func quantized(_ q: QuantType) -> WeightMatrix {
+                var m = WeightMatrix(rows: rows, cols: cols, storage: .quantized(q, raw), owner: file)
+                m.bf16Products = dtype == .bfloat16
+                return m
+            }
             switch t.type {
-            case .q8_0: return WeightMatrix(rows: rows, cols: cols, storage: .quantized(.q8_0, raw), owner: file)
-            case .q4_0: return WeightMatrix(rows: rows, cols: cols, storage: .quantized(.q4_0, raw), owner: file)
-            case .q4_k: return WeightMatrix(rows: rows, cols: cols, storage: .quantized(.q4_k, raw), owner: file)
+            case .q8_0: return quantized(.q8_0)
+            case .q4_0: return quantized(.q4_0)
+            case .q4_k: return quantized(.q4_k)
             case .f32, .f16, .bf16:
                 let values = try vector(name, count: rows * cols)
                 if dtype == .float32 { return WeightMatrix(rows: rows, cols: cols, storage: .float32(UnsafePointer(values.pointer)), owner: values) }

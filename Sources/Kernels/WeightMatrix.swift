@@ -22,6 +22,9 @@ public struct WeightMatrix: @unchecked Sendable {
     public let storage: Storage
     /// Keeps whatever owns the memory alive (a buffer or a memory-mapped file).
     public let owner: AnyObject
+    /// Quantized storage only: products over many rows (prefill, training) run in bf16 with f32 accumulation (the
+    /// model's bf16 compute), on dequantized bf16 panels; otherwise in f32.
+    public var bf16Products = false
 
     public init(rows: Int, cols: Int, storage: Storage, owner: AnyObject) {
         self.rows = rows; self.cols = cols; self.storage = storage; self.owner = owner
@@ -66,7 +69,9 @@ public struct WeightMatrix: @unchecked Sendable {
                 }
             }
         }
-        return WeightMatrix(rows: rows, cols: cols, storage: .quantized(type, UnsafePointer(out.pointer)), owner: out)
+        var q = WeightMatrix(rows: rows, cols: cols, storage: .quantized(type, UnsafePointer(out.pointer)), owner: out)
+        q.bf16Products = dtype == .bfloat16
+        return q
     }
 
     /// Inputs with at most this many rows are multiplied straight from the stored weights (GEMV for one row,
@@ -117,6 +122,21 @@ public struct WeightMatrix: @unchecked Sendable {
             }
             if let temp {
                 withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
+            }
+            return
+        }
+        if bf16Products && Gemm.hasBF16Products {
+            // Inputs rounded to bf16 once; each dequantized panel narrowed to bf16 for oneDNN's bf16 matmul.
+            let xb = Scratch.halves(count: m * cols)
+            Self.toBF16(x, rows: m, cols: cols, ld: ldx, into: xb)
+            forEachDequantizedPanel(type, w) { panel, r0, r1 in
+                let pb = HalfBuffer(count: (r1 - r0) * cols)
+                pk_f32_to_bf16(panel, pb.pointer, (r1 - r0) * cols)
+                if !Gemm.multiplyBF16(m: m, n: r1 - r0, k: cols, a: xb, lda: cols, b: pb.pointer, ldb: cols,
+                                      transposeB: true, c: y + r0, ldc: ldy, accumulate: accumulate) {
+                    Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: panel, ldb: cols, transposeB: true,
+                                  c: y + r0, ldc: ldy, accumulate: accumulate)
+                }
             }
             return
         }
@@ -213,6 +233,20 @@ public struct WeightMatrix: @unchecked Sendable {
         if m == 0 { return }
         switch storage {
         case .quantized(let type, let w):
+            if bf16Products && Gemm.hasBF16Products {
+                let db = Scratch.halves(count: m * rows)
+                Self.toBF16(dy, rows: m, cols: rows, ld: lddy, into: db)
+                forEachDequantizedPanel(type, w) { panel, r0, r1 in
+                    let pb = HalfBuffer(count: (r1 - r0) * cols)
+                    pk_f32_to_bf16(panel, pb.pointer, (r1 - r0) * cols)
+                    if !Gemm.multiplyBF16(m: m, n: cols, k: r1 - r0, a: db + r0, lda: rows, b: pb.pointer, ldb: cols,
+                                          c: dx, ldc: lddx, accumulate: accumulate || r0 > 0) {
+                        Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: panel, ldb: cols,
+                                      c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)
+                    }
+                }
+                return
+            }
             forEachDequantizedPanel(type, w) { panel, r0, r1 in
                 Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: panel, ldb: cols,
                               c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)

@@ -242,7 +242,9 @@ final class WeightLoader {
     func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
         // GPTQ projections: 4-bit storage as q4_0 blocks, never widened.
         if let gptq, name.hasSuffix(".weight"), !directory.contains(name), directory.contains(String(name.dropLast(7)) + ".qweight") {
-            return try gptq.matrix(directory, module: String(name.dropLast(7)), rows: rows, cols: cols)
+            var m = try gptq.matrix(directory, module: String(name.dropLast(7)), rows: rows, cols: cols)
+            m.bf16Products = dtype == .bfloat16
+            return m
         }
         let t = try directory.tensor(name)
         try t.expectShape([rows, cols])
@@ -264,7 +266,9 @@ final class WeightLoader {
                 }
             }
             t.file.release(t.data, count: t.byteCount)
-            return WeightMatrix(rows: rows, cols: cols, storage: .quantized(q, UnsafePointer(out.pointer)), owner: out)
+            var m = WeightMatrix(rows: rows, cols: cols, storage: .quantized(q, UnsafePointer(out.pointer)), owner: out)
+            m.bf16Products = dtype == .bfloat16
+            return m
         }
         switch (dtype, stored) {
         case (.bfloat16, .bfloat16):
