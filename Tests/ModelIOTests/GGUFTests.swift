@@ -67,4 +67,32 @@ final class GGUFTests: XCTestCase {
         version[4] = 9
         try expect(version, "GGUF version 9")
     }
+
+    func testTensorInfoErrors() throws {
+        // One tensor "t" of 32 f32 values and no metadata: its type sits at bytes 45..<49, its offset at 49..<57.
+        let url = temp()
+        defer { try? FileManager.default.removeItem(at: url) }
+        var w = GGUFWriter()
+        w.tensors = [.init(name: "t", dims: [32], type: .f32)]
+        try w.write(to: url) { _, out in out.initializeMemory(as: UInt8.self, repeating: 0) }
+        let good = try Data(contentsOf: url)
+        XCTAssertNoThrow(try GGUFFile(path: url.path))
+        func expect(_ patch: (inout Data) -> Void, _ fragment: String, line: UInt = #line) throws {
+            var bytes = good
+            patch(&bytes)
+            try bytes.write(to: url)
+            XCTAssertThrowsError(try GGUFFile(path: url.path), line: line) { XCTAssertTrue("\($0)".contains(fragment), "\($0)", line: line) }
+        }
+        try expect({ $0[45] = 99 }, "GGML type 99")
+        try expect({ $0[49] = 1 }, "not aligned")
+        try expect({ $0[49] = 0; $0[50] = 0; $0[51] = 1 }, "past the end of the file")
+        // A q8_0 tensor of 33 values is not a whole number of 32-value blocks.
+        var q = GGUFWriter()
+        q.tensors = [.init(name: "t", dims: [32], type: .q8_0)]
+        try q.write(to: url) { _, out in out.initializeMemory(as: UInt8.self, repeating: 0) }
+        var bytes = try Data(contentsOf: url)
+        bytes[37] = 33
+        try bytes.write(to: url)
+        XCTAssertThrowsError(try GGUFFile(path: url.path)) { XCTAssertTrue("\($0)".contains("not a whole number of q8_0 blocks"), "\($0)") }
+    }
 }

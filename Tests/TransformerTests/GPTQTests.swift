@@ -38,4 +38,33 @@ final class GPTQTests: XCTestCase {
             }
         }
     }
+
+    func testActOrderAndAsymmetricTensorsAreRefused() throws {
+        let tmp = try TemporaryDirectory("gptq-tensors")
+        defer { tmp.cleanup() }
+        /// A copy of the fixture with bytes of one tensor changed in place.
+        func variant(_ name: String, tensor: String, _ patch: (UnsafeMutableRawPointer) -> Void) throws -> URL {
+            let dir = try tmp.copyModel("tiny-qwen2-gptq", as: name)
+            let file = dir.appendingPathComponent("model.safetensors")
+            let st = try SafetensorsFile(path: file.path)
+            let view = try XCTUnwrap(st.tensors[tensor])
+            let offset = view.data - st.mapping.base
+            var bytes = try Data(contentsOf: file)
+            bytes.withUnsafeMutableBytes { patch($0.baseAddress! + offset) }
+            try bytes.write(to: file)
+            return dir
+        }
+        let reordered = try variant("act-order", tensor: "model.layers.0.self_attn.q_proj.g_idx") { p in
+            p.storeBytes(of: Int32(1), toByteOffset: 0, as: Int32.self)   // input 0 in group 1
+        }
+        XCTAssertThrowsError(try TransformerModel.load(directory: reordered, dtype: .float32)) {
+            XCTAssertTrue("\($0)".contains("act-order (desc_act) reordering at input 0"), "\($0)")
+        }
+        let asymmetric = try variant("asym", tensor: "model.layers.1.mlp.down_proj.qzeros") { p in
+            p.storeBytes(of: UInt32(0x7777_7773), toByteOffset: 0, as: UInt32.self)   // zero + 1 = 4 for output 0
+        }
+        XCTAssertThrowsError(try TransformerModel.load(directory: asymmetric, dtype: .float32)) {
+            XCTAssertTrue("\($0)".contains("zero point 4 in group 0 is not the symmetric 8"), "\($0)")
+        }
+    }
 }
