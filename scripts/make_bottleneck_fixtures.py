@@ -25,7 +25,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_peft_fixtures import EXAMPLES, padded_batch, run_trajectory  # noqa: E402
+from make_peft_fixtures import EXAMPLES, keep_adapter_only, padded_batch, run_trajectory, write_train_data  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIX = os.path.join(ROOT, "Tests", "Fixtures")
@@ -116,21 +116,13 @@ def ours_case(binary, config):
     arch = "tiny-llama"
     work = os.path.join(ROOT, ".build", "fixture-bottleneck")
     os.makedirs(work, exist_ok=True)
-    data = os.path.join(work, "train.jsonl")
-    with open(data, "w") as f:
-        for q, a in [("你好", "你好！"), ("2+2?", "4"), ("hello", "hi there")]:
-            f.write(json.dumps({"instruction": q, "input": "", "output": a}, ensure_ascii=False) + "\n")
+    data = write_train_data(work)
     out = os.path.join(OUT, f"ours-{config}")
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([binary, "train", "--model", os.path.join(FIX, "models", arch), "--data", data, "--output", out,
                     "--method", "adapter", "--adapter-config", CONFIGS[config], "--max-steps", "6", "--lr", "0.01",
                     "--batch-size", "2", "--seed", "3", "--dtype", "float32", "--template", "chatml"], check=True)
-    for extra in os.listdir(out):
-        path = os.path.join(out, extra)
-        if extra.startswith("checkpoint-"):
-            shutil.rmtree(path)
-        elif extra == "train_log.jsonl":
-            os.remove(path)
+    keep_adapter_only(out)
     path = os.path.join(out, "adapter_config.json")
     config = json.load(open(path))
     config["model_name"] = arch

@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM
 from transformers.optimization import Adafactor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_peft_fixtures import EXAMPLES, padded_batch, run_trajectory  # noqa: E402
+from make_peft_fixtures import EXAMPLES, padded_batch, run_trajectory, write_train_data  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIX = os.path.join(ROOT, "Tests", "Fixtures")
@@ -71,10 +71,7 @@ def ours_case(binary):
     work = os.path.join(ROOT, ".build", "fixture-full")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    data = os.path.join(work, "train.jsonl")
-    with open(data, "w") as f:
-        for q, a in [("你好", "你好！"), ("2+2?", "4"), ("hello", "hi there")]:
-            f.write(json.dumps({"instruction": q, "input": "", "output": a}, ensure_ascii=False) + "\n")
+    data = write_train_data(work)
     out = os.path.join(work, "out")
     subprocess.run([binary, "train", "--model", os.path.join(FIX, "models", "tiny-qwen2-bf16-sharded"), "--data", data,
                     "--output", out, "--method", "full", "--max-steps", "4", "--lr", "1e-2", "--batch-size", "2",

@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_peft_fixtures import EXAMPLES, padded_batch, run_trajectory  # noqa: E402
+from make_peft_fixtures import EXAMPLES, keep_adapter_only, padded_batch, run_trajectory, write_train_data  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIX = os.path.join(ROOT, "Tests", "Fixtures")
@@ -156,22 +156,14 @@ def ours_case(binary, method):
     arch = "tiny-qwen2"
     work = os.path.join(ROOT, ".build", "fixture-methods")
     os.makedirs(work, exist_ok=True)
-    data = os.path.join(work, "train.jsonl")
-    with open(data, "w") as f:
-        for q, a in [("你好", "你好！"), ("2+2?", "4"), ("hello", "hi there")]:
-            f.write(json.dumps({"instruction": q, "input": "", "output": a}, ensure_ascii=False) + "\n")
+    data = write_train_data(work)
     out = os.path.join(OUT, f"ours-{method}")
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([binary, "train", "--model", os.path.join(FIX, "models", arch), "--data", data, "--output", out,
                     "--method", method, "--max-steps", "6", "--lr", "0.05", "--batch-size", "2", "--seed", "3",
                     "--dtype", "float32"] + (["--lora-dropout", "0"] if method in ("lora", "dora") else [])
                    + OURS_FLAGS[method], check=True)
-    for extra in os.listdir(out):   # keep only the adapter itself
-        path = os.path.join(out, extra)
-        if extra.startswith("checkpoint-"):
-            shutil.rmtree(path)
-        elif extra == "train_log.jsonl":
-            os.remove(path)
+    keep_adapter_only(out)
     path = os.path.join(out, "adapter_config.json")
     config = json.load(open(path))
     config["base_model_name_or_path"] = arch

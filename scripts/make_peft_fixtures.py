@@ -135,27 +135,38 @@ def training_case():
               open(os.path.join(GOLDEN, "lora-training.json"), "w"))
 
 
+def write_train_data(work):
+    """The three Alpaca records every fixture run of our tool trains on; returns the file's path."""
+    data = os.path.join(work, "train.jsonl")
+    with open(data, "w") as f:
+        for q, a in [("你好", "你好！"), ("2+2?", "4"), ("hello", "hi there")]:
+            f.write(json.dumps({"instruction": q, "input": "", "output": a}, ensure_ascii=False) + "\n")
+    return data
+
+
+def keep_adapter_only(out):
+    """Removes what a training run writes beside the adapter: its checkpoints and its log."""
+    for extra in os.listdir(out):
+        path = os.path.join(out, extra)
+        if extra.startswith("checkpoint-"):
+            shutil.rmtree(path)
+        elif extra == "train_log.jsonl":
+            os.remove(path)
+
+
 def roundtrip_case(binary):
     """Our tool trains an adapter; PEFT loads it; the logits PEFT computes become the golden."""
     work = os.path.join(ROOT, ".build", "fixture-roundtrip")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    data = os.path.join(work, "train.jsonl")
-    with open(data, "w") as f:
-        for q, a in [("你好", "你好！"), ("2+2?", "4"), ("hello", "hi there")]:
-            f.write(json.dumps({"instruction": q, "input": "", "output": a}, ensure_ascii=False) + "\n")
+    data = write_train_data(work)
     out = os.path.join(ADAPTERS, "tiny-qwen2-ours")
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([binary, "train", "--model", BASE, "--data", data, "--output", out, "--lora-r", "4",
                     "--lora-alpha", "8", "--lora-dropout", "0", "--target-modules", "q_proj,k_proj,v_proj,o_proj",
                     "--max-steps", "6", "--lr", "0.05", "--batch-size", "2", "--seed", "3", "--dtype", "float32"],
                    check=True)
-    for extra in os.listdir(out):   # keep only the adapter itself
-        path = os.path.join(out, extra)
-        if extra.startswith("checkpoint-"):
-            shutil.rmtree(path)
-        elif extra == "train_log.jsonl":
-            os.remove(path)
+    keep_adapter_only(out)
     model = PeftModel.from_pretrained(base(), out)
     model.eval()
     with torch.no_grad():
