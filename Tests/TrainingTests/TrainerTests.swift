@@ -15,11 +15,7 @@ final class TrainerTests: XCTestCase {
     override func setUp() { out = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-\(UUID().uuidString)") }
     override func tearDown() { try? FileManager.default.removeItem(at: out) }
 
-    let records = [
-        Conversation(turns: [.init(instruction: "使用中医知识正确回答适合这个病例的中成药。", input: "我咳嗽痰多。", answer: "推荐用药：急支糖浆。")]),
-        Conversation(turns: [.init(instruction: "使用中医知识正确回答适合这个病例的中成药。", input: "我发烧咽痛。", answer: "推荐用药：银翘解毒片。")]),
-        Conversation(turns: [.init(instruction: "hello", answer: "hi there")]),
-    ]
+    let records = trainerRecords
 
     func setup(_ options: TrainingOptions, lora config: LoRAConfig) throws
         -> (TransformerModel, LoRAAdapter, ExampleBuilder, [TrainingExample]) {
