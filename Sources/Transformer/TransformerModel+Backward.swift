@@ -14,12 +14,7 @@ extension TransformerModel {
                            cols: C, eps: c.rmsNormEps)
         Ops.swigluForward(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * I)
         // Hook point 4: the rewritten MLP output; d(original output) goes to down_proj, the residual's share to dH.
-        var dDown = UnsafePointer(dH.pointer)
-        if let a = adapter, a.adapts(.mlp, layer: l), let dSub = b.dSublayer {
-            a.sublayerBackward(.mlp, layer: l, dOutput: dH.pointer, rows: n, dOriginal: dSub.pointer,
-                               dResidual: dH.pointer, context: context)
-            dDown = UnsafePointer(dSub.pointer)
-        }
+        let dDown = sublayerOutputGradient(.mlp, layer: l, dH: dH, rows: n, buffers: b, context: context)
         projectBackward(.down, layer: l, x: b.act.pointer, dy: dDown, rows: n, dx: da.pointer, accumulate: false,
                         context: context)
         Ops.swigluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
@@ -33,12 +28,7 @@ extension TransformerModel {
         Ops.rmsNormBackward(dxn.pointer, x: s.x2.pointer, weight: w.postAttentionNorm.pointer, rstd: s.rstd2.pointer,
                             dx: dH.pointer, rows: n, cols: C, accumulate: true)
         // Attention block: x2 = x + o(attn(rope(q), rope(k), v)), q/k/v = proj(norm1(x)).
-        var dO = UnsafePointer(dH.pointer)
-        if let a = adapter, a.adapts(.attention, layer: l), let dSub = b.dSublayer {
-            a.sublayerBackward(.attention, layer: l, dOutput: dH.pointer, rows: n, dOriginal: dSub.pointer,
-                               dResidual: dH.pointer, context: context)
-            dO = UnsafePointer(dSub.pointer)
-        }
+        let dO = sublayerOutputGradient(.attention, layer: l, dH: dH, rows: n, buffers: b, context: context)
         projectBackward(.o, layer: l, x: s.att.pointer, dy: dO, rows: n, dx: datt.pointer, accumulate: false,
                         context: context)
         attendBackward(l, batch: batch, saved: s, buffers: b, dout: datt.pointer, dq: dq.pointer, dk: dk.pointer,
@@ -81,6 +71,17 @@ extension TransformerModel {
     }
 
     /// Backward of `attend`: dq written, dk and dv written for the batch rows; the prefix's gradients go to the adapter.
+    /// d(loss)/d(the sublayer's original output), given `dH` = d(loss)/d(block output). Without an adapter that
+    /// rewrites the sublayer that is `dH` itself; with one, the adapter writes it to `b.dSublayer` and leaves the
+    /// residual's share in `dH`.
+    private func sublayerOutputGradient(_ sublayer: Sublayer, layer l: Int, dH: FloatBuffer, rows n: Int,
+                                        buffers b: ActivationBuffers, context: PassContext) -> UnsafePointer<Float> {
+        guard let a = adapter, a.adapts(sublayer, layer: l), let dSub = b.dSublayer else { return UnsafePointer(dH.pointer) }
+        a.sublayerBackward(sublayer, layer: l, dOutput: dH.pointer, rows: n, dOriginal: dSub.pointer,
+                           dResidual: dH.pointer, context: context)
+        return UnsafePointer(dSub.pointer)
+    }
+
     func attendBackward(_ l: Int, batch: PackedBatch, saved s: LayerSaved, buffers b: ActivationBuffers,
                         dout: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                         dv: UnsafeMutablePointer<Float>) {
