@@ -14,3 +14,16 @@ int pk_has_avx512(void) {
 }
 
 void pk_force_scalar(int on) { forced_scalar = on; }
+
+static int forced_no_vnni = 0;
+static int vnni_state = -1;
+
+int pk_has_vnni(void) {
+    if (vnni_state < 0) {
+        __builtin_cpu_init();
+        vnni_state = __builtin_cpu_supports("avx512vnni");
+    }
+    return pk_has_avx512() && vnni_state && !forced_no_vnni;
+}
+
+void pk_force_no_vnni(int on) { forced_no_vnni = on; }

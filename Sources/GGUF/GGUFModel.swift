@@ -51,9 +51,13 @@ public final class GGUFModel: @unchecked Sendable {
             guard let t = file.tensors[name] else { throw ModelIOError.missingTensor(name: name, searched: file.path) }
             guard t.dims == [cols, rows] else { throw ModelIOError.shapeMismatch(tensor: name, expected: [rows, cols], found: t.dims.reversed()) }
             let raw = t.data.assumingMemoryBound(to: UInt8.self)
+            // The file's blocks regrouped for the products (bit for bit), then the mapped pages dropped.
             func quantized(_ q: QuantType) -> WeightMatrix {
-                var m = WeightMatrix(rows: rows, cols: cols, storage: .quantized(q, raw), owner: file)
-                m.bf16Products = dtype == .bfloat16
+                let rowBytes = q.byteCount(rows: 1, cols: cols)
+                let m = WeightMatrix.packing(q, rows: rows, cols: cols, bf16Products: dtype == .bfloat16) { r, out in
+                    out.update(from: raw + r * rowBytes, count: rowBytes)
+                }
+                file.file.release(t.data, count: rows * rowBytes)
                 return m
             }
             switch t.type {

@@ -1,4 +1,4 @@
-import Dispatch
+import CKernels
 import Foundation
 
 /// The engine's only thread pool (besides oneDNN's own OpenMP threads inside GEMM calls).
@@ -16,10 +16,22 @@ public enum Parallel {
         let chunks = max(1, min(threadCount, count / max(1, minChunk)))
         if chunks == 1 { body(0..<count); return }
         let per = (count + chunks - 1) / chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * per, hi = min(count, lo + per)
-            if lo < hi { body(lo..<hi) }
+        withoutActuallyEscaping(body) { body in
+            let job = Job { c in
+                let lo = c * per, hi = min(count, lo + per)
+                if lo < hi { body(lo..<hi) }
+            }
+            withExtendedLifetime(job) {
+                pk_pool_run(Int32(threadCount), chunks, { ctx, c in
+                    Unmanaged<Job>.fromOpaque(ctx!).takeUnretainedValue().run(c)
+                }, Unmanaged.passUnretained(job).toOpaque())
+            }
         }
+    }
+
+    private final class Job {
+        let run: (Int) -> Void
+        init(_ run: @escaping (Int) -> Void) { self.run = run }
     }
 
     /// Runs `body(i)` for every i in `0..<count`, spread over the workers.

@@ -28,6 +28,9 @@ public enum QuantType: String, Sendable, CaseIterable, Codable {
     /// Bytes of a [rows, cols] matrix (cols a multiple of the block size).
     public func byteCount(rows: Int, cols: Int) -> Int { rows * cols / blockSize * blockBytes }
 
+    /// Bytes of a [rows, cols] matrix in memory: groups of 8 rows (rows padded to a multiple of 8).
+    public func packedByteCount(rows: Int, cols: Int) -> Int { pk_packed_bytes(cType, rows, cols) }
+
     /// Quantizes `count` values (a multiple of the block size) with GGML's reference rounding.
     public func quantize(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<UInt8>) {
         pk_quantize(cType, x, out, count / blockSize)

@@ -13,7 +13,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public enum Storage {
         case float32(UnsafePointer<Float>)
         case bfloat16(UnsafePointer<UInt16>)
-        /// Rows of blocks back to back: row r starts at r * cols / blockSize * blockBytes.
+        /// GGML blocks regrouped eight rows at a time (rows padded to a multiple of 8; see quant_packed.c): group g
+        /// starts at g * cols / blockSize * packedBlockBytes. Build with `packing`.
         case quantized(QuantType, UnsafePointer<UInt8>)
     }
 
@@ -52,26 +53,52 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 
     /// Bytes held by the elements.
-    public var byteCount: Int { quantType.map { $0.byteCount(rows: rows, cols: cols) } ?? rows * cols * dtype.byteSize }
+    public var byteCount: Int { quantType.map { $0.packedByteCount(rows: rows, cols: cols) } ?? rows * cols * dtype.byteSize }
 
     /// This matrix in block format `type` (GGML's reference rounding), or nil when its rows are not a whole number of
     /// blocks.
     public func quantized(_ type: QuantType) -> WeightMatrix? {
         guard cols % type.blockSize == 0, quantType == nil else { return nil }
-        let rowBytes = type.byteCount(rows: 1, cols: cols)
-        let out = AlignedBuffer<UInt8>(count: rows * rowBytes)
-        Parallel.forRanges(rows, minChunk: 16) { rs in
-            var row = [Float](repeating: 0, count: cols)
+        let c = cols
+        return Self.packing(type, rows: rows, cols: cols, bf16Products: dtype == .bfloat16) { r, out in
+            var row = [Float](repeating: 0, count: c)
             row.withUnsafeMutableBufferPointer { rp in
-                for r in rs {
-                    readRow(r, into: rp.baseAddress!)
-                    type.quantize(rp.baseAddress!, count: cols, into: out.pointer + r * rowBytes)
+                readRow(r, into: rp.baseAddress!)
+                type.quantize(rp.baseAddress!, count: c, into: out)
+            }
+        }
+    }
+
+    /// A quantized matrix built row by row: `fill(r, out)` writes row r as GGML blocks (`type.byteCount(rows: 1,
+    /// cols:)` bytes); rows are regrouped into the packed layout as they come, groups in parallel.
+    public static func packing(_ type: QuantType, rows: Int, cols: Int, bf16Products: Bool = false,
+                               fill: (Int, UnsafeMutablePointer<UInt8>) -> Void) -> WeightMatrix {
+        precondition(cols % type.blockSize == 0, "rows of \(cols) are not whole \(type) blocks")
+        let rowBytes = type.byteCount(rows: 1, cols: cols), groupBytes = type.packedByteCount(rows: 8, cols: cols)
+        let groups = (rows + 7) / 8
+        let out = AlignedBuffer<UInt8>(count: groups * groupBytes)
+        Parallel.forRanges(groups, minChunk: 2) { gs in
+            let temp = AlignedBuffer<UInt8>(count: 8 * rowBytes)
+            for g in gs {
+                var pointers: [UnsafePointer<UInt8>?] = Array(repeating: nil, count: 8)
+                for i in 0..<8 where g * 8 + i < rows {
+                    fill(g * 8 + i, temp.pointer + i * rowBytes)
+                    pointers[i] = UnsafePointer(temp.pointer + i * rowBytes)
+                }
+                pointers.withUnsafeBufferPointer { p in
+                    pk_pack_group(type.cType, p.baseAddress!, cols, out.pointer + g * groupBytes)
                 }
             }
         }
-        var q = WeightMatrix(rows: rows, cols: cols, storage: .quantized(type, UnsafePointer(out.pointer)), owner: out)
-        q.bf16Products = dtype == .bfloat16
-        return q
+        var m = WeightMatrix(rows: rows, cols: cols, storage: .quantized(type, UnsafePointer(out.pointer)), owner: out)
+        m.bf16Products = bf16Products
+        return m
+    }
+
+    /// Row r of a quantized matrix as GGML blocks, bit for bit as quantized (`type.byteCount(rows: 1, cols:)` bytes).
+    public func blocks(ofRow r: Int, into out: UnsafeMutablePointer<UInt8>) {
+        guard case .quantized(let t, let w) = storage else { preconditionFailure("not a quantized matrix") }
+        pk_unpack_row(t.cType, w + (r / 8) * t.packedByteCount(rows: 8, cols: cols), cols, Int32(r % 8), out)
     }
 
     /// Inputs with at most this many rows are multiplied straight from the stored weights (GEMV for one row,
@@ -82,41 +109,43 @@ public struct WeightMatrix: @unchecked Sendable {
                 Int(env["PEFT_SMALL_M_QUANT"] ?? "") ?? 16)
     }()
 
-    /// Quantized weights, for a few input rows: decode (`exact` false) takes integer dot products of the blocks with
-    /// the activations rounded to 8 bits per block of 32, as llama.cpp does; exact products use the f32 activations
-    /// in registers. More rows: panels of rows dequantized to f32 and multiplied by the GEMM.
+    /// Quantized weights. Decoding (`exact` false), any number of rows: integer dot products of the blocks with the
+    /// activations rounded to 8 bits per block of 32, as llama.cpp does. Exact products (training, evaluation): a few
+    /// rows against groups of rows dequantized to f32 in cache; more rows through the GEMM on dequantized panels (bf16
+    /// panels for a bf16-compute model).
     private func forwardQuantized(_ type: QuantType, _ w: UnsafePointer<UInt8>, _ x: UnsafePointer<Float>, m: Int,
                                   ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool, exact: Bool) {
-        if exact && m <= Self.smallRowLimit.quantized {
+        let groups = (rows + 7) / 8, k = cols, n = rows
+        if !exact || m <= Self.smallRowLimit.quantized {
             let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
             let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
-            let k = cols
-            Parallel.forRanges(rows, minChunk: 32) { r in
-                pk_gemv_quant(type.cType, w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound)
-            }
-            if let temp {
-                withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
-            }
-            return
-        }
-        if m <= Self.smallRowLimit.quantized {
-            let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
-            let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
-            let k = cols, nb = cols / 32
-            // Activations in 8 bits per block of 32 (as llama.cpp), integer dot products against the blocks.
-            var qx = [Int8](repeating: 0, count: m * k), dx = [Float](repeating: 0, count: m * nb)
-            var sx = [Int32](repeating: 0, count: m * nb)
-            qx.withUnsafeMutableBufferPointer { q in
-                dx.withUnsafeMutableBufferPointer { d in
-                    sx.withUnsafeMutableBufferPointer { s in
-                        for i in 0..<m {
-                            pk_quantize_activations(x + i * ldx, k, q.baseAddress! + i * k, d.baseAddress! + i * nb,
-                                                    s.baseAddress! + i * nb)
+            if exact {
+                Parallel.forRanges(groups, minChunk: 4) { gs in
+                    let r0 = gs.lowerBound * 8, r1 = min(n, gs.upperBound * 8)
+                    var panel = [Float](repeating: 0, count: (r1 - r0) * k)
+                    panel.withUnsafeMutableBufferPointer { p in
+                        pk_packed_dequantize(type.cType, w, k, r0, r1, p.baseAddress!)
+                        if m == 1 {
+                            pk_gemv_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, 1, 0, r1 - r0)
+                        } else {
+                            pk_gemm_small_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, m, 0, r1 - r0)
                         }
-                        let (qp, dp, sp) = (UnsafePointer(q.baseAddress!), UnsafePointer(d.baseAddress!), UnsafePointer(s.baseAddress!))
-                        Parallel.forRanges(rows, minChunk: 32) { r in
-                            pk_gemv_quant_q8x(type.cType, w, k, qp, dp, sp, out, ldo, m, r.lowerBound, r.upperBound)
-                        }
+                    }
+                }
+            } else {
+                // Activations in 8 bits per block of 32 (as llama.cpp), integer dot products against the blocks.
+                let nb = k / 32
+                let qx = AlignedBuffer<Int8>(count: m * k), dx = FloatBuffer(count: m * nb)
+                let sx = AlignedBuffer<Int32>(count: m * nb)
+                Parallel.forRanges(m, minChunk: 8) { rs in
+                    for i in rs {
+                        pk_quantize_activations(x + i * ldx, k, qx.pointer + i * k, dx.pointer + i * nb, sx.pointer + i * nb)
+                    }
+                }
+                withExtendedLifetime((qx, dx, sx)) {
+                    Parallel.forRanges(groups, minChunk: 4) { gs in
+                        pk_packed_gemv_q8x(type.cType, w, n, k, qx.pointer, dx.pointer, sx.pointer, out, ldo, m,
+                                           gs.lowerBound, gs.upperBound)
                     }
                 }
             }
@@ -126,15 +155,15 @@ public struct WeightMatrix: @unchecked Sendable {
             return
         }
         if bf16Products && Gemm.hasBF16Products {
-            // Inputs rounded to bf16 once; each dequantized panel narrowed to bf16 for oneDNN's bf16 matmul.
+            // Inputs rounded to bf16 once; the weights dequantized straight to bf16 panels for oneDNN's bf16 matmul.
             let xb = Scratch.halves(count: m * cols)
             Self.toBF16(x, rows: m, cols: cols, ld: ldx, into: xb)
-            forEachDequantizedPanel(type, w) { panel, r0, r1 in
-                let pb = HalfBuffer(count: (r1 - r0) * cols)
-                pk_f32_to_bf16(panel, pb.pointer, (r1 - r0) * cols)
-                if !Gemm.multiplyBF16(m: m, n: r1 - r0, k: cols, a: xb, lda: cols, b: pb.pointer, ldb: cols,
+            forEachBF16Panel(type, w) { panel, r0, r1 in
+                if !Gemm.multiplyBF16(m: m, n: r1 - r0, k: cols, a: xb, lda: cols, b: panel, ldb: cols,
                                       transposeB: true, c: y + r0, ldc: ldy, accumulate: accumulate) {
-                    Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: panel, ldb: cols, transposeB: true,
+                    let wide = FloatBuffer(count: (r1 - r0) * cols)
+                    pk_bf16_to_f32(panel, wide.pointer, (r1 - r0) * cols)
+                    Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: wide.pointer, ldb: cols, transposeB: true,
                                   c: y + r0, ldc: ldy, accumulate: accumulate)
                 }
             }
@@ -149,14 +178,32 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Dequantizes rows of W panel by panel (near L2 size) into f32 scratch: body(panel [r1 - r0, cols], r0, r1).
     private func forEachDequantizedPanel(_ type: QuantType, _ w: UnsafePointer<UInt8>,
                                          _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
-        let pr = panelRows, rowBytes = type.byteCount(rows: 1, cols: cols)
+        let pr = panelRows, c = cols
         let scratch = Scratch.panel(count: pr * cols)
         var r0 = 0
         while r0 < rows {
             let r1 = min(rows, r0 + pr)
-            let c = cols
-            Parallel.forRanges(r1 - r0, minChunk: 4) { rs in
-                for r in rs { type.dequantize(w + (r0 + r) * rowBytes, count: c, into: scratch + r * c) }
+            Parallel.forRanges((r1 - r0 + 7) / 8, minChunk: 1) { gs in
+                let a = r0 + gs.lowerBound * 8, b = min(r1, r0 + gs.upperBound * 8)
+                pk_packed_dequantize(type.cType, w, c, a, b, scratch + (a - r0) * c)
+            }
+            body(scratch, r0, r1)
+            r0 = r1
+        }
+    }
+
+    /// Dequantizes rows of W straight to bf16 in panels of up to 8 MiB (one oneDNN product per panel; the largest
+    /// matrices, such as a vocabulary-sized LM head, take several): body(panel [r1 - r0, cols], r0, r1).
+    private func forEachBF16Panel(_ type: QuantType, _ w: UnsafePointer<UInt8>,
+                                  _ body: (UnsafePointer<UInt16>, Int, Int) -> Void) {
+        let pr = max(8, min(rows, (4 << 20) / max(1, cols) / 8 * 8)), c = cols
+        let scratch = Scratch.panelHalves(count: pr * cols)
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(rows, r0 + pr)
+            Parallel.forRanges((r1 - r0 + 7) / 8, minChunk: 1) { gs in
+                let a = r0 + gs.lowerBound * 8, b = min(r1, r0 + gs.upperBound * 8)
+                pk_packed_dequantize_bf16(type.cType, w, c, a, b, scratch + (a - r0) * c)
             }
             body(scratch, r0, r1)
             r0 = r1
@@ -236,12 +283,12 @@ public struct WeightMatrix: @unchecked Sendable {
             if bf16Products && Gemm.hasBF16Products {
                 let db = Scratch.halves(count: m * rows)
                 Self.toBF16(dy, rows: m, cols: rows, ld: lddy, into: db)
-                forEachDequantizedPanel(type, w) { panel, r0, r1 in
-                    let pb = HalfBuffer(count: (r1 - r0) * cols)
-                    pk_f32_to_bf16(panel, pb.pointer, (r1 - r0) * cols)
-                    if !Gemm.multiplyBF16(m: m, n: cols, k: r1 - r0, a: db + r0, lda: rows, b: pb.pointer, ldb: cols,
+                forEachBF16Panel(type, w) { panel, r0, r1 in
+                    if !Gemm.multiplyBF16(m: m, n: cols, k: r1 - r0, a: db + r0, lda: rows, b: panel, ldb: cols,
                                           c: dx, ldc: lddx, accumulate: accumulate || r0 > 0) {
-                        Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: panel, ldb: cols,
+                        let wide = FloatBuffer(count: (r1 - r0) * cols)
+                        pk_bf16_to_f32(panel, wide.pointer, (r1 - r0) * cols)
+                        Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: wide.pointer, ldb: cols,
                                       c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)
                     }
                 }
@@ -281,8 +328,8 @@ public struct WeightMatrix: @unchecked Sendable {
         // Chunks are multiples of 4 rows so the tiled kernel keeps full tiles.
         let chunk = 64
         switch (storage, m) {
-        case (.quantized(let t, let w), _):
-            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_quant(t.cType, w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+        case (.quantized, _):
+            preconditionFailure("quantized products go through forwardQuantized")
         case (.float32(let w), 1):
             Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
         case (.bfloat16(let w), 1):
@@ -304,7 +351,7 @@ public struct WeightMatrix: @unchecked Sendable {
         switch storage {
         case .float32(let w): dst.update(from: w + r * cols, count: cols)
         case .bfloat16(let w): pk_bf16_to_f32(w + r * cols, dst, cols)
-        case .quantized(let t, let w): t.dequantize(w + r * t.byteCount(rows: 1, cols: cols), count: cols, into: dst)
+        case .quantized(let t, let w): pk_packed_dequantize(t.cType, w, cols, r, r + 1, dst)
         }
     }
 
@@ -314,7 +361,11 @@ public struct WeightMatrix: @unchecked Sendable {
         switch storage {
         case .float32(let w): out.copy(from: w, count: rows * cols)
         case .bfloat16(let w): pk_bf16_to_f32(w, out.pointer, rows * cols)
-        case .quantized(let t, let w): t.dequantize(w, count: rows * cols, into: out.pointer)
+        case .quantized(let t, let w):
+            let c = cols
+            Parallel.forRanges((rows + 7) / 8) { gs in
+                pk_packed_dequantize(t.cType, w, c, gs.lowerBound * 8, min(rows, gs.upperBound * 8), out.pointer + gs.lowerBound * 8 * c)
+            }
         }
         return out
     }
@@ -325,6 +376,7 @@ enum Scratch {
     private final class Box {
         var floats = FloatBuffer(count: 0)
         var halves = HalfBuffer(count: 0)
+        var panelHalves = HalfBuffer(count: 0)
     }
 
     private static let key: pthread_key_t = {
@@ -344,6 +396,12 @@ enum Scratch {
         let b = box
         if b.floats.count < count { b.floats = FloatBuffer(count: count) }
         return b.floats.pointer
+    }
+
+    static func panelHalves(count: Int) -> UnsafeMutablePointer<UInt16> {
+        let b = box
+        if b.panelHalves.count < count { b.panelHalves = HalfBuffer(count: count) }
+        return b.panelHalves.pointer
     }
 
     static func halves(count: Int) -> UnsafeMutablePointer<UInt16> {

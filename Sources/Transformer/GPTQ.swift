@@ -71,20 +71,16 @@ struct GPTQConfig: Sendable, Equatable {
             }
         }
         // q4_0: per output row, blocks of 32 inputs: f16 scale, byte j = q[j] | q[16 + j] << 4.
-        let type = QuantType.q4_0, rowBytes = type.byteCount(rows: 1, cols: inp)
-        let blocks = AlignedBuffer<UInt8>(count: out * rowBytes)
+        let type = QuantType.q4_0
         func q(_ i: Int, _ o: Int) -> UInt8 { UInt8((qw[(i / 8) * out + o] >> UInt32(4 * (i % 8))) & 0xF) }
-        Parallel.forRanges(out, minChunk: 16) { rs in
-            for o in rs {
-                for b in 0..<(inp / 32) {
-                    let dst = blocks.pointer + o * rowBytes + b * type.blockBytes
-                    let scale = sc[(b * 32 / groupSize) * out + o]
-                    dst[0] = UInt8(scale & 0xFF)
-                    dst[1] = UInt8(scale >> 8)
-                    for j in 0..<16 { dst[2 + j] = q(b * 32 + j, o) | (q(b * 32 + 16 + j, o) << 4) }
-                }
+        return WeightMatrix.packing(type, rows: out, cols: inp) { o, row in
+            for b in 0..<(inp / 32) {
+                let dst = row + b * type.blockBytes
+                let scale = sc[(b * 32 / groupSize) * out + o]
+                dst[0] = UInt8(scale & 0xFF)
+                dst[1] = UInt8(scale >> 8)
+                for j in 0..<16 { dst[2 + j] = q(b * 32 + j, o) | (q(b * 32 + 16 + j, o) << 4) }
             }
         }
-        return WeightMatrix(rows: out, cols: inp, storage: .quantized(type, UnsafePointer(blocks.pointer)), owner: blocks)
     }
 }

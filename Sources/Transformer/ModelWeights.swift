@@ -254,20 +254,14 @@ final class WeightLoader {
         let format = quantize.flatMap { q in cols % q.blockSize == 0 ? q : (q == .q4_k && cols % 32 == 0 ? .q8_0 : nil) }
         if let q = format {
             // Row by row from the mapping into blocks; then the source pages are dropped.
-            let rowBytes = q.byteCount(rows: 1, cols: cols)
-            let out = AlignedBuffer<UInt8>(count: rows * rowBytes)
-            Parallel.forRanges(rows, minChunk: 16) { rs in
+            let m = WeightMatrix.packing(q, rows: rows, cols: cols, bf16Products: dtype == .bfloat16) { r, out in
                 var row = [Float](repeating: 0, count: cols)
                 row.withUnsafeMutableBufferPointer { rp in
-                    for r in rs {
-                        Convert.toFloat(t.data + r * cols * stored.byteSize, dtype: stored, into: rp.baseAddress!, count: cols)
-                        q.quantize(rp.baseAddress!, count: cols, into: out.pointer + r * rowBytes)
-                    }
+                    Convert.toFloat(t.data + r * cols * stored.byteSize, dtype: stored, into: rp.baseAddress!, count: cols)
+                    q.quantize(rp.baseAddress!, count: cols, into: out)
                 }
             }
             t.file.release(t.data, count: t.byteCount)
-            var m = WeightMatrix(rows: rows, cols: cols, storage: .quantized(q, UnsafePointer(out.pointer)), owner: out)
-            m.bf16Products = dtype == .bfloat16
             return m
         }
         switch (dtype, stored) {

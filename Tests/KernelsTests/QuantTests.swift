@@ -98,24 +98,33 @@ final class QuantTests: XCTestCase {
 
     func testProductsEqualTheDequantizedMatrix() throws {
         var rng = SeededGenerator(seed: 3)
-        let (rows, cols) = (40, 512)
+        // 45 rows: five full groups of 8 and a padded one.
+        let (rows, cols) = (45, 512)
         let values = (0..<(rows * cols)).map { _ in rng.nextNormal() * 0.1 }
         let dense = values.withUnsafeBufferPointer { WeightMatrix(rows: rows, cols: cols, values: $0.baseAddress!) }
         for type in QuantType.allCases {
             let q = try XCTUnwrap(dense.quantized(type))
-            XCTAssertEqual(q.byteCount, type.byteCount(rows: rows, cols: cols))
+            XCTAssertEqual(q.byteCount, type.packedByteCount(rows: 48, cols: cols))
+            // The packed layout gives every row's GGML blocks back bit for bit.
+            for r in [0, 7, 8, 44] {
+                var want = [UInt8](repeating: 0, count: type.byteCount(rows: 1, cols: cols)), got = want
+                values.withUnsafeBufferPointer { v in want.withUnsafeMutableBufferPointer { type.quantize(v.baseAddress! + r * cols, count: cols, into: $0.baseAddress!) } }
+                got.withUnsafeMutableBufferPointer { q.blocks(ofRow: r, into: $0.baseAddress!) }
+                XCTAssertEqual(got, want, "\(type) row \(r) blocks")
+            }
             let reference = q.toFloat()
             let exact = WeightMatrix(rows: rows, cols: cols, values: reference.pointer)
-            for scalar in [false, true] {
+            // VNNI, AVX-512 without VNNI, scalar.
+            for (scalar, noVNNI) in [(false, false), (false, true), (true, false)] {
                 Ops.forceScalar(scalar)
-                defer { Ops.forceScalar(false) }
-                for m in [1, 3, 20] {
+                Ops.forceNoVNNI(noVNNI)
+                defer { Ops.forceScalar(false); Ops.forceNoVNNI(false) }
+                for m in [1, 3, 6, 20] {
                     let x = (0..<(m * cols)).map { _ in rng.nextNormal() }
                     var ours = [Float](repeating: 0, count: m * rows), want = ours
-                    // Decode (few rows) multiplies with activations rounded to 8 bits per block of 32, as llama.cpp:
-                    // the reference rounds them the same way; prefill (more rows) multiplies the f32 activations.
-                    let decode = m <= WeightMatrix.smallRowLimit.quantized
-                    let xs = decode ? Self.eightBit(x, blockSize: 32) : x
+                    // Decoding (any number of rows) multiplies with activations rounded to 8 bits per block of 32, as
+                    // llama.cpp: the reference rounds them the same way.
+                    let xs = Self.eightBit(x, blockSize: 32)
                     x.withUnsafeBufferPointer { xp in
                         ours.withUnsafeMutableBufferPointer { q.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!, exact: false) }
                     }
@@ -123,13 +132,14 @@ final class QuantTests: XCTestCase {
                         want.withUnsafeMutableBufferPointer { exact.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
                     }
                     // Same weights and inputs, different summation order: f32 rounding only.
-                    assertClose(ours, want, atol: 1e-4, rtol: 1e-4, "\(type) m=\(m) scalar=\(scalar)")
-                    if decode {
-                        // Against the unrounded activations: within the 8-bit rounding of x.
-                        var f32 = [Float](repeating: 0, count: m * rows)
-                        x.withUnsafeBufferPointer { xp in f32.withUnsafeMutableBufferPointer { exact.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
-                        assertClose(ours, f32, atol: 0.05, rtol: 0.02, "\(type) m=\(m) vs f32 activations")
-                        // Exact products (training, evaluation) use the f32 activations.
+                    assertClose(ours, want, atol: 1e-4, rtol: 1e-4, "\(type) m=\(m) scalar=\(scalar) noVNNI=\(noVNNI)")
+                    // Against the unrounded activations: within the 8-bit rounding of x.
+                    var f32 = [Float](repeating: 0, count: m * rows)
+                    x.withUnsafeBufferPointer { xp in f32.withUnsafeMutableBufferPointer { exact.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
+                    assertClose(ours, f32, atol: 0.05, rtol: 0.02, "\(type) m=\(m) vs f32 activations")
+                    do {
+                        // Exact products (training, evaluation) use the f32 activations: a few rows against dequantized
+                        // groups, more through the GEMM on dequantized panels.
                         var exactOurs = [Float](repeating: 0, count: m * rows)
                         x.withUnsafeBufferPointer { xp in exactOurs.withUnsafeMutableBufferPointer { q.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
                         assertClose(exactOurs, f32, atol: 1e-4, rtol: 1e-4, "\(type) m=\(m) exact")
@@ -151,5 +161,30 @@ final class QuantTests: XCTestCase {
         // Rows that are not whole blocks cannot be quantized.
         let odd = [Float](repeating: 1, count: 4 * 48).withUnsafeBufferPointer { WeightMatrix(rows: 4, cols: 48, values: $0.baseAddress!) }
         XCTAssertNil(odd.quantized(.q8_0))
+    }
+}
+
+/// The worker pool behind `Parallel`: every chunk runs exactly once, nested calls and calls from several threads at
+/// once run (inline) instead of deadlocking.
+final class ParallelTests: XCTestCase {
+    func testEveryChunkOnceNestedAndConcurrent() {
+        for count in [1, 2, 3, 17, 1000] {
+            let hits = AlignedBuffer<Int32>(count: count)
+            Parallel.forRanges(count) { r in for i in r { hits.pointer[i] += 1 } }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: hits.pointer, count: count)), Array(repeating: 1, count: count))
+        }
+        let outer = 8, inner = 64
+        let cells = AlignedBuffer<Int32>(count: outer * inner)
+        Parallel.forEach(outer) { o in Parallel.forEach(inner) { i in cells.pointer[o * inner + i] += 1 } }
+        XCTAssertEqual(Set(UnsafeBufferPointer(start: cells.pointer, count: outer * inner)), [1])
+        let sums = AlignedBuffer<Int64>(count: 4)
+        DispatchQueue.concurrentPerform(iterations: 4) { t in
+            for _ in 0..<200 {
+                let part = AlignedBuffer<Int64>(count: 100)
+                Parallel.forRanges(100) { r in for i in r { part.pointer[i] = Int64(i) } }
+                sums.pointer[t] += (0..<100).reduce(0) { $0 + part.pointer[$1] }
+            }
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: sums.pointer, count: 4)), Array(repeating: 200 * 4950, count: 4))
     }
 }

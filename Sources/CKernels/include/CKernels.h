@@ -15,6 +15,9 @@ extern "C" {
 int pk_has_avx512(void);
 /// Forces the scalar paths (for testing both bodies). 0 = auto, 1 = scalar.
 void pk_force_scalar(int on);
+/// AVX-512 VNNI integer dot products present (and not switched off for tests).
+int pk_has_vnni(void);
+void pk_force_no_vnni(int on);
 
 // ---- conversions ------------------------------------------------------------------------------------
 void pk_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
@@ -106,6 +109,11 @@ void pk_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, 
 #ifdef __cplusplus
 }
 #endif
+/// Runs fn(ctx, c) for c in [0, chunks) on `threads` threads (the caller and persistent workers that spin briefly
+/// between jobs); nested calls and calls while another job runs execute inline.
+typedef void (*pk_task_fn)(void *ctx, size_t chunk);
+void pk_pool_run(int threads, size_t chunks, pk_task_fn fn, void *ctx);
+
 /// GGML block formats (see quant.c): q8_0, q4_0 (32 weights a block) and q4_k (256 a super-block).
 enum { PK_Q8_0 = 8, PK_Q4_0 = 2, PK_Q4_K = 12 };
 size_t pk_quant_block_size(int type);
@@ -113,14 +121,22 @@ size_t pk_quant_block_bytes(int type);
 /// Quantizes nblocks blocks of x (GGML's reference rounding) into out.
 void pk_quantize(int type, const float *x, uint8_t *out, size_t nblocks);
 void pk_dequantize(int type, const uint8_t *blocks, float *out, size_t nblocks);
-/// y[m, r] = dot(row r of the quantized W [rows, k], x[m, :k]) for r in [r0, r1), all m < m_count.
-void pk_gemv_quant(int type, const uint8_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
-                   size_t m_count, size_t r0, size_t r1);
+/// Quantized matrices in memory: groups of 8 rows, block column by block column (quant_packed.c); rows padded to 8.
+size_t pk_packed_block_bytes(int type);
+size_t pk_packed_bytes(int type, size_t rows, size_t k);
+/// Packs 8 rows of GGML blocks (k weights each; a NULL row is padding) into one group.
+void pk_pack_group(int type, const uint8_t *const rows[8], size_t k, uint8_t *out);
+/// Row r (0..7) of a packed group back as GGML blocks, bit for bit.
+void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out);
+/// Rows [r0, r1) of a packed matrix as f32 / bf16, row-major [r1 - r0, k].
+void pk_packed_dequantize(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *out);
+void pk_packed_dequantize_bf16(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, uint16_t *out);
 
-/// Decode with 8-bit activations: x[k] as int8 per block of 32 (scale dx, sum sx), as llama.cpp multiplies.
+/// 8-bit activations: x[k] as int8 per block of 32 (scale dx, f16-rounded as llama.cpp; sum sx).
 void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx);
-/// y[m, r] = dot(row r of W, x_m) from quantized activations qx[m, k], dx[m, k/32], sx[m, k/32].
-void pk_gemv_quant_q8x(int type, const uint8_t *w, size_t k, const int8_t *qx, const float *dx, const int32_t *sx,
-                       float *y, size_t ldy, size_t m_count, size_t r0, size_t r1);
+/// y[m, r] = dot(row r of the packed W [rows, k], x_m) for the rows of groups [g0, g1), all m < m_count, from
+/// quantized activations qx[m, k], dx[m, k/32], sx[m, k/32]; integer dot products (VNNI where present).
+void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const int8_t *qx, const float *dx,
+                        const int32_t *sx, float *y, size_t ldy, size_t m_count, size_t g0, size_t g1);
 
 #endif

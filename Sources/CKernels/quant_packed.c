@@ -1,0 +1,374 @@
+// Quantized matrices in memory: GGML blocks regrouped eight rows at a time ("x8"), so that one 256-bit integer dot
+// product (VNNI dpbusd) serves eight output rows at once and no horizontal sums are needed.
+//
+// Rows are padded to a multiple of 8 (padding rows are zero blocks). For block column b of a group of 8 rows, the
+// packed block holds, in order:
+//   - q8_0 (272 bytes): the 8 rows' f16 scales, then 8 chunks; chunk c holds bytes 4c..4c+3 of each row's 32
+//     quants (row 0 first), each stored + 128 (XOR 0x80) so that they are unsigned for dpbusd;
+//   - q4_0 (144 bytes): the 8 f16 scales, then 4 chunks of bytes 4c..4c+3 of each row's 16 nibble bytes (low nibble:
+//     weight 4c+i, high nibble: weight 16+4c+i);
+//   - q4_k (1184 bytes): the 8 f16 super-scales d, the 8 f16 super-mins dmin, the 6-bit scales unpacked to bytes
+//     [sub-block][row] (64), the 6-bit mins likewise (64), then 32 chunks of 4 bytes of each row's 128 quant bytes.
+// Packing is lossless: each row's GGML block is recovered exactly (pk_unpack_row), so files written from memory and
+// dequantized values are those of the GGML blocks.
+#include "CKernels.h"
+#include "internal.h"
+
+#include <stdlib.h>
+
+size_t pk_packed_block_bytes(int type) {
+    switch (type) {
+    case PK_Q8_0: return 272;
+    case PK_Q4_0: return 144;
+    default: return 1184;
+    }
+}
+
+size_t pk_packed_bytes(int type, size_t rows, size_t k) {
+    return (rows + 7) / 8 * (k / pk_quant_block_size(type)) * pk_packed_block_bytes(type);
+}
+
+// Header bytes before the quant chunks, and quant bytes per GGML block row.
+static size_t header_bytes(int type) { return type == PK_Q4_K ? 160 : 16; }
+static size_t quant_bytes(int type) { return type == PK_Q8_0 ? 32 : type == PK_Q4_0 ? 16 : 128; }
+static size_t ggml_header_bytes(int type) { return type == PK_Q4_K ? 16 : 2; }
+
+// The 6-bit scale and min of sub-block j from GGML's 12 packed bytes, and back.
+static inline void get_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static void put_scales_mins(const uint8_t *sc, const uint8_t *mn, uint8_t *q) {
+    memset(q, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            q[j] = sc[j];
+            q[j + 4] = mn[j];
+        } else {
+            q[j + 4] = (sc[j] & 0xF) | ((mn[j] & 0xF) << 4);
+            q[j - 4] |= (sc[j] >> 4) << 6;
+            q[j] |= (mn[j] >> 4) << 6;
+        }
+    }
+}
+
+void pk_pack_group(int type, const uint8_t *const rows[8], size_t k, uint8_t *out) {
+    const size_t bb = pk_quant_block_bytes(type), pb = pk_packed_block_bytes(type), nb = k / pk_quant_block_size(type);
+    const size_t hb = header_bytes(type), qb = quant_bytes(type), gh = ggml_header_bytes(type);
+    const uint8_t flip = type == PK_Q8_0 ? 0x80 : 0;
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *dst = out + b * pb;
+        memset(dst, 0, pb);
+        for (int r = 0; r < 8; r++) {
+            const uint8_t *src = rows[r] ? rows[r] + b * bb : NULL;
+            if (src) {
+                memcpy(dst + 2 * r, src, 2);
+                if (type == PK_Q4_K) {
+                    memcpy(dst + 16 + 2 * r, src + 2, 2);
+                    for (int j = 0; j < 8; j++) get_scale_min(j, src + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
+                }
+            }
+            for (size_t c = 0; c < qb / 4; c++) {
+                for (int i = 0; i < 4; i++) dst[hb + c * 32 + 4 * r + i] = (src ? src[gh + 4 * c + i] : 0) ^ flip;
+            }
+        }
+    }
+}
+
+void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out) {
+    const size_t bb = pk_quant_block_bytes(type), pb = pk_packed_block_bytes(type), nb = k / pk_quant_block_size(type);
+    const size_t hb = header_bytes(type), qb = quant_bytes(type), gh = ggml_header_bytes(type);
+    const uint8_t flip = type == PK_Q8_0 ? 0x80 : 0;
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *src = group + b * pb;
+        uint8_t *dst = out + b * bb;
+        memcpy(dst, src + 2 * r, 2);
+        if (type == PK_Q4_K) {
+            uint8_t sc[8], mn[8];
+            memcpy(dst + 2, src + 16 + 2 * r, 2);
+            for (int j = 0; j < 8; j++) { sc[j] = src[32 + 8 * j + r]; mn[j] = src[96 + 8 * j + r]; }
+            put_scales_mins(sc, mn, dst + 4);
+        }
+        for (size_t c = 0; c < qb / 4; c++) {
+            for (int i = 0; i < 4; i++) dst[gh + 4 * c + i] = src[hb + c * 32 + 4 * r + i] ^ flip;
+        }
+    }
+}
+
+// ---- dequantization of rows [r0, r1) (f32 or bf16, row-major [r1 - r0, k]) ----
+
+static float half_to_float(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    float f;
+    pk_f16_to_f32(&h, &f, 1);
+    return f;
+}
+
+// Values of row r (0..7) of one packed block into y (block-size floats).
+static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *y) {
+    const float d = half_to_float(blk + 2 * r);
+    const size_t hb = header_bytes(type);
+    if (type == PK_Q8_0) {
+        for (int c = 0; c < 8; c++)
+            for (int i = 0; i < 4; i++) y[4 * c + i] = d * (float)(int8_t)(blk[hb + c * 32 + 4 * r + i] ^ 0x80);
+    } else if (type == PK_Q4_0) {
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 4; i++) {
+                const uint8_t v = blk[hb + c * 32 + 4 * r + i];
+                y[4 * c + i] = d * (float)((v & 0xF) - 8);
+                y[16 + 4 * c + i] = d * (float)((v >> 4) - 8);
+            }
+    } else {
+        const float dmin = half_to_float(blk + 16 + 2 * r);
+        for (int p = 0; p < 4; p++) {
+            const float s0 = d * blk[32 + 8 * (2 * p) + r], m0 = dmin * blk[96 + 8 * (2 * p) + r];
+            const float s1 = d * blk[32 + 8 * (2 * p + 1) + r], m1 = dmin * blk[96 + 8 * (2 * p + 1) + r];
+            for (int c = 0; c < 8; c++)
+                for (int i = 0; i < 4; i++) {
+                    const uint8_t v = blk[hb + (8 * p + c) * 32 + 4 * r + i];
+                    y[64 * p + 4 * c + i] = s0 * (float)(v & 0xF) - m0;
+                    y[64 * p + 32 + 4 * c + i] = s1 * (float)(v >> 4) - m1;
+                }
+        }
+    }
+}
+
+void pk_packed_dequantize(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *out) {
+    const size_t bs = pk_quant_block_size(type), nb = k / bs, pb = pk_packed_block_bytes(type);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *group = w + (r / 8) * nb * pb;
+        for (size_t b = 0; b < nb; b++) dequantize_packed_block(type, group + b * pb, (int)(r % 8), out + (r - r0) * k + b * bs);
+    }
+}
+
+void pk_packed_dequantize_bf16(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, uint16_t *out) {
+    float buf[256];
+    const size_t bs = pk_quant_block_size(type), nb = k / bs, pb = pk_packed_block_bytes(type);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *group = w + (r / 8) * nb * pb;
+        for (size_t b = 0; b < nb; b++) {
+            dequantize_packed_block(type, group + b * pb, (int)(r % 8), buf);
+            pk_f32_to_bf16(buf, out + (r - r0) * k + b * bs, bs);
+        }
+    }
+}
+
+// ---- products with 8-bit activations: y[m, r] = sum_b dw[r,b] dx[m,b] (sum_i q[r,i] qx[m,i] - offset sx[m,b]) ----
+
+void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx) {
+    for (size_t b = 0; b < k / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+        const float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) {
+            const int v = (int)roundf(x[b * 32 + j] * id);
+            qx[b * 32 + j] = (int8_t)v;
+            s += v;
+        }
+        uint16_t h;
+        pk_f32_to_f16(&d, &h, 1);
+        pk_f16_to_f32(&h, &dx[b], 1);   // the scale as llama.cpp's q8 activation blocks store it
+        sx[b] = s;
+    }
+}
+
+// Scalar twin of the vector kernel: the same integer sums and the same scaling, for one group and one input.
+static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t *qx, const float *dx,
+                             const int32_t *sx, float out[8]) {
+    const size_t pb = pk_packed_block_bytes(type), hb = header_bytes(type);
+    for (int r = 0; r < 8; r++) out[r] = 0;
+    if (type == PK_Q8_0 || type == PK_Q4_0) {
+        const int chunks = type == PK_Q8_0 ? 8 : 4, offset = type == PK_Q8_0 ? 128 : 8;
+        for (size_t b = 0; b < k / 32; b++) {
+            const uint8_t *blk = g + b * pb;
+            const int8_t *xb = qx + 32 * b;
+            for (int r = 0; r < 8; r++) {
+                int32_t isum = -offset * sx[b];
+                for (int c = 0; c < chunks; c++)
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t v = blk[hb + c * 32 + 4 * r + i];
+                        if (type == PK_Q8_0) isum += v * xb[4 * c + i];
+                        else isum += (v & 0xF) * xb[4 * c + i] + (v >> 4) * xb[16 + 4 * c + i];
+                    }
+                out[r] += half_to_float(blk + 2 * r) * dx[b] * (float)isum;
+            }
+        }
+        return;
+    }
+    for (size_t b = 0; b < k / 256; b++) {
+        const uint8_t *blk = g + b * pb;
+        for (int r = 0; r < 8; r++) {
+            float fs = 0, ms = 0;
+            for (int j = 0; j < 8; j++) {
+                const size_t xb = 8 * b + j;
+                const int p = j / 2, shift = 4 * (j % 2);
+                int32_t isum = 0;
+                for (int c = 0; c < 8; c++)
+                    for (int i = 0; i < 4; i++) isum += ((blk[hb + (8 * p + c) * 32 + 4 * r + i] >> shift) & 0xF) * qx[32 * xb + 4 * c + i];
+                fs += (float)isum * (float)blk[32 + 8 * j + r] * dx[xb];
+                ms += (float)blk[96 + 8 * j + r] * dx[xb] * (float)sx[xb];
+            }
+            out[r] += half_to_float(blk + 2 * r) * fs - half_to_float(blk + 16 + 2 * r) * ms;
+        }
+    }
+}
+
+#ifndef PREFETCH
+#define PREFETCH 4096
+#endif
+
+#define PK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx512vnni")))
+
+// acc + sum over groups of four of u8 a times s8 b, per 32-bit lane.
+PK_VNNI static inline __m256i dot4_vnni(__m256i acc, __m256i a, __m256i b) { return _mm256_dpbusd_epi32(acc, a, b); }
+PK_AVX512 static inline __m256i dot4_avx(__m256i acc, __m256i a, __m256i b) {
+    // maddubs saturates at 2^15: fine for 4-bit a (15 * 127 * 2); q8_0 takes the sign path below instead.
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
+}
+
+static inline int32_t load_i32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// One group of 8 rows against up to 4 inputs (MT of them): weights of a block are unpacked once for all inputs.
+#define GROUP_Q8X_BODY(DOT, SIGNED_Q8)                                                                                 \
+    const size_t pb = pk_packed_block_bytes(type), nb = k / 32;                                                        \
+    const __m256i low = _mm256_set1_epi8(0xF);                                                                         \
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};              \
+    if (type == PK_Q8_0 || type == PK_Q4_0) {                                                                          \
+        const int q8 = type == PK_Q8_0;                                                                                \
+        for (size_t b = 0; b < nb; b++) {                                                                              \
+            const uint8_t *blk = g + b * pb;                                                                           \
+            _mm_prefetch((const char *)(blk + PREFETCH), _MM_HINT_T0);                                                 \
+            _mm_prefetch((const char *)(blk + PREFETCH + 64), _MM_HINT_T0);                                            \
+            _mm_prefetch((const char *)(blk + PREFETCH + 128), _MM_HINT_T0);                                           \
+            _mm_prefetch((const char *)(blk + PREFETCH + 192), _MM_HINT_T0);                                           \
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));                                  \
+            __m256i w[8];                                                                                              \
+            if (q8) {                                                                                                  \
+                for (int c = 0; c < 8; c++) w[c] = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));          \
+                if (SIGNED_Q8)                                                                                         \
+                    for (int c = 0; c < 8; c++) w[c] = _mm256_xor_si256(w[c], _mm256_set1_epi8((char)0x80));          \
+            } else {                                                                                                   \
+                for (int c = 0; c < 4; c++) {                                                                          \
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));                        \
+                    w[c] = _mm256_and_si256(v, low);                                                                   \
+                    w[4 + c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);                                         \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int j = 0; j < MT; j++) {                                                                             \
+                const int8_t *xq = qx + j * k + 32 * b;                                                                \
+                const int32_t sxb = sx[j * nb + b];                                                                    \
+                __m256i s0, s1 = _mm256_setzero_si256();                                                               \
+                if (q8) {                                                                                              \
+                    s0 = _mm256_set1_epi32(SIGNED_Q8 ? 0 : -128 * sxb);                                                \
+                    for (int c = 0; c < 8; c += 2) {                                                                   \
+                        const __m256i x0 = _mm256_set1_epi32(load_i32(xq + 4 * c));                                    \
+                        const __m256i x1 = _mm256_set1_epi32(load_i32(xq + 4 * c + 4));                               \
+                        if (SIGNED_Q8) {                                                                               \
+                            s0 = DOT(s0, _mm256_sign_epi8(w[c], w[c]), _mm256_sign_epi8(x0, w[c]));                    \
+                            s1 = DOT(s1, _mm256_sign_epi8(w[c + 1], w[c + 1]), _mm256_sign_epi8(x1, w[c + 1]));        \
+                        } else {                                                                                       \
+                            s0 = DOT(s0, w[c], x0);                                                                    \
+                            s1 = DOT(s1, w[c + 1], x1);                                                                \
+                        }                                                                                              \
+                    }                                                                                                  \
+                } else {                                                                                               \
+                    s0 = _mm256_set1_epi32(-8 * sxb);                                                                  \
+                    for (int c = 0; c < 4; c++) {                                                                      \
+                        s0 = DOT(s0, w[c], _mm256_set1_epi32(load_i32(xq + 4 * c)));                                   \
+                        s1 = DOT(s1, w[4 + c], _mm256_set1_epi32(load_i32(xq + 16 + 4 * c)));                          \
+                    }                                                                                                  \
+                }                                                                                                      \
+                const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(dx[j * nb + b]));                                \
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), scale, acc[j]);                 \
+            }                                                                                                          \
+        }                                                                                                              \
+    } else {                                                                                                           \
+        for (size_t b = 0; b < k / 256; b++) {                                                                         \
+            const uint8_t *blk = g + b * pb;                                                                           \
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));                                  \
+            const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));                           \
+            __m256 fs[4], ms[4];                                                                                       \
+            for (int j = 0; j < MT; j++) { fs[j] = _mm256_setzero_ps(); ms[j] = _mm256_setzero_ps(); }                 \
+            for (int p = 0; p < 4; p++) {                                                                              \
+                __m256i wl[8], wh[8];                                                                                  \
+                for (int c = 0; c < 8; c++) {                                                                          \
+                    if (c % 2 == 0) _mm_prefetch((const char *)(blk + PREFETCH + 160 + 32 * (8 * p + c)), _MM_HINT_T0); \
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 160 + 32 * (8 * p + c)));             \
+                    wl[c] = _mm256_and_si256(v, low);                                                                  \
+                    wh[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);                                            \
+                }                                                                                                      \
+                const __m256 sl = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 32 + 16 * p))));     \
+                const __m256 sh = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 40 + 16 * p))));     \
+                const __m256 ml = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 96 + 16 * p))));     \
+                const __m256 mh = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 104 + 16 * p))));    \
+                for (int j = 0; j < MT; j++) {                                                                         \
+                    const size_t xb = j * nb + 8 * b + 2 * p;                                                          \
+                    const int8_t *x0 = qx + 32 * xb, *x1 = x0 + 32;                                                    \
+                    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();                                  \
+                    for (int c = 0; c < 8; c++) {                                                                      \
+                        s0 = DOT(s0, wl[c], _mm256_set1_epi32(load_i32(x0 + 4 * c)));                                  \
+                        s1 = DOT(s1, wh[c], _mm256_set1_epi32(load_i32(x1 + 4 * c)));                                  \
+                    }                                                                                                  \
+                    fs[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(sl, _mm256_set1_ps(dx[xb])), fs[j]); \
+                    fs[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(sh, _mm256_set1_ps(dx[xb + 1])), fs[j]); \
+                    ms[j] = _mm256_fmadd_ps(ml, _mm256_set1_ps(dx[xb] * (float)sx[xb]), ms[j]);                        \
+                    ms[j] = _mm256_fmadd_ps(mh, _mm256_set1_ps(dx[xb + 1] * (float)sx[xb + 1]), ms[j]);                \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int j = 0; j < MT; j++) acc[j] = _mm256_fnmadd_ps(dm, ms[j], _mm256_fmadd_ps(dw, fs[j], acc[j]));    \
+        }                                                                                                              \
+    }                                                                                                                  \
+    for (int j = 0; j < MT; j++) _mm256_storeu_ps(out + 8 * j, acc[j]);
+
+#define DEFINE_GROUP_KERNEL(NAME, ATTR, DOT, SIGNED_Q8, MTV)                                                           \
+    ATTR static void NAME(int type, const uint8_t *g, size_t k, const int8_t *qx, const float *dx, const int32_t *sx,   \
+                          float *out) {                                                                                \
+        enum { MT = MTV };                                                                                             \
+        GROUP_Q8X_BODY(DOT, SIGNED_Q8)                                                                                 \
+    }
+
+DEFINE_GROUP_KERNEL(group_vnni_1, PK_VNNI, dot4_vnni, 0, 1)
+DEFINE_GROUP_KERNEL(group_vnni_2, PK_VNNI, dot4_vnni, 0, 2)
+DEFINE_GROUP_KERNEL(group_vnni_3, PK_VNNI, dot4_vnni, 0, 3)
+DEFINE_GROUP_KERNEL(group_vnni_4, PK_VNNI, dot4_vnni, 0, 4)
+DEFINE_GROUP_KERNEL(group_avx_1, PK_AVX512, dot4_avx, 1, 1)
+DEFINE_GROUP_KERNEL(group_avx_2, PK_AVX512, dot4_avx, 1, 2)
+DEFINE_GROUP_KERNEL(group_avx_3, PK_AVX512, dot4_avx, 1, 3)
+DEFINE_GROUP_KERNEL(group_avx_4, PK_AVX512, dot4_avx, 1, 4)
+
+typedef void (*group_kernel)(int, const uint8_t *, size_t, const int8_t *, const float *, const int32_t *, float *);
+
+void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const int8_t *qx, const float *dx,
+                        const int32_t *sx, float *y, size_t ldy, size_t m_count, size_t g0, size_t g1) {
+    const size_t group_bytes = k / pk_quant_block_size(type) * pk_packed_block_bytes(type), nb = k / 32;
+    const int vector = pk_has_avx512(), vnni = pk_has_vnni();
+    static const group_kernel vnni_kernels[4] = {group_vnni_1, group_vnni_2, group_vnni_3, group_vnni_4};
+    static const group_kernel avx_kernels[4] = {group_avx_1, group_avx_2, group_avx_3, group_avx_4};
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *group = w + g * group_bytes;
+        const size_t r = 8 * g, live = rows - r < 8 ? rows - r : 8;
+        for (size_t m0 = 0; m0 < m_count; m0 += 4) {
+            const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;
+            float out[32];
+            if (vector) {
+                (vnni ? vnni_kernels : avx_kernels)[mt - 1](type, group, k, qx + m0 * k, dx + m0 * nb, sx + m0 * nb, out);
+            } else {
+                for (size_t j = 0; j < mt; j++)
+                    group_q8x_scalar(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * nb, out + 8 * j);
+            }
+            for (size_t j = 0; j < mt; j++) memcpy(y + (m0 + j) * ldy + r, out + 8 * j, live * sizeof(float));
+        }
+    }
+}
