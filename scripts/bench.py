@@ -147,6 +147,21 @@ def bench_full(model, data, steps, batch, maxlen, big_model):
         row(f"peft (ours) {os.path.basename(big_model)} Adafactor + ckpt, batch 1", rate, rss)
 
 
+def bench_qlora(model, data, steps, batch, maxlen, big_model):
+    """LoRA on a quantized base (QLoRA) against LoRA on the bf16 base, same run; then the 1.8B shape's peak memory."""
+    print(f"\nQLoRA: LoRA r=8 on q_proj,v_proj, batch {batch}, max length {maxlen}, {steps} timed steps")
+    lora = METHOD_FLAGS["lora"]
+    base = ours_train(model, data, steps, batch, maxlen, ["--dtype", "bfloat16"] + lora)
+    row("bf16 base", *base)
+    for q in ["q8_0", "q4_0", "q4_k"]:
+        row(f"{q} base", *ours_train(model, data, steps, batch, maxlen, ["--quantize", q] + lora), base)
+    if big_model:
+        print(f" {os.path.basename(big_model)}, gradient checkpointing:")
+        big = ours_train(big_model, data, 2, batch, maxlen, ["--gradient-checkpointing"] + lora)
+        row("bf16 base", *big)
+        row("q4_k base", *ours_train(big_model, data, 2, batch, maxlen, ["--quantize", "q4_k", "--gradient-checkpointing"] + lora), big)
+
+
 def bench_gguf(model, new_tokens, llama_python, types):
     """Greedy decode from GGUF files that `peft quantize` writes: ours against llama.cpp (llama-cpp-python, built
     from source) on the same file, the same prompt ids and the same thread count; ours in bf16 as the baseline."""
@@ -177,10 +192,10 @@ def bench_gguf(model, new_tokens, llama_python, types):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "gguf", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "gguf", "qlora", "all"])
     ap.add_argument("--llama-python", default="/opt/llama/bin/python",
                     help="for `gguf`: a Python with llama-cpp-python (the peer)")
-    ap.add_argument("--big-model", help="for `full`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
+    ap.add_argument("--big-model", help="for `full` and `qlora`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
     ap.add_argument("--methods", default=",".join(METHOD_FLAGS), help="comma list for `methods`")
     ap.add_argument("--model", default=os.path.join(ROOT, "bench-out", "qwen2.5-0.5b-random"))
     ap.add_argument("--data", default=os.path.join(ROOT, "Data", "demo", "train.jsonl"))
@@ -201,6 +216,8 @@ def main():
         bench_train(args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what in ("full", "all"):
         bench_full(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
+    if args.what == "qlora":
+        bench_qlora(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
     if args.what == "gguf":
         bench_gguf(args.model, args.new_tokens, args.llama_python, ["q8_0", "q4_0"])
     if args.what in ("methods", "all"):

@@ -140,7 +140,83 @@ static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *
     }
 }
 
+static inline uint32_t load_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// 16 values to bf16, round to nearest even (NaN stays a quiet NaN), as pk_f32_to_bf16.
+PK_AVX512 static inline void store_bf16x16(uint16_t *dst, __m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    const __m512i r = _mm512_mask_blend_epi32(nan, rounded, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    _mm256_storeu_si256((__m256i *)dst, _mm512_cvtepi32_epi16(r));
+}
+
+PK_AVX512 static inline float half_fast(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+PK_AVX512 static inline void put16(float *of, uint16_t *ob, size_t at, __m512 v) {
+    if (of) _mm512_storeu_ps(of + at, v);
+    else store_bf16x16(ob + at, v);
+}
+
+// Row r of a packed group's 4-byte chunks c0, c0 + 1, ... (n of them, stride 32 bytes) as one vector of bytes.
+PK_AVX512 static inline __m128i row_bytes16(const uint8_t *chunks, int r) {
+    const uint8_t *p = chunks + 4 * r;
+    return _mm_setr_epi32((int)load_u32(p), (int)load_u32(p + 32), (int)load_u32(p + 64), (int)load_u32(p + 96));
+}
+
+// Rows [r0, r1) dequantized into of (f32) or ob (bf16), row-major with leading dimension k.
+PK_AVX512 static void dequantize_rows_avx512(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *of,
+                                             uint16_t *ob) {
+    const size_t bs = pk_quant_block_size(type), nb = k / bs, pb = pk_packed_block_bytes(type), hb = header_bytes(type);
+    const __m512i low = _mm512_set1_epi32(0xF);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *group = w + (r / 8) * nb * pb;
+        const int i = (int)(r % 8);
+        const size_t row = (r - r0) * k;
+        for (size_t b = 0; b < nb; b++) {
+            const uint8_t *blk = group + b * pb;
+            const size_t at = row + b * bs;
+            const __m512 d = _mm512_set1_ps(half_fast(blk + 2 * i));
+            if (type == PK_Q8_0) {
+                const __m128i flip = _mm_set1_epi8((char)0x80);
+                const __m128i lo = _mm_xor_si128(row_bytes16(blk + hb, i), flip);
+                const __m128i hi = _mm_xor_si128(row_bytes16(blk + hb + 128, i), flip);
+                put16(of, ob, at, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo))));
+                put16(of, ob, at + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi))));
+            } else if (type == PK_Q4_0) {
+                const __m512i v = _mm512_cvtepu8_epi32(row_bytes16(blk + hb, i));
+                const __m512i eight = _mm512_set1_epi32(8);
+                put16(of, ob, at, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low), eight))));
+                put16(of, ob, at + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight))));
+            } else {
+                const float dmin = half_fast(blk + 16 + 2 * i), dd = half_fast(blk + 2 * i);
+                for (int p = 0; p < 4; p++) {
+                    const __m512 s0 = _mm512_set1_ps(dd * blk[32 + 8 * (2 * p) + i]), m0 = _mm512_set1_ps(dmin * blk[96 + 8 * (2 * p) + i]);
+                    const __m512 s1 = _mm512_set1_ps(dd * blk[32 + 8 * (2 * p + 1) + i]), m1 = _mm512_set1_ps(dmin * blk[96 + 8 * (2 * p + 1) + i]);
+                    const uint8_t *chunks = blk + hb + 256 * p;
+                    const __m512i va = _mm512_cvtepu8_epi32(row_bytes16(chunks, i));
+                    const __m512i vb = _mm512_cvtepu8_epi32(row_bytes16(chunks + 128, i));
+                    put16(of, ob, at + 64 * p, _mm512_sub_ps(_mm512_mul_ps(s0, _mm512_cvtepi32_ps(_mm512_and_si512(va, low))), m0));
+                    put16(of, ob, at + 64 * p + 16, _mm512_sub_ps(_mm512_mul_ps(s0, _mm512_cvtepi32_ps(_mm512_and_si512(vb, low))), m0));
+                    put16(of, ob, at + 64 * p + 32, _mm512_sub_ps(_mm512_mul_ps(s1, _mm512_cvtepi32_ps(_mm512_srli_epi32(va, 4))), m1));
+                    put16(of, ob, at + 64 * p + 48, _mm512_sub_ps(_mm512_mul_ps(s1, _mm512_cvtepi32_ps(_mm512_srli_epi32(vb, 4))), m1));
+                }
+            }
+        }
+    }
+}
+
 void pk_packed_dequantize(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *out) {
+    if (pk_has_avx512()) { dequantize_rows_avx512(type, w, k, r0, r1, out, NULL); return; }
     const size_t bs = pk_quant_block_size(type), nb = k / bs, pb = pk_packed_block_bytes(type);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *group = w + (r / 8) * nb * pb;
@@ -149,13 +225,14 @@ void pk_packed_dequantize(int type, const uint8_t *w, size_t k, size_t r0, size_
 }
 
 void pk_packed_dequantize_bf16(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, uint16_t *out) {
+    if (pk_has_avx512()) { dequantize_rows_avx512(type, w, k, r0, r1, NULL, out); return; }
     float buf[256];
     const size_t bs = pk_quant_block_size(type), nb = k / bs, pb = pk_packed_block_bytes(type);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *group = w + (r / 8) * nb * pb;
         for (size_t b = 0; b < nb; b++) {
             dequantize_packed_block(type, group + b * pb, (int)(r % 8), buf);
-            pk_f32_to_bf16(buf, out + (r - r0) * k + b * bs, bs);
+            for (size_t j = 0; j < bs; j++) out[(r - r0) * k + b * bs + j] = pk_to_bf16_scalar(buf[j]);
         }
     }
 }
