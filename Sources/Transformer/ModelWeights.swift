@@ -260,6 +260,11 @@ final class WeightLoader {
                     Convert.toFloat(t.data + r * cols * stored.byteSize, dtype: stored, into: rp.baseAddress!, count: cols)
                     q.quantize(rp.baseAddress!, count: cols, into: out)
                 }
+                // Source pages go as soon as their rows are read, so a vocabulary-sized matrix never sits in memory
+                // twice (dropped file pages are read again if touched; the data stays correct).
+                if (r + 1) % 64 == 0 {
+                    t.file.release(t.data + (r - 63) * cols * stored.byteSize, count: 64 * cols * stored.byteSize)
+                }
             }
             t.file.release(t.data, count: t.byteCount)
             return m
