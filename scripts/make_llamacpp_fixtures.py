@@ -3,8 +3,10 @@
 
     python3 -m venv /opt/llama && /opt/llama/bin/pip install llama-cpp-python   # builds llama.cpp from source
     /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft
-Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, two prompts (token ids), llama.cpp's 16
-greedy tokens after each, and its logits of the last prompt position. The GGUF files themselves are rebuilt by the
+Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
+architecture, whose query/key rows the export reorders) and tiny-qwen3 in q8_0, two prompts (token ids), llama.cpp's
+16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
+"MODEL/TYPE". The GGUF files themselves are rebuilt by the
 test from the fixture model (the export is deterministic).
 """
 import argparse
@@ -26,10 +28,11 @@ def main():
     ap.add_argument("--peft-binary", required=True)
     args = ap.parse_args()
     golden = {"llama_cpp_version": llama_cpp.__version__, "prompts": PROMPTS, "runs": {}}
-    for kind in ["q8_0", "q4_0"]:
+    for key, model, kind in [("q8_0", "tiny-qwen2", "q8_0"), ("q4_0", "tiny-qwen2", "q4_0"),
+                             ("tiny-llama/q8_0", "tiny-llama", "q8_0"), ("tiny-qwen3/q8_0", "tiny-qwen3", "q8_0")]:
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"tiny-{kind}.gguf")
-            subprocess.run([args.peft_binary, "quantize", "--model", os.path.join(FIX, "models", "tiny-qwen2"),
+            path = os.path.join(tmp, f"{model}-{kind}.gguf")
+            subprocess.run([args.peft_binary, "quantize", "--model", os.path.join(FIX, "models", model),
                             "--type", kind, "--output", path], check=True)
             llm = llama_cpp.Llama(model_path=path, n_ctx=256, n_threads=2, logits_all=True, verbose=False)
             runs = []
@@ -43,7 +46,7 @@ def main():
                     tokens.append(t)
                     llm.eval([t])
                 runs.append({"tokens": tokens, "logits": first})
-            golden["runs"][kind] = runs
+            golden["runs"][key] = runs
     out = os.path.join(FIX, "gguf", "llamacpp.json")
     json.dump(golden, open(out, "w"))
     print("wrote", out)

@@ -5,9 +5,10 @@ import ModelIO
 import Transformer
 
 /// Writes a Hugging Face model (optionally with an adapter merged in) as one GGUF file in the layout llama.cpp's
-/// converter writes for Qwen2-family models: `qwen2.*` hyper-parameters, the byte-level BPE tokenizer (tokens, token
-/// types, merges, special ids, pre-tokenizer `qwen2`), the chat template, and the tensors under llama.cpp's names,
-/// matrices in the chosen block format and vectors in f32.
+/// converter writes for Qwen2, Qwen3 and Llama (Mistral as `llama`): hyper-parameters under the architecture's name,
+/// the byte-level BPE tokenizer (tokens, token types, merges, special ids, pre-tokenizer), the chat template, and
+/// the tensors under llama.cpp's names (Llama's query/key rows reordered for its rotation, Llama 3.1's rope scaling
+/// as `rope_freqs.weight`), matrices in the chosen block format and vectors in f32.
 ///
 /// ```swift
 /// try GGUFExporter.export(model: url, adapter: nil, type: .q8_0, output: URL(fileURLWithPath: "model-q8_0.gguf"))
@@ -57,12 +58,13 @@ public enum GGUFExporter {
     public static func export(model url: URL, adapter: TrainableAdapter?, type: OutputType, output: URL) throws -> Report {
         let directory = try ModelDirectory(url: url)
         let config = try ModelConfig(json: directory.configData, path: url.appendingPathComponent("config.json").path)
-        guard config.architecture == .qwen2 else {
-            throw ModelIOError.malformed(path: url.path, reason: "GGUF export supports the qwen2 architecture (Qwen1.5 / Qwen2 / Qwen2.5) in this release; this model is \(config.architecture.rawValue)")
+        if let w = config.slidingWindow, w < config.maxPositionEmbeddings {
+            throw ModelIOError.malformed(path: url.path, reason: "this model attends within a sliding window of \(w) tokens, which llama.cpp's \(GGUFLayout.architecture(of: config)) architecture does not do; GGUF export would change its answers")
         }
         if let a = adapter, let why = a.method.mergeRefusal {
             throw AdapterError.unsupported(path: output.path, reason: "GGUF export merges the adapter first, and " + why)
         }
+        let arch = GGUFLayout.architecture(of: config)
         var writer = GGUFWriter()
         writer.metadata = try metadata(config: config, directory: directory, name: url.lastPathComponent, type: type)
         // (GGUF name, HF name, shape [rows, cols] or [n]).
@@ -79,10 +81,21 @@ public enum GGUFExporter {
                 plan.append(("blk.\(l).\(ggufNames[p]!).weight", name + ".weight", [out, inp]))
                 if config.hasBias(p) { plan.append(("blk.\(l).\(ggufNames[p]!).bias", name + ".bias", [out])) }
             }
+            if config.qkNorm {
+                plan.append(("blk.\(l).attn_q_norm.weight", WeightNames.qNorm(l), [config.headDim]))
+                plan.append(("blk.\(l).attn_k_norm.weight", WeightNames.kNorm(l), [config.headDim]))
+            }
             plan.append(("blk.\(l).ffn_norm.weight", WeightNames.postAttentionNorm(l), [config.hiddenSize]))
         }
         plan.append(("output_norm.weight", WeightNames.finalNorm, [config.hiddenSize]))
         if !config.tieWordEmbeddings { plan.append(("output.weight", WeightNames.lmHead, [config.vocabSize, config.hiddenSize])) }
+        // Llama 3.1's rope scaling travels as per-frequency factors, computed rather than read.
+        var ropeFactors: [Float]?
+        if case let .llama3(factor, low, high, original) = config.rope.scaling {
+            ropeFactors = GGUFLayout.llama3FrequencyFactors(headDim: config.headDim, theta: config.rope.theta, factor: factor,
+                                                            low: low, high: high, original: original)
+            plan.append(("rope_freqs.weight", "", [config.headDim / 2]))
+        }
 
         var fallbacks: [String] = []
         var types: [String: GGMLType] = [:]
@@ -97,23 +110,35 @@ public enum GGUFExporter {
             writer.tensors.append(.init(name: gguf, dims: shape.reversed(), type: t))
         }
         let hfName = Dictionary(uniqueKeysWithValues: plan.map { ($0.0, $0.1) })
+        let permuted = GGUFLayout.permutesQueryKey(gguf: arch)
         var bytes = 0
         try writer.write(to: output) { tensor, out in
-            let view = try directory.tensor(hfName[tensor.name]!)
-            let values = try view.floatBuffer()
-            try withExtendedLifetime(values) {
+            let values: FloatBuffer
+            if tensor.name == "rope_freqs.weight", let factors = ropeFactors {
+                values = FloatBuffer(count: factors.count)
+                factors.withUnsafeBufferPointer { values.copy(from: $0.baseAddress!, count: factors.count) }
+            } else {
+                let view = try directory.tensor(hfName[tensor.name]!)
+                values = try view.floatBuffer()
                 guard view.elementCount == tensor.elementCount else {
                     throw ModelIOError.shapeMismatch(tensor: view.name, expected: tensor.dims.reversed(), found: view.shape)
                 }
                 if let a = adapter { _ = a.merge(tensor: view.name, values: values.pointer, shape: view.shape) }
+            }
+            if permuted, tensor.name.hasSuffix("attn_q.weight") || tensor.name.hasSuffix("attn_k.weight")
+                || tensor.name.hasSuffix("attn_q.bias") || tensor.name.hasSuffix("attn_k.bias") {
+                Self.permuteRows(values, rows: tensor.dims.count == 2 ? tensor.dims[1] : tensor.dims[0],
+                                 cols: tensor.dims.count == 2 ? tensor.dims[0] : 1, headDim: config.headDim)
+            }
+            try withExtendedLifetime(values) {
                 let n = tensor.elementCount
                 switch tensor.type {
                 case .f32: out.baseAddress!.copyMemory(from: values.pointer, byteCount: n * 4)
                 case .f16: Convert.fromFloat(values.pointer, dtype: .float16, into: out.baseAddress!, count: n)
                 case .bf16: Convert.fromFloat(values.pointer, dtype: .bfloat16, into: out.baseAddress!, count: n)
-                case .q8_0: QuantType.q8_0.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
-                case .q4_0: QuantType.q4_0.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
-                case .q4_k: QuantType.q4_k.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                case .q8_0, .q4_0, .q4_k:
+                    guard let q = QuantType(rawValue: "\(tensor.type)") else { throw ModelIOError.malformed(path: output.path, reason: "no quantizer for \(tensor.type)") }
+                    q.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
                 }
             }
             bytes += tensor.byteCount
@@ -121,21 +146,43 @@ public enum GGUFExporter {
         return Report(tensors: plan.count, bytes: bytes, fallbacks: fallbacks)
     }
 
-    /// llama.cpp's metadata for a Qwen2 model: hyper-parameters, tokenizer and chat template.
+    /// Reorders the rows of a query/key projection from Hugging Face's half rotation to llama.cpp's pair rotation.
+    static func permuteRows(_ values: FloatBuffer, rows: Int, cols: Int, headDim: Int) {
+        let copy = FloatBuffer(count: rows * cols)
+        copy.copy(from: values.pointer, count: rows * cols)
+        for i in 0..<rows {
+            (values.pointer + i * cols).update(from: copy.pointer + GGUFLayout.hfRow(ofGGUFRow: i, headDim: headDim) * cols, count: cols)
+        }
+    }
+
+    /// llama.cpp's metadata for the model: hyper-parameters under its architecture name, tokenizer and chat template.
     static func metadata(config c: ModelConfig, directory: ModelDirectory, name: String, type: OutputType) throws
         -> [(key: String, value: GGUFValue)] {
+        let a = GGUFLayout.architecture(of: c)
         var m: [(key: String, value: GGUFValue)] = [
-            ("general.architecture", .string("qwen2")), ("general.name", .string(name)),
+            ("general.architecture", .string(a)), ("general.name", .string(name)),
             ("general.file_type", .uint32(type.fileType)), ("general.quantization_version", .uint32(2)),
-            ("qwen2.block_count", .uint32(UInt32(c.layerCount))),
-            ("qwen2.context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
-            ("qwen2.embedding_length", .uint32(UInt32(c.hiddenSize))),
-            ("qwen2.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
-            ("qwen2.attention.head_count", .uint32(UInt32(c.headCount))),
-            ("qwen2.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
-            ("qwen2.rope.freq_base", .float32(Float(c.rope.theta))),
-            ("qwen2.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
+            ("\(a).block_count", .uint32(UInt32(c.layerCount))),
+            ("\(a).context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
+            ("\(a).embedding_length", .uint32(UInt32(c.hiddenSize))),
+            ("\(a).feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("\(a).attention.head_count", .uint32(UInt32(c.headCount))),
+            ("\(a).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
+            ("\(a).rope.freq_base", .float32(Float(c.rope.theta))),
+            ("\(a).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
         ]
+        if c.headDim * c.headCount != c.hiddenSize || c.architecture == .qwen3 {
+            m.append(("\(a).attention.key_length", .uint32(UInt32(c.headDim))))
+            m.append(("\(a).attention.value_length", .uint32(UInt32(c.headDim))))
+        }
+        if a == "llama" {
+            m.append(("llama.vocab_size", .uint32(UInt32(c.vocabSize))))
+            m.append(("llama.rope.dimension_count", .uint32(UInt32(c.headDim))))
+        }
+        if case .linear(let factor) = c.rope.scaling {
+            m.append(("\(a).rope.scaling.type", .string("linear")))
+            m.append(("\(a).rope.scaling.factor", .float32(Float(factor))))
+        }
         m += try tokenizerMetadata(directory: directory, config: c)
         return m
     }
@@ -171,8 +218,15 @@ public enum GGUFExporter {
             if let pair = m as? [String], pair.count == 2 { return pair[0] + " " + pair[1] }
             return nil
         }
+        // The pre-tokenizer: llama.cpp knows byte-level BPE splitting regexes by name.
+        let pretokenizer = root["pre_tokenizer"] as? [String: Any]
+        let steps = (pretokenizer?["pretokenizers"] as? [[String: Any]]) ?? (pretokenizer.map { [$0] } ?? [])
+        let regex = steps.compactMap { ($0["pattern"] as? [String: Any])?["Regex"] as? String }.first
+        guard let regex, let pre = GGUFLayout.preTokenizers.first(where: { $0.pattern == regex })?.name else {
+            throw ModelIOError.malformed(path: path, reason: "GGUF export knows the pre-tokenizers of Qwen2/Qwen3 and Llama 3 (byte-level BPE); this tokenizer.json splits with \(regex.map { "the regex \($0)" } ?? "no regex")")
+        }
         var out: [(key: String, value: GGUFValue)] = [
-            ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("qwen2")),
+            ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string(pre)),
             ("tokenizer.ggml.tokens", .strings(tokens.map { $0 ?? "" })), ("tokenizer.ggml.token_type", .int32s(types)),
             ("tokenizer.ggml.merges", .strings(merges)),
         ]
@@ -187,7 +241,15 @@ public enum GGUFExporter {
         if let bos = tokenID("bos_token") ?? specialIDs["<|endoftext|>"] ?? c.bosTokenID {
             out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos))))
         }
-        out.append(("tokenizer.ggml.add_bos_token", .bool(false)))
+        // Llama 3 starts every sequence with BOS (its post-processor adds it); Qwen never does.
+        var addsBOS = tokenizerConfig["add_bos_token"] as? Bool ?? false
+        if tokenizerConfig["add_bos_token"] == nil, let post = root["post_processor"] as? [String: Any] {
+            let processors = (post["processors"] as? [[String: Any]]) ?? [post]
+            addsBOS = processors.contains { p in
+                (p["type"] as? String) == "TemplateProcessing" && ((p["single"] as? [[String: Any]])?.first?["SpecialToken"] != nil)
+            }
+        }
+        out.append(("tokenizer.ggml.add_bos_token", .bool(addsBOS)))
         var template = tokenizerConfig["chat_template"] as? String
         if let data = FileManager.default.contents(atPath: directory.url.appendingPathComponent("chat_template.jinja").path) {
             template = String(decoding: data, as: UTF8.self)

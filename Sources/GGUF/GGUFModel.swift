@@ -16,6 +16,8 @@ import Transformer
 public final class GGUFModel: @unchecked Sendable {
     public let file: GGUFFile
     public let config: ModelConfig
+    /// The GGUF architecture name (`qwen2`, `qwen3`, `llama`).
+    public let arch: String
 
     public init(path: String) throws {
         file = try GGUFFile(path: path)
@@ -24,23 +26,40 @@ public final class GGUFModel: @unchecked Sendable {
             guard let v = m[key]?.integer else { throw ModelIOError.malformed(path: path, reason: "metadata \(key) is missing") }
             return v
         }
-        let arch = m["general.architecture"]?.string ?? "?"
-        guard arch == "qwen2" else {
-            throw ModelIOError.malformed(path: path, reason: "GGUF architecture '\(arch)' is not supported (qwen2 in this release)")
+        let name = m["general.architecture"]?.string ?? "?"
+        guard let architecture = GGUFLayout.architecture(gguf: name) else {
+            throw ModelIOError.malformed(path: path, reason: "GGUF architecture '\(name)' is not supported (qwen2, qwen3 and llama)")
         }
+        arch = name
         guard let embedding = file.tensors["token_embd.weight"], embedding.dims.count == 2 else {
             throw ModelIOError.malformed(path: path, reason: "token_embd.weight is missing")
         }
         let eos = m["tokenizer.ggml.eos_token_id"]?.integer
+        let hidden = try int("\(name).embedding_length"), heads = try int("\(name).attention.head_count")
+        let headDim = m["\(name).attention.key_length"]?.integer ?? m["\(name).rope.dimension_count"]?.integer ?? hidden / max(1, heads)
+        guard heads > 0, headDim > 0, headDim % 2 == 0 else {
+            throw ModelIOError.malformed(path: path, reason: "attention head count \(heads) and head size \(headDim) are not usable")
+        }
+        var rope = RoPEConfig(theta: m["\(name).rope.freq_base"]?.number ?? 10000)
+        if let factors = file.tensors["rope_freqs.weight"] {
+            guard factors.elementCount == headDim / 2, factors.type == .f32 else {
+                throw ModelIOError.malformed(path: path, reason: "rope_freqs.weight holds \(factors.elementCount) \(factors.type) values; expected \(headDim / 2) f32")
+            }
+            let p = factors.data.assumingMemoryBound(to: Float.self)
+            rope.scaling = .frequencyFactors((0..<(headDim / 2)).map { p[$0] })
+        } else if m["\(name).rope.scaling.type"]?.string == "linear", let f = m["\(name).rope.scaling.factor"]?.number {
+            rope.scaling = .linear(factor: f)
+        }
         config = ModelConfig(
-            architecture: .qwen2, hiddenSize: try int("qwen2.embedding_length"),
-            intermediateSize: try int("qwen2.feed_forward_length"), layerCount: try int("qwen2.block_count"),
-            headCount: try int("qwen2.attention.head_count"), kvHeadCount: try int("qwen2.attention.head_count_kv"),
-            vocabSize: embedding.dims[1], maxPositionEmbeddings: (try? int("qwen2.context_length")) ?? 32768,
-            rmsNormEps: Float(m["qwen2.attention.layer_norm_rms_epsilon"]?.number ?? 1e-6),
-            rope: RoPEConfig(theta: m["qwen2.rope.freq_base"]?.number ?? 10000),
+            architecture: architecture, hiddenSize: hidden,
+            intermediateSize: try int("\(name).feed_forward_length"), layerCount: try int("\(name).block_count"),
+            headCount: heads, kvHeadCount: try int("\(name).attention.head_count_kv"), headDim: headDim,
+            vocabSize: embedding.dims[1], maxPositionEmbeddings: (try? int("\(name).context_length")) ?? 32768,
+            rmsNormEps: Float(m["\(name).attention.layer_norm_rms_epsilon"]?.number ?? 1e-6),
+            rope: rope,
             tieWordEmbeddings: file.tensors["output.weight"] == nil,
             qkvBias: file.tensors["blk.0.attn_q.bias"] != nil,
+            qkNorm: file.tensors["blk.0.attn_q_norm.weight"] != nil,
             bosTokenID: m["tokenizer.ggml.bos_token_id"]?.integer, eosTokenIDs: eos.map { [$0] } ?? [])
     }
 
@@ -52,10 +71,13 @@ public final class GGUFModel: @unchecked Sendable {
             guard t.dims == [cols, rows] else { throw ModelIOError.shapeMismatch(tensor: name, expected: [rows, cols], found: t.dims.reversed()) }
             let raw = t.data.assumingMemoryBound(to: UInt8.self)
             // The file's blocks regrouped for the products (bit for bit), then the mapped pages dropped.
+            // llama.cpp's pair-rotation row order back to Hugging Face's for Llama's query and key projections.
+            let permuted = GGUFLayout.permutesQueryKey(gguf: arch) && (name.hasSuffix("attn_q.weight") || name.hasSuffix("attn_k.weight"))
+            let source: (Int) -> Int = { r in permuted ? GGUFLayout.ggufRow(ofHFRow: r, headDim: c.headDim) : r }
             func quantized(_ q: QuantType) -> WeightMatrix {
                 let rowBytes = q.byteCount(rows: 1, cols: cols)
                 let m = WeightMatrix.packing(q, rows: rows, cols: cols, bf16Products: dtype == .bfloat16) { r, out in
-                    out.update(from: raw + r * rowBytes, count: rowBytes)
+                    out.update(from: raw + source(r) * rowBytes, count: rowBytes)
                 }
                 file.file.release(t.data, count: rows * rowBytes)
                 return m
@@ -66,6 +88,11 @@ public final class GGUFModel: @unchecked Sendable {
             case .q4_k: return quantized(.q4_k)
             case .f32, .f16, .bf16:
                 let values = try vector(name, count: rows * cols)
+                if permuted {
+                    let copy = FloatBuffer(count: rows * cols)
+                    copy.copy(from: values.pointer, count: rows * cols)
+                    for r in 0..<rows { (values.pointer + r * cols).update(from: copy.pointer + source(r) * cols, count: cols) }
+                }
                 if dtype == .float32 { return WeightMatrix(rows: rows, cols: cols, storage: .float32(UnsafePointer(values.pointer)), owner: values) }
                 let half = HalfBuffer(count: rows * cols)
                 Convert.fromFloat(values.pointer, dtype: .bfloat16, into: half.pointer, count: rows * cols)
@@ -90,8 +117,13 @@ public final class GGUFModel: @unchecked Sendable {
                                            .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down"]
         func linear(_ l: Int, _ p: Projection, out: Int, inp: Int) throws -> Linear {
             let base = "blk.\(l).\(names[p]!)"
-            return Linear(weight: try matrix(base + ".weight", rows: out, cols: inp),
-                          bias: c.hasBias(p) ? try vector(base + ".bias", count: out) : nil)
+            var bias = c.hasBias(p) ? try vector(base + ".bias", count: out) : nil
+            if let b = bias, GGUFLayout.permutesQueryKey(gguf: arch), p == .q || p == .k {
+                let copy = FloatBuffer(count: out)
+                for r in 0..<out { copy.pointer[r] = b.pointer[GGUFLayout.ggufRow(ofHFRow: r, headDim: c.headDim)] }
+                bias = copy
+            }
+            return Linear(weight: try matrix(base + ".weight", rows: out, cols: inp), bias: bias)
         }
         let C = c.hiddenSize, I = c.intermediateSize
         let layers = try (0..<c.layerCount).map { l in
@@ -99,7 +131,8 @@ public final class GGUFModel: @unchecked Sendable {
                 inputNorm: try vector("blk.\(l).attn_norm.weight", count: C),
                 q: try linear(l, .q, out: c.qDim, inp: C), k: try linear(l, .k, out: c.kvDim, inp: C),
                 v: try linear(l, .v, out: c.kvDim, inp: C), o: try linear(l, .o, out: C, inp: c.qDim),
-                qNorm: nil, kNorm: nil, postAttentionNorm: try vector("blk.\(l).ffn_norm.weight", count: C),
+                qNorm: c.qkNorm ? try vector("blk.\(l).attn_q_norm.weight", count: c.headDim) : nil,
+                kNorm: c.qkNorm ? try vector("blk.\(l).attn_k_norm.weight", count: c.headDim) : nil, postAttentionNorm: try vector("blk.\(l).ffn_norm.weight", count: C),
                 gate: try linear(l, .gate, out: I, inp: C), up: try linear(l, .up, out: I, inp: C),
                 down: try linear(l, .down, out: C, inp: I))
         }
@@ -129,22 +162,41 @@ public final class GGUFModel: @unchecked Sendable {
             }
             if type != 5 { vocab[token] = id }
         }
-        let pattern = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-        let json: [String: Any] = [
-            "version": "1.0", "added_tokens": added, "normalizer": ["type": "NFC"],
+        // The splitting regex by llama.cpp's pre-tokenizer name; Qwen normalizes to NFC and Llama 3 does not, and Llama
+        // 3 takes whole words found in the vocabulary before merging (ignore_merges), as llama.cpp does for it.
+        let pre = m["tokenizer.ggml.pre"]?.string ?? "qwen2"
+        guard let pattern = GGUFLayout.preTokenizers.first(where: { $0.name == pre })?.pattern else {
+            throw ModelIOError.malformed(path: file.path, reason: "the GGUF pre-tokenizer '\(pre)' is not supported (\(GGUFLayout.preTokenizers.map(\.name).joined(separator: ", ")))")
+        }
+        let llama3 = pre == "llama-bpe"
+        let addsBOS = m["tokenizer.ggml.add_bos_token"]?.integer == 1
+        let bos = m["tokenizer.ggml.bos_token_id"]?.integer.flatMap { $0 >= 0 && $0 < tokens.count ? $0 : nil }
+        var json: [String: Any] = [
+            "version": "1.0", "added_tokens": added, "normalizer": llama3 ? NSNull() : ["type": "NFC"],
             "pre_tokenizer": ["type": "Sequence", "pretokenizers": [
                 ["type": "Split", "pattern": ["Regex": pattern], "behavior": "Isolated", "invert": false],
                 ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false]]],
             "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false],
             "model": ["type": "BPE", "vocab": vocab, "merges": merges, "dropout": NSNull(), "unk_token": NSNull(),
-                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false],
+                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": llama3],
         ]
+        if addsBOS, let bos {
+            let b = tokens[bos]
+            json["post_processor"] = [
+                "type": "TemplateProcessing",
+                "single": [["SpecialToken": ["id": b, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+                "pair": [["SpecialToken": ["id": b, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]],
+                         ["SpecialToken": ["id": b, "type_id": 1]], ["Sequence": ["id": "B", "type_id": 1]]],
+                "special_tokens": [b: ["id": b, "ids": [bos], "tokens": [b]]],
+            ]
+        }
         let data = try JSONSerialization.data(withJSONObject: json)
         var config = TokenizerConfig()
         config.chatTemplate = m["tokenizer.chat_template"]?.string
         if let eos = m["tokenizer.ggml.eos_token_id"]?.integer, eos < tokens.count { config.eosToken = tokens[eos] }
         if let pad = m["tokenizer.ggml.padding_token_id"]?.integer, pad < tokens.count { config.padToken = tokens[pad] }
         config.addBosToken = m["tokenizer.ggml.add_bos_token"].map { $0.integer == 1 }
+        if let bos { config.bosToken = tokens[bos] }
         return try Tokenizer(tokenizerJSON: data, config: config)
     }
 }

@@ -7,6 +7,8 @@ public struct RoPEConfig: Sendable, Equatable {
         case none
         case linear(factor: Double)
         case llama3(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositions: Int)
+        /// Each inverse frequency divided by its own factor (GGUF's `rope_freqs.weight`, as llama.cpp applies it).
+        case frequencyFactors([Float])
     }
 
     public var theta: Double
@@ -55,6 +57,7 @@ public struct RoPEConfig: Sendable, Equatable {
         switch scaling {
         case .none: break
         case .linear(let factor): inv = inv.map { $0 / Float(factor) }
+        case .frequencyFactors(let factors): inv = zip(inv, factors).map { $0 / $1 }
         case let .llama3(factor, low, high, original):
             let lowWavelen = Double(original) / low, highWavelen = Double(original) / high
             inv = inv.map { f in

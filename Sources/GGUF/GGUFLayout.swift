@@ -1,0 +1,64 @@
+import Foundation
+import Transformer
+
+/// How llama.cpp lays out each architecture we read and write: its GGUF architecture name (the metadata key prefix),
+/// whether the attention query/key rows are reordered for its rotary embedding, and the byte-level BPE
+/// pre-tokenizers it knows by name.
+enum GGUFLayout {
+    /// The GGUF architecture of a Hugging Face model: Qwen2 and Qwen3 keep theirs; Llama and Mistral are `llama`.
+    static func architecture(of config: ModelConfig) -> String {
+        switch config.architecture {
+        case .qwen2: "qwen2"
+        case .qwen3: "qwen3"
+        case .llama, .mistral: "llama"
+        }
+    }
+
+    /// The Hugging Face architecture a GGUF architecture loads as, or nil when we do not support it.
+    static func architecture(gguf name: String) -> ModelConfig.Architecture? {
+        switch name {
+        case "qwen2": .qwen2
+        case "qwen3": .qwen3
+        case "llama": .llama
+        default: nil
+        }
+    }
+
+    /// llama.cpp's `llama` architecture rotates adjacent pairs (x[2i], x[2i+1]) where Hugging Face's Llama rotates
+    /// halves (x[i], x[i + d/2]); its converter reorders the rows of q_proj and k_proj (and their biases) per head.
+    /// Qwen2 and Qwen3 run the half rotation in llama.cpp too and keep their rows.
+    static func permutesQueryKey(gguf name: String) -> Bool { name == "llama" }
+
+    /// GGUF row i holds Hugging Face row `hfRow(i)` for a [heads * headDim, cols] projection.
+    static func hfRow(ofGGUFRow i: Int, headDim: Int) -> Int {
+        let h = i / headDim, j = i % headDim, half = headDim / 2
+        return h * headDim + (j % 2) * half + j / 2
+    }
+
+    /// The inverse: Hugging Face row r is GGUF row `ggufRow(ofHFRow: r)`.
+    static func ggufRow(ofHFRow r: Int, headDim: Int) -> Int {
+        let h = r / headDim, j = r % headDim, half = headDim / 2
+        return h * headDim + 2 * (j % half) + j / half
+    }
+
+    /// Byte-level BPE pre-tokenizer regexes by llama.cpp's `tokenizer.ggml.pre` name.
+    static let preTokenizers: [(name: String, pattern: String)] = [
+        ("qwen2", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+        ("llama-bpe", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+    ]
+
+    /// llama.cpp's per-dimension RoPE frequency divisors (`rope_freqs.weight`) for Llama 3.1's scaling, computed as
+    /// its converter does.
+    static func llama3FrequencyFactors(headDim: Int, theta: Double, factor: Double, low: Double, high: Double,
+                                       original: Int) -> [Float] {
+        let lowWavelen = Double(original) / low, highWavelen = Double(original) / high
+        return stride(from: 0, to: headDim, by: 2).map { i in
+            let freq = 1 / pow(theta, Double(i) / Double(headDim))
+            let wavelen = 2 * Double.pi / freq
+            if wavelen < highWavelen { return 1 }
+            if wavelen > lowWavelen { return Float(factor) }
+            let smooth = (Double(original) / wavelen - low) / (high - low)
+            return Float(1 / ((1 - smooth) / factor + smooth))
+        }
+    }
+}
