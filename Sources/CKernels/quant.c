@@ -25,12 +25,13 @@ static inline int nearest_int(float v) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
-size_t pk_quant_block_size(int type) { return type == PK_Q4_K ? 256 : 32; }
+size_t pk_quant_block_size(int type) { return type == PK_Q4_K || type == PK_Q6_K ? 256 : 32; }
 
 size_t pk_quant_block_bytes(int type) {
     switch (type) {
     case PK_Q8_0: return 34;
     case PK_Q4_0: return 18;
+    case PK_Q6_K: return 210;
     default: return 144;
     }
 }
@@ -193,12 +194,134 @@ static void quantize_q4_k(const float *x, uint8_t *out) {
     }
 }
 
+// GGML's make_qx_quants with rmse_type 1 (weights x^2) for one sub-block of a symmetric grid with levels
+// -nmax..nmax-1: the best of 19 candidate scales by weighted least squares. Writes levels + nmax into L.
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) { amax = ax; max = x[i]; }
+    }
+    if (amax < 1e-15f) {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        return 0.f;
+    }
+    float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        int l = nearest_int(iscale * x[i]);
+        l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+        L[i] = (int8_t)(l + nmax);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * x[i]);
+            l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; ++i) {
+                int l = nearest_int(iscale * x[i]);
+                L[i] = (int8_t)(nmax + (l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l));
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+// q6_K: ql[128] (low 4 bits), qh[64] (high 2 bits), 16 int8 sub-block scales, f16 d; 6.5625 bits per weight.
+static void quantize_q6_k(const float *x, uint8_t *out) {
+    int8_t L[256];
+    float scales[16];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < 16; ++ib) {
+        const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+        scales[ib] = scale;
+        const float abs_scale = fabsf(scale);
+        if (abs_scale > max_abs_scale) {
+            max_abs_scale = abs_scale;
+            max_scale = scale;
+        }
+    }
+    memset(out, 0, 210);
+    if (max_abs_scale < 1e-15f) return;
+    uint8_t *ql = out, *qh = out + 128;
+    int8_t *sc = (int8_t *)(out + 192);
+    const float iscale = -128.f / max_scale;
+    const uint16_t dh = f16_bits(1 / iscale);
+    memcpy(out + 208, &dh, 2);
+    for (int ib = 0; ib < 16; ++ib) {
+        const int v = nearest_int(iscale * scales[ib]);
+        sc[ib] = (int8_t)(v < 127 ? v : 127);
+    }
+    const float dd = f16_value(dh);
+    for (int j = 0; j < 16; ++j) {
+        const float d = dd * sc[j];
+        if (!d) continue;
+        for (int ii = 0; ii < 16; ++ii) {
+            int l = nearest_int(x[16 * j + ii] / d);
+            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            L[16 * j + ii] = (int8_t)(l + 32);
+        }
+    }
+    for (int j = 0; j < 256; j += 128) {
+        for (int l = 0; l < 32; ++l) {
+            const uint8_t q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+            ql[l] = q1 | (q3 << 4);
+            ql[l + 32] = q2 | (q4 << 4);
+            qh[l] = (L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6);
+        }
+        ql += 64;
+        qh += 32;
+    }
+}
+
+void pk_q6k_levels(const uint8_t *b, uint8_t *L) {
+    const uint8_t *ql = b, *qh = b + 128;
+    for (int j = 0; j < 256; j += 128) {
+        for (int l = 0; l < 32; ++l) {
+            L[j + l] = (ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4);
+            L[j + l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+            L[j + l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+            L[j + l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+        }
+        ql += 64;
+        qh += 32;
+    }
+}
+
+void pk_q6k_pack_levels(const uint8_t *L, uint8_t *b) {
+    uint8_t *ql = b, *qh = b + 128;
+    for (int j = 0; j < 256; j += 128) {
+        for (int l = 0; l < 32; ++l) {
+            ql[l] = (L[j + l] & 0xF) | ((L[j + l + 64] & 0xF) << 4);
+            ql[l + 32] = (L[j + l + 32] & 0xF) | ((L[j + l + 96] & 0xF) << 4);
+            qh[l] = (L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6);
+        }
+        ql += 64;
+        qh += 32;
+    }
+}
+
 void pk_quantize(int type, const float *x, uint8_t *out, size_t nblocks) {
     const size_t bs = pk_quant_block_size(type), bb = pk_quant_block_bytes(type);
     for (size_t b = 0; b < nblocks; b++) {
         switch (type) {
         case PK_Q8_0: quantize_q8_0(x + b * bs, out + b * bb); break;
         case PK_Q4_0: quantize_q4_0(x + b * bs, out + b * bb); break;
+        case PK_Q6_K: quantize_q6_k(x + b * bs, out + b * bb); break;
         default: quantize_q4_k(x + b * bs, out + b * bb); break;
         }
     }
@@ -208,9 +331,16 @@ void pk_quantize(int type, const float *x, uint8_t *out, size_t nblocks) {
 
 static void dequantize_block(int type, const uint8_t *b, float *y) {
     uint16_t h;
-    memcpy(&h, b, 2);
+    memcpy(&h, type == PK_Q6_K ? b + 208 : b, 2);
     const float d = f16_value(h);
     switch (type) {
+    case PK_Q6_K: {
+        uint8_t L[256];
+        pk_q6k_levels(b, L);
+        const int8_t *sc = (const int8_t *)(b + 192);
+        for (int i = 0; i < 256; i++) y[i] = d * (float)sc[i / 16] * (float)((int)L[i] - 32);
+        break;
+    }
     case PK_Q8_0:
         for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)b[2 + j];
         break;

@@ -8,7 +8,9 @@
 //   - q4_0 (144 bytes): the 8 f16 scales, then 4 chunks of bytes 4c..4c+3 of each row's 16 nibble bytes (low nibble:
 //     weight 4c+i, high nibble: weight 16+4c+i);
 //   - q4_k (1184 bytes): the 8 f16 super-scales d, the 8 f16 super-mins dmin, the 6-bit scales unpacked to bytes
-//     [sub-block][row] (64), the 6-bit mins likewise (64), then 32 chunks of 4 bytes of each row's 128 quant bytes.
+//     [sub-block][row] (64), the 6-bit mins likewise (64), then 32 chunks of 4 bytes of each row's 128 quant bytes;
+//   - q6_k (2192 bytes): the 8 f16 scales d, the int8 sub-block scales [16 sub-blocks][row] (128), then 64 chunks
+//     of 4 levels (0..63, one byte each: 8 bits per weight in memory rather than 6.56, for the integer products).
 // Packing is lossless: each row's GGML block is recovered exactly (pk_unpack_row), so files written from memory and
 // dequantized values are those of the GGML blocks.
 #include "CKernels.h"
@@ -20,6 +22,7 @@ size_t pk_packed_block_bytes(int type) {
     switch (type) {
     case PK_Q8_0: return 272;
     case PK_Q4_0: return 144;
+    case PK_Q6_K: return 2192;
     default: return 1184;
     }
 }
@@ -29,8 +32,8 @@ size_t pk_packed_bytes(int type, size_t rows, size_t k) {
 }
 
 // Header bytes before the quant chunks, and quant bytes per GGML block row.
-static size_t header_bytes(int type) { return type == PK_Q4_K ? 160 : 16; }
-static size_t quant_bytes(int type) { return type == PK_Q8_0 ? 32 : type == PK_Q4_0 ? 16 : 128; }
+static size_t header_bytes(int type) { return type == PK_Q4_K ? 160 : type == PK_Q6_K ? 144 : 16; }
+static size_t quant_bytes(int type) { return type == PK_Q8_0 ? 32 : type == PK_Q4_0 ? 16 : type == PK_Q6_K ? 256 : 128; }
 static size_t ggml_header_bytes(int type) { return type == PK_Q4_K ? 16 : 2; }
 
 // The 6-bit scale and min of sub-block j from GGML's 12 packed bytes, and back.
@@ -67,6 +70,16 @@ void pk_pack_group(int type, const uint8_t *const rows[8], size_t k, uint8_t *ou
         memset(dst, 0, pb);
         for (int r = 0; r < 8; r++) {
             const uint8_t *src = rows[r] ? rows[r] + b * bb : NULL;
+            if (type == PK_Q6_K) {
+                uint8_t L[256] = {0};
+                if (src) {
+                    memcpy(dst + 2 * r, src + 208, 2);
+                    for (int j = 0; j < 16; j++) dst[16 + 8 * j + r] = src[192 + j];
+                    pk_q6k_levels(src, L);
+                }
+                for (int c = 0; c < 64; c++) memcpy(dst + hb + c * 32 + 4 * r, L + 4 * c, 4);
+                continue;
+            }
             if (src) {
                 memcpy(dst + 2 * r, src, 2);
                 if (type == PK_Q4_K) {
@@ -88,6 +101,14 @@ void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *src = group + b * pb;
         uint8_t *dst = out + b * bb;
+        if (type == PK_Q6_K) {
+            uint8_t L[256];
+            for (int c = 0; c < 64; c++) memcpy(L + 4 * c, src + hb + c * 32 + 4 * r, 4);
+            pk_q6k_pack_levels(L, dst);
+            for (int j = 0; j < 16; j++) dst[192 + j] = src[16 + 8 * j + r];
+            memcpy(dst + 208, src + 2 * r, 2);
+            continue;
+        }
         memcpy(dst, src + 2 * r, 2);
         if (type == PK_Q4_K) {
             uint8_t sc[8], mn[8];
@@ -115,7 +136,11 @@ static float half_to_float(const uint8_t *p) {
 static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *y) {
     const float d = half_to_float(blk + 2 * r);
     const size_t hb = header_bytes(type);
-    if (type == PK_Q8_0) {
+    if (type == PK_Q6_K) {
+        for (int c = 0; c < 64; c++)
+            for (int i = 0; i < 4; i++)
+                y[4 * c + i] = d * (float)(int8_t)blk[16 + 8 * ((4 * c) / 16) + r] * (float)((int)blk[hb + c * 32 + 4 * r + i] - 32);
+    } else if (type == PK_Q8_0) {
         for (int c = 0; c < 8; c++)
             for (int i = 0; i < 4; i++) y[4 * c + i] = d * (float)(int8_t)(blk[hb + c * 32 + 4 * r + i] ^ 0x80);
     } else if (type == PK_Q4_0) {
@@ -186,7 +211,14 @@ PK_AVX512 static void dequantize_rows_avx512(int type, const uint8_t *w, size_t 
             const uint8_t *blk = group + b * pb;
             const size_t at = row + b * bs;
             const __m512 d = _mm512_set1_ps(half_fast(blk + 2 * i));
-            if (type == PK_Q8_0) {
+            if (type == PK_Q6_K) {
+                for (int sb = 0; sb < 16; sb++) {
+                    // (d * scale) * (level - 32), in that order, as GGML dequantizes.
+                    const __m512 ds = _mm512_mul_ps(d, _mm512_set1_ps((float)(int8_t)blk[16 + 8 * sb + i]));
+                    const __m512i v = _mm512_sub_epi32(_mm512_cvtepu8_epi32(row_bytes16(blk + hb + 128 * sb, i)), _mm512_set1_epi32(32));
+                    put16(of, ob, at + 16 * sb, _mm512_mul_ps(ds, _mm512_cvtepi32_ps(v)));
+                }
+            } else if (type == PK_Q8_0) {
                 const __m128i flip = _mm_set1_epi8((char)0x80);
                 const __m128i lo = _mm_xor_si128(row_bytes16(blk + hb, i), flip);
                 const __m128i hi = _mm_xor_si128(row_bytes16(blk + hb + 128, i), flip);
@@ -262,6 +294,23 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
                              const int32_t *sx, float out[8]) {
     const size_t pb = pk_packed_block_bytes(type), hb = header_bytes(type);
     for (int r = 0; r < 8; r++) out[r] = 0;
+    if (type == PK_Q6_K) {
+        // sx holds sums over 16 activations here.
+        for (size_t b = 0; b < k / 256; b++) {
+            const uint8_t *blk = g + b * pb;
+            for (int r = 0; r < 8; r++) {
+                float fs = 0;
+                for (int sb = 0; sb < 16; sb++) {
+                    int32_t isum = -32 * sx[16 * b + sb];
+                    for (int c = 4 * sb; c < 4 * sb + 4; c++)
+                        for (int i = 0; i < 4; i++) isum += blk[hb + c * 32 + 4 * r + i] * qx[256 * b + 4 * c + i];
+                    fs += (float)isum * (float)(int8_t)blk[16 + 8 * sb + r] * dx[8 * b + sb / 2];
+                }
+                out[r] += half_to_float(blk + 2 * r) * fs;
+            }
+        }
+        return;
+    }
     if (type == PK_Q8_0 || type == PK_Q4_0) {
         const int chunks = type == PK_Q8_0 ? 8 : 4, offset = type == PK_Q8_0 ? 128 : 8;
         for (size_t b = 0; b < k / 32; b++) {
@@ -371,6 +420,31 @@ static inline int32_t load_i32(const int8_t *p) {
                 acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), scale, acc[j]);                 \
             }                                                                                                          \
         }                                                                                                              \
+    } else if (type == PK_Q6_K) {                                                                                      \
+        /* sx holds sums over 16 activations: sum((L - 32) x) = sum(L x) - 32 sum(x) per sub-block. */                \
+        for (size_t b = 0; b < k / 256; b++) {                                                                         \
+            const uint8_t *blk = g + b * pb;                                                                           \
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));                                  \
+            __m256 fs[4];                                                                                              \
+            for (int j = 0; j < MT; j++) fs[j] = _mm256_setzero_ps();                                                  \
+            for (int sb = 0; sb < 16; sb++) {                                                                          \
+                _mm_prefetch((const char *)(blk + PREFETCH + 128 * sb), _MM_HINT_T0);                                   \
+                const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 16 + 8 * sb)))); \
+                __m256i w[4];                                                                                          \
+                for (int c = 0; c < 4; c++) w[c] = _mm256_loadu_si256((const __m256i *)(blk + 144 + 32 * (4 * sb + c))); \
+                for (int j = 0; j < MT; j++) {                                                                         \
+                    const int8_t *xq = qx + j * k + 256 * b + 16 * sb;                                                 \
+                    __m256i s0 = _mm256_set1_epi32(-32 * sx[j * (k / 16) + 16 * b + sb]), s1 = _mm256_setzero_si256(); \
+                    s0 = DOT(s0, w[0], _mm256_set1_epi32(load_i32(xq)));                                               \
+                    s1 = DOT(s1, w[1], _mm256_set1_epi32(load_i32(xq + 4)));                                           \
+                    s0 = DOT(s0, w[2], _mm256_set1_epi32(load_i32(xq + 8)));                                           \
+                    s1 = DOT(s1, w[3], _mm256_set1_epi32(load_i32(xq + 12)));                                          \
+                    const __m256 scale = _mm256_mul_ps(sc, _mm256_set1_ps(dx[j * nb + 8 * b + sb / 2]));              \
+                    fs[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), scale, fs[j]);               \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int j = 0; j < MT; j++) acc[j] = _mm256_fmadd_ps(dw, fs[j], acc[j]);                                  \
+        }                                                                                                              \
     } else {                                                                                                           \
         for (size_t b = 0; b < k / 256; b++) {                                                                         \
             const uint8_t *blk = g + b * pb;                                                                           \
@@ -433,6 +507,18 @@ void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const
     const int vector = pk_has_avx512(), vnni = pk_has_vnni();
     static const group_kernel vnni_kernels[4] = {group_vnni_1, group_vnni_2, group_vnni_3, group_vnni_4};
     static const group_kernel avx_kernels[4] = {group_avx_1, group_avx_2, group_avx_3, group_avx_4};
+    int32_t *s16 = NULL;
+    if (type == PK_Q6_K) {
+        // q6_k's sub-blocks are 16 wide: sums of 16 activations instead of 32.
+        s16 = malloc(m_count * (k / 16) * sizeof(int32_t));
+        for (size_t i = 0; i < m_count * (k / 16); i++) {
+            int32_t t = 0;
+            for (int j = 0; j < 16; j++) t += qx[16 * i + j];
+            s16[i] = t;
+        }
+        sx = s16;
+    }
+    const size_t ns = type == PK_Q6_K ? k / 16 : nb;
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *group = w + g * group_bytes;
         const size_t r = 8 * g, live = rows - r < 8 ? rows - r : 8;
@@ -440,12 +526,13 @@ void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const
             const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;
             float out[32];
             if (vector) {
-                (vnni ? vnni_kernels : avx_kernels)[mt - 1](type, group, k, qx + m0 * k, dx + m0 * nb, sx + m0 * nb, out);
+                (vnni ? vnni_kernels : avx_kernels)[mt - 1](type, group, k, qx + m0 * k, dx + m0 * nb, sx + m0 * ns, out);
             } else {
                 for (size_t j = 0; j < mt; j++)
-                    group_q8x_scalar(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * nb, out + 8 * j);
+                    group_q8x_scalar(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * ns, out + 8 * j);
             }
             for (size_t j = 0; j < mt; j++) memcpy(y + (m0 + j) * ldy + r, out + 8 * j, live * sizeof(float));
         }
     }
+    free(s16);
 }

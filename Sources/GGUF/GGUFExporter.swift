@@ -16,13 +16,16 @@ import Transformer
 public enum GGUFExporter {
     /// What `--type` accepts.
     public enum OutputType: String, CaseIterable, Sendable {
-        case q8_0, q4_0, q4_k, f16, bf16
+        /// `q4_k_m` is llama.cpp's Q4_K_M mixture: q4_k, with q6_k for the LM head and for the value and down
+        /// projections of the layers `usesMoreBits` picks.
+        case q8_0, q4_0, q4_k, q4_k_m, q6_k, f16, bf16
 
         var matrixType: GGMLType {
             switch self {
             case .q8_0: .q8_0
             case .q4_0: .q4_0
-            case .q4_k: .q4_k
+            case .q4_k, .q4_k_m: .q4_k
+            case .q6_k: .q6_k
             case .f16: .f16
             case .bf16: .bf16
             }
@@ -35,6 +38,8 @@ public enum GGUFExporter {
             case .q4_0: 2
             case .q8_0: 7
             case .q4_k: 14
+            case .q4_k_m: 15
+            case .q6_k: 18
             case .bf16: 32
             }
         }
@@ -43,10 +48,26 @@ public enum GGUFExporter {
             switch self {
             case .q8_0: .q8_0
             case .q4_0: .q4_0
-            case .q4_k: .q4_k
+            case .q4_k, .q4_k_m: .q4_k
+            case .q6_k: .q6_k
             default: nil
             }
         }
+
+        /// The format of one matrix: Q4_K_M gives q6_k to the LM head (the embedding when tied) and to attn_v and
+        /// ffn_down in the first and last eighth of the layers and every third layer between, as llama.cpp does.
+        func matrixType(for name: String, layerCount n: Int, tied: Bool) -> GGMLType {
+            guard self == .q4_k_m else { return matrixType }
+            if name == "output.weight" || (tied && name == "token_embd.weight") { return .q6_k }
+            let parts = name.split(separator: ".")
+            if parts.count == 4, parts[0] == "blk", let i = Int(parts[1]), parts[2] == "attn_v" || parts[2] == "ffn_down",
+               Self.usesMoreBits(layer: i, of: n) {
+                return .q6_k
+            }
+            return .q4_k
+        }
+
+        static func usesMoreBits(layer i: Int, of n: Int) -> Bool { i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2 }
     }
 
     public struct Report: Sendable {
@@ -100,8 +121,10 @@ public enum GGUFExporter {
         var fallbacks: [String] = []
         var types: [String: GGMLType] = [:]
         for (gguf, _, shape) in plan {
-            var t: GGMLType = shape.count == 1 ? .f32 : type.matrixType
-            if let q = type.quantType, shape.count == 2, shape[1] % q.blockSize != 0 {
+            var t: GGMLType = shape.count == 1 ? .f32
+                : type.matrixType(for: gguf, layerCount: config.layerCount, tied: config.tieWordEmbeddings)
+            // Rows that are not whole blocks: q8_0 (llama.cpp takes q5_0 for q4_k and q8_0 for q6_k), else f16.
+            if let q = QuantType(rawValue: "\(t)"), shape.count == 2, shape[1] % q.blockSize != 0 {
                 t = shape[1] % QuantType.q8_0.blockSize == 0 ? .q8_0 : .f16
                 fallbacks.append("\(gguf) (\(shape[1]) columns) as \(t)")
             }
@@ -136,7 +159,7 @@ public enum GGUFExporter {
                 case .f32: out.baseAddress!.copyMemory(from: values.pointer, byteCount: n * 4)
                 case .f16: Convert.fromFloat(values.pointer, dtype: .float16, into: out.baseAddress!, count: n)
                 case .bf16: Convert.fromFloat(values.pointer, dtype: .bfloat16, into: out.baseAddress!, count: n)
-                case .q8_0, .q4_0, .q4_k:
+                case .q8_0, .q4_0, .q4_k, .q6_k:
                     guard let q = QuantType(rawValue: "\(tensor.type)") else { throw ModelIOError.malformed(path: output.path, reason: "no quantizer for \(tensor.type)") }
                     q.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
                 }

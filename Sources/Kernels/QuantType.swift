@@ -4,15 +4,18 @@ import CKernels
 /// - `q8_0`: blocks of 32 int8 with one f16 scale (8.5 bits per weight);
 /// - `q4_0`: blocks of 32 4-bit values with one f16 scale, offset 8 (4.5 bits);
 /// - `q4_k`: super-blocks of 256 in 8 sub-blocks of 32, each with a 6-bit scale and min under two f16 super-scales
-///   (4.5 bits), the format at the heart of Q4_K_M.
+///   (4.5 bits), the format at the heart of Q4_K_M;
+/// - `q6_k`: super-blocks of 256 in 16 sub-blocks of 16 with int8 scales under one f16 scale (6.5625 bits), Q4_K_M's
+///   choice for the LM head and some value and down projections.
 public enum QuantType: String, Sendable, CaseIterable, Codable {
-    case q8_0, q4_0, q4_k
+    case q8_0, q4_0, q4_k, q6_k
 
     var cType: Int32 {
         switch self {
         case .q8_0: Int32(PK_Q8_0)
         case .q4_0: Int32(PK_Q4_0)
         case .q4_k: Int32(PK_Q4_K)
+        case .q6_k: Int32(PK_Q6_K)
         }
     }
 

@@ -150,7 +150,7 @@ extension ModelWeights {
         }
         for t in tensors {
             guard case .matrix(let m)? = storage(t) else { continue }
-            if let q = m.quantized(type) ?? (type == .q4_k ? m.quantized(.q8_0) : nil) {
+            if let q = m.quantized(type) ?? (type == .q4_k || type == .q6_k ? m.quantized(.q8_0) : nil) {
                 replace(t, with: .matrix(q))
                 bytes += q.byteCount
             } else {
@@ -251,7 +251,7 @@ final class WeightLoader {
         let stored = try t.dtype()
         let aligned = Int(bitPattern: t.data) % 4 == 0
         // q4_k needs rows of whole 256-blocks; others get q8_0, as llama.cpp falls back for such tensors.
-        let format = quantize.flatMap { q in cols % q.blockSize == 0 ? q : (q == .q4_k && cols % 32 == 0 ? .q8_0 : nil) }
+        let format = quantize.flatMap { q in cols % q.blockSize == 0 ? q : ((q == .q4_k || q == .q6_k) && cols % 32 == 0 ? .q8_0 : nil) }
         if let q = format {
             // Row by row from the mapping into blocks; then the source pages are dropped.
             let m = WeightMatrix.packing(q, rows: rows, cols: cols, bf16Products: dtype == .bfloat16) { r, out in

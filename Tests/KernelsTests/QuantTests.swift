@@ -43,6 +43,31 @@ final class QuantTests: XCTestCase {
         }
     }
 
+    /// llama.cpp's own quantize_row_q4_K_ref / quantize_row_q6_K_ref (scripts/make_kquant_fixtures.py) on 8
+    /// super-blocks of different character: our bytes equal its bytes, and our dequantization the gguf package's.
+    func testKQuantsQuantizeBitForBitAsLlamaCpp() throws {
+        struct KGolden: Decodable {
+            struct Quantized: Decodable { let bytes: String; let dequantized: [Float] }
+            let values: [Float]
+            let q4_k: Quantized
+            let q6_k: Quantized
+        }
+        let g = try JSONDecoder().decode(KGolden.self, from: Data(contentsOf: fixtureURL("golden/kquants.json")))
+        for (type, expected) in [(QuantType.q4_k, g.q4_k), (.q6_k, g.q6_k)] {
+            let n = g.values.count
+            var out = [UInt8](repeating: 0, count: type.byteCount(rows: 1, cols: n))
+            g.values.withUnsafeBufferPointer { v in out.withUnsafeMutableBufferPointer { type.quantize(v.baseAddress!, count: n, into: $0.baseAddress!) } }
+            let want = Self.bytes(expected.bytes)
+            for sb in 0..<(n / 256) {
+                let r = (sb * type.blockBytes)..<((sb + 1) * type.blockBytes)
+                XCTAssertEqual(Array(out[r]), Array(want[r]), "\(type) super-block \(sb)")
+            }
+            var back = [Float](repeating: 0, count: n)
+            want.withUnsafeBufferPointer { b in back.withUnsafeMutableBufferPointer { type.dequantize(b.baseAddress!, count: n, into: $0.baseAddress!) } }
+            XCTAssertEqual(back, expected.dequantized, "\(type) dequantized")
+        }
+    }
+
     func testQ4KDequantizesAsGGUF() throws {
         let g = try golden()
         let blocks = Self.bytes(g.q4_k_blocks.bytes)
@@ -98,7 +123,7 @@ final class QuantTests: XCTestCase {
 
     func testProductsEqualTheDequantizedMatrix() throws {
         var rng = SeededGenerator(seed: 3)
-        // 45 rows: five full groups of 8 and a padded one.
+        // 45 rows: five full groups of 8 and a padded one; 512 columns: two k-quant super-blocks.
         let (rows, cols) = (45, 512)
         let values = (0..<(rows * cols)).map { _ in rng.nextNormal() * 0.1 }
         let dense = values.withUnsafeBufferPointer { WeightMatrix(rows: rows, cols: cols, values: $0.baseAddress!) }

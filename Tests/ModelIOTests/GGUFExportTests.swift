@@ -3,6 +3,7 @@ import Foundation
 import Kernels
 import ModelIO
 import TestSupport
+import Transformer
 import XCTest
 
 /// `peft quantize`'s GGUF files as the `gguf` package reads them (scripts/make_gguf_fixtures.py): every metadata
@@ -67,9 +68,8 @@ final class GGUFExportTests: XCTestCase {
                 ours.withUnsafeMutableBufferPointer { out in
                     let raw = info.data.assumingMemoryBound(to: UInt8.self)
                     switch info.type {
-                    case .q8_0: QuantType.q8_0.dequantize(raw, count: n, into: out.baseAddress!)
-                    case .q4_0: QuantType.q4_0.dequantize(raw, count: n, into: out.baseAddress!)
-                    case .q4_k: QuantType.q4_k.dequantize(raw, count: n, into: out.baseAddress!)
+                    case .q8_0, .q4_0, .q4_k, .q6_k:
+                        QuantType(rawValue: "\(info.type)")!.dequantize(raw, count: n, into: out.baseAddress!)
                     case .f16: Convert.toFloat(info.data, dtype: .float16, into: out.baseAddress!, count: n)
                     case .bf16: Convert.toFloat(info.data, dtype: .bfloat16, into: out.baseAddress!, count: n)
                     case .f32: Convert.toFloat(info.data, dtype: .float32, into: out.baseAddress!, count: n)
@@ -78,5 +78,89 @@ final class GGUFExportTests: XCTestCase {
                 XCTAssertEqual(ours, want, "\(kind) \(name)")
             }
         }
+    }
+}
+
+/// `peft quantize --type q4_k_m` against llama.cpp's own Q4_K_M (scripts/make_q4km_fixture.py): on a small model with
+/// whole q4_k super-blocks, the same format for every tensor (q6_k for the LM head and for attn_v / ffn_down in
+/// layers 0, 3, 6, 7 of 8) and the same bytes.
+final class QuantizeMixtureTests: XCTestCase {
+    struct Golden: Decodable {
+        struct Tensor: Decodable { let name: String; let type: UInt32; let fnv1a: String }
+        let shape: [String: Int]
+        let tensors: [Tensor]
+    }
+
+    /// The fixture's weights: ((h mod 4096) - 2048) / 65536 with h = (i * 2654435761 + 40503 * seed) mod 2^32.
+    static func hashed(_ count: Int, seed: Int) -> [Float] {
+        (0..<count).map { i in
+            let h = (UInt64(i) &* 2654435761 &+ UInt64(40503 * seed)) % (1 << 32)
+            return Float(Int(h % 4096) - 2048) / 65536
+        }
+    }
+
+    static func fnv1a(_ bytes: UnsafeRawBufferPointer) -> String {
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return String(format: "%016llx", h)
+    }
+
+    func testQ4KMMatchesLlamaCpp() throws {
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("gguf/q4_k_m.json")))
+        let s = golden.shape
+        let (c, inter, layers, heads, kvHeads, vocab) = (s["hidden"]!, s["intermediate"]!, s["layers"]!, s["heads"]!, s["kv_heads"]!, s["vocab"]!)
+        let kv = kvHeads * (c / heads)
+        var shapes: [(String, [Int])] = [("model.embed_tokens.weight", [vocab, c])]
+        for l in 0..<layers {
+            let p = "model.layers.\(l)"
+            shapes += [("\(p).input_layernorm.weight", [c]), ("\(p).post_attention_layernorm.weight", [c]),
+                       ("\(p).self_attn.q_proj.weight", [c, c]), ("\(p).self_attn.q_proj.bias", [c]),
+                       ("\(p).self_attn.k_proj.weight", [kv, c]), ("\(p).self_attn.k_proj.bias", [kv]),
+                       ("\(p).self_attn.v_proj.weight", [kv, c]), ("\(p).self_attn.v_proj.bias", [kv]),
+                       ("\(p).self_attn.o_proj.weight", [c, c]), ("\(p).mlp.gate_proj.weight", [inter, c]),
+                       ("\(p).mlp.up_proj.weight", [inter, c]), ("\(p).mlp.down_proj.weight", [c, inter])]
+        }
+        shapes += [("model.norm.weight", [c]), ("lm_head.weight", [vocab, c])]
+        let dir = temporaryURL("q4km-model")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var writer = SafetensorsWriter()
+        for (seed, (name, shape)) in shapes.enumerated() {
+            writer.add(name, dtype: .float16, shape: shape, floats: Self.hashed(shape.reduce(1, *), seed: seed))
+        }
+        try writer.write(to: dir.appendingPathComponent("model.safetensors"))
+        let config: [String: Any] = [
+            "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": c, "intermediate_size": inter,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kvHeads,
+            "vocab_size": vocab, "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+            "tie_word_embeddings": false, "hidden_act": "silu", "torch_dtype": "float16"]
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(at: modelFixture("tiny-qwen2").appendingPathComponent(f), to: dir.appendingPathComponent(f))
+        }
+        let url = temporaryURL("q4km").appendingPathExtension("gguf")
+        defer { try? FileManager.default.removeItem(at: url) }
+        _ = try GGUFExporter.export(model: dir, adapter: nil, type: .q4_k_m, output: url)
+        let file = try GGUFFile(path: url.path)
+        XCTAssertEqual(file.metadata["general.file_type"]?.integer, 15)
+        XCTAssertEqual(Set(file.tensorNames), Set(golden.tensors.map(\.name)))
+        for t in golden.tensors {
+            let info = try XCTUnwrap(file.tensors[t.name], t.name)
+            XCTAssertEqual(info.type.rawValue, t.type, t.name)
+            let bytes = UnsafeRawBufferPointer(start: info.data, count: info.byteCount)
+            XCTAssertEqual(Self.fnv1a(bytes), t.fnv1a, "\(t.name) bytes")
+        }
+        // The mixed file runs: decoding (8-bit activations against q4_k and q6_k blocks) agrees with the exact f32
+        // products on the same blocks, and both with the unquantized model to the 4-bit rounding.
+        let model = try GGUFModel(path: url.path).transformer(dtype: .float32)
+        XCTAssertEqual(model.weights.lmHead.quantType, .q6_k)
+        let prompt: [Int32] = [301, 17, 42, 99, 3, 302, 198, 301]
+        let exact = model.logits(PackedBatch(sequences: [prompt]))
+        let last = Array(exact[((prompt.count - 1) * vocab)..<(prompt.count * vocab)])
+        let decoded = try DecodeSession(model: model, capacity: 32).append(prompt)
+        let scale = last.map(abs).max()!
+        assertClose(decoded, last, atol: 0.02 * scale, "decode vs exact")
+        let reference = try TransformerModel.load(directory: dir, dtype: .float32).logits(PackedBatch(sequences: [prompt]))
+        assertClose(last, Array(reference[((prompt.count - 1) * vocab)..<(prompt.count * vocab)]), atol: 0.1 * scale, "q4_k_m vs f16")
     }
 }

@@ -34,7 +34,11 @@ struct Info: ParsableCommand {
             // KV cache per token: layers x 2 x kv_dim x 4 bytes.
             "kv_cache_per_token": config.layerCount * 2 * config.kvDim * 4,
         ]
-        for (name, bytes) in Self.quantizedSizes(config) { memory[name] = bytes }
+        var gguf: [String: Int] = [:]
+        for q in Self.quantizedSizes(config) {
+            memory[q.name] = q.memory
+            gguf[q.name] = q.disk
+        }
         if json {
             Terminal.json([
                 "architecture": config.architecture.rawValue, "parameters": params, "layers": config.layerCount,
@@ -42,7 +46,7 @@ struct Info: ParsableCommand {
                 "attention_heads": config.headCount, "kv_heads": config.kvHeadCount, "head_dim": config.headDim,
                 "vocab_size": config.vocabSize, "context": config.maxPositionEmbeddings,
                 "tie_word_embeddings": config.tieWordEmbeddings, "rope_theta": config.rope.theta,
-                "stored_dtypes": dtypes, "weight_bytes": directory.weightBytes, "memory_bytes": memory,
+                "stored_dtypes": dtypes, "weight_bytes": directory.weightBytes, "memory_bytes": memory, "gguf_bytes": gguf,
                 "tokenizer": tokenizer.map { ["vocab_size": $0.vocabularySize] as [String: Any] } ?? NSNull(),
                 "template": template ?? NSNull(),
             ])
@@ -55,7 +59,7 @@ struct Info: ParsableCommand {
         vocabulary     \(config.vocabSize), context \(config.maxPositionEmbeddings) tokens
         stored dtypes  \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")), \(Terminal.bytes(directory.weightBytes)) on disk
         memory         weights \(Terminal.bytes(params * 2)) in bfloat16, \(Terminal.bytes(params * 4)) in float32; KV cache \(Terminal.bytes(memory["kv_cache_per_token"]!)) per token
-        quantized      \(Self.quantizedSizes(config).map { "\($0.name) \(Terminal.bytes($0.bytes)) (\(String(format: "%.2f", 8 * Double($0.bytes) / Double(params))) bits per weight)" }.joined(separator: ", "))
+        quantized      \(Self.quantizedSizes(config).map { "\($0.name) \(String(format: "%.2f", 8 * Double($0.disk) / Double(params))) bits per weight, \(Terminal.bytes($0.disk)) as GGUF, \(Terminal.bytes($0.memory)) in memory" }.joined(separator: "\n               "))
         tokenizer      \(tokenizer.map { "\($0.vocabularySize) tokens" } ?? "not found (tokenizer.json or qwen.tiktoken)")
         chat template  \(template ?? "n/a")
         """)
@@ -104,9 +108,10 @@ struct Info: ParsableCommand {
         """)
     }
 
-    /// Weight bytes with the matrices in each block format (--quantize / peft quantize), vectors in f32; q4_k's
-    /// rows that are not whole super-blocks counted at q8_0, as they are stored.
-    static func quantizedSizes(_ c: ModelConfig) -> [(name: String, bytes: Int)] {
+    /// Weight bytes with the matrices in each block format, as a GGUF file (`peft quantize`) and in memory
+    /// (`--quantize`: groups of 8 rows, q6_k's levels a byte each), vectors in f32; k-quant rows that are not whole
+    /// super-blocks counted at q8_0, as they are stored.
+    static func quantizedSizes(_ c: ModelConfig) -> [(name: String, disk: Int, memory: Int)] {
         var shapes: [(rows: Int, cols: Int)] = [(c.vocabSize, c.hiddenSize)]
         if !c.tieWordEmbeddings { shapes.append((c.vocabSize, c.hiddenSize)) }
         for _ in 0..<c.layerCount {
@@ -116,11 +121,13 @@ struct Info: ParsableCommand {
         let matrixParams = shapes.reduce(0) { $0 + $1.rows * $1.cols }
         let vectors = (c.parameterCount - matrixParams) * 4
         return QuantType.allCases.map { q in
-            let bytes = shapes.reduce(0) { acc, s in
+            var disk = vectors, memory = vectors
+            for s in shapes {
                 let format = s.cols % q.blockSize == 0 ? q : .q8_0
-                return acc + format.byteCount(rows: s.rows, cols: s.cols)
+                disk += format.byteCount(rows: s.rows, cols: s.cols)
+                memory += format.packedByteCount(rows: s.rows, cols: s.cols)
             }
-            return (q.rawValue, bytes + vectors)
+            return (q.rawValue, disk, memory)
         }
     }
 }

@@ -10,11 +10,11 @@ extension GGUFExporter.OutputType: ExpressibleByArgument {}
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a model (with an adapter merged in, if given) as one GGUF file for llama.cpp and Ollama.",
-        discussion: "Matrices in the chosen format (q8_0, q4_0, q4_k; f16 or bf16), norms in f32, the tokenizer and chat template in the metadata, tensor names as llama.cpp's converter writes them. Qwen2-family models (Qwen1.5, Qwen2, Qwen2.5) in this release.")
+        discussion: "Matrices in the chosen format (q8_0, q4_0, q4_k, q6_k; q4_k_m as llama.cpp's Q4_K_M mixture; f16 or bf16), norms in f32, the tokenizer and chat template in the metadata, tensor names as llama.cpp's converter writes them. Qwen2 (Qwen1.5, Qwen2, Qwen2.5), Qwen3 and Llama-architecture models (Llama, Mistral without a sliding window).")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "A LoRA, DoRA or (IA)³ adapter to merge first.") var adapter: String?
-    @Option(help: "q8_0, q4_0, q4_k, f16 or bf16.") var type: GGUFExporter.OutputType
+    @Option(help: "q8_0, q4_0, q4_k, q4_k_m, q6_k, f16 or bf16.") var type: GGUFExporter.OutputType
     @Option(help: "The .gguf file to write.") var output: String
 
     func run() throws {

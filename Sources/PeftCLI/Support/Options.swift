@@ -24,7 +24,7 @@ struct ModelOptions: ParsableArguments {
 
 /// `--quantize TYPE` on the commands that run a model: frozen matrices in a GGML block format.
 struct QuantizeOption: ParsableArguments {
-    @Option(help: "Quantize the frozen weights at load: q8_0 (8.5 bits per weight), q4_0 or q4_k (4.5 bits); norms stay f32.")
+    @Option(help: "Quantize the frozen weights at load: q8_0 (8.5 bits per weight), q6_k (6.6), q4_0 or q4_k (4.5); norms stay f32.")
     var quantize: QuantType?
 }
 
