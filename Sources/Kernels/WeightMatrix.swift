@@ -27,6 +27,14 @@ public struct WeightMatrix: @unchecked Sendable {
     /// model's bf16 compute), on dequantized bf16 panels; otherwise in f32.
     public var bf16Products = false
 
+    /// The order in which the stored columns read the inputs: stored column j multiplies input `indices[j]` (GPTQ
+    /// act-order checkpoints, whose groups are regrouped into contiguous blocks). nil: the natural order.
+    public final class InputOrder: @unchecked Sendable {
+        public let indices: [Int32]
+        public init(_ indices: [Int32]) { self.indices = indices }
+    }
+    public var inputOrder: InputOrder?
+
     public init(rows: Int, cols: Int, storage: Storage, owner: AnyObject) {
         self.rows = rows; self.cols = cols; self.storage = storage; self.owner = owner
     }
@@ -220,6 +228,20 @@ public struct WeightMatrix: @unchecked Sendable {
                         ldy: Int? = nil, accumulate: Bool = false, exact: Bool = true) {
         let ldx = ldx ?? cols, ldy = ldy ?? rows
         if m == 0 { return }
+        if let order = inputOrder {
+            // Inputs gathered into stored-column order, then the ordinary product.
+            let gathered = FloatBuffer(count: m * cols), c = cols
+            order.indices.withUnsafeBufferPointer { idx in
+                for r in 0..<m {
+                    let src = x + r * ldx, dst = gathered.pointer + r * c
+                    for j in 0..<c { dst[j] = src[Int(idx[j])] }
+                }
+            }
+            var plain = self
+            plain.inputOrder = nil
+            plain.forward(gathered.pointer, rows: m, ldx: cols, into: y, ldy: ldy, accumulate: accumulate, exact: exact)
+            return
+        }
         if case .quantized(let type, let w) = storage {
             forwardQuantized(type, w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate, exact: exact)
             return
@@ -278,6 +300,24 @@ public struct WeightMatrix: @unchecked Sendable {
                               into dx: UnsafeMutablePointer<Float>, lddx: Int? = nil, accumulate: Bool = false) {
         let lddy = lddy ?? rows, lddx = lddx ?? cols
         if m == 0 { return }
+        if let order = inputOrder {
+            // The gradient in stored-column order, scattered back to the inputs.
+            let stored = FloatBuffer(count: m * cols), c = cols
+            var plain = self
+            plain.inputOrder = nil
+            plain.backwardInput(dy, rows: m, lddy: lddy, into: stored.pointer, lddx: cols)
+            order.indices.withUnsafeBufferPointer { idx in
+                for r in 0..<m {
+                    let src = stored.pointer + r * c, dst = dx + r * lddx
+                    if accumulate {
+                        for j in 0..<c { dst[Int(idx[j])] += src[j] }
+                    } else {
+                        for j in 0..<c { dst[Int(idx[j])] = src[j] }
+                    }
+                }
+            }
+            return
+        }
         switch storage {
         case .quantized(let type, let w):
             if bf16Products && Gemm.hasBF16Products {
@@ -348,6 +388,14 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Copies rows `r` of W into `dst` as f32 (`dst` holds `cols` floats per row).
     public func readRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        if let order = inputOrder {
+            let stored = FloatBuffer(count: cols)
+            var plain = self
+            plain.inputOrder = nil
+            plain.readRow(r, into: stored.pointer)
+            for (j, i) in order.indices.enumerated() { dst[Int(i)] = stored.pointer[j] }
+            return
+        }
         switch storage {
         case .float32(let w): dst.update(from: w + r * cols, count: cols)
         case .bfloat16(let w): pk_bf16_to_f32(w + r * cols, dst, cols)
@@ -357,6 +405,11 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// The whole matrix as f32 (for tests, merging and saving).
     public func toFloat() -> FloatBuffer {
+        if inputOrder != nil {
+            let out = FloatBuffer(count: rows * cols)
+            for r in 0..<rows { readRow(r, into: out.pointer + r * cols) }
+            return out
+        }
         let out = FloatBuffer(count: rows * cols)
         switch storage {
         case .float32(let w): out.copy(from: w, count: rows * cols)

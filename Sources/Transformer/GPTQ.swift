@@ -7,8 +7,9 @@ import ModelIO
 /// output, `scales` [in/group, out] f16 and `g_idx` [in]; `w[o, i] = scale[g_idx[i], o] * (q[i, o] - zero')` with
 /// zero' = stored zero + 1 (checkpoint format `gptq`) or the stored zero (`gptq_v2`).
 ///
-/// A symmetric 4-bit checkpoint without act-order reordering maps exactly onto q4_0 blocks (d = scale, value - 8),
-/// so it runs straight from 4-bit storage without ever being dequantized to bf16. Anything else is refused by name.
+/// A symmetric 4-bit checkpoint maps exactly onto q4_0 blocks (d = scale, value - 8), so it runs straight from 4-bit
+/// storage without ever being dequantized to bf16; with act-order (desc_act), the inputs are taken in group order.
+/// Anything else is refused by name.
 struct GPTQConfig: Sendable, Equatable {
     var bits: Int
     var groupSize: Int
@@ -53,11 +54,26 @@ struct GPTQConfig: Sendable, Equatable {
         guard qweight.dtypeName == "I32", qzeros.dtypeName == "I32", scales.dtypeName == "F16" else {
             throw TransformerError.weights(reason: "\(module): GPTQ tensors must be I32 qweight/qzeros and F16 scales")
         }
+        // Act-order (desc_act) checkpoints assign inputs to groups out of order (g_idx). Sorting the inputs by group
+        // makes every block of 32 share one scale again; the matrix then reads its inputs in that order.
+        var order: [Int32]?
         if directory.contains(module + ".g_idx") {
             let g = try load("g_idx", [inp])
+            guard g.dtypeName == "I32" else { throw TransformerError.weights(reason: "\(module): GPTQ g_idx must be I32, not \(g.dtypeName)") }
             let idx = g.data.assumingMemoryBound(to: Int32.self)
-            if let i = (0..<inp).first(where: { Int(idx[$0]) != $0 / groupSize }) {
-                throw TransformerError.weights(reason: "\(module): act-order (desc_act) reordering at input \(i) is not supported; use a checkpoint quantized with desc_act false")
+            if (0..<inp).contains(where: { Int(idx[$0]) != $0 / groupSize }) {
+                var members = [[Int32]](repeating: [], count: groups)
+                for i in 0..<inp {
+                    let gi = Int(idx[i])
+                    guard gi >= 0, gi < groups else {
+                        throw TransformerError.weights(reason: "\(module): g_idx[\(i)] = \(gi) is outside the \(groups) groups")
+                    }
+                    members[gi].append(Int32(i))
+                }
+                if let bad = members.firstIndex(where: { $0.count != groupSize }) {
+                    throw TransformerError.weights(reason: "\(module): GPTQ group \(bad) holds \(members[bad].count) inputs, not the group size \(groupSize); such act-order checkpoints are not supported")
+                }
+                order = members.flatMap { $0 }
             }
         }
         let qw = qweight.data.assumingMemoryBound(to: UInt32.self), qz = qzeros.data.assumingMemoryBound(to: UInt32.self)
@@ -72,8 +88,13 @@ struct GPTQConfig: Sendable, Equatable {
         }
         // q4_0: per output row, blocks of 32 inputs: f16 scale, byte j = q[j] | q[16 + j] << 4.
         let type = QuantType.q4_0
-        func q(_ i: Int, _ o: Int) -> UInt8 { UInt8((qw[(i / 8) * out + o] >> UInt32(4 * (i % 8))) & 0xF) }
-        return WeightMatrix.packing(type, rows: out, cols: inp) { o, row in
+        // Input at (sorted) position p: order[p]; its group is p / groupSize.
+        let source: (Int) -> Int = order.map { o in { Int(o[$0]) } } ?? { $0 }
+        func q(_ p: Int, _ o: Int) -> UInt8 {
+            let i = source(p)
+            return UInt8((qw[(i / 8) * out + o] >> UInt32(4 * (i % 8))) & 0xF)
+        }
+        var m = WeightMatrix.packing(type, rows: out, cols: inp) { o, row in
             for b in 0..<(inp / 32) {
                 let dst = row + b * type.blockBytes
                 let scale = sc[(b * 32 / groupSize) * out + o]
@@ -82,5 +103,7 @@ struct GPTQConfig: Sendable, Equatable {
                 for j in 0..<16 { dst[2 + j] = q(b * 32 + j, o) | (q(b * 32 + 16 + j, o) << 4) }
             }
         }
+        if let order { m.inputOrder = WeightMatrix.InputOrder(order) }
+        return m
     }
 }

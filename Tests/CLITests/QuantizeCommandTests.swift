@@ -51,13 +51,15 @@ final class QuantizeCommandTests: XCTestCase {
     }
 
     func testLoRAOnAGPTQCheckpoint() throws {
-        let out = tmp.path("gptq-lora")
-        let t = try PeftCommand.run(["train", "--model", modelFixture("tiny-qwen2-gptq").path, "--data", tmp.path("train.jsonl"),
-                                     "--output", out, "--max-steps", "2", "--batch-size", "2"])
-        XCTAssertEqual(t.status, 0, t.stderr)
-        let g = try PeftCommand.run(["generate", "--model", modelFixture("tiny-qwen2-gptq").path, "--adapter", out,
-                                     "--prompt", "hi", "--max-new-tokens", "3", "--json"])
-        XCTAssertEqual(g.status, 0, g.stderr)
+        for name in ["tiny-qwen2-gptq", "tiny-qwen2-gptq-actorder"] {
+            let out = tmp.path("\(name)-lora")
+            let t = try PeftCommand.run(["train", "--model", modelFixture(name).path, "--data", tmp.path("train.jsonl"),
+                                         "--output", out, "--max-steps", "2", "--batch-size", "2"])
+            XCTAssertEqual(t.status, 0, t.stderr)
+            let g = try PeftCommand.run(["generate", "--model", modelFixture(name).path, "--adapter", out,
+                                         "--prompt", "hi", "--max-new-tokens", "3", "--json"])
+            XCTAssertEqual(g.status, 0, g.stderr)
+        }
     }
 
     func testBadQuantizeInput() throws {
