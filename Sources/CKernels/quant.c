@@ -66,10 +66,107 @@ static void quantize_q4_0(const float *x, uint8_t *out) {
     }
 }
 
+// Candidate grids is in [from, to] of make_qkx2_quants, all fitted with the current `min`: the fitted scale and min,
+// the weighted squared error, and whether the fit exists (D > 0). Scalar twin of the vector version below.
+static void qkx2_candidates(int n, int nmax, const float *x, const float *weights, float min, float max, float rmin,
+                            float rdelta, int from, int to, float sum_w, float sum_x, float *cs, float *cm, float *ce,
+                            int *ok) {
+    uint8_t Laux[256];
+    for (int is = from; is <= to; ++is) {
+        const float iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * (x[i] - min));
+            l = l < 0 ? 0 : l > nmax ? nmax : l;
+            Laux[i] = (uint8_t)l;
+            const float w = weights[i];
+            sum_l += w * l;
+            sum_l2 += w * l * l;
+            sum_xl += w * l * x[i];
+        }
+        const float D = sum_w * sum_l2 - sum_l * sum_l;
+        ok[is] = D > 0;
+        if (!(D > 0)) continue;
+        float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+        float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+        if (this_min > 0) {
+            this_min = 0;
+            this_scale = sum_xl / sum_l2;
+        }
+        float cur_error = 0;
+        for (int i = 0; i < n; ++i) {
+            const float diff = this_scale * Laux[i] + this_min - x[i];
+            cur_error += weights[i] * diff * diff;
+        }
+        cs[is] = this_scale;
+        cm[is] = this_min;
+        ce[is] = cur_error;
+    }
+}
+
+// The same, 16 candidates per vector: each lane performs the scalar operations in the scalar order (separate
+// multiplies and adds, no fused products), so every result is bit for bit the scalar one.
+#pragma clang fp contract(off)
+PK_AVX512 static void qkx2_candidates_avx512(int n, int nmax, const float *x, const float *weights, float min, float max,
+                                             float rmin, float rdelta, int from, int to, float sum_w, float sum_x,
+                                             float *cs, float *cm, float *ce, int *ok) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 magic = _mm512_set1_ps(12582912.f), zero = _mm512_setzero_ps();
+    const __m512i mant = _mm512_set1_epi32(0x007fffff), bias = _mm512_set1_epi32(0x00400000);
+    const __m512i top = _mm512_set1_epi32(nmax);
+    __m512 lf[256];
+    for (int base = from; base <= to; base += 16) {
+        const __m512 is = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(base), lane));
+        const __m512 iscale = _mm512_div_ps(
+            _mm512_add_ps(_mm512_add_ps(_mm512_set1_ps(rmin), _mm512_mul_ps(_mm512_set1_ps(rdelta), is)), _mm512_set1_ps((float)nmax)),
+            _mm512_set1_ps(max - min));
+        __m512 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+        for (int i = 0; i < n; ++i) {
+            const __m512 v = _mm512_mul_ps(iscale, _mm512_set1_ps(x[i] - min));
+            __m512i l = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(_mm512_add_ps(v, magic)), mant), bias);
+            l = _mm512_min_epi32(_mm512_max_epi32(l, _mm512_setzero_si512()), top);
+            lf[i] = _mm512_cvtepi32_ps(l);
+            const __m512 w = _mm512_set1_ps(weights[i]);
+            const __m512 wl = _mm512_mul_ps(w, lf[i]);
+            sum_l = _mm512_add_ps(sum_l, wl);
+            sum_l2 = _mm512_add_ps(sum_l2, _mm512_mul_ps(wl, lf[i]));
+            sum_xl = _mm512_add_ps(sum_xl, _mm512_mul_ps(wl, _mm512_set1_ps(x[i])));
+        }
+        const __m512 sw = _mm512_set1_ps(sum_w), sx = _mm512_set1_ps(sum_x);
+        const __m512 D = _mm512_sub_ps(_mm512_mul_ps(sw, sum_l2), _mm512_mul_ps(sum_l, sum_l));
+        const __mmask16 valid = _mm512_cmp_ps_mask(D, zero, _CMP_GT_OQ);
+        __m512 scale = _mm512_div_ps(_mm512_sub_ps(_mm512_mul_ps(sw, sum_xl), _mm512_mul_ps(sx, sum_l)), D);
+        __m512 mn = _mm512_div_ps(_mm512_sub_ps(_mm512_mul_ps(sum_l2, sx), _mm512_mul_ps(sum_l, sum_xl)), D);
+        const __mmask16 positive = _mm512_cmp_ps_mask(mn, zero, _CMP_GT_OQ);
+        mn = _mm512_mask_blend_ps(positive, mn, zero);
+        scale = _mm512_mask_blend_ps(positive, scale, _mm512_div_ps(sum_xl, sum_l2));
+        __m512 err = zero;
+        for (int i = 0; i < n; ++i) {
+            const __m512 diff = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(scale, lf[i]), mn), _mm512_set1_ps(x[i]));
+            err = _mm512_add_ps(err, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(weights[i]), diff), diff));
+        }
+        float s16[16], m16[16], e16[16];
+        _mm512_storeu_ps(s16, scale);
+        _mm512_storeu_ps(m16, mn);
+        _mm512_storeu_ps(e16, err);
+        for (int j = 0; j < 16 && base + j <= to; j++) {
+            ok[base + j] = (valid >> j) & 1;
+            cs[base + j] = s16[j];
+            cm[base + j] = m16[j];
+            ce[base + j] = e16[j];
+        }
+    }
+}
+#pragma clang fp contract(on)
+
 // GGML's make_qkx2_quants for one sub-block: an affine grid (scale, min <= 0) fitted by weighted least squares over
 // `nstep + 1` candidate grid densities. Returns the scale and writes -min and the levels L.
+//
+// Each accepted candidate moves `min`, which the later candidates are fitted from; so the candidates after the
+// current best are evaluated together with the current min until the first improves on it, which is then taken
+// and the rest evaluated again: the scalar loop's sequence of choices exactly, in a few vector passes.
 static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                              uint8_t *Laux, float rmin, float rdelta, int nstep) {
+                              float rmin, float rdelta, int nstep) {
     float min = x[0], max = x[0];
     float sum_w = weights[0], sum_x = sum_w * x[0];
     for (int i = 1; i < n; ++i) {
@@ -94,37 +191,31 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
         float diff = scale * L[i] + min - x[i];
         best_error += weights[i] * diff * diff;
     }
-    for (int is = 0; is <= nstep; ++is) {
-        iscale = (rmin + rdelta * is + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = nearest_int(iscale * (x[i] - min));
-            l = l < 0 ? 0 : l > nmax ? nmax : l;
-            Laux[i] = (uint8_t)l;
-            float w = weights[i];
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
+    float cs[64], cm[64], ce[64];
+    int ok[64];
+    const int vector = n <= 256 && nstep < 64 && pk_has_avx512();
+    int best = -1;
+    float best_min = min;   // the min the chosen grid was fitted from
+    for (int from = 0; from <= nstep;) {
+        if (vector) qkx2_candidates_avx512(n, nmax, x, weights, min, max, rmin, rdelta, from, nstep, sum_w, sum_x, cs, cm, ce, ok);
+        else qkx2_candidates(n, nmax, x, weights, min, max, rmin, rdelta, from, nstep, sum_w, sum_x, cs, cm, ce, ok);
+        int taken = -1;
+        for (int is = from; is <= nstep; ++is) {
+            if (ok[is] && ce[is] < best_error) { taken = is; break; }
         }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float cur_error = 0;
-            for (int i = 0; i < n; ++i) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                cur_error += weights[i] * diff * diff;
-            }
-            if (cur_error < best_error) {
-                for (int i = 0; i < n; ++i) L[i] = Laux[i];
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
+        if (taken < 0) break;
+        best = taken;
+        best_min = min;
+        best_error = ce[taken];
+        scale = cs[taken];
+        min = cm[taken];
+        from = taken + 1;
+    }
+    if (best >= 0) {
+        iscale = (rmin + rdelta * best + nmax) / (max - best_min);
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * (x[i] - best_min));
+            L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
         }
     }
     *the_min = -min;
@@ -143,7 +234,7 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 }
 
 static void quantize_q4_k(const float *x, uint8_t *out) {
-    uint8_t L[256], Laux[32];
+    uint8_t L[256];
     float weights[32], mins[8], scales[8];
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; ++j) {
@@ -151,7 +242,7 @@ static void quantize_q4_k(const float *x, uint8_t *out) {
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
         float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+        scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], -1.f, 0.1f, 20);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
