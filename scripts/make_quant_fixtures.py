@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Golden bytes for GGML block quantization from the `gguf` package (PyPI), whose numpy quantizers round exactly as
-GGML's reference quantizers (q8_0, q4_0) and whose dequantizers read every type (q4_k too).
+GGML's reference quantizers (q8_0, q4_0, q5_0) and whose dequantizers read every type (q4_k too).
 
     python3 scripts/make_quant_fixtures.py
 Needs: numpy, gguf. Writes Tests/Fixtures/golden/quant.json:
   - values: 4 x 512 floats (normal, with outliers, a zero block, tiny values)
-  - q8_0 / q4_0: gguf's quantized bytes (hex) and their dequantized values
+  - q8_0 / q4_0 / q5_0: gguf's quantized bytes (hex) and their dequantized values
   - q4_k_blocks: random q4_k super-blocks (valid f16 scales) as hex, and gguf's dequantized values
 """
 import json
@@ -27,7 +27,8 @@ def main():
     values[3, 64:96] = 0.0        # an all-zero block
     values[3, 96:128] = 1e-6 * rng.standard_normal(32).astype(np.float32)
     golden = {"values": values.flatten().tolist()}
-    for name, qtype in [("q8_0", GGMLQuantizationType.Q8_0), ("q4_0", GGMLQuantizationType.Q4_0)]:
+    for name, qtype in [("q8_0", GGMLQuantizationType.Q8_0), ("q4_0", GGMLQuantizationType.Q4_0),
+                        ("q5_0", GGMLQuantizationType.Q5_0)]:
         q = quants.quantize(values, qtype)
         golden[name] = {"bytes": q.tobytes().hex(), "dequantized": quants.dequantize(q, qtype).flatten().tolist()}
     # q4_k: gguf has no quantizer; its dequantizer is the reference for random super-blocks.

@@ -31,6 +31,7 @@ size_t pk_quant_block_bytes(int type) {
     switch (type) {
     case PK_Q8_0: return 34;
     case PK_Q4_0: return 18;
+    case PK_Q5_0: return 22;
     case PK_Q6_K: return 210;
     default: return 144;
     }
@@ -285,6 +286,29 @@ static void quantize_q4_k(const float *x, uint8_t *out) {
     }
 }
 
+// q5_0: f16 d, the 32 fifth bits (qh), then 16 bytes of low nibbles (weight j low, j + 16 high); d = max / -16.
+static void quantize_q5_0(const float *x, uint8_t *out) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++) {
+        if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+    }
+    const float d = max / -16.f;
+    const float id = d ? 1.f / d : 0.f;
+    uint16_t h = f16_bits(d);
+    memcpy(out, &h, 2);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        const float x0 = x[j] * id, x1 = x[16 + j] * id;
+        int q0 = (int8_t)(x0 + 16.5f), q1 = (int8_t)(x1 + 16.5f);
+        q0 = q0 < 31 ? q0 : 31;
+        q1 = q1 < 31 ? q1 : 31;
+        out[6 + j] = (uint8_t)((q0 & 0xF) | ((q1 & 0xF) << 4));
+        qh |= ((uint32_t)(q0 & 0x10) >> 4) << j;
+        qh |= ((uint32_t)(q1 & 0x10) >> 4) << (j + 16);
+    }
+    memcpy(out + 2, &qh, 4);
+}
+
 // GGML's make_qx_quants with rmse_type 1 (weights x^2) for one sub-block of a symmetric grid with levels
 // -nmax..nmax-1: the best of 19 candidate scales by weighted least squares. Writes levels + nmax into L.
 static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
@@ -412,6 +436,7 @@ void pk_quantize(int type, const float *x, uint8_t *out, size_t nblocks) {
         switch (type) {
         case PK_Q8_0: quantize_q8_0(x + b * bs, out + b * bb); break;
         case PK_Q4_0: quantize_q4_0(x + b * bs, out + b * bb); break;
+        case PK_Q5_0: quantize_q5_0(x + b * bs, out + b * bb); break;
         case PK_Q6_K: quantize_q6_k(x + b * bs, out + b * bb); break;
         default: quantize_q4_k(x + b * bs, out + b * bb); break;
         }
@@ -435,6 +460,15 @@ static void dequantize_block(int type, const uint8_t *b, float *y) {
     case PK_Q8_0:
         for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)b[2 + j];
         break;
+    case PK_Q5_0: {
+        uint32_t qh;
+        memcpy(&qh, b + 2, 4);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)((int)((b[6 + j] & 0xF) | (((qh >> j) & 1) << 4)) - 16) * d;
+            y[16 + j] = (float)((int)((b[6 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16) * d;
+        }
+        break;
+    }
     case PK_Q4_0:
         for (int j = 0; j < 16; j++) {
             y[j] = d * (float)((b[2 + j] & 0xF) - 8);

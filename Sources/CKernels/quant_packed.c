@@ -7,6 +7,8 @@
 //     quants (row 0 first), each stored + 128 (XOR 0x80) so that they are unsigned for dpbusd;
 //   - q4_0 (144 bytes): the 8 f16 scales, then 4 chunks of bytes 4c..4c+3 of each row's 16 nibble bytes (low nibble:
 //     weight 4c+i, high nibble: weight 16+4c+i);
+//   - q5_0 (176 bytes): the 8 f16 scales, the 8 rows' 32-bit masks of fifth bits (bit j: weight j), then the nibble
+//     chunks as q4_0;
 //   - q4_k (1184 bytes): the 8 f16 super-scales d, the 8 f16 super-mins dmin, the 6-bit scales unpacked to bytes
 //     [sub-block][row] (64), the 6-bit mins likewise (64), then 32 chunks of 4 bytes of each row's 128 quant bytes;
 //   - q6_k (2192 bytes): the 8 f16 scales d, the int8 sub-block scales [16 sub-blocks][row] (128), then 64 chunks
@@ -22,6 +24,7 @@ size_t pk_packed_block_bytes(int type) {
     switch (type) {
     case PK_Q8_0: return 272;
     case PK_Q4_0: return 144;
+    case PK_Q5_0: return 176;
     case PK_Q6_K: return 2192;
     default: return 1184;
     }
@@ -32,9 +35,11 @@ size_t pk_packed_bytes(int type, size_t rows, size_t k) {
 }
 
 // Header bytes before the quant chunks, and quant bytes per GGML block row.
-static size_t header_bytes(int type) { return type == PK_Q4_K ? 160 : type == PK_Q6_K ? 144 : 16; }
-static size_t quant_bytes(int type) { return type == PK_Q8_0 ? 32 : type == PK_Q4_0 ? 16 : type == PK_Q6_K ? 256 : 128; }
-static size_t ggml_header_bytes(int type) { return type == PK_Q4_K ? 16 : 2; }
+static size_t header_bytes(int type) { return type == PK_Q4_K ? 160 : type == PK_Q6_K ? 144 : type == PK_Q5_0 ? 48 : 16; }
+static size_t quant_bytes(int type) {
+    return type == PK_Q8_0 ? 32 : type == PK_Q4_0 || type == PK_Q5_0 ? 16 : type == PK_Q6_K ? 256 : 128;
+}
+static size_t ggml_header_bytes(int type) { return type == PK_Q4_K ? 16 : type == PK_Q5_0 ? 6 : 2; }
 
 // The 6-bit scale and min of sub-block j from GGML's 12 packed bytes, and back.
 static inline void get_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
@@ -86,6 +91,7 @@ void pk_pack_group(int type, const uint8_t *const rows[8], size_t k, uint8_t *ou
                     memcpy(dst + 16 + 2 * r, src + 2, 2);
                     for (int j = 0; j < 8; j++) get_scale_min(j, src + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
                 }
+                if (type == PK_Q5_0) memcpy(dst + 16 + 4 * r, src + 2, 4);
             }
             for (size_t c = 0; c < qb / 4; c++) {
                 for (int i = 0; i < 4; i++) dst[hb + c * 32 + 4 * r + i] = (src ? src[gh + 4 * c + i] : 0) ^ flip;
@@ -110,6 +116,7 @@ void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out
             continue;
         }
         memcpy(dst, src + 2 * r, 2);
+        if (type == PK_Q5_0) memcpy(dst + 2, src + 16 + 4 * r, 4);
         if (type == PK_Q4_K) {
             uint8_t sc[8], mn[8];
             memcpy(dst + 2, src + 16 + 2 * r, 2);
@@ -149,6 +156,16 @@ static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *
                 const uint8_t v = blk[hb + c * 32 + 4 * r + i];
                 y[4 * c + i] = d * (float)((v & 0xF) - 8);
                 y[16 + 4 * c + i] = d * (float)((v >> 4) - 8);
+            }
+    } else if (type == PK_Q5_0) {
+        uint32_t qh;
+        memcpy(&qh, blk + 16 + 4 * r, 4);
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 4; i++) {
+                const uint8_t v = blk[hb + c * 32 + 4 * r + i];
+                const int k0 = 4 * c + i, k1 = 16 + 4 * c + i;
+                y[k0] = d * (float)((int)((v & 0xF) | (((qh >> k0) & 1) << 4)) - 16);
+                y[k1] = d * (float)((int)((v >> 4) | (((qh >> k1) & 1) << 4)) - 16);
             }
     } else {
         const float dmin = half_to_float(blk + 16 + 2 * r);
@@ -224,6 +241,16 @@ PK_AVX512 static void dequantize_rows_avx512(int type, const uint8_t *w, size_t 
                 const __m128i hi = _mm_xor_si128(row_bytes16(blk + hb + 128, i), flip);
                 put16(of, ob, at, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo))));
                 put16(of, ob, at + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi))));
+            } else if (type == PK_Q5_0) {
+                const __m512i v = _mm512_cvtepu8_epi32(row_bytes16(blk + hb, i));
+                const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                uint32_t qh;
+                memcpy(&qh, blk + 16 + 4 * i, 4);
+                const __m512i one = _mm512_set1_epi32(1), sixteen = _mm512_set1_epi32(16);
+                const __m512i h0 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)qh), lanes), one), 4);
+                const __m512i h1 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)(qh >> 16)), lanes), one), 4);
+                put16(of, ob, at, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_or_si512(_mm512_and_si512(v, low), h0), sixteen))));
+                put16(of, ob, at + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_or_si512(_mm512_srli_epi32(v, 4), h1), sixteen))));
             } else if (type == PK_Q4_0) {
                 const __m512i v = _mm512_cvtepu8_epi32(row_bytes16(blk + hb, i));
                 const __m512i eight = _mm512_set1_epi32(8);
@@ -311,6 +338,25 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
         }
         return;
     }
+    if (type == PK_Q5_0) {
+        for (size_t b = 0; b < k / 32; b++) {
+            const uint8_t *blk = g + b * pb;
+            const int8_t *xb = qx + 32 * b;
+            for (int r = 0; r < 8; r++) {
+                uint32_t qh;
+                memcpy(&qh, blk + 16 + 4 * r, 4);
+                int32_t isum = -16 * sx[b];
+                for (int c = 0; c < 4; c++)
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t v = blk[hb + c * 32 + 4 * r + i];
+                        const int k0 = 4 * c + i, k1 = 16 + 4 * c + i;
+                        isum += (int)((v & 0xF) | (((qh >> k0) & 1) << 4)) * xb[k0] + (int)((v >> 4) | (((qh >> k1) & 1) << 4)) * xb[k1];
+                    }
+                out[r] += half_to_float(blk + 2 * r) * dx[b] * (float)isum;
+            }
+        }
+        return;
+    }
     if (type == PK_Q8_0 || type == PK_Q4_0) {
         const int chunks = type == PK_Q8_0 ? 8 : 4, offset = type == PK_Q8_0 ? 128 : 8;
         for (size_t b = 0; b < k / 32; b++) {
@@ -371,8 +417,14 @@ static inline int32_t load_i32(const int8_t *p) {
     const size_t pb = pk_packed_block_bytes(type), nb = k / 32;                                                        \
     const __m256i low = _mm256_set1_epi8(0xF);                                                                         \
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};              \
-    if (type == PK_Q8_0 || type == PK_Q4_0) {                                                                          \
-        const int q8 = type == PK_Q8_0;                                                                                \
+    if (type == PK_Q8_0 || type == PK_Q4_0 || type == PK_Q5_0) {                                                       \
+        const int q8 = type == PK_Q8_0, q5 = type == PK_Q5_0;                                                          \
+        /* q5_0: each lane's fifth bits, spread one per byte (bit 4) for the 4 weights of a chunk. */                 \
+        const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,                    \
+                                                0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);                   \
+        const __m256i bits = _mm256_setr_epi8(1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8,                          \
+                                              1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8);                         \
+        const __m256i fifth = _mm256_set1_epi8(0x10);                                                                  \
         for (size_t b = 0; b < nb; b++) {                                                                              \
             const uint8_t *blk = g + b * pb;                                                                           \
             _mm_prefetch((const char *)(blk + PREFETCH), _MM_HINT_T0);                                                 \
@@ -386,10 +438,18 @@ static inline int32_t load_i32(const int8_t *p) {
                 if (SIGNED_Q8)                                                                                         \
                     for (int c = 0; c < 8; c++) w[c] = _mm256_xor_si256(w[c], _mm256_set1_epi8((char)0x80));          \
             } else {                                                                                                   \
+                const size_t at = q5 ? 48 : 16;                                                                        \
+                const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();      \
                 for (int c = 0; c < 4; c++) {                                                                          \
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));                        \
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + at + 32 * c));                        \
                     w[c] = _mm256_and_si256(v, low);                                                                   \
                     w[4 + c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);                                         \
+                    if (q5) {                                                                                          \
+                        const __m256i b0 = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_srli_epi32(qh, 4 * c), spread), bits);       \
+                        const __m256i b1 = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_srli_epi32(qh, 16 + 4 * c), spread), bits);  \
+                        w[c] = _mm256_or_si256(w[c], _mm256_and_si256(_mm256_cmpeq_epi8(b0, bits), fifth));            \
+                        w[4 + c] = _mm256_or_si256(w[4 + c], _mm256_and_si256(_mm256_cmpeq_epi8(b1, bits), fifth));    \
+                    }                                                                                                  \
                 }                                                                                                      \
             }                                                                                                          \
             for (int j = 0; j < MT; j++) {                                                                             \
@@ -410,7 +470,7 @@ static inline int32_t load_i32(const int8_t *p) {
                         }                                                                                              \
                     }                                                                                                  \
                 } else {                                                                                               \
-                    s0 = _mm256_set1_epi32(-8 * sxb);                                                                  \
+                    s0 = _mm256_set1_epi32((q5 ? -16 : -8) * sxb);                                                     \
                     for (int c = 0; c < 4; c++) {                                                                      \
                         s0 = DOT(s0, w[c], _mm256_set1_epi32(load_i32(xq + 4 * c)));                                   \
                         s1 = DOT(s1, w[4 + c], _mm256_set1_epi32(load_i32(xq + 16 + 4 * c)));                          \

@@ -123,9 +123,9 @@ public enum GGUFExporter {
         for (gguf, _, shape) in plan {
             var t: GGMLType = shape.count == 1 ? .f32
                 : type.matrixType(for: gguf, layerCount: config.layerCount, tied: config.tieWordEmbeddings)
-            // Rows that are not whole blocks: q8_0 (llama.cpp takes q5_0 for q4_k and q8_0 for q6_k), else f16.
+            // Rows that are not whole blocks: llama.cpp's fallback (q5_0 for q4_k, q8_0 for q6_k), else f16.
             if let q = QuantType(rawValue: "\(t)"), shape.count == 2, shape[1] % q.blockSize != 0 {
-                t = shape[1] % QuantType.q8_0.blockSize == 0 ? .q8_0 : .f16
+                t = q.format(forColumns: shape[1]).flatMap { GGMLType(rawValue: UInt32($0.ggmlType)) } ?? .f16
                 fallbacks.append("\(gguf) (\(shape[1]) columns) as \(t)")
             }
             types[gguf] = t
@@ -159,7 +159,7 @@ public enum GGUFExporter {
                 case .f32: out.baseAddress!.copyMemory(from: values.pointer, byteCount: n * 4)
                 case .f16: Convert.fromFloat(values.pointer, dtype: .float16, into: out.baseAddress!, count: n)
                 case .bf16: Convert.fromFloat(values.pointer, dtype: .bfloat16, into: out.baseAddress!, count: n)
-                case .q8_0, .q4_0, .q4_k, .q6_k:
+                case .q8_0, .q4_0, .q5_0, .q4_k, .q6_k:
                     guard let q = QuantType(rawValue: "\(tensor.type)") else { throw ModelIOError.malformed(path: output.path, reason: "no quantizer for \(tensor.type)") }
                     q.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
                 }

@@ -87,6 +87,7 @@ public final class GGUFModel: @unchecked Sendable {
             case .q4_0: return quantized(.q4_0)
             case .q4_k: return quantized(.q4_k)
             case .q6_k: return quantized(.q6_k)
+            case .q5_0: return quantized(.q5_0)
             case .f32, .f16, .bf16:
                 let values = try vector(name, count: rows * cols)
                 if permuted {
@@ -108,7 +109,7 @@ public final class GGUFModel: @unchecked Sendable {
             case .f32: Convert.toFloat(t.data, dtype: .float32, into: out.pointer, count: count)
             case .f16: Convert.toFloat(t.data, dtype: .float16, into: out.pointer, count: count)
             case .bf16: Convert.toFloat(t.data, dtype: .bfloat16, into: out.pointer, count: count)
-            case .q8_0, .q4_0, .q4_k, .q6_k:
+            case .q8_0, .q4_0, .q5_0, .q4_k, .q6_k:
                 let q = QuantType(rawValue: "\(t.type)")!
                 q.dequantize(t.data.assumingMemoryBound(to: UInt8.self), count: count, into: out.pointer)
             }

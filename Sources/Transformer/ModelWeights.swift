@@ -138,7 +138,8 @@ extension ModelWeights {
 
 extension ModelWeights {
     /// Quantizes the frozen matrices (every projection, the embedding and an untied LM head) to `type`; norms and
-    /// biases stay f32. A matrix whose rows are not whole q4_k super-blocks falls back to q8_0 (as llama.cpp does).
+    /// biases stay f32. A matrix whose rows are not whole k-quant super-blocks gets llama.cpp's fallback (q5_0 for
+    /// q4_k, q8_0 for q6_k).
     /// Returns the bytes the matrices take afterwards.
     @discardableResult
     public func quantize(_ type: QuantType) -> Int {
@@ -150,7 +151,7 @@ extension ModelWeights {
         }
         for t in tensors {
             guard case .matrix(let m)? = storage(t) else { continue }
-            if let q = m.quantized(type) ?? (type == .q4_k || type == .q6_k ? m.quantized(.q8_0) : nil) {
+            if let format = type.format(forColumns: m.cols), let q = m.quantized(format) {
                 replace(t, with: .matrix(q))
                 bytes += q.byteCount
             } else {
@@ -250,8 +251,8 @@ final class WeightLoader {
         try t.expectShape([rows, cols])
         let stored = try t.dtype()
         let aligned = Int(bitPattern: t.data) % 4 == 0
-        // q4_k needs rows of whole 256-blocks; others get q8_0, as llama.cpp falls back for such tensors.
-        let format = quantize.flatMap { q in cols % q.blockSize == 0 ? q : ((q == .q4_k || q == .q6_k) && cols % 32 == 0 ? .q8_0 : nil) }
+        // k-quants need rows of whole 256-blocks; others get llama.cpp's fallback format.
+        let format = quantize.flatMap { $0.format(forColumns: cols) }
         if let q = format {
             // Row by row from the mapping into blocks; then the source pages are dropped.
             let m = WeightMatrix.packing(q, rows: rows, cols: cols, bf16Products: dtype == .bfloat16) { r, out in

@@ -12,6 +12,7 @@ final class QuantTests: XCTestCase {
         let values: [Float]
         let q8_0: Quantized
         let q4_0: Quantized
+        let q5_0: Quantized
         let q4_k_blocks: Quantized
     }
 
@@ -29,9 +30,9 @@ final class QuantTests: XCTestCase {
         return out
     }
 
-    func testQ8AndQ4QuantizeBitForBitAsGGUF() throws {
+    func testQ8Q4AndQ5QuantizeBitForBitAsGGUF() throws {
         let g = try golden()
-        for (type, expected) in [(QuantType.q8_0, g.q8_0), (.q4_0, g.q4_0)] {
+        for (type, expected) in [(QuantType.q8_0, g.q8_0), (.q4_0, g.q4_0), (.q5_0, g.q5_0)] {
             var out = [UInt8](repeating: 0, count: type.byteCount(rows: 1, cols: g.values.count))
             g.values.withUnsafeBufferPointer { v in
                 out.withUnsafeMutableBufferPointer { type.quantize(v.baseAddress!, count: g.values.count, into: $0.baseAddress!) }

@@ -114,8 +114,8 @@ void pk_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, 
 typedef void (*pk_task_fn)(void *ctx, size_t chunk);
 void pk_pool_run(int threads, size_t chunks, pk_task_fn fn, void *ctx);
 
-/// GGML block formats (see quant.c): q8_0, q4_0 (32 weights a block), q4_k and q6_k (256 a super-block).
-enum { PK_Q8_0 = 8, PK_Q4_0 = 2, PK_Q4_K = 12, PK_Q6_K = 14 };
+/// GGML block formats (see quant.c): q8_0, q5_0, q4_0 (32 weights a block), q4_k and q6_k (256 a super-block).
+enum { PK_Q8_0 = 8, PK_Q4_0 = 2, PK_Q5_0 = 6, PK_Q4_K = 12, PK_Q6_K = 14 };
 /// q6_K's 256 six-bit levels (0..63) from its ql/qh bytes, and back.
 void pk_q6k_levels(const uint8_t *block, uint8_t *levels);
 void pk_q6k_pack_levels(const uint8_t *levels, uint8_t *block);

@@ -65,7 +65,7 @@ public enum GGUFValue: Equatable, Sendable {
 
 /// GGML tensor types GGUF files name (the ones this engine reads or writes).
 public enum GGMLType: UInt32, Sendable {
-    case f32 = 0, f16 = 1, q4_0 = 2, q8_0 = 8, q4_k = 12, q6_k = 14, bf16 = 30
+    case f32 = 0, f16 = 1, q4_0 = 2, q5_0 = 6, q8_0 = 8, q4_k = 12, q6_k = 14, bf16 = 30
 
     /// (elements per block, bytes per block).
     public var block: (size: Int, bytes: Int) {
@@ -73,6 +73,7 @@ public enum GGMLType: UInt32, Sendable {
         case .f32: (1, 4)
         case .f16, .bf16: (1, 2)
         case .q4_0: (32, 18)
+        case .q5_0: (32, 22)
         case .q8_0: (32, 34)
         case .q4_k: (256, 144)
         case .q6_k: (256, 210)

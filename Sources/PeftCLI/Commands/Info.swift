@@ -110,7 +110,7 @@ struct Info: ParsableCommand {
 
     /// Weight bytes with the matrices in each block format, as a GGUF file (`peft quantize`) and in memory
     /// (`--quantize`: groups of 8 rows, q6_k's levels a byte each), vectors in f32; k-quant rows that are not whole
-    /// super-blocks counted at q8_0, as they are stored.
+    /// super-blocks counted in llama.cpp's fallback format, as they are stored.
     static func quantizedSizes(_ c: ModelConfig) -> [(name: String, disk: Int, memory: Int)] {
         var shapes: [(rows: Int, cols: Int)] = [(c.vocabSize, c.hiddenSize)]
         if !c.tieWordEmbeddings { shapes.append((c.vocabSize, c.hiddenSize)) }
@@ -123,7 +123,7 @@ struct Info: ParsableCommand {
         return QuantType.allCases.map { q in
             var disk = vectors, memory = vectors
             for s in shapes {
-                let format = s.cols % q.blockSize == 0 ? q : .q8_0
+                let format = q.format(forColumns: s.cols) ?? .q8_0
                 disk += format.byteCount(rows: s.rows, cols: s.cols)
                 memory += format.packedByteCount(rows: s.rows, cols: s.cols)
             }
