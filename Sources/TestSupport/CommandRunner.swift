@@ -10,6 +10,34 @@ public struct CommandResult {
 }
 
 public enum PeftCommand {
+    /// Open MPI's `mpirun`, when installed.
+    public static var mpirun: URL? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for dir in path.split(separator: ":").map(String.init) + ["/usr/bin"] {
+            let url = URL(fileURLWithPath: dir).appendingPathComponent("mpirun")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return nil
+    }
+
+    /// Runs `mpirun -np ranks peft args...` on this machine (one thread per rank); `ranks` may also be an MPMD list
+    /// of per-rank commands, each `[program, args...]` with "peft" standing for the built executable.
+    public static func runMPI(ranks: Int, _ args: [String], perRank: [[String]]? = nil) throws -> CommandResult {
+        guard let mpirun else { throw CocoaError(.fileNoSuchFile) }
+        var launcher = [mpirun.path, "--oversubscribe", "--bind-to", "none"]
+        let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "PEFT_NUM_THREADS": "1",
+                   "OMPI_MCA_btl": "self,tcp", "OMPI_MCA_rmaps_base_oversubscribe": "1"]
+        if let perRank {
+            for (i, command) in perRank.enumerated() {
+                if i > 0 { launcher.append(":") }
+                launcher += ["-np", "1"] + command.map { $0 == "peft" ? executable.path : $0 }
+            }
+            return try run([], environment: env, launcher: launcher)
+        }
+        launcher += ["-np", "\(ranks)", executable.path]
+        return try run(args, environment: env, launcher: launcher)
+    }
+
     /// `.build/<config>/peft`.
     public static var executable: URL {
         let candidates = [Bundle.main.bundleURL] + Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() }
@@ -23,10 +51,15 @@ public enum PeftCommand {
     /// Runs `peft args...`; `onStderrLine` sees stderr lines as they arrive (and may return true to send SIGINT).
     @discardableResult
     public static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:],
-                           interruptWhen: ((String) -> Bool)? = nil) throws -> CommandResult {
+                           interruptWhen: ((String) -> Bool)? = nil, launcher: [String] = []) throws -> CommandResult {
         let process = Process()
-        process.executableURL = executable
-        process.arguments = args
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + args
+        } else {
+            process.executableURL = executable
+            process.arguments = args
+        }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env

@@ -35,6 +35,8 @@ public final class Trainer {
         public var elapsed: Double
         public var interrupted: Bool
         public var output: URL
+        /// Seconds spent summing gradients across data-parallel ranks (0 in one process).
+        public var allreduceSeconds: Double = 0
     }
 
     public let model: TransformerModel
@@ -46,6 +48,9 @@ public final class Trainer {
     public let logURL: URL
     public let baseModelPath: String
     public let plan: StepPlan
+    /// Data-parallel ranks (mpirun): each takes a token-balanced share of every micro-batch of the global plan, the
+    /// ranks sum gradients, and rank 0 alone writes logs, checkpoints and the output. nil: one process.
+    public let communicator: MPICommunicator?
 
     public var onStep: ((StepReport) -> Void)?
     public var onEval: ((Int, LossEvaluator.Result) -> Void)?
@@ -60,7 +65,7 @@ public final class Trainer {
 
     public init(model: TransformerModel, adapter: TrainableAdapter, options: TrainingOptions, train: [TrainingExample],
                 eval: [TrainingExample], output: URL, baseModelPath: String, logURL: URL? = nil,
-                plan: StepPlan? = nil) throws {
+                plan: StepPlan? = nil, communicator: MPICommunicator? = nil) throws {
         try options.validate()
         guard !train.isEmpty else { throw TrainingError.options("no training examples") }
         if options.maxSteps == nil {
@@ -80,7 +85,12 @@ public final class Trainer {
         self.output = output
         self.logURL = logURL ?? output.appendingPathComponent("train_log.jsonl")
         self.baseModelPath = baseModelPath
-        self.plan = plan ?? StepPlan(exampleCount: train.count, options: options)
+        self.communicator = communicator
+        // With N ranks the plan is a single process's with N times the batch: --batch-size x --grad-accum x N
+        // examples per optimiser step, split among the ranks.
+        var global = options
+        global.batchSize = options.batchSize * (communicator?.size ?? 1)
+        self.plan = plan ?? StepPlan(exampleCount: train.count, options: global)
         switch options.optimizer ?? .adamw {
         case .adamw:
             optimizer = AdamW(parameterCount: adapter.parameterCount, weightDecay: Float(options.weightDecay))
@@ -100,9 +110,28 @@ public final class Trainer {
                    totalSteps: totalSteps)
     }
 
-    /// Sequence lengths of every packed micro-batch of the plan.
+    /// Sequence lengths of every packed micro-batch this process runs (its share, with several ranks).
     var microBatchLengths: [[Int]] {
-        plan.steps.flatMap(\.microBatches).map { $0.map { train[$0].ids.count } }
+        plan.steps.flatMap(\.microBatches).map { share($0).map { train[$0].ids.count } }.filter { !$0.isEmpty }
+    }
+
+    public var rank: Int { communicator?.rank ?? 0 }
+    public var worldSize: Int { communicator?.size ?? 1 }
+    /// The process that writes logs, checkpoints and the output.
+    public var isPrimary: Bool { rank == 0 }
+
+    /// This rank's share of a micro-batch: examples dealt longest first to the rank with the fewest tokens so far
+    /// (ties to the lower rank), so ranks carry balanced tokens; in the micro-batch's own order. One process: all.
+    func share(_ indices: [Int]) -> [Int] {
+        let n = worldSize
+        guard n > 1 else { return indices }
+        var load = [Int](repeating: 0, count: n), owner = [Int: Int]()
+        for i in indices.sorted(by: { (train[$0].ids.count, $1) > (train[$1].ids.count, $0) }) {
+            let r = load.indices.min(by: { (load[$0], $0) < (load[$1], $1) })!
+            owner[i] = r
+            load[r] += train[i].ids.count
+        }
+        return indices.filter { owner[$0] == rank }
     }
 
     /// Rows of the largest packed micro-batch of the plan (the adapter's virtual tokens included).
@@ -119,8 +148,10 @@ public final class Trainer {
     public func run(resume: URL? = nil) throws -> Summary {
         var start = 0
         if let resume { start = try restore(from: resume) }
-        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        try rewriteLog()
+        if isPrimary {
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            try rewriteLog()
+        }
         let buffers = model.makeBuffers(batches: microBatchLengths, policy: policy)
         adapter.reserve(rows: capacity)
         adapter.parametersDidChange()
@@ -130,23 +161,40 @@ public final class Trainer {
         var lastLoss: Double? = history.last(where: { $0.type == "train" })?.loss
         var lastEval: LossEvaluator.Result? = nil
         var interrupted = false
+        var allreduceSeconds = 0.0
         var step = start
         while step < totalSteps {
             let planned = plan.steps[step]
+            // Every rank knows the whole step, so the token-weighted mean needs no communication for its divisor.
             let windowLabels = planned.microBatches.flatMap { $0 }.reduce(0) { $0 + train[$1].labelCount }
             let scale = 1 / Float(max(1, windowLabels))
             adapter.zeroGradients()
-            var lossSum = 0.0
-            for (m, indices) in planned.microBatches.enumerated() {
+            var lossSum = 0.0, stepTokens = 0
+            for (m, all) in planned.microBatches.enumerated() {
+                let indices = share(all)
+                if indices.isEmpty { continue }
                 let batch = PackedBatch(sequences: indices.map { train[$0].ids })
                 let labels = indices.flatMap { train[$0].labels }
-                let key = SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(m))
-                let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: scale, buffers: buffers,
-                                                   context: PassContext(training: true, randomKey: key))
+                var context = PassContext(training: true, randomKey: SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(m)))
+                // Dropout masks follow the example (its index in the data and the step), whichever rank runs it.
+                context.sequenceKeys = indices.map { SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000_0000 &+ UInt64($0) &+ 1) }
+                context.sequenceRows = indices.map { train[$0].ids.count }
+                let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: scale, buffers: buffers, context: context)
                 lossSum += s
-                tokensSeen += batch.rowCount
+                stepTokens += batch.rowCount
             }
             adapter.finishGradients()
+            var stopRequested = shouldStop()
+            if let world = communicator {
+                let t0 = clock.now
+                try world.sum(adapter.gradients.pointer, count: adapter.gradients.count)
+                let totals = try world.sum([lossSum, Double(stepTokens), stopRequested ? 1 : 0])
+                allreduceSeconds += (clock.now - t0).seconds
+                lossSum = totals[0]
+                stepTokens = Int(totals[1])
+                stopRequested = totals[2] > 0
+            }
+            tokensSeen += stepTokens
             let norm = GradientClipping.clip(adapter.gradients, maxNorm: Float(options.maxGradNorm))
             let lr = schedule.rate(at: step)
             optimizer.update(parameters: adapter.parameters, gradients: adapter.gradients, lr: Float(lr))
@@ -157,12 +205,14 @@ public final class Trainer {
             let elapsed = (clock.now - began).seconds
             let rate = Double(tokensSeen) / max(elapsed, 1e-9)
             let epoch = Double(step) / Double(plan.stepsPerEpoch)
-            try log(LogEntry(type: "train", step: step, epoch: epoch, loss: loss, learningRate: lr,
-                             gradNorm: Double(norm), tokens: tokensSeen, tokensPerSecond: rate, elapsedSeconds: elapsed))
+            var entry = LogEntry(type: "train", step: step, epoch: epoch, loss: loss, learningRate: lr,
+                                 gradNorm: Double(norm), tokens: tokensSeen, tokensPerSecond: rate, elapsedSeconds: elapsed)
+            if communicator != nil { entry.allreduceSeconds = allreduceSeconds }
+            try log(entry)
             onStep?(StepReport(step: step, totalSteps: totalSteps, epoch: epoch, loss: loss, learningRate: lr,
                                gradNorm: Double(norm), tokensPerSecond: rate, elapsed: elapsed,
                                eta: elapsed / Double(step - start) * Double(totalSteps - step)))
-            let evalDue = !eval.isEmpty && (planned.endsEpoch || (options.evalEvery.map { step % $0 == 0 } ?? false)
+            let evalDue = isPrimary && !eval.isEmpty && (planned.endsEpoch || (options.evalEvery.map { step % $0 == 0 } ?? false)
                                             || step == totalSteps)
             if evalDue {
                 let result = try LossEvaluator.evaluate(model: model, examples: eval, batchSize: options.batchSize)
@@ -171,24 +221,27 @@ public final class Trainer {
                                  evalPerplexity: result.perplexity))
                 onEval?(step, result)
             }
-            let stop = shouldStop()
+            let stop = stopRequested
             let saveDue = planned.endsEpoch || (options.saveEvery.map { step % $0 == 0 } ?? false) || stop
-            if saveDue {
+            if saveDue && isPrimary {
                 try saveCheckpoint(step: step, epoch: planned.epoch)
             }
             if stop { interrupted = true; break }
         }
-        try adapter.writeOutput(to: output, baseModel: baseModelPath)
+        if isPrimary { try adapter.writeOutput(to: output, baseModel: baseModelPath) }
         let elapsed = (clock.now - began).seconds
-        return Summary(steps: step, finalLoss: lastLoss, lastEval: lastEval,
-                       tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed,
-                       interrupted: interrupted, output: output)
+        var summary = Summary(steps: step, finalLoss: lastLoss, lastEval: lastEval,
+                              tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed,
+                              interrupted: interrupted, output: output)
+        summary.allreduceSeconds = allreduceSeconds
+        return summary
     }
 
     // MARK: - Log
 
     private func log(_ entry: LogEntry) throws {
         history.append(entry)
+        guard isPrimary else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var line = try encoder.encode(entry)
@@ -229,8 +282,9 @@ public final class Trainer {
 
     private func saveCheckpoint(step: Int, epoch: Int) throws {
         let url = checkpointURL(step: step)
-        let state = TrainerState(globalStep: step, epoch: epoch, options: options, exampleCount: train.count,
+        var state = TrainerState(globalStep: step, epoch: epoch, options: options, exampleCount: train.count,
                                  model: fingerprint, logHistory: history)
+        state.worldSize = worldSize
         try AtomicFile.writeDirectory(url) { dir in
             if adapter.method.savesAdapter {
                 try adapter.writeOutput(to: dir, baseModel: baseModelPath)
@@ -272,6 +326,7 @@ public final class Trainer {
         if state.options.batchSize != options.batchSize { differences.append("--batch-size \(state.options.batchSize) -> \(options.batchSize)") }
         if state.options.gradientAccumulation != options.gradientAccumulation { differences.append("--grad-accum \(state.options.gradientAccumulation) -> \(options.gradientAccumulation)") }
         if state.options.seed != options.seed { differences.append("--seed \(state.options.seed) -> \(options.seed)") }
+        if (state.worldSize ?? 1) != worldSize { differences.append("ranks \(state.worldSize ?? 1) -> \(worldSize) (resume with mpirun -np \(state.worldSize ?? 1))") }
         if !differences.isEmpty {
             throw TrainingError.resume(path: url.path, reason: "the run's data order would change: " + differences.joined(separator: ", "))
         }

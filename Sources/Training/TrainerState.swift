@@ -9,10 +9,23 @@ public struct TrainerState: Codable, Sendable {
     public var exampleCount: Int
     public var model: ModelFingerprint
     public var logHistory: [LogEntry]
+    /// The data-parallel ranks that made the checkpoint (absent: one process); resuming needs as many.
+    public var worldSize: Int?
 
     enum CodingKeys: String, CodingKey {
         case globalStep = "global_step", epoch, options, exampleCount = "example_count", model
-        case logHistory = "log_history"
+        case logHistory = "log_history", worldSize = "world_size"
+    }
+
+    public init(globalStep: Int, epoch: Int, options: TrainingOptions, exampleCount: Int, model: ModelFingerprint,
+                logHistory: [LogEntry], worldSize: Int? = nil) {
+        self.globalStep = globalStep
+        self.epoch = epoch
+        self.options = options
+        self.exampleCount = exampleCount
+        self.model = model
+        self.logHistory = logHistory
+        self.worldSize = worldSize
     }
 }
 
@@ -60,11 +73,14 @@ public struct LogEntry: Codable, Sendable, Equatable {
     public var elapsedSeconds: Double?
     public var evalLoss: Double?
     public var evalPerplexity: Double?
+    /// Data-parallel runs: seconds spent summing gradients across ranks so far.
+    public var allreduceSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case type, step, epoch, loss, tokens
         case learningRate = "learning_rate", gradNorm = "grad_norm", tokensPerSecond = "tokens_per_second"
         case elapsedSeconds = "elapsed_seconds", evalLoss = "eval_loss", evalPerplexity = "eval_perplexity"
+        case allreduceSeconds = "allreduce_seconds"
     }
 
     public init(type: String, step: Int, epoch: Double, loss: Double? = nil, learningRate: Double? = nil,

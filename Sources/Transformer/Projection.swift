@@ -46,6 +46,12 @@ public struct PassContext: Sendable {
     /// Incremental decoding: quantized weights may multiply activations rounded to 8 bits (llama.cpp's numerics).
     public var decode: Bool = false
 
+    /// Per-sequence random streams of a packed batch: sequence i (rows `sequenceRows[i]` long, packed in order) draws
+    /// its dropout masks from `sequenceKeys[i]`, so a mask is a function of the example, not of the batch it is
+    /// packed into (data-parallel ranks reproduce a single process's masks). Empty: `randomKey` for the whole pass.
+    public var sequenceKeys: [UInt64] = []
+    public var sequenceRows: [Int] = []
+
     public init(training: Bool, randomKey: UInt64 = 0) {
         self.training = training
         self.randomKey = randomKey

@@ -183,10 +183,29 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
         SplitMix64.mix(context.randomKey &+ UInt64(site.index) &* 0x9E37_79B9)
     }
 
-    /// x with dropout applied (x * mask / (1 - p)) into `out`; the mask is a pure function of (key, site, index).
+    /// x with dropout applied (x * mask / (1 - p)) into `out`; the mask is a pure function of (key, site, index),
+    /// with one key per sequence when the context names them (the index then counts within the sequence).
     private func applyDropout(_ x: UnsafePointer<Float>, count: Int, site: Site, context: PassContext,
                               into out: UnsafeMutablePointer<Float>) {
-        Ops.dropout(x, into: out, count: count, p: dropout, key: dropoutKey(site, context))
+        forEachDropoutSegment(count: count, site: site, context: context) { offset, n, key in
+            Ops.dropout(x + offset, into: out + offset, count: n, p: dropout, key: key)
+        }
+    }
+
+    /// The dropout streams of a pass: (element offset, count, key) per sequence, or the whole pass under one key.
+    private func forEachDropoutSegment(count: Int, site: Site, context: PassContext, _ body: (Int, Int, UInt64) -> Void) {
+        let rows = context.sequenceRows.reduce(0, +)
+        guard !context.sequenceKeys.isEmpty, context.sequenceKeys.count == context.sequenceRows.count, rows > 0,
+              count % rows == 0 else {
+            body(0, count, dropoutKey(site, context))
+            return
+        }
+        let width = count / rows
+        var offset = 0
+        for (key, n) in zip(context.sequenceKeys, context.sequenceRows) {
+            body(offset, n * width, SplitMix64.mix(key &+ UInt64(site.index) &* 0x9E37_79B9))
+            offset += n * width
+        }
     }
 
     // MARK: DoRA weight norms
@@ -357,6 +376,9 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
             Ops.axpy(-1, dy, scratch2.pointer, count: rows * s.outFeatures)
             linear.weight.backwardInput(scratch2.pointer, rows: rows, into: scratch.pointer, accumulate: true)
         }
-        Ops.dropoutBackwardAdd(scratch.pointer, into: dx, count: count, p: dropout, key: dropoutKey(s, context))
+        let gradient = UnsafePointer(scratch.pointer)
+        forEachDropoutSegment(count: count, site: s, context: context) { offset, n, key in
+            Ops.dropoutBackwardAdd(gradient + offset, into: dx + offset, count: n, p: dropout, key: key)
+        }
     }
 }

@@ -114,6 +114,19 @@ void pk_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, 
 typedef void (*pk_task_fn)(void *ctx, size_t chunk);
 void pk_pool_run(int threads, size_t chunks, pk_task_fn fn, void *ctx);
 
+/// Open MPI loaded at run time (mpi_loader.c). pk_mpi_launched: the world size mpirun announced (0: not launched).
+int pk_mpi_launched(void);
+int pk_mpi_init(void);
+const char *pk_mpi_error(void);
+int pk_mpi_rank(void);
+int pk_mpi_size(void);
+/// In-place sums over all ranks; 0 on success.
+int pk_mpi_allreduce_f32(float *buf, size_t count);
+int pk_mpi_allreduce_f64(double *buf, size_t count);
+int pk_mpi_barrier(void);
+void pk_mpi_abort(int code);
+void pk_mpi_finalize(void);
+
 /// GGML block formats (see quant.c): q8_0, q5_0, q4_0 (32 weights a block), q4_k and q6_k (256 a super-block).
 enum { PK_Q8_0 = 8, PK_Q4_0 = 2, PK_Q5_0 = 6, PK_Q4_K = 12, PK_Q6_K = 14 };
 /// q6_K's 256 six-bit levels (0..63) from its ql/qh bytes, and back.

@@ -15,6 +15,8 @@ struct Train: ParsableCommand {
         tuning / P-tuning v2: trained keys and values in every layer). Writes a Python-PEFT adapter \
         (adapter_config.json + adapter_model.safetensors), checkpoints and a JSON-lines log to --output. Ctrl-C saves \
         a checkpoint and the adapter before stopping.
+
+        Data-parallel over MPI: `mpirun -np N peft train ...` (Open MPI). Every rank loads the model and takes a         token-balanced share of each step's examples; the ranks sum gradients, so a step covers --batch-size x         --grad-accum x N examples and the result equals one process with N times the batch size. Rank 0 alone         writes the log, checkpoints and adapter; --resume needs the same N.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -47,6 +49,24 @@ struct Train: ParsableCommand {
     @Flag(help: "Drop invalid records (with a count) instead of stopping at the first.") var skipInvalid = false
 
     func run() throws {
+        // Under mpirun: MPI first, so that a failure anywhere below names its rank and ends every rank.
+        let world: MPICommunicator?
+        do { world = try MPICommunicator.fromEnvironment() } catch { throw ValidationError("mpirun started this process, but \(error)") }
+        guard let world else { return try train(world: nil) }
+        do {
+            try train(world: world)
+        } catch let exit as ExitCode {
+            world.finalize()
+            throw exit
+        } catch {
+            let message = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            FileHandle.standardError.write(Data("peft train: rank \(world.rank) of \(world.size) failed: \(message)\n".utf8))
+            world.abort(1)
+        }
+        world.finalize()
+    }
+
+    func train(world: MPICommunicator?) throws {
         guard let schedule = LRSchedule.Kind(rawValue: lrScheduler) else {
             throw ValidationError("--lr-scheduler must be one of: \(LRSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -77,7 +97,7 @@ struct Train: ParsableCommand {
                               evalURL: evalData.map { URL(fileURLWithPath: $0) }, output: URL(fileURLWithPath: output),
                               logURL: log.map { URL(fileURLWithPath: $0) }, method: methodOptions, options: options,
                               templateOptions: templateOptions, dtype: dtype ?? .fastestForTraining, skipInvalid: skipInvalid,
-                              quantize: quantizeOption.quantize)
+                              quantize: quantizeOption.quantize, quiet: !(world?.isPrimary ?? true), world: world)
         let summary = try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
         if summary.interrupted { throw ExitCode(130) }
     }
@@ -98,6 +118,8 @@ struct TrainingJob {
     /// QLoRA-style training: the frozen base in a block format, the adapter in f32.
     var quantize: QuantType? = nil
     var quiet = false
+    /// Data-parallel ranks (mpirun); nil: one process.
+    var world: MPICommunicator? = nil
 
     @discardableResult
     func run(resume: URL? = nil, model preloaded: LoadedModel? = nil) throws -> Trainer.Summary {
@@ -120,7 +142,7 @@ struct TrainingJob {
                                              baseModel: modelURL.path, baseDirectory: modelURL)
         let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
                                   eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
-                                  logURL: logURL)
+                                  logURL: logURL, communicator: world)
         if !quiet {
             var notes = ["\(train.conversations.count) \(train.format.rawValue) records from \(dataURL.lastPathComponent)"]
             if !train.skipped.isEmpty { notes.append("\(train.skipped.count) invalid skipped") }
@@ -128,7 +150,8 @@ struct TrainingJob {
             let tokens = built.examples.reduce(0) { $0 + $1.ids.count }
             Terminal.note(notes.joined(separator: ", ") + "; \(built.examples.count) examples, \(tokens) tokens, \(formatter.template.rawValue) format")
             Terminal.note("\(adapter.summary): \(adapter.parameterCount.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(adapter.parameterCount) / Double(loaded.model.config.parameterCount)))% of \(loaded.model.config.parameterCount.formatted()))")
-            let perStep = options.gradientAccumulation > 1 ? "\(options.batchSize) x \(options.gradientAccumulation) accumulated" : "\(options.batchSize)"
+            var perStep = options.gradientAccumulation > 1 ? "\(options.batchSize) x \(options.gradientAccumulation) accumulated" : "\(options.batchSize)"
+            if let world { perStep += " x \(world.size) ranks" }
             Terminal.note("\(trainer.totalSteps) steps of \(perStep) examples, \(dtype.rawValue), \(Gemm.backendDescription) GEMM, activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")
         }
         Interrupt.install()
@@ -144,6 +167,7 @@ struct TrainingJob {
             }
         }
         let summary = try trainer.run(resume: resume)
+        guard trainer.isPrimary else { return summary }
         try TrainSummary(method: adapter.method.rawValue, summary: adapter.summary, trainableParameters: adapter.parameterCount,
                          modelParameters: loaded.model.config.parameterCount, steps: summary.steps,
                          tokensPerSecond: summary.tokensPerSecond, elapsedSeconds: summary.elapsed,
@@ -157,6 +181,10 @@ struct TrainingJob {
             Terminal.note(String(format: "done: %d steps in %@, %.1f tokens/s, final loss %.4f; %@ in %@",
                                  summary.steps, Terminal.duration(summary.elapsed), summary.tokensPerSecond,
                                  summary.finalLoss ?? .nan, adapter.method.savesAdapter ? "adapter" : "model", output.path))
+            if let world {
+                Terminal.note(String(format: "%d ranks; summing gradients took %.2f%% of the run", world.size,
+                                     100 * summary.allreduceSeconds / max(summary.elapsed, 1e-9)))
+            }
         }
         return summary
     }
