@@ -184,15 +184,13 @@ public final class Trainer {
                 stepTokens += batch.rowCount
             }
             adapter.finishGradients()
-            var stopRequested = shouldStop()
             if let world = communicator {
                 let t0 = clock.now
                 try world.sum(adapter.gradients.pointer, count: adapter.gradients.count)
-                let totals = try world.sum([lossSum, Double(stepTokens), stopRequested ? 1 : 0])
+                let totals = try world.sum([lossSum, Double(stepTokens)])
                 allreduceSeconds += (clock.now - t0).seconds
                 lossSum = totals[0]
                 stepTokens = Int(totals[1])
-                stopRequested = totals[2] > 0
             }
             tokensSeen += stepTokens
             let norm = GradientClipping.clip(adapter.gradients, maxNorm: Float(options.maxGradNorm))
@@ -221,7 +219,9 @@ public final class Trainer {
                                  evalPerplexity: result.perplexity))
                 onEval?(step, result)
             }
-            let stop = stopRequested
+            var stop = shouldStop()
+            // Any rank's stop request (Ctrl-C reaches them at different moments) stops every rank at this step.
+            if let world = communicator { stop = try world.sum([stop ? 1 : 0])[0] > 0 }
             let saveDue = planned.endsEpoch || (options.saveEvery.map { step % $0 == 0 } ?? false) || stop
             if saveDue && isPrimary {
                 try saveCheckpoint(step: step, epoch: planned.epoch)
