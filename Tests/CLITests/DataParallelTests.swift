@@ -100,8 +100,55 @@ final class DataParallelTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("killed") + "/adapter_model.safetensors"))
     }
 
-    /// Two hosts as two network namespaces joined by a veth pair, Open MPI over TCP between them.
+    /// Two hosts as two network namespaces joined by a veth pair: mpirun in one, its daemon started in the other by an
+    /// rsh agent that enters the namespace (as ssh would log in), ranks talking TCP across the pair. Needs root and
+    /// `ip` (iproute2); skipped where the environment does not allow namespaces.
     func testTwoHostsOverTCP() throws {
-        throw XCTSkip("two-host run needs network namespaces set up outside the test (ip netns, veth) and an rsh agent per host; see README 'Data-parallel training'")
+        @discardableResult
+        func sh(_ command: String) -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", command]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            guard (try? p.run()) != nil else { return -1 }
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        let id = Int(getpid()) % 200 + 20
+        let (h1, h2) = ("peft-h1-\(id)", "peft-h2-\(id)")
+        let (a, b) = ("10.\(id).7.1", "10.\(id).7.2")
+        let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard getuid() == 0, let ip, sh("ip netns add \(h1)") == 0 else {
+            throw XCTSkip("network namespaces are not available here (needs root and iproute2)")
+        }
+        defer { sh("ip netns del \(h1); ip netns del \(h2)") }
+        let setup = """
+            ip netns add \(h2) && ip link add pv\(id)a type veth peer name pv\(id)b && \
+            ip link set pv\(id)a netns \(h1) && ip link set pv\(id)b netns \(h2) && \
+            ip -n \(h1) addr add \(a)/24 dev pv\(id)a && ip -n \(h2) addr add \(b)/24 dev pv\(id)b && \
+            ip -n \(h1) link set pv\(id)a up && ip -n \(h2) link set pv\(id)b up && \
+            ip -n \(h1) link set lo up && ip -n \(h2) link set lo up
+            """
+        guard sh(setup) == 0 else { throw XCTSkip("cannot create a veth pair between network namespaces here") }
+        let agent = tmp.url.appendingPathComponent("agent.sh")
+        try """
+            #!/bin/sh
+            host=$1; shift
+            case "$host" in \(a)) ns=\(h1) ;; \(b)) ns=\(h2) ;; *) echo "unknown host $host" >&2; exit 1 ;; esac
+            exec ip netns exec "$ns" /bin/sh -c "$*"
+            """.write(to: agent, atomically: true, encoding: .utf8)
+        sh("chmod +x \(agent.path)")
+        let single = tmp.path("one-host"), parallel = tmp.path("two-hosts")
+        XCTAssertEqual(try PeftCommand.run(args(batch: 4, output: single)).status, 0)
+        let subnet = "10.\(id).7.0/24"
+        let r = try PeftCommand.run(args(batch: 2, output: parallel), environment: [
+            "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"],
+            launcher: [ip, "netns", "exec", h1, PeftCommand.mpirun!.path, "--host", "\(a):1,\(b):1", "-np", "2",
+                       "--mca", "plm_rsh_agent", agent.path, "--mca", "btl", "self,tcp",
+                       "--mca", "btl_tcp_if_include", subnet, "--mca", "oob_tcp_if_include", subnet,
+                       "-x", "PEFT_NUM_THREADS=1", PeftCommand.executable.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try assertSameRun(single, parallel)
     }
 }
