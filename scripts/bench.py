@@ -162,6 +162,31 @@ def bench_qlora(model, data, steps, batch, maxlen, big_model):
         row("q4_k base", *ours_train(big_model, data, 2, batch, maxlen, ["--quantize", "q4_k", "--gradient-checkpointing"] + lora), big)
 
 
+def bench_mpi(model, data, steps, batch, maxlen):
+    """Data-parallel LoRA: one process with one thread against `mpirun -np 2` with one thread per rank, the same
+    global batch; tokens/s and the share of the run spent summing gradients (allreduce_seconds in the log)."""
+    print(f"\nData-parallel LoRA r=8 on q_proj,v_proj, global batch {batch}, max length {maxlen}, {steps} timed steps, "
+          f"one thread per process")
+    env = dict(os.environ, PEFT_NUM_THREADS="1", OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    results = {}
+    for ranks in [1, 2]:
+        with tempfile.TemporaryDirectory() as out_dir:
+            cmd = [PEFT, "train", "--model", model, "--data", data, "--output", out_dir, "--max-steps", str(steps + 1),
+                   "--batch-size", str(batch // ranks), "--max-length", str(maxlen)] + METHOD_FLAGS["lora"]
+            if ranks > 1:
+                cmd = ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "core"] + cmd
+            _, rss = measured(cmd, env=env)
+            log = [json.loads(l) for l in open(os.path.join(out_dir, "train_log.jsonl")) if '"train"' in l]
+            span = log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"]
+            rate = (log[-1]["tokens"] - log[0]["tokens"]) / span
+            reduce = (log[-1].get("allreduce_seconds", 0) - log[0].get("allreduce_seconds", 0)) / span
+            wait = (log[-1].get("rank_wait_seconds", 0) - log[0].get("rank_wait_seconds", 0)) / span
+            results[ranks] = rate
+            row(f"{ranks} rank{'s' if ranks > 1 else ''}", rate, rss, (results[1], rss) if ranks > 1 else None)
+            if ranks > 1:
+                print(f"    allreduce {100 * reduce:.2f}% of step time; rank 0 waiting for the other {100 * wait:.2f}%")
+
+
 def bench_gguf(model, new_tokens, llama_python, types):
     """Greedy decode from GGUF files that `peft quantize` writes: ours against llama.cpp (llama-cpp-python, built
     from source) on the same file, the same prompt ids and the same thread count; ours in bf16 as the baseline."""
@@ -192,7 +217,7 @@ def bench_gguf(model, new_tokens, llama_python, types):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "gguf", "qlora", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "gguf", "qlora", "mpi", "all"])
     ap.add_argument("--llama-python", default="/opt/llama/bin/python",
                     help="for `gguf`: a Python with llama-cpp-python (the peer)")
     ap.add_argument("--big-model", help="for `full` and `qlora`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
@@ -216,6 +241,8 @@ def main():
         bench_train(args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what in ("full", "all"):
         bench_full(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
+    if args.what == "mpi":
+        bench_mpi(args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what == "qlora":
         bench_qlora(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
     if args.what == "gguf":

@@ -37,6 +37,8 @@ public final class Trainer {
         public var output: URL
         /// Seconds spent summing gradients across data-parallel ranks (0 in one process).
         public var allreduceSeconds: Double = 0
+        /// Seconds this rank waited for the others to finish their shares before summing.
+        public var rankWaitSeconds: Double = 0
     }
 
     public let model: TransformerModel
@@ -161,7 +163,7 @@ public final class Trainer {
         var lastLoss: Double? = history.last(where: { $0.type == "train" })?.loss
         var lastEval: LossEvaluator.Result? = nil
         var interrupted = false
-        var allreduceSeconds = 0.0
+        var allreduceSeconds = 0.0, waitSeconds = 0.0
         var step = start
         while step < totalSteps {
             let planned = plan.steps[step]
@@ -185,6 +187,10 @@ public final class Trainer {
             }
             adapter.finishGradients()
             if let world = communicator {
+                // Waiting for the slowest rank (uneven shares) is timed apart from the summing itself.
+                let w0 = clock.now
+                world.barrier()
+                waitSeconds += (clock.now - w0).seconds
                 let t0 = clock.now
                 try world.sum(adapter.gradients.pointer, count: adapter.gradients.count)
                 let totals = try world.sum([lossSum, Double(stepTokens)])
@@ -205,7 +211,10 @@ public final class Trainer {
             let epoch = Double(step) / Double(plan.stepsPerEpoch)
             var entry = LogEntry(type: "train", step: step, epoch: epoch, loss: loss, learningRate: lr,
                                  gradNorm: Double(norm), tokens: tokensSeen, tokensPerSecond: rate, elapsedSeconds: elapsed)
-            if communicator != nil { entry.allreduceSeconds = allreduceSeconds }
+            if communicator != nil {
+                entry.allreduceSeconds = allreduceSeconds
+                entry.rankWaitSeconds = waitSeconds
+            }
             try log(entry)
             onStep?(StepReport(step: step, totalSteps: totalSteps, epoch: epoch, loss: loss, learningRate: lr,
                                gradNorm: Double(norm), tokensPerSecond: rate, elapsed: elapsed,
@@ -234,6 +243,7 @@ public final class Trainer {
                               tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed,
                               interrupted: interrupted, output: output)
         summary.allreduceSeconds = allreduceSeconds
+        summary.rankWaitSeconds = waitSeconds
         return summary
     }
 

@@ -73,14 +73,16 @@ public struct LogEntry: Codable, Sendable, Equatable {
     public var elapsedSeconds: Double?
     public var evalLoss: Double?
     public var evalPerplexity: Double?
-    /// Data-parallel runs: seconds spent summing gradients across ranks so far.
+    /// Data-parallel runs: seconds spent summing gradients across ranks so far, and rank 0's waiting for slower
+    /// ranks before each sum.
     public var allreduceSeconds: Double?
+    public var rankWaitSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case type, step, epoch, loss, tokens
         case learningRate = "learning_rate", gradNorm = "grad_norm", tokensPerSecond = "tokens_per_second"
         case elapsedSeconds = "elapsed_seconds", evalLoss = "eval_loss", evalPerplexity = "eval_perplexity"
-        case allreduceSeconds = "allreduce_seconds"
+        case allreduceSeconds = "allreduce_seconds", rankWaitSeconds = "rank_wait_seconds"
     }
 
     public init(type: String, step: Int, epoch: Double, loss: Double? = nil, learningRate: Double? = nil,

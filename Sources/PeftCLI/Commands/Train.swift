@@ -182,8 +182,9 @@ struct TrainingJob {
                                  summary.steps, Terminal.duration(summary.elapsed), summary.tokensPerSecond,
                                  summary.finalLoss ?? .nan, adapter.method.savesAdapter ? "adapter" : "model", output.path))
             if let world {
-                Terminal.note(String(format: "%d ranks; summing gradients took %.2f%% of the run", world.size,
-                                     100 * summary.allreduceSeconds / max(summary.elapsed, 1e-9)))
+                Terminal.note(String(format: "%d ranks; summing gradients took %.2f%% of the run, waiting for slower ranks %.2f%%",
+                                     world.size, 100 * summary.allreduceSeconds / max(summary.elapsed, 1e-9),
+                                     100 * summary.rankWaitSeconds / max(summary.elapsed, 1e-9)))
             }
         }
         return summary
