@@ -25,10 +25,13 @@ final class DataParallelTests: XCTestCase {
 
     override func tearDown() { tmp?.cleanup() }
 
-    func args(batch: Int, output: String, _ extra: [String] = []) -> [String] {
-        ["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", output, "--max-steps", "4",
-         "--batch-size", "\(batch)", "--grad-accum", "2", "--lora-r", "4", "--lora-dropout", "0.1", "--lr", "1e-2",
-         "--dtype", "float32", "--max-length", "128"] + extra
+    /// LoRA with dropout unless `method` names another method (with its defaults).
+    func args(batch: Int, output: String, _ extra: [String] = [], method: String? = nil) -> [String] {
+        let methodFlags = method.map { ["--method", $0, "--lr", $0 == "full" ? "1e-4" : "1e-2"] }
+            ?? ["--lora-r", "4", "--lora-dropout", "0.1", "--lr", "1e-2"]
+        return ["train", "--model", model, "--data", tmp.path("train.jsonl"), "--output", output, "--max-steps", "4",
+                "--batch-size", "\(batch)", "--grad-accum", "2", "--dtype", "float32", "--max-length", "128"]
+            + methodFlags + extra
     }
 
     struct Log: Decodable { let type: String; let loss: Double?; let grad_norm: Double?; let allreduce_seconds: Double? }
@@ -69,6 +72,26 @@ final class DataParallelTests: XCTestCase {
         XCTAssertTrue(try trainLog(parallel).allSatisfy { $0.allreduce_seconds != nil })
         let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: parallel + "/checkpoint-4/trainer_state.json"))) as! [String: Any]
         XCTAssertEqual(state["world_size"] as? Int, 2)
+    }
+
+    func testEveryMethodMatchesOneProcess() throws {
+        // Prompt encoders and DoRA's magnitudes finish their gradients before the ranks sum them; full fine-tuning
+        // sums every weight's gradient.
+        for method in ["dora", "ia3", "ptuning", "prefix", "full"] {
+            func run(_ ranks: Int) throws -> [Log] {
+                let out = tmp.path("\(method)-\(ranks)")
+                let a = args(batch: 4 / ranks, output: out, method: method)
+                let r = ranks == 1 ? try PeftCommand.run(a) : try PeftCommand.runMPI(ranks: ranks, a)
+                XCTAssertEqual(r.status, 0, "\(method): \(r.stderr)")
+                return try trainLog(out)
+            }
+            let one = try run(1), two = try run(2)
+            XCTAssertEqual(one.count, two.count, method)
+            for (x, y) in zip(one, two) {
+                XCTAssertEqual(x.loss!, y.loss!, accuracy: 1e-5 * x.loss!, method)
+                XCTAssertEqual(x.grad_norm!, y.grad_norm!, accuracy: 1e-5 * x.grad_norm! + 1e-7, method)
+            }
+        }
     }
 
     func testResumeNeedsTheSameRanks() throws {
