@@ -11,7 +11,7 @@ let package = Package(
     products: [
         .executable(name: "peft", targets: ["PeftCLI"]),
         .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
-                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo"]),
+                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,6 +23,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CKernels"]),
         .target(name: "ModelIO", dependencies: ["Kernels"]),
         .target(name: "Tokenizer"),
+        // Chat templates: a Jinja interpreter (the subset chat templates use), rendering as transformers does.
+        .target(name: "Jinja"),
         .target(name: "Transformer", dependencies: ["Kernels", "ModelIO"]),
         .target(name: "Adapters", dependencies: ["Kernels", "ModelIO", "Transformer"]),
         .target(name: "Generation", dependencies: ["Kernels", "Transformer", "Adapters", "Tokenizer"]),
@@ -44,6 +46,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "GGUF", "Transformer", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], resources: [.copy("Fixtures")]),

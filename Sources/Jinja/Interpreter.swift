@@ -1,0 +1,678 @@
+import Foundation
+
+/// Evaluates a parsed template as jinja2 does under transformers' chat-template environment: Python semantics for
+/// values, the filters, tests, globals and str/dict/list methods chat templates use, `loop` variables, scoping
+/// (assignments inside a loop stay in the loop; `namespace` carries state out), macros, loop controls.
+final class Interpreter {
+    private var scopes: [[String: Value]]
+    private var output = ""
+
+    private enum Control: Error { case breakLoop, continueLoop }
+
+    init(globals: [String: Value]) {
+        scopes = [Self.builtins, globals]
+    }
+
+    func render(_ nodes: [Node]) throws -> String {
+        try run(nodes)
+        return output
+    }
+
+    // MARK: Scopes
+
+    private func lookup(_ name: String) -> Value {
+        for scope in scopes.reversed() { if let v = scope[name] { return v } }
+        return .undefined(name)
+    }
+
+    private func assign(_ name: String, _ value: Value) { scopes[scopes.count - 1][name] = value }
+
+    private func scoped<T>(_ vars: [String: Value], _ body: () throws -> T) rethrows -> T {
+        scopes.append(vars)
+        defer { scopes.removeLast() }
+        return try body()
+    }
+
+    // MARK: Statements
+
+    private func run(_ nodes: [Node]) throws {
+        for node in nodes { try run(node) }
+    }
+
+    private func capture(_ nodes: [Node]) throws -> String {
+        let saved = output
+        output = ""
+        defer { output = saved }
+        try run(nodes)
+        return output
+    }
+
+    private func run(_ node: Node) throws {
+        switch node {
+        case .text(let t): output += t
+        case .output(let e): output += try eval(e).text
+        case .ifBlock(let branches, let otherwise):
+            for (condition, body) in branches where try eval(condition).isTruthy {
+                try run(body)
+                return
+            }
+            try run(otherwise)
+        case .forLoop(let targets, let iterable, let condition, let body, let otherwise, _):
+            let items = try iterate(try eval(iterable))
+            var selected: [Value] = []
+            for item in items {
+                if let condition {
+                    let ok = try scoped(bind(targets, item)) { try eval(condition).isTruthy }
+                    if !ok { continue }
+                }
+                selected.append(item)
+            }
+            if selected.isEmpty { try run(otherwise); return }
+            for (i, item) in selected.enumerated() {
+                var vars = try bind(targets, item)
+                let n = selected.count
+                vars["loop"] = .object([
+                    ("index", .int(i + 1)), ("index0", .int(i)), ("revindex", .int(n - i)), ("revindex0", .int(n - i - 1)),
+                    ("first", .bool(i == 0)), ("last", .bool(i == n - 1)), ("length", .int(n)),
+                    ("previtem", i > 0 ? selected[i - 1] : .undefined("previtem")),
+                    ("nextitem", i + 1 < n ? selected[i + 1] : .undefined("nextitem")),
+                    ("depth", .int(1)), ("depth0", .int(0)),
+                ])
+                do {
+                    try scoped(vars) { try run(body) }
+                } catch Control.continueLoop {
+                    continue
+                } catch Control.breakLoop {
+                    break
+                }
+            }
+        case .set(let target, let valueExpr):
+            let value = try eval(valueExpr)
+            switch target {
+            case .name(let n): assign(n, value)
+            case .attribute(let base, let attr):
+                guard case .namespace(let ns) = try eval(base) else { throw TemplateError.runtime("cannot assign attribute '\(attr)' of a non-namespace") }
+                ns[attr] = value
+            case .list(let names):
+                let items = try iterate(value)
+                guard items.count == names.count else { throw TemplateError.runtime("cannot unpack \(items.count) values into \(names.count)") }
+                for (nameExpr, item) in zip(names, items) {
+                    guard case .name(let n) = nameExpr else { throw TemplateError.runtime("bad assignment target") }
+                    assign(n, item)
+                }
+            default: throw TemplateError.runtime("bad assignment target")
+            }
+        case .setBlock(let name, let body):
+            assign(name, .string(try capture(body)))
+        case .macro(let name, let parameters, let body):
+            assign(name, .macro(Value.Macro(name: name, parameters: parameters, body: body)))
+        case .callBlock(let call, let body):
+            let caller = Value.function(Value.BuiltinFunction(name: "caller") { [unowned self] _, _ in .string(try self.capture(body)) })
+            try scoped(["caller": caller]) { output += try eval(call).text }
+        case .filterBlock(let name, let args, let body):
+            let text = Value.string(try capture(body))
+            output += try applyFilter(name, text, try args.map(eval), []).text
+        case .breakLoop: throw Control.breakLoop
+        case .continueLoop: throw Control.continueLoop
+        case .generation(let body): try run(body)
+        }
+    }
+
+    private func bind(_ targets: [String], _ item: Value) throws -> [String: Value] {
+        if targets.count == 1 { return [targets[0]: item] }
+        let parts = try iterate(item)
+        guard parts.count == targets.count else { throw TemplateError.runtime("cannot unpack \(parts.count) values into \(targets.count) loop variables") }
+        return Dictionary(uniqueKeysWithValues: zip(targets, parts))
+    }
+
+    /// What `for` iterates: list items, dict keys, string characters.
+    private func iterate(_ v: Value) throws -> [Value] {
+        switch v {
+        case .array(let a): return a
+        case .object(let o): return o.map { .string($0.0) }
+        case .string(let s): return s.map { .string(String($0)) }
+        case .undefined, .none: return []
+        default: throw TemplateError.runtime("'\(v.typeName)' object is not iterable")
+        }
+    }
+
+    // MARK: Expressions
+
+    func eval(_ e: Expr) throws -> Value {
+        switch e {
+        case .literal(let v): return v
+        case .name(let n): return lookup(n)
+        case .list(let items): return .array(try items.map(eval))
+        case .dict(let pairs):
+            var out: [(String, Value)] = []
+            for (k, v) in pairs {
+                let key = try eval(k).text
+                let value = try eval(v)
+                if let i = out.firstIndex(where: { $0.0 == key }) { out[i].1 = value } else { out.append((key, value)) }
+            }
+            return .object(out)
+        case .attribute(let base, let name):
+            let b = try eval(base)
+            if case .undefined(let what) = b { throw TemplateError.runtime("'\(what)' is undefined (reading .\(name))") }
+            return try member(b, name) ?? item(b, .string(name))
+        case .subscriptAt(let base, let index):
+            let b = try eval(base)
+            if case .undefined(let what) = b { throw TemplateError.runtime("'\(what)' is undefined (reading an item)") }
+            let i = try eval(index)
+            if case .string(let key) = i, case .object = b {
+                return try item(b, i).isUndefined ? (try member(b, key) ?? .undefined(key)) : item(b, i)
+            }
+            return try item(b, i)
+        case .slice(let base, let start, let stop, let step):
+            return try slice(try eval(base), try start.map(eval), try stop.map(eval), try step.map(eval))
+        case .call(let callee, let argExprs, let kwargExprs):
+            let args = try argExprs.map(eval)
+            let kwargs = try kwargExprs.map { ($0.0, try eval($0.1)) }
+            return try call(try eval(callee), args, kwargs)
+        case .filter(let base, let name, let argExprs, let kwargExprs):
+            if name == "default" || name == "d" {
+                let v = try? eval(base)
+                let fallback = try argExprs.first.map(eval) ?? .string("")
+                let boolean = try argExprs.count > 1 ? eval(argExprs[1]).isTruthy : false
+                guard let v, !v.isUndefined, !(boolean && !v.isTruthy) else { return fallback }
+                return v
+            }
+            return try applyFilter(name, try eval(base), try argExprs.map(eval), try kwargExprs.map { ($0.0, try eval($0.1)) })
+        case .test(let base, let name, let argExprs, let negated):
+            let v: Value
+            if name == "defined" || name == "undefined" {
+                v = (try? eval(base)) ?? .undefined("")
+            } else {
+                v = try eval(base)
+            }
+            let r = try test(name, v, try argExprs.map(eval))
+            return .bool(negated ? !r : r)
+        case .unary(let op, let operand):
+            let v = try eval(operand)
+            switch (op, v) {
+            case ("not", _): return .bool(!v.isTruthy)
+            case ("-", .int(let i)): return .int(-i)
+            case ("-", .double(let d)): return .double(-d)
+            default: throw TemplateError.runtime("bad operand for unary \(op): '\(v.typeName)'")
+            }
+        case .binary(let op, let l, let r):
+            if op == "and" {
+                let a = try eval(l)
+                return a.isTruthy ? try eval(r) : a
+            }
+            if op == "or" {
+                let a = try eval(l)
+                return a.isTruthy ? a : try eval(r)
+            }
+            return try binary(op, try eval(l), try eval(r))
+        case .conditional(let value, let condition, let otherwise):
+            if try eval(condition).isTruthy { return try eval(value) }
+            return try otherwise.map(eval) ?? .undefined("")
+        }
+    }
+
+    private func item(_ base: Value, _ index: Value) throws -> Value {
+        switch (base, index) {
+        case (.object(let o), .string(let k)): return o.first { $0.0 == k }?.1 ?? .undefined(k)
+        case (.array(let a), .int(var i)):
+            if i < 0 { i += a.count }
+            return a.indices.contains(i) ? a[i] : .undefined("index \(i)")
+        case (.string(let s), .int(var i)):
+            let chars = Array(s)
+            if i < 0 { i += chars.count }
+            return chars.indices.contains(i) ? .string(String(chars[i])) : .undefined("index \(i)")
+        case (.namespace(let ns), .string(let k)): return ns[k] ?? .undefined(k)
+        case (.undefined(let what), _): throw TemplateError.runtime("'\(what)' is undefined")
+        default: return .undefined("\(index.text)")
+        }
+    }
+
+    private func slice(_ base: Value, _ start: Value?, _ stop: Value?, _ step: Value?) throws -> Value {
+        func bound(_ v: Value?) -> Int? { if case .int(let i)? = v { return i }; return nil }
+        func indices(_ count: Int) -> [Int] {
+            let st = bound(step) ?? 1
+            if st > 0 {
+                var a = bound(start) ?? 0, b = bound(stop) ?? count
+                if a < 0 { a = max(0, a + count) }; if b < 0 { b = max(0, b + count) }
+                a = min(a, count); b = min(b, count)
+                return a < b ? Array(stride(from: a, to: b, by: st)) : []
+            }
+            var a = bound(start) ?? count - 1, b = bound(stop) ?? -count - 1
+            if a < 0 { a += count }; if b < 0 { b += count }
+            a = min(a, count - 1)
+            return a > b ? Array(stride(from: a, to: b, by: st)) : []
+        }
+        switch base {
+        case .array(let a): return .array(indices(a.count).map { a[$0] })
+        case .string(let s):
+            let chars = Array(s)
+            return .string(String(indices(chars.count).map { chars[$0] }))
+        default: throw TemplateError.runtime("'\(base.typeName)' object is not subscriptable")
+        }
+    }
+
+    private func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
+        switch op {
+        case "==": return .bool(Value.equal(a, b))
+        case "!=": return .bool(!Value.equal(a, b))
+        case "<", ">", "<=", ">=":
+            let c: Int
+            switch (a, b) {
+            case (.string(let x), .string(let y)): c = x < y ? -1 : (x == y ? 0 : 1)
+            default:
+                guard let x = number(a), let y = number(b) else { throw TemplateError.runtime("'\(op)' not supported between '\(a.typeName)' and '\(b.typeName)'") }
+                c = x < y ? -1 : (x == y ? 0 : 1)
+            }
+            switch op {
+            case "<": return .bool(c < 0)
+            case ">": return .bool(c > 0)
+            case "<=": return .bool(c <= 0)
+            default: return .bool(c >= 0)
+            }
+        case "in", "not in":
+            let found: Bool
+            switch b {
+            case .string(let s): found = s.contains(a.text) && { if case .string = a { return true }; return false }()
+            case .array(let items): found = items.contains { Value.equal($0, a) }
+            case .object(let o): found = o.contains { $0.0 == a.text }
+            case .undefined, .none: found = false
+            default: throw TemplateError.runtime("argument of type '\(b.typeName)' is not iterable")
+            }
+            return .bool(op == "in" ? found : !found)
+        case "~": return .string(a.text + b.text)
+        case "+":
+            switch (a, b) {
+            case (.string(let x), .string(let y)): return .string(x + y)
+            case (.array(let x), .array(let y)): return .array(x + y)
+            case (.int(let x), .int(let y)): return .int(x + y)
+            default: break
+            }
+        case "-":
+            if case .int(let x) = a, case .int(let y) = b { return .int(x - y) }
+        case "*":
+            switch (a, b) {
+            case (.int(let x), .int(let y)): return .int(x * y)
+            case (.string(let s), .int(let n)), (.int(let n), .string(let s)): return .string(String(repeating: s, count: max(0, n)))
+            default: break
+            }
+        case "//":
+            if case .int(let x) = a, case .int(let y) = b {
+                guard y != 0 else { throw TemplateError.runtime("integer division by zero") }
+                return .int(Int((Double(x) / Double(y)).rounded(.down)))
+            }
+        case "%":
+            if case .int(let x) = a, case .int(let y) = b {
+                guard y != 0 else { throw TemplateError.runtime("modulo by zero") }
+                return .int(((x % y) + y) % y)
+            }
+            if case .string(let fmt) = a { return .string(percentFormat(fmt, b)) }
+        case "**":
+            if case .int(let x) = a, case .int(let y) = b, y >= 0 { return .int(Int(pow(Double(x), Double(y)))) }
+        default: break
+        }
+        guard let x = number(a), let y = number(b) else {
+            throw TemplateError.runtime("unsupported operand types for \(op): '\(a.typeName)' and '\(b.typeName)'")
+        }
+        switch op {
+        case "+": return .double(x + y)
+        case "-": return .double(x - y)
+        case "*": return .double(x * y)
+        case "/": return .double(x / y)
+        case "//": return .double((x / y).rounded(.down))
+        case "%": return .double(x - y * (x / y).rounded(.down))
+        case "**": return .double(pow(x, y))
+        default: throw TemplateError.runtime("unknown operator \(op)")
+        }
+    }
+
+    private func number(_ v: Value) -> Double? {
+        switch v {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        case .bool(let b): b ? 1 : 0
+        default: nil
+        }
+    }
+
+    /// `"%s ... %d" % args` for the simple conversions templates use.
+    private func percentFormat(_ fmt: String, _ arg: Value) -> String {
+        var args: [Value] = { if case .array(let a) = arg { return a }; return [arg] }()
+        var out = "", chars = Array(fmt), i = 0
+        while i < chars.count {
+            if chars[i] == "%", i + 1 < chars.count {
+                let k = chars[i + 1]
+                if k == "%" { out.append("%"); i += 2; continue }
+                let v = args.isEmpty ? Value.none : args.removeFirst()
+                out += k == "r" ? v.repr : (k == "d" ? (number(v).map { String(Int($0)) } ?? v.text) : v.text)
+                i += 2
+                continue
+            }
+            out.append(chars[i])
+            i += 1
+        }
+        return out
+    }
+
+    // MARK: Calls, members
+
+    private func call(_ callee: Value, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
+        switch callee {
+        case .function(let f): return try f.call(args, kwargs)
+        case .macro(let m):
+            var vars: [String: Value] = [:]
+            for (i, (name, def)) in m.parameters.enumerated() {
+                if let kw = kwargs.first(where: { $0.0 == name }) { vars[name] = kw.1 }
+                else if i < args.count { vars[name] = args[i] }
+                else if let def { vars[name] = try eval(def) }
+                else { vars[name] = .undefined(name) }
+            }
+            vars["varargs"] = .array(Array(args.dropFirst(m.parameters.count)))
+            if let caller = lookup("caller") as Value?, !caller.isUndefined { vars["caller"] = caller }
+            let saved = output
+            output = ""
+            defer { output = saved }
+            try scoped(vars) { try run(m.body) }
+            return .string(output)
+        case .undefined(let what): throw TemplateError.runtime("'\(what)' is undefined (called)")
+        default: throw TemplateError.runtime("'\(callee.typeName)' object is not callable")
+        }
+    }
+
+    /// Methods of str, dict and list, and attributes of namespaces (nil: not a member; try an item).
+    private func member(_ base: Value, _ name: String) throws -> Value? {
+        func method(_ f: @escaping ([Value], [(String, Value)]) throws -> Value) -> Value {
+            .function(Value.BuiltinFunction(name: name, call: f))
+        }
+        switch base {
+        case .namespace(let ns): return ns[name] ?? .undefined(name)
+        case .string(let s):
+            func chars(_ args: [Value]) -> Set<Character>? { if case .string(let c)? = args.first { return Set(c) }; return nil }
+            switch name {
+            case "strip": return method { a, _ in .string(Self.strip(s, chars(a), leading: true, trailing: true)) }
+            case "lstrip": return method { a, _ in .string(Self.strip(s, chars(a), leading: true, trailing: false)) }
+            case "rstrip": return method { a, _ in .string(Self.strip(s, chars(a), leading: false, trailing: true)) }
+            case "upper": return method { _, _ in .string(s.uppercased()) }
+            case "lower": return method { _, _ in .string(s.lowercased()) }
+            case "title": return method { _, _ in .string(Self.title(s)) }
+            case "capitalize": return method { _, _ in .string(s.prefix(1).uppercased() + s.dropFirst().lowercased()) }
+            case "startswith": return method { a, _ in
+                if case .array(let options)? = a.first { return .bool(options.contains { s.hasPrefix($0.text) }) }
+                return .bool(s.hasPrefix(a.first?.text ?? ""))
+            }
+            case "endswith": return method { a, _ in
+                if case .array(let options)? = a.first { return .bool(options.contains { s.hasSuffix($0.text) }) }
+                return .bool(s.hasSuffix(a.first?.text ?? ""))
+            }
+            case "split": return method { a, _ in
+                let limit: Int? = { if a.count > 1, case .int(let n) = a[1], n >= 0 { return n }; return nil }()
+                if let sep = a.first, case .string(let sepText) = sep {
+                    var parts = s.components(separatedBy: sepText)
+                    if let limit, parts.count > limit + 1 { parts = Array(parts[..<limit]) + [parts[limit...].joined(separator: sepText)] }
+                    return .array(parts.map { .string($0) })
+                }
+                return .array(s.split(whereSeparator: { $0.isWhitespace }).map { .string(String($0)) })
+            }
+            case "replace": return method { a, _ in
+                guard a.count >= 2 else { throw TemplateError.runtime("replace needs two arguments") }
+                return .string(s.replacingOccurrences(of: a[0].text, with: a[1].text))
+            }
+            case "find": return method { a, _ in
+                guard let r = s.range(of: a.first?.text ?? "") else { return .int(-1) }
+                return .int(s.distance(from: s.startIndex, to: r.lowerBound))
+            }
+            case "count": return method { a, _ in .int(s.components(separatedBy: a.first?.text ?? "").count - 1) }
+            case "join": return method { a, _ in .string(try self.iterate(a.first ?? .array([])).map(\.text).joined(separator: s)) }
+            case "format": return method { a, _ in
+                var out = s
+                for v in a { if let r = out.range(of: "{}") { out.replaceSubrange(r, with: v.text) } }
+                return .string(out)
+            }
+            case "isdigit": return method { _, _ in .bool(!s.isEmpty && s.allSatisfy(\.isNumber)) }
+            case "isspace": return method { _, _ in .bool(!s.isEmpty && s.allSatisfy(\.isWhitespace)) }
+            default: return nil
+            }
+        case .object(let o):
+            switch name {
+            case "items": return method { _, _ in .array(o.map { .array([.string($0.0), $0.1]) }) }
+            case "keys": return method { _, _ in .array(o.map { .string($0.0) }) }
+            case "values": return method { _, _ in .array(o.map(\.1)) }
+            case "get": return method { a, _ in
+                let key = a.first?.text ?? ""
+                return o.first { $0.0 == key }?.1 ?? (a.count > 1 ? a[1] : .none)
+            }
+            default: return nil
+            }
+        case .array(let items):
+            switch name {
+            case "index": return method { a, _ in
+                guard let i = items.firstIndex(where: { Value.equal($0, a.first ?? .none) }) else { throw TemplateError.runtime("value is not in list") }
+                return .int(i)
+            }
+            case "count": return method { a, _ in .int(items.filter { Value.equal($0, a.first ?? .none) }.count) }
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    static func strip(_ s: String, _ chars: Set<Character>?, leading: Bool, trailing: Bool) -> String {
+        let drop: (Character) -> Bool = { c in chars.map { $0.contains(c) } ?? c.isWhitespace }
+        var sub = Substring(s)
+        if leading { sub = sub.drop(while: drop) }
+        if trailing { while let last = sub.last, drop(last) { sub = sub.dropLast() } }
+        return String(sub)
+    }
+
+    static func title(_ s: String) -> String {
+        var out = "", startOfWord = true
+        for c in s {
+            out += startOfWord ? c.uppercased() : c.lowercased()
+            startOfWord = !c.isLetter && !c.isNumber
+        }
+        return out
+    }
+
+    // MARK: Filters and tests
+
+    private func applyFilter(_ name: String, _ v: Value, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
+        func kw(_ key: String, _ position: Int) -> Value? { kwargs.first { $0.0 == key }?.1 ?? (position < args.count ? args[position] : nil) }
+        switch name {
+        case "tojson":
+            var indent: Int?
+            if case .int(let i)? = kw("indent", 0) { indent = i }
+            var separators: (String, String)?
+            if case .array(let s)? = kw("separators", 1), s.count == 2 { separators = (s[0].text, s[1].text) }
+            return .string(try v.json(indent: indent, separators: separators, sortKeys: kw("sort_keys", 2)?.isTruthy ?? false))
+        case "trim": return .string(Self.strip(v.text, nil, leading: true, trailing: true))
+        case "upper": return .string(v.text.uppercased())
+        case "lower": return .string(v.text.lowercased())
+        case "title": return .string(Self.title(v.text))
+        case "capitalize": return .string(v.text.prefix(1).uppercased() + v.text.dropFirst().lowercased())
+        case "length", "count":
+            switch v {
+            case .string(let s): return .int(s.count)
+            case .array(let a): return .int(a.count)
+            case .object(let o): return .int(o.count)
+            case .undefined: return .int(0)
+            default: throw TemplateError.runtime("object of type '\(v.typeName)' has no len()")
+            }
+        case "first": return try iterate(v).first ?? .undefined("first")
+        case "last": return try iterate(v).last ?? .undefined("last")
+        case "join":
+            let sep = kw("d", 0)?.text ?? ""
+            var items = try iterate(v)
+            if let attr = kw("attribute", 1) { items = try items.map { try item($0, attr) } }
+            return .string(items.map(\.text).joined(separator: sep))
+        case "list": return .array(try iterate(v))
+        case "string": return .string(v.text)
+        case "int":
+            switch v {
+            case .int: return v
+            case .double(let d): return .int(Int(d))
+            case .string(let s): return .int(Int(s.trimmingCharacters(in: .whitespaces)) ?? (kw("default", 0).flatMap { if case .int(let i) = $0 { return i }; return nil } ?? 0))
+            case .bool(let b): return .int(b ? 1 : 0)
+            default: return .int(0)
+            }
+        case "float":
+            if let d = number(v) { return .double(d) }
+            return .double(Double(v.text) ?? 0)
+        case "abs":
+            if case .int(let i) = v { return .int(abs(i)) }
+            return .double(abs(number(v) ?? 0))
+        case "round":
+            let precision: Int = { if case .int(let p)? = kw("precision", 0) { return p }; return 0 }()
+            let scale = pow(10, Double(precision))
+            return .double(((number(v) ?? 0) * scale).rounded() / scale)
+        case "replace":
+            guard args.count >= 2 else { throw TemplateError.runtime("replace needs two arguments") }
+            return .string(v.text.replacingOccurrences(of: args[0].text, with: args[1].text))
+        case "items":
+            guard case .object(let o) = v else { return .array([]) }
+            return .array(o.map { .array([.string($0.0), $0.1]) })
+        case "dictsort":
+            guard case .object(let o) = v else { return .array([]) }
+            return .array(o.sorted { $0.0.lowercased() < $1.0.lowercased() }.map { .array([.string($0.0), $0.1]) })
+        case "reverse":
+            if case .string(let s) = v { return .string(String(s.reversed())) }
+            return .array(try iterate(v).reversed())
+        case "unique":
+            var out: [Value] = []
+            for x in try iterate(v) where !out.contains(where: { Value.equal($0, x) }) { out.append(x) }
+            return .array(out)
+        case "sort":
+            let items = try iterate(v)
+            let attribute = kw("attribute", 2)
+            let reverse = kw("reverse", 0)?.isTruthy ?? false
+            let keyed = try items.map { ($0, attribute != nil ? try item($0, attribute!) : $0) }
+            let sorted = keyed.sorted { a, b in
+                if let x = number(a.1), let y = number(b.1) { return x < y }
+                return a.1.text < b.1.text
+            }.map(\.0)
+            return .array(reverse ? sorted.reversed() : sorted)
+        case "sum":
+            var total = 0.0, allInts = true
+            for x in try iterate(v) { if case .double = x { allInts = false }; total += number(x) ?? 0 }
+            return allInts ? .int(Int(total)) : .double(total)
+        case "map":
+            let items = try iterate(v)
+            if let attr = kwargs.first(where: { $0.0 == "attribute" })?.1 {
+                return .array(try items.map { try item($0, attr) })
+            }
+            guard case .string(let filter)? = args.first else { throw TemplateError.runtime("map needs a filter or attribute=") }
+            return .array(try items.map { try applyFilter(filter, $0, Array(args.dropFirst()), []) })
+        case "select", "reject", "selectattr", "rejectattr":
+            let byAttr = name.hasSuffix("attr")
+            var out: [Value] = []
+            for x in try iterate(v) {
+                let subject = byAttr ? try item(x, args.first ?? .none) : x
+                let testArgs = Array(args.dropFirst(byAttr ? 1 : 0))
+                let passes: Bool
+                if case .string(let t)? = testArgs.first {
+                    passes = try test(t, subject, Array(testArgs.dropFirst()))
+                } else {
+                    passes = subject.isTruthy
+                }
+                if passes == name.hasPrefix("select") { out.append(x) }
+            }
+            return .array(out)
+        case "indent":
+            let width: Int = { if case .int(let w)? = kw("width", 0) { return w }; return 4 }()
+            let pad = { if case .string(let p)? = kw("width", 0) { return p }; return String(repeating: " ", count: width) }()
+            let first = kw("first", 1)?.isTruthy ?? false, blank = kw("blank", 2)?.isTruthy ?? false
+            let lines = v.text.components(separatedBy: "\n")
+            return .string(lines.enumerated().map { i, line in
+                (i == 0 && !first) || (!blank && line.allSatisfy(\.isWhitespace)) ? line : pad + line
+            }.joined(separator: "\n"))
+        case "safe", "e", "escape", "forceescape":
+            if name == "safe" { return v }
+            return .string(v.text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&#34;").replacingOccurrences(of: "'", with: "&#39;"))
+        case "wordcount": return .int(v.text.split(whereSeparator: { $0.isWhitespace }).count)
+        case "batch", "slice":
+            throw TemplateError.runtime("filter '\(name)' is not supported")
+        default:
+            throw TemplateError.runtime("no filter named '\(name)'")
+        }
+    }
+
+    private func test(_ name: String, _ v: Value, _ args: [Value]) throws -> Bool {
+        switch name {
+        case "defined": return !v.isUndefined
+        case "undefined": return v.isUndefined
+        case "none": if case .none = v { return true }; return false
+        case "string": if case .string = v { return true }; return false
+        case "number": switch v { case .int, .double: return true; default: return false }
+        case "integer": if case .int = v { return true }; return false
+        case "float": if case .double = v { return true }; return false
+        case "boolean": if case .bool = v { return true }; return false
+        case "true": if case .bool(true) = v { return true }; return false
+        case "false": if case .bool(false) = v { return true }; return false
+        case "mapping": switch v { case .object, .namespace: return true; default: return false }
+        case "sequence", "iterable": switch v { case .array, .string, .object: return true; default: return false }
+        case "callable": switch v { case .function, .macro: return true; default: return false }
+        case "equalto", "eq", "==", "sameas": return Value.equal(v, args.first ?? .none)
+        case "ne", "!=": return !Value.equal(v, args.first ?? .none)
+        case "in": return try binary("in", v, args.first ?? .none).isTruthy
+        case "odd": if case .int(let i) = v { return i % 2 != 0 }; return false
+        case "even": if case .int(let i) = v { return i % 2 == 0 }; return false
+        case "divisibleby": if case .int(let i) = v, case .int(let d)? = args.first, d != 0 { return i % d == 0 }; return false
+        case "lower": return v.text == v.text.lowercased()
+        case "upper": return v.text == v.text.uppercased()
+        case "gt", ">": return try binary(">", v, args.first ?? .none).isTruthy
+        case "ge", ">=": return try binary(">=", v, args.first ?? .none).isTruthy
+        case "lt", "<": return try binary("<", v, args.first ?? .none).isTruthy
+        case "le", "<=": return try binary("<=", v, args.first ?? .none).isTruthy
+        default: throw TemplateError.runtime("no test named '\(name)'")
+        }
+    }
+
+    // MARK: Globals
+
+    static let builtins: [String: Value] = {
+        func f(_ name: String, _ body: @escaping ([Value], [(String, Value)]) throws -> Value) -> (String, Value) {
+            (name, .function(Value.BuiltinFunction(name: name, call: body)))
+        }
+        let entries: [(String, Value)] = [
+            f("raise_exception") { args, _ in throw TemplateError.raised(args.first?.text ?? "") },
+            f("range") { args, _ in
+                let ints = args.map { v -> Int in if case .int(let i) = v { return i }; return 0 }
+                let (start, stop, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints.count > 1 ? ints[1] : 0, ints.count > 2 ? ints[2] : 1)
+                guard step != 0 else { throw TemplateError.runtime("range() step must not be zero") }
+                return .array(stride(from: start, to: stop, by: step).map { .int($0) })
+            },
+            f("namespace") { args, kwargs in
+                var values: [(String, Value)] = []
+                if case .object(let o)? = args.first { values = o }
+                values += kwargs
+                return .namespace(Value.Namespace(values))
+            },
+            f("dict") { args, kwargs in
+                var values: [(String, Value)] = []
+                if case .object(let o)? = args.first { values = o }
+                return .object(values + kwargs)
+            },
+            f("strftime_now") { args, _ in
+                let formatter = DateFormatter()
+                formatter.locale = Locale(identifier: "en_US_POSIX")
+                formatter.dateFormat = Interpreter.dateFormat(fromStrftime: args.first?.text ?? "%Y-%m-%d")
+                return .string(formatter.string(from: Date()))
+            },
+        ]
+        return Dictionary(uniqueKeysWithValues: entries)
+    }()
+
+    /// The strftime directives chat templates use, as a DateFormatter pattern.
+    static func dateFormat(fromStrftime f: String) -> String {
+        let map: [Character: String] = ["Y": "yyyy", "m": "MM", "d": "dd", "b": "MMM", "B": "MMMM", "H": "HH", "M": "mm",
+                                        "S": "ss", "y": "yy", "A": "EEEE", "a": "EEE", "p": "a", "I": "hh", "j": "DDD"]
+        var out = "", chars = Array(f), i = 0, literal = ""
+        func flush() { if !literal.isEmpty { out += "'" + literal.replacingOccurrences(of: "'", with: "''") + "'"; literal = "" } }
+        while i < chars.count {
+            if chars[i] == "%", i + 1 < chars.count, let m = map[chars[i + 1]] { flush(); out += m; i += 2; continue }
+            literal.append(chars[i])
+            i += 1
+        }
+        flush()
+        return out
+    }
+}
