@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),
         .executableTarget(name: "PeftCLI", dependencies: [
             "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
-            "Compare", "GGUF", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compare", "GGUF", "Jinja", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["Kernels", "Transformer", "Adapters", "Training"], path: "Sources/TestSupport"),
 

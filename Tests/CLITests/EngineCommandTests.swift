@@ -228,3 +228,27 @@ final class HardenedInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("ev")))
     }
 }
+
+/// `peft template`: the model's own template rendered as transformers renders it, and clear errors.
+final class TemplateCommandTests: XCTestCase {
+    func testRendersTheModelsTemplate() throws {
+        let tmp = try TemporaryDirectory("cli-template")
+        defer { tmp.cleanup() }
+        try Data(#"{"messages": [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "您好！"}]}"#.utf8)
+            .write(to: tmp.url.appendingPathComponent("m.json"))
+        let r = try PeftCommand.run(["template", "--model", modelFixture("tiny-qwen2").path, "--messages", tmp.path("m.json")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n您好！<|im_end|>\n")
+        let g = try PeftCommand.run(["template", "--model", modelFixture("tiny-qwen2").path, "--messages", tmp.path("m.json"),
+                                     "--add-generation-prompt", "--json"])
+        XCTAssertTrue(g.stdout.contains(#"<|im_start|>assistant\n""#), g.stdout)
+        try Data(#"[{"content": "no role"}]"#.utf8).write(to: tmp.url.appendingPathComponent("bad.json"))
+        let bad = try PeftCommand.run(["template", "--model", modelFixture("tiny-qwen2").path, "--messages", tmp.path("bad.json")])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("message 1"), bad.stderr)
+        try Data("[{".utf8).write(to: tmp.url.appendingPathComponent("broken.json"))
+        let broken = try PeftCommand.run(["template", "--model", modelFixture("tiny-qwen2").path, "--messages", tmp.path("broken.json")])
+        XCTAssertNotEqual(broken.status, 0)
+        XCTAssertTrue(broken.stderr.contains("broken.json"), broken.stderr)
+    }
+}
