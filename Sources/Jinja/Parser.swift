@@ -89,6 +89,7 @@ struct Lexer {
 
     mutating func run() throws -> [(Token, Int)] {
         var text = ""
+        var textStart = 0   // source index where `text` began
         var trimNextNewline = false, stripNextWhitespace = false
         func flushText(stripTrailing: Bool, lstrip: Bool) {
             if stripTrailing {
@@ -97,11 +98,13 @@ struct Lexer {
                 // lstrip_blocks: spaces and tabs from the start of the line up to the tag.
                 var trimmed = text
                 while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
-                if trimmed.isEmpty || trimmed.last == "\n" { text = trimmed }
+                let startsLine = textStart == 0 || source[textStart - 1] == "\n"
+                if (trimmed.isEmpty && startsLine) || trimmed.last == "\n" { text = trimmed }
             }
             if !text.isEmpty { tokens.append((.text(text), line)) }
             text = ""
         }
+        func noteStart() { if text.isEmpty { textStart = at } }
         while at < source.count {
             let c = source[at]
             if c == "{", at + 1 < source.count, "{%#".contains(source[at + 1]) {
@@ -170,6 +173,7 @@ struct Lexer {
                 if c == "\n" { line += 1; at += 1; continue }
             }
             if c == "\n" { line += 1 }
+            noteStart()
             text.append(c)
             at += 1
         }
