@@ -126,12 +126,13 @@ final class Interpreter {
     }
 
     /// What `for` iterates: list items, dict keys, string characters.
-    private func iterate(_ v: Value) throws -> [Value] {
+    private func iterate(_ marked: Value) throws -> [Value] {
+        let v = marked.plain
         switch v {
         case .array(let a): return a
         case .object(let o): return o.map { .string($0.0) }
         case .string(let s): return s.map { .string(String($0)) }
-        case .undefined, .none: return []
+        case .undefined: return []
         default: throw TemplateError.runtime("'\(v.typeName)' object is not iterable")
         }
     }
@@ -164,7 +165,7 @@ final class Interpreter {
             }
             return try item(b, i)
         case .slice(let base, let start, let stop, let step):
-            return try slice(try eval(base), try start.map(eval), try stop.map(eval), try step.map(eval))
+            return try slice(try eval(base).plain, try start.map(eval), try stop.map(eval), try step.map(eval))
         case .call(let callee, let argExprs, let kwargExprs):
             let args = try argExprs.map(eval)
             let kwargs = try kwargExprs.map { ($0.0, try eval($0.1)) }
@@ -211,7 +212,8 @@ final class Interpreter {
         }
     }
 
-    private func item(_ base: Value, _ index: Value) throws -> Value {
+    private func item(_ marked: Value, _ rawIndex: Value) throws -> Value {
+        let base = marked.plain, index = rawIndex.plain
         switch (base, index) {
         case (.object(let o), .string(let k)): return o.first { $0.0 == k }?.1 ?? .undefined(k)
         case (.array(let a), .int(var i)):
@@ -251,7 +253,19 @@ final class Interpreter {
         }
     }
 
-    private func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
+    private func binary(_ op: String, _ rawA: Value, _ rawB: Value) throws -> Value {
+        // Markup joined with a plain string escapes the plain one (jinja2's Markup.__add__ / markup_join).
+        if op == "+" || op == "~" {
+            switch (rawA, rawB) {
+            case (.markup(let x), .markup(let y)): return .markup(x + y)
+            case (.markup(let x), _) where op == "~" || { if case .string = rawB { return true }; return false }():
+                return .markup(x + Value.htmlEscaped(rawB.text))
+            case (_, .markup(let y)) where op == "~" || { if case .string = rawA { return true }; return false }():
+                return .markup(Value.htmlEscaped(rawA.text) + y)
+            default: break
+            }
+        }
+        let a = rawA.plain, b = rawB.plain
         switch op {
         case "==": return .bool(Value.equal(a, b))
         case "!=": return .bool(!Value.equal(a, b))
@@ -379,7 +393,8 @@ final class Interpreter {
     }
 
     /// Methods of str, dict and list, and attributes of namespaces (nil: not a member; try an item).
-    private func member(_ base: Value, _ name: String) throws -> Value? {
+    private func member(_ marked: Value, _ name: String) throws -> Value? {
+        let base = marked.plain
         func method(_ f: @escaping ([Value], [(String, Value)]) throws -> Value) -> Value {
             .function(Value.BuiltinFunction(name: name, call: f))
         }
@@ -474,7 +489,9 @@ final class Interpreter {
 
     // MARK: Filters and tests
 
-    private func applyFilter(_ name: String, _ v: Value, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
+    private func applyFilter(_ name: String, _ marked: Value, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
+        if name == "safe" { return .markup(marked.text) }
+        let v = marked.plain
         func kw(_ key: String, _ position: Int) -> Value? { kwargs.first { $0.0 == key }?.1 ?? (position < args.count ? args[position] : nil) }
         switch name {
         case "tojson":
@@ -563,7 +580,7 @@ final class Interpreter {
         case "select", "reject", "selectattr", "rejectattr":
             let byAttr = name.hasSuffix("attr")
             var out: [Value] = []
-            for x in try iterate(v) {
+            for x in v.isTruthy ? try iterate(v) : [] {   // jinja2 selects nothing from a false value (None)
                 let subject = byAttr ? try item(x, args.first ?? .none) : x
                 let testArgs = Array(args.dropFirst(byAttr ? 1 : 0))
                 let passes: Bool
@@ -583,10 +600,9 @@ final class Interpreter {
             return .string(lines.enumerated().map { i, line in
                 (i == 0 && !first) || (!blank && line.allSatisfy(\.isWhitespace)) ? line : pad + line
             }.joined(separator: "\n"))
-        case "safe", "e", "escape", "forceescape":
-            if name == "safe" { return v }
-            return .string(v.text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&#34;").replacingOccurrences(of: "'", with: "&#39;"))
+        case "e", "escape", "forceescape":
+            if case .markup = marked { return marked }
+            return .markup(Value.htmlEscaped(v.text))
         case "wordcount": return .int(v.text.split(whereSeparator: { $0.isWhitespace }).count)
         case "batch", "slice":
             throw TemplateError.runtime("filter '\(name)' is not supported")
@@ -595,7 +611,8 @@ final class Interpreter {
         }
     }
 
-    private func test(_ name: String, _ v: Value, _ args: [Value]) throws -> Bool {
+    private func test(_ name: String, _ marked: Value, _ args: [Value]) throws -> Bool {
+        let v = marked.plain
         switch name {
         case "defined": return !v.isUndefined
         case "undefined": return v.isUndefined

@@ -9,6 +9,8 @@ public indirect enum Value: Sendable {
     case int(Int)
     case double(Double)
     case string(String)
+    /// A string marked safe (`|safe`, jinja2's Markup): plain strings joined to it with `+` or `~` are HTML-escaped.
+    case markup(String)
     case array([Value])
     /// A dict in insertion order (as Python's), keys are strings.
     case object([(String, Value)])
@@ -45,7 +47,7 @@ public indirect enum Value: Sendable {
         case .bool(let b): b
         case .int(let i): i != 0
         case .double(let d): d != 0
-        case .string(let s): !s.isEmpty
+        case .string(let s), .markup(let s): !s.isEmpty
         case .array(let a): !a.isEmpty
         case .object(let o): !o.isEmpty
         case .namespace, .macro, .function: true
@@ -58,7 +60,7 @@ public indirect enum Value: Sendable {
     public var text: String {
         switch self {
         case .undefined: ""
-        case .string(let s): s
+        case .string(let s), .markup(let s): s
         default: repr
         }
     }
@@ -72,6 +74,7 @@ public indirect enum Value: Sendable {
         case .int(let i): String(i)
         case .double(let d): Self.pythonFloat(d)
         case .string(let s): Self.pythonQuoted(s)
+        case .markup(let s): "Markup(" + Self.pythonQuoted(s) + ")"
         case .array(let a): "[" + a.map(\.repr).joined(separator: ", ") + "]"
         case .object(let o): "{" + o.map { Self.pythonQuoted($0.0) + ": " + $0.1.repr }.joined(separator: ", ") + "}"
         case .namespace(let n): "<Namespace " + n.values.map { "\($0.0)=\($0.1.repr)" }.joined(separator: ", ") + ">"
@@ -118,7 +121,7 @@ public indirect enum Value: Sendable {
                 if d.isNaN { return "NaN" }
                 if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
                 return Self.pythonFloat(d)
-            case .string(let s): return Self.jsonQuoted(s)
+            case .string(let s), .markup(let s): return Self.jsonQuoted(s)
             case .array(let a):
                 if a.isEmpty { return "[]" }
                 let parts = try a.map { try encode($0, depth: depth + 1) }
@@ -166,12 +169,21 @@ public indirect enum Value: Sendable {
         case .int: "int"
         case .double: "float"
         case .string: "str"
+        case .markup: "Markup"
         case .array: "list"
         case .object: "dict"
         case .namespace: "Namespace"
         case .macro: "Macro"
         case .function: "builtin_function"
         }
+    }
+
+    /// A markup value as a plain string (operations other than joining do not keep the mark).
+    var plain: Value { if case .markup(let s) = self { return .string(s) }; return self }
+
+    static func htmlEscaped(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&#34;").replacingOccurrences(of: "'", with: "&#39;")
     }
 
     /// Python `==`.
@@ -183,7 +195,8 @@ public indirect enum Value: Sendable {
         case (.double(let x), .double(let y)): return x == y
         case (.int(let x), .double(let y)), (.double(let y), .int(let x)): return Double(x) == y
         case (.bool(let x), .int(let y)), (.int(let y), .bool(let x)): return (x ? 1 : 0) == y
-        case (.string(let x), .string(let y)): return x == y
+        case (.string(let x), .string(let y)), (.markup(let x), .markup(let y)),
+             (.string(let x), .markup(let y)), (.markup(let x), .string(let y)): return x == y
         case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
         case (.object(let x), .object(let y)):
             return x.count == y.count && x.allSatisfy { kv in y.contains { $0.0 == kv.0 && equal($0.1, kv.1) } }
