@@ -22,9 +22,9 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimizedC, linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "Kernels", dependencies: ["CKernels"]),
         .target(name: "ModelIO", dependencies: ["Kernels"]),
-        .target(name: "Tokenizer"),
         // Chat templates: a Jinja interpreter (the subset chat templates use), rendering as transformers does.
         .target(name: "Jinja"),
+        .target(name: "Tokenizer", dependencies: ["Jinja"]),
         .target(name: "Transformer", dependencies: ["Kernels", "ModelIO"]),
         .target(name: "Adapters", dependencies: ["Kernels", "ModelIO", "Transformer"]),
         .target(name: "Generation", dependencies: ["Kernels", "Transformer", "Adapters", "Tokenizer"]),
@@ -45,7 +45,7 @@ let package = Package(
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "GGUF", "Transformer", "TestSupport"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Jinja"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Transformer", "ModelIO", "TestSupport"]),

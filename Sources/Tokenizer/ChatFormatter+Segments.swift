@@ -16,7 +16,12 @@ extension ChatFormatter {
     ///
     /// chatml, system + one exchange:
     /// `[<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n] [A] [<|im_end|>]`
-    func segments(_ messages: [ChatMessage], endingWithHeader: Bool) -> [Segment] {
+    func segments(_ messages: [ChatMessage], endingWithHeader: Bool) throws -> [Segment] {
+        if let jinja {
+            var all = messages
+            if messages.first?.role != .system, let defaultSystemPrompt { all.insert(ChatMessage(role: .system, content: defaultSystemPrompt), at: 0) }
+            return try jinja.segments(all, endingWithHeader: endingWithHeader)
+        }
         var segments: [Segment] = []
         if let beginID { segments.append(Segment(content: .token(beginID), trainable: false)) }
         var prompt = ""
@@ -44,7 +49,7 @@ extension ChatFormatter {
         case .chatml: return "<|im_start|>\(role)\n\(message.content)<|im_end|>\n"
         case .llama3: return "<|start_header_id|>\(role)<|end_header_id|>\n\n\(message.content)<|eot_id|>"
         case .plain: return message.role == .system ? "\(message.content)\n" : "Instruction: \(message.content)\n"
-        case .none: return message.content
+        case .none, .jinja: return message.content
         }
     }
 
@@ -54,7 +59,7 @@ extension ChatFormatter {
         case .chatml: return "<|im_start|>assistant\n"
         case .llama3: return "<|start_header_id|>assistant<|end_header_id|>\n\n"
         case .plain: return "Answer: "
-        case .none: return ""
+        case .none, .jinja: return ""
         }
     }
 

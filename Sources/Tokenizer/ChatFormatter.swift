@@ -11,7 +11,7 @@
 ///     ChatMessage(role: .user, content: "板蓝根颗粒可以长期服用吗？"),
 ///     ChatMessage(role: .assistant, content: "不建议长期服用。"),
 /// ])
-/// let prompt = formatter.promptIDs([ChatMessage(role: .user, content: "你好")])   // ends "<|im_start|>assistant\n"
+/// let prompt = try formatter.promptIDs([ChatMessage(role: .user, content: "你好")])   // ends "<|im_start|>assistant\n"
 /// ```
 public struct ChatFormatter: Sendable {
     public let template: ChatTemplate
@@ -24,6 +24,8 @@ public struct ChatFormatter: Sendable {
     public let stopIDs: [TokenID]
     /// BOS put before every conversation: always for llama3, otherwise when the tokenizer asks for it.
     let beginID: TokenID?
+    /// The model's own template (`jinja` format).
+    let jinja: JinjaChat?
 
     /// - Parameter defaultSystemPrompt: `nil` derives it (chatml: the literal system prompt in the tokenizer's
     ///   chat template, e.g. Qwen1.5's "You are a helpful assistant."; other formats: none);
@@ -39,7 +41,12 @@ public struct ChatFormatter: Sendable {
         self.template = template
         self.tokenizer = tokenizer
         var stops: [TokenID?] = []
+        jinja = template == .jinja ? try JinjaChat(tokenizer: tokenizer) : nil
         switch template {
+        case .jinja:
+            endOfTurnID = try jinja!.endOfTurnID()
+            stops = [endOfTurnID, tokenizer.eosTokenID]
+            beginID = nil   // the template writes BOS itself when the model wants one
         case .chatml:
             _ = try required("<|im_start|>")
             endOfTurnID = try required("<|im_end|>")
@@ -61,13 +68,15 @@ public struct ChatFormatter: Sendable {
         }
         var seen = Set<TokenID>()
         stopIDs = stops.compactMap { $0 }.filter { seen.insert($0).inserted }
+        // jinja: the template supplies its own default system prompt; only an explicit one is added.
         let derived = template == .chatml ? ChatTemplate.defaultSystemPrompt(inTemplate: tokenizer.config.chatTemplate) : nil
         self.defaultSystemPrompt = defaultSystemPrompt ?? derived
     }
 
     /// Ids for generation: the whole conversation, then the assistant header (e.g. `<|im_start|>assistant\n`).
-    public func promptIDs(_ messages: [ChatMessage]) -> [TokenID] {
-        encode(segments(messages, endingWithHeader: true)).ids
+    /// - Throws: `TokenizerError.invalidConversation` when the model's own template refuses the messages.
+    public func promptIDs(_ messages: [ChatMessage]) throws -> [TokenID] {
+        encode(try segments(messages, endingWithHeader: true)).ids
     }
 
     /// A training example whose `trainable` mask is true exactly on every assistant answer and the
@@ -80,7 +89,7 @@ public struct ChatFormatter: Sendable {
             throw TokenizerError.invalidConversation(
                 reason: "it ends with a \(last.role.rawValue) message; the last message must be the assistant's answer")
         }
-        return encode(segments(messages, endingWithHeader: false))
+        return encode(try segments(messages, endingWithHeader: false))
     }
 
     /// The tutorial prompt `Instruction: {instruction}\nInput: {input}\nAnswer: `, without the `Input:` line

@@ -1,5 +1,7 @@
-/// The prompt formats the library can render (it never executes a model's Jinja template).
+/// The prompt formats the library renders.
 ///
+/// - `jinja`: the model's own chat template (tokenizer_config.json / chat_template.jinja), rendered as transformers
+///   renders it; answer tokens are found by rendering (what each assistant turn adds after the generation prompt).
 /// - `chatml`: Qwen chat models, `<|im_start|>role\n...<|im_end|>\n`.
 /// - `llama3`: `<|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>` after one BOS.
 /// - `plain`: the tutorial format `Instruction: ...\nAnswer: ` with EOS after each answer.
@@ -8,7 +10,7 @@
 /// let template = ChatTemplate.detect(from: tokenizer.config)   // .chatml for Qwen
 /// ```
 public enum ChatTemplate: String, CaseIterable, Sendable {
-    case chatml, llama3, plain, none
+    case chatml, llama3, plain, none, jinja
 
     /// Picks the format from the tokenizer's chat template text: `<|im_start|>` means chatml,
     /// `<|start_header_id|>` means llama3, anything else (or no template) plain.

@@ -71,8 +71,8 @@ public struct ExampleBuilder: Sendable {
     }
 
     /// Prompt ids for generating the last turn's answer.
-    public func promptIDs(_ c: Conversation) -> [Int32] {
-        formatter.promptIDs(messages(c, includeLastAnswer: false))
+    public func promptIDs(_ c: Conversation) throws -> [Int32] {
+        try formatter.promptIDs(messages(c, includeLastAnswer: false))
     }
 
     /// The example, or nil when truncation to `maxLength` would leave no trained token.

@@ -1,3 +1,5 @@
+import Foundation
+import Jinja
 import XCTest
 @testable import Tokenizer
 
@@ -14,7 +16,7 @@ final class ChatFormatterTests: XCTestCase {
             let example = try formatter.trainingExample(golden.messages)
             XCTAssertEqual(example.ids, golden.ids, golden.name)
             XCTAssertEqual(example.trainable, golden.trainable, golden.name)
-            let prompt = formatter.promptIDs(Array(golden.messages.dropLast()))
+            let prompt = try formatter.promptIDs(Array(golden.messages.dropLast()))
             XCTAssertEqual(prompt, golden.promptIDs, golden.name)
             XCTAssertEqual(Array(example.ids.prefix(prompt.count)), prompt, "\(golden.name): prompt is a prefix")
         }
@@ -43,15 +45,15 @@ final class ChatFormatterTests: XCTestCase {
         let question = [ChatMessage(role: .user, content: "hi")]
         let derived = try ChatFormatter(template: .chatml, tokenizer: tokenizer)
         XCTAssertEqual(derived.defaultSystemPrompt, "You are a helpful assistant.")
-        XCTAssertEqual(tokenizer.decode(derived.promptIDs(question)),
+        XCTAssertEqual(tokenizer.decode(try derived.promptIDs(question)),
                        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
         let none = try ChatFormatter(template: .chatml, tokenizer: tokenizer, defaultSystemPrompt: .some(nil))
         XCTAssertNil(none.defaultSystemPrompt)
-        XCTAssertEqual(tokenizer.decode(none.promptIDs(question)), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+        XCTAssertEqual(tokenizer.decode(try none.promptIDs(question)), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
         let custom = try ChatFormatter(template: .chatml, tokenizer: tokenizer, defaultSystemPrompt: "你是药师。")
-        XCTAssertTrue(tokenizer.decode(custom.promptIDs(question)).hasPrefix("<|im_start|>system\n你是药师。<|im_end|>\n"))
+        XCTAssertTrue(tokenizer.decode(try custom.promptIDs(question)).hasPrefix("<|im_start|>system\n你是药师。<|im_end|>\n"))
         let explicit = [ChatMessage(role: .system, content: "S")] + question
-        XCTAssertTrue(tokenizer.decode(derived.promptIDs(explicit)).hasPrefix("<|im_start|>system\nS<|im_end|>\n<|im_start|>user"))
+        XCTAssertTrue(tokenizer.decode(try derived.promptIDs(explicit)).hasPrefix("<|im_start|>system\nS<|im_end|>\n<|im_start|>user"))
     }
 
     func testDefaultSystemPromptExtraction() {
@@ -87,9 +89,9 @@ final class ChatFormatterTests: XCTestCase {
         let llama3 = try ChatFormatter(template: .llama3, tokenizer: llama)
         XCTAssertEqual(llama3.endOfTurnID, llama.id(forToken: "<|eot_id|>"))
         XCTAssertEqual(llama3.stopIDs, [llama.id(forToken: "<|eot_id|>"), llama.id(forToken: "<|end_of_text|>")].compactMap { $0 })
-        XCTAssertEqual(llama3.promptIDs([]).first, llama.bosTokenID, "BOS once at the start")
+        XCTAssertEqual(try llama3.promptIDs([]).first, llama.bosTokenID, "BOS once at the start")
         let plain = try ChatFormatter(template: .plain, tokenizer: llama)
-        XCTAssertEqual(plain.promptIDs([ChatMessage(role: .user, content: "x")]).first, llama.bosTokenID,
+        XCTAssertEqual(try plain.promptIDs([ChatMessage(role: .user, content: "x")]).first, llama.bosTokenID,
                        "BOS because the tokenizer's template adds it")
         XCTAssertNil(try ChatFormatter(template: .plain, tokenizer: qwen).beginID, "never BOS for Qwen")
     }
@@ -116,7 +118,7 @@ final class ChatFormatterTests: XCTestCase {
         XCTAssertEqual(formatter.plainPrompt(instruction: "翻译", input: ""), "Instruction: 翻译\nAnswer: ")
         XCTAssertEqual(formatter.plainPrompt(instruction: "翻译", input: "板蓝根"), "Instruction: 翻译\nInput: 板蓝根\nAnswer: ")
         let tokenizer = formatter.tokenizer
-        XCTAssertEqual(tokenizer.decode(formatter.promptIDs([ChatMessage(role: .system, content: "S"),
+        XCTAssertEqual(tokenizer.decode(try formatter.promptIDs([ChatMessage(role: .system, content: "S"),
                                                              ChatMessage(role: .user, content: "Q")])),
                        "S\nInstruction: Q\nAnswer: ")
     }
@@ -138,6 +140,62 @@ final class ChatFormatterTests: XCTestCase {
                                   config: TokenizerConfig())
         XCTAssertThrowsError(try ChatFormatter(template: .plain, tokenizer: noEOS)) {
             XCTAssertTrue("\($0)".contains("eos_token"), "\($0)")
+        }
+    }
+}
+
+/// The model's own template (`jinja` format): prompts are its rendering, and answer tokens are exactly what each
+/// assistant turn adds after the generation prompt, under templates of several families.
+final class JinjaChatFormatterTests: XCTestCase {
+    func tokenizer(template: String) throws -> Tokenizer {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/models/tiny-qwen2")
+        let base = try Tokenizer.load(directory: dir)
+        var config = base.config
+        config.chatTemplate = template
+        config.bosToken = "<|endoftext|>"
+        return try Tokenizer(tokenizerJSON: Data(contentsOf: dir.appendingPathComponent("tokenizer.json")), config: config)
+    }
+
+    func testQwenTemplateGivesTheChatMLTokens() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/models/tiny-qwen2")
+        let tok = try Tokenizer.load(directory: dir)
+        let jinja = try ChatFormatter(template: .jinja, tokenizer: tok), chatml = try ChatFormatter(template: .chatml, tokenizer: tok)
+        let conversation = [ChatMessage(role: .user, content: "你好"), ChatMessage(role: .assistant, content: "您好！"),
+                            ChatMessage(role: .user, content: "再见"), ChatMessage(role: .assistant, content: "再见。")]
+        XCTAssertEqual(try jinja.promptIDs(Array(conversation.prefix(3))), try chatml.promptIDs(Array(conversation.prefix(3))))
+        let a = try jinja.trainingExample(conversation), b = try chatml.trainingExample(conversation)
+        // The same tokens and labels; the template also writes the newline after the last <|im_end|> (untrained).
+        XCTAssertEqual(Array(a.ids.prefix(b.ids.count)), b.ids)
+        XCTAssertEqual(Array(a.trainable.prefix(b.ids.count)), b.trainable)
+        XCTAssertEqual(tok.decode(Array(a.ids.dropFirst(b.ids.count))), "\n")
+        XCTAssertEqual(jinja.endOfTurnID, tok.id(forToken: "<|im_end|>"))
+    }
+
+    func testAnswerSpansUnderOtherFamilies() throws {
+        let templates = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/templates")
+        let conversation = [ChatMessage(role: .user, content: "Question one"), ChatMessage(role: .assistant, content: "Answer one"),
+                            ChatMessage(role: .user, content: "Question two"), ChatMessage(role: .assistant, content: "Answer two")]
+        for name in ["mistral-7b-v0.1", "llama-2", "gemma", "phi-3", "deepseek-v2.5", "yi-1.5", "internlm2", "llama-3"] {
+            let source = try String(contentsOf: templates.appendingPathComponent(name + ".jinja"), encoding: .utf8)
+            let tok = try tokenizer(template: source)
+            let f = try ChatFormatter(template: .jinja, tokenizer: tok)
+            let example: TokenizedConversation
+            do { example = try f.trainingExample(conversation) } catch { XCTFail("\(name): \(error)"); continue }
+            let trained = tok.decode(zip(example.ids, example.trainable).filter(\.1).map(\.0))
+            let untrained = tok.decode(zip(example.ids, example.trainable).filter { !$0.1 }.map(\.0))
+            // The answer as the template spaces it (" Answer one</s>" after [/INST] in Mistral's).
+            XCTAssertTrue(trained.trimmingCharacters(in: .whitespaces).hasPrefix("Answer one"), "\(name): \(trained)")
+            XCTAssertTrue(trained.contains("Answer two"), "\(name): \(trained)")
+            XCTAssertFalse(trained.contains("Question"), "\(name): \(trained)")
+            XCTAssertFalse(untrained.contains("Answer"), "\(name): \(untrained)")
+            // The tokens spell the template's own rendering.
+            XCTAssertEqual(tok.decode(example.ids), tok.decode(tok.encode(try Template(source).render([
+                "messages": .array(conversation.map { .object([("role", .string($0.role.rawValue)), ("content", .string($0.content))]) }),
+                "add_generation_prompt": .bool(false), "bos_token": .string("<|endoftext|>"), "eos_token": .string(tok.config.eosToken ?? ""),
+                "tools": .none, "documents": .none]), addSpecialTokens: false)), name)
         }
     }
 }

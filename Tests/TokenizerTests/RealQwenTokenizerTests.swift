@@ -37,7 +37,7 @@ final class RealQwenTokenizerTests: XCTestCase {
         XCTAssertEqual(formatter.defaultSystemPrompt, "You are a helpful assistant.")
         XCTAssertEqual(formatter.stopIDs, [151_645, 151_643])
         for prompt in expected.chatPrompts {
-            XCTAssertEqual(formatter.promptIDs(prompt.messages), prompt.ids)
+            XCTAssertEqual(try formatter.promptIDs(prompt.messages), prompt.ids)
         }
     }
 

@@ -36,7 +36,7 @@ final class DataAndLabelsTests: XCTestCase {
         // Exactly the separately-tokenized answer followed by <|im_end|>.
         XCTAssertEqual(labelled, tok.encode("推荐用药：银翘解毒片。", addSpecialTokens: false) + [imEnd])
         // And they sit at the end: the prompt is the whole prefix before them.
-        let prompt = builder.promptIDs(conversation)
+        let prompt = try builder.promptIDs(conversation)
         XCTAssertEqual(Array(example.ids.prefix(prompt.count)), prompt)
         XCTAssertEqual(example.ids.count, prompt.count + labelled.count)
         // labels[t] predicts ids[t+1]: the first label sits on the last prompt row.
@@ -62,9 +62,9 @@ final class DataAndLabelsTests: XCTestCase {
         let tok = try tokenizer()
         let builder = ExampleBuilder(formatter: try ChatFormatter(template: .plain, tokenizer: tok), maxLength: 512)
         let with = Conversation(turns: [.init(instruction: "I", input: "X", answer: "A")])
-        XCTAssertEqual(tok.decode(builder.promptIDs(with)), "Instruction: I\nInput: X\nAnswer: ")
+        XCTAssertEqual(tok.decode(try builder.promptIDs(with)), "Instruction: I\nInput: X\nAnswer: ")
         let without = Conversation(turns: [.init(instruction: "I", answer: "A")])
-        XCTAssertEqual(tok.decode(builder.promptIDs(without)), "Instruction: I\nAnswer: ")
+        XCTAssertEqual(tok.decode(try builder.promptIDs(without)), "Instruction: I\nAnswer: ")
         let e = try XCTUnwrap(try builder.example(with))
         XCTAssertEqual(e.labels.filter { $0 >= 0 }, tok.encode("A", addSpecialTokens: false) + [tok.eosTokenID!])
     }
@@ -74,7 +74,7 @@ final class DataAndLabelsTests: XCTestCase {
         let formatter = try ChatFormatter(template: .chatml, tokenizer: tok)
         let short = Conversation(turns: [.init(instruction: "q", answer: "a long answer that will be cut")])
         // Room for the prompt and two answer tokens.
-        let limit = ExampleBuilder(formatter: formatter, maxLength: 512).promptIDs(short).count + 2
+        let limit = try ExampleBuilder(formatter: formatter, maxLength: 512).promptIDs(short).count + 2
         let builder = ExampleBuilder(formatter: formatter, maxLength: limit)
         let long = Conversation(turns: [.init(instruction: String(repeating: "很长的问题", count: 20), answer: "答")])
         let built = try builder.build([long, short])

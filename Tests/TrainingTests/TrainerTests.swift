@@ -46,7 +46,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(summary.lastEval).loss, 0.1)
         let generator = Generator(model: model)
         for record in records {
-            let result = try generator.generate(prompt: builder.promptIDs(record), options: SamplingOptions(),
+            let result = try generator.generate(prompt: try builder.promptIDs(record), options: SamplingOptions(),
                                                 stopIDs: builder.formatter.stopIDs)
             XCTAssertEqual(builder.formatter.tokenizer.decode(result.tokens), record.turns[0].answer)
             XCTAssertEqual(result.finishReason, "stop")

@@ -56,7 +56,7 @@ public enum GenerationEvaluator {
         if let nameRegex { _ = try Metrics.firstMatch(nameRegex, in: "") }
         let tokenizer = builder.formatter.tokenizer
         let context = model.config.maxPositionEmbeddings
-        let prompts = conversations.map { builder.promptIDs($0) }
+        let prompts = try conversations.map { try builder.promptIDs($0) }
         if let (i, p) = prompts.enumerated().first(where: { $0.element.count >= context }) {
             throw EvaluationError.input("record \(i + 1): its prompt is \(p.count) tokens, not shorter than the model's context of \(context)")
         }

@@ -40,11 +40,11 @@ struct Chat: ParsableCommand {
                 continue
             }
             history.append(ChatMessage(role: .user, content: text))
-            var ids = formatter.promptIDs(history)
+            var ids = try formatter.promptIDs(history)
             // Keep the newest turns that fit, leaving room for the answer.
             while ids.count + min(options.maxNewTokens, capacity / 4) > capacity && history.count > 1 {
                 history.removeFirst(min(2, history.count - 1))
-                ids = formatter.promptIDs(history)
+                ids = try formatter.promptIDs(history)
             }
             guard ids.count < capacity else {
                 Terminal.note("(that message is too long for a context of \(capacity) tokens)")

@@ -22,7 +22,7 @@ struct Generate: ParsableCommand {
         let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype,
                                           adapter: adapterOption.url, quantize: quantizeOption.quantize)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
-        let ids = formatter.promptIDs([ChatMessage(role: .user, content: prompt)])
+        let ids = try formatter.promptIDs([ChatMessage(role: .user, content: prompt)])
         let options = sampling.resolve(loaded.sampling)
         try options.validate()
         let context = loaded.model.config.maxPositionEmbeddings

@@ -38,21 +38,26 @@ struct AdapterOption: ParsableArguments {
 }
 
 struct TemplateOptions: ParsableArguments {
-    @Option(name: .long, help: "Prompt format: chatml, llama3, plain or none (default: from tokenizer_config.json).")
+    @Option(name: .long, help: "Prompt format: auto (the default: the model's own chat template, rendered as transformers renders it; plain when it has none), jinja (the model's template, required), chatml, llama3, plain or none.")
     var template: String?
 
     @Option(name: .long, help: "System prompt (default: the template's own, if any).")
     var system: String?
 
     func chatTemplate(for tokenizer: Tokenizer) throws -> ChatTemplate {
-        guard let template else {
-            if !ChatTemplate.recognizes(tokenizer.config) {
-                Terminal.note("note: the tokenizer's chat template is not one of chatml or llama3; using the plain format (pass --template to choose)")
+        guard let template, template != "auto" else {
+            guard tokenizer.config.chatTemplate != nil else { return .plain }
+            do {
+                _ = try ChatFormatter(template: .jinja, tokenizer: tokenizer)
+                return .jinja
+            } catch {
+                let fallback = ChatTemplate.detect(from: tokenizer.config)
+                Terminal.note("note: the model's chat template cannot be used (\(error)); using the \(fallback.rawValue) format (pass --template to choose)")
+                return fallback
             }
-            return ChatTemplate.detect(from: tokenizer.config)
         }
         guard let t = ChatTemplate(rawValue: template) else {
-            throw ValidationError("unknown template '\(template)'; choose one of: \(ChatTemplate.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("unknown template '\(template)'; choose one of: auto, \(ChatTemplate.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return t
     }

@@ -1,0 +1,76 @@
+import Jinja
+
+/// The model's own chat template (`jinja` format) as prompt and training segments. Answer tokens are found by
+/// rendering: the conversation up to an assistant turn with the generation prompt, then with the turn; what the
+/// turn adds (as far as the whole conversation's rendering keeps it) is its answer and end of turn, trainable, except
+/// trailing whitespace (the separator before the next turn). Everything else is prompt.
+struct JinjaChat: Sendable {
+    let template: Template
+    let tokenizer: Tokenizer
+
+    init(tokenizer: Tokenizer) throws {
+        guard let source = tokenizer.config.chatTemplate else {
+            throw TokenizerError.invalidConversation(reason: "the model has no chat template (tokenizer_config.json chat_template or chat_template.jinja); choose --template chatml, llama3, plain or none")
+        }
+        do { template = try Template(source) } catch {
+            throw TokenizerError.invalidConversation(reason: "its chat template does not parse: \(error)")
+        }
+        self.tokenizer = tokenizer
+    }
+
+    func render(_ messages: [ChatMessage], generationPrompt: Bool) throws -> String {
+        var variables: [String: Value] = [
+            "messages": .array(messages.map { .object([("role", .string($0.role.rawValue)), ("content", .string($0.content))]) }),
+            "add_generation_prompt": .bool(generationPrompt), "tools": .none, "documents": .none,
+        ]
+        if let bos = tokenizer.config.bosToken { variables["bos_token"] = .string(bos) }
+        if let eos = tokenizer.config.eosToken { variables["eos_token"] = .string(eos) }
+        do { return try template.render(variables) } catch {
+            throw TokenizerError.invalidConversation(reason: "the model's chat template refused it: \(error)")
+        }
+    }
+
+    /// The id closing an assistant turn: the first special token the template writes after an answer (EOS when it
+    /// writes none).
+    func endOfTurnID() throws -> TokenID {
+        let probe = [ChatMessage(role: .user, content: "x"), ChatMessage(role: .assistant, content: "y")]
+        let before = try render(Array(probe.dropLast()), generationPrompt: true), after = try render(probe, generationPrompt: false)
+        if after.hasPrefix(before), let r = after.dropFirst(before.count).range(of: "y") {
+            let tail = String(after.dropFirst(before.count)[r.upperBound...])
+            if let id = tokenizer.encode(tail, addSpecialTokens: false).first(where: { tokenizer.isSpecial($0) }) { return id }
+        }
+        guard let eos = tokenizer.eosTokenID else {
+            throw TokenizerError.missingSpecialToken(token: "eos_token (tokenizer_config.json)", format: "jinja")
+        }
+        return eos
+    }
+
+    func segments(_ messages: [ChatMessage], endingWithHeader: Bool) throws -> [ChatFormatter.Segment] {
+        // The whole conversation as the template writes it; each answer is located in it from its own rendering
+        // (a template may write something only after the last turn, e.g. Phi-3's EOS, so turn renderings need not
+        // be prefixes of each other, but every turn's prompt is a prefix of the whole).
+        let full = Array(try render(messages, generationPrompt: endingWithHeader))
+        var segments: [ChatFormatter.Segment] = []
+        var cursor = 0
+        func text(_ range: Range<Int>, _ trainable: Bool) {
+            if !range.isEmpty { segments.append(.init(content: .text(String(full[range])), trainable: trainable)) }
+        }
+        for (i, message) in messages.enumerated() where message.role == .assistant {
+            let prompt = Array(try render(Array(messages[..<i]), generationPrompt: true))
+            let turn = Array(try render(Array(messages[...i]), generationPrompt: false))
+            guard prompt.count >= cursor, full.starts(with: prompt), turn.starts(with: prompt) else {
+                throw TokenizerError.invalidConversation(reason: "the model's chat template does not render assistant turn \(i + 1) after the conversation before it (it rewrites earlier turns), so its answer tokens cannot be found; choose --template chatml, llama3 or plain")
+            }
+            // What the turn adds, as far as the whole conversation keeps it; trailing whitespace after the turn's
+            // end is the separator before the next turn and is not trained.
+            var end = prompt.count
+            while end < full.count, end < turn.count, full[end] == turn[end] { end += 1 }
+            while end > prompt.count, full[end - 1].isWhitespace { end -= 1 }
+            text(cursor..<prompt.count, false)
+            text(prompt.count..<end, true)
+            cursor = end
+        }
+        text(cursor..<full.count, false)
+        return segments
+    }
+}
