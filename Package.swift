@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers (dependencies point down):
-//   PeftCLI -> Training, Evaluation, Generation -> Adapters -> Transformer -> ModelIO, Tokenizer -> Kernels
+//   PeftCLI -> Training, Evaluation, Generation -> Adapters -> Transformer -> ModelIO, Tokenizer (-> Jinja) -> Kernels
 let optimizedC: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
 
 let package = Package(
