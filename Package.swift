@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "DemoTests", dependencies: ["Demo", "Transformer", "Tokenizer", "Training", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["PeftCLI", "TestSupport", "Tokenizer", "ModelIO"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Adapters", "Transformer", "Tokenizer", "Generation",
-                                                          "TestSupport"]),
+                                                          "TestSupport", "Jinja"]),
     ],
     // The engine is built on raw pointers shared across worker threads; Swift 5 mode keeps that explicit
     // without strict-concurrency annotations on every kernel closure.

@@ -16,11 +16,14 @@ extension ChatFormatter {
     ///
     /// chatml, system + one exchange:
     /// `[<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n] [A] [<|im_end|>]`
-    func segments(_ messages: [ChatMessage], endingWithHeader: Bool) throws -> [Segment] {
+    func segments(_ messages: [ChatMessage], endingWithHeader: Bool, tools: String? = nil) throws -> [Segment] {
         if let jinja {
             var all = messages
             if messages.first?.role != .system, let defaultSystemPrompt { all.insert(ChatMessage(role: .system, content: defaultSystemPrompt), at: 0) }
-            return try jinja.segments(all, endingWithHeader: endingWithHeader)
+            return try jinja.segments(all, endingWithHeader: endingWithHeader, tools: tools)
+        }
+        if tools != nil || messages.contains(where: \.involvesTools) {
+            throw TokenizerError.invalidConversation(reason: "it has tool calls or tool results, which only the model's own chat template renders; use --template auto (the default) with a model that has a chat template")
         }
         var segments: [Segment] = []
         if let beginID { segments.append(Segment(content: .token(beginID), trainable: false)) }

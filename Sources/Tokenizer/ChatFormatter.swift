@@ -75,21 +75,22 @@ public struct ChatFormatter: Sendable {
 
     /// Ids for generation: the whole conversation, then the assistant header (e.g. `<|im_start|>assistant\n`).
     /// - Throws: `TokenizerError.invalidConversation` when the model's own template refuses the messages.
-    public func promptIDs(_ messages: [ChatMessage]) throws -> [TokenID] {
-        encode(try segments(messages, endingWithHeader: true)).ids
+    public func promptIDs(_ messages: [ChatMessage], tools: String? = nil) throws -> [TokenID] {
+        encode(try segments(messages, endingWithHeader: true, tools: tools)).ids
     }
 
     /// A training example whose `trainable` mask is true exactly on every assistant answer and the
     /// end-of-turn id after it.
     /// - Throws: `TokenizerError.invalidConversation` when there is no assistant message or the last message
     ///   is not the assistant's.
-    public func trainingExample(_ messages: [ChatMessage]) throws -> TokenizedConversation {
+    /// - Parameter tools: the conversation's tool schemas (a JSON list), for the model's own template.
+    public func trainingExample(_ messages: [ChatMessage], tools: String? = nil) throws -> TokenizedConversation {
         guard let last = messages.last else { throw TokenizerError.invalidConversation(reason: "it has no messages") }
         guard last.role == .assistant else {
             throw TokenizerError.invalidConversation(
                 reason: "it ends with a \(last.role.rawValue) message; the last message must be the assistant's answer")
         }
-        return encode(try segments(messages, endingWithHeader: false))
+        return encode(try segments(messages, endingWithHeader: false, tools: tools))
     }
 
     /// The tutorial prompt `Instruction: {instruction}\nInput: {input}\nAnswer: `, without the `Input:` line

@@ -18,10 +18,43 @@ struct JinjaChat: Sendable {
         self.tokenizer = tokenizer
     }
 
-    func render(_ messages: [ChatMessage], generationPrompt: Bool) throws -> String {
+    /// A message as transformers' templates read it: tool calls as `{"type": "function", "function": {"name",
+    /// "arguments": {...}}}` (arguments as an object when they are JSON), tool results with their name and call id.
+    static func value(_ m: ChatMessage) -> Value {
+        var fields: [(String, Value)] = [("role", .string(m.role.rawValue)), ("content", .string(m.content))]
+        if let calls = m.toolCalls, !calls.isEmpty {
+            fields.append(("tool_calls", .array(calls.map { c in
+                var call: [(String, Value)] = [("type", .string("function"))]
+                if let id = c.id { call.append(("id", .string(id))) }
+                let arguments = (try? Value.fromJSON(c.arguments)) ?? .string(c.arguments)
+                call.append(("function", .object([("name", .string(c.name)), ("arguments", arguments)])))
+                return .object(call)
+            })))
+        }
+        if let name = m.name { fields.append(("name", .string(name))) }
+        if let id = m.toolCallID { fields.append(("tool_call_id", .string(id))) }
+        return .object(fields)
+    }
+
+    /// Tool schemas as templates expect them: `{"type": "function", "function": {...}}` (bare function schemas are
+    /// wrapped).
+    static func tools(_ json: String?) throws -> Value {
+        guard let json else { return .none }
+        let parsed: Value
+        do { parsed = try Value.fromJSON(json) } catch { throw TokenizerError.invalidConversation(reason: "its tools are not valid JSON: \(error)") }
+        guard case .array(let items) = parsed else { throw TokenizerError.invalidConversation(reason: "its tools are not a list") }
+        return .array(items.map { item in
+            if case .object(let f) = item, !f.contains(where: { $0.0 == "type" }) {
+                return .object([("type", .string("function")), ("function", item)])
+            }
+            return item
+        })
+    }
+
+    func render(_ messages: [ChatMessage], generationPrompt: Bool, tools: String? = nil) throws -> String {
         var variables: [String: Value] = [
-            "messages": .array(messages.map { .object([("role", .string($0.role.rawValue)), ("content", .string($0.content))]) }),
-            "add_generation_prompt": .bool(generationPrompt), "tools": .none, "documents": .none,
+            "messages": .array(messages.map(Self.value)),
+            "add_generation_prompt": .bool(generationPrompt), "tools": try Self.tools(tools), "documents": .none,
         ]
         if let bos = tokenizer.config.bosToken { variables["bos_token"] = .string(bos) }
         if let eos = tokenizer.config.eosToken { variables["eos_token"] = .string(eos) }
@@ -45,19 +78,19 @@ struct JinjaChat: Sendable {
         return eos
     }
 
-    func segments(_ messages: [ChatMessage], endingWithHeader: Bool) throws -> [ChatFormatter.Segment] {
+    func segments(_ messages: [ChatMessage], endingWithHeader: Bool, tools: String? = nil) throws -> [ChatFormatter.Segment] {
         // The whole conversation as the template writes it; each answer is located in it from its own rendering
         // (a template may write something only after the last turn, e.g. Phi-3's EOS, so turn renderings need not
         // be prefixes of each other, but every turn's prompt is a prefix of the whole).
-        let full = Array(try render(messages, generationPrompt: endingWithHeader))
+        let full = Array(try render(messages, generationPrompt: endingWithHeader, tools: tools))
         var segments: [ChatFormatter.Segment] = []
         var cursor = 0
         func text(_ range: Range<Int>, _ trainable: Bool) {
             if !range.isEmpty { segments.append(.init(content: .text(String(full[range])), trainable: trainable)) }
         }
         for (i, message) in messages.enumerated() where message.role == .assistant {
-            let prompt = Array(try render(Array(messages[..<i]), generationPrompt: true))
-            let turn = Array(try render(Array(messages[...i]), generationPrompt: false))
+            let prompt = Array(try render(Array(messages[..<i]), generationPrompt: true, tools: tools))
+            let turn = Array(try render(Array(messages[...i]), generationPrompt: false, tools: tools))
             guard prompt.count >= cursor, full.starts(with: prompt), turn.starts(with: prompt) else {
                 throw TokenizerError.invalidConversation(reason: "the model's chat template does not render assistant turn \(i + 1) after the conversation before it (it rewrites earlier turns), so its answer tokens cannot be found; choose --template chatml, llama3 or plain")
             }

@@ -1,3 +1,5 @@
+import Tokenizer
+
 /// One training record in a format-neutral shape: an optional system prompt and user/assistant turns.
 /// Alpaca's instruction and input stay apart so the `plain` template can lay them out as the tutorial does.
 public struct Conversation: Sendable, Equatable {
@@ -18,9 +20,21 @@ public struct Conversation: Sendable, Equatable {
 
     public var system: String?
     public var turns: [Turn]
+    /// Tool-calling records: the whole message list (assistant function calls, tool results), rendered by the
+    /// model's own template; `turns` is then empty.
+    public var messages: [ChatMessage]?
+    /// The record's tool schemas (a JSON list).
+    public var tools: String?
 
     public init(system: String? = nil, turns: [Turn]) {
         self.system = system
         self.turns = turns
+    }
+
+    public init(messages: [ChatMessage], tools: String?) {
+        system = nil
+        turns = []
+        self.messages = messages
+        self.tools = tools
     }
 }

@@ -1,3 +1,4 @@
+import Tokenizer
 import Foundation
 
 /// Reads instruction data: Alpaca (`instruction`, `input`, `output`, optional `system`, `history`), ShareGPT
@@ -115,6 +116,9 @@ public enum DataLoader {
             return Conversation(system: system?.isEmpty == true ? nil : system, turns: turns)
         case .sharegpt:
             guard let list = o["conversations"] as? [Any] else { throw fail("conversations", "must be a list") }
+            if list.contains(where: { ["function_call", "observation"].contains(($0 as? [String: Any])?["from"] as? String ?? "") }) || o["tools"] != nil {
+                return try toolConversation(o, list: list, format: .sharegpt, fail: fail)
+            }
             let messages = try list.enumerated().map { i, item -> (String, String) in
                 guard let m = item as? [String: Any], let from = m["from"] as? String, let value = m["value"] as? String else {
                     throw fail("conversations", "message \(i + 1) needs string fields 'from' and 'value'")
@@ -131,6 +135,9 @@ public enum DataLoader {
             return try pairUp(messages, systemField: try string("system", required: false), fail: { fail("conversations", $0) })
         case .messages:
             guard let list = o["messages"] as? [Any] else { throw fail("messages", "must be a list") }
+            if list.contains(where: { ($0 as? [String: Any])?["role"] as? String == "tool" || ($0 as? [String: Any])?["tool_calls"] != nil }) || o["tools"] != nil {
+                return try toolConversation(o, list: list, format: .messages, fail: fail)
+            }
             let messages = try list.enumerated().map { i, item -> (String, String) in
                 guard let m = item as? [String: Any], let role = m["role"] as? String, let content = m["content"] as? String else {
                     throw fail("messages", "message \(i + 1) needs string fields 'role' and 'content'")
@@ -142,6 +149,86 @@ public enum DataLoader {
             }
             return try pairUp(messages, systemField: nil, fail: { fail("messages", $0) })
         }
+    }
+
+    /// Tool-calling records as whole message lists:
+    /// - ShareGPT (LLaMA-Factory): `human` / `gpt` / `function_call` (a JSON `{"name", "arguments"}` or a list of them)
+    ///   / `observation` (the tool's result) / `system`, and a `tools` field (a JSON list, or its text);
+    /// - OpenAI `messages`: assistant `tool_calls` (`{"id", "type": "function", "function": {"name", "arguments"}}`,
+    ///   arguments as JSON text or an object, `content` may be null), `tool` messages, and `tools`.
+    /// The record must end with an assistant turn (text or function calls).
+    static func toolConversation(_ o: [String: Any], list: [Any], format: Format,
+                                 fail: (String?, String) -> TrainingError) throws -> Conversation {
+        let field = format == .sharegpt ? "conversations" : "messages"
+        func json(_ v: Any) -> String? {
+            if let s = v as? String { return s }
+            guard JSONSerialization.isValidJSONObject(v), let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]) else { return nil }
+            return String(decoding: d, as: UTF8.self)
+        }
+        func call(_ object: Any, _ i: Int) throws -> ChatMessage.ToolCall {
+            guard let c = object as? [String: Any] else { throw fail(field, "message \(i + 1): a function call must be an object") }
+            let f = (c["function"] as? [String: Any]) ?? c
+            guard let name = f["name"] as? String, !name.isEmpty else { throw fail(field, "message \(i + 1): a function call needs a 'name'") }
+            let arguments = f["arguments"].flatMap(json) ?? "{}"
+            guard (try? JSONSerialization.jsonObject(with: Data(arguments.utf8))) is [String: Any] else {
+                throw fail(field, "message \(i + 1): the arguments of '\(name)' are not a JSON object")
+            }
+            return .init(name: name, arguments: arguments, id: c["id"] as? String)
+        }
+        var messages: [ChatMessage] = []
+        if let system = o["system"] as? String, !system.isEmpty { messages.append(ChatMessage(role: .system, content: system)) }
+        for (i, item) in list.enumerated() {
+            guard let m = item as? [String: Any] else { throw fail(field, "message \(i + 1) is not an object") }
+            if format == .sharegpt {
+                guard let from = m["from"] as? String, let value = m["value"] as? String else {
+                    throw fail(field, "message \(i + 1) needs string fields 'from' and 'value'")
+                }
+                switch from {
+                case "human", "user": messages.append(ChatMessage(role: .user, content: value))
+                case "gpt", "assistant", "model": messages.append(ChatMessage(role: .assistant, content: value))
+                case "system": messages.append(ChatMessage(role: .system, content: value))
+                case "observation": messages.append(ChatMessage(role: .tool, content: value))
+                case "function_call":
+                    guard let parsed = try? JSONSerialization.jsonObject(with: Data(value.utf8)) else {
+                        throw fail(field, "message \(i + 1): a function_call value must be JSON {\"name\", \"arguments\"}")
+                    }
+                    let calls = try ((parsed as? [Any]) ?? [parsed]).map { try call($0, i) }
+                    messages.append(ChatMessage(role: .assistant, content: "", toolCalls: calls))
+                default:
+                    throw fail(field, "message \(i + 1) has unknown role '\(from)' (expected human, gpt, function_call, observation or system)")
+                }
+            } else {
+                guard let role = m["role"] as? String else { throw fail(field, "message \(i + 1) needs a string field 'role'") }
+                let content = m["content"] as? String ?? ""
+                if !(m["content"] is String || m["content"] == nil || m["content"] is NSNull) {
+                    throw fail(field, "message \(i + 1): 'content' must be a string or null")
+                }
+                switch role {
+                case "system", "user": messages.append(ChatMessage(role: role == "system" ? .system : .user, content: content))
+                case "assistant":
+                    var calls: [ChatMessage.ToolCall]?
+                    if let list = m["tool_calls"], !(list is NSNull) {
+                        guard let items = list as? [Any] else { throw fail(field, "message \(i + 1): 'tool_calls' must be a list") }
+                        calls = try items.map { try call($0, i) }
+                    }
+                    messages.append(ChatMessage(role: .assistant, content: content, toolCalls: calls))
+                case "tool":
+                    messages.append(ChatMessage(role: .tool, content: content, name: m["name"] as? String, toolCallID: m["tool_call_id"] as? String))
+                default:
+                    throw fail(field, "message \(i + 1) has unknown role '\(role)' (expected system, user, assistant or tool)")
+                }
+            }
+        }
+        guard messages.last?.role == .assistant else { throw fail(field, "the last message must be the assistant's (an answer or a function call)") }
+        guard messages.contains(where: { $0.role == .user }) else { throw fail(field, "no user message") }
+        var tools: String?
+        if let t = o["tools"], !(t is NSNull) {
+            guard let text = json(t), (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [Any] else {
+                throw fail("tools", "must be a JSON list of tool schemas")
+            }
+            tools = text
+        }
+        return Conversation(messages: messages, tools: tools)
     }
 
     /// [system] (user assistant)+ -> Conversation; anything else is an error.

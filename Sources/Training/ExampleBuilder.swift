@@ -52,6 +52,11 @@ public struct ExampleBuilder: Sendable {
 
     /// Chat messages for a conversation in this builder's format.
     public func messages(_ c: Conversation, includeLastAnswer: Bool = true) -> [ChatMessage] {
+        if var all = c.messages {
+            if all.first?.role != .system, let system { all.insert(ChatMessage(role: .system, content: system), at: 0) }
+            if !includeLastAnswer, all.last?.role == .assistant { all.removeLast() }
+            return all
+        }
         var out: [ChatMessage] = []
         if let s = c.system ?? system { out.append(ChatMessage(role: .system, content: s)) }
         for (i, turn) in c.turns.enumerated() {
@@ -72,12 +77,12 @@ public struct ExampleBuilder: Sendable {
 
     /// Prompt ids for generating the last turn's answer.
     public func promptIDs(_ c: Conversation) throws -> [Int32] {
-        try formatter.promptIDs(messages(c, includeLastAnswer: false))
+        try formatter.promptIDs(messages(c, includeLastAnswer: false), tools: c.tools)
     }
 
     /// The example, or nil when truncation to `maxLength` would leave no trained token.
     public func example(_ c: Conversation) throws -> TrainingExample? {
-        var t = try formatter.trainingExample(messages(c))
+        var t = try formatter.trainingExample(messages(c), tools: c.tools)
         if t.ids.count > maxLength {
             t.ids.removeLast(t.ids.count - maxLength)
             t.trainable.removeLast(t.trainable.count - maxLength)
@@ -95,8 +100,12 @@ public struct ExampleBuilder: Sendable {
     public func build(_ conversations: [Conversation]) throws -> Built {
         var out: [TrainingExample] = []
         var dropped = 0
-        for c in conversations {
-            if let e = try example(c) { out.append(e) } else { dropped += 1 }
+        for (i, c) in conversations.enumerated() {
+            do {
+                if let e = try example(c) { out.append(e) } else { dropped += 1 }
+            } catch let error as TokenizerError {
+                throw TrainingError.options("record \(i + 1): \(error)")
+            }
         }
         return Built(examples: out, dropped: dropped)
     }
