@@ -20,11 +20,17 @@ public enum DataLoader {
     }
 
     public static func load(_ url: URL, skipInvalid: Bool = false) throws -> Loaded {
+        try load(url, skipInvalid: skipInvalid, transform: nil)
+    }
+
+    /// `transform` maps each record to this loader's field names first (a LLaMA-Factory dataset's columns and tags).
+    static func load(_ url: URL, skipInvalid: Bool, transform: (([String: Any]) -> [String: Any])?) throws -> Loaded {
         let path = url.path
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TrainingError.data(file: path, record: nil, field: nil, reason: "file not found or unreadable")
         }
-        let records = try parseRecords(data, path: path)
+        var records = try parseRecords(data, path: path)
+        if let transform { records = records.map { ($0.0, $0.1.map(transform)) } }
         guard let first = records.first(where: { $0.1 != nil })?.1 else {
             throw TrainingError.data(file: path, record: nil, field: nil, reason: "no records")
         }
@@ -46,6 +52,65 @@ public enum DataLoader {
             throw TrainingError.data(file: path, record: nil, field: nil, reason: "no valid records (\(skipped.count) invalid)")
         }
         return Loaded(conversations: out, format: format, skipped: skipped)
+    }
+
+    /// A data set of a LLaMA-Factory data folder: `dataset_info.json`'s entry `name` gives the file (`file_name`),
+    /// `formatting` (alpaca or sharegpt), `columns` (alpaca: prompt, query, response, system, history; sharegpt:
+    /// messages, system, tools) and sharegpt `tags` (role_tag, content_tag, user_tag, assistant_tag,
+    /// observation_tag, function_tag, system_tag), so such folders work unchanged.
+    public static func load(dataset name: String, directory: URL, skipInvalid: Bool = false) throws -> Loaded {
+        let infoURL = directory.appendingPathComponent("dataset_info.json")
+        guard let data = FileManager.default.contents(atPath: infoURL.path) else {
+            throw TrainingError.data(file: infoURL.path, record: nil, field: nil, reason: "not found (--dataset-dir must hold LLaMA-Factory's dataset_info.json)")
+        }
+        guard let info = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw TrainingError.data(file: infoURL.path, record: nil, field: nil, reason: "malformed JSON")
+        }
+        guard let entry = info[name] as? [String: Any] else {
+            throw TrainingError.data(file: infoURL.path, record: nil, field: name, reason: "no data set named '\(name)' (it has \(info.keys.sorted().joined(separator: ", ")))")
+        }
+        guard let file = entry["file_name"] as? String else {
+            let source = ["hf_hub_url", "ms_hub_url", "script_url"].first { entry[$0] != nil }
+            throw TrainingError.data(file: infoURL.path, record: nil, field: name, reason: source.map { "data sets from \($0) are not supported; only local file_name entries" } ?? "no file_name")
+        }
+        let formatting = (entry["formatting"] as? String) ?? "alpaca"
+        guard formatting == "alpaca" || formatting == "sharegpt" else {
+            throw TrainingError.data(file: infoURL.path, record: nil, field: "\(name).formatting", reason: "'\(formatting)' is not supported (alpaca or sharegpt)")
+        }
+        let columns = (entry["columns"] as? [String: String]) ?? [:]
+        let tags = (entry["tags"] as? [String: String]) ?? [:]
+        let transform: ([String: Any]) -> [String: Any]
+        if formatting == "alpaca" {
+            let names = ["prompt": "instruction", "query": "input", "response": "output", "system": "system", "history": "history", "tools": "tools"]
+            transform = { record in
+                var out: [String: Any] = [:]
+                for (column, canonical) in names {
+                    if let v = record[columns[column] ?? canonical] { out[canonical] = v }
+                }
+                return out
+            }
+        } else {
+            let roleTag = tags["role_tag"] ?? "from", contentTag = tags["content_tag"] ?? "value"
+            let roles = [(tags["user_tag"] ?? "human", "human"), (tags["assistant_tag"] ?? "gpt", "gpt"),
+                         (tags["observation_tag"] ?? "observation", "observation"), (tags["function_tag"] ?? "function_call", "function_call"),
+                         (tags["system_tag"] ?? "system", "system")]
+            transform = { record in
+                var out: [String: Any] = [:]
+                if let list = record[columns["messages"] ?? "conversations"] as? [Any] {
+                    out["conversations"] = list.map { item -> Any in
+                        guard let m = item as? [String: Any] else { return item }
+                        let role = (m[roleTag] as? String).map { r in roles.first { $0.0 == r }?.1 ?? r } as Any
+                        return ["from": role, "value": m[contentTag] as Any]
+                    }
+                } else {
+                    out["conversations"] = record[columns["messages"] ?? "conversations"] as Any
+                }
+                if let system = columns["system"].flatMap({ record[$0] }) { out["system"] = system }
+                if let tools = record[columns["tools"] ?? "tools"], !((tools as? String)?.isEmpty ?? false) { out["tools"] = tools }
+                return out
+            }
+        }
+        return try load(directory.appendingPathComponent(file), skipInvalid: skipInvalid, transform: transform)
     }
 
     /// (1-based record number, object or nil when the record is not an object). Malformed JSON is an error
@@ -116,7 +181,7 @@ public enum DataLoader {
             return Conversation(system: system?.isEmpty == true ? nil : system, turns: turns)
         case .sharegpt:
             guard let list = o["conversations"] as? [Any] else { throw fail("conversations", "must be a list") }
-            if list.contains(where: { ["function_call", "observation"].contains(($0 as? [String: Any])?["from"] as? String ?? "") }) || o["tools"] != nil {
+            if list.contains(where: { ["function_call", "observation"].contains(($0 as? [String: Any])?["from"] as? String ?? "") }) || hasTools(o) {
                 return try toolConversation(o, list: list, format: .sharegpt, fail: fail)
             }
             let messages = try list.enumerated().map { i, item -> (String, String) in
@@ -135,7 +200,7 @@ public enum DataLoader {
             return try pairUp(messages, systemField: try string("system", required: false), fail: { fail("conversations", $0) })
         case .messages:
             guard let list = o["messages"] as? [Any] else { throw fail("messages", "must be a list") }
-            if list.contains(where: { ($0 as? [String: Any])?["role"] as? String == "tool" || ($0 as? [String: Any])?["tool_calls"] != nil }) || o["tools"] != nil {
+            if list.contains(where: { ($0 as? [String: Any])?["role"] as? String == "tool" || ($0 as? [String: Any])?["tool_calls"] != nil }) || hasTools(o) {
                 return try toolConversation(o, list: list, format: .messages, fail: fail)
             }
             let messages = try list.enumerated().map { i, item -> (String, String) in
@@ -149,6 +214,15 @@ public enum DataLoader {
             }
             return try pairUp(messages, systemField: nil, fail: { fail("messages", $0) })
         }
+    }
+
+    /// A record's `tools` field holds something (empty strings and lists, as some data sets write for records
+    /// without tools, do not count).
+    static func hasTools(_ o: [String: Any]) -> Bool {
+        guard let t = o["tools"], !(t is NSNull) else { return false }
+        if let s = t as? String { return !s.trimmingCharacters(in: .whitespaces).isEmpty && s != "[]" }
+        if let a = t as? [Any] { return !a.isEmpty }
+        return true
     }
 
     /// Tool-calling records as whole message lists:
@@ -222,7 +296,7 @@ public enum DataLoader {
         guard messages.last?.role == .assistant else { throw fail(field, "the last message must be the assistant's (an answer or a function call)") }
         guard messages.contains(where: { $0.role == .user }) else { throw fail(field, "no user message") }
         var tools: String?
-        if let t = o["tools"], !(t is NSNull) {
+        if hasTools(o), let t = o["tools"] {
             guard let text = json(t), (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [Any] else {
                 throw fail("tools", "must be a JSON list of tool schemas")
             }

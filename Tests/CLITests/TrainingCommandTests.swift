@@ -22,6 +22,20 @@ final class TrainingCommandTests: XCTestCase {
                              "--max-steps", "3", "--batch-size", "2", "--lora-r", "4", "--lr", "1e-2"] + extra)
     }
 
+    func testTrainsFromALlamaFactoryDataFolder() throws {
+        let dir = tmp.url.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Data(#"{"demo": {"file_name": "demo.jsonl"}}"#.utf8).write(to: dir.appendingPathComponent("dataset_info.json"))
+        try FileManager.default.copyItem(at: tmp.url.appendingPathComponent("train.jsonl"), to: dir.appendingPathComponent("demo.jsonl"))
+        let r = try PeftCommand.run(["train", "--model", model, "--dataset", "demo", "--dataset-dir", dir.path, "--output", tmp.path("lf"),
+                                     "--max-steps", "1", "--batch-size", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("records from demo"), r.stderr)
+        let both = try PeftCommand.run(["train", "--model", model, "--dataset", "demo", "--data", tmp.path("train.jsonl"), "--output", tmp.path("x")])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.stderr.contains("exactly one of --data FILE or --dataset NAME"), both.stderr)
+    }
+
     func testTrainEvalGenerateMergeRoundTrip() throws {
         let out = tmp.path("adapter")
         let r = try train(["--eval-data", tmp.path("train.jsonl"), "--save-every", "2"], output: out)

@@ -65,3 +65,41 @@ final class ToolCallingDataTests: XCTestCase {
         XCTAssertThrowsError(try DataLoader.load(try write(badTools))) { XCTAssertTrue("\($0)".contains("tools"), "\($0)") }
     }
 }
+
+/// LLaMA-Factory data folders: `dataset_info.json` entries with formatting, columns and tags.
+final class DatasetInfoTests: XCTestCase {
+    func testColumnsAndTagsMapOntoOurFormats() throws {
+        let dir = temporaryURL("lf-data")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let info = #"""
+        {"zh_demo": {"file_name": "zh.json", "columns": {"prompt": "q", "query": "ctx", "response": "a"}},
+         "chat_demo": {"file_name": "chat.jsonl", "formatting": "sharegpt",
+                       "columns": {"messages": "msgs", "system": "sys", "tools": "fns"},
+                       "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+                                "observation_tag": "tool", "function_tag": "call"}},
+         "remote": {"hf_hub_url": "org/data"}}
+        """#
+        try Data(info.utf8).write(to: dir.appendingPathComponent("dataset_info.json"))
+        try Data(#"[{"q": "板蓝根颗粒的功效？", "ctx": "", "a": "清热解毒。"}]"#.utf8).write(to: dir.appendingPathComponent("zh.json"))
+        let chat = #"""
+        {"sys": "你是助手", "msgs": [{"role": "user", "content": "天气？"}, {"role": "assistant", "content": "晴。"}], "fns": ""}
+        {"msgs": [{"role": "user", "content": "北京？"}, {"role": "call", "content": "{\"name\": \"w\", \"arguments\": {\"c\": \"北京\"}}"}, {"role": "tool", "content": "21"}, {"role": "assistant", "content": "21度"}], "fns": "[{\"name\": \"w\", \"parameters\": {}}]"}
+        """#
+        try Data(chat.utf8).write(to: dir.appendingPathComponent("chat.jsonl"))
+        let a = try DataLoader.load(dataset: "zh_demo", directory: dir)
+        XCTAssertEqual(a.format, .alpaca)
+        XCTAssertEqual(a.conversations[0].turns[0].instruction, "板蓝根颗粒的功效？")
+        XCTAssertEqual(a.conversations[0].turns[0].answer, "清热解毒。")
+        let b = try DataLoader.load(dataset: "chat_demo", directory: dir)
+        XCTAssertEqual(b.conversations[0].system, "你是助手")
+        XCTAssertEqual(b.conversations[0].turns.first?.answer, "晴。")
+        XCTAssertEqual(b.conversations[1].messages?.map(\.role), [.user, .assistant, .tool, .assistant])
+        XCTAssertEqual(b.conversations[1].messages?[1].toolCalls?.first?.name, "w")
+        XCTAssertNotNil(b.conversations[1].tools)
+        XCTAssertThrowsError(try DataLoader.load(dataset: "nope", directory: dir)) {
+            XCTAssertTrue("\($0)".contains("no data set named 'nope'") && "\($0)".contains("zh_demo"), "\($0)")
+        }
+        XCTAssertThrowsError(try DataLoader.load(dataset: "remote", directory: dir)) { XCTAssertTrue("\($0)".contains("hf_hub_url"), "\($0)") }
+    }
+}

@@ -20,7 +20,9 @@ struct Train: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Training data file.") var data: String
+    @Option(help: "Training data file.") var data: String?
+    @Option(help: "A data set named in --dataset-dir's dataset_info.json (LLaMA-Factory's data folders), instead of --data.") var dataset: String?
+    @Option(help: "The folder holding dataset_info.json and its files.") var datasetDir: String = "data"
     @Option(help: "Output directory for the adapter, checkpoints and log.") var output: String
     @OptionGroup var methodOptions: MethodOptions
     @OptionGroup var quantizeOption: QuantizeOption
@@ -93,11 +95,13 @@ struct Train: ParsableCommand {
         if let r = methodOptions.loraR, r < 1 || r > LoRAConfig.maxRank { throw ValidationError("--lora-r must be within 1...\(LoRAConfig.maxRank)") }
         if let a = methodOptions.loraAlpha, !(a.isFinite && abs(a) <= 1e9) { throw ValidationError("--lora-alpha must be a finite number") }
         if let d = methodOptions.loraDropout, !(0..<1).contains(d) { throw ValidationError("--lora-dropout must be in [0, 1)") }
-        let job = TrainingJob(modelURL: modelOptions.url, dataURL: URL(fileURLWithPath: data),
+        guard (data == nil) != (dataset == nil) else { throw ValidationError("give exactly one of --data FILE or --dataset NAME (with --dataset-dir DIR)") }
+        var job = TrainingJob(modelURL: modelOptions.url, dataURL: URL(fileURLWithPath: data ?? datasetDir),
                               evalURL: evalData.map { URL(fileURLWithPath: $0) }, output: URL(fileURLWithPath: output),
                               logURL: log.map { URL(fileURLWithPath: $0) }, method: methodOptions, options: options,
                               templateOptions: templateOptions, dtype: dtype ?? .fastestForTraining, skipInvalid: skipInvalid,
                               quantize: quantizeOption.quantize, quiet: !(world?.isPrimary ?? true), world: world)
+        job.dataset = dataset
         let summary = try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
         if summary.interrupted { throw ExitCode(130) }
     }
@@ -120,11 +124,14 @@ struct TrainingJob {
     var quiet = false
     /// Data-parallel ranks (mpirun); nil: one process.
     var world: MPICommunicator? = nil
+    /// A LLaMA-Factory data set name; `dataURL` is then its folder (holding dataset_info.json).
+    var dataset: String? = nil
 
     @discardableResult
     func run(resume: URL? = nil, model preloaded: LoadedModel? = nil) throws -> Trainer.Summary {
         // Validate every input before writing anything.
-        let train = try DataLoader.load(dataURL, skipInvalid: skipInvalid)
+        let train = try dataset.map { try DataLoader.load(dataset: $0, directory: dataURL, skipInvalid: skipInvalid) }
+            ?? DataLoader.load(dataURL, skipInvalid: skipInvalid)
         let evalSet = try evalURL.map { try DataLoader.load($0, skipInvalid: skipInvalid) }
         if quantize != nil, !(try method.resolvedMethod).savesAdapter {
             throw ValidationError("--quantize keeps the base frozen; it does not combine with --method \(method.method), which trains the base weights")
@@ -132,7 +139,10 @@ struct TrainingJob {
         let loaded = try preloaded ?? LoadedModel.open(modelURL, dtype: dtype.dtype, quantize: quantize)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let builder = ExampleBuilder(formatter: formatter, maxLength: options.maxLength)
-        let built = try builder.build(train.conversations)
+        let built: ExampleBuilder.Built
+        do { built = try builder.build(train.conversations) } catch let error as TrainingError {
+            throw ValidationError("\(dataURL.path): \(error)")   // the record that cannot be rendered, and why
+        }
         let evalBuilt = try evalSet.map { try builder.build($0.conversations) }
         guard !built.examples.isEmpty else {
             throw ValidationError("\(dataURL.path): no example keeps an answer token within --max-length \(options.maxLength)")
@@ -144,7 +154,7 @@ struct TrainingJob {
                                   eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
                                   logURL: logURL, communicator: world)
         if !quiet {
-            var notes = ["\(train.conversations.count) \(train.format.rawValue) records from \(dataURL.lastPathComponent)"]
+            var notes = ["\(train.conversations.count) \(train.format.rawValue) records from \(dataset ?? dataURL.lastPathComponent)"]
             if !train.skipped.isEmpty { notes.append("\(train.skipped.count) invalid skipped") }
             if built.dropped > 0 { notes.append("\(built.dropped) dropped (no answer token within --max-length)") }
             let tokens = built.examples.reduce(0) { $0 + $1.ids.count }
