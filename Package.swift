@@ -15,6 +15,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
     ],
     targets: [
         // SIMD hot loops in C with run-time CPU dispatch, the built-in GEMM and the run-time loader of oneDNN
@@ -22,6 +24,9 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimizedC, linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "Kernels", dependencies: ["CKernels"]),
         .target(name: "ModelIO", dependencies: ["Kernels"]),
+        // Models and data sets by hub id: huggingface_hub's protocol, environment and cache layout.
+        .target(name: "Hub", dependencies: ["CKernels", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]),
         // Chat templates: a Jinja interpreter (the subset chat templates use), rendering as transformers does.
         .target(name: "Jinja"),
         .target(name: "Tokenizer", dependencies: ["Jinja"]),
@@ -39,7 +44,7 @@ let package = Package(
         .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),
         .executableTarget(name: "PeftCLI", dependencies: [
             "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
-            "Compare", "GGUF", "Jinja", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compare", "GGUF", "Jinja", "Hub", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["Kernels", "Transformer", "Adapters", "Training"], path: "Sources/TestSupport"),
 
@@ -47,6 +52,8 @@ let package = Package(
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "GGUF", "Transformer", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Jinja"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                                                     .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], resources: [.copy("Fixtures")]),

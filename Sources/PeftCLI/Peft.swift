@@ -12,5 +12,5 @@ struct Peft: ParsableCommand {
         Start with `peft demo`.
         """,
         subcommands: [Demo.self, Generate.self, Chat.self, Train.self, CompareCommand.self, Eval.self, Merge.self, Quantize.self, Report.self,
-                      Tokenize.self, TemplateCommand.self, Info.self])
+                      Tokenize.self, TemplateCommand.self, Download.self, Info.self])
 }

@@ -114,6 +114,12 @@ void pk_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, 
 typedef void (*pk_task_fn)(void *ctx, size_t chunk);
 void pk_pool_run(int threads, size_t chunks, pk_task_fn fn, void *ctx);
 
+/// SHA-256, streaming.
+typedef struct { uint32_t h[8]; uint64_t length; uint8_t buffer[64]; size_t used; } pk_sha256;
+void pk_sha256_init(pk_sha256 *s);
+void pk_sha256_update(pk_sha256 *s, const uint8_t *data, size_t n);
+void pk_sha256_final(pk_sha256 *s, uint8_t out[32]);
+
 /// Open MPI loaded at run time (mpi_loader.c). pk_mpi_launched: the world size mpirun announced (0: not launched).
 int pk_mpi_launched(void);
 int pk_mpi_init(void);

@@ -16,10 +16,12 @@ enum ComputeDType: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Hugging Face model directory (config.json, *.safetensors, tokenizer.json), or a .gguf file (Qwen2 family).")
+    @Option(name: .long, help: "Hugging Face model directory (config.json, *.safetensors, tokenizer.json), a hub id ORG/NAME[@REVISION] (downloaded into huggingface_hub's cache; HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE honoured), or a .gguf file.")
     var model: String
 
-    var url: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
+    func validate() throws { try HubResolution.resolve(model) }
+
+    var url: URL { HubResolution.url(model) }
 }
 
 /// `--quantize TYPE` on the commands that run a model: frozen matrices in a GGML block format.
@@ -32,9 +34,11 @@ extension QuantType: ExpressibleByArgument {}
 
 /// `--adapter DIR` on the commands that run a model.
 struct AdapterOption: ParsableArguments {
-    @Option(help: "A PEFT LoRA adapter directory to apply.") var adapter: String?
+    @Option(help: "An adapter to apply: a directory (PEFT or AdapterHub files) or a hub id ORG/NAME[@REVISION].") var adapter: String?
 
-    var url: URL? { adapter.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } }
+    func validate() throws { if let adapter { try HubResolution.resolve(adapter) } }
+
+    var url: URL? { adapter.map(HubResolution.url) }
 }
 
 struct TemplateOptions: ParsableArguments {
