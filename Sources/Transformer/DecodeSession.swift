@@ -170,3 +170,77 @@ public final class DecodeSession {
         w.lmHead.forward(xn.pointer, rows: 1, into: logitsBuffer.pointer, exact: false)
     }
 }
+
+extension DecodeSession {
+    /// One decoding step for several sessions of the same model at once (continuous batching): `next[i]` is appended
+    /// to `sessions[i]`. Every projection multiplies all sessions' rows in one product (one pass over each weight
+    /// for the whole batch, which is what makes batched decoding cheaper than turns); attention runs per session on
+    /// its own cache at its own position. Returns each session's logits [V].
+    /// - Throws: when a session has not been prefilled, belongs to another model, or would exceed its capacity.
+    public static func stepBatch(_ sessions: [DecodeSession], tokens next: [Int32]) throws -> [[Float]] {
+        guard sessions.count == next.count else { throw TransformerError.input(reason: "\(sessions.count) sessions, \(next.count) tokens") }
+        guard let first = sessions.first else { return [] }
+        if sessions.count == 1 { return [try first.append(next)] }
+        let model = first.model, c = model.config, n = sessions.count, C = c.hiddenSize
+        for (s, t) in zip(sessions, next) {
+            guard s.model === model else { throw TransformerError.input(reason: "sessions of different models cannot be batched") }
+            guard !s.tokens.isEmpty else { throw TransformerError.input(reason: "a session must be prefilled before batched decoding") }
+            guard s.leading + s.tokens.count + 1 <= s.capacity else {
+                throw TransformerError.input(reason: "context of \(s.tokens.count + 1) tokens exceeds the session's capacity of \(s.capacity)")
+            }
+            try model.validate(tokens: [t], maxPosition: s.tokens.count + 1)
+            s.reserve(s.leading + s.tokens.count + 1)
+        }
+        let x = FloatBuffer(count: n * C), xn = FloatBuffer(count: n * C), q = FloatBuffer(count: n * c.qDim)
+        let att = FloatBuffer(count: n * c.qDim), tmp = FloatBuffer(count: n * C)
+        let k = FloatBuffer(count: n * c.kvDim), v = FloatBuffer(count: n * c.kvDim)
+        let g = FloatBuffer(count: n * c.intermediateSize), u = FloatBuffer(count: n * c.intermediateSize)
+        let act = FloatBuffer(count: n * c.intermediateSize)
+        let qRaw = FloatBuffer(count: c.qkNorm ? n * c.qDim : 0), kRaw = FloatBuffer(count: c.qkNorm ? n * c.kvDim : 0)
+        let w = model.weights
+        model.embed(next, into: x.pointer)
+        let positions = sessions.map { Int32($0.leading + $0.tokens.count) }
+        let ctx = PassContext.decoding
+        for l in 0..<c.layerCount {
+            let lw = w.layers[l]
+            Ops.rmsNormForward(x.pointer, weight: lw.inputNorm.pointer, out: xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
+            model.project(.q, layer: l, x: xn.pointer, rows: n, out: c.qkNorm ? qRaw.pointer : q.pointer, context: ctx)
+            model.project(.k, layer: l, x: xn.pointer, rows: n, out: c.qkNorm ? kRaw.pointer : k.pointer, context: ctx)
+            model.project(.v, layer: l, x: xn.pointer, rows: n, out: v.pointer, context: ctx)
+            if c.qkNorm, let qn = lw.qNorm, let kn = lw.kNorm {
+                Ops.rmsNormForward(qRaw.pointer, weight: qn.pointer, out: q.pointer, rstd: nil, rows: n * c.headCount, cols: c.headDim, eps: c.rmsNormEps)
+                Ops.rmsNormForward(kRaw.pointer, weight: kn.pointer, out: k.pointer, rstd: nil, rows: n * c.kvHeadCount, cols: c.headDim, eps: c.rmsNormEps)
+            }
+            positions.withUnsafeBufferPointer { pos in
+                model.rope.apply(q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!)
+                model.rope.apply(k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!)
+            }
+            for (i, s) in sessions.enumerated() {
+                let past = Int(positions[i])
+                (s.kCache[l].pointer + past * c.kvDim).update(from: k.pointer + i * c.kvDim, count: c.kvDim)
+                (s.vCache[l].pointer + past * c.kvDim).update(from: v.pointer + i * c.kvDim, count: c.kvDim)
+                model.attention[l].forwardCached(q: q.pointer + i * c.qDim, kCache: s.kCache[l].pointer, vCache: s.vCache[l].pointer,
+                                                 out: att.pointer + i * c.qDim, past: past, rows: 1, scratch: s.scratch.pointer)
+            }
+            model.project(.o, layer: l, x: att.pointer, rows: n, out: tmp.pointer, context: ctx)
+            if let a = model.adapter, a.adapts(.attention, layer: l) {
+                a.sublayerForward(.attention, layer: l, residual: x.pointer, output: tmp.pointer, rows: n, context: ctx)
+            }
+            Ops.add(tmp.pointer, into: x.pointer, count: n * C)
+            Ops.rmsNormForward(x.pointer, weight: lw.postAttentionNorm.pointer, out: xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
+            model.project(.gate, layer: l, x: xn.pointer, rows: n, out: g.pointer, context: ctx)
+            model.project(.up, layer: l, x: xn.pointer, rows: n, out: u.pointer, context: ctx)
+            Ops.swigluForward(gate: g.pointer, up: u.pointer, out: act.pointer, count: n * c.intermediateSize)
+            model.project(.down, layer: l, x: act.pointer, rows: n, out: tmp.pointer, context: ctx)
+            if let a = model.adapter, a.adapts(.mlp, layer: l) {
+                a.sublayerForward(.mlp, layer: l, residual: x.pointer, output: tmp.pointer, rows: n, context: ctx)
+            }
+            Ops.add(tmp.pointer, into: x.pointer, count: n * C)
+        }
+        Ops.rmsNormForward(x.pointer, weight: w.finalNorm.pointer, out: xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
+        let logits = FloatBuffer(count: n * c.vocabSize)
+        w.lmHead.forward(xn.pointer, rows: n, into: logits.pointer, exact: false)
+        for (s, t) in zip(sessions, next) { s.tokens.append(t) }
+        return (0..<n).map { Array(UnsafeBufferPointer(start: logits.pointer + $0 * c.vocabSize, count: c.vocabSize)) }
+    }
+}
