@@ -20,6 +20,8 @@ enum HubResolution {
         client.onProgress = HubProgress.reporter()
         do {
             resolved[text] = try client.snapshotSync(repo)
+        } catch HubError.notFound(let what) {
+            throw ValidationError("\(text): there is no such file or folder here, and \(what)")
         } catch {
             throw ValidationError("--model/--adapter \(text): \(error)")
         }
