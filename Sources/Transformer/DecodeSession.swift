@@ -22,7 +22,7 @@ public final class DecodeSession {
     private var vCache: [FloatBuffer]
     private var allocated: Int
     private var scratch: FloatBuffer     // attention scores [max(chunk, heads), allocated]
-    private let x, xn, q, att, tmp, g, u, act, qRaw, kRaw: FloatBuffer
+    private let work: StepBuffers
     private let logitsBuffer: FloatBuffer
 
     /// - Parameter initialAllocation: positions allocated up front; the cache doubles when it fills.
@@ -36,18 +36,8 @@ public final class DecodeSession {
         allocated = first
         kCache = (0..<c.layerCount).map { _ in FloatBuffer(count: first * c.kvDim) }
         vCache = (0..<c.layerCount).map { _ in FloatBuffer(count: first * c.kvDim) }
-        let m = chunkRows
-        x = FloatBuffer(count: m * c.hiddenSize)
-        xn = FloatBuffer(count: m * c.hiddenSize)
-        q = FloatBuffer(count: m * c.qDim)
-        att = FloatBuffer(count: m * c.qDim)
-        tmp = FloatBuffer(count: m * c.hiddenSize)
-        g = FloatBuffer(count: m * c.intermediateSize)
-        u = FloatBuffer(count: m * c.intermediateSize)
-        act = FloatBuffer(count: m * c.intermediateSize)
-        qRaw = FloatBuffer(count: c.qkNorm ? m * c.qDim : 0)
-        kRaw = FloatBuffer(count: c.qkNorm ? m * c.kvDim : 0)
-        scratch = FloatBuffer(count: max(m, c.headCount) * first)
+        work = StepBuffers(c, rows: chunkRows)
+        scratch = FloatBuffer(count: max(chunkRows, c.headCount) * first)
         logitsBuffer = FloatBuffer(count: c.vocabSize)
         model.rope.reserve(capacity)
     }
@@ -122,52 +112,84 @@ public final class DecodeSession {
 
     /// Runs `chunk` (ids; -1-j is virtual token j) at cache rows past..<past + m.
     private func forwardChunk(_ chunk: [Int32], past: Int) {
-        let c = model.config, w = model.weights
+        let c = model.config, w = model.weights, b = work
         let m = chunk.count, C = c.hiddenSize
-        model.embed(chunk, into: x.pointer)
-        let positions = (0..<m).map { Int32(past + $0) }
+        model.embed(chunk, into: b.x.pointer)
+        Self.decoderLayers(model, rows: m, positions: (0..<m).map { Int32(past + $0) }, b) { l, k, v in
+            (kCache[l].pointer + past * c.kvDim).update(from: k, count: m * c.kvDim)
+            (vCache[l].pointer + past * c.kvDim).update(from: v, count: m * c.kvDim)
+            model.attention[l].forwardCached(q: b.q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+                                             out: b.att.pointer, past: past, rows: m, scratch: scratch.pointer)
+        }
+        // Only the last row's logits are needed.
+        let lastRow = b.x.pointer + (m - 1) * C
+        Ops.rmsNormForward(lastRow, weight: w.finalNorm.pointer, out: b.xn.pointer, rstd: nil, rows: 1, cols: C,
+                           eps: c.rmsNormEps)
+        w.lmHead.forward(b.xn.pointer, rows: 1, into: logitsBuffer.pointer, exact: false)
+    }
+
+    /// Work buffers of a decoding pass over up to `rows` rows.
+    final class StepBuffers {
+        let x, xn, q, att, tmp, k, v, g, u, act, qRaw, kRaw: FloatBuffer
+
+        init(_ c: ModelConfig, rows m: Int) {
+            x = FloatBuffer(count: m * c.hiddenSize)
+            xn = FloatBuffer(count: m * c.hiddenSize)
+            q = FloatBuffer(count: m * c.qDim)
+            att = FloatBuffer(count: m * c.qDim)
+            tmp = FloatBuffer(count: m * c.hiddenSize)
+            k = FloatBuffer(count: m * c.kvDim)
+            v = FloatBuffer(count: m * c.kvDim)
+            g = FloatBuffer(count: m * c.intermediateSize)
+            u = FloatBuffer(count: m * c.intermediateSize)
+            act = FloatBuffer(count: m * c.intermediateSize)
+            qRaw = FloatBuffer(count: c.qkNorm ? m * c.qDim : 0)
+            kRaw = FloatBuffer(count: c.qkNorm ? m * c.kvDim : 0)
+        }
+    }
+
+    /// Every decoder layer over the rows in `b.x` (embedded; the residual stream on return), rows at `positions`.
+    /// `attend(layer, k, v)` receives the rows' rotated keys and values [rows, kv_dim], stores them in the caches
+    /// they belong to and writes the attention output of `b.q` into `b.att`: one sequence's chunk, or one row of each
+    /// of several sequences.
+    static func decoderLayers(_ model: TransformerModel, rows m: Int, positions: [Int32], _ b: StepBuffers,
+                              attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
+        let c = model.config, w = model.weights, C = c.hiddenSize
         let ctx = PassContext.decoding
         for l in 0..<c.layerCount {
             let lw = w.layers[l]
-            let kRows = kCache[l].pointer + past * c.kvDim, vRows = vCache[l].pointer + past * c.kvDim
-            Ops.rmsNormForward(x.pointer, weight: lw.inputNorm.pointer, out: xn.pointer, rstd: nil, rows: m, cols: C,
+            Ops.rmsNormForward(b.x.pointer, weight: lw.inputNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m, cols: C,
                                eps: c.rmsNormEps)
-            model.project(.q, layer: l, x: xn.pointer, rows: m, out: c.qkNorm ? qRaw.pointer : q.pointer, context: ctx)
-            model.project(.k, layer: l, x: xn.pointer, rows: m, out: c.qkNorm ? kRaw.pointer : kRows, context: ctx)
-            model.project(.v, layer: l, x: xn.pointer, rows: m, out: vRows, context: ctx)
+            model.project(.q, layer: l, x: b.xn.pointer, rows: m, out: c.qkNorm ? b.qRaw.pointer : b.q.pointer, context: ctx)
+            model.project(.k, layer: l, x: b.xn.pointer, rows: m, out: c.qkNorm ? b.kRaw.pointer : b.k.pointer, context: ctx)
+            model.project(.v, layer: l, x: b.xn.pointer, rows: m, out: b.v.pointer, context: ctx)
             if c.qkNorm, let qn = lw.qNorm, let kn = lw.kNorm {
-                Ops.rmsNormForward(qRaw.pointer, weight: qn.pointer, out: q.pointer, rstd: nil, rows: m * c.headCount,
+                Ops.rmsNormForward(b.qRaw.pointer, weight: qn.pointer, out: b.q.pointer, rstd: nil, rows: m * c.headCount,
                                    cols: c.headDim, eps: c.rmsNormEps)
-                Ops.rmsNormForward(kRaw.pointer, weight: kn.pointer, out: kRows, rstd: nil, rows: m * c.kvHeadCount,
+                Ops.rmsNormForward(b.kRaw.pointer, weight: kn.pointer, out: b.k.pointer, rstd: nil, rows: m * c.kvHeadCount,
                                    cols: c.headDim, eps: c.rmsNormEps)
             }
             positions.withUnsafeBufferPointer { pos in
-                model.rope.apply(q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!)
-                model.rope.apply(kRows, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!)
+                model.rope.apply(b.q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!)
+                model.rope.apply(b.k.pointer, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!)
             }
-            model.attention[l].forwardCached(q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
-                                          out: att.pointer, past: past, rows: m, scratch: scratch.pointer)
-            model.project(.o, layer: l, x: att.pointer, rows: m, out: tmp.pointer, context: ctx)
+            attend(l, b.k.pointer, b.v.pointer)
+            model.project(.o, layer: l, x: b.att.pointer, rows: m, out: b.tmp.pointer, context: ctx)
             if let a = model.adapter, a.adapts(.attention, layer: l) {
-                a.sublayerForward(.attention, layer: l, residual: x.pointer, output: tmp.pointer, rows: m, context: ctx)
+                a.sublayerForward(.attention, layer: l, residual: b.x.pointer, output: b.tmp.pointer, rows: m, context: ctx)
             }
-            Ops.add(tmp.pointer, into: x.pointer, count: m * C)
-            Ops.rmsNormForward(x.pointer, weight: lw.postAttentionNorm.pointer, out: xn.pointer, rstd: nil, rows: m,
+            Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
+            Ops.rmsNormForward(b.x.pointer, weight: lw.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m,
                                cols: C, eps: c.rmsNormEps)
-            model.project(.gate, layer: l, x: xn.pointer, rows: m, out: g.pointer, context: ctx)
-            model.project(.up, layer: l, x: xn.pointer, rows: m, out: u.pointer, context: ctx)
-            Ops.swigluForward(gate: g.pointer, up: u.pointer, out: act.pointer, count: m * c.intermediateSize)
-            model.project(.down, layer: l, x: act.pointer, rows: m, out: tmp.pointer, context: ctx)
+            model.project(.gate, layer: l, x: b.xn.pointer, rows: m, out: b.g.pointer, context: ctx)
+            model.project(.up, layer: l, x: b.xn.pointer, rows: m, out: b.u.pointer, context: ctx)
+            Ops.swigluForward(gate: b.g.pointer, up: b.u.pointer, out: b.act.pointer, count: m * c.intermediateSize)
+            model.project(.down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, context: ctx)
             if let a = model.adapter, a.adapts(.mlp, layer: l) {
-                a.sublayerForward(.mlp, layer: l, residual: x.pointer, output: tmp.pointer, rows: m, context: ctx)
+                a.sublayerForward(.mlp, layer: l, residual: b.x.pointer, output: b.tmp.pointer, rows: m, context: ctx)
             }
-            Ops.add(tmp.pointer, into: x.pointer, count: m * C)
+            Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
         }
-        // Only the last row's logits are needed.
-        let lastRow = x.pointer + (m - 1) * C
-        Ops.rmsNormForward(lastRow, weight: w.finalNorm.pointer, out: xn.pointer, rstd: nil, rows: 1, cols: C,
-                           eps: c.rmsNormEps)
-        w.lmHead.forward(xn.pointer, rows: 1, into: logitsBuffer.pointer, exact: false)
     }
 }
 
@@ -191,55 +213,21 @@ extension DecodeSession {
             try model.validate(tokens: [t], maxPosition: s.tokens.count + 1)
             s.reserve(s.leading + s.tokens.count + 1)
         }
-        let x = FloatBuffer(count: n * C), xn = FloatBuffer(count: n * C), q = FloatBuffer(count: n * c.qDim)
-        let att = FloatBuffer(count: n * c.qDim), tmp = FloatBuffer(count: n * C)
-        let k = FloatBuffer(count: n * c.kvDim), v = FloatBuffer(count: n * c.kvDim)
-        let g = FloatBuffer(count: n * c.intermediateSize), u = FloatBuffer(count: n * c.intermediateSize)
-        let act = FloatBuffer(count: n * c.intermediateSize)
-        let qRaw = FloatBuffer(count: c.qkNorm ? n * c.qDim : 0), kRaw = FloatBuffer(count: c.qkNorm ? n * c.kvDim : 0)
-        let w = model.weights
-        model.embed(next, into: x.pointer)
+        let b = StepBuffers(c, rows: n), w = model.weights
+        model.embed(next, into: b.x.pointer)
         let positions = sessions.map { Int32($0.leading + $0.tokens.count) }
-        let ctx = PassContext.decoding
-        for l in 0..<c.layerCount {
-            let lw = w.layers[l]
-            Ops.rmsNormForward(x.pointer, weight: lw.inputNorm.pointer, out: xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
-            model.project(.q, layer: l, x: xn.pointer, rows: n, out: c.qkNorm ? qRaw.pointer : q.pointer, context: ctx)
-            model.project(.k, layer: l, x: xn.pointer, rows: n, out: c.qkNorm ? kRaw.pointer : k.pointer, context: ctx)
-            model.project(.v, layer: l, x: xn.pointer, rows: n, out: v.pointer, context: ctx)
-            if c.qkNorm, let qn = lw.qNorm, let kn = lw.kNorm {
-                Ops.rmsNormForward(qRaw.pointer, weight: qn.pointer, out: q.pointer, rstd: nil, rows: n * c.headCount, cols: c.headDim, eps: c.rmsNormEps)
-                Ops.rmsNormForward(kRaw.pointer, weight: kn.pointer, out: k.pointer, rstd: nil, rows: n * c.kvHeadCount, cols: c.headDim, eps: c.rmsNormEps)
-            }
-            positions.withUnsafeBufferPointer { pos in
-                model.rope.apply(q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!)
-                model.rope.apply(k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!)
-            }
+        decoderLayers(model, rows: n, positions: positions, b) { l, k, v in
             for (i, s) in sessions.enumerated() {
                 let past = Int(positions[i])
-                (s.kCache[l].pointer + past * c.kvDim).update(from: k.pointer + i * c.kvDim, count: c.kvDim)
-                (s.vCache[l].pointer + past * c.kvDim).update(from: v.pointer + i * c.kvDim, count: c.kvDim)
-                model.attention[l].forwardCached(q: q.pointer + i * c.qDim, kCache: s.kCache[l].pointer, vCache: s.vCache[l].pointer,
-                                                 out: att.pointer + i * c.qDim, past: past, rows: 1, scratch: s.scratch.pointer)
+                (s.kCache[l].pointer + past * c.kvDim).update(from: k + i * c.kvDim, count: c.kvDim)
+                (s.vCache[l].pointer + past * c.kvDim).update(from: v + i * c.kvDim, count: c.kvDim)
+                model.attention[l].forwardCached(q: b.q.pointer + i * c.qDim, kCache: s.kCache[l].pointer, vCache: s.vCache[l].pointer,
+                                                 out: b.att.pointer + i * c.qDim, past: past, rows: 1, scratch: s.scratch.pointer)
             }
-            model.project(.o, layer: l, x: att.pointer, rows: n, out: tmp.pointer, context: ctx)
-            if let a = model.adapter, a.adapts(.attention, layer: l) {
-                a.sublayerForward(.attention, layer: l, residual: x.pointer, output: tmp.pointer, rows: n, context: ctx)
-            }
-            Ops.add(tmp.pointer, into: x.pointer, count: n * C)
-            Ops.rmsNormForward(x.pointer, weight: lw.postAttentionNorm.pointer, out: xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
-            model.project(.gate, layer: l, x: xn.pointer, rows: n, out: g.pointer, context: ctx)
-            model.project(.up, layer: l, x: xn.pointer, rows: n, out: u.pointer, context: ctx)
-            Ops.swigluForward(gate: g.pointer, up: u.pointer, out: act.pointer, count: n * c.intermediateSize)
-            model.project(.down, layer: l, x: act.pointer, rows: n, out: tmp.pointer, context: ctx)
-            if let a = model.adapter, a.adapts(.mlp, layer: l) {
-                a.sublayerForward(.mlp, layer: l, residual: x.pointer, output: tmp.pointer, rows: n, context: ctx)
-            }
-            Ops.add(tmp.pointer, into: x.pointer, count: n * C)
         }
-        Ops.rmsNormForward(x.pointer, weight: w.finalNorm.pointer, out: xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
+        Ops.rmsNormForward(b.x.pointer, weight: w.finalNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
         let logits = FloatBuffer(count: n * c.vocabSize)
-        w.lmHead.forward(xn.pointer, rows: n, into: logits.pointer, exact: false)
+        w.lmHead.forward(b.xn.pointer, rows: n, into: logits.pointer, exact: false)
         for (s, t) in zip(sessions, next) { s.tokens.append(t) }
         return (0..<n).map { Array(UnsafeBufferPointer(start: logits.pointer + $0 * c.vocabSize, count: c.vocabSize)) }
     }
