@@ -129,14 +129,21 @@ public struct WeightMatrix: @unchecked Sendable {
             let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
             if exact {
                 Parallel.forRanges(groups, minChunk: 4) { gs in
-                    let r0 = gs.lowerBound * 8, r1 = min(n, gs.upperBound * 8)
-                    var panel = [Float](repeating: 0, count: (r1 - r0) * k)
+                    // 64 rows at a time into a cache-sized buffer, however large the matrix.
+                    let slice = 64
+                    var panel = [Float](repeating: 0, count: slice * k)
                     panel.withUnsafeMutableBufferPointer { p in
-                        pk_packed_dequantize(type.cType, w, k, r0, r1, p.baseAddress!)
-                        if m == 1 {
-                            pk_gemv_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, 1, 0, r1 - r0)
-                        } else {
-                            pk_gemm_small_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, m, 0, r1 - r0)
+                        var r0 = gs.lowerBound * 8
+                        let end = min(n, gs.upperBound * 8)
+                        while r0 < end {
+                            let r1 = min(end, r0 + slice)
+                            pk_packed_dequantize(type.cType, w, k, r0, r1, p.baseAddress!)
+                            if m == 1 {
+                                pk_gemv_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, 1, 0, r1 - r0)
+                            } else {
+                                pk_gemm_small_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, m, 0, r1 - r0)
+                            }
+                            r0 = r1
                         }
                     }
                 }
@@ -186,32 +193,31 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Dequantizes rows of W panel by panel (near L2 size) into f32 scratch: body(panel [r1 - r0, cols], r0, r1).
     private func forEachDequantizedPanel(_ type: QuantType, _ w: UnsafePointer<UInt8>,
                                          _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
-        let pr = panelRows, c = cols
-        let scratch = Scratch.panel(count: pr * cols)
-        var r0 = 0
-        while r0 < rows {
-            let r1 = min(rows, r0 + pr)
-            Parallel.forRanges((r1 - r0 + 7) / 8, minChunk: 1) { gs in
-                let a = r0 + gs.lowerBound * 8, b = min(r1, r0 + gs.upperBound * 8)
-                pk_packed_dequantize(type.cType, w, c, a, b, scratch + (a - r0) * c)
-            }
-            body(scratch, r0, r1)
-            r0 = r1
-        }
+        forEachPanel(rows: panelRows, scratch: Scratch.panel(count: panelRows * cols),
+                     dequantize: { pk_packed_dequantize(type.cType, w, $0, $1, $2, $3) }, body)
     }
 
     /// Dequantizes rows of W straight to bf16 in panels of up to 8 MiB (one oneDNN product per panel; the largest
     /// matrices, such as a vocabulary-sized LM head, take several): body(panel [r1 - r0, cols], r0, r1).
     private func forEachBF16Panel(_ type: QuantType, _ w: UnsafePointer<UInt8>,
                                   _ body: (UnsafePointer<UInt16>, Int, Int) -> Void) {
-        let pr = max(8, min(rows, (4 << 20) / max(1, cols) / 8 * 8)), c = cols
-        let scratch = Scratch.panelHalves(count: pr * cols)
+        let pr = max(8, min(rows, (4 << 20) / max(1, cols) / 8 * 8))
+        forEachPanel(rows: pr, scratch: Scratch.panelHalves(count: pr * cols),
+                     dequantize: { pk_packed_dequantize_bf16(type.cType, w, $0, $1, $2, $3) }, body)
+    }
+
+    /// Panels of `panelRows` rows of a quantized W into `scratch`, each dequantized by groups of 8 rows in parallel
+    /// (`dequantize(cols, r0, r1, out)`), then handed to body(panel, r0, r1).
+    private func forEachPanel<T>(rows panelRows: Int, scratch: UnsafeMutablePointer<T>,
+                                 dequantize: (Int, Int, Int, UnsafeMutablePointer<T>) -> Void,
+                                 _ body: (UnsafePointer<T>, Int, Int) -> Void) {
+        let c = cols
         var r0 = 0
         while r0 < rows {
-            let r1 = min(rows, r0 + pr)
+            let r1 = min(rows, r0 + panelRows)
             Parallel.forRanges((r1 - r0 + 7) / 8, minChunk: 1) { gs in
                 let a = r0 + gs.lowerBound * 8, b = min(r1, r0 + gs.upperBound * 8)
-                pk_packed_dequantize_bf16(type.cType, w, c, a, b, scratch + (a - r0) * c)
+                dequantize(c, a, b, scratch + (a - r0) * c)
             }
             body(scratch, r0, r1)
             r0 = r1

@@ -129,15 +129,16 @@ final class QuantTests: XCTestCase {
 
     func testProductsEqualTheDequantizedMatrix() throws {
         var rng = SeededGenerator(seed: 3)
-        // 45 rows: five full groups of 8 and a padded one; 512 columns: two k-quant super-blocks.
-        let (rows, cols) = (45, 512)
+        // 141 rows: 17 full groups of 8 and a padded one (more than one 64-row slice per thread in exact products);
+        // 512 columns: two k-quant super-blocks.
+        let (rows, cols) = (141, 512)
         let values = (0..<(rows * cols)).map { _ in rng.nextNormal() * 0.1 }
         let dense = values.withUnsafeBufferPointer { WeightMatrix(rows: rows, cols: cols, values: $0.baseAddress!) }
         for type in QuantType.allCases {
             let q = try XCTUnwrap(dense.quantized(type))
-            XCTAssertEqual(q.byteCount, type.packedByteCount(rows: 48, cols: cols))
+            XCTAssertEqual(q.byteCount, type.packedByteCount(rows: 144, cols: cols))
             // The packed layout gives every row's GGML blocks back bit for bit.
-            for r in [0, 7, 8, 44] {
+            for r in [0, 7, 8, 44, 140] {
                 var want = [UInt8](repeating: 0, count: type.byteCount(rows: 1, cols: cols)), got = want
                 values.withUnsafeBufferPointer { v in want.withUnsafeMutableBufferPointer { type.quantize(v.baseAddress! + r * cols, count: cols, into: $0.baseAddress!) } }
                 got.withUnsafeMutableBufferPointer { q.blocks(ofRow: r, into: $0.baseAddress!) }
