@@ -21,13 +21,6 @@ public enum ChatTemplate: String, CaseIterable, Sendable {
         return .plain
     }
 
-    /// True when the tokenizer has no chat template or one that `detect` recognises; false for formats this
-    /// library does not render (e.g. `[INST]` templates), which `detect` maps to `plain`.
-    public static func recognizes(_ config: TokenizerConfig) -> Bool {
-        guard let text = config.chatTemplate else { return true }
-        return text.contains("<|im_start|>") || text.contains("<|start_header_id|>")
-    }
-
     /// The system prompt a ChatML template inserts when the conversation has none: the first literal
     /// `<|im_start|>system\n...<|im_end|>` whose text has no template syntax ("You are a helpful
     /// assistant." for Qwen1.5/Qwen2; nil for Qwen3, whose system block only echoes the user's).

@@ -48,27 +48,26 @@ struct TemplateOptions: ParsableArguments {
     @Option(name: .long, help: "System prompt (default: the template's own, if any).")
     var system: String?
 
-    func chatTemplate(for tokenizer: Tokenizer) throws -> ChatTemplate {
+    /// The formatter for `--template`; `auto` builds the model's own template once and falls back (with a note)
+    /// when the model has none that works.
+    func formatter(for tokenizer: Tokenizer) throws -> ChatFormatter {
+        let systemPrompt: String?? = system.map { .some($0) }
         guard let template, template != "auto" else {
-            guard tokenizer.config.chatTemplate != nil else { return .plain }
+            guard tokenizer.config.chatTemplate != nil else {
+                return try ChatFormatter(template: .plain, tokenizer: tokenizer, defaultSystemPrompt: systemPrompt)
+            }
             do {
-                _ = try ChatFormatter(template: .jinja, tokenizer: tokenizer)
-                return .jinja
+                return try ChatFormatter(template: .jinja, tokenizer: tokenizer, defaultSystemPrompt: systemPrompt)
             } catch {
                 let fallback = ChatTemplate.detect(from: tokenizer.config)
                 Terminal.note("note: the model's chat template cannot be used (\(error)); using the \(fallback.rawValue) format (pass --template to choose)")
-                return fallback
+                return try ChatFormatter(template: fallback, tokenizer: tokenizer, defaultSystemPrompt: systemPrompt)
             }
         }
         guard let t = ChatTemplate(rawValue: template) else {
             throw ValidationError("unknown template '\(template)'; choose one of: auto, \(ChatTemplate.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        return t
-    }
-
-    func formatter(for tokenizer: Tokenizer) throws -> ChatFormatter {
-        let t = try chatTemplate(for: tokenizer)
-        return try ChatFormatter(template: t, tokenizer: tokenizer, defaultSystemPrompt: system.map { .some($0) })
+        return try ChatFormatter(template: t, tokenizer: tokenizer, defaultSystemPrompt: systemPrompt)
     }
 }
 
