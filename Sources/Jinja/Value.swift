@@ -214,10 +214,14 @@ public indirect enum Value: Sendable {
     }
 }
 
-/// A small JSON reader that keeps object key order (Python's dicts do, and templates print them in that order).
+/// A small JSON reader that keeps object key order (Python's dicts do, and templates print them in that order) and
+/// integers apart from floats (templates print 1 and 1.0 differently), which the tokenizer's JSONParser does not.
 struct JSONReader {
+    /// Nesting deeper than this is rejected so a hostile file cannot overflow the stack.
+    static let maximumDepth = 512
     let bytes: [UInt8]
     var at = 0
+    var depth = 0
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     mutating func skipSpace() { while at < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[at]) { at += 1 } }
@@ -225,6 +229,9 @@ struct JSONReader {
     mutating func value() throws -> Value {
         skipSpace()
         guard at < bytes.count else { throw TemplateError.json("unexpected end") }
+        guard depth < Self.maximumDepth else { throw TemplateError.json("nesting deeper than \(Self.maximumDepth) levels at byte \(at)") }
+        depth += 1
+        defer { depth -= 1 }
         switch bytes[at] {
         case UInt8(ascii: "{"):
             at += 1

@@ -69,6 +69,12 @@ final class JinjaFeatureTests: XCTestCase {
         }
     }
 
+    func testHostileJSONIsAnErrorNotACrash() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        XCTAssertThrowsError(try Value.fromJSON(deep)) { XCTAssertTrue("\($0)".contains("nesting deeper than 512"), "\($0)") }
+        XCTAssertThrowsError(try Value.fromJSON("{\"a\": }"))
+    }
+
     func testSyntaxErrorsNameTheLine() {
         XCTAssertThrowsError(try Template("line one\n{% if x %}unclosed")) { XCTAssertTrue("\($0)".contains("endif"), "\($0)") }
         XCTAssertThrowsError(try Template("a\nb\n{{ 1 + }}")) { XCTAssertTrue("\($0)".contains("line 3"), "\($0)") }
