@@ -49,11 +49,17 @@ static void quantize_q8_0(const float *x, uint8_t *out) {
     for (int j = 0; j < 32; j++) out[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
 }
 
-static void quantize_q4_0(const float *x, uint8_t *out) {
+// The element of largest magnitude, with its sign (the first of equals), as GGML's quantizers pick it.
+static inline float signed_absmax(const float *x, int n) {
     float amax = 0, max = 0;
-    for (int j = 0; j < 32; j++) {
+    for (int j = 0; j < n; j++) {
         if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
     }
+    return max;
+}
+
+static void quantize_q4_0(const float *x, uint8_t *out) {
+    const float max = signed_absmax(x, 32);
     const float d = max / -8.f;
     const float id = d ? 1.f / d : 0.f;
     uint16_t h = f16_bits(d);
@@ -288,10 +294,7 @@ static void quantize_q4_k(const float *x, uint8_t *out) {
 
 // q5_0: f16 d, the 32 fifth bits (qh), then 16 bytes of low nibbles (weight j low, j + 16 high); d = max / -16.
 static void quantize_q5_0(const float *x, uint8_t *out) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; j++) {
-        if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
-    }
+    const float max = signed_absmax(x, 32);
     const float d = max / -16.f;
     const float id = d ? 1.f / d : 0.f;
     uint16_t h = f16_bits(d);
@@ -312,12 +315,8 @@ static void quantize_q5_0(const float *x, uint8_t *out) {
 // GGML's make_qx_quants with rmse_type 1 (weights x^2) for one sub-block of a symmetric grid with levels
 // -nmax..nmax-1: the best of 19 candidate scales by weighted least squares. Writes levels + nmax into L.
 static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) { amax = ax; max = x[i]; }
-    }
-    if (amax < 1e-15f) {
+    const float max = signed_absmax(x, n);
+    if (fabsf(max) < 1e-15f) {
         for (int i = 0; i < n; ++i) L[i] = 0;
         return 0.f;
     }

@@ -57,14 +57,19 @@ final class GGUFModelTests: XCTestCase {
         return dir
     }
 
+    /// Replaces the regex of a tokenizer.json's first pre-tokenizer step (its Split).
+    static func setSplitRegex(_ tok: inout [String: Any], _ regex: String) {
+        var pre = tok["pre_tokenizer"] as! [String: Any]
+        var steps = pre["pretokenizers"] as! [[String: Any]]
+        steps[0]["pattern"] = ["Regex": regex]
+        pre["pretokenizers"] = steps
+        tok["pre_tokenizer"] = pre
+    }
+
     func testLlama3TokenizerRoundTrips() throws {
         // Llama 3's splitting regex (digits in threes), no normalizer, whole-word lookups and a BOS post-processor.
         let llama3 = try fixtureCopy("tiny-llama") { _, tok in
-            var pre = tok["pre_tokenizer"] as! [String: Any]
-            var steps = pre["pretokenizers"] as! [[String: Any]]
-            steps[0]["pattern"] = ["Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"]
-            pre["pretokenizers"] = steps
-            tok["pre_tokenizer"] = pre
+            Self.setSplitRegex(&tok, "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
             tok["normalizer"] = NSNull()
             var model = tok["model"] as! [String: Any]
             model["ignore_merges"] = true
@@ -97,11 +102,7 @@ final class GGUFModelTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: url.path))
         let odd = try fixtureCopy("tiny-qwen2") { _, tok in
-            var pre = tok["pre_tokenizer"] as! [String: Any]
-            var steps = pre["pretokenizers"] as! [[String: Any]]
-            steps[0]["pattern"] = ["Regex": "\\s+|\\S+"]
-            pre["pretokenizers"] = steps
-            tok["pre_tokenizer"] = pre
+            Self.setSplitRegex(&tok, "\\s+|\\S+")
         }
         defer { try? FileManager.default.removeItem(at: odd) }
         XCTAssertThrowsError(try GGUFExporter.export(model: odd, adapter: nil, type: .q8_0, output: url)) {
