@@ -1,6 +1,7 @@
 // Shared helpers of the C kernels: the AVX-512 target attribute and a vectorised exp.
 #ifndef CKERNELS_INTERNAL_H
 #define CKERNELS_INTERNAL_H
+#include "CKernels.h"
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -56,6 +57,26 @@ PK_AVX512 static inline __m512 pk_load_bf16x16(const uint16_t *p) {
 PK_AVX512 static inline __m512 pk_maskload_bf16(const uint16_t *p, __mmask16 m) {
     __m256i h = _mm256_maskz_loadu_epi16(m, p);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// f16 scalars (round to nearest even, as the hardware conversion), for the block formats' scales.
+static inline uint16_t f16_bits(float f) {
+    uint16_t h;
+    pk_f32_to_f16(&f, &h, 1);
+    return h;
+}
+
+static inline float f16_value(uint16_t h) {
+    float f;
+    pk_f16_to_f32(&h, &f, 1);
+    return f;
+}
+
+/// The f16 stored (unaligned) at p.
+static inline float f16_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return f16_value(h);
 }
 
 static inline __mmask16 pk_tail_mask(size_t rem) { return (__mmask16)((1u << rem) - 1u); }

@@ -4,19 +4,6 @@
 #include "CKernels.h"
 #include "internal.h"
 
-// ---- f16 scalars (round to nearest even, as the hardware conversion) ----
-static inline uint16_t f16_bits(float f) {
-    uint16_t h;
-    pk_f32_to_f16(&f, &h, 1);
-    return h;
-}
-
-static inline float f16_value(uint16_t h) {
-    float f;
-    pk_f16_to_f32(&h, &f, 1);
-    return f;
-}
-
 // Round half to even for |v| < 2^22 (GGML's nearest_int).
 static inline int nearest_int(float v) {
     float val = v + 12582912.f;

@@ -131,17 +131,10 @@ void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out
 
 // ---- dequantization of rows [r0, r1) (f32 or bf16, row-major [r1 - r0, k]) ----
 
-static float half_to_float(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    float f;
-    pk_f16_to_f32(&h, &f, 1);
-    return f;
-}
 
 // Values of row r (0..7) of one packed block into y (block-size floats).
 static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *y) {
-    const float d = half_to_float(blk + 2 * r);
+    const float d = f16_at(blk + 2 * r);
     const size_t hb = header_bytes(type);
     if (type == PK_Q6_K) {
         for (int c = 0; c < 64; c++)
@@ -168,7 +161,7 @@ static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *
                 y[k1] = d * (float)((int)((v >> 4) | (((qh >> k1) & 1) << 4)) - 16);
             }
     } else {
-        const float dmin = half_to_float(blk + 16 + 2 * r);
+        const float dmin = f16_at(blk + 16 + 2 * r);
         for (int p = 0; p < 4; p++) {
             const float s0 = d * blk[32 + 8 * (2 * p) + r], m0 = dmin * blk[96 + 8 * (2 * p) + r];
             const float s1 = d * blk[32 + 8 * (2 * p + 1) + r], m1 = dmin * blk[96 + 8 * (2 * p + 1) + r];
@@ -309,9 +302,7 @@ void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, in
             qx[b * 32 + j] = (int8_t)v;
             s += v;
         }
-        uint16_t h;
-        pk_f32_to_f16(&d, &h, 1);
-        pk_f16_to_f32(&h, &dx[b], 1);   // the scale as llama.cpp's q8 activation blocks store it
+        dx[b] = f16_value(f16_bits(d));   // the scale as llama.cpp's q8 activation blocks store it
         sx[b] = s;
     }
 }
@@ -333,7 +324,7 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
                         for (int i = 0; i < 4; i++) isum += blk[hb + c * 32 + 4 * r + i] * qx[256 * b + 4 * c + i];
                     fs += (float)isum * (float)(int8_t)blk[16 + 8 * sb + r] * dx[8 * b + sb / 2];
                 }
-                out[r] += half_to_float(blk + 2 * r) * fs;
+                out[r] += f16_at(blk + 2 * r) * fs;
             }
         }
         return;
@@ -352,7 +343,7 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
                         const int k0 = 4 * c + i, k1 = 16 + 4 * c + i;
                         isum += (int)((v & 0xF) | (((qh >> k0) & 1) << 4)) * xb[k0] + (int)((v >> 4) | (((qh >> k1) & 1) << 4)) * xb[k1];
                     }
-                out[r] += half_to_float(blk + 2 * r) * dx[b] * (float)isum;
+                out[r] += f16_at(blk + 2 * r) * dx[b] * (float)isum;
             }
         }
         return;
@@ -370,7 +361,7 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
                         if (type == PK_Q8_0) isum += v * xb[4 * c + i];
                         else isum += (v & 0xF) * xb[4 * c + i] + (v >> 4) * xb[16 + 4 * c + i];
                     }
-                out[r] += half_to_float(blk + 2 * r) * dx[b] * (float)isum;
+                out[r] += f16_at(blk + 2 * r) * dx[b] * (float)isum;
             }
         }
         return;
@@ -388,7 +379,7 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
                 fs += (float)isum * (float)blk[32 + 8 * j + r] * dx[xb];
                 ms += (float)blk[96 + 8 * j + r] * dx[xb] * (float)sx[xb];
             }
-            out[r] += half_to_float(blk + 2 * r) * fs - half_to_float(blk + 16 + 2 * r) * ms;
+            out[r] += f16_at(blk + 2 * r) * fs - f16_at(blk + 16 + 2 * r) * ms;
         }
     }
 }
