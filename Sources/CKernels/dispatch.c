@@ -27,3 +27,13 @@ int pk_has_vnni(void) {
 }
 
 void pk_force_no_vnni(int on) { forced_no_vnni = on; }
+
+static int bf16_state = -1;
+
+int pk_has_avx512bf16(void) {
+    if (bf16_state < 0) {
+        __builtin_cpu_init();
+        bf16_state = __builtin_cpu_supports("avx512bf16");
+    }
+    return pk_has_avx512() && bf16_state;
+}

@@ -252,6 +252,10 @@ public struct WeightMatrix: @unchecked Sendable {
             forwardQuantized(type, w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate, exact: exact)
             return
         }
+        if case .bfloat16(let w) = storage, !exact, m <= Self.smallRowLimit.bfloat16, Self.hasBF16Dot {
+            dotBF16(w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
+            return
+        }
         if m <= (dtype == .float32 ? Self.smallRowLimit.float32 : Self.smallRowLimit.bfloat16) {
             gemv(x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
             return
@@ -358,6 +362,23 @@ public struct WeightMatrix: @unchecked Sendable {
                 Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: panel, ldb: cols,
                               c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)
             }
+        }
+    }
+
+    /// Decoding products of bf16 weights run on the CPU's bf16 dot product (inputs rounded to bf16, as llama.cpp
+    /// does); without AVX512-BF16 they keep the f32 inputs.
+    public static let hasBF16Dot = pk_has_avx512bf16() != 0
+
+    /// y = bf16(x) · W^T with the bf16 dot-product kernel; an input row's result does not depend on `m`.
+    private func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, m: Int, ldx: Int,
+                         y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        let k = cols, xb = Scratch.halves(count: m * k)
+        Self.toBF16(x, rows: m, cols: k, ld: ldx, into: xb)
+        let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
+        let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
+        Parallel.forRanges(rows, minChunk: 64) { r in pk_dot_bf16(w, k, xb, k, out, ldo, m, r.lowerBound, r.upperBound) }
+        if let temp {
+            withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
         }
     }
 

@@ -10,25 +10,31 @@ import Kernels
 /// ```
 public final class DecodeSession {
     public let model: TransformerModel
+    /// The fine-tuning method this session decodes with (the model's own by default). Sessions of one model with
+    /// different adapters decode together in `DecodeBatch`.
+    public let adapter: ModelAdapter?
     public let capacity: Int
     /// Tokens whose keys and values are cached.
-    public private(set) var tokens: [Int32] = []
+    public fileprivate(set) var tokens: [Int32] = []
     /// Cache rows in front of the tokens: the adapter's virtual tokens or attention prefix (never shown as text).
     public private(set) var leading = 0
     /// Rows processed per chunk during prefill.
     public let chunkRows: Int
 
-    private var kCache: [FloatBuffer]   // per layer [allocated, Hkv*D]; grows up to `capacity`
-    private var vCache: [FloatBuffer]
+    fileprivate var kCache: [FloatBuffer]   // per layer [allocated, Hkv*D]; grows up to `capacity`
+    fileprivate var vCache: [FloatBuffer]
     private var allocated: Int
-    private var scratch: FloatBuffer     // attention scores [max(chunk, heads), allocated]
+    fileprivate var scratch: FloatBuffer     // attention scores [max(chunk, heads), allocated]
     private let work: StepBuffers
     private let logitsBuffer: FloatBuffer
 
     /// - Parameter initialAllocation: positions allocated up front; the cache doubles when it fills.
-    public init(model: TransformerModel, capacity: Int, chunkRows: Int = 256, initialAllocation: Int = 1024) {
+    /// - Parameter adapter: the method to decode with; `.some(nil)` decodes with the bare model.
+    public init(model: TransformerModel, capacity: Int, chunkRows: Int = 256, initialAllocation: Int = 1024,
+                adapter: ModelAdapter?? = .none) {
         let c = model.config
         self.model = model
+        self.adapter = adapter ?? model.adapter
         self.capacity = capacity
         self.chunkRows = chunkRows
         // The cache starts small and doubles on demand: a large --max-new-tokens costs nothing until used.
@@ -50,11 +56,11 @@ public final class DecodeSession {
     /// Runs `newTokens` through the model after the cached ones; returns the logits [V] of the last one.
     public func append(_ newTokens: [Int32]) throws -> [Float] {
         guard !newTokens.isEmpty else { throw TransformerError.input(reason: "nothing to append") }
-        let lead = model.leadingRows
+        let lead = adapter?.leadingRows ?? 0
         guard lead + tokens.count + newTokens.count <= capacity else {
             throw TransformerError.input(reason: "context of \(tokens.count + newTokens.count) tokens\(lead > 0 ? " plus \(lead) virtual" : "") exceeds this session's capacity of \(capacity) (the model allows \(model.config.maxPositionEmbeddings))")
         }
-        try model.validate(tokens: newTokens, maxPosition: tokens.count + newTokens.count)
+        try model.validate(tokens: newTokens, maxPosition: tokens.count + newTokens.count, leadingRows: lead)
         if tokens.isEmpty { fillLeadingRows() }
         reserve(leading + tokens.count + newTokens.count)
         var begin = 0
@@ -72,7 +78,7 @@ public final class DecodeSession {
     private func fillLeadingRows() {
         let c = model.config
         leading = 0
-        guard let a = model.adapter else { return }
+        guard let a = adapter else { return }
         let np = a.prefixLength, nv = a.virtualTokenCount
         reserve(np + nv)
         if np > 0 {
@@ -95,7 +101,7 @@ public final class DecodeSession {
     }
 
     /// Grows the cache (doubling, at most `capacity`) so it holds `count` positions, keeping what it has.
-    private func reserve(_ count: Int) {
+    fileprivate func reserve(_ count: Int) {
         guard count > allocated else { return }
         let c = model.config
         let size = min(capacity, max(count, allocated * 2))
@@ -114,8 +120,8 @@ public final class DecodeSession {
     private func forwardChunk(_ chunk: [Int32], past: Int) {
         let c = model.config, w = model.weights, b = work
         let m = chunk.count, C = c.hiddenSize
-        model.embed(chunk, into: b.x.pointer)
-        Self.decoderLayers(model, rows: m, positions: (0..<m).map { Int32(past + $0) }, b) { l, k, v in
+        model.embed(chunk, into: b.x.pointer, adapter: adapter)
+        Self.decoderLayers(model, rows: m, positions: (0..<m).map { Int32(past + $0) }, groups: [(0..<m, adapter)], b) { l, k, v in
             (kCache[l].pointer + past * c.kvDim).update(from: k, count: m * c.kvDim)
             (vCache[l].pointer + past * c.kvDim).update(from: v, count: m * c.kvDim)
             model.attention[l].forwardCached(q: b.q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
@@ -148,21 +154,24 @@ public final class DecodeSession {
         }
     }
 
-    /// Every decoder layer over the rows in `b.x` (embedded; the residual stream on return), rows at `positions`.
-    /// `attend(layer, k, v)` receives the rows' rotated keys and values [rows, kv_dim], stores them in the caches
+    /// Rows of a decoding pass that share an adapter (contiguous).
+    typealias AdapterGroup = (rows: Range<Int>, adapter: ModelAdapter?)
+
+    /// Every decoder layer over the rows in `b.x` (embedded; the residual stream on return), rows at `positions`,
+    /// each group of rows with its own adapter. `attend(layer, k, v)` receives the rows' rotated keys and values [rows, kv_dim], stores them in the caches
     /// they belong to and writes the attention output of `b.q` into `b.att`: one sequence's chunk, or one row of each
     /// of several sequences.
-    static func decoderLayers(_ model: TransformerModel, rows m: Int, positions: [Int32], _ b: StepBuffers,
+    static func decoderLayers(_ model: TransformerModel, rows m: Int, positions: [Int32], groups: [AdapterGroup],
+                              _ b: StepBuffers,
                               attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
         let c = model.config, w = model.weights, C = c.hiddenSize
-        let ctx = PassContext.decoding
         for l in 0..<c.layerCount {
             let lw = w.layers[l]
             Ops.rmsNormForward(b.x.pointer, weight: lw.inputNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m, cols: C,
                                eps: c.rmsNormEps)
-            model.project(.q, layer: l, x: b.xn.pointer, rows: m, out: c.qkNorm ? b.qRaw.pointer : b.q.pointer, context: ctx)
-            model.project(.k, layer: l, x: b.xn.pointer, rows: m, out: c.qkNorm ? b.kRaw.pointer : b.k.pointer, context: ctx)
-            model.project(.v, layer: l, x: b.xn.pointer, rows: m, out: b.v.pointer, context: ctx)
+            project(model, .q, layer: l, x: b.xn.pointer, rows: m, out: c.qkNorm ? b.qRaw.pointer : b.q.pointer, groups: groups)
+            project(model, .k, layer: l, x: b.xn.pointer, rows: m, out: c.qkNorm ? b.kRaw.pointer : b.k.pointer, groups: groups)
+            project(model, .v, layer: l, x: b.xn.pointer, rows: m, out: b.v.pointer, groups: groups)
             if c.qkNorm, let qn = lw.qNorm, let kn = lw.kNorm {
                 Ops.rmsNormForward(b.qRaw.pointer, weight: qn.pointer, out: b.q.pointer, rstd: nil, rows: m * c.headCount,
                                    cols: c.headDim, eps: c.rmsNormEps)
@@ -174,49 +183,111 @@ public final class DecodeSession {
                 model.rope.apply(b.k.pointer, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!)
             }
             attend(l, b.k.pointer, b.v.pointer)
-            model.project(.o, layer: l, x: b.att.pointer, rows: m, out: b.tmp.pointer, context: ctx)
-            if let a = model.adapter, a.adapts(.attention, layer: l) {
-                a.sublayerForward(.attention, layer: l, residual: b.x.pointer, output: b.tmp.pointer, rows: m, context: ctx)
-            }
+            project(model, .o, layer: l, x: b.att.pointer, rows: m, out: b.tmp.pointer, groups: groups)
+            sublayer(.attention, layer: l, residual: b.x.pointer, output: b.tmp.pointer, groups: groups, C: C)
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
             Ops.rmsNormForward(b.x.pointer, weight: lw.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m,
                                cols: C, eps: c.rmsNormEps)
-            model.project(.gate, layer: l, x: b.xn.pointer, rows: m, out: b.g.pointer, context: ctx)
-            model.project(.up, layer: l, x: b.xn.pointer, rows: m, out: b.u.pointer, context: ctx)
+            project(model, .gate, layer: l, x: b.xn.pointer, rows: m, out: b.g.pointer, groups: groups)
+            project(model, .up, layer: l, x: b.xn.pointer, rows: m, out: b.u.pointer, groups: groups)
             Ops.swigluForward(gate: b.g.pointer, up: b.u.pointer, out: b.act.pointer, count: m * c.intermediateSize)
-            model.project(.down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, context: ctx)
-            if let a = model.adapter, a.adapts(.mlp, layer: l) {
-                a.sublayerForward(.mlp, layer: l, residual: b.x.pointer, output: b.tmp.pointer, rows: m, context: ctx)
-            }
+            project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, groups: groups)
+            sublayer(.mlp, layer: l, residual: b.x.pointer, output: b.tmp.pointer, groups: groups, C: C)
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
+        }
+    }
+    /// One projection for rows of several adapters: the frozen product once for every row (one pass over the
+    /// weight), then each adapter rewrites its own rows (`ModelAdapter.refineProjection`). A single group runs the
+    /// adapter's own projection, exactly as a pass of that adapter alone.
+    static func project(_ model: TransformerModel, _ p: Projection, layer: Int, x: UnsafePointer<Float>, rows m: Int,
+                        out: UnsafeMutablePointer<Float>, groups: [AdapterGroup]) {
+        let ctx = PassContext.decoding, site = ProjectionSite(layer: layer, projection: p)
+        let lin = model.weights.layers[layer].linear(p)
+        if groups.count == 1 {
+            if let a = groups[0].adapter, a.attaches(to: site) {
+                a.project(site: site, linear: lin, x: x, rows: m, out: out, context: ctx)
+            } else {
+                lin.forward(x, rows: m, into: out, exact: ctx.exact)
+            }
+            return
+        }
+        lin.forward(x, rows: m, into: out, exact: ctx.exact)
+        for g in groups {
+            guard let a = g.adapter, a.attaches(to: site), !g.rows.isEmpty else { continue }
+            a.refineProjection(site: site, linear: lin, x: x + g.rows.lowerBound * lin.inFeatures, rows: g.rows.count,
+                               out: out + g.rows.lowerBound * lin.outFeatures, context: ctx)
+        }
+    }
+
+    /// Hook point 4 for each group of rows whose adapter rewrites this sublayer's output.
+    static func sublayer(_ which: Sublayer, layer: Int, residual: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                         groups: [AdapterGroup], C: Int) {
+        for g in groups {
+            guard let a = g.adapter, a.adapts(which, layer: layer), !g.rows.isEmpty else { continue }
+            a.sublayerForward(which, layer: layer, residual: residual + g.rows.lowerBound * C,
+                              output: output + g.rows.lowerBound * C, rows: g.rows.count, context: .decoding)
         }
     }
 }
 
 extension DecodeSession {
-    /// One decoding step for several sessions of the same model at once (continuous batching): `next[i]` is appended
-    /// to `sessions[i]`. Every projection multiplies all sessions' rows in one product (one pass over each weight
-    /// for the whole batch, which is what makes batched decoding cheaper than turns); attention runs per session on
-    /// its own cache at its own position. Returns each session's logits [V].
-    /// - Throws: when a session has not been prefilled, belongs to another model, or would exceed its capacity.
+    /// One decoding step for several sessions of one model (see `DecodeBatch.step`); allocates its buffers.
     public static func stepBatch(_ sessions: [DecodeSession], tokens next: [Int32]) throws -> [[Float]] {
+        let batch = DecodeBatch(model: sessions.first?.model, maxRows: sessions.count)
+        let logits = try batch.step(sessions, tokens: next)
+        let V = sessions.first?.model.config.vocabSize ?? 0
+        return (0..<sessions.count).map { Array(UnsafeBufferPointer(start: logits + $0 * V, count: V)) }
+    }
+}
+
+/// Continuous batching: one decoding step for several sessions of the same model at once, each appending one token.
+/// Every projection multiplies all sessions' rows in one product (one pass over each weight for the whole batch,
+/// which is what makes batched decoding cheaper than turns); sessions with different adapters share that product
+/// and their adapters rewrite their own rows (as S-LoRA and Punica do); attention runs per session on its own cache
+/// at its own position. Buffers are kept between steps.
+public final class DecodeBatch {
+    public let model: TransformerModel?
+    public let maxRows: Int
+    private let buffers: DecodeSession.StepBuffers?
+    private let logits: FloatBuffer
+
+    public init(model: TransformerModel?, maxRows: Int) {
+        self.model = model
+        self.maxRows = max(1, maxRows)
+        buffers = model.map { DecodeSession.StepBuffers($0.config, rows: max(1, maxRows)) }
+        logits = FloatBuffer(count: max(1, maxRows) * (model?.config.vocabSize ?? 1))
+    }
+
+    /// Appends `next[i]` to `sessions[i]`; returns the logits [n, V] (valid until the next step). A step of one
+    /// session is that session's own `append`, and a session's result never depends on the others in the batch.
+    /// Sessions that share an adapter should be contiguous: each run of one adapter is one group of rows.
+    /// - Throws: when a session has not been prefilled, belongs to another model, or would exceed its capacity.
+    public func step(_ sessions: [DecodeSession], tokens next: [Int32]) throws -> UnsafePointer<Float> {
         guard sessions.count == next.count else { throw TransformerError.input(reason: "\(sessions.count) sessions, \(next.count) tokens") }
-        guard let first = sessions.first else { return [] }
-        if sessions.count == 1 { return [try first.append(next)] }
-        let model = first.model, c = model.config, n = sessions.count, C = c.hiddenSize
+        guard sessions.count <= maxRows else { throw TransformerError.input(reason: "\(sessions.count) sessions exceed the batch's \(maxRows) rows") }
+        guard let model, let b = buffers, !sessions.isEmpty else { return UnsafePointer(logits.pointer) }
+        let c = model.config, n = sessions.count, C = c.hiddenSize
         for (s, t) in zip(sessions, next) {
             guard s.model === model else { throw TransformerError.input(reason: "sessions of different models cannot be batched") }
             guard !s.tokens.isEmpty else { throw TransformerError.input(reason: "a session must be prefilled before batched decoding") }
             guard s.leading + s.tokens.count + 1 <= s.capacity else {
                 throw TransformerError.input(reason: "context of \(s.tokens.count + 1) tokens exceeds the session's capacity of \(s.capacity)")
             }
-            try model.validate(tokens: [t], maxPosition: s.tokens.count + 1)
+            try model.validate(tokens: [t], maxPosition: s.tokens.count + 1, leadingRows: s.adapter?.leadingRows ?? 0)
             s.reserve(s.leading + s.tokens.count + 1)
         }
-        let b = StepBuffers(c, rows: n), w = model.weights
-        model.embed(next, into: b.x.pointer)
+        var groups: [DecodeSession.AdapterGroup] = []
+        for (i, s) in sessions.enumerated() {
+            if let last = groups.last, last.adapter === s.adapter {
+                groups[groups.count - 1].rows = last.rows.lowerBound..<(i + 1)
+            } else {
+                groups.append((i..<(i + 1), s.adapter))
+            }
+        }
+        let w = model.weights
+        model.embed(next, into: b.x.pointer, adapter: nil)
         let positions = sessions.map { Int32($0.leading + $0.tokens.count) }
-        decoderLayers(model, rows: n, positions: positions, b) { l, k, v in
+        DecodeSession.decoderLayers(model, rows: n, positions: positions, groups: groups, b) { l, k, v in
             for (i, s) in sessions.enumerated() {
                 let past = Int(positions[i])
                 (s.kCache[l].pointer + past * c.kvDim).update(from: k + i * c.kvDim, count: c.kvDim)
@@ -226,9 +297,8 @@ extension DecodeSession {
             }
         }
         Ops.rmsNormForward(b.x.pointer, weight: w.finalNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
-        let logits = FloatBuffer(count: n * c.vocabSize)
         w.lmHead.forward(b.xn.pointer, rows: n, into: logits.pointer, exact: false)
         for (s, t) in zip(sessions, next) { s.tokens.append(t) }
-        return (0..<n).map { Array(UnsafeBufferPointer(start: logits.pointer + $0 * c.vocabSize, count: c.vocabSize)) }
+        return UnsafePointer(logits.pointer)
     }
 }

@@ -34,6 +34,9 @@ public protocol ModelAdapter: AnyObject {
                  out: UnsafeMutablePointer<Float>, context: PassContext)
     /// Parameter gradients of `project` from dy[rows, out] and the x forward saw; the input gradient goes into
     /// dx[rows, in] (added when `accumulate`) unless dx is nil.
+    /// `out` holds the frozen product of these rows; make it `project`'s result (see the default implementation).
+    func refineProjection(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
+                          out: UnsafeMutablePointer<Float>, context: PassContext)
     func projectBackward(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          rows: Int, dx: UnsafeMutablePointer<Float>?, accumulate: Bool, context: PassContext)
 
@@ -81,6 +84,14 @@ extension ModelAdapter {
     public func projectBackward(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                 rows: Int, dx: UnsafeMutablePointer<Float>?, accumulate: Bool, context: PassContext) {
         if let dx { linear.backwardInput(dy, rows: rows, into: dx, accumulate: accumulate) }
+    }
+
+    /// Inference with the frozen product shared by rows of several adapters: `out` holds `linear(x)` for these rows;
+    /// rewrite it into what `project` computes. By default `project` runs again on the rows (a second pass over the
+    /// weight); methods whose change is cheap on top of the frozen product (LoRA, IA3 on outputs) override it.
+    public func refineProjection(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
+                                 out: UnsafeMutablePointer<Float>, context: PassContext) {
+        project(site: site, linear: linear, x: x, rows: rows, out: out, context: context)
     }
 
     /// Rows in front of the real tokens of a sequence (positions of real tokens start here).

@@ -76,6 +76,11 @@ public final class TransformerModel: @unchecked Sendable {
 
     /// out[N, C] = embedding rows of `tokens`; a negative id -1-j is virtual token j of the adapter.
     func embed(_ tokens: [Int32], into out: UnsafeMutablePointer<Float>) {
+        embed(tokens, into: out, adapter: adapter)
+    }
+
+    /// `embed` with the virtual tokens of `adapter` (a decoding session's own).
+    func embed(_ tokens: [Int32], into out: UnsafeMutablePointer<Float>, adapter: ModelAdapter?) {
         let c = config.hiddenSize
         let emb = weights.embedding
         let virtual = (adapter?.virtualTokenCount ?? 0) > 0 ? adapter?.virtualEmbeddings() : nil
@@ -135,10 +140,14 @@ public final class TransformerModel: @unchecked Sendable {
 
     /// Checks ids and lengths before a pass; the error names the offending value.
     public func validate(tokens: [Int32], maxPosition: Int) throws {
+        try validate(tokens: tokens, maxPosition: maxPosition, leadingRows: leadingRows)
+    }
+
+    /// `validate` for a sequence behind `lead` rows of virtual tokens or prefixes (a session's own adapter).
+    public func validate(tokens: [Int32], maxPosition: Int, leadingRows lead: Int) throws {
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
             throw TransformerError.input(reason: "token id \(bad) is outside the vocabulary (size \(config.vocabSize))")
         }
-        let lead = leadingRows
         if maxPosition + lead > config.maxPositionEmbeddings {
             let extra = lead > 0 ? " plus the adapter's \(lead) virtual tokens" : ""
             throw TransformerError.input(reason: "sequence of \(maxPosition) tokens\(extra) is longer than the model's context (max_position_embeddings = \(config.maxPositionEmbeddings))")

@@ -129,6 +129,42 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// Decoding products of bf16 weights (inputs rounded to bf16, the CPU's bf16 dot product where it has one, its
+    /// scalar twin otherwise) equal the product of the rounded values, and a row's result is the same bits whatever
+    /// the number of rows multiplied with it: batched decoding must equal decoding alone.
+    func testBF16DecodeProductsAreRowIndependent() {
+        for (rows, cols) in [(45, 70), (9, 96), (130, 33)] {
+            let w = randomArray(rows * cols, seed: 21).map { Convert.bf16($0) }
+            let buffer = HalfBuffer(count: rows * cols)
+            for i in w.indices { buffer.pointer[i] = w[i] }
+            let matrix = WeightMatrix(rows: rows, cols: cols, storage: .bfloat16(UnsafePointer(buffer.pointer)), owner: buffer)
+            for scalar in [false, true] {
+                Ops.forceScalar(scalar)
+                defer { Ops.forceScalar(false) }
+                let m = 11
+                let x = randomArray(m * cols, seed: 22)
+                func product(_ input: ArraySlice<Float>, rows count: Int) -> [Float] {
+                    var y = [Float](repeating: 0, count: count * rows)
+                    Array(input).withUnsafeBufferPointer { xp in
+                        y.withUnsafeMutableBufferPointer { matrix.forward(xp.baseAddress!, rows: count, into: $0.baseAddress!, exact: false) }
+                    }
+                    return y
+                }
+                let all = product(x[...], rows: m)
+                let rounded = WeightMatrix.hasBF16Dot ? x.map { Convert.float(bf16: Convert.bf16($0)) } : x
+                assertClose(all, Naive.matmul(rounded, w.map { Convert.float(bf16: $0) }, m: m, n: rows, k: cols, transposeB: true),
+                            atol: 2e-5 * Float(cols), "\(rows)x\(cols) scalar=\(scalar)")
+                for count in [1, 2, 3, 4, 5, 8] {
+                    for start in stride(from: 0, to: m - count + 1, by: 3) {
+                        let part = product(x[(start * cols)..<((start + count) * cols)], rows: count)
+                        XCTAssertEqual(part, Array(all[(start * rows)..<((start + count) * rows)]),
+                                       "rows \(start)..<\(start + count) of \(rows)x\(cols) scalar=\(scalar)")
+                    }
+                }
+            }
+        }
+    }
+
     func testGemvAccumulate() {
         let (rows, cols) = (20, 33)
         let w = randomArray(rows * cols, seed: 9)

@@ -191,6 +191,17 @@ public final class IA3Adapter: TrainableAdapter, @unchecked Sendable {
         Self.scaleColumns(out, by: l, rows: rows, cols: s.outFeatures, into: out)
     }
 
+    /// Inference on top of the frozen product: outputs scaled; a feed-forward site scales the inputs and runs `project`.
+    public func refineProjection(site ps: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
+                                 out: UnsafeMutablePointer<Float>, context: PassContext) {
+        guard let s = sites[ps] else { return }
+        guard !s.feedforward, !context.training else {
+            project(site: ps, linear: linear, x: x, rows: rows, out: out, context: context)
+            return
+        }
+        Self.scaleColumns(out, by: parameters.pointer + s.offset, rows: rows, cols: s.outFeatures, into: out)
+    }
+
     public func projectBackward(site ps: ProjectionSite, linear: Linear, x: UnsafePointer<Float>,
                                 dy: UnsafePointer<Float>, rows: Int, dx: UnsafeMutablePointer<Float>?,
                                 accumulate: Bool, context: PassContext) {

@@ -309,6 +309,23 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
         return (0..<s.outFeatures).map { m[$0] / max(norms[$0], 1e-30) }
     }
 
+    /// Inference on top of the frozen product: out += scaling * (x A^T) B^T, as `project` adds it. DoRA rescales the
+    /// whole output and runs `project` again.
+    public func refineProjection(site ps: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
+                                 out: UnsafeMutablePointer<Float>, context: PassContext) {
+        guard let s = sites[ps] else { return }
+        guard s.magnitudeOffset == nil, !context.training else {
+            project(site: ps, linear: linear, x: x, rows: rows, out: out, context: context)
+            return
+        }
+        let a = parameters.pointer + s.aOffset, b = parameters.pointer + s.bOffset
+        let h = FloatBuffer(count: rows * s.rank)
+        Gemm.multiply(m: rows, n: s.rank, k: s.inFeatures, a: x, lda: s.inFeatures, b: a, ldb: s.inFeatures,
+                      transposeB: true, c: h.pointer, ldc: s.rank)
+        Gemm.multiply(m: rows, n: s.outFeatures, k: s.rank, a: h.pointer, lda: s.rank, b: b, ldb: s.rank, transposeB: true,
+                      c: out, ldc: s.outFeatures, alpha: s.scaling, accumulate: true)
+    }
+
     public func projectBackward(site ps: ProjectionSite, linear: Linear, x: UnsafePointer<Float>,
                                 dy: UnsafePointer<Float>, rows: Int, dx: UnsafeMutablePointer<Float>?,
                                 accumulate: Bool, context: PassContext) {

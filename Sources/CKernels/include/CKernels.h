@@ -42,6 +42,13 @@ void pk_gemm_small_f32(const float *w, size_t k, const float *x, size_t ldx, flo
 void pk_gemm_small_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
                         size_t m_count, size_t row_begin, size_t row_end);
 
+/// Decoding products on bf16 inputs: y[m, r] = sum_k x[m, k] * W[r, k], x and W bf16, f32 sums (vdpbf16ps where
+/// the CPU has AVX512-BF16). An input's result is independent of m_count.
+void pk_dot_bf16(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy,
+                 size_t m_count, size_t row_begin, size_t row_end);
+/// The CPU has AVX512-BF16 (and AVX-512 is not forced off).
+int pk_has_avx512bf16(void);
+
 // ---- GEMM --------------------------------------------------------------------------------------------
 /// Built-in f32 GEMM over columns [col_begin, col_end) of C: C = alpha * op(A) op(B) (+ C when accumulate).
 /// op(A) is [m, k] (A stored [k, m] when trans_a); op(B) is [k, n] (B stored [n, k] when trans_b).
