@@ -7,16 +7,20 @@ let optimizedC: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
 
 let package = Package(
     name: "swift-peft",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "peft", targets: ["PeftCLI"]),
         .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
-                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja"]),
+                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja", "Serving"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // SIMD hot loops in C with run-time CPU dispatch, the built-in GEMM and the run-time loader of oneDNN
@@ -40,11 +44,19 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
         // `peft compare`: every method in its own `peft train` / `peft eval` process, one report.
         .target(name: "Compare", dependencies: ["Adapters", "Evaluation", "ModelIO", "Training"]),
+        // `peft serve`: the OpenAI API over HTTP (Hummingbird), continuous batching of many adapters on one base.
+        .target(name: "Serving", dependencies: [
+            "Kernels", "Transformer", "Adapters", "Generation", "Tokenizer",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The built-in demo: embedded data set and tokenizer, and the seeded tiny model.
         .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),
         .executableTarget(name: "PeftCLI", dependencies: [
             "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
-            "Compare", "GGUF", "Jinja", "Hub", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compare", "GGUF", "Jinja", "Hub", "Serving", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["Kernels", "Transformer", "Adapters", "Training"], path: "Sources/TestSupport"),
 
@@ -60,6 +72,9 @@ let package = Package(
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "TestSupport"]),
         .testTarget(name: "DemoTests", dependencies: ["Demo", "Transformer", "Tokenizer", "Training", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["PeftCLI", "TestSupport", "Tokenizer", "ModelIO"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Transformer", "Adapters", "Tokenizer", "Generation", "TestSupport",
+                                                         .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                         .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Adapters", "Transformer", "Tokenizer", "Generation",
                                                           "TestSupport", "Jinja"]),
     ],

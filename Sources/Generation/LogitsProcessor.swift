@@ -13,15 +13,20 @@ public struct TokenSampler {
     }
 
     /// Picks the next id given the logits [V] and every id so far (prompt + generated).
-    public mutating func next(logits input: [Float], history: [Int32]) -> Int32 {
+    /// - Parameter generated: how many of the last `history` ids were generated (the frequency and presence
+    ///   penalties count those only).
+    public mutating func next(logits input: [Float], history: [Int32], generated: Int = 0) -> Int32 {
         var logits = input
         Self.applyRepetitionPenalty(&logits, history: history, penalty: options.repetitionPenalty)
+        Self.applyOccurrencePenalties(&logits, generated: history.suffix(generated), frequency: options.frequencyPenalty,
+                                      presence: options.presencePenalty)
         Self.banRepeatedNgrams(&logits, history: history, n: options.noRepeatNgramSize)
         if options.isGreedy { return Int32(Self.argmax(logits)) }
         let t = options.temperature
         for i in logits.indices { logits[i] /= t }
         if options.topK > 0 { Self.keepTopK(&logits, k: options.topK) }
         if options.topP < 1 { Self.keepTopP(&logits, p: options.topP) }
+        if options.minP > 0 { Self.keepMinP(&logits, p: options.minP) }
         let probs = Self.softmax(logits)
         let u = rng.nextDouble()
         var acc = 0.0
@@ -46,6 +51,26 @@ public struct TokenSampler {
             let v = logits[Int(id)]
             logits[Int(id)] = v < 0 ? v * penalty : v / penalty
         }
+    }
+
+    /// OpenAI's frequency and presence penalties: logit -= frequency * count + presence * (count > 0), over the
+    /// generated ids.
+    static func applyOccurrencePenalties(_ logits: inout [Float], generated: ArraySlice<Int32>, frequency: Float,
+                                         presence: Float) {
+        guard frequency != 0 || presence != 0 else { return }
+        var counts: [Int32: Int] = [:]
+        for id in generated { counts[id, default: 0] += 1 }
+        for (id, c) in counts where id >= 0 && Int(id) < logits.count {
+            logits[Int(id)] -= frequency * Float(c) + presence
+        }
+    }
+
+    /// Keeps tokens whose probability is at least `p` times the largest (vLLM's and transformers' min-p).
+    static func keepMinP(_ logits: inout [Float], p: Float) {
+        guard let m = logits.max(), m > -.infinity else { return }
+        // prob_i / prob_max = exp(l_i - l_max) >= p  <=>  l_i >= l_max + log p
+        let threshold = m + log(p)
+        for i in logits.indices where logits[i] < threshold { logits[i] = -.infinity }
     }
 
     /// transformers' NoRepeatNGramLogitsProcessor: bans every token that would complete an n-gram already present.

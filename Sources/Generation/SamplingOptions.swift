@@ -10,8 +10,33 @@ public struct SamplingOptions: Sendable, Equatable, Codable {
     public var repetitionPenalty: Float = 1
     public var noRepeatNgramSize = 0
     public var seed: UInt64 = 0
+    /// OpenAI's penalties on generated tokens: the logit of a token generated c times drops by
+    /// `frequencyPenalty * c + presencePenalty` (0 = off; the prompt is not counted, as in vLLM).
+    public var frequencyPenalty: Float = 0
+    public var presencePenalty: Float = 0
+    /// Drops tokens less likely than `minP` times the most likely one (0 = off).
+    public var minP: Float = 0
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case maxNewTokens, temperature, topK, topP, repetitionPenalty, noRepeatNgramSize, seed, frequencyPenalty,
+             presencePenalty, minP
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxNewTokens = try c.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? maxNewTokens
+        temperature = try c.decodeIfPresent(Float.self, forKey: .temperature) ?? temperature
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK) ?? topK
+        topP = try c.decodeIfPresent(Float.self, forKey: .topP) ?? topP
+        repetitionPenalty = try c.decodeIfPresent(Float.self, forKey: .repetitionPenalty) ?? repetitionPenalty
+        noRepeatNgramSize = try c.decodeIfPresent(Int.self, forKey: .noRepeatNgramSize) ?? noRepeatNgramSize
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        frequencyPenalty = try c.decodeIfPresent(Float.self, forKey: .frequencyPenalty) ?? 0
+        presencePenalty = try c.decodeIfPresent(Float.self, forKey: .presencePenalty) ?? 0
+        minP = try c.decodeIfPresent(Float.self, forKey: .minP) ?? 0
+    }
 
     public var isGreedy: Bool { temperature <= 0 }
 
@@ -46,6 +71,9 @@ public struct SamplingOptions: Sendable, Equatable, Codable {
         if !(repetitionPenalty > 0) { throw GenerationError.options("--repetition-penalty must be positive (1 = off)") }
         if noRepeatNgramSize < 0 { throw GenerationError.options("--no-repeat-ngram-size must not be negative") }
         if maxNewTokens < 1 { throw GenerationError.options("--max-new-tokens must be at least 1") }
+        if !(-2...2).contains(frequencyPenalty) { throw GenerationError.options("frequency_penalty must be in [-2, 2]") }
+        if !(-2...2).contains(presencePenalty) { throw GenerationError.options("presence_penalty must be in [-2, 2]") }
+        if !(0...1).contains(minP) { throw GenerationError.options("min_p must be in [0, 1]") }
     }
 }
 

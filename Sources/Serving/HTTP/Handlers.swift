@@ -1,0 +1,172 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The route handlers of `OpenAIServer`.
+struct Handlers: Sendable {
+    let server: OpenAIServer
+    var served: ServedModel { server.served }
+    var engine: BatchEngine { server.engine }
+
+    private func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: JSON.bytes(object))))
+    }
+
+    private func body(_ request: Request) async throws -> RequestBody {
+        var request = request
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: server.settings.maxBodyBytes) } catch {
+            throw APIError(.contentTooLarge, "the request body is larger than \(server.settings.maxBodyBytes) bytes")
+        }
+        return try RequestBody(Data(buffer.readableBytesView))
+    }
+
+    func health() throws -> Response {
+        let (waiting, running) = engine.load
+        return json(["status": "ok", "running": running, "waiting": waiting])
+    }
+
+    func metricsText() -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: server.metrics.render())))
+    }
+
+    private func modelCards() -> [[String: Any]] {
+        let root = served.model.config.maxPositionEmbeddings
+        var cards: [[String: Any]] = [["id": served.name, "object": "model", "created": served.created, "owned_by": "peft",
+                                       "root": served.name, "parent": NSNull(), "max_model_len": min(root, engine.settings.maxModelLength)]]
+        for (name, a) in served.adapterList {
+            cards.append(["id": name, "object": "model", "created": a.created, "owned_by": "peft", "root": a.path,
+                          "parent": served.name, "max_model_len": min(root, engine.settings.maxModelLength)])
+        }
+        return cards
+    }
+
+    func models() -> Response { json(["object": "list", "data": modelCards()]) }
+
+    func model(id: String) throws -> Response {
+        guard let card = modelCards().first(where: { $0["id"] as? String == id }) else {
+            throw APIError(.notFound, "the model '\(id)' does not exist", param: "model")
+        }
+        return json(card)
+    }
+
+    func loadAdapter(_ request: Request) async throws -> Response {
+        let b = try await body(request)
+        guard let name = try b.string("lora_name") else { throw APIError.badRequest("'lora_name' is required", param: "lora_name") }
+        guard let path = try b.string("lora_path") else { throw APIError.badRequest("'lora_path' is required", param: "lora_path") }
+        let served = self.served
+        // Reading the files happens off the event loop.
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            DispatchQueue.global().async {
+                do { try served.loadAdapter(name: name, path: path); c.resume() } catch { c.resume(throwing: error) }
+            }
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: "Success: adapter '\(name)' added successfully.")))
+    }
+
+    func unloadAdapter(_ request: Request) async throws -> Response {
+        let b = try await body(request)
+        guard let name = try b.string("lora_name") else { throw APIError.badRequest("'lora_name' is required", param: "lora_name") }
+        try served.unloadAdapter(name: name)
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: "Success: adapter '\(name)' removed successfully.")))
+    }
+
+    func completion(_ request: Request, chat: Bool) async throws -> Response {
+        let parsed = try CompletionRequest(body: try await body(request), chat: chat, served: served,
+                                           maxModelLength: engine.settings.maxModelLength)
+        let job = GenerationJob(prompt: parsed.prompt, modelName: parsed.modelName, adapter: parsed.adapter,
+                                options: parsed.options, stopIDs: served.stopIDs(chat: chat), stopStrings: parsed.stopStrings)
+        let submission: (id: Int, events: AsyncStream<GenerationEvent>)
+        do { submission = try engine.submitCancellable(job) } catch let e as EngineError {
+            switch e {
+            case .queueFull: throw APIError(.tooManyRequests, e.description)
+            case .shuttingDown: throw APIError(.serviceUnavailable, e.description)
+            }
+        }
+        let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let created = Int(Date().timeIntervalSince1970)
+        let shape = ResponseShape(id: id, created: created, model: parsed.modelName, chat: chat)
+        if parsed.stream {
+            let engine = self.engine, includeUsage = parsed.includeUsage
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                            body: ResponseBody { writer in
+                do {
+                    if chat { try await writer.write(shape.sse(shape.chunk(delta: ["role": "assistant", "content": ""], finish: nil))) }
+                    for await event in submission.events {
+                        switch event {
+                        case .text(let t):
+                            try await writer.write(shape.sse(shape.chunk(delta: chat ? ["content": t] : ["text": t], finish: nil)))
+                        case .finished(let outcome):
+                            try await writer.write(shape.sse(shape.chunk(delta: chat ? [:] : ["text": ""], finish: outcome.finishReason)))
+                            if includeUsage { try await writer.write(shape.sse(shape.usageChunk(outcome))) }
+                        case .failed(let message):
+                            try await writer.write(shape.sse(APIError(.internalServerError, message).json))
+                        }
+                    }
+                    try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                    try await writer.finish(nil)
+                } catch {
+                    // The client went away: its generation stops and its slot is freed.
+                    engine.cancel(submission.id)
+                    throw error
+                }
+            })
+        }
+        // Not streaming: a client that disconnects while waiting cancels the generation too.
+        var text = ""
+        var outcome: GenerationOutcome?
+        try await withTaskCancellationHandler {
+            for await event in submission.events {
+                switch event {
+                case .text(let t): text += t
+                case .finished(let o): outcome = o
+                case .failed(let message): throw APIError(.internalServerError, message)
+                }
+            }
+        } onCancel: { [engine] in engine.cancel(submission.id) }
+        guard let outcome else { throw APIError(.internalServerError, "the generation was cancelled") }
+        return json(shape.whole(text: text, outcome: outcome))
+    }
+}
+
+/// The JSON of completions, whole or as server-sent-event chunks.
+struct ResponseShape {
+    let id: String
+    let created: Int
+    let model: String
+    let chat: Bool
+
+    func usage(_ o: GenerationOutcome) -> [String: Any] {
+        ["prompt_tokens": o.promptTokens, "completion_tokens": o.completionTokens, "total_tokens": o.promptTokens + o.completionTokens]
+    }
+
+    func whole(text: String, outcome o: GenerationOutcome) -> [String: Any] {
+        let choice: [String: Any] = chat
+            ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": o.finishReason, "logprobs": NSNull()]
+            : ["index": 0, "text": text, "finish_reason": o.finishReason, "logprobs": NSNull()]
+        return ["id": id, "object": chat ? "chat.completion" : "text_completion", "created": created, "model": model,
+                "choices": [choice], "usage": usage(o)]
+    }
+
+    func chunk(delta: [String: Any], finish: String?) -> [String: Any] {
+        var choice: [String: Any] = ["index": 0, "finish_reason": finish as Any? ?? NSNull(), "logprobs": NSNull()]
+        if chat { choice["delta"] = delta } else { choice["text"] = delta["text"] ?? "" }
+        return ["id": id, "object": chat ? "chat.completion.chunk" : "text_completion", "created": created, "model": model,
+                "choices": [choice]]
+    }
+
+    func usageChunk(_ o: GenerationOutcome) -> [String: Any] {
+        ["id": id, "object": chat ? "chat.completion.chunk" : "text_completion", "created": created, "model": model,
+         "choices": [], "usage": usage(o)]
+    }
+
+    func sse(_ object: [String: Any]) -> ByteBuffer {
+        var b = ByteBuffer(string: "data: ")
+        b.writeBytes(JSON.bytes(object))
+        b.writeString("\n\n")
+        return b
+    }
+}
