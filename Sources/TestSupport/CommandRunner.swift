@@ -48,10 +48,11 @@ public enum PeftCommand {
         return Bundle.main.bundleURL.appendingPathComponent("peft")
     }
 
-    /// Runs `peft args...`; `onStderrLine` sees stderr lines as they arrive (and may return true to send SIGINT).
+    /// Runs `peft args...`; `interruptWhen` sees stderr as it arrives and may return true to send `signal` (SIGINT).
     @discardableResult
     public static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:],
-                           interruptWhen: ((String) -> Bool)? = nil, launcher: [String] = []) throws -> CommandResult {
+                           interruptWhen: ((String) -> Bool)? = nil, launcher: [String] = [],
+                           signal: Int32 = SIGINT) throws -> CommandResult {
         let process = Process()
         if let program = launcher.first {
             process.executableURL = URL(fileURLWithPath: program)
@@ -78,7 +79,7 @@ public enum PeftCommand {
             captured.err.append(chunk)
             if let interruptWhen, !captured.interrupted, interruptWhen(String(decoding: captured.err, as: UTF8.self)) {
                 captured.interrupted = true
-                kill(process.processIdentifier, SIGINT)
+                kill(process.processIdentifier, signal)
             }
         }
         out.fileHandleForReading.readabilityHandler = { h in

@@ -35,11 +35,14 @@ public final class BatchEngine: Service, @unchecked Sendable {
     // Guarded by `condition`.
     private var waiting: [Pending] = []
     private var cancelled: Set<Int> = []
+    /// Ids admitted and not yet finished.
+    private var live: Set<Int> = []
     private var stopping = false
     private var nextID = 0
     private var finishedWaiters: [CheckedContinuation<Void, Never>] = []
     private var threadDone = false
     private var started = false
+    private var admissionPaused = false
 
     // Engine thread only.
     private var active: [Slot] = []
@@ -120,12 +123,12 @@ public final class BatchEngine: Service, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if let i = waiting.firstIndex(where: { $0.id == id }) {
-            waiting.remove(at: i)
+            waiting.remove(at: i).continuation.finish()
             metrics?.queueDepth.set(Int64(waiting.count))
-        } else {
+        } else if live.contains(id) {
             cancelled.insert(id)
+            condition.signal()
         }
-        condition.signal()
     }
 
     /// Requests waiting and running (for /health and tests).
@@ -159,6 +162,15 @@ public final class BatchEngine: Service, @unchecked Sendable {
         }
     }
 
+    /// Holds queued requests in the queue (running ones go on) until resumed; for maintenance and tests of the
+    /// queue's bound.
+    public func pauseAdmission(_ paused: Bool) {
+        condition.lock()
+        admissionPaused = paused
+        condition.signal()
+        condition.unlock()
+    }
+
     /// Refuses new requests; the thread exits once the queued and running ones are done.
     public func shutdown() {
         condition.lock()
@@ -184,7 +196,8 @@ public final class BatchEngine: Service, @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while waiting.isEmpty && active.isEmpty && cancelled.isEmpty && !stopping { condition.wait() }
+            while (waiting.isEmpty || admissionPaused) && active.isEmpty && cancelled.isEmpty && !stopping { condition.wait() }
+            if stopping { admissionPaused = false }
             if stopping && waiting.isEmpty && active.isEmpty {
                 threadDone = true
                 let waiters = finishedWaiters
@@ -196,7 +209,10 @@ public final class BatchEngine: Service, @unchecked Sendable {
             let dropped = cancelled
             cancelled.removeAll()
             var admitted: [Pending] = []
-            while active.count + admitted.count < settings.maxBatch, !waiting.isEmpty { admitted.append(waiting.removeFirst()) }
+            while !admissionPaused, active.count + admitted.count < settings.maxBatch, !waiting.isEmpty {
+                admitted.append(waiting.removeFirst())
+                live.insert(admitted.last!.id)
+            }
             metrics?.queueDepth.set(Int64(waiting.count))
             condition.unlock()
 
@@ -215,6 +231,7 @@ public final class BatchEngine: Service, @unchecked Sendable {
     private func publishRunning() {
         condition.lock()
         runningCount = active.count
+        live = live.intersection(active.map(\.id))
         condition.unlock()
         metrics?.running.set(Int64(active.count))
     }

@@ -80,7 +80,7 @@ public final class ServedModel: @unchecked Sendable {
     }
 
     /// The ids that end an answer: the chat format's end of turn (chat requests) and the model's eos ids.
-    func stopIDs(chat: Bool) -> Set<Int32> {
+    public func stopIDs(chat: Bool) -> Set<Int32> {
         Set((chat ? formatter?.stopIDs ?? [] : []) + eosTokenIDs)
     }
 }

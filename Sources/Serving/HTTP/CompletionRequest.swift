@@ -13,6 +13,8 @@ struct CompletionRequest {
     var stream: Bool
     var includeUsage: Bool
     var chat: Bool
+    /// vLLM's `ignore_eos`: generate `max_tokens` whatever the model says (benchmarks).
+    var ignoreEOS: Bool
 
     /// Reads and checks every field; the errors are the 400/404 answers.
     init(body: RequestBody, chat: Bool, served: ServedModel, maxModelLength: Int) throws {
@@ -98,6 +100,7 @@ struct CompletionRequest {
         options = o
         stopStrings = try body.stopStrings()
         stream = try body.bool("stream") ?? false
+        ignoreEOS = try body.bool("ignore_eos") ?? false
         includeUsage = try body.object("stream_options").map { opts in
             guard let v = opts["include_usage"] else { return false }
             guard let b = v as? Bool else { throw APIError.badRequest("'stream_options.include_usage' must be true or false", param: "stream_options") }

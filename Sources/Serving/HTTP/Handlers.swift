@@ -74,11 +74,22 @@ struct Handlers: Sendable {
                         body: .init(byteBuffer: ByteBuffer(string: "Success: adapter '\(name)' removed successfully.")))
     }
 
-    func completion(_ request: Request, chat: Bool) async throws -> Response {
-        let parsed = try CompletionRequest(body: try await body(request), chat: chat, served: served,
+    /// A client that closes its connection cancels its generation, queued or running, and frees its slot: the
+    /// connection's `ConnectionObserver` reports it while the answer is computed, and a stream's failed write after.
+    func completion(_ request: Request, context: ServerContext, chat: Bool) async throws -> Response {
+        let watch = DisconnectWatch(engine: engine)
+        let observer = try? await context.channel.pipeline.handler(type: ConnectionObserver.self).get()
+        let token = observer?.onClose { watch.disconnected() }
+        defer { if let observer, let token { observer.remove(token) } }
+        return try await completion(try await body(request), chat: chat, watch: watch)
+    }
+
+    private func completion(_ requestBody: RequestBody, chat: Bool, watch: DisconnectWatch) async throws -> Response {
+        let parsed = try CompletionRequest(body: requestBody, chat: chat, served: served,
                                            maxModelLength: engine.settings.maxModelLength)
         let job = GenerationJob(prompt: parsed.prompt, modelName: parsed.modelName, adapter: parsed.adapter,
-                                options: parsed.options, stopIDs: served.stopIDs(chat: chat), stopStrings: parsed.stopStrings)
+                                options: parsed.options, stopIDs: parsed.ignoreEOS ? [] : served.stopIDs(chat: chat),
+                                stopStrings: parsed.stopStrings)
         let submission: (id: Int, events: AsyncStream<GenerationEvent>)
         do { submission = try engine.submitCancellable(job) } catch let e as EngineError {
             switch e {
@@ -86,6 +97,7 @@ struct Handlers: Sendable {
             case .shuttingDown: throw APIError(.serviceUnavailable, e.description)
             }
         }
+        watch.watch(submission.id)
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let created = Int(Date().timeIntervalSince1970)
         let shape = ResponseShape(id: id, created: created, model: parsed.modelName, chat: chat)
@@ -168,5 +180,31 @@ struct ResponseShape {
         b.writeBytes(JSON.bytes(object))
         b.writeString("\n\n")
         return b
+    }
+}
+
+/// Cancels a generation when its client disconnects, whether that happens before or after it was submitted.
+final class DisconnectWatch: @unchecked Sendable {
+    private let engine: BatchEngine
+    private let lock = NSLock()
+    private var id: Int?
+    private var gone = false
+
+    init(engine: BatchEngine) { self.engine = engine }
+
+    func watch(_ id: Int) {
+        lock.lock()
+        self.id = id
+        let cancel = gone
+        lock.unlock()
+        if cancel { engine.cancel(id) }
+    }
+
+    func disconnected() {
+        lock.lock()
+        gone = true
+        let id = self.id
+        lock.unlock()
+        if let id { engine.cancel(id) }
     }
 }

@@ -37,7 +37,7 @@ public struct OpenAIServer: Sendable {
     /// accepting, finish what runs, return) or inside a `ServiceGroup`.
     public func application(logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in })
         -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: ServerContext.self)
         router.add(middleware: ErrorAndMetricsMiddleware(metrics: metrics))
         if let key = settings.apiKey { router.add(middleware: BearerAuthMiddleware(key: key)) }
         let handlers = Handlers(server: self)
@@ -45,15 +45,27 @@ public struct OpenAIServer: Sendable {
         router.get("/metrics") { _, _ in handlers.metricsText() }
         router.get("/v1/models") { _, _ in handlers.models() }
         router.get("/v1/models/{id}") { _, context in try handlers.model(id: context.parameters.require("id")) }
-        router.post("/v1/chat/completions") { request, _ in try await handlers.completion(request, chat: true) }
-        router.post("/v1/completions") { request, _ in try await handlers.completion(request, chat: false) }
+        router.post("/v1/chat/completions") { request, context in try await handlers.completion(request, context: context, chat: true) }
+        router.post("/v1/completions") { request, context in try await handlers.completion(request, context: context, chat: false) }
         router.post("/v1/load_lora_adapter") { request, _ in try await handlers.loadAdapter(request) }
         router.post("/v1/unload_lora_adapter") { request, _ in try await handlers.unloadAdapter(request) }
         return Application(router: router,
+                           server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionObserver()])),
                            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "peft"),
                            services: [engine],
                            onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
                            logger: logger)
+    }
+}
+
+/// The request context: Hummingbird's, plus the connection (a closed one cancels its generation).
+public struct ServerContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
     }
 }
 

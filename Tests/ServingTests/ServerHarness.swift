@@ -1,0 +1,120 @@
+import AsyncHTTPClient
+import Foundation
+import Generation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Serving
+import ServiceLifecycle
+import TestSupport
+import Tokenizer
+import Transformer
+import XCTest
+
+/// A `peft serve` stack in the test process on a free loopback port, driven over HTTP by AsyncHTTPClient.
+final class ServerHarness {
+    let served: ServedModel
+    let engine: BatchEngine
+    let port: Int
+    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    private let group: ServiceGroup
+    private let task: Task<Void, Error>
+
+    /// Adapters served with the tiny Qwen2 fixture, one of each method.
+    static let adapters: [(String, String)] = [
+        ("lora", "adapters/tiny-qwen2-lora-all"), ("dora", "methods/tiny-qwen2-dora/adapter"),
+        ("ia3", "methods/tiny-qwen2-ia3/adapter"), ("prompt", "methods/tiny-qwen2-prompt/adapter"),
+        ("prefix", "methods/tiny-qwen2-prefix/adapter"), ("ptuning", "methods/tiny-qwen2-ptuning/adapter"),
+    ]
+
+    init(maxBatch: Int = 8, maxQueue: Int = 64, apiKey: String? = nil, adapters: [(String, String)] = ServerHarness.adapters) async throws {
+        let dir = modelFixture("tiny-qwen2")
+        let model = try TransformerModel.load(directory: dir, dtype: .float32)
+        let tokenizer = try Tokenizer.load(directory: dir)
+        let (defaults, eos) = try SamplingOptions.defaults(directory: dir)
+        served = ServedModel(name: "tiny", model: model, tokenizer: tokenizer,
+                             formatter: try ChatFormatter(template: .jinja, tokenizer: tokenizer), defaults: defaults,
+                             eosTokenIDs: eos.isEmpty ? model.config.eosTokenIDs.compactMap { Int32(exactly: $0) } : eos)
+        for (name, path) in adapters { try served.loadAdapter(name: name, path: fixtureURL(path).path) }
+        var settings = BatchEngine.Settings(maxModelLength: 128)
+        settings.maxBatch = maxBatch
+        settings.maxQueue = maxQueue
+        settings.prefillChunk = 16
+        let metrics = ServerMetrics()
+        engine = BatchEngine(model: model, tokenizer: tokenizer, settings: settings, metrics: metrics)
+        var http = OpenAIServer.Settings()
+        http.port = 0
+        http.apiKey = apiKey
+        let server = OpenAIServer(served: served, engine: engine, metrics: metrics, settings: http)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        let app = server.application(logger: logger) { continuation.yield($0) }
+        group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let g = group
+        task = Task { try await g.run() }
+        var it = ports.makeAsyncIterator()
+        port = await it.next() ?? 0
+    }
+
+    /// Graceful shutdown: running requests finish, then the group returns.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+        try await client.shutdown()
+    }
+
+    struct Reply {
+        var status: Int
+        var body: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = []) async throws -> Reply {
+        var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        req.method = method
+        req.headers.add(name: "content-type", value: "application/json")
+        for (k, v) in headers { req.headers.add(name: k, value: v) }
+        if let body { req.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await client.execute(req, timeout: .seconds(120))
+        let bytes = try await response.body.collect(upTo: 1 << 24)
+        return Reply(status: Int(response.status.code), body: String(buffer: bytes))
+    }
+
+    func post(_ path: String, _ object: [String: Any], headers: [(String, String)] = []) async throws -> Reply {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return try await request(.POST, path, body: String(decoding: data, as: UTF8.self), headers: headers)
+    }
+
+    /// The `data:` payloads of a streamed answer (the last is "[DONE]").
+    func stream(_ path: String, _ object: [String: Any]) async throws -> [String] {
+        let reply = try await post(path, object)
+        XCTAssertEqual(reply.status, 200, reply.body)
+        return reply.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map {
+            XCTAssertTrue($0.hasPrefix("data: "), $0)
+            return String($0.dropFirst(6))
+        }
+    }
+}
+
+/// Greedy answer of `prompt` with `adapter` decoded alone, without the server (the reference).
+func referenceAnswer(_ served: ServedModel, prompt: [Int32], adapter: ModelAdapter?, maxTokens: Int, stops: Set<Int32>) throws -> (ids: [Int32], text: String) {
+    let session = DecodeSession(model: served.model, capacity: 128 + (adapter?.leadingRows ?? 0), adapter: .some(adapter))
+    var logits = try session.append(prompt)
+    var out: [Int32] = []
+    var options = served.defaults
+    options.temperature = 0
+    var sampler = TokenSampler(options: options)
+    var history = prompt
+    while out.count < maxTokens {
+        let t = sampler.next(logits: logits, history: history)
+        if stops.contains(t) { break }
+        out.append(t)
+        history.append(t)
+        if out.count == maxTokens { break }
+        logits = try session.append([t])
+    }
+    var decoder = StreamingDecoder(tokenizer: served.tokenizer)
+    let text = out.map { decoder.append($0) }.joined() + decoder.flush()
+    return (out, text)
+}
