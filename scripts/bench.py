@@ -2,10 +2,12 @@
 """Benchmarks our `peft` against transformers (+ PEFT) on the same checkpoint and data, in one run, and prints
 tokens/s, peak memory (max RSS of each process) and the ratios.
 
-    python3 scripts/bench.py [generate|train|methods|all] [--model DIR] [--steps N] [--new-tokens N]
+    python3 scripts/bench.py [generate|train|methods|serve|all] [--model DIR] [--steps N] [--new-tokens N]
 
 `methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings;
 `full` compares full fine-tuning (and, with --big-model DIR, measures ours on a larger checkpoint).
+`serve` measures `peft serve` (batched decoding): time to first token and aggregate decode tokens/s for 1, 4, 8 and 16
+concurrent streaming clients, against one `peft generate`.
 
 Default checkpoint: Qwen2.5-0.5B shapes with random bf16 weights (scripts/make_bench_model.py; the cost of a
 forward does not depend on the weights), Qwen tokenizer from ../shared/qwen-tokenizer. Needs a release build
@@ -215,9 +217,86 @@ def bench_gguf(model, new_tokens, llama_python, types):
             print(f"    {kind}: {ours / base:.2f}x our bf16")
 
 
+def bench_serve(model, new_tokens, clients):
+    """`peft serve` under 1, 4, 8, 16 concurrent streaming chat clients (stdlib HTTP only). Aggregate decode rate:
+    tokens streamed while every client of the round is decoding, over that window; single-request decode and time to
+    first token per round (p50, p99)."""
+    import http.client
+    import re
+    import statistics
+    import threading
+    import time
+
+    # The best of two runs on each side: one request's rate moves by several percent between runs here.
+    generate_rate = 0
+    for _ in range(2):
+        out, _ = measured([PEFT, "generate", "--model", model, "--prompt", PROMPT, "--max-new-tokens", str(new_tokens),
+                           "--temperature", "0", "--json", "--dtype", "bfloat16"])
+        generate_rate = max(generate_rate, json.loads(out)["decode_tokens_per_second"])
+    server = subprocess.Popen([PEFT, "serve", "--model", model, "--port", "0", "--max-batch", str(max(clients)),
+                               "--max-queue", "256", "--dtype", "bfloat16"], stderr=subprocess.PIPE, text=True)
+    port = None
+    for line in server.stderr:
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/v1", line)
+        if m:
+            port = int(m.group(1))
+            break
+    if port is None:
+        sys.exit("peft serve did not start")
+    threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
+
+    def one(i, results):
+        body = json.dumps({"model": model, "messages": [{"role": "user", "content": f"{PROMPT} ({i})"}],
+                           "max_tokens": new_tokens, "temperature": 0, "ignore_eos": True, "stream": True})
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        start = time.perf_counter()
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        stamps = []
+        for raw in response:
+            line = raw.decode().strip()
+            if line.startswith("data: ") and '"content":"' in line and '"role"' not in line:
+                stamps.append(time.perf_counter())
+        conn.close()
+        results[i] = (start, stamps)
+
+    def round_of(n):
+        results = [None] * n
+        threads = [threading.Thread(target=one, args=(i, results)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+    print(f"\npeft serve, streaming chat, {new_tokens} tokens per request ({model}, bf16)")
+    print(f"  peft generate (one request, no server)  {generate_rate:8.1f} tokens/s decode")
+    round_of(1)   # warm-up
+    single = None
+    for n in clients:
+        results = round_of(n)
+        if n == 1:
+            again = round_of(1)
+            rate_of = lambda r: (len(r[0][1]) - 1) / (r[0][1][-1] - r[0][1][0])
+            results = max(results, again, key=rate_of)
+        ttft = sorted(s[0] - start for start, s in results)
+        begin, end = max(s[0] for _, s in results), min(s[-1] for _, s in results)
+        inside = sum(1 for _, s in results for t in s if begin < t <= end)
+        rate = inside / (end - begin) if end > begin else float("nan")
+        if n == 1:
+            single = rate
+        p99 = ttft[min(len(ttft) - 1, int(round(0.99 * (len(ttft) - 1))))]
+        extra = f"  {rate / single:.2f}x one request" if single and n > 1 else f"  {rate / generate_rate:.3f}x peft generate"
+        print(f"  {n:2d} client{'s' if n > 1 else ' '}  TTFT p50 {statistics.median(ttft) * 1000:7.0f} ms  p99 {p99 * 1000:7.0f} ms"
+              f"  aggregate decode {rate:8.1f} tokens/s{extra}")
+    server.terminate()
+    server.wait(timeout=120)
+    print(f"  server exit status after SIGTERM: {server.returncode}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "gguf", "qlora", "mpi", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "gguf", "qlora", "mpi", "serve", "all"])
     ap.add_argument("--llama-python", default="/opt/llama/bin/python",
                     help="for `gguf`: a Python with llama-cpp-python (the peer)")
     ap.add_argument("--big-model", help="for `full` and `qlora`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
@@ -245,6 +324,8 @@ def main():
         bench_mpi(args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what == "qlora":
         bench_qlora(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
+    if args.what == "serve":
+        bench_serve(args.model, max(args.new_tokens, 128), [1, 4, 8, 16])
     if args.what == "gguf":
         bench_gguf(args.model, args.new_tokens, args.llama_python, ["q8_0", "q4_0"])
     if args.what in ("methods", "all"):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Golden outputs of transformers' logits processors (repetition penalty, no-repeat-n-gram, temperature, top-k,
-top-p) on fixed logits, for the Swift sampler tests.
+top-p, min-p) on fixed logits, for the Swift sampler tests.
 
     python3 scripts/make_sampling_fixtures.py      # writes Tests/Fixtures/golden/sampling.json
 """
@@ -9,7 +9,8 @@ import os
 
 import torch
 from transformers.generation.logits_process import (NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
-                                                    TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+                                                    TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+                                                    MinPLogitsWarper)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "golden", "sampling.json")
 
@@ -26,6 +27,8 @@ def main():
         ("temperature_0.7", [TemperatureLogitsWarper(0.7)]),
         ("top_k_5", [TopKLogitsWarper(5)]),
         ("top_p_0.8", [TopPLogitsWarper(0.8)]),
+        ("min_p_0.1", [MinPLogitsWarper(0.1)]),
+        ("min_p_0.05_after_temperature", [TemperatureLogitsWarper(0.7), MinPLogitsWarper(0.05)]),
         ("all", [RepetitionPenaltyLogitsProcessor(1.1), NoRepeatNGramLogitsProcessor(2), TemperatureLogitsWarper(0.7),
                  TopKLogitsWarper(20), TopPLogitsWarper(0.8)]),
     ]:

@@ -37,6 +37,10 @@ final class SamplerTests: XCTestCase {
             case "temperature_0.7": x = x.map { $0 / 0.7 }
             case "top_k_5": TokenSampler.keepTopK(&x, k: 5)
             case "top_p_0.8": TokenSampler.keepTopP(&x, p: 0.8)
+            case "min_p_0.1": TokenSampler.keepMinP(&x, p: 0.1)
+            case "min_p_0.05_after_temperature":
+                x = x.map { $0 / 0.7 }
+                TokenSampler.keepMinP(&x, p: 0.05)
             case "all":
                 TokenSampler.applyRepetitionPenalty(&x, history: g.history, penalty: 1.1)
                 TokenSampler.banRepeatedNgrams(&x, history: g.history, n: 2)
@@ -47,6 +51,23 @@ final class SamplerTests: XCTestCase {
             }
             check(x, c.scores, c.name)
         }
+    }
+
+    /// OpenAI's frequency and presence penalties (as vLLM applies them: generated tokens only), by the definition.
+    func testFrequencyAndPresencePenalties() {
+        let logits: [Float] = [1, 2, 3, 4, 5, 6]
+        let history: [Int32] = [5, 5, 1, 2, 2, 2, 4]   // prompt [5, 5, 1], generated [2, 2, 2, 4]
+        var x = logits
+        TokenSampler.applyOccurrencePenalties(&x, generated: history.suffix(4), frequency: 0.5, presence: 0.25)
+        XCTAssertEqual(x, [1, 2, 3 - 1.5 - 0.25, 4, 5 - 0.5 - 0.25, 6])
+        var o = SamplingOptions()
+        o.presencePenalty = 2
+        var greedy = TokenSampler(options: o)
+        // 5 leads by 1; generated once, it drops below 4.
+        XCTAssertEqual(greedy.next(logits: logits, history: [5], generated: 1), 4)
+        XCTAssertEqual(greedy.next(logits: logits, history: [5], generated: 0), 5, "prompt tokens are not penalised")
+        o.presencePenalty = 3
+        XCTAssertThrowsError(try o.validate())
     }
 
     func testSeededSamplingIsReproducibleAndRespectsFilters() throws {

@@ -27,8 +27,9 @@ final class ServerHarness {
         ("prefix", "methods/tiny-qwen2-prefix/adapter"), ("ptuning", "methods/tiny-qwen2-ptuning/adapter"),
     ]
 
-    init(maxBatch: Int = 8, maxQueue: Int = 64, apiKey: String? = nil, adapters: [(String, String)] = ServerHarness.adapters) async throws {
-        let dir = modelFixture("tiny-qwen2")
+    init(maxBatch: Int = 8, maxQueue: Int = 64, apiKey: String? = nil, base: String = "tiny-qwen2",
+         adapters: [(String, String)] = ServerHarness.adapters) async throws {
+        let dir = modelFixture(base)
         let model = try TransformerModel.load(directory: dir, dtype: .float32)
         let tokenizer = try Tokenizer.load(directory: dir)
         let (defaults, eos) = try SamplingOptions.defaults(directory: dir)

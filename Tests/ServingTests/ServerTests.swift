@@ -140,6 +140,34 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// Bottleneck adapters (AdapterHub) of each kind, batched together with the base, each as it is alone.
+    func testBottleneckAdaptersBatched() async throws {
+        let adapters = [("seq", "bottleneck/tiny-llama-seq_bn/adapter"), ("par", "bottleneck/tiny-llama-par_bn/adapter"),
+                        ("double", "bottleneck/tiny-llama-double_seq_bn/adapter"), ("dora", "methods/tiny-llama-dora/adapter")]
+        try await withServer(await ServerHarness(base: "tiny-llama", adapters: adapters)) { h in
+            let names = ["tiny"] + adapters.map(\.0)
+            var references: [String] = []
+            for name in names {
+                let prompt = try h.served.formatter!.promptIDs([.init(role: .user, content: "头痛发热怎么办")])
+                references.append(try referenceAnswer(h.served, prompt: prompt, adapter: h.served.resolve(name)!, maxTokens: 12,
+                                                      stops: h.served.stopIDs(chat: true)).text)
+            }
+            let together = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for (i, name) in names.enumerated() {
+                    group.addTask {
+                        let r = try await h.post("/v1/chat/completions", self.chat(name, "头痛发热怎么办"))
+                        return (i, ((r.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? "<none>")
+                    }
+                }
+                var out = [String](repeating: "", count: names.count)
+                for try await (i, t) in group { out[i] = t }
+                return out
+            }
+            XCTAssertEqual(together, references)
+            XCTAssertEqual(Set(references).count, references.count, "each adapter changes the answer: \(references)")
+        }
+    }
+
     /// Hundreds of bad requests get OpenAI-shaped errors with the right status; the server still answers after.
     func testBadRequestsAndBounds() async throws {
         try await withServer(await ServerHarness(maxBatch: 1, maxQueue: 2, apiKey: "sekret")) { h in
