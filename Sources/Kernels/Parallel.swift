@@ -11,9 +11,11 @@ public enum Parallel {
 
     /// Splits `0..<count` into contiguous chunks (at least `minChunk` long) and runs `body(range)` on each,
     /// in parallel when there is more than one chunk.
-    public static func forRanges(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    /// - Parameter chunksPerThread: more, smaller chunks than threads: a thread the OS preempts (other processes,
+    ///   a server's network threads) holds back one small chunk, not half the work.
+    public static func forRanges(_ count: Int, minChunk: Int = 1, chunksPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let chunks = max(1, min(threadCount, count / max(1, minChunk)))
+        let chunks = max(1, min(threadCount * max(1, chunksPerThread), count / max(1, minChunk)))
         if chunks == 1 { body(0..<count); return }
         let per = (count + chunks - 1) / chunks
         withoutActuallyEscaping(body) { body in

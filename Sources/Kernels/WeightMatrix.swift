@@ -376,7 +376,7 @@ public struct WeightMatrix: @unchecked Sendable {
         Self.toBF16(x, rows: m, cols: k, ld: ldx, into: xb)
         let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
         let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
-        Parallel.forRanges(rows, minChunk: 64) { r in pk_dot_bf16(w, k, xb, k, out, ldo, m, r.lowerBound, r.upperBound) }
+        Parallel.forRanges(rows, minChunk: 64, chunksPerThread: 4) { r in pk_dot_bf16(w, k, xb, k, out, ldo, m, r.lowerBound, r.upperBound) }
         if let temp {
             withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
         }
