@@ -14,23 +14,29 @@ public final class ServerMetrics: @unchecked Sendable {
     private let lock = NSLockLike()
     private var requestCounters: [String: Counter] = [:]
 
+    /// `peft_<name>_<unit>` with its help line.
+    private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "peft", metricName: metric, unitName: unit, helpText: help)
+    }
+
     public init() {
-        promptTokens = registry.makeCounter(name: "peft_prompt_tokens_total", help: "Prompt tokens prefilled.")
-        generationTokens = registry.makeCounter(name: "peft_generation_tokens_total", help: "Tokens generated.")
-        queueDepth = registry.makeGauge(name: "peft_queue_depth", help: "Requests waiting for a slot in the batch.")
-        running = registry.makeGauge(name: "peft_running_requests", help: "Requests in the running batch.")
-        batchSize = registry.makeValueHistogram(name: "peft_batch_size", buckets: [1, 2, 4, 8, 16, 32, 64],
-                                                help: "Sequences decoded together per step.")
+        promptTokens = registry.makeCounter(descriptor: Self.name("prompt_tokens", "total", "Prompt tokens prefilled."))
+        generationTokens = registry.makeCounter(descriptor: Self.name("generation_tokens", "total", "Tokens generated."))
+        queueDepth = registry.makeGauge(descriptor: Self.name("queue", "depth", "Requests waiting for a slot in the batch."))
+        running = registry.makeGauge(descriptor: Self.name("running", "requests", "Requests in the running batch."))
+        batchSize = registry.makeValueHistogram(descriptor: Self.name("batch", "size", "Sequences decoded together per step."),
+                                                buckets: [1, 2, 4, 8, 16, 32, 64])
         let fine: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(40), .milliseconds(80),
                                 .milliseconds(160), .milliseconds(320), .milliseconds(640), .milliseconds(1280), .milliseconds(2560),
                                 .milliseconds(5120), .milliseconds(10240), .milliseconds(20480)]
-        timeToFirstToken = registry.makeDurationHistogram(name: "peft_time_to_first_token_seconds", buckets: fine,
-                                                          help: "From arrival to the first generated token.")
-        timePerOutputToken = registry.makeDurationHistogram(name: "peft_time_per_output_token_seconds", buckets: fine,
-                                                            help: "Between consecutive generated tokens of a request.")
-        requestDuration = registry.makeDurationHistogram(name: "peft_request_duration_seconds",
-                                                         buckets: fine + [.milliseconds(40960), .milliseconds(81920)],
-                                                         help: "From arrival to the last generated token.")
+        timeToFirstToken = registry.makeDurationHistogram(
+            descriptor: Self.name("time_to_first_token", "seconds", "From arrival to the first generated token."), buckets: fine)
+        timePerOutputToken = registry.makeDurationHistogram(
+            descriptor: Self.name("time_per_output_token", "seconds", "Between consecutive generated tokens of a request."),
+            buckets: fine)
+        requestDuration = registry.makeDurationHistogram(
+            descriptor: Self.name("request_duration", "seconds", "From arrival to the last generated token."),
+            buckets: fine + [.milliseconds(40960), .milliseconds(81920)])
     }
 
     /// Counts a finished HTTP request by endpoint and status code.
@@ -38,9 +44,9 @@ public final class ServerMetrics: @unchecked Sendable {
         let key = "\(endpoint) \(status)"
         lock.withLock {
             if requestCounters[key] == nil {
-                requestCounters[key] = registry.makeCounter(name: "peft_requests_total",
-                                                            labels: [("endpoint", endpoint), ("status", String(status))],
-                                                            help: "HTTP requests by endpoint and status.")
+                requestCounters[key] = registry.makeCounter(
+                    descriptor: Self.name("requests", "total", "HTTP requests by endpoint and status."),
+                    labels: [("endpoint", endpoint), ("status", String(status))])
             }
             requestCounters[key]!.increment()
         }
