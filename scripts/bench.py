@@ -270,14 +270,19 @@ def bench_serve(model, new_tokens, clients):
 
     print(f"\npeft serve, streaming chat, {new_tokens} tokens per request ({model}, bf16)")
     round_of(1)   # warm-up
-    # One request through the server against `peft generate`, alternating, 3 times each (medians): one request's
-    # rate moves by a quarter between runs on these shared machines.
+    # One request through the server against `peft generate`, 4 times each in the order ABBA BAAB... (medians): one
+    # request's rate moves by a quarter between runs on these shared machines, and drifts within a run.
     rate_of = lambda r: (len(r[0][1]) - 1) / (r[0][1][-1] - r[0][1][0])
-    pairs = [(generate_once(), rate_of(round_of(1))) for _ in range(3)]
-    generate_rate = statistics.median(p[0] for p in pairs)
-    served_rate = statistics.median(p[1] for p in pairs)
-    print(f"  one request, alternating 3x (medians): peft generate {generate_rate:.1f} tokens/s, through the server "
-          f"{served_rate:.1f} tokens/s ({served_rate / generate_rate:.3f}x)")
+    generated, served = [], []
+    for i in range(4):
+        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+            if side == 0:
+                generated.append(generate_once())
+            else:
+                served.append(rate_of(round_of(1)))
+    generate_rate, served_rate = statistics.median(generated), statistics.median(served)
+    print(f"  one request, 4 runs each alternating (medians): peft generate {generate_rate:.1f} tokens/s, through the "
+          f"server {served_rate:.1f} tokens/s ({served_rate / generate_rate:.3f}x)")
     single = None
     for n in clients:
         results = round_of(n)
