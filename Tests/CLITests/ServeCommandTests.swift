@@ -34,4 +34,25 @@ final class ServeCommandTests: XCTestCase {
             XCTAssertTrue(answer.contains(#""completion_tokens":110"#), answer)
         }
     }
+
+    /// Bad start-up input is an error that names it, before anything listens.
+    func testBadAdaptersAndFlagsAreRefused() throws {
+        let model = modelFixture("tiny-qwen2").path
+        let missing = try PeftCommand.run(["serve", "--model", model, "--port", "0", "--adapter", "x=/nonexistent/adapter"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/adapter"), missing.stderr)
+        let wrongBase = try PeftCommand.run(["serve", "--model", model, "--port", "0",
+                                             "--adapter", "x=\(fixtureURL("methods/tiny-llama-ia3/adapter").path)"])
+        XCTAssertNotEqual(wrongBase.status, 0, wrongBase.stderr)
+        XCTAssertTrue(wrongBase.stderr.contains("--adapter x="), wrongBase.stderr)
+        let twice = try PeftCommand.run(["serve", "--model", model, "--port", "0",
+                                         "--adapter", "a=\(fixtureURL("adapters/tiny-qwen2-lora-all").path)",
+                                         "--adapter", "a=\(fixtureURL("methods/tiny-qwen2-ia3/adapter").path)"])
+        XCTAssertNotEqual(twice.status, 0)
+        XCTAssertTrue(twice.stderr.contains("already loaded"), twice.stderr)
+        let batch = try PeftCommand.run(["serve", "--model", model, "--max-batch", "0"])
+        XCTAssertNotEqual(batch.status, 0)
+        XCTAssertTrue(batch.stderr.contains("--max-batch"), batch.stderr)
+        XCTAssertFalse(missing.stderr.contains("listening") || wrongBase.stderr.contains("listening"))
+    }
 }

@@ -44,6 +44,10 @@ struct CompletionRequest {
             prompt = try Self.prompt(body, tokenizer: served.tokenizer)
         }
         guard !prompt.isEmpty else { throw APIError.badRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
+        let vocabulary = served.model.config.vocabSize
+        if let bad = prompt.firstIndex(where: { $0 < 0 || Int($0) >= vocabulary }) {
+            throw APIError.badRequest("prompt token \(bad) (id \(prompt[bad])) is outside the vocabulary of \(vocabulary)", param: "prompt")
+        }
 
         if let n = try body.int("n"), n != 1 { throw APIError.badRequest("only n = 1 is supported", param: "n") }
         if let b = try body.int("best_of"), b != 1 { throw APIError.badRequest("only best_of = 1 is supported", param: "best_of") }
