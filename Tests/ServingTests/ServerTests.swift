@@ -132,6 +132,22 @@ final class ServerTests: XCTestCase {
             return out
         }
         XCTAssertEqual(together, alone)
+        // Sampling is per request: a seeded sampled answer is the same alone and in a batch of greedy ones.
+        let sampled = chat("lora", "板蓝根", ["temperature": 1.0, "top_k": 50, "seed": 7, "max_tokens": 16])
+        func text(_ r: ServerHarness.Reply) -> String {
+            ((r.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? "<none>"
+        }
+        let first = text(try await h.post("/v1/chat/completions", sampled))
+        let other = text(try await h.post("/v1/chat/completions", sampled.merging(["seed": 8]) { $1 }))
+        XCTAssertNotEqual(first, other, "another seed, another answer")
+        let mixed = try await withThrowingTaskGroup(of: String?.self) { group in
+            group.addTask { text(try await h.post("/v1/chat/completions", sampled)) }
+            for p in prompts.prefix(5) { group.addTask { _ = try await h.post("/v1/chat/completions", self.chat("tiny", p)); return nil } }
+            var out: String?
+            for try await t in group where t != nil { out = t }
+            return out
+        }
+        XCTAssertEqual(mixed, first)
         let metrics = try await h.request(.GET, "/metrics").body
         // Some step decoded more than one sequence.
         let single = metrics.split(separator: "\n").first { $0.hasPrefix(#"peft_batch_size_bucket{le="1.0"}"#) }
