@@ -87,17 +87,20 @@ struct CompletionRequest {
         } else if !o.isGreedy {
             o.seed = UInt64.random(in: 0...UInt64.max)
         }
-        let room = maxModelLength - prompt.count
+        // An adapter's virtual tokens or prefix take positions in front of the prompt.
+        let lead = adapter?.leadingRows ?? 0
+        let context = min(maxModelLength, served.model.config.maxPositionEmbeddings - lead)
+        let room = context - prompt.count
         let key = body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens"
         if let m = try body.int(key) {
             guard m >= 1 else { throw APIError.badRequest("'\(key)' must be at least 1", param: key) }
             guard m <= room else {
-                throw APIError.badRequest("this model's context is \(maxModelLength) tokens; the prompt has \(prompt.count) and '\(key)' asks for \(m) more (\(prompt.count + m) in all)", param: key)
+                throw APIError.badRequest("this model's context is \(context) tokens\(lead > 0 ? " after the adapter's \(lead) virtual tokens" : ""); the prompt has \(prompt.count) and '\(key)' asks for \(m) more (\(prompt.count + m) in all)", param: key)
             }
             o.maxNewTokens = m
         } else {
             guard room >= 1 else {
-                throw APIError.badRequest("the prompt has \(prompt.count) tokens, which fills this model's context of \(maxModelLength)", param: chat ? "messages" : "prompt")
+                throw APIError.badRequest("the prompt has \(prompt.count) tokens, which fills this model's context of \(context)\(lead > 0 ? " after the adapter's \(lead) virtual tokens" : "")", param: chat ? "messages" : "prompt")
             }
             o.maxNewTokens = room
         }
