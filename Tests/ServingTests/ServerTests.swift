@@ -69,6 +69,21 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual((chunks.last?["usage"] as? [String: Int])?["completion_tokens"], 12)
         XCTAssertEqual((chunks.last?["choices"] as? [Any])?.count, 0)
 
+        // With tools (the template's Hermes blocks are parsed back): an answer without calls is the same text whole
+        // and streamed.
+        let tools: [[String: Any]] = [["type": "function", "function": ["name": "get_weather", "description": "天气",
+                                       "parameters": ["type": "object", "properties": ["city": ["type": "string"]]]]]]
+        let withTools = chat("lora", "北京天气怎么样", ["tools": tools, "max_tokens": 24])
+        let toolReply = try await h.post("/v1/chat/completions", withTools)
+        XCTAssertEqual(toolReply.status, 200, toolReply.body)
+        let toolText = ((toolReply.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        let toolEvents = try await h.stream("/v1/chat/completions", withTools.merging(["stream": true]) { $1 })
+        let toolDeltas = toolEvents.dropLast().compactMap { (((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any] }
+        XCTAssertEqual(toolDeltas.compactMap { $0["content"] as? String }.joined(), toolText)
+        let toolPrompt = try h.served.formatter!.promptIDs([.init(role: .user, content: "北京天气怎么样")],
+                                                           tools: String(decoding: try JSONSerialization.data(withJSONObject: tools), as: UTF8.self))
+        XCTAssertEqual((toolReply.json["usage"] as? [String: Int])?["prompt_tokens"], toolPrompt.count, "the tools are in the prompt")
+
         // Completions, whole and streamed, with a stop string.
         let whole = try await h.post("/v1/completions", ["model": "tiny", "prompt": "板蓝根颗粒", "max_tokens": 10, "temperature": 0])
         let wholeText = (whole.json["choices"] as? [[String: Any]])?.first?["text"] as? String ?? "<none>"

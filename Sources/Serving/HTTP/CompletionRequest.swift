@@ -13,6 +13,8 @@ struct CompletionRequest {
     var stream: Bool
     var includeUsage: Bool
     var chat: Bool
+    /// The request sent `tools` and the model's template writes calls as Hermes blocks: parse them into `tool_calls`.
+    var parsesToolCalls = false
     /// vLLM's `ignore_eos`: generate `max_tokens` whatever the model says (benchmarks).
     var ignoreEOS: Bool
 
@@ -36,6 +38,8 @@ struct CompletionRequest {
             if let t = try body.array("tools"), !t.isEmpty {
                 // OpenAI's [{"type": "function", "function": {...}}]; templates take the same list.
                 tools = JSON.string(t)
+                parsesToolCalls = HermesToolCalls.templateUses(served.tokenizer.config.chatTemplate)
+                    && (body.object["tool_choice"] as? String) != "none"
             }
             do { prompt = try formatter.promptIDs(messages, tools: tools) } catch {
                 throw APIError.badRequest("the messages cannot be rendered with the model's chat template: \(error)", param: "messages")

@@ -102,17 +102,28 @@ struct Handlers: Sendable {
         let created = Int(Date().timeIntervalSince1970)
         let shape = ResponseShape(id: id, created: created, model: parsed.modelName, chat: chat)
         if parsed.stream {
-            let engine = self.engine, includeUsage = parsed.includeUsage
+            let engine = self.engine, includeUsage = parsed.includeUsage, toolCalls = parsed.parsesToolCalls
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                             body: ResponseBody { writer in
                 do {
                     if chat { try await writer.write(shape.sse(shape.chunk(delta: ["role": "assistant", "content": ""], finish: nil))) }
+                    var splitter = toolCalls ? HermesToolCalls.Splitter() : nil
                     for await event in submission.events {
                         switch event {
-                        case .text(let t):
+                        case .text(let piece):
+                            let t = splitter?.feed(piece) ?? piece
+                            if t.isEmpty { continue }
                             try await writer.write(shape.sse(shape.chunk(delta: chat ? ["content": t] : ["text": t], finish: nil)))
                         case .finished(let outcome):
-                            try await writer.write(shape.sse(shape.chunk(delta: chat ? [:] : ["text": ""], finish: outcome.finishReason)))
+                            var reason = outcome.finishReason
+                            if let (calls, rest) = splitter?.finish() {
+                                if !rest.isEmpty { try await writer.write(shape.sse(shape.chunk(delta: ["content": rest], finish: nil))) }
+                                if !calls.isEmpty {
+                                    try await writer.write(shape.sse(shape.chunk(delta: ["tool_calls": shape.toolCalls(calls, streaming: true)], finish: nil)))
+                                    if reason == "stop" { reason = "tool_calls" }
+                                }
+                            }
+                            try await writer.write(shape.sse(shape.chunk(delta: chat ? [:] : ["text": ""], finish: reason)))
                             if includeUsage { try await writer.write(shape.sse(shape.usageChunk(outcome))) }
                         case .failed(let message):
                             try await writer.write(shape.sse(APIError(.internalServerError, message).json))
@@ -140,6 +151,9 @@ struct Handlers: Sendable {
             }
         } onCancel: { [engine] in engine.cancel(submission.id) }
         guard let outcome else { throw APIError(.internalServerError, "the generation was cancelled") }
+        if parsed.parsesToolCalls, let (content, calls) = HermesToolCalls.parse(text), !calls.isEmpty {
+            return json(shape.whole(text: content, outcome: outcome, calls: calls))
+        }
         return json(shape.whole(text: text, outcome: outcome))
     }
 }
@@ -155,10 +169,27 @@ struct ResponseShape {
         ["prompt_tokens": o.promptTokens, "completion_tokens": o.completionTokens, "total_tokens": o.promptTokens + o.completionTokens]
     }
 
-    func whole(text: String, outcome o: GenerationOutcome) -> [String: Any] {
+    /// OpenAI's `tool_calls` list (with `index` in stream deltas).
+    func toolCalls(_ calls: [HermesToolCalls.Call], streaming: Bool) -> [[String: Any]] {
+        calls.enumerated().map { i, c in
+            var call: [String: Any] = ["id": "call_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24),
+                                       "type": "function", "function": ["name": c.name, "arguments": c.arguments]]
+            if streaming { call["index"] = i }
+            return call
+        }
+    }
+
+    func whole(text: String, outcome o: GenerationOutcome, calls: [HermesToolCalls.Call] = []) -> [String: Any] {
+        var message: [String: Any] = ["role": "assistant", "content": text]
+        var reason = o.finishReason
+        if !calls.isEmpty {
+            message["tool_calls"] = toolCalls(calls, streaming: false)
+            if text.isEmpty { message["content"] = NSNull() }
+            if reason == "stop" { reason = "tool_calls" }
+        }
         let choice: [String: Any] = chat
-            ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": o.finishReason, "logprobs": NSNull()]
-            : ["index": 0, "text": text, "finish_reason": o.finishReason, "logprobs": NSNull()]
+            ? ["index": 0, "message": message, "finish_reason": reason, "logprobs": NSNull()]
+            : ["index": 0, "text": text, "finish_reason": reason, "logprobs": NSNull()]
         return ["id": id, "object": chat ? "chat.completion" : "text_completion", "created": created, "model": model,
                 "choices": [choice], "usage": usage(o)]
     }
