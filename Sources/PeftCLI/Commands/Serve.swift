@@ -7,12 +7,10 @@ import Tokenizer
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the OpenAI API (chat/completions, completions, models) with adapters on one base model and continuous batching.",
-        discussion: """
-        Clients name the base model or an adapter as `model`; requests of different adapters decode in one batch.
-        Adapters of every method load at start (--adapter NAME=DIR) or at run time (POST /v1/load_lora_adapter
-        {"lora_name", "lora_path"}; POST /v1/unload_lora_adapter {"lora_name"}). GET /health, GET /metrics
-        (Prometheus). SIGTERM or SIGINT: stop taking requests, finish those running, exit 0.
-        """)
+        discussion: "Clients name the base model or an adapter as `model`; requests of different adapters decode in one batch. "
+            + "Adapters of every method load at start (--adapter NAME=DIR) or at run time (POST /v1/load_lora_adapter with "
+            + "{\"lora_name\", \"lora_path\"}; POST /v1/unload_lora_adapter with {\"lora_name\"}). GET /health, GET /metrics "
+            + "(Prometheus). SIGTERM or SIGINT: stop taking requests, finish the queued and running ones, exit 0.")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: .customLong("adapter"), help: "An adapter to serve, as NAME=DIR (a directory or hub id; NAME is what clients send as model); repeatable. A bare DIR is named after its folder.")
