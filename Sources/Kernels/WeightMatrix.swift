@@ -125,47 +125,44 @@ public struct WeightMatrix: @unchecked Sendable {
                                   ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool, exact: Bool) {
         let groups = (rows + 7) / 8, k = cols, n = rows
         if !exact || m <= Self.smallRowLimit.quantized {
-            let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
-            let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
-            if exact {
-                Parallel.forRanges(groups, minChunk: 4) { gs in
-                    // 64 rows at a time into a cache-sized buffer, however large the matrix.
-                    let slice = 64
-                    var panel = [Float](repeating: 0, count: slice * k)
-                    panel.withUnsafeMutableBufferPointer { p in
-                        var r0 = gs.lowerBound * 8
-                        let end = min(n, gs.upperBound * 8)
-                        while r0 < end {
-                            let r1 = min(end, r0 + slice)
-                            pk_packed_dequantize(type.cType, w, k, r0, r1, p.baseAddress!)
-                            if m == 1 {
-                                pk_gemv_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, 1, 0, r1 - r0)
-                            } else {
-                                pk_gemm_small_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, m, 0, r1 - r0)
+            writing(m: m, into: y, ldy: ldy, accumulate: accumulate) { out, ldo in
+                if exact {
+                    Parallel.forRanges(groups, minChunk: 4) { gs in
+                        // 64 rows at a time into a cache-sized buffer, however large the matrix.
+                        let slice = 64
+                        var panel = [Float](repeating: 0, count: slice * k)
+                        panel.withUnsafeMutableBufferPointer { p in
+                            var r0 = gs.lowerBound * 8
+                            let end = min(n, gs.upperBound * 8)
+                            while r0 < end {
+                                let r1 = min(end, r0 + slice)
+                                pk_packed_dequantize(type.cType, w, k, r0, r1, p.baseAddress!)
+                                if m == 1 {
+                                    pk_gemv_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, 1, 0, r1 - r0)
+                                } else {
+                                    pk_gemm_small_f32(p.baseAddress!, k, x, ldx, out + r0, ldo, m, 0, r1 - r0)
+                                }
+                                r0 = r1
                             }
-                            r0 = r1
+                        }
+                    }
+                } else {
+                    // Activations in 8 bits per block of 32 (as llama.cpp), integer dot products against the blocks.
+                    let nb = k / 32
+                    let qx = AlignedBuffer<Int8>(count: m * k), dx = FloatBuffer(count: m * nb)
+                    let sx = AlignedBuffer<Int32>(count: m * nb)
+                    Parallel.forRanges(m, minChunk: 8) { rs in
+                        for i in rs {
+                            pk_quantize_activations(x + i * ldx, k, qx.pointer + i * k, dx.pointer + i * nb, sx.pointer + i * nb)
+                        }
+                    }
+                    withExtendedLifetime((qx, dx, sx)) {
+                        Parallel.forRanges(groups, minChunk: 4) { gs in
+                            pk_packed_gemv_q8x(type.cType, w, n, k, qx.pointer, dx.pointer, sx.pointer, out, ldo, m,
+                                               gs.lowerBound, gs.upperBound)
                         }
                     }
                 }
-            } else {
-                // Activations in 8 bits per block of 32 (as llama.cpp), integer dot products against the blocks.
-                let nb = k / 32
-                let qx = AlignedBuffer<Int8>(count: m * k), dx = FloatBuffer(count: m * nb)
-                let sx = AlignedBuffer<Int32>(count: m * nb)
-                Parallel.forRanges(m, minChunk: 8) { rs in
-                    for i in rs {
-                        pk_quantize_activations(x + i * ldx, k, qx.pointer + i * k, dx.pointer + i * nb, sx.pointer + i * nb)
-                    }
-                }
-                withExtendedLifetime((qx, dx, sx)) {
-                    Parallel.forRanges(groups, minChunk: 4) { gs in
-                        pk_packed_gemv_q8x(type.cType, w, n, k, qx.pointer, dx.pointer, sx.pointer, out, ldo, m,
-                                           gs.lowerBound, gs.upperBound)
-                    }
-                }
-            }
-            if let temp {
-                withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
             }
             return
         }
@@ -374,41 +371,40 @@ public struct WeightMatrix: @unchecked Sendable {
                          y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
         let k = cols, xb = Scratch.halves(count: m * k)
         Self.toBF16(x, rows: m, cols: k, ld: ldx, into: xb)
-        let temp: FloatBuffer? = accumulate ? FloatBuffer(count: m * rows) : nil
-        let out = temp?.pointer ?? y, ldo = accumulate ? rows : ldy
-        Parallel.forRanges(rows, minChunk: 64, chunksPerThread: 4) { r in pk_dot_bf16(w, k, xb, k, out, ldo, m, r.lowerBound, r.upperBound) }
-        if let temp {
-            withExtendedLifetime(temp) { for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) } }
+        writing(m: m, into: y, ldy: ldy, accumulate: accumulate) { out, ldo in
+            Parallel.forRanges(rows, minChunk: 64, chunksPerThread: 4) { r in pk_dot_bf16(w, k, xb, k, out, ldo, m, r.lowerBound, r.upperBound) }
+        }
+    }
+
+    /// Runs `body(out, ldo)`, which writes the product's m rows: straight into y, or with `accumulate` into a
+    /// temporary that is then added to y (the kernels only overwrite).
+    private func writing(m: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool,
+                         _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
+        guard accumulate else { body(y, ldy); return }
+        let temp = FloatBuffer(count: m * rows)
+        withExtendedLifetime(temp) {
+            body(temp.pointer, rows)
+            for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) }
         }
     }
 
     private func gemv(_ x: UnsafePointer<Float>, m: Int, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                       accumulate: Bool) {
-        let out: UnsafeMutablePointer<Float>, ldo: Int
-        let temp: FloatBuffer?
-        if accumulate {
-            temp = FloatBuffer(count: m * rows); out = temp!.pointer; ldo = rows
-        } else {
-            temp = nil; out = y; ldo = ldy
-        }
-        let k = cols
-        // Chunks are multiples of 4 rows so the tiled kernel keeps full tiles.
-        let chunk = 64
-        switch (storage, m) {
-        case (.quantized, _):
-            preconditionFailure("quantized products go through forwardQuantized")
-        case (.float32(let w), 1):
-            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
-        case (.bfloat16(let w), 1):
-            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
-        case (.float32(let w), _):
-            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemm_small_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
-        case (.bfloat16(let w), _):
-            Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemm_small_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
-        }
-        if let temp {
-            withExtendedLifetime(temp) {
-                for i in 0..<m { pk_axpy(1, temp.pointer + i * rows, y + i * ldy, rows) }
+        writing(m: m, into: y, ldy: ldy, accumulate: accumulate) { out, ldo in
+            let k = cols
+            // Chunks are multiples of 4 rows so the tiled kernel keeps full tiles.
+            let chunk = 64
+            switch (storage, m) {
+            case (.quantized, _):
+                preconditionFailure("quantized products go through forwardQuantized")
+            case (.float32(let w), 1):
+                Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+            case (.bfloat16(let w), 1):
+                Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+            case (.float32(let w), _):
+                Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemm_small_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+            case (.bfloat16(let w), _):
+                Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemm_small_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
             }
         }
     }
