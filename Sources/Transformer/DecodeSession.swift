@@ -120,7 +120,7 @@ public final class DecodeSession {
     private func forwardChunk(_ chunk: [Int32], past: Int) {
         let c = model.config, w = model.weights, b = work
         let m = chunk.count, C = c.hiddenSize
-        model.embed(chunk, into: b.x.pointer, adapter: adapter)
+        model.embed(chunk, into: b.x.pointer, adapter: .some(adapter))
         Self.decoderLayers(model, rows: m, positions: (0..<m).map { Int32(past + $0) }, groups: [(0..<m, adapter)], b) { l, k, v in
             (kCache[l].pointer + past * c.kvDim).update(from: k, count: m * c.kvDim)
             (vCache[l].pointer + past * c.kvDim).update(from: v, count: m * c.kvDim)
@@ -158,9 +158,9 @@ public final class DecodeSession {
     typealias AdapterGroup = (rows: Range<Int>, adapter: ModelAdapter?)
 
     /// Every decoder layer over the rows in `b.x` (embedded; the residual stream on return), rows at `positions`,
-    /// each group of rows with its own adapter. `attend(layer, k, v)` receives the rows' rotated keys and values [rows, kv_dim], stores them in the caches
-    /// they belong to and writes the attention output of `b.q` into `b.att`: one sequence's chunk, or one row of each
-    /// of several sequences.
+    /// each group of rows with its own adapter. `attend(layer, k, v)` receives the rows' rotated keys and values
+    /// [rows, kv_dim], stores them in the caches they belong to and writes the attention output of `b.q` into
+    /// `b.att`: one sequence's chunk, or one row of each of several sequences.
     static func decoderLayers(_ model: TransformerModel, rows m: Int, positions: [Int32], groups: [AdapterGroup],
                               _ b: StepBuffers,
                               attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
@@ -196,21 +196,18 @@ public final class DecodeSession {
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
         }
     }
+
     /// One projection for rows of several adapters: the frozen product once for every row (one pass over the
     /// weight), then each adapter rewrites its own rows (`ModelAdapter.refineProjection`). A single group runs the
     /// adapter's own projection, exactly as a pass of that adapter alone.
     static func project(_ model: TransformerModel, _ p: Projection, layer: Int, x: UnsafePointer<Float>, rows m: Int,
                         out: UnsafeMutablePointer<Float>, groups: [AdapterGroup]) {
-        let ctx = PassContext.decoding, site = ProjectionSite(layer: layer, projection: p)
-        let lin = model.weights.layers[layer].linear(p)
+        let ctx = PassContext.decoding
         if groups.count == 1 {
-            if let a = groups[0].adapter, a.attaches(to: site) {
-                a.project(site: site, linear: lin, x: x, rows: m, out: out, context: ctx)
-            } else {
-                lin.forward(x, rows: m, into: out, exact: ctx.exact)
-            }
+            model.project(p, layer: layer, x: x, rows: m, out: out, context: ctx, adapter: .some(groups[0].adapter))
             return
         }
+        let site = ProjectionSite(layer: layer, projection: p), lin = model.weights.layers[layer].linear(p)
         lin.forward(x, rows: m, into: out, exact: ctx.exact)
         for g in groups {
             guard let a = g.adapter, a.attaches(to: site), !g.rows.isEmpty else { continue }
@@ -285,7 +282,7 @@ public final class DecodeBatch {
             }
         }
         let w = model.weights
-        model.embed(next, into: b.x.pointer, adapter: nil)
+        model.embed(next, into: b.x.pointer, adapter: .some(nil))
         let positions = sessions.map { Int32($0.leading + $0.tokens.count) }
         DecodeSession.decoderLayers(model, rows: n, positions: positions, groups: groups, b) { l, k, v in
             for (i, s) in sessions.enumerated() {

@@ -39,11 +39,12 @@ public final class TransformerModel: @unchecked Sendable {
     // MARK: - Hook point 3: the projection choke point
 
     /// out[rows, outFeatures] = x[rows, inFeatures] · W^T + b, or what the adapter computes at this site.
+    /// - Parameter adapter: the method to project with (the model's own by default; a decoding session's own).
     func project(_ p: Projection, layer: Int, x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
-                 context: PassContext) {
+                 context: PassContext, adapter: ModelAdapter?? = .none) {
         let lin = weights.layers[layer].linear(p)
         let site = ProjectionSite(layer: layer, projection: p)
-        if let a = adapter, a.attaches(to: site) {
+        if let a = adapter ?? self.adapter, a.attaches(to: site) {
             a.project(site: site, linear: lin, x: x, rows: rows, out: out, context: context)
         } else {
             lin.forward(x, rows: rows, into: out, exact: context.exact)
@@ -75,14 +76,11 @@ public final class TransformerModel: @unchecked Sendable {
     // MARK: - Hook point 1: input embeddings
 
     /// out[N, C] = embedding rows of `tokens`; a negative id -1-j is virtual token j of the adapter.
-    func embed(_ tokens: [Int32], into out: UnsafeMutablePointer<Float>) {
-        embed(tokens, into: out, adapter: adapter)
-    }
-
-    /// `embed` with the virtual tokens of `adapter` (a decoding session's own).
-    func embed(_ tokens: [Int32], into out: UnsafeMutablePointer<Float>, adapter: ModelAdapter?) {
+    /// - Parameter adapter: whose virtual tokens (the model's own by default; a decoding session's own).
+    func embed(_ tokens: [Int32], into out: UnsafeMutablePointer<Float>, adapter: ModelAdapter?? = .none) {
         let c = config.hiddenSize
         let emb = weights.embedding
+        let adapter = adapter ?? self.adapter
         let virtual = (adapter?.virtualTokenCount ?? 0) > 0 ? adapter?.virtualEmbeddings() : nil
         tokens.withUnsafeBufferPointer { tp in
             let t = tp.baseAddress!
