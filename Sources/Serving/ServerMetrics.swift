@@ -1,3 +1,4 @@
+import Foundation
 import Prometheus
 
 /// The server's Prometheus metrics (`GET /metrics`, text exposition format).
@@ -11,7 +12,7 @@ public final class ServerMetrics: @unchecked Sendable {
     let timeToFirstToken: DurationHistogram
     let timePerOutputToken: DurationHistogram
     let requestDuration: DurationHistogram
-    private let lock = NSLockLike()
+    private let lock = NSLock()
     private var requestCounters: [String: Counter] = [:]
 
     /// `peft_<name>_<unit>` with its help line.

@@ -269,9 +269,9 @@ public final class BatchEngine: Service, @unchecked Sendable {
             s.logits = nil
             let next = s.sampler.next(logits: logits, history: s.history, generated: s.generated)
             if let last = s.lastToken {
-                metrics?.timePerOutputToken.recordNanoseconds((now - last).nanoseconds)
+                metrics?.timePerOutputToken.record(now - last)
             } else {
-                metrics?.timeToFirstToken.recordNanoseconds((now - s.arrived).nanoseconds)
+                metrics?.timeToFirstToken.record(now - s.arrived)
             }
             s.lastToken = now
             if s.job.stopIDs.contains(next) {
@@ -320,7 +320,7 @@ public final class BatchEngine: Service, @unchecked Sendable {
             let rest = text + s.stopper.flush()
             if !rest.isEmpty { s.continuation.yield(.text(rest)) }
         }
-        metrics?.requestDuration.recordNanoseconds((ContinuousClock.now - s.arrived).nanoseconds)
+        metrics?.requestDuration.record(ContinuousClock.now - s.arrived)
         s.continuation.yield(.finished(GenerationOutcome(finishReason: reason, promptTokens: s.job.prompt.count,
                                                          completionTokens: s.generated)))
         s.continuation.finish()
@@ -330,12 +330,5 @@ public final class BatchEngine: Service, @unchecked Sendable {
         s.continuation.yield(.failed(message))
         s.continuation.finish()
         active.removeAll { $0 === s }
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (s, a) = components
-        return s * 1_000_000_000 + a / 1_000_000_000
     }
 }

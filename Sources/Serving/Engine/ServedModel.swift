@@ -24,7 +24,7 @@ public final class ServedModel: @unchecked Sendable {
         public let created: Int
     }
 
-    private let lock = NSLockLike()
+    private let lock = NSLock()
     private var adapters: [String: LoadedAdapter] = [:]
 
     public init(name: String, model: TransformerModel, tokenizer: Tokenizer, formatter: ChatFormatter?,

@@ -224,18 +224,12 @@ final class DisconnectWatch: @unchecked Sendable {
     init(engine: BatchEngine) { self.engine = engine }
 
     func watch(_ id: Int) {
-        lock.lock()
-        self.id = id
-        let cancel = gone
-        lock.unlock()
+        let cancel = lock.withLock { self.id = id; return gone }
         if cancel { engine.cancel(id) }
     }
 
     func disconnected() {
-        lock.lock()
-        gone = true
-        let id = self.id
-        lock.unlock()
+        let id = lock.withLock { gone = true; return self.id }
         if let id { engine.cancel(id) }
     }
 }
