@@ -22,19 +22,23 @@ struct StopMatcher {
             held = ""
             return (text, true)
         }
-        // Keep the longest tail that is the beginning of some stop string.
+        return (Self.release(&held, keepingStartsOf: stops), false)
+    }
+
+    /// Takes from `text` and returns all of it but its longest tail that could begin one of `markers` (a marker
+    /// split across pieces); the tail stays in `text`.
+    static func release(_ text: inout String, keepingStartsOf markers: [String]) -> String {
         var keep = 0
-        for s in stops {
-            var n = min(s.count, held.count) - 1
+        for marker in markers {
+            var n = min(marker.count, text.count + 1) - 1
             while n > keep {
-                if held.hasSuffix(s.prefix(n)) { keep = n; break }
+                if text.hasSuffix(marker.prefix(n)) { keep = n; break }
                 n -= 1
             }
         }
-        let cut = held.index(held.endIndex, offsetBy: -keep)
-        let text = String(held[..<cut])
-        held = String(held[cut...])
-        return (text, false)
+        let cut = text.index(text.endIndex, offsetBy: -keep)
+        defer { text = String(text[cut...]) }
+        return String(text[..<cut])
     }
 
     /// Whatever is held back (generation ended for another reason).

@@ -61,11 +61,7 @@ struct HermesToolCalls {
                 held = String(held[r.lowerBound...])
                 return text
             }
-            var keep = min(HermesToolCalls.open.count - 1, held.count)
-            while keep > 0 && !held.hasSuffix(HermesToolCalls.open.prefix(keep)) { keep -= 1 }
-            let cut = held.index(held.endIndex, offsetBy: -keep)
-            defer { held = String(held[cut...]) }
-            return String(held[..<cut])
+            return StopMatcher.release(&held, keepingStartsOf: [HermesToolCalls.open])
         }
 
         /// At the end: the calls, or (when there are none or they do not parse) the held text to send as content.
