@@ -69,6 +69,10 @@ final class ServerHarness {
         var status: Int
         var body: String
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+        /// The first choice of a completion.
+        var choice: [String: Any]? { (json["choices"] as? [[String: Any]])?.first }
+        /// A chat answer's text ("<none>" when there is none).
+        var content: String { (choice?["message"] as? [String: Any])?["content"] as? String ?? "<none>" }
     }
 
     func request(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = []) async throws -> Reply {

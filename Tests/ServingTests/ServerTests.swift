@@ -41,8 +41,8 @@ final class ServerTests: XCTestCase {
         for name in ["tiny"] + ServerHarness.adapters.map(\.0) {
             let reply = try await h.post("/v1/chat/completions", chat(name, "你好，介绍一下板蓝根"))
             XCTAssertEqual(reply.status, 200, reply.body)
-            let choice = (reply.json["choices"] as? [[String: Any]])?.first
-            let text = (choice?["message"] as? [String: Any])?["content"] as? String ?? "<none>"
+            let choice = reply.choice
+            let text = reply.content
             let usage = reply.json["usage"] as? [String: Int] ?? [:]
             let prompt = try h.served.formatter!.promptIDs([.init(role: .user, content: "你好，介绍一下板蓝根")])
             let adapter = h.served.resolve(name)!
@@ -76,7 +76,7 @@ final class ServerTests: XCTestCase {
         let withTools = chat("lora", "北京天气怎么样", ["tools": tools, "max_tokens": 24])
         let toolReply = try await h.post("/v1/chat/completions", withTools)
         XCTAssertEqual(toolReply.status, 200, toolReply.body)
-        let toolText = ((toolReply.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+        let toolText = toolReply.content
         let toolEvents = try await h.stream("/v1/chat/completions", withTools.merging(["stream": true]) { $1 })
         let toolDeltas = toolEvents.dropLast().compactMap { (((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any] }
         XCTAssertEqual(toolDeltas.compactMap { $0["content"] as? String }.joined(), toolText)
@@ -86,14 +86,14 @@ final class ServerTests: XCTestCase {
 
         // Completions, whole and streamed, with a stop string.
         let whole = try await h.post("/v1/completions", ["model": "tiny", "prompt": "板蓝根颗粒", "max_tokens": 10, "temperature": 0])
-        let wholeText = (whole.json["choices"] as? [[String: Any]])?.first?["text"] as? String ?? "<none>"
+        let wholeText = whole.choice?["text"] as? String ?? "<none>"
         XCTAssertEqual(whole.json["object"] as? String, "text_completion")
         let streamed = try await h.stream("/v1/completions", ["model": "tiny", "prompt": "板蓝根颗粒", "max_tokens": 10, "temperature": 0, "stream": true])
         let pieces = streamed.dropLast().compactMap { (((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["choices"] as? [[String: Any]])?.first?["text"] as? String }
         XCTAssertEqual(pieces.joined(), wholeText)
         if let cut = wholeText.dropFirst(2).first.map(String.init), !cut.isEmpty {
             let stopped = try await h.post("/v1/completions", ["model": "tiny", "prompt": "板蓝根颗粒", "max_tokens": 10, "temperature": 0, "stop": [cut]])
-            let choice = (stopped.json["choices"] as? [[String: Any]])?.first
+            let choice = stopped.choice
             XCTAssertEqual(choice?["finish_reason"] as? String, "stop")
             XCTAssertEqual(choice?["text"] as? String, String(wholeText[..<wholeText.range(of: cut)!.lowerBound]))
         }
@@ -107,7 +107,7 @@ final class ServerTests: XCTestCase {
         let v3 = try await h.post("/v1/load_lora_adapter", ["lora_name": "late", "lora_path": path]).status
         XCTAssertEqual(v3, 400)
         let late = try await h.post("/v1/chat/completions", chat("late", "你好，介绍一下板蓝根"))
-        XCTAssertEqual(((late.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String, answers["ia3"])
+        XCTAssertEqual(late.content, answers["ia3"])
         let v4 = try await h.post("/v1/unload_lora_adapter", ["lora_name": "late"]).status
         XCTAssertEqual(v4, 200)
         let v5 = try await h.post("/v1/chat/completions", chat("late", "hi")).status
@@ -133,13 +133,13 @@ final class ServerTests: XCTestCase {
         var alone: [String] = []
         for (i, p) in prompts.enumerated() {
             let r = try await h.post("/v1/chat/completions", chat(names[i % names.count], p, ["max_tokens": 16]))
-            alone.append(((r.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? "<none>")
+            alone.append(r.content)
         }
         let together = try await withThrowingTaskGroup(of: (Int, String).self) { group in
             for (i, p) in prompts.enumerated() {
                 group.addTask {
                     let r = try await h.post("/v1/chat/completions", self.chat(names[i % names.count], p, ["max_tokens": 16]))
-                    return (i, ((r.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? "<none>")
+                    return (i, r.content)
                 }
             }
             var out = [String](repeating: "", count: prompts.count)
@@ -150,7 +150,7 @@ final class ServerTests: XCTestCase {
         // Sampling is per request: a seeded sampled answer is the same alone and in a batch of greedy ones.
         let sampled = chat("lora", "板蓝根", ["temperature": 1.0, "top_k": 50, "seed": 7, "max_tokens": 16])
         func text(_ r: ServerHarness.Reply) -> String {
-            ((r.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? "<none>"
+            r.content
         }
         let first = text(try await h.post("/v1/chat/completions", sampled))
         let other = text(try await h.post("/v1/chat/completions", sampled.merging(["seed": 8]) { $1 }))
@@ -187,7 +187,7 @@ final class ServerTests: XCTestCase {
                 for (i, name) in names.enumerated() {
                     group.addTask {
                         let r = try await h.post("/v1/chat/completions", self.chat(name, "头痛发热怎么办"))
-                        return (i, ((r.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? "<none>")
+                        return (i, r.content)
                     }
                 }
                 var out = [String](repeating: "", count: names.count)
