@@ -32,12 +32,12 @@ struct Handlers: Sendable {
     }
 
     private func modelCards() -> [[String: Any]] {
-        let root = served.model.config.maxPositionEmbeddings
+        let length = min(served.model.config.maxPositionEmbeddings, engine.settings.maxModelLength)
         var cards: [[String: Any]] = [["id": served.name, "object": "model", "created": served.created, "owned_by": "peft",
-                                       "root": served.name, "parent": NSNull(), "max_model_len": min(root, engine.settings.maxModelLength)]]
+                                       "root": served.name, "parent": NSNull(), "max_model_len": length]]
         for (name, a) in served.adapterList {
             cards.append(["id": name, "object": "model", "created": a.created, "owned_by": "peft", "root": a.path,
-                          "parent": served.name, "max_model_len": min(root, engine.settings.maxModelLength)])
+                          "parent": served.name, "max_model_len": length])
         }
         return cards
     }
