@@ -2,6 +2,7 @@
 #include "CKernels.h"
 #include "internal.h"
 
+#if PK_X86
 PK_AVX512 static void bf16_to_f32_avx512(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, pk_load_bf16x16(src + i));
@@ -11,12 +12,25 @@ PK_AVX512 static void bf16_to_f32_avx512(const uint16_t *src, float *dst, size_t
     }
 }
 
+PK_AVX2 static void bf16_to_f32_avx2(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, pk_load_bf16x8(src + i));
+    for (; i < n; i++) dst[i] = pk_bf16_scalar(src[i]);
+}
+#endif
+
 void pk_bf16_to_f32(const uint16_t *src, float *dst, size_t n) {
+#if PK_X86
     if (pk_has_avx512()) { bf16_to_f32_avx512(src, dst, n); return; }
+    if (pk_has_avx2()) { bf16_to_f32_avx2(src, dst, n); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_bf16_to_f32(src, dst, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) dst[i] = pk_bf16_scalar(src[i]);
 }
 
 // Round to nearest even in integer arithmetic (AVX-512F only); NaN stays a quiet NaN.
+#if PK_X86
 PK_AVX512 static void f32_to_bf16_avx512(const float *src, uint16_t *dst, size_t n) {
     const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
@@ -33,8 +47,34 @@ PK_AVX512 static void f32_to_bf16_avx512(const float *src, uint16_t *dst, size_t
     }
 }
 
+PK_AVX2 static void f32_to_bf16_avx2(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(dst + i), pk_to_bf16x8(_mm256_loadu_ps(src + i)));
+    for (; i < n; i++) dst[i] = pk_to_bf16_scalar(src[i]);
+}
+
+// f16 with the F16C instructions (AVX2 and AVX-512 tiers): round to nearest even, as the scalar twins.
+PK_AVX2 static void f16_to_f32_f16c(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
+}
+
+PK_AVX2 static void f32_to_f16_f16c(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+#endif
+
 void pk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
+#if PK_X86
     if (pk_has_avx512()) { f32_to_bf16_avx512(src, dst, n); return; }
+    if (pk_has_avx2()) { f32_to_bf16_avx2(src, dst, n); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_f32_to_bf16(src, dst, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) dst[i] = pk_to_bf16_scalar(src[i]);
 }
 
@@ -82,9 +122,19 @@ static uint16_t float_to_half(float f) {
 }
 
 void pk_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+#if PK_X86
+    if (pk_tier() != PK_TIER_SCALAR) { f16_to_f32_f16c(src, dst, n); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_f16_to_f32(src, dst, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
 }
 
 void pk_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+#if PK_X86
+    if (pk_tier() != PK_TIER_SCALAR) { f32_to_f16_f16c(src, dst, n); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_f32_to_f16(src, dst, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) dst[i] = float_to_half(src[i]);
 }

@@ -1,13 +1,12 @@
-// Small-M matrix products (prefill of short prompts, small batches) straight from f32 or bf16 weights:
+// Small-M matrix products (prefill of short prompts, small batches) straight from f32 weights:
 // 4 weight rows x 4 input rows per register tile, so each weight element loaded feeds 4 FMAs and each input
 // element 4 more, without widening whole panels first.
 #include "CKernels.h"
 #include "internal.h"
 
+#if PK_X86
 #define LOAD_W_F32(p, i) _mm512_loadu_ps((p) + (i))
-#define LOAD_W_BF16(p, i) pk_load_bf16x16((p) + (i))
 #define MLOAD_W_F32(p, i, m) _mm512_maskz_loadu_ps((m), (p) + (i))
-#define MLOAD_W_BF16(p, i, m) pk_maskload_bf16((p) + (i), (m))
 
 // One 4x4 tile: rows r..r+nr of W (nr <= 4) against inputs m..m+nm (nm <= 4).
 #define TILE_BODY(WT, LOADW, MLOADW)                                                                           \
@@ -58,27 +57,51 @@ PK_AVX512 static void small_f32_avx512(const float *w, size_t k, const float *x,
     }
 }
 
-PK_AVX512 static void small_bf16_avx512(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y,
-                                        size_t ldy, size_t m_count, size_t r0, size_t r1) {
-    for (size_t r = r0; r < r1; r += 4) {
-        size_t nr = r1 - r < 4 ? r1 - r : 4;
+// AVX2: tiles of 2 weight rows x 4 inputs (8 accumulators of 8 lanes; 16 registers in all).
+PK_AVX2 static void small_f32_avx2(const float *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
+                                   size_t m_count, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r += 2) {
+        const size_t nr = r1 - r < 2 ? r1 - r : 2;
         for (size_t m = 0; m < m_count; m += 4) {
-            size_t nm = m_count - m < 4 ? m_count - m : 4;
-            TILE_BODY(uint16_t, LOAD_W_BF16, MLOAD_W_BF16)
+            const size_t nm = m_count - m < 4 ? m_count - m : 4;
+            __m256 acc[2][4];
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 4; b++) acc[a][b] = _mm256_setzero_ps();
+            const float *wr[2] = {w + r * k, w + (r + (nr > 1 ? 1 : 0)) * k};
+            const float *xr[4];
+            for (size_t b = 0; b < 4; b++) xr[b] = x + (m + (b < nm ? b : 0)) * ldx;
+            size_t i = 0;
+            for (; i + 8 <= k; i += 8) {
+                const __m256 x0 = _mm256_loadu_ps(xr[0] + i), x1 = _mm256_loadu_ps(xr[1] + i);
+                const __m256 x2 = _mm256_loadu_ps(xr[2] + i), x3 = _mm256_loadu_ps(xr[3] + i);
+                for (int a = 0; a < 2; a++) {
+                    const __m256 wv = _mm256_loadu_ps(wr[a] + i);
+                    acc[a][0] = _mm256_fmadd_ps(wv, x0, acc[a][0]);
+                    acc[a][1] = _mm256_fmadd_ps(wv, x1, acc[a][1]);
+                    acc[a][2] = _mm256_fmadd_ps(wv, x2, acc[a][2]);
+                    acc[a][3] = _mm256_fmadd_ps(wv, x3, acc[a][3]);
+                }
+            }
+            for (size_t a = 0; a < nr; a++)
+                for (size_t b = 0; b < nm; b++) {
+                    float s = pk_hsum256(acc[a][b]);
+                    for (size_t t = i; t < k; t++) s += wr[a][t] * xr[b][t];
+                    y[(m + b) * ldy + r + a] = s;
+                }
         }
     }
 }
+#endif
 
 void pk_gemm_small_f32(const float *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy, size_t m_count,
                        size_t row_begin, size_t row_end) {
+#if PK_X86
     if (pk_has_avx512()) { small_f32_avx512(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+    if (pk_has_avx2()) { small_f32_avx2(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_gemm_small_f32(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+#endif
     pk_gemv_f32(w, k, x, ldx, y, ldy, m_count, row_begin, row_end);
-}
-
-void pk_gemm_small_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
-                        size_t m_count, size_t row_begin, size_t row_end) {
-    if (pk_has_avx512()) { small_bf16_avx512(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
-    pk_gemv_bf16(w, k, x, ldx, y, ldy, m_count, row_begin, row_end);
 }
 
 // ---- bf16 x bf16 products for decoding ---------------------------------------------------------------
@@ -90,6 +113,7 @@ void pk_gemm_small_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx,
 #ifndef PREFETCH_ROWS
 #define PREFETCH_ROWS 4
 #endif
+#if PK_X86
 #define PK_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 
 PK_AVX512BF16 static inline __attribute__((always_inline)) void
@@ -142,6 +166,59 @@ PK_AVX512BF16 static void dot_bf16_avx512(const uint16_t *w, size_t k, const uin
     }
 }
 
+// Without the instruction (AVX-512 without BF16, AVX2): both operands widened to f32, where every product of two
+// bf16 values is exact, and fused into f32 sums; tiles of 4 weight rows x NM inputs, each (input, row) sum running
+// the same instruction sequence in any tile.
+#define DOT_WIDE_TILE(ATTR, NAME, VEC, LANES, LOAD, ZERO, FMA, HSUM)                                              \
+    ATTR static inline __attribute__((always_inline)) void NAME(const uint16_t *w, size_t k, const uint16_t *x,      \
+                                                               size_t ldx, float *y, size_t ldy, size_t r, size_t nr, \
+                                                               size_t m, const int NM) {                             \
+        VEC acc[4][2];                                                                                             \
+        for (int a = 0; a < 4; a++)                                                                                \
+            for (int b = 0; b < NM; b++) acc[a][b] = ZERO();                                                       \
+        const uint16_t *wr[4];                                                                                     \
+        for (int a = 0; a < 4; a++) wr[a] = w + (r + ((size_t)a < nr ? (size_t)a : 0)) * k;                        \
+        size_t i = 0;                                                                                              \
+        for (; i + LANES <= k; i += LANES) {                                                                       \
+            VEC xv[2];                                                                                             \
+            for (int b = 0; b < NM; b++) xv[b] = LOAD(x + (m + b) * ldx + i);                                      \
+            for (int a = 0; a < 4; a++) {                                                                          \
+                const VEC wv = LOAD(wr[a] + i);                                                                    \
+                for (int b = 0; b < NM; b++) acc[a][b] = FMA(wv, xv[b], acc[a][b]);                                \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (size_t a = 0; a < nr; a++)                                                                            \
+            for (int b = 0; b < NM; b++) {                                                                         \
+                float s = HSUM(acc[a][b]);                                                                         \
+                const uint16_t *xb = x + (m + b) * ldx;                                                            \
+                for (size_t t = i; t < k; t++) s += pk_bf16_scalar(wr[a][t]) * pk_bf16_scalar(xb[t]);             \
+                y[(m + b) * ldy + r + a] = s;                                                                      \
+            }                                                                                                      \
+    }
+
+#define DOT_WIDE_ROWS(ATTR, NAME, TILE)                                                                            \
+    ATTR static void NAME(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy,         \
+                          size_t m_count, size_t r0, size_t r1) {                                                  \
+        for (size_t r = r0; r < r1; r += 4) {                                                                      \
+            const size_t nr = r1 - r < 4 ? r1 - r : 4;                                                             \
+            size_t m = 0;                                                                                          \
+            for (; m + 2 <= m_count; m += 2) TILE(w, k, x, ldx, y, ldy, r, nr, m, 2);                              \
+            if (m < m_count) TILE(w, k, x, ldx, y, ldy, r, nr, m, 1);                                              \
+        }                                                                                                          \
+    }
+
+PK_AVX2 static inline __m256 fma8(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+PK_AVX512 static inline __m512 fma16(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+PK_AVX512 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
+PK_AVX512 static inline __m512 zero16(void) { return _mm512_setzero_ps(); }
+PK_AVX2 static inline __m256 zero8(void) { return _mm256_setzero_ps(); }
+
+DOT_WIDE_TILE(PK_AVX2, dot_tile_wide_avx2, __m256, 8, pk_load_bf16x8, zero8, fma8, pk_hsum256)
+DOT_WIDE_ROWS(PK_AVX2, dot_bf16_avx2, dot_tile_wide_avx2)
+DOT_WIDE_TILE(PK_AVX512, dot_tile_wide_avx512, __m512, 16, pk_load_bf16x16, zero16, fma16, hsum16)
+DOT_WIDE_ROWS(PK_AVX512, dot_bf16_wide_avx512, dot_tile_wide_avx512)
+#endif
+
 // The same sums without the instruction: each product of two bf16 values is exact in f32; pairs are added as
 // the instruction's lanes do (lane j holds elements 2j and 2j+1), then the 16 lanes are summed.
 static void dot_bf16_scalar(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy,
@@ -161,6 +238,12 @@ static void dot_bf16_scalar(const uint16_t *w, size_t k, const uint16_t *x, size
 
 void pk_dot_bf16(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy, size_t m_count,
                  size_t row_begin, size_t row_end) {
+#if PK_X86
     if (pk_has_avx512bf16()) { dot_bf16_avx512(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+    if (pk_has_avx512()) { dot_bf16_wide_avx512(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+    if (pk_has_avx2()) { dot_bf16_avx2(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_dot_bf16(w, k, x, ldx, y, ldy, m_count, row_begin, row_end); return; }
+#endif
     dot_bf16_scalar(w, k, x, ldx, y, ldy, m_count, row_begin, row_end);
 }

@@ -4,6 +4,10 @@
 #include "CKernels.h"
 #include "internal.h"
 
+// The quantizers must round exactly as GGML's reference C: no fused multiply-adds anywhere in this file (ARM64 and
+// FMA-capable x86 targets would otherwise contract a * b + c).
+#pragma clang fp contract(off)
+
 // Round half to even for |v| < 2^22 (GGML's nearest_int).
 static inline int nearest_int(float v) {
     float val = v + 12582912.f;
@@ -100,7 +104,7 @@ static void qkx2_candidates(int n, int nmax, const float *x, const float *weight
 
 // The same, 16 candidates per vector: each lane performs the scalar operations in the scalar order (separate
 // multiplies and adds, no fused products), so every result is bit for bit the scalar one.
-#pragma clang fp contract(off)
+#if PK_X86
 PK_AVX512 static void qkx2_candidates_avx512(int n, int nmax, const float *x, const float *weights, float min, float max,
                                              float rmin, float rdelta, int from, int to, float sum_w, float sum_x,
                                              float *cs, float *cm, float *ce, int *ok) {
@@ -151,7 +155,7 @@ PK_AVX512 static void qkx2_candidates_avx512(int n, int nmax, const float *x, co
         }
     }
 }
-#pragma clang fp contract(on)
+#endif
 
 // GGML's make_qkx2_quants for one sub-block: an affine grid (scale, min <= 0) fitted by weighted least squares over
 // `nstep + 1` candidate grid densities. Returns the scale and writes -min and the levels L.
@@ -187,12 +191,19 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     }
     float cs[64], cm[64], ce[64];
     int ok[64];
+#if PK_X86
     const int vector = n <= 256 && nstep < 64 && pk_has_avx512();
+#else
+    const int vector = 0;
+#endif
     int best = -1;
     float best_min = min;   // the min the chosen grid was fitted from
     for (int from = 0; from <= nstep;) {
+#if PK_X86
         if (vector) qkx2_candidates_avx512(n, nmax, x, weights, min, max, rmin, rdelta, from, nstep, sum_w, sum_x, cs, cm, ce, ok);
-        else qkx2_candidates(n, nmax, x, weights, min, max, rmin, rdelta, from, nstep, sum_w, sum_x, cs, cm, ce, ok);
+        else
+#endif
+        qkx2_candidates(n, nmax, x, weights, min, max, rmin, rdelta, from, nstep, sum_w, sum_x, cs, cm, ce, ok);
         int taken = -1;
         for (int is = from; is <= nstep; ++is) {
             if (ok[is] && ce[is] < best_error) { taken = is; break; }

@@ -182,6 +182,7 @@ static inline uint32_t load_u32(const uint8_t *p) {
 }
 
 // 16 values to bf16, round to nearest even (NaN stays a quiet NaN), as pk_f32_to_bf16.
+#if PK_X86
 PK_AVX512 static inline void store_bf16x16(uint16_t *dst, __m512 v) {
     const __m512i u = _mm512_castps_si512(v);
     const __m512i rounded = _mm512_srli_epi32(
@@ -267,26 +268,45 @@ PK_AVX512 static void dequantize_rows_avx512(int type, const uint8_t *w, size_t 
     }
 }
 
-void pk_packed_dequantize(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *out) {
-    if (pk_has_avx512()) { dequantize_rows_avx512(type, w, k, r0, r1, out, NULL); return; }
-    const size_t bs = pk_quant_block_size(type), nb = k / bs, pb = pk_packed_block_bytes(type);
-    for (size_t r = r0; r < r1; r++) {
-        const uint8_t *group = w + (r / 8) * nb * pb;
-        for (size_t b = 0; b < nb; b++) dequantize_packed_block(type, group + b * pb, (int)(r % 8), out + (r - r0) * k + b * bs);
-    }
-}
+#endif
 
-void pk_packed_dequantize_bf16(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, uint16_t *out) {
-    if (pk_has_avx512()) { dequantize_rows_avx512(type, w, k, r0, r1, NULL, out); return; }
+// The scalar twin, also compiled for AVX2 (the compiler vectorises the per-block loops).
+PK_INLINE void dequantize_rows_body(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *of,
+                                    uint16_t *ob) {
     float buf[256];
     const size_t bs = pk_quant_block_size(type), nb = k / bs, pb = pk_packed_block_bytes(type);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *group = w + (r / 8) * nb * pb;
         for (size_t b = 0; b < nb; b++) {
-            dequantize_packed_block(type, group + b * pb, (int)(r % 8), buf);
-            for (size_t j = 0; j < bs; j++) out[(r - r0) * k + b * bs + j] = pk_to_bf16_scalar(buf[j]);
+            float *y = of ? of + (r - r0) * k + b * bs : buf;
+            dequantize_packed_block(type, group + b * pb, (int)(r % 8), y);
+            if (!of)
+                for (size_t j = 0; j < bs; j++) ob[(r - r0) * k + b * bs + j] = pk_to_bf16_scalar(buf[j]);
         }
     }
+}
+
+#if PK_X86
+PK_AVX2 static void dequantize_rows_avx2(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *of,
+                                         uint16_t *ob) {
+    dequantize_rows_body(type, w, k, r0, r1, of, ob);
+}
+#endif
+
+static void dequantize_rows(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *of, uint16_t *ob) {
+#if PK_X86
+    if (pk_has_avx512()) { dequantize_rows_avx512(type, w, k, r0, r1, of, ob); return; }
+    if (pk_has_avx2()) { dequantize_rows_avx2(type, w, k, r0, r1, of, ob); return; }
+#endif
+    dequantize_rows_body(type, w, k, r0, r1, of, ob);
+}
+
+void pk_packed_dequantize(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *out) {
+    dequantize_rows(type, w, k, r0, r1, out, NULL);
+}
+
+void pk_packed_dequantize_bf16(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, uint16_t *out) {
+    dequantize_rows(type, w, k, r0, r1, NULL, out);
 }
 
 // ---- products with 8-bit activations: y[m, r] = sum_b dw[r,b] dx[m,b] (sum_i q[r,i] qx[m,i] - offset sx[m,b]) ----
@@ -384,6 +404,7 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
     }
 }
 
+#if PK_X86
 #ifndef PREFETCH
 #define PREFETCH 4096
 #endif
@@ -392,6 +413,11 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
 
 // acc + sum over groups of four of u8 a times s8 b, per 32-bit lane.
 PK_VNNI static inline __m256i dot4_vnni(__m256i acc, __m256i a, __m256i b) { return _mm256_dpbusd_epi32(acc, a, b); }
+#define PK_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+PK_AVXVNNI static inline __m256i dot4_avxvnni(__m256i acc, __m256i a, __m256i b) { return _mm256_dpbusd_avx_epi32(acc, a, b); }
+PK_AVX2 static inline __m256i dot4_avx2(__m256i acc, __m256i a, __m256i b) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
+}
 PK_AVX512 static inline __m256i dot4_avx(__m256i acc, __m256i a, __m256i b) {
     // maddubs saturates at 2^15: fine for 4-bit a (15 * 127 * 2); q8_0 takes the sign path below instead.
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
@@ -549,15 +575,34 @@ DEFINE_GROUP_KERNEL(group_avx_1, PK_AVX512, dot4_avx, 1, 1)
 DEFINE_GROUP_KERNEL(group_avx_2, PK_AVX512, dot4_avx, 1, 2)
 DEFINE_GROUP_KERNEL(group_avx_3, PK_AVX512, dot4_avx, 1, 3)
 DEFINE_GROUP_KERNEL(group_avx_4, PK_AVX512, dot4_avx, 1, 4)
+// The same 256-bit body on AVX2 (maddubs, sign trick for q8_0) and AVX-VNNI (vpdpbusd, VEX-coded).
+DEFINE_GROUP_KERNEL(group_avx2_1, PK_AVX2, dot4_avx2, 1, 1)
+DEFINE_GROUP_KERNEL(group_avx2_2, PK_AVX2, dot4_avx2, 1, 2)
+DEFINE_GROUP_KERNEL(group_avx2_3, PK_AVX2, dot4_avx2, 1, 3)
+DEFINE_GROUP_KERNEL(group_avx2_4, PK_AVX2, dot4_avx2, 1, 4)
+DEFINE_GROUP_KERNEL(group_avxvnni_1, PK_AVXVNNI, dot4_avxvnni, 0, 1)
+DEFINE_GROUP_KERNEL(group_avxvnni_2, PK_AVXVNNI, dot4_avxvnni, 0, 2)
+DEFINE_GROUP_KERNEL(group_avxvnni_3, PK_AVXVNNI, dot4_avxvnni, 0, 3)
+DEFINE_GROUP_KERNEL(group_avxvnni_4, PK_AVXVNNI, dot4_avxvnni, 0, 4)
+#endif
 
 typedef void (*group_kernel)(int, const uint8_t *, size_t, const int8_t *, const float *, const int32_t *, float *);
 
 void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const int8_t *qx, const float *dx,
                         const int32_t *sx, float *y, size_t ldy, size_t m_count, size_t g0, size_t g1) {
     const size_t group_bytes = k / pk_quant_block_size(type) * pk_packed_block_bytes(type), nb = k / 32;
-    const int vector = pk_has_avx512(), vnni = pk_has_vnni();
+    const group_kernel *kernels = NULL;   // per tier, for 1..4 inputs at a time; NULL: one input at a time
+    const int tier = pk_tier(), vnni = pk_has_vnni();
+#if PK_X86
     static const group_kernel vnni_kernels[4] = {group_vnni_1, group_vnni_2, group_vnni_3, group_vnni_4};
     static const group_kernel avx_kernels[4] = {group_avx_1, group_avx_2, group_avx_3, group_avx_4};
+    static const group_kernel avxvnni_kernels[4] = {group_avxvnni_1, group_avxvnni_2, group_avxvnni_3, group_avxvnni_4};
+    static const group_kernel avx2_kernels[4] = {group_avx2_1, group_avx2_2, group_avx2_3, group_avx2_4};
+    if (tier == PK_TIER_AVX512) kernels = vnni ? vnni_kernels : avx_kernels;
+    if (tier == PK_TIER_AVX2) kernels = vnni ? avxvnni_kernels : avx2_kernels;
+#else
+    (void)vnni;
+#endif
     int32_t *s16 = NULL;
     if (type == PK_Q6_K) {
         // q6_k's sub-blocks are 16 wide: sums of 16 activations instead of 32.
@@ -576,11 +621,18 @@ void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const
         for (size_t m0 = 0; m0 < m_count; m0 += 4) {
             const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;
             float out[32];
-            if (vector) {
-                (vnni ? vnni_kernels : avx_kernels)[mt - 1](type, group, k, qx + m0 * k, dx + m0 * nb, sx + m0 * ns, out);
+            if (kernels) {
+                kernels[mt - 1](type, group, k, qx + m0 * k, dx + m0 * nb, sx + m0 * ns, out);
             } else {
-                for (size_t j = 0; j < mt; j++)
+                for (size_t j = 0; j < mt; j++) {
+#if PK_ARM64
+                    if (tier == PK_TIER_NEON) {
+                        pk_neon_group_q8x(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * ns, out + 8 * j);
+                        continue;
+                    }
+#endif
                     group_q8x_scalar(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * ns, out + 8 * j);
+                }
             }
             for (size_t j = 0; j < mt; j++) memcpy(y + (m0 + j) * ldy + r, out + 8 * j, live * sizeof(float));
         }

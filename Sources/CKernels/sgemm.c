@@ -1,5 +1,6 @@
 // The built-in f32 GEMM, used when oneDNN is not installed: B packed into 32-column panels, A into 6-row panels,
-// a 6x32 AVX-512 register micro-kernel (scalar twin otherwise). One call computes a column range of C; the
+// a 6x32 register micro-kernel per tier (AVX-512: 6x32 in 12 registers; AVX2: two 6x16 halves of 12 registers each;
+// NEON: neon.c; scalar twin otherwise). One call computes a column range of C; the
 // caller runs column ranges on separate threads.
 #include <stdlib.h>
 #include "CKernels.h"
@@ -45,6 +46,7 @@ static void pack_a(int ta, const float *a, size_t lda, size_t i0, size_t mc, siz
 }
 
 /// c[h, w] (ldc) = (add ? c : 0) + alpha * (Ap panel . Bp panel) over kc.
+#if PK_X86
 PK_AVX512 static void micro_avx512(const float *ap, const float *bp, size_t kc, float *c, size_t ldc, size_t h, size_t w,
                                    float alpha, int add) {
     __m512 acc[MR][2];
@@ -73,6 +75,45 @@ PK_AVX512 static void micro_avx512(const float *ap, const float *bp, size_t kc, 
     }
 }
 
+/// Columns [j0, j0 + 16) of the 32-wide B panel, h rows, w0 live columns of them.
+PK_AVX2 static inline __attribute__((always_inline)) void micro_half_avx2(const float *ap, const float *bp, size_t kc,
+                                                                          float *c, size_t ldc, size_t h, size_t w0,
+                                                                          float alpha, int add) {
+    __m256 acc[MR][2];
+    for (int r = 0; r < MR; r++) { acc[r][0] = _mm256_setzero_ps(); acc[r][1] = _mm256_setzero_ps(); }
+    for (size_t p = 0; p < kc; p++) {
+        const __m256 b0 = _mm256_loadu_ps(bp + p * NR), b1 = _mm256_loadu_ps(bp + p * NR + 8);
+        const float *ar = ap + p * MR;
+        for (int r = 0; r < MR; r++) {
+            const __m256 av = _mm256_broadcast_ss(ar + r);
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    const __m256 al = _mm256_set1_ps(alpha);
+    const __m256i m0 = pk_tail_mask8(w0 >= 8 ? 8 : w0), m1 = pk_tail_mask8(w0 >= 16 ? 8 : w0 > 8 ? w0 - 8 : 0);
+    for (size_t r = 0; r < h; r++) {
+        float *cr = c + r * ldc;
+        __m256 v0 = _mm256_mul_ps(acc[r][0], al), v1 = _mm256_mul_ps(acc[r][1], al);
+        if (w0 >= 16) {
+            if (add) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
+            _mm256_storeu_ps(cr, v0);
+            _mm256_storeu_ps(cr + 8, v1);
+        } else {
+            if (add) { v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0)); v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr + 8, m1)); }
+            _mm256_maskstore_ps(cr, m0, v0);
+            _mm256_maskstore_ps(cr + 8, m1, v1);
+        }
+    }
+}
+
+PK_AVX2 static void micro_avx2(const float *ap, const float *bp, size_t kc, float *c, size_t ldc, size_t h, size_t w,
+                               float alpha, int add) {
+    micro_half_avx2(ap, bp, kc, c, ldc, h, w < 16 ? w : 16, alpha, add);
+    if (w > 16) micro_half_avx2(ap, bp + 16, kc, c + 16, ldc, h, w - 16, alpha, add);
+}
+#endif
+
 static void micro_scalar(const float *ap, const float *bp, size_t kc, float *c, size_t ldc, size_t h, size_t w,
                          float alpha, int add) {
     float acc[MR][NR];
@@ -100,7 +141,7 @@ void pk_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alph
     float *bp = aligned_alloc(64, ((panels * NR * KC * sizeof(float)) + 63) / 64 * 64);
     float *ap = aligned_alloc(64, ((MC * KC * sizeof(float)) + 63) / 64 * 64);
     if (!bp || !ap) { free(bp); free(ap); return; }
-    int simd = pk_has_avx512();
+    const int tier = pk_tier();
     for (size_t p0 = 0; p0 < k; p0 += KC) {
         size_t kc = k - p0 < KC ? k - p0 : KC;
         int add = accumulate || p0 > 0;
@@ -114,8 +155,15 @@ void pk_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alph
                     size_t h = mc - ip < MR ? mc - ip : MR;
                     float *cp = c + (i0 + ip) * ldc + col_begin + jp;
                     const float *a_panel = ap + (ip / MR) * kc * MR, *b_panel = bp + (jp / NR) * kc * NR;
-                    if (simd) micro_avx512(a_panel, b_panel, kc, cp, ldc, h, w, alpha, add);
-                    else micro_scalar(a_panel, b_panel, kc, cp, ldc, h, w, alpha, add);
+                    switch (tier) {
+#if PK_X86
+                    case PK_TIER_AVX512: micro_avx512(a_panel, b_panel, kc, cp, ldc, h, w, alpha, add); break;
+                    case PK_TIER_AVX2: micro_avx2(a_panel, b_panel, kc, cp, ldc, h, w, alpha, add); break;
+#elif PK_ARM64
+                    case PK_TIER_NEON: pk_neon_sgemm_micro(a_panel, b_panel, kc, cp, ldc, h, w, alpha, add); break;
+#endif
+                    default: micro_scalar(a_panel, b_panel, kc, cp, ldc, h, w, alpha, add); break;
+                    }
                 }
             }
         }

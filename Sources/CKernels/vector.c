@@ -2,6 +2,7 @@
 #include "CKernels.h"
 #include "internal.h"
 
+#if PK_X86
 PK_AVX512 static float dot_avx512(const float *a, const float *b, size_t n) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     size_t i = 0;
@@ -17,16 +18,38 @@ PK_AVX512 static float dot_avx512(const float *a, const float *b, size_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+PK_AVX2 static float dot_avx2(const float *a, const float *b, size_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    if (i < n) {
+        const __m256i m0 = pk_tail_mask8(n - i), m1 = pk_tail_mask8(n - i > 8 ? n - i - 8 : 0);
+        acc0 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m0), _mm256_maskload_ps(b + i, m0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i + 8, m1), _mm256_maskload_ps(b + i + 8, m1), acc1);
+    }
+    return pk_hsum256(_mm256_add_ps(acc0, acc1));
+}
+#endif
+
 float pk_dot(const float *a, const float *b, size_t n) {
+#if PK_X86
     if (pk_has_avx512()) return dot_avx512(a, b, n);
+    if (pk_has_avx2()) return dot_avx2(a, b, n);
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) return pk_neon_dot(a, b, n);
+#endif
     float s = 0;
     for (size_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-void pk_axpy(float alpha, const float *x, float *y, size_t n) {
+PK_INLINE void axpy_body(float alpha, const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
+PK_TIERED_VOID(axpy, (float alpha, const float *x, float *y, size_t n), (alpha, x, y, n))
 
 double pk_sumsq(const float *x, size_t n) {
     double s = 0;
@@ -34,21 +57,23 @@ double pk_sumsq(const float *x, size_t n) {
     return s;
 }
 
-void pk_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd, size_t n, size_t c, float eps) {
+PK_INLINE void rmsnorm_forward_body(const float *x, const float *w, float *out, float *rstd, size_t n, size_t c,
+                                     float eps) {
     for (size_t r = 0; r < n; r++) {
         const float *xr = x + r * c;
         float *o = out + r * c;
-        float ss = 0;
-        for (size_t i = 0; i < c; i++) ss += xr[i] * xr[i];
+        float ss = pk_dot(xr, xr, c);
         float rs = 1.0f / sqrtf(ss / (float)c + eps);
         if (rstd) rstd[r] = rs;
         for (size_t i = 0; i < c; i++) o[i] = w[i] * (xr[i] * rs);
     }
 }
+PK_TIERED_VOID(rmsnorm_forward, (const float *x, const float *w, float *out, float *rstd, size_t n, size_t c, float eps),
+               (x, w, out, rstd, n, c, eps))
 
 // y = w * x * rs, rs = (mean(x^2)+eps)^-1/2.  dx_i = rs * (w_i dy_i) - rs^3 / c * x_i * sum_j (w_j dy_j x_j)
-void pk_rmsnorm_backward(const float *dout, const float *x, const float *w, const float *rstd, float *dx, float *dw,
-                         size_t n, size_t c, int accumulate_dx) {
+PK_INLINE void rmsnorm_backward_body(const float *dout, const float *x, const float *w, const float *rstd, float *dx,
+                                      float *dw, size_t n, size_t c, int accumulate_dx) {
     for (size_t r = 0; r < n; r++) {
         const float *xr = x + r * c, *dy = dout + r * c;
         float *dxr = dx + r * c;
@@ -65,7 +90,11 @@ void pk_rmsnorm_backward(const float *dout, const float *x, const float *w, cons
             for (size_t i = 0; i < c; i++) dw[i] += dy[i] * xr[i] * rs;
     }
 }
+PK_TIERED_VOID(rmsnorm_backward, (const float *dout, const float *x, const float *w, const float *rstd, float *dx,
+                                  float *dw, size_t n, size_t c, int accumulate_dx),
+               (dout, x, w, rstd, dx, dw, n, c, accumulate_dx))
 
+#if PK_X86
 PK_AVX512 static void swiglu_forward_avx512(const float *g, const float *u, float *out, size_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     size_t i = 0;
@@ -77,8 +106,24 @@ PK_AVX512 static void swiglu_forward_avx512(const float *g, const float *u, floa
     }
 }
 
+PK_AVX2 static void swiglu_forward_avx2(const float *g, const float *u, float *out, size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 8) {
+        const __m256i m = pk_tail_mask8(n - i >= 8 ? 8 : n - i);
+        __m256 gv = _mm256_maskload_ps(g + i, m), uv = _mm256_maskload_ps(u + i, m);
+        __m256 sig = _mm256_div_ps(one, _mm256_add_ps(one, pk_exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv))));
+        _mm256_maskstore_ps(out + i, m, _mm256_mul_ps(_mm256_mul_ps(gv, sig), uv));
+    }
+}
+#endif
+
 void pk_swiglu_forward(const float *g, const float *u, float *out, size_t n) {
+#if PK_X86
     if (pk_has_avx512()) { swiglu_forward_avx512(g, u, out, n); return; }
+    if (pk_has_avx2()) { swiglu_forward_avx2(g, u, out, n); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_swiglu_forward(g, u, out, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + expf(-g[i]));
         out[i] = g[i] * s * u[i];
@@ -86,6 +131,7 @@ void pk_swiglu_forward(const float *g, const float *u, float *out, size_t n) {
 }
 
 // silu(g) = g s, s = sigmoid(g); d silu / dg = s (1 + g (1 - s)).
+#if PK_X86
 PK_AVX512 static void swiglu_backward_avx512(const float *dout, const float *g, const float *u, float *dg,
                                              float *du, size_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -101,8 +147,29 @@ PK_AVX512 static void swiglu_backward_avx512(const float *dout, const float *g, 
     }
 }
 
+PK_AVX2 static void swiglu_backward_avx2(const float *dout, const float *g, const float *u, float *dg, float *du,
+                                         size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 8) {
+        const __m256i m = pk_tail_mask8(n - i >= 8 ? 8 : n - i);
+        __m256 gv = _mm256_maskload_ps(g + i, m), uv = _mm256_maskload_ps(u + i, m);
+        __m256 dy = _mm256_maskload_ps(dout + i, m);
+        __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, pk_exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv))));
+        __m256 silu = _mm256_mul_ps(gv, sg);
+        __m256 dsilu = _mm256_mul_ps(sg, _mm256_fmadd_ps(gv, _mm256_sub_ps(one, sg), one));
+        _mm256_maskstore_ps(du + i, m, _mm256_mul_ps(dy, silu));
+        _mm256_maskstore_ps(dg + i, m, _mm256_mul_ps(_mm256_mul_ps(dy, uv), dsilu));
+    }
+}
+#endif
+
 void pk_swiglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, size_t n) {
+#if PK_X86
     if (pk_has_avx512()) { swiglu_backward_avx512(dout, g, u, dg, du, n); return; }
+    if (pk_has_avx2()) { swiglu_backward_avx2(dout, g, u, dg, du, n); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_swiglu_backward(dout, g, u, dg, du, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + expf(-g[i]));
         du[i] = dout[i] * g[i] * s;
@@ -110,6 +177,7 @@ void pk_swiglu_backward(const float *dout, const float *g, const float *u, float
     }
 }
 
+#if PK_X86
 PK_AVX512 static float max_avx512(const float *row, size_t n) {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (size_t i = 0; i < n; i += 16) {
@@ -140,36 +208,100 @@ PK_AVX512 static void scale_avx512(float *row, size_t n, float s) {
     }
 }
 
+PK_AVX2 static float max_avx2(const float *row, size_t n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(row + i));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; i < n; i++) r = row[i] > r ? row[i] : r;
+    return r;
+}
+
+/// Two accumulators of 8 lanes: 16 partial sums, as the AVX-512 body, so long rows (a vocabulary) lose no precision.
+PK_AVX2 static float exp_sum_avx2(float *row, size_t n, float mx, int write) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), mv = _mm256_set1_ps(mx);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 e0 = pk_exp256(_mm256_sub_ps(_mm256_loadu_ps(row + i), mv));
+        __m256 e1 = pk_exp256(_mm256_sub_ps(_mm256_loadu_ps(row + i + 8), mv));
+        acc0 = _mm256_add_ps(acc0, e0);
+        acc1 = _mm256_add_ps(acc1, e1);
+        if (write) { _mm256_storeu_ps(row + i, e0); _mm256_storeu_ps(row + i + 8, e1); }
+    }
+    for (; i < n; i += 8) {
+        const __m256i m = pk_tail_mask8(n - i >= 8 ? 8 : n - i);
+        __m256 e = _mm256_and_ps(pk_exp256(_mm256_sub_ps(_mm256_maskload_ps(row + i, m), mv)), _mm256_castsi256_ps(m));
+        acc0 = _mm256_add_ps(acc0, e);
+        if (write) _mm256_maskstore_ps(row + i, m, e);
+    }
+    return pk_hsum256(_mm256_add_ps(acc0, acc1));
+}
+
+PK_AVX2 static void scale_avx2(float *row, size_t n, float s) {
+    __m256 sv = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(row + i, _mm256_mul_ps(_mm256_loadu_ps(row + i), sv));
+    for (; i < n; i++) row[i] *= s;
+}
+#endif
+
+// The row primitives of the softmax family, per tier. The scalar sums run in double: a float running sum over a
+// vocabulary-sized row loses about sqrt(n) ulps, which the vector bodies' 16 partial sums do not.
+static float row_max(const float *row, size_t n) {
+#if PK_X86
+    if (pk_has_avx512()) return max_avx512(row, n);
+    if (pk_has_avx2()) return max_avx2(row, n);
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) return pk_neon_max(row, n);
+#endif
+    float mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) mx = row[i] > mx ? row[i] : mx;
+    return mx;
+}
+
+static float row_exp_sum(float *row, size_t n, float mx, int write) {
+#if PK_X86
+    if (pk_has_avx512()) return exp_sum_avx512(row, n, mx, write);
+    if (pk_has_avx2()) return exp_sum_avx2(row, n, mx, write);
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) return pk_neon_exp_sum(row, n, mx, write);
+#endif
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float e = expf(row[i] - mx);
+        if (write) row[i] = e;
+        sum += e;
+    }
+    return (float)sum;
+}
+
+static void row_scale(float *row, size_t n, float s) {
+#if PK_X86
+    if (pk_has_avx512()) { scale_avx512(row, n, s); return; }
+    if (pk_has_avx2()) { scale_avx2(row, n, s); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_scale(row, n, s); return; }
+#endif
+    for (size_t i = 0; i < n; i++) row[i] *= s;
+}
+
 float pk_softmax_row(float *row, size_t lo, size_t hi, size_t n) {
     if (hi <= lo) { memset(row, 0, n * sizeof(float)); return -INFINITY; }
     float *r = row + lo;
     size_t valid = hi - lo;
-    float mx, sum;
-    if (pk_has_avx512()) {
-        mx = max_avx512(r, valid);
-        sum = exp_sum_avx512(r, valid, mx, 1);
-        scale_avx512(r, valid, 1.0f / sum);
-    } else {
-        mx = -INFINITY;
-        for (size_t i = 0; i < valid; i++) mx = r[i] > mx ? r[i] : mx;
-        sum = 0;
-        for (size_t i = 0; i < valid; i++) { r[i] = expf(r[i] - mx); sum += r[i]; }
-        float inv = 1.0f / sum;
-        for (size_t i = 0; i < valid; i++) r[i] *= inv;
-    }
+    const float mx = row_max(r, valid);
+    const float sum = row_exp_sum(r, valid, mx, 1);
+    row_scale(r, valid, 1.0f / sum);
     if (lo > 0) memset(row, 0, lo * sizeof(float));
     if (hi < n) memset(row + hi, 0, (n - hi) * sizeof(float));
     return mx + logf(sum);
 }
 
 void pk_exp_shifted_row(float *row, size_t lo, size_t hi, size_t n, float lse) {
-    if (hi > lo) {
-        if (pk_has_avx512()) {
-            exp_sum_avx512(row + lo, hi - lo, lse, 1);
-        } else {
-            for (size_t i = lo; i < hi; i++) row[i] = expf(row[i] - lse);
-        }
-    }
+    if (hi > lo) row_exp_sum(row + lo, hi - lo, lse, 1);
     if (lo > 0) memset(row, 0, lo * sizeof(float));
     if (hi < n) memset(row + hi, 0, (n - hi) * sizeof(float));
 }
@@ -184,28 +316,17 @@ float pk_logsumexp(const float *row, size_t n, int32_t *argmax) {
     for (size_t i = 0; i < n; i++)
         if (row[i] > mx) { mx = row[i]; best = i; }
     if (argmax) *argmax = (int32_t)best;
-    float sum;
-    if (pk_has_avx512()) {
-        sum = exp_sum_avx512((float *)row, n, mx, 0);
-    } else {
-        sum = 0;
-        for (size_t i = 0; i < n; i++) sum += expf(row[i] - mx);
-    }
-    return mx + logf(sum);
+    return mx + logf(row_exp_sum((float *)row, n, mx, 0));
 }
 
 void pk_softmax_xent_grad(float *row, size_t n, float lse, int32_t target, float scale) {
-    if (pk_has_avx512()) {
-        exp_sum_avx512(row, n, lse, 1);
-        scale_avx512(row, n, scale);
-    } else {
-        for (size_t i = 0; i < n; i++) row[i] = expf(row[i] - lse) * scale;
-    }
+    row_exp_sum(row, n, lse, 1);
+    row_scale(row, n, scale);
     if (target >= 0 && (size_t)target < n) row[target] -= scale;
 }
 
-void pk_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
-              float weight_decay, float bc1, float bc2_sqrt) {
+PK_INLINE void adamw_body(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                          float eps, float weight_decay, float bc1, float bc2_sqrt) {
     float step = lr / bc1, decay = 1.0f - lr * weight_decay;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
@@ -215,3 +336,6 @@ void pk_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, 
         p[i] -= step * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
     }
 }
+PK_TIERED_VOID(adamw, (float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                       float eps, float weight_decay, float bc1, float bc2_sqrt),
+               (p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2_sqrt))

@@ -3,7 +3,7 @@ import Foundation
 
 /// Dense f32 matrix products. oneDNN's matmul primitive (the fastest GEMM measured on these CPUs) when its
 /// library is installed, loaded at run time with primitives cached per shape; otherwise the built-in blocked
-/// AVX-512 GEMM. All matrices are row-major with explicit leading dimensions.
+/// GEMM (a register micro-kernel per CPU tier). All matrices are row-major with explicit leading dimensions.
 ///
 /// ```swift
 /// // y[M, N] = x[M, K] · W^T, W stored [N, K] (a Hugging Face Linear weight)
@@ -12,11 +12,23 @@ import Foundation
 public enum Gemm {
     public enum Backend: String, Sendable { case oneDNN = "onednn", builtin }
 
-    /// oneDNN when libdnnl.so.2 loads, unless `PEFT_GEMM=builtin` (or `PEFT_NO_ONEDNN`) is set.
-    public static let backend: Backend = {
+    /// oneDNN when libdnnl.so.2 loads, unless `PEFT_GEMM=builtin` (or `PEFT_NO_ONEDNN`) is set. Tests switch it to
+    /// check that every backend computes the same thing.
+    public static var backend: Backend = {
         if ProcessInfo.processInfo.environment["PEFT_GEMM"] == "builtin" { return .builtin }
         return pk_dnnl_available() != 0 ? .oneDNN : .builtin
     }()
+
+    /// The backends this machine has (oneDNN only where libdnnl.so.2 loads).
+    public static var availableBackends: [Backend] { pk_dnnl_available() != 0 ? [.oneDNN, .builtin] : [.builtin] }
+
+    /// Runs body with `backend` in use, then restores the previous one.
+    public static func withBackend<T>(_ backend: Backend, _ body: () throws -> T) rethrows -> T {
+        let previous = Gemm.backend
+        Gemm.backend = backend
+        defer { Gemm.backend = previous }
+        return try body()
+    }
 
     /// "oneDNN 2.6.3" or "built-in".
     public static var backendDescription: String {
@@ -51,8 +63,10 @@ public enum Gemm {
         }
     }
 
-    /// True when bf16 products run natively (oneDNN with AVX512-BF16 kernels: about twice the f32 rate).
-    public static var hasBF16Products: Bool { backend == .oneDNN }
+    /// True when bf16 products run natively: oneDNN on a CPU with AVX512-BF16 (about twice the f32 rate there).
+    /// Elsewhere a bf16 product computes the same thing (bf16-rounded operands, f32 accumulation) as an f32 product
+    /// of the operands widened, which is exact, and faster than oneDNN's emulated bf16 kernels.
+    public static var hasBF16Products: Bool { backend == .oneDNN && CPU.hasBF16Dot }
 
     /// C[m, n] (f32) = alpha * op(A) op(B) (+ C) with bf16 A and B and f32 accumulation. Needs oneDNN
     /// (`hasBF16Products`); returns false when the product could not run there (the caller then widens to f32).

@@ -140,12 +140,6 @@ public enum Ops {
         let bc2 = Float((1 - Double(beta2).power(step)).squareRoot())
         pk_adamw(params, grads, m, v, count, lr, beta1, beta2, eps, weightDecay, bc1, bc2)
     }
-
-    /// True when the AVX-512 kernels are active; `forceScalar` switches them off (tests run both bodies).
-    public static var usesAVX512: Bool { pk_has_avx512() != 0 }
-    public static func forceScalar(_ on: Bool) { pk_force_scalar(on ? 1 : 0) }
-    /// Switches off the VNNI integer dot products (the AVX-512 maddubs body runs instead).
-    public static func forceNoVNNI(_ on: Bool) { pk_force_no_vnni(on ? 1 : 0) }
 }
 
 extension Double {

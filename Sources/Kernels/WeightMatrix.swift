@@ -166,18 +166,11 @@ public struct WeightMatrix: @unchecked Sendable {
             }
             return
         }
-        if bf16Products && Gemm.hasBF16Products {
-            // Inputs rounded to bf16 once; the weights dequantized straight to bf16 panels for oneDNN's bf16 matmul.
-            let xb = Scratch.halves(count: m * cols)
-            Self.toBF16(x, rows: m, cols: cols, ld: ldx, into: xb)
+        if bf16Products {
+            // bf16 products: inputs rounded to bf16 once, the weights dequantized straight to bf16 panels.
+            let inputs = BF16Inputs(x, rows: m, cols: cols, ld: ldx)
             forEachBF16Panel(type, w) { panel, r0, r1 in
-                if !Gemm.multiplyBF16(m: m, n: r1 - r0, k: cols, a: xb, lda: cols, b: panel, ldb: cols,
-                                      transposeB: true, c: y + r0, ldc: ldy, accumulate: accumulate) {
-                    let wide = FloatBuffer(count: (r1 - r0) * cols)
-                    pk_bf16_to_f32(panel, wide.pointer, (r1 - r0) * cols)
-                    Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: wide.pointer, ldb: cols, transposeB: true,
-                                  c: y + r0, ldc: ldy, accumulate: accumulate)
-                }
+                inputs.multiply(panel, rows: r1 - r0, into: y + r0, ldy: ldy, accumulate: accumulate)
             }
             return
         }
@@ -249,30 +242,28 @@ public struct WeightMatrix: @unchecked Sendable {
             forwardQuantized(type, w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate, exact: exact)
             return
         }
-        if case .bfloat16(let w) = storage, !exact, m <= Self.smallRowLimit.bfloat16, Self.hasBF16Dot {
-            dotBF16(w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
-            return
-        }
-        if m <= (dtype == .float32 ? Self.smallRowLimit.float32 : Self.smallRowLimit.bfloat16) {
-            gemv(x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
-            return
-        }
         switch storage {
         case .quantized: break   // handled above
         case .float32(let w):
-            Gemm.multiply(m: m, n: rows, k: cols, a: x, lda: ldx, b: w, ldb: cols, transposeB: true,
-                          c: y, ldc: ldy, accumulate: accumulate)
-        case .bfloat16(let w):
-            // Native bf16 products (inputs rounded to bf16, f32 accumulation) where oneDNN has them.
-            if Gemm.hasBF16Products {
-                let xb = Scratch.halves(count: m * cols)
-                Self.toBF16(x, rows: m, cols: cols, ld: ldx, into: xb)
-                if Gemm.multiplyBF16(m: m, n: rows, k: cols, a: xb, lda: cols, b: w, ldb: cols, transposeB: true,
-                                     c: y, ldc: ldy, accumulate: accumulate) { return }
+            if m <= Self.smallRowLimit.float32 {
+                gemv(w, x, m: m, ldx: ldx, y: y, ldy: ldy, accumulate: accumulate)
+            } else {
+                Gemm.multiply(m: m, n: rows, k: cols, a: x, lda: ldx, b: w, ldb: cols, transposeB: true,
+                              c: y, ldc: ldy, accumulate: accumulate)
             }
-            forEachWidenedPanel(w) { panel, r0, r1 in
-                Gemm.multiply(m: m, n: r1 - r0, k: cols, a: x, lda: ldx, b: panel, ldb: cols, transposeB: true,
-                              c: y + r0, ldc: ldy, accumulate: accumulate)
+        case .bfloat16(let w):
+            // A bf16 product: the inputs rounded to bf16, f32 accumulation, on every path and tier.
+            let inputs = BF16Inputs(x, rows: m, cols: cols, ld: ldx)
+            if m <= Self.smallRowLimit.bfloat16 {
+                dotBF16(w, inputs.halves, m: m, y: y, ldy: ldy, accumulate: accumulate)
+            } else if !(Gemm.hasBF16Products && Gemm.multiplyBF16(m: m, n: rows, k: cols, a: inputs.halves, lda: cols,
+                                                                 b: w, ldb: cols, transposeB: true, c: y, ldc: ldy,
+                                                                 accumulate: accumulate)) {
+                let xr = inputs.widened
+                forEachWidenedPanel(w) { panel, r0, r1 in
+                    Gemm.multiply(m: m, n: r1 - r0, k: cols, a: xr, lda: cols, b: panel, ldb: cols, transposeB: true,
+                                  c: y + r0, ldc: ldy, accumulate: accumulate)
+                }
             }
         }
     }
@@ -327,17 +318,10 @@ public struct WeightMatrix: @unchecked Sendable {
         }
         switch storage {
         case .quantized(let type, let w):
-            if bf16Products && Gemm.hasBF16Products {
-                let db = Scratch.halves(count: m * rows)
-                Self.toBF16(dy, rows: m, cols: rows, ld: lddy, into: db)
+            if bf16Products {
+                let grads = BF16Inputs(dy, rows: m, cols: rows, ld: lddy)
                 forEachBF16Panel(type, w) { panel, r0, r1 in
-                    if !Gemm.multiplyBF16(m: m, n: cols, k: r1 - r0, a: db + r0, lda: rows, b: panel, ldb: cols,
-                                          c: dx, ldc: lddx, accumulate: accumulate || r0 > 0) {
-                        let wide = FloatBuffer(count: (r1 - r0) * cols)
-                        pk_bf16_to_f32(panel, wide.pointer, (r1 - r0) * cols)
-                        Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: wide.pointer, ldb: cols,
-                                      c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)
-                    }
+                    grads.multiplyInput(panel, rows: r0..<r1, cols: cols, into: dx, lddx: lddx, accumulate: accumulate || r0 > 0)
                 }
                 return
             }
@@ -349,28 +333,23 @@ public struct WeightMatrix: @unchecked Sendable {
             Gemm.multiply(m: m, n: cols, k: rows, a: dy, lda: lddy, b: w, ldb: cols, c: dx, ldc: lddx,
                           accumulate: accumulate)
         case .bfloat16(let w):
-            if Gemm.hasBF16Products {
-                let db = Scratch.halves(count: m * rows)
-                Self.toBF16(dy, rows: m, cols: rows, ld: lddy, into: db)
-                if Gemm.multiplyBF16(m: m, n: cols, k: rows, a: db, lda: rows, b: w, ldb: cols, c: dx, ldc: lddx,
-                                     accumulate: accumulate) { return }
-            }
+            // dx = bf16(dy) · W, f32 accumulation: the same meaning as the forward product.
+            let grads = BF16Inputs(dy, rows: m, cols: rows, ld: lddy)
+            if Gemm.hasBF16Products && Gemm.multiplyBF16(m: m, n: cols, k: rows, a: grads.halves, lda: rows, b: w,
+                                                         ldb: cols, c: dx, ldc: lddx, accumulate: accumulate) { return }
+            let dr = grads.widened
             forEachWidenedPanel(w) { panel, r0, r1 in
-                Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dy + r0, lda: lddy, b: panel, ldb: cols,
+                Gemm.multiply(m: m, n: cols, k: r1 - r0, a: dr + r0, lda: rows, b: panel, ldb: cols,
                               c: dx, ldc: lddx, accumulate: accumulate || r0 > 0)
             }
         }
     }
 
-    /// Decoding products of bf16 weights run on the CPU's bf16 dot product (inputs rounded to bf16, as llama.cpp
-    /// does); without AVX512-BF16 they keep the f32 inputs.
-    public static let hasBF16Dot = pk_has_avx512bf16() != 0
-
-    /// y = bf16(x) · W^T with the bf16 dot-product kernel; an input row's result does not depend on `m`.
-    private func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, m: Int, ldx: Int,
+    /// y = xb · W^T for bf16 inputs xb [m, cols] with the bf16 dot-product kernel of the CPU tier (AVX512-BF16's
+    /// instruction, or both operands widened, which is exact); an input row's result does not depend on `m`.
+    private func dotBF16(_ w: UnsafePointer<UInt16>, _ xb: UnsafePointer<UInt16>, m: Int,
                          y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
-        let k = cols, xb = Scratch.halves(count: m * k)
-        Self.toBF16(x, rows: m, cols: k, ld: ldx, into: xb)
+        let k = cols
         writing(m: m, into: y, ldy: ldy, accumulate: accumulate) { out, ldo in
             Parallel.forRanges(rows, minChunk: 64, chunksPerThread: 4) { r in pk_dot_bf16(w, k, xb, k, out, ldo, m, r.lowerBound, r.upperBound) }
         }
@@ -388,23 +367,17 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
-    private func gemv(_ x: UnsafePointer<Float>, m: Int, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
-                      accumulate: Bool) {
+    private func gemv(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, m: Int, ldx: Int,
+                      y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
         writing(m: m, into: y, ldy: ldy, accumulate: accumulate) { out, ldo in
             let k = cols
             // Chunks are multiples of 4 rows so the tiled kernel keeps full tiles.
-            let chunk = 64
-            switch (storage, m) {
-            case (.quantized, _):
-                preconditionFailure("quantized products go through forwardQuantized")
-            case (.float32(let w), 1):
-                Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
-            case (.bfloat16(let w), 1):
-                Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemv_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
-            case (.float32(let w), _):
-                Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemm_small_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
-            case (.bfloat16(let w), _):
-                Parallel.forRanges(rows, minChunk: chunk) { r in pk_gemm_small_bf16(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound) }
+            Parallel.forRanges(rows, minChunk: 64) { r in
+                if m == 1 {
+                    pk_gemv_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound)
+                } else {
+                    pk_gemm_small_f32(w, k, x, ldx, out, ldo, m, r.lowerBound, r.upperBound)
+                }
             }
         }
     }
@@ -447,12 +420,63 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
+/// The operand of a bf16 product: rows of f32 inputs (activations or gradients) rounded to bf16 once, and, for
+/// products that do not run natively, the rounded values widened back to f32 (exact), so every path multiplies the
+/// same numbers.
+final class BF16Inputs {
+    let halves: UnsafeMutablePointer<UInt16>
+    let rows: Int, cols: Int
+    private var wide: UnsafeMutablePointer<Float>?
+
+    init(_ x: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) {
+        self.rows = rows; self.cols = cols
+        halves = Scratch.halves(count: rows * cols)
+        WeightMatrix.toBF16(x, rows: rows, cols: cols, ld: ld, into: halves)
+    }
+
+    /// The rounded rows as f32 [rows, cols].
+    var widened: UnsafeMutablePointer<Float> {
+        if let wide { return wide }
+        let out = Scratch.rounded(count: rows * cols), h = halves, c = cols
+        Parallel.forRanges(rows, minChunk: max(1, 16384 / max(c, 1))) { r in
+            pk_bf16_to_f32(h + r.lowerBound * c, out + r.lowerBound * c, r.count * c)
+        }
+        wide = out
+        return out
+    }
+
+    /// y[rows, n] (+)= inputs · panel^T for a bf16 panel [n, cols].
+    func multiply(_ panel: UnsafePointer<UInt16>, rows n: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                  accumulate: Bool) {
+        if Gemm.hasBF16Products && Gemm.multiplyBF16(m: rows, n: n, k: cols, a: halves, lda: cols, b: panel, ldb: cols,
+                                                     transposeB: true, c: y, ldc: ldy, accumulate: accumulate) { return }
+        let xr = widened, wide = Scratch.panel(count: n * cols)
+        pk_bf16_to_f32(panel, wide, n * cols)
+        Gemm.multiply(m: rows, n: n, k: cols, a: xr, lda: cols, b: wide, ldb: cols, transposeB: true, c: y, ldc: ldy,
+                      accumulate: accumulate)
+    }
+
+    /// dx[rows, n] (+)= inputs[:, band] · panel for a bf16 panel [band.count, n] holding rows `band` of W: the input
+    /// gradient through those rows (the inputs here are output gradients, [rows, W.rows]).
+    func multiplyInput(_ panel: UnsafePointer<UInt16>, rows band: Range<Int>, cols n: Int,
+                       into dx: UnsafeMutablePointer<Float>, lddx: Int, accumulate: Bool) {
+        let kb = band.count
+        if Gemm.hasBF16Products && Gemm.multiplyBF16(m: rows, n: n, k: kb, a: halves + band.lowerBound, lda: cols,
+                                                     b: panel, ldb: n, c: dx, ldc: lddx, accumulate: accumulate) { return }
+        let dr = widened, wide = Scratch.panel(count: kb * n)
+        pk_bf16_to_f32(panel, wide, kb * n)
+        Gemm.multiply(m: rows, n: n, k: kb, a: dr + band.lowerBound, lda: cols, b: wide, ldb: n, c: dx, ldc: lddx,
+                      accumulate: accumulate)
+    }
+}
+
 /// Per-thread scratch for widened panels and bf16 copies of inputs; grows, never shrinks.
 enum Scratch {
     private final class Box {
         var floats = FloatBuffer(count: 0)
         var halves = HalfBuffer(count: 0)
         var panelHalves = HalfBuffer(count: 0)
+        var rounded = FloatBuffer(count: 0)
     }
 
     private static let key: pthread_key_t = {
@@ -478,6 +502,12 @@ enum Scratch {
         let b = box
         if b.panelHalves.count < count { b.panelHalves = HalfBuffer(count: count) }
         return b.panelHalves.pointer
+    }
+
+    static func rounded(count: Int) -> UnsafeMutablePointer<Float> {
+        let b = box
+        if b.rounded.count < count { b.rounded = FloatBuffer(count: count) }
+        return b.rounded.pointer
     }
 
     static func halves(count: Int) -> UnsafeMutablePointer<UInt16> {

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Kernels
 
 @main
 struct Peft: AsyncParsableCommand {
@@ -13,4 +15,13 @@ struct Peft: AsyncParsableCommand {
         """,
         subcommands: [Demo.self, Generate.self, Chat.self, Train.self, CompareCommand.self, Eval.self, Merge.self, Quantize.self, Report.self,
                       Tokenize.self, TemplateCommand.self, Download.self, Info.self, Serve.self])
+
+    /// A PEFT_CPU that names no tier, or one this CPU lacks, stops every command before it starts.
+    static func main() async {
+        if let problem = CPU.environmentProblem {
+            FileHandle.standardError.write(Data("peft: error: \(problem)\n".utf8))
+            Foundation.exit(2)
+        }
+        await main(nil)
+    }
 }

@@ -69,3 +69,19 @@ public func packageRoot(file: StaticString = #filePath) -> URL {
     }
     return url
 }
+
+/// Runs body once per CPU tier this machine has (scalar always, then AVX2 / AVX-512 / NEON where present), with every
+/// kernel switched to that tier, and with the integer dot-product instructions both on and off where the tier has
+/// them when `integerDotVariants` is set. The label names the tier for assertion messages.
+public func forEachCPUTier(integerDotVariants: Bool = false, _ body: (String) throws -> Void) rethrows {
+    for tier in CPU.available {
+        try CPU.withTier(tier) {
+            let variants = integerDotVariants && CPU.hasIntegerDot ? [false, true] : [false]
+            for off in variants {
+                CPU.forceNoIntegerDot(off)
+                defer { CPU.forceNoIntegerDot(false) }
+                try body(off ? "\(tier) without integer dot" : "\(tier)")
+            }
+        }
+    }
+}

@@ -4,15 +4,9 @@ import TestSupport
 import XCTest
 
 /// Row kernels against their naive twins, and their backward passes against finite differences.
-/// Every test runs the AVX-512 body and the scalar body.
+/// Every test runs each CPU tier this machine has (the scalar twin always).
 final class ElementwiseTests: XCTestCase {
-    private func bothPaths(_ body: (String) -> Void) {
-        for scalar in [false, true] {
-            Ops.forceScalar(scalar)
-            body(scalar ? "scalar" : "simd")
-        }
-        Ops.forceScalar(false)
-    }
+    private func bothPaths(_ body: (String) -> Void) { forEachCPUTier(body) }
 
     func testConversions() {
         // bf16 rounds to nearest even; 1 + 2^-8 is a tie between 1 and 1 + 2^-7 -> 1.

@@ -54,10 +54,8 @@ final class QuantTests: XCTestCase {
             let q6_k: Quantized
         }
         let g = try JSONDecoder().decode(KGolden.self, from: Data(contentsOf: fixtureURL("golden/kquants.json")))
-        // q4_k's candidate grids are fitted 16 at a time in vector lanes, or one by one by the scalar twin.
-        for scalar in [false, true] {
-        Ops.forceScalar(scalar)
-        defer { Ops.forceScalar(false) }
+        // q4_k's candidate grids are fitted 16 at a time in vector lanes (AVX-512), or one by one elsewhere.
+        forEachCPUTier { path in
         for (type, expected) in [(QuantType.q4_k, g.q4_k), (.q6_k, g.q6_k)] {
             let n = g.values.count
             var out = [UInt8](repeating: 0, count: type.byteCount(rows: 1, cols: n))
@@ -65,7 +63,7 @@ final class QuantTests: XCTestCase {
             let want = Self.bytes(expected.bytes)
             for sb in 0..<(n / 256) {
                 let r = (sb * type.blockBytes)..<((sb + 1) * type.blockBytes)
-                XCTAssertEqual(Array(out[r]), Array(want[r]), "\(type) super-block \(sb) scalar=\(scalar)")
+                XCTAssertEqual(Array(out[r]), Array(want[r]), "\(type) super-block \(sb) \(path)")
             }
             var back = [Float](repeating: 0, count: n)
             want.withUnsafeBufferPointer { b in back.withUnsafeMutableBufferPointer { type.dequantize(b.baseAddress!, count: n, into: $0.baseAddress!) } }
@@ -146,11 +144,8 @@ final class QuantTests: XCTestCase {
             }
             let reference = q.toFloat()
             let exact = WeightMatrix(rows: rows, cols: cols, values: reference.pointer)
-            // VNNI, AVX-512 without VNNI, scalar.
-            for (scalar, noVNNI) in [(false, false), (false, true), (true, false)] {
-                Ops.forceScalar(scalar)
-                Ops.forceNoVNNI(noVNNI)
-                defer { Ops.forceScalar(false); Ops.forceNoVNNI(false) }
+            // Every tier, with and without its integer dot-product instructions (VNNI, AVX-VNNI, dotprod).
+            forEachCPUTier(integerDotVariants: true) { path in
                 for m in [1, 3, 6, 20] {
                     let x = (0..<(m * cols)).map { _ in rng.nextNormal() }
                     var ours = [Float](repeating: 0, count: m * rows), want = ours
@@ -164,7 +159,7 @@ final class QuantTests: XCTestCase {
                         want.withUnsafeMutableBufferPointer { exact.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) }
                     }
                     // Same weights and inputs, different summation order: f32 rounding only.
-                    assertClose(ours, want, atol: 1e-4, rtol: 1e-4, "\(type) m=\(m) scalar=\(scalar) noVNNI=\(noVNNI)")
+                    assertClose(ours, want, atol: 1e-4, rtol: 1e-4, "\(type) m=\(m) \(path)")
                     // Against the unrounded activations: within the 8-bit rounding of x.
                     var f32 = [Float](repeating: 0, count: m * rows)
                     x.withUnsafeBufferPointer { xp in f32.withUnsafeMutableBufferPointer { exact.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }

@@ -1,6 +1,6 @@
 // SIMD hot loops for swift-peft. Plain C over raw pointers; every function has a naive Swift twin in the tests.
-// Shapes are given in comments as [rows, cols] row-major. Each function dispatches at run time to an
-// AVX-512 body when the CPU has it and to a portable scalar body otherwise.
+// Shapes are given in comments as [rows, cols] row-major. Each function dispatches at run time on the CPU tier
+// (dispatch.c): a scalar body everywhere, AVX2 and AVX-512 bodies on x86-64, NEON bodies on ARM64.
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
@@ -11,13 +11,30 @@
 extern "C" {
 #endif
 
-/// 1 when the AVX-512 (F, BW, VL) paths are in use on this CPU.
+// ---- CPU tiers (dispatch.c) -------------------------------------------------------------------------
+enum { PK_TIER_SCALAR = 0, PK_TIER_AVX2 = 1, PK_TIER_AVX512 = 2, PK_TIER_NEON = 3 };
+/// The tier the kernels run: the best this CPU has, or the lower one PEFT_CPU (scalar|avx2|avx512|neon) names.
+int pk_tier(void);
+/// The best tier this CPU has.
+int pk_cpu_best_tier(void);
+/// 1 when this CPU can run `tier`.
+int pk_tier_available(int tier);
+/// Switches every kernel to `tier` (tests run each tier the machine has). 0 on success, -1 when the CPU lacks it.
+int pk_set_cpu_tier(int tier);
+/// 1 when PEFT_CPU names a tier this CPU lacks or a name that is no tier (the best tier runs instead).
+int pk_cpu_env_refused(void);
+/// "scalar", "avx2", "avx512", "neon".
+const char *pk_cpu_tier_name(int tier);
+/// The SIMD features found, e.g. "avx2 fma f16c avx-vnni".
+const char *pk_cpu_features(void);
+/// 1 when the active tier is AVX-512 / AVX2.
 int pk_has_avx512(void);
-/// Forces the scalar paths (for testing both bodies). 0 = auto, 1 = scalar.
-void pk_force_scalar(int on);
-/// AVX-512 VNNI integer dot products present (and not switched off for tests).
+int pk_has_avx2(void);
+/// Integer dot products of the active tier: AVX512-VNNI, AVX-VNNI or NEON dotprod (unless switched off for tests).
 int pk_has_vnni(void);
 void pk_force_no_vnni(int on);
+/// NEON i8mm (smmla) on the NEON tier.
+int pk_has_i8mm(void);
 
 // ---- conversions ------------------------------------------------------------------------------------
 void pk_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
@@ -31,22 +48,17 @@ void pk_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 /// W: [rows, k] f32 (ldw = k); x: [m_count, ldx]; y: [m_count, ldy]. Reads each weight row once for all m.
 void pk_gemv_f32(const float *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
                  size_t m_count, size_t row_begin, size_t row_end);
-/// Same with bf16 weights widened to f32 in registers (f32 accumulation).
-void pk_gemv_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
-                  size_t m_count, size_t row_begin, size_t row_end);
 
 /// Small-M products with weights read once per 4 inputs: y[m, r] = sum_k x[m, k] * W[r, k] for
-/// r in [row_begin, row_end), all m < m_count. Register tiles of 4 weight rows x 4 inputs. W f32 or bf16.
+/// r in [row_begin, row_end), all m < m_count. Register tiles of weight rows x inputs.
 void pk_gemm_small_f32(const float *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
                        size_t m_count, size_t row_begin, size_t row_end);
-void pk_gemm_small_bf16(const uint16_t *w, size_t k, const float *x, size_t ldx, float *y, size_t ldy,
-                        size_t m_count, size_t row_begin, size_t row_end);
 
-/// Decoding products on bf16 inputs: y[m, r] = sum_k x[m, k] * W[r, k], x and W bf16, f32 sums (vdpbf16ps where
-/// the CPU has AVX512-BF16). An input's result is independent of m_count.
+/// Products of bf16 weights with bf16 inputs: y[m, r] = sum_k x[m, k] * W[r, k], f32 sums (vdpbf16ps where the CPU
+/// has AVX512-BF16; elsewhere both operands widened, which is exact). An input's result is independent of m_count.
 void pk_dot_bf16(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy,
                  size_t m_count, size_t row_begin, size_t row_end);
-/// The CPU has AVX512-BF16 (and AVX-512 is not forced off).
+/// The active tier is AVX-512 and the CPU has AVX512-BF16.
 int pk_has_avx512bf16(void);
 
 // ---- GEMM --------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ struct Info: ParsableCommand {
                 "tie_word_embeddings": config.tieWordEmbeddings, "rope_theta": config.rope.theta,
                 "stored_dtypes": dtypes, "weight_bytes": directory.weightBytes, "memory_bytes": memory, "gguf_bytes": gguf,
                 "tokenizer": tokenizer.map { ["vocab_size": $0.vocabularySize] as [String: Any] } ?? NSNull(),
-                "template": template ?? NSNull(),
+                "template": template ?? NSNull(), "cpu": Self.cpuJSON,
             ])
             return
         }
@@ -62,6 +62,7 @@ struct Info: ParsableCommand {
         quantized      \(Self.quantizedSizes(config).map { "\($0.name) \(String(format: "%.2f", 8 * Double($0.disk) / Double(params))) bits per weight, \(Terminal.bytes($0.disk)) as GGUF, \(Terminal.bytes($0.memory)) in memory" }.joined(separator: "\n               "))
         tokenizer      \(tokenizer.map { "\($0.vocabularySize) tokens" } ?? "not found (tokenizer.json or qwen.tiktoken)")
         chat template  \(template ?? "n/a")
+        cpu            \(Self.cpuLine)
         """)
     }
 
@@ -98,14 +99,22 @@ struct Info: ParsableCommand {
         if json {
             Terminal.json(["architecture": c.architecture.rawValue, "parameters": c.parameterCount, "layers": c.layerCount,
                            "hidden_size": c.hiddenSize, "vocab_size": c.vocabSize, "tensor_types": types,
-                           "weight_bytes": bytes, "bits_per_weight": bits, "file": "gguf"])
+                           "weight_bytes": bytes, "bits_per_weight": bits, "file": "gguf", "cpu": Self.cpuJSON])
             return
         }
         Terminal.out("""
         architecture   \(c.architecture.rawValue) (\(c.layerCount) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize)), GGUF file
         parameters     \(c.parameterCount.formatted()), vocabulary \(c.vocabSize), context \(c.maxPositionEmbeddings)
         tensors        \(types.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")): \(Terminal.bytes(bytes)), \(String(format: "%.2f", bits)) bits per weight
+        cpu            \(Self.cpuLine)
         """)
+    }
+
+    /// The kernels' CPU tier, what the CPU has, and the GEMM back end.
+    static var cpuLine: String { "\(CPU.summary) kernels, \(Gemm.backendDescription) GEMM, \(ProcessInfo.processInfo.activeProcessorCount) cores" }
+    static var cpuJSON: [String: Any] {
+        ["tier": CPU.active.rawValue, "best_tier": CPU.best.rawValue, "features": CPU.features,
+         "gemm": Gemm.backendDescription, "cores": ProcessInfo.processInfo.activeProcessorCount]
     }
 
     /// Weight bytes with the matrices in each block format, as a GGUF file (`peft quantize`) and in memory

@@ -162,7 +162,7 @@ struct TrainingJob {
             Terminal.note("\(adapter.summary): \(adapter.parameterCount.formatted()) trainable parameters (\(String(format: "%.3f", 100 * Double(adapter.parameterCount) / Double(loaded.model.config.parameterCount)))% of \(loaded.model.config.parameterCount.formatted()))")
             var perStep = options.gradientAccumulation > 1 ? "\(options.batchSize) x \(options.gradientAccumulation) accumulated" : "\(options.batchSize)"
             if let world { perStep += " x \(world.size) ranks" }
-            Terminal.note("\(trainer.totalSteps) steps of \(perStep) examples, \(dtype.rawValue), \(Gemm.backendDescription) GEMM, activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")
+            Terminal.note("\(trainer.totalSteps) steps of \(perStep) examples, \(dtype.rawValue), \(Gemm.backendDescription) GEMM, \(CPU.active) kernels, activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")
         }
         Interrupt.install()
         trainer.shouldStop = { Interrupt.requested }
