@@ -198,6 +198,7 @@ public final class Trainer {
                 lossSum = totals[0]
                 stepTokens = Int(totals[1])
             }
+            guard lossSum.isFinite else { throw TrainingError.nonFinite(step: step + 1, loss: lossSum / Double(max(1, windowLabels))) }
             tokensSeen += stepTokens
             let norm = GradientClipping.clip(adapter.gradients, maxNorm: Float(options.maxGradNorm))
             let lr = schedule.rate(at: step)

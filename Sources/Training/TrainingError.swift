@@ -4,6 +4,8 @@ public enum TrainingError: Error, CustomStringConvertible {
     case options(String)
     case resume(path: String, reason: String)
     case io(path: String, reason: String)
+    /// The loss of a step came out NaN or infinite: training stops before the update, the last checkpoint intact.
+    case nonFinite(step: Int, loss: Double)
 
     public var description: String {
         switch self {
@@ -15,6 +17,8 @@ public enum TrainingError: Error, CustomStringConvertible {
         case let .options(reason): return reason
         case let .resume(path, reason): return "cannot resume from \(path): \(reason)"
         case let .io(path, reason): return "\(path): \(reason)"
+        case let .nonFinite(step, loss):
+            return "step \(step): the loss is \(loss), not a finite number; stopped before updating the weights (try a lower --learning-rate, --max-grad-norm, or float32)"
         }
     }
 }

@@ -36,8 +36,11 @@ final class LoRAGoldenTests: XCTestCase {
         let m = try model()
         m.adapter = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-lora-all"), model: m.config)
         let logits = m.logits(PackedBatch(sequences: golden.examples.map(\.ids)))
-        // Same fp32 tolerance as the base-model goldens.
-        assertClose(logits, golden.logits.flatMap { $0 }, atol: 2e-4)
+        // The random all-linear adapter drives activations to ~600 and attention scores to ~140, where f32 summation
+        // order is amplified layer by layer: measured worst element 1.4e-5 with the built-in GEMM and 2.1e-4 with
+        // oneDNN's AVX2 kernels (each product agreeing with the other to 2e-7 relative). A wrong scaling or a
+        // missing site moves logits by more than 1e-2.
+        assertClose(logits, golden.logits.flatMap { $0 }, atol: 5e-4)
     }
 
     func testPEFTAdapterLogitsRSLoRA() throws {

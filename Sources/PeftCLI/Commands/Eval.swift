@@ -43,8 +43,9 @@ struct Eval: ParsableCommand {
         let result = try LossEvaluator.evaluate(model: loaded.model, examples: built.examples, batchSize: batchSize) { done, _ in
             if !json { bar.update(done) }
         }
+        guard result.loss.isFinite else { throw NonFiniteResult(what: "the evaluation loss (\(result.loss))") }
         if json {
-            Terminal.json(["loss": result.loss, "perplexity": result.perplexity, "tokens": result.tokens,
+            try Terminal.json(["loss": result.loss, "perplexity": result.perplexity, "tokens": result.tokens,
                            "examples": result.examples])
         } else {
             Terminal.out(String(format: "loss %.4f  perplexity %.3f  (%d answer tokens, %d examples%@)", result.loss,
@@ -71,7 +72,7 @@ struct Eval: ParsableCommand {
         let out = URL(fileURLWithPath: outputDir)
         try EvaluationRunFiles.write(run, to: out)
         if json {
-            Terminal.json(EvalSummary.object(run))
+            try Terminal.json(EvalSummary.object(run))
         } else {
             if run.partial { bar.finishLine() }
             Terminal.out(EvalSummary.text(run))

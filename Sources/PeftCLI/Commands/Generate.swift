@@ -36,7 +36,7 @@ struct Generate: ParsableCommand {
             return true
         }
         if json {
-            Terminal.json([
+            try Terminal.json([
                 "text": loaded.tokenizer.decode(result.tokens, skipSpecialTokens: true),
                 "token_ids": result.tokens.map(Int.init),
                 "prompt_tokens": result.promptTokens,

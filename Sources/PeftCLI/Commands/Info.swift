@@ -40,7 +40,7 @@ struct Info: ParsableCommand {
             gguf[q.name] = q.disk
         }
         if json {
-            Terminal.json([
+            try Terminal.json([
                 "architecture": config.architecture.rawValue, "parameters": params, "layers": config.layerCount,
                 "hidden_size": config.hiddenSize, "intermediate_size": config.intermediateSize,
                 "attention_heads": config.headCount, "kv_heads": config.kvHeadCount, "head_dim": config.headDim,
@@ -74,7 +74,7 @@ struct Info: ParsableCommand {
         let share = 100 * Double(adapter.parameterCount) / Double(config.parameterCount)
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: adapterURL.appendingPathComponent(AdapterFiles.weightsFileName).path)[.size] as? Int) ?? 0
         if json {
-            Terminal.json(["method": adapter.method.rawValue, "peft_type": adapter.method.peftType,
+            try Terminal.json(["method": adapter.method.rawValue, "peft_type": adapter.method.peftType,
                            "summary": adapter.summary, "trainable_parameters": adapter.parameterCount,
                            "share_of_model": share, "base_model": target, "mergeable": adapter.method.canMerge,
                            "virtual_tokens": adapter.leadingRows, "file_bytes": fileBytes])
@@ -97,7 +97,7 @@ struct Info: ParsableCommand {
         let bytes = gguf.file.tensors.values.reduce(0) { $0 + $1.byteCount }
         let bits = 8 * Double(bytes) / Double(c.parameterCount)
         if json {
-            Terminal.json(["architecture": c.architecture.rawValue, "parameters": c.parameterCount, "layers": c.layerCount,
+            try Terminal.json(["architecture": c.architecture.rawValue, "parameters": c.parameterCount, "layers": c.layerCount,
                            "hidden_size": c.hiddenSize, "vocab_size": c.vocabSize, "tensor_types": types,
                            "weight_bytes": bytes, "bits_per_weight": bits, "file": "gguf", "cpu": Self.cpuJSON])
             return

@@ -55,6 +55,6 @@ struct TemplateCommand: ParsableCommand {
         if let eos = config.eosToken { variables["eos_token"] = .string(eos) }
         let text: String
         do { text = try template.render(variables) } catch { throw ValidationError("\(error)") }
-        if json { Terminal.json(["text": text]) } else { FileHandle.standardOutput.write(Data(text.utf8)) }
+        if json { try Terminal.json(["text": text]) } else { FileHandle.standardOutput.write(Data(text.utf8)) }
     }
 }

@@ -19,7 +19,7 @@ struct Tokenize: ParsableCommand {
         let tokenizer = try Tokenizer.load(directory: modelOptions.url)
         if let text {
             let ids = tokenizer.encode(text).map(Int.init)
-            if json { Terminal.json(["ids": ids]) } else { Terminal.out(ids.map(String.init).joined(separator: " ")) }
+            if json { try Terminal.json(["ids": ids]) } else { Terminal.out(ids.map(String.init).joined(separator: " ")) }
             return
         }
         guard let file, let data = FileManager.default.contents(atPath: file) else {
@@ -36,7 +36,7 @@ struct Tokenize: ParsableCommand {
             guard let t = obj["text"] as? String else {
                 throw ValidationError("\(file), record \(record), field 'text': missing or not a string")
             }
-            Terminal.json(["ids": tokenizer.encode(t).map(Int.init)])
+            try Terminal.json(["ids": tokenizer.encode(t).map(Int.init)])
         }
     }
 }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 
 /// Where human-readable output goes. Progress and notes go to stderr so stdout stays clean for results.
@@ -13,9 +14,27 @@ enum Terminal {
     }
 
     /// Prints one JSON object (sorted keys) on stdout.
-    static func json(_ object: [String: Any]) {
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
-            out(String(decoding: data, as: UTF8.self))
+    /// Prints one JSON object; a value JSON cannot hold (NaN, infinity) is an error naming its field, never silence.
+    static func json(_ object: [String: Any]) throws {
+        if let field = nonFinite(object, path: "") {
+            throw NonFiniteResult(what: field)
+        }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        out(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The path and value of the first non-finite number in a JSON-like value, or nil.
+    private static func nonFinite(_ value: Any, path: String) -> String? {
+        switch value {
+        case let d as Double: return d.isFinite ? nil : "\(path) = \(d)"
+        case let f as Float: return f.isFinite ? nil : "\(path) = \(f)"
+        case let o as [String: Any]:
+            for key in o.keys.sorted() { if let hit = nonFinite(o[key]!, path: path.isEmpty ? key : "\(path).\(key)") { return hit } }
+            return nil
+        case let a as [Any]:
+            for (i, v) in a.enumerated() { if let hit = nonFinite(v, path: "\(path)[\(i)]") { return hit } }
+            return nil
+        default: return nil
         }
     }
 
@@ -81,5 +100,13 @@ enum Interrupt {
             let msg = "\n^C: stopping at the next safe point (press Ctrl-C again to quit now)\n"
             _ = msg.withCString { write(2, $0, strlen($0)) }
         }
+    }
+}
+
+/// A result that came out NaN or infinite: an error with a non-zero exit, never a silent or misleading output.
+struct NonFiniteResult: Error, CustomStringConvertible {
+    let what: String
+    var description: String {
+        "\(what) is not a finite number: the model, the adapter or the data produce non-finite values (check the adapter's weights and the model's dtype)"
     }
 }
