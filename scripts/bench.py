@@ -2,7 +2,11 @@
 """Benchmarks our `peft` against transformers (+ PEFT) on the same checkpoint and data, in one run, and prints
 tokens/s, peak memory (max RSS of each process) and the ratios.
 
-    python3 scripts/bench.py [generate|train|methods|serve|all] [--model DIR] [--steps N] [--new-tokens N]
+    python3 scripts/bench.py [generate|train|methods|serve|gemm|demo|all] [--model DIR] [--steps N] [--new-tokens N]
+
+`gemm` measures the built-in f32 GEMM (on the CPU tier in use) against oneDNN's matmul on the training shapes;
+`demo` times `peft demo` with oneDNN and with the built-in GEMM (PEFT_GEMM=builtin). Every run first prints the CPU
+tier the kernels use (set PEFT_CPU=scalar|avx2|avx512|neon to measure a lower one).
 
 `methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings;
 `full` compares full fine-tuning (and, with --big-model DIR, measures ours on a larger checkpoint).
@@ -189,6 +193,44 @@ def bench_mpi(model, data, steps, batch, maxlen):
                 print(f"    allreduce {100 * reduce:.2f}% of step time; rank 0 waiting for the other {100 * wait:.2f}%")
 
 
+def cpu_line(model):
+    """The CPU tier, features and GEMM back end as `peft info` reports them."""
+    out = subprocess.run([PEFT, "info", "--model", model, "--json"], capture_output=True, text=True, check=True).stdout
+    cpu = json.loads(out)["cpu"]
+    return f"CPU tier {cpu['tier']} (best here: {cpu['best_tier']}; {cpu['features']}), {cpu['gemm']} GEMM, {cpu['cores']} cores"
+
+
+def bench_gemm(threads):
+    """GFLOP/s of the built-in GEMM and of oneDNN's f32 matmul on the training shapes (scripts/bench/gemm_bench.c,
+    compiled here with the kernels' sources)."""
+    exe = os.path.join(tempfile.mkdtemp(), "gemm_bench")
+    srcs = [os.path.join(ROOT, "Sources", "CKernels", f) for f in
+            ["dispatch.c", "dnnl_loader.c", "sgemm.c", "vector.c", "convert.c", "pool.c"]]
+    subprocess.run([os.environ.get("CC", "cc"), "-O3", "-std=gnu11", "-fno-math-errno", "-I",
+                    os.path.join(ROOT, "Sources", "CKernels", "include"), "-I", os.path.join(ROOT, "Sources", "CKernels"),
+                    os.path.join(ROOT, "scripts", "bench", "gemm_bench.c")] + srcs + ["-ldl", "-lm", "-lpthread", "-o", exe],
+                   check=True)
+    r = json.loads(subprocess.run([exe, str(threads)], capture_output=True, text=True, check=True).stdout)
+    print(f"\nf32 GEMM, {threads} threads, tier {r['tier']}, oneDNN {r['onednn'] or 'not installed'} (GFLOP/s, best of 5)")
+    for sh in r["shapes"]:
+        ratio = f"  {sh['builtin_gflops'] / sh['onednn_gflops']:.2f}x oneDNN" if sh["onednn_gflops"] else ""
+        op = "x W^T" if sh["trans_b"] else "dy W "
+        print(f"  {sh['m']:>5} x {sh['n']:>5} x {sh['k']:>5} ({op})  built-in {sh['builtin_gflops']:6.1f}"
+              f"  oneDNN {sh['onednn_gflops']:6.1f}{ratio}")
+
+
+def bench_demo():
+    """Wall time of `peft demo` with oneDNN and with the built-in GEMM."""
+    import time
+    print("\npeft demo (train 600 steps + before/after answers), wall time")
+    for name, env in [("oneDNN", {}), ("built-in GEMM", {"PEFT_GEMM": "builtin"})]:
+        with tempfile.TemporaryDirectory() as out_dir:
+            t0 = time.perf_counter()
+            _, rss = measured([PEFT, "demo", "--output", out_dir], env={**os.environ, **env})
+            dt = time.perf_counter() - t0
+        print(f"  {name:<14} {int(dt) // 60}:{int(dt) % 60:02d}  {gb(rss):>9}")
+
+
 def bench_gguf(model, new_tokens, llama_python, types):
     """Greedy decode from GGUF files that `peft quantize` writes: ours against llama.cpp (llama-cpp-python, built
     from source) on the same file, the same prompt ids and the same thread count; ours in bf16 as the baseline."""
@@ -303,7 +345,8 @@ def bench_serve(model, new_tokens, clients):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", nargs="?", default="all", choices=["generate", "train", "methods", "full", "gguf", "qlora", "mpi", "serve", "all"])
+    ap.add_argument("what", nargs="?", default="all",
+                    choices=["generate", "train", "methods", "full", "gguf", "qlora", "mpi", "serve", "gemm", "demo", "all"])
     ap.add_argument("--llama-python", default="/opt/llama/bin/python",
                     help="for `gguf`: a Python with llama-cpp-python (the peer)")
     ap.add_argument("--big-model", help="for `full` and `qlora`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
@@ -320,7 +363,11 @@ def main():
     if not os.path.exists(os.path.join(args.model, "config.json")):
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_bench_model.py"), "--out", args.model],
                        check=True)
-    print(f"machine: {os.cpu_count()} cores")
+    print(f"machine: {os.cpu_count()} cores; {cpu_line(args.model)}")
+    if args.what in ("gemm", "all"):
+        bench_gemm(os.cpu_count())
+    if args.what == "demo":
+        bench_demo()
     if args.what in ("generate", "all"):
         bench_generate(args.model, args.new_tokens)
     if args.what in ("train", "all"):
