@@ -91,6 +91,24 @@ final class MethodCommandTests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("Fatal error") || r.signaled, line: line)
     }
 
+    /// A result that is not a number is an error with a non-zero exit, as text and as --json (which prints nothing
+    /// rather than leave an empty success): a prefix adapter whose weights are all NaN.
+    func testNonFiniteLossIsAnErrorNotSilence() throws {
+        let bad = tmp.url.appendingPathComponent("nan-prefix")
+        try FileManager.default.copyItem(at: fixtureURL("methods/tiny-qwen2-prefix/adapter"), to: bad)
+        let file = bad.appendingPathComponent("adapter_model.safetensors")
+        var data = try Data(contentsOf: file)
+        let header = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let nan = withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Array($0) }
+        for i in stride(from: 8 + header, to: data.count - 3, by: 4) { data.replaceSubrange(i..<(i + 4), with: nan) }
+        try data.write(to: file)
+        for extra in [[], ["--json"]] {
+            let r = try PeftCommand.run(["eval", "--model", model, "--adapter", bad.path, "--data", tmp.path("train.jsonl")] + extra)
+            expectFailure(r, ["the evaluation loss (nan) is not a finite number"])
+            XCTAssertFalse(r.stdout.contains("loss"), r.stdout)
+        }
+    }
+
     func testBadMethodInputsAreClearErrorsAndWriteNothing() throws {
         let out = tmp.path("never")
         expectFailure(try train("prompt", ["--lora-r", "4"], output: out), ["--lora-r belongs to --method lora/dora, not prompt"])
