@@ -71,6 +71,13 @@ def bench_generate(model, new_tokens):
             row(f"peft (ours) {dtype}", ours[key], ours_rss, (peer[key], peer_rss))
     ours_best = results[("ours", "bfloat16")][0]["decode_tokens_per_second"]
     print(f" decode, ours bfloat16 vs the peer's best: {ours_best / best_peer:.2f}x")
+    # Decoding reads every weight once per token (the tied head once): its rate against the machine's bandwidth.
+    info = json.loads(subprocess.run([PEFT, "info", "--model", model, "--json"], capture_output=True, text=True,
+                                     check=True).stdout)
+    weights = info["parameters"] * 2
+    bandwidth = read_bandwidth(os.cpu_count())
+    print(f" decode, ours bfloat16: {weights / 1e9:.2f} GB of weights a token = {ours_best * weights / 1e9:.1f} GB/s,"
+          f" {100 * ours_best * weights / 1e9 / bandwidth:.0f}% of this machine's read bandwidth ({bandwidth:.1f} GB/s)")
     return results
 
 
@@ -200,16 +207,27 @@ def cpu_line(model):
     return f"CPU tier {cpu['tier']} (best here: {cpu['best_tier']}; {cpu['features']}), {cpu['gemm']} GEMM, {cpu['cores']} cores"
 
 
+def build_c(name, sources, extra=()):
+    """Compiles scripts/bench/NAME.c (with `sources` of the kernels) into a temporary executable."""
+    exe = os.path.join(tempfile.mkdtemp(), name)
+    srcs = [os.path.join(ROOT, "Sources", "CKernels", f) for f in sources]
+    subprocess.run([os.environ.get("CC", "cc"), "-O3", "-std=gnu11", "-fno-math-errno", "-I",
+                    os.path.join(ROOT, "Sources", "CKernels", "include"), "-I", os.path.join(ROOT, "Sources", "CKernels"),
+                    os.path.join(ROOT, "scripts", "bench", name + ".c")] + srcs + ["-ldl", "-lm", "-lpthread", "-o", exe]
+                   + list(extra), check=True)
+    return exe
+
+
+def read_bandwidth(threads):
+    """This machine's memory read bandwidth in GB/s (scripts/bench/bandwidth.c: a 1 GiB buffer summed)."""
+    out = subprocess.run([build_c("bandwidth", []), str(threads)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["read_gb_per_second"]
+
+
 def bench_gemm(threads):
     """GFLOP/s of the built-in GEMM and of oneDNN's f32 matmul on the training shapes (scripts/bench/gemm_bench.c,
     compiled here with the kernels' sources)."""
-    exe = os.path.join(tempfile.mkdtemp(), "gemm_bench")
-    srcs = [os.path.join(ROOT, "Sources", "CKernels", f) for f in
-            ["dispatch.c", "dnnl_loader.c", "sgemm.c", "vector.c", "convert.c", "pool.c"]]
-    subprocess.run([os.environ.get("CC", "cc"), "-O3", "-std=gnu11", "-fno-math-errno", "-I",
-                    os.path.join(ROOT, "Sources", "CKernels", "include"), "-I", os.path.join(ROOT, "Sources", "CKernels"),
-                    os.path.join(ROOT, "scripts", "bench", "gemm_bench.c")] + srcs + ["-ldl", "-lm", "-lpthread", "-o", exe],
-                   check=True)
+    exe = build_c("gemm_bench", ["dispatch.c", "dnnl_loader.c", "sgemm.c", "vector.c", "convert.c", "pool.c"])
     r = json.loads(subprocess.run([exe, str(threads)], capture_output=True, text=True, check=True).stdout)
     print(f"\nf32 GEMM, {threads} threads, tier {r['tier']}, oneDNN {r['onednn'] or 'not installed'} (GFLOP/s, best of 5)")
     for sh in r["shapes"]:
