@@ -6,15 +6,35 @@ Needs: transformers (its render_jinja_template: jinja2 with trim_blocks, lstrip_
 raise_exception, tojson, strftime_now). Reads Tests/Fixtures/templates/*.jinja (published chat templates; their
 sources in SOURCES.md) and renders each with a set of conversations (with and without a system message, multi-turn,
 a generation prompt, an ending assistant turn, tools with tool calls and tool results, non-ASCII text), bos "<s>",
-eos "</s>" and a fixed date_string. Writes Tests/Fixtures/templates/golden.json: for every template and case the
-exact text, or the error message the template raises.
+eos "</s>", a fixed date_string and a fixed date for strftime_now (2026-12-02, see FIXED_NOW). Writes
+Tests/Fixtures/templates/golden.json: for every template and case the exact text, or the error message the template
+raises.
 """
 import argparse
+import datetime
 import glob
 import json
 import os
 
+import transformers.utils.chat_template_utils as chat_template_utils
 from transformers.utils.chat_template_utils import _compile_jinja_template, render_jinja_template
+
+# strftime_now is transformers' datetime.now().strftime(format): the day of rendering would end up in golden.json
+# (granite-3.3 writes "Today's Date: December 02, 2026"). The date is fixed at 2026-12-02, the day the committed
+# golden.json was rendered, so fixtures and tests agree: ChatTemplateGoldenTests renders with the same moment
+# (RenderOptions fixtureDate, 2026-12-02 12:00 UTC). Change both together. transformers' own tests fix the date too.
+FIXED_NOW = datetime.datetime(2026, 12, 2, 12, 0, 0)
+
+
+class _FixedDatetime(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return FIXED_NOW if tz is None else FIXED_NOW.replace(tzinfo=datetime.timezone.utc).astimezone(tz)
+
+
+# chat_template_utils does `from datetime import datetime` and its strftime_now looks the name up when called.
+assert isinstance(getattr(chat_template_utils, "datetime", None), type), "transformers' strftime_now moved; fix the date another way"
+chat_template_utils.datetime = _FixedDatetime
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIX = os.path.join(ROOT, "Tests", "Fixtures", "templates")

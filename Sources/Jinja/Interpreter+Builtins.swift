@@ -304,28 +304,15 @@ extension Interpreter {
                 if case .object(let o)? = args.first { values = o }
                 return .object(values + kwargs)
             },
-            f("strftime_now") { args, _ in
-                let formatter = DateFormatter()
-                formatter.locale = Locale(identifier: "en_US_POSIX")
-                formatter.dateFormat = Interpreter.dateFormat(fromStrftime: args.first?.text ?? "%Y-%m-%d")
-                return .string(formatter.string(from: Date()))
-            },
         ]
         return Dictionary(uniqueKeysWithValues: entries)
     }()
 
-    /// The strftime directives chat templates use, as a DateFormatter pattern.
-    static func dateFormat(fromStrftime f: String) -> String {
-        let map: [Character: String] = ["Y": "yyyy", "m": "MM", "d": "dd", "b": "MMM", "B": "MMMM", "H": "HH", "M": "mm",
-                                        "S": "ss", "y": "yy", "A": "EEEE", "a": "EEE", "p": "a", "I": "hh", "j": "DDD"]
-        var out = "", chars = Array(f), i = 0, literal = ""
-        func flush() { if !literal.isEmpty { out += "'" + literal.replacingOccurrences(of: "'", with: "''") + "'"; literal = "" } }
-        while i < chars.count {
-            if chars[i] == "%", i + 1 < chars.count, let m = map[chars[i + 1]] { flush(); out += m; i += 2; continue }
-            literal.append(chars[i])
-            i += 1
-        }
-        flush()
-        return out
+    /// `strftime_now(format)`: transformers' `datetime.now().strftime(format)`, the moment and time zone taken from
+    /// the rendering's options (the current local time unless a caller fixes them).
+    static func strftimeNow(_ options: RenderOptions) -> Value {
+        .function(Value.BuiltinFunction(name: "strftime_now") { args, _ in
+            .string(Strftime.format(args.first?.text ?? "%Y-%m-%d", options.now(), in: options.timeZone))
+        })
     }
 }

@@ -9,8 +9,10 @@ final class Interpreter {
 
     enum Control: Error { case breakLoop, continueLoop }
 
-    init(globals: [String: Value]) {
-        scopes = [Self.builtins, globals]
+    init(globals: [String: Value], options: RenderOptions = RenderOptions()) {
+        var builtins = Self.builtins
+        builtins["strftime_now"] = Self.strftimeNow(options)
+        scopes = [builtins, globals]
     }
 
     func render(_ nodes: [Node]) throws -> String {

@@ -9,6 +9,9 @@ import Foundation
 /// let prompt = try template.render(["messages": try .fromJSON(messagesJSON), "add_generation_prompt": .bool(true),
 ///                                    "bos_token": .string("<s>")])
 /// ```
+///
+/// `strftime_now` formats the current local time by default; tests (and anything that must render the same text on
+/// any day) pass ``RenderOptions`` with a fixed date and time zone.
 public struct Template: Sendable {
     let nodes: [Node]
 
@@ -18,8 +21,9 @@ public struct Template: Sendable {
         nodes = try parser.nodes()
     }
 
-    /// The rendered text for these variables.
-    public func render(_ variables: [String: Value]) throws -> String {
-        try Interpreter(globals: variables).render(nodes)
+    /// The rendered text for these variables; `options` fixes what `strftime_now` reads (by default the current
+    /// local time, as transformers).
+    public func render(_ variables: [String: Value], options: RenderOptions = RenderOptions()) throws -> String {
+        try Interpreter(globals: variables, options: options).render(nodes)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Jinja
 
 /// The model's own chat template (`jinja` format) as prompt and training segments. Answer tokens are found by
@@ -51,14 +52,19 @@ struct JinjaChat: Sendable {
         })
     }
 
-    func render(_ messages: [ChatMessage], generationPrompt: Bool, tools: String? = nil) throws -> String {
+    /// One moment for all the renderings of one conversation: `strftime_now` must write the same date in each, or a
+    /// conversation cut across midnight would look as if the template rewrote earlier turns.
+    static func pinnedNow() -> RenderOptions { RenderOptions(date: Date(), timeZone: .current) }
+
+    func render(_ messages: [ChatMessage], generationPrompt: Bool, tools: String? = nil,
+                options: RenderOptions = JinjaChat.pinnedNow()) throws -> String {
         var variables: [String: Value] = [
             "messages": .array(messages.map(Self.value)),
             "add_generation_prompt": .bool(generationPrompt), "tools": try Self.tools(tools), "documents": .none,
         ]
         if let bos = tokenizer.config.bosToken { variables["bos_token"] = .string(bos) }
         if let eos = tokenizer.config.eosToken { variables["eos_token"] = .string(eos) }
-        do { return try template.render(variables) } catch {
+        do { return try template.render(variables, options: options) } catch {
             throw TokenizerError.invalidConversation(reason: "the model's chat template refused it: \(error)")
         }
     }
@@ -67,7 +73,9 @@ struct JinjaChat: Sendable {
     /// writes none).
     func endOfTurnID() throws -> TokenID {
         let probe = [ChatMessage(role: .user, content: "x"), ChatMessage(role: .assistant, content: "y")]
-        let before = try render(Array(probe.dropLast()), generationPrompt: true), after = try render(probe, generationPrompt: false)
+        let now = Self.pinnedNow()
+        let before = try render(Array(probe.dropLast()), generationPrompt: true, options: now)
+        let after = try render(probe, generationPrompt: false, options: now)
         if after.hasPrefix(before), let r = after.dropFirst(before.count).range(of: "y") {
             let tail = String(after.dropFirst(before.count)[r.upperBound...])
             if let id = tokenizer.encode(tail, addSpecialTokens: false).first(where: { tokenizer.isSpecial($0) }) { return id }
@@ -82,15 +90,16 @@ struct JinjaChat: Sendable {
         // The whole conversation as the template writes it; each answer is located in it from its own rendering
         // (a template may write something only after the last turn, e.g. Phi-3's EOS, so turn renderings need not
         // be prefixes of each other, but every turn's prompt is a prefix of the whole).
-        let full = Array(try render(messages, generationPrompt: endingWithHeader, tools: tools))
+        let now = Self.pinnedNow()
+        let full = Array(try render(messages, generationPrompt: endingWithHeader, tools: tools, options: now))
         var segments: [ChatFormatter.Segment] = []
         var cursor = 0
         func text(_ range: Range<Int>, _ trainable: Bool) {
             if !range.isEmpty { segments.append(.init(content: .text(String(full[range])), trainable: trainable)) }
         }
         for (i, message) in messages.enumerated() where message.role == .assistant {
-            let prompt = Array(try render(Array(messages[..<i]), generationPrompt: true, tools: tools))
-            let turn = Array(try render(Array(messages[...i]), generationPrompt: false, tools: tools))
+            let prompt = Array(try render(Array(messages[..<i]), generationPrompt: true, tools: tools, options: now))
+            let turn = Array(try render(Array(messages[...i]), generationPrompt: false, tools: tools, options: now))
             guard prompt.count >= cursor, full.starts(with: prompt), turn.starts(with: prompt) else {
                 throw TokenizerError.invalidConversation(reason: "the model's chat template does not render assistant turn \(i + 1) after the conversation before it (it rewrites earlier turns), so its answer tokens cannot be found; choose --template chatml, llama3 or plain")
             }

@@ -7,6 +7,11 @@ import XCTest
 /// (scripts/make_chat_template_fixtures.py: conversations with and without a system message, multi-turn, generation
 /// prompts, tools with tool calls and results, non-ASCII text; errors the templates raise included).
 final class ChatTemplateGoldenTests: XCTestCase {
+    /// The moment `strftime_now` renders (granite-3.3 writes "Today's Date: December 02, 2026"): 2026-12-02 12:00
+    /// UTC, the date golden.json was rendered with (scripts/make_chat_template_fixtures.py fixes it), so the
+    /// comparison holds on any day, in any time zone and locale.
+    static let fixtureDate = RenderOptions(date: Date(timeIntervalSince1970: 1_796_212_800), timeZone: TimeZone(secondsFromGMT: 0)!)
+
     func testRealTemplatesRenderByteForByteAsTransformers() throws {
         let dir = fixtureURL("templates")
         guard case .array(let entries) = try Value.fromJSON(String(contentsOf: dir.appendingPathComponent("golden.json"), encoding: .utf8)) else {
@@ -31,9 +36,9 @@ final class ChatTemplateGoldenTests: XCTestCase {
             variables["documents"] = Value.none
             let label = "\(name) \(field("case").text) tools=\(field("tools").isTruthy) gen=\(field("add_generation_prompt").isTruthy)"
             if case .string(let expected) = field("expected") {
-                XCTAssertEqual(try templates[name]!.render(variables), expected, label)
+                XCTAssertEqual(try templates[name]!.render(variables, options: Self.fixtureDate), expected, label)
             } else {
-                XCTAssertThrowsError(try templates[name]!.render(variables), label) { error in
+                XCTAssertThrowsError(try templates[name]!.render(variables, options: Self.fixtureDate), label) { error in
                     if case TemplateError.raised(let message) = error {
                         XCTAssertEqual(message, field("error").text, label)
                     }
