@@ -36,6 +36,14 @@ public enum Ops {
         }
     }
 
+    /// Rotates each head of x[rows, heads * headDim] in place (rotate-half RoPE) by its row's position's angles from
+    /// tables cos/sin [positions, headDim / 2]; sign -1 rotates back.
+    public static func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int,
+                            positions: UnsafePointer<Int32>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                            sign: Float) {
+        pk_rope(x, rows, heads, headDim, positions, cos, sin, sign)
+    }
+
     /// out = silu(gate) * up over `count` elements.
     public static func swigluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                                      out: UnsafeMutablePointer<Float>, count: Int) {

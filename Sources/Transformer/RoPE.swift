@@ -39,7 +39,7 @@ public final class RoPE: @unchecked Sendable {
     /// Rotates every head of x[rows, heads * D] in place; `inverse` rotates by the negative angle (the backward).
     func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions pos: UnsafePointer<Int32>,
                inverse: Bool = false) {
-        let half = headDim / 2, d = headDim
+        let d = headDim
         let sign: Float = inverse ? -1 : 1
         // Snapshot the tables: another session may be growing them.
         lock.lock()
@@ -49,17 +49,8 @@ public final class RoPE: @unchecked Sendable {
             sines.withUnsafeBufferPointer { sp in
                 let cb = cp.baseAddress!, sb = sp.baseAddress!
                 Parallel.forRanges(rows, minChunk: 32) { range in
-                    for r in range {
-                        let c = cb + Int(pos[r]) * half, s = sb + Int(pos[r]) * half
-                        for h in 0..<heads {
-                            let v = x + r * heads * d + h * d
-                            for i in 0..<half {
-                                let a = v[i], b = v[i + half], si = sign * s[i]
-                                v[i] = a * c[i] - b * si
-                                v[i + half] = b * c[i] + a * si
-                            }
-                        }
-                    }
+                    Ops.rope(x + range.lowerBound * heads * d, rows: range.count, heads: heads, headDim: d,
+                             positions: pos + range.lowerBound, cos: cb, sin: sb, sign: sign)
                 }
             }
         }

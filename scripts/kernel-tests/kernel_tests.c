@@ -1099,6 +1099,45 @@ static void test_q8x(void) {
 
 // ---- driver ----------------------------------------------------------------------------------------------------
 
+// ---- rotary position embedding ---------------------------------------------------------------------------------
+
+static void test_rope(void) {
+    static const size_t ds[] = {2, 8, 16, 64, 128};
+    char what[64];
+    for (size_t t = 0; t < sizeof ds / sizeof ds[0]; t++) {
+        const size_t d = ds[t], half = d / 2, rows = 5, heads = 3, positions = 11;
+        seed(700 + d);
+        float *cs = xmalloc(positions * half * 4), *sn = xmalloc(positions * half * 4);
+        for (size_t p = 0; p < positions; p++)
+            for (size_t i = 0; i < half; i++) {
+                const double angle = (double)p * pow(10000.0, -2.0 * (double)i / (double)d);
+                cs[p * half + i] = (float)cos(angle);
+                sn[p * half + i] = (float)sin(angle);
+            }
+        const int32_t pos[5] = {0, 10, 3, 7, 1};
+        const size_t n = rows * heads * d;
+        float *x = xmalloc(n * 4), *y = xmalloc(n * 4);
+        double *ref = xmalloc(n * 8);
+        fill(x, n, 2);
+        memcpy(y, x, n * 4);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t h = 0; h < heads; h++)
+                for (size_t i = 0; i < half; i++) {
+                    const size_t at = (r * heads + h) * d;
+                    const double c = cs[pos[r] * half + i], s = sn[pos[r] * half + i];
+                    ref[at + i] = (double)x[at + i] * c - (double)x[at + i + half] * s;
+                    ref[at + i + half] = (double)x[at + i + half] * c + (double)x[at + i] * s;
+                }
+        snprintf(what, sizeof what, "d=%zu", d);
+        pk_rope(y, rows, heads, d, pos, cs, sn, 1.0f);
+        expect_close("pk_rope", what, y, ref, NULL, n, 1e-6, 1e-6);
+        pk_rope(y, rows, heads, d, pos, cs, sn, -1.0f);
+        for (size_t i = 0; i < n; i++) ref[i] = x[i];
+        expect_close("pk_rope(inverse)", what, y, ref, NULL, n, 1e-6, 1e-6);
+        free(cs), free(sn), free(x), free(y), free(ref);
+    }
+}
+
 static void run_tier(int tier) {
     current_tier = tier;
     tier_pass = tier_fail = 0;
@@ -1107,6 +1146,7 @@ static void run_tier(int tier) {
     test_dot_axpy();
     test_rmsnorm();
     test_swiglu();
+    test_rope();
     test_softmax();
     test_logsumexp_xent();
     test_adamw();

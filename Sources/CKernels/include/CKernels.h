@@ -94,6 +94,12 @@ void pk_rmsnorm_forward(const float *x, const float *w, float *out, float *rstd,
 void pk_rmsnorm_backward(const float *dout, const float *x, const float *w, const float *rstd,
                          float *dx, float *dw, size_t n, size_t c, int accumulate_dx);
 
+// ---- rotary position embedding ------------------------------------------------------------------------
+/// Rotates each head of x[rows, heads * d] in place (rotate-half layout) by the angles of position pos[r]:
+/// cos_table / sin_table are [positions, d / 2]; sign -1 rotates back (the backward).
+void pk_rope(float *x, size_t rows, size_t heads, size_t d, const int32_t *pos, const float *cos_table,
+             const float *sin_table, float sign);
+
 // ---- activations ------------------------------------------------------------------------------------
 /// out = silu(gate) * up, elementwise over n.
 void pk_swiglu_forward(const float *gate, const float *up, float *out, size_t n);
