@@ -77,6 +77,23 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("Fatal error") || r.signaled, r.stderr, line: line)
     }
 
+    /// PEFT_CPU forces a lower kernel tier (scalar exists everywhere) and `peft info` reports it; a name that is no
+    /// tier stops every command with a clear error.
+    func testCPUTierIsReportedAndPEFTCPUIsChecked() throws {
+        let model = modelFixture("tiny-qwen2").path
+        let r = try PeftCommand.run(["info", "--model", model, "--json"], environment: ["PEFT_CPU": "scalar"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let cpu = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["cpu"] as? [String: Any])
+        XCTAssertEqual(cpu["tier"] as? String, "scalar")
+        XCTAssertNotNil(cpu["best_tier"] as? String)
+        let text = try PeftCommand.run(["info", "--model", model], environment: ["PEFT_CPU": "scalar"])
+        XCTAssertTrue(text.stdout.contains("cpu            scalar"), text.stdout)
+        let bad = try PeftCommand.run(["info", "--model", model], environment: ["PEFT_CPU": "sse9"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("PEFT_CPU=sse9 is not a CPU tier (one of scalar, avx2, avx512, neon)"), bad.stderr)
+        XCTAssertEqual(bad.stdout, "")
+    }
+
     func testBadModelInputsAreClearErrors() throws {
         let gen = { (dir: String) in ["generate", "--model", dir, "--prompt", "hi", "--max-new-tokens", "2"] }
         try expectFailure(gen(tmp.path("missing")), ["model directory not found", "missing"])
