@@ -167,7 +167,7 @@ PK_AVX512BF16 static void dot_bf16_avx512(const uint16_t *w, size_t k, const uin
     }
 }
 
-// Without the instruction (AVX-512 without BF16, AVX2): both operands widened to f32, where every product of two
+// Without the instruction on AVX-512 (no BF16): both operands widened to f32, where every product of two
 // bf16 values is exact, and fused into f32 sums; tiles of 4 weight rows x NM inputs, each (input, row) sum running
 // the same instruction sequence in any tile.
 #define DOT_WIDE_TILE(ATTR, NAME, VEC, LANES, LOAD, ZERO, FMA, HSUM)                                              \
@@ -210,11 +210,9 @@ PK_AVX512BF16 static void dot_bf16_avx512(const uint16_t *w, size_t k, const uin
         }                                                                                                          \
     }
 
-PK_AVX2 static inline __m256 fma8(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
 PK_AVX512 static inline __m512 fma16(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
 PK_AVX512 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
 PK_AVX512 static inline __m512 zero16(void) { return _mm512_setzero_ps(); }
-PK_AVX2 static inline __m256 zero8(void) { return _mm256_setzero_ps(); }
 
 // AVX2: 16 weights a load, split into their even and odd elements as f32 by one shift and one mask (no widening
 // loads), against the inputs split the same way once per call: half the instructions per weight of widening 8 at a
