@@ -148,8 +148,10 @@ void pk_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alph
 #endif
     // Columns in blocks of NC so that the packed B block stays in L2 across the A blocks (the AVX-512 tier, measured
     // on a 1 MB-L2 EPYC, packs the whole range at once as before).
-    const size_t ncb = tier == PK_TIER_AVX512 ? col_end - col_begin : NC;
-    const size_t panels = ((ncb < col_end - col_begin ? ncb : col_end - col_begin) + nr - 1) / nr;
+    // Blocks of equal width (a multiple of nr), at most NC: 448 columns go as 2 x 224, not 384 + a thin 64.
+    const size_t ncols = col_end - col_begin, nblocks = (ncols + NC - 1) / NC;
+    const size_t ncb = tier == PK_TIER_AVX512 ? ncols : ((ncols + nblocks - 1) / nblocks + nr - 1) / nr * nr;
+    const size_t panels = ((ncb < ncols ? ncb : ncols) + nr - 1) / nr;
     float *bp = aligned_alloc(64, ((panels * nr * KC * sizeof(float)) + 63) / 64 * 64);
     float *ap = aligned_alloc(64, ((MC * KC * sizeof(float)) + 63) / 64 * 64);
     if (!bp || !ap) { free(bp); free(ap); return; }
