@@ -21,6 +21,7 @@ the numbers are wall-clock rates.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -212,7 +213,9 @@ def build_c(name, sources, extra=()):
     """Compiles scripts/bench/NAME.c (with `sources` of the kernels) into a temporary executable."""
     exe = os.path.join(tempfile.mkdtemp(), name)
     srcs = [os.path.join(ROOT, "Sources", "CKernels", f) for f in sources]
-    subprocess.run([os.environ.get("CC", "cc"), "-O3", "-std=gnu11", "-fno-math-errno", "-I",
+    # clang, as SwiftPM compiles the kernels into peft (gcc's code for the same source differs in speed).
+    cc = os.environ.get("CC") or shutil.which("clang") or "cc"
+    subprocess.run([cc, "-O3", "-std=gnu11", "-fno-math-errno", "-I",
                     os.path.join(ROOT, "Sources", "CKernels", "include"), "-I", os.path.join(ROOT, "Sources", "CKernels"),
                     os.path.join(ROOT, "scripts", "bench", name + ".c")] + srcs + ["-ldl", "-lm", "-lpthread", "-o", exe]
                    + list(extra), check=True)
