@@ -114,6 +114,9 @@ void pk_gemm_small_f32(const float *w, size_t k, const float *x, size_t ldx, flo
 #ifndef PREFETCH_ROWS
 #define PREFETCH_ROWS 4
 #endif
+static void dot_bf16_scalar(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy,
+                            size_t m_count, size_t r0, size_t r1);
+
 #if PK_X86
 #define PK_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 
@@ -170,49 +173,43 @@ PK_AVX512BF16 static void dot_bf16_avx512(const uint16_t *w, size_t k, const uin
 // Without the instruction on AVX-512 (no BF16): both operands widened to f32, where every product of two
 // bf16 values is exact, and fused into f32 sums; tiles of 4 weight rows x NM inputs, each (input, row) sum running
 // the same instruction sequence in any tile.
-#define DOT_WIDE_TILE(ATTR, NAME, VEC, LANES, LOAD, ZERO, FMA, HSUM)                                              \
-    ATTR static inline __attribute__((always_inline)) void NAME(const uint16_t *w, size_t k, const uint16_t *x,      \
-                                                               size_t ldx, float *y, size_t ldy, size_t r, size_t nr, \
-                                                               size_t m, const int NM) {                             \
-        VEC acc[4][2];                                                                                             \
-        for (int a = 0; a < 4; a++)                                                                                \
-            for (int b = 0; b < NM; b++) acc[a][b] = ZERO();                                                       \
-        const uint16_t *wr[4];                                                                                     \
-        for (int a = 0; a < 4; a++) wr[a] = w + (r + ((size_t)a < nr ? (size_t)a : 0)) * k;                        \
-        size_t i = 0;                                                                                              \
-        for (; i + LANES <= k; i += LANES) {                                                                       \
-            VEC xv[2];                                                                                             \
-            for (int b = 0; b < NM; b++) xv[b] = LOAD(x + (m + b) * ldx + i);                                      \
-            for (int a = 0; a < 4; a++) {                                                                          \
-                /* the next tile's rows, a line each (decoding outruns the hardware prefetcher) */                 \
-                if ((i & 31) == 0) _mm_prefetch((const char *)(wr[a] + PREFETCH_ROWS * k + i), _MM_HINT_T0);     \
-                const VEC wv = LOAD(wr[a] + i);                                                                    \
-                for (int b = 0; b < NM; b++) acc[a][b] = FMA(wv, xv[b], acc[a][b]);                                \
-            }                                                                                                      \
-        }                                                                                                          \
-        for (size_t a = 0; a < nr; a++)                                                                            \
-            for (int b = 0; b < NM; b++) {                                                                         \
-                float s = HSUM(acc[a][b]);                                                                         \
-                const uint16_t *xb = x + (m + b) * ldx;                                                            \
-                for (size_t t = i; t < k; t++) s += pk_bf16_scalar(wr[a][t]) * pk_bf16_scalar(xb[t]);             \
-                y[(m + b) * ldy + r + a] = s;                                                                      \
-            }                                                                                                      \
+PK_AVX512 static inline __attribute__((always_inline)) void
+dot_tile_wide_avx512(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy, size_t r,
+                     size_t nr, size_t m, const int NM) {
+    __m512 acc[4][2];
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < NM; b++) acc[a][b] = _mm512_setzero_ps();
+    const uint16_t *wr[4];
+    for (int a = 0; a < 4; a++) wr[a] = w + (r + ((size_t)a < nr ? (size_t)a : 0)) * k;
+    size_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512 xv[2];
+        for (int b = 0; b < NM; b++) xv[b] = pk_load_bf16x16(x + (m + b) * ldx + i);
+        for (int a = 0; a < 4; a++) {
+            // the next tile's rows, a line each (decoding outruns the hardware prefetcher)
+            if ((i & 31) == 0) _mm_prefetch((const char *)(wr[a] + PREFETCH_ROWS * k + i), _MM_HINT_T0);
+            const __m512 wv = pk_load_bf16x16(wr[a] + i);
+            for (int b = 0; b < NM; b++) acc[a][b] = _mm512_fmadd_ps(wv, xv[b], acc[a][b]);
+        }
     }
+    for (size_t a = 0; a < nr; a++)
+        for (int b = 0; b < NM; b++) {
+            float s = _mm512_reduce_add_ps(acc[a][b]);
+            const uint16_t *xb = x + (m + b) * ldx;
+            for (size_t t = i; t < k; t++) s += pk_bf16_scalar(wr[a][t]) * pk_bf16_scalar(xb[t]);
+            y[(m + b) * ldy + r + a] = s;
+        }
+}
 
-#define DOT_WIDE_ROWS(ATTR, NAME, TILE)                                                                            \
-    ATTR static void NAME(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy,         \
-                          size_t m_count, size_t r0, size_t r1) {                                                  \
-        for (size_t r = r0; r < r1; r += 4) {                                                                      \
-            const size_t nr = r1 - r < 4 ? r1 - r : 4;                                                             \
-            size_t m = 0;                                                                                          \
-            for (; m + 2 <= m_count; m += 2) TILE(w, k, x, ldx, y, ldy, r, nr, m, 2);                              \
-            if (m < m_count) TILE(w, k, x, ldx, y, ldy, r, nr, m, 1);                                              \
-        }                                                                                                          \
+PK_AVX512 static void dot_bf16_wide_avx512(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y,
+                                           size_t ldy, size_t m_count, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r += 4) {
+        const size_t nr = r1 - r < 4 ? r1 - r : 4;
+        size_t m = 0;
+        for (; m + 2 <= m_count; m += 2) dot_tile_wide_avx512(w, k, x, ldx, y, ldy, r, nr, m, 2);
+        if (m < m_count) dot_tile_wide_avx512(w, k, x, ldx, y, ldy, r, nr, m, 1);
     }
-
-PK_AVX512 static inline __m512 fma16(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
-PK_AVX512 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
-PK_AVX512 static inline __m512 zero16(void) { return _mm512_setzero_ps(); }
+}
 
 // AVX2: 16 weights a load, split into their even and odd elements as f32 by one shift and one mask (no widening
 // loads), against the inputs split the same way once per call: half the instructions per weight of widening 8 at a
@@ -256,7 +253,7 @@ PK_AVX2 static void dot_bf16_avx2(const uint16_t *w, size_t k, const uint16_t *x
     const size_t k2 = (k + 1) / 2;
     float stack[2 * 2048];
     float *xs = 2 * k2 * m_count <= 2 * 2048 ? stack : malloc(2 * k2 * m_count * sizeof(float));
-    if (!xs) return;
+    if (!xs) { dot_bf16_scalar(w, k, x, ldx, y, ldy, m_count, r0, r1); return; }   // same sums, without the copy
     for (size_t m = 0; m < m_count; m++) {
         float *xe = xs + m * 2 * k2, *xo = xe + k2;
         for (size_t t = 0; t < k; t++) (t % 2 ? xo : xe)[t / 2] = pk_bf16_scalar(x[m * ldx + t]);
@@ -270,8 +267,6 @@ PK_AVX2 static void dot_bf16_avx2(const uint16_t *w, size_t k, const uint16_t *x
     }
     if (xs != stack) free(xs);
 }
-DOT_WIDE_TILE(PK_AVX512, dot_tile_wide_avx512, __m512, 16, pk_load_bf16x16, zero16, fma16, hsum16)
-DOT_WIDE_ROWS(PK_AVX512, dot_bf16_wide_avx512, dot_tile_wide_avx512)
 #endif
 
 // The same sums without the instruction: each product of two bf16 values is exact in f32; pairs are added as

@@ -15,7 +15,6 @@
 #endif
 
 static inline float a_at(int ta, const float *a, size_t lda, size_t i, size_t p) { return ta ? a[p * lda + i] : a[i * lda + p]; }
-static inline float b_at(int tb, const float *b, size_t ldb, size_t p, size_t j) { return tb ? b[j * ldb + p] : b[p * ldb + j]; }
 
 /// Bp[panel][p][0..nr) for columns [j0, j0 + nc), rows [p0, p0 + kc); zero beyond nc. nr: the tier's panel width.
 static void pack_b(int tb, const float *b, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc, float *bp, size_t nr) {
@@ -146,9 +145,9 @@ void pk_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alph
 #else
     const size_t nr = NR;
 #endif
-    // Columns in blocks of NC so that the packed B block stays in L2 across the A blocks (the AVX-512 tier, measured
-    // on a 1 MB-L2 EPYC, packs the whole range at once as before).
-    // Blocks of equal width (a multiple of nr), at most NC: 448 columns go as 2 x 224, not 384 + a thin 64.
+    // Columns in blocks of equal width (a multiple of nr), at most NC, so that the packed B block stays in L2 across
+    // the A blocks: 448 columns go as 2 x 224, not 384 and a thin 64. (The AVX-512 tier, measured on a 1 MB-L2
+    // EPYC, packs the whole range at once as before.)
     const size_t ncols = col_end - col_begin, nblocks = (ncols + NC - 1) / NC;
     const size_t ncb = tier == PK_TIER_AVX512 ? ncols : ((ncols + nblocks - 1) / nblocks + nr - 1) / nr * nr;
     const size_t panels = ((ncb < ncols ? ncb : ncols) + nr - 1) / nr;
