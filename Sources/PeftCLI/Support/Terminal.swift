@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 
 /// Where human-readable output goes. Progress and notes go to stderr so stdout stays clean for results.
