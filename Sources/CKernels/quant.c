@@ -16,15 +16,28 @@ static inline int nearest_int(float v) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
-size_t pk_quant_block_size(int type) { return type == PK_Q4_K || type == PK_Q6_K ? 256 : 32; }
+size_t pk_quant_block_size(int type) {
+    switch (type) {
+    case PK_Q2_K: case PK_Q3_K: case PK_Q4_K: case PK_Q5_K: case PK_Q6_K: case PK_IQ4_XS: return 256;
+    default: return 32;
+    }
+}
 
 size_t pk_quant_block_bytes(int type) {
     switch (type) {
-    case PK_Q8_0: return 34;
     case PK_Q4_0: return 18;
+    case PK_Q4_1: return 20;
     case PK_Q5_0: return 22;
+    case PK_Q5_1: return 24;
+    case PK_Q8_0: return 34;
+    case PK_Q2_K: return 84;
+    case PK_Q3_K: return 110;
+    case PK_Q4_K: return 144;
+    case PK_Q5_K: return 176;
     case PK_Q6_K: return 210;
-    default: return 144;
+    case PK_IQ4_NL: return 18;
+    case PK_IQ4_XS: return 136;
+    default: return 0;
     }
 }
 

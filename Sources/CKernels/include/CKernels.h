@@ -159,7 +159,11 @@ void pk_mpi_abort(int code);
 void pk_mpi_finalize(void);
 
 /// GGML block formats (see quant.c): q8_0, q5_0, q4_0 (32 weights a block), q4_k and q6_k (256 a super-block).
-enum { PK_Q8_0 = 8, PK_Q4_0 = 2, PK_Q5_0 = 6, PK_Q4_K = 12, PK_Q6_K = 14 };
+// GGML type ids.
+enum {
+    PK_Q4_0 = 2, PK_Q4_1 = 3, PK_Q5_0 = 6, PK_Q5_1 = 7, PK_Q8_0 = 8, PK_Q2_K = 10, PK_Q3_K = 11, PK_Q4_K = 12,
+    PK_Q5_K = 13, PK_Q6_K = 14, PK_IQ4_NL = 20, PK_IQ4_XS = 23
+};
 /// q6_K's 256 six-bit levels (0..63) from its ql/qh bytes, and back.
 void pk_q6k_levels(const uint8_t *block, uint8_t *levels);
 void pk_q6k_pack_levels(const uint8_t *levels, uint8_t *block);

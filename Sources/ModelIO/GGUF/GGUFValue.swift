@@ -64,8 +64,9 @@ public enum GGUFValue: Equatable, Sendable {
 }
 
 /// GGML tensor types GGUF files name (the ones this engine reads or writes).
-public enum GGMLType: UInt32, Sendable {
-    case f32 = 0, f16 = 1, q4_0 = 2, q5_0 = 6, q8_0 = 8, q4_k = 12, q6_k = 14, bf16 = 30
+public enum GGMLType: UInt32, Sendable, CaseIterable {
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q2_k = 10, q3_k = 11, q4_k = 12, q5_k = 13
+    case q6_k = 14, iq4_nl = 20, iq4_xs = 23, bf16 = 30
 
     /// (elements per block, bytes per block).
     public var block: (size: Int, bytes: Int) {
@@ -73,10 +74,17 @@ public enum GGMLType: UInt32, Sendable {
         case .f32: (1, 4)
         case .f16, .bf16: (1, 2)
         case .q4_0: (32, 18)
+        case .q4_1: (32, 20)
         case .q5_0: (32, 22)
+        case .q5_1: (32, 24)
         case .q8_0: (32, 34)
+        case .iq4_nl: (32, 18)
+        case .q2_k: (256, 84)
+        case .q3_k: (256, 110)
         case .q4_k: (256, 144)
+        case .q5_k: (256, 176)
         case .q6_k: (256, 210)
+        case .iq4_xs: (256, 136)
         }
     }
 }
