@@ -3,7 +3,7 @@
 does not depend on the weights). Default: Qwen2.5-0.5B-Instruct shapes, bf16, with the Qwen tokenizer
 from ../shared/qwen-tokenizer when present.
 
-    python3 scripts/make_bench_model.py [--shape qwen2.5-0.5b|qwen1.5-1.8b] [--out DIR]
+    python3 scripts/make_bench_model.py [--shape qwen2.5-0.5b|qwen2.5-1.5b|qwen1.5-1.8b] [--out DIR]
 """
 import argparse
 import os
@@ -14,6 +14,11 @@ from transformers import AutoModelForCausalLM, Qwen2Config
 
 SHAPES = {
     "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                         num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
+                         rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6),
+    # Every matrix a whole number of 256-weight super-blocks (hidden 1536, intermediate 8960): the k-quants apply
+    # without fallbacks.
+    "qwen2.5-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
                          num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
                          rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6),
     "qwen1.5-1.8b": dict(hidden_size=2048, intermediate_size=5504, num_hidden_layers=24, num_attention_heads=16,

@@ -65,7 +65,23 @@ void pk_neon_sgemm_micro(const float *ap, const float *bp, size_t kc, float *c, 
 /// One packed group of 8 rows against one input (quant_packed.c's layout and scaling): out[8].
 void pk_neon_group_q8x(int type, const uint8_t *g, size_t k, const int8_t *qx, const float *dx, const int32_t *sx,
                        float out[8]);
+/// One row of a row-layout format (quant_rows.c) against mt <= 4 inputs (qx [mt, k], dx [mt, k/32], and
+/// xs16 [mt, k/16]: dx times the sum of each 16 activations): out[mt].
+void pk_neon_row_dot(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const float *xs16,
+                     size_t mt, float *out);
 #endif
+
+// ---- row-layout formats (quant_rows.c) ----
+/// Whether a format stays in GGML's row layout in memory (q4_1, q5_1, q2_k, q3_k, q5_k, q6_k, iq4_nl, iq4_xs).
+int pk_is_row_type(int type);
+/// One block as int8 levels q[block size], 16-weight scales sc and offsets mn (w = sc * q - mn); returns whether any
+/// offset is non-zero.
+int pk_row_unpack_block(int type, const uint8_t *block, int8_t *q, float *sc, float *mn);
+/// One row of k weights dequantized into of (f32) or, when of is NULL, ob (bf16).
+void pk_row_dequantize(int type, const uint8_t *row, size_t k, float *of, uint16_t *ob);
+/// pk_packed_gemv_q8x for the row-layout formats (rows padded to 8; groups are 8 consecutive rows).
+void pk_rows_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const int8_t *qx, const float *dx,
+                      float *y, size_t ldy, size_t m_count, size_t g0, size_t g1);
 
 static inline float pk_bf16_scalar(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;

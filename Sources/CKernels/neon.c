@@ -675,4 +675,50 @@ void pk_neon_group_q8x(int type, const uint8_t *g, size_t k, const int8_t *qx, c
     else group_q8x_wide(type, g, k, qx, dx, sx, out);
 }
 
+
+// ---- one row of a row-layout format (quant_rows.c) against up to 4 inputs ----
+// The block is unpacked to int8 levels, 16-weight scales and offsets (pk_row_unpack_block); each 16 levels are
+// multiplied by 16 activations into 4 lanes (SDOT, or SMULL + pairwise adds), scaled in float per lane and summed at
+// the end, in quant_rows.c's order per 16 weights.
+PK_DOTPROD PK_INLINE int32x4_t dot16_sdot(int8x16_t w, int8x16_t x) { return vdotq_s32(vdupq_n_s32(0), w, x); }
+PK_INLINE int32x4_t dot16_wide(int8x16_t w, int8x16_t x) {
+    return vaddq_s32(vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x))), vpaddlq_s16(vmull_high_s8(w, x)));
+}
+
+#define ROW_DOT_KERNEL(NAME, ATTR, DOT16)                                                                            \
+    ATTR static void NAME(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx,                \
+                          const float *xs16, size_t mt, float *out) {                                               \
+        const size_t bs = pk_quant_block_size(type), bb = pk_quant_block_bytes(type);                               \
+        int8_t q[256];                                                                                              \
+        float sc[16], mn[16], off[4] = {0, 0, 0, 0};                                                                \
+        float32x4_t acc[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};                       \
+        for (size_t b = 0; b < k / bs; b++) {                                                                       \
+            const int offsets = pk_row_unpack_block(type, row + b * bb, q, sc, mn);                                 \
+            for (size_t g = 0; g < bs / 16; g++) {                                                                  \
+                const int8x16_t w = vld1q_s8(q + 16 * g);                                                           \
+                for (size_t j = 0; j < mt; j++) {                                                                   \
+                    const size_t at = j * k + b * bs + 16 * g;                                                      \
+                    const int32x4_t p = DOT16(w, vld1q_s8(qx + at));                                                \
+                    acc[j] = vaddq_f32(acc[j], vmulq_n_f32(vcvtq_f32_s32(p), sc[g] * dx[at / 32]));                 \
+                }                                                                                                   \
+            }                                                                                                       \
+            if (offsets) {                                                                                          \
+                for (size_t j = 0; j < mt; j++) {                                                                   \
+                    const float *xs = xs16 + j * (k / 16) + b * bs / 16;                                            \
+                    for (size_t g = 0; g < bs / 16; g++) off[j] += mn[g] * xs[g];                                   \
+                }                                                                                                   \
+            }                                                                                                       \
+        }                                                                                                           \
+        for (size_t j = 0; j < mt; j++) out[j] = vaddvq_f32(acc[j]) - off[j];                                       \
+    }
+
+ROW_DOT_KERNEL(row_dot_sdot, PK_DOTPROD, dot16_sdot)
+ROW_DOT_KERNEL(row_dot_wide, , dot16_wide)
+
+void pk_neon_row_dot(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const float *xs16,
+                     size_t mt, float *out) {
+    if (pk_has_vnni()) row_dot_sdot(type, row, k, qx, dx, xs16, mt, out);
+    else row_dot_wide(type, row, k, qx, dx, xs16, mt, out);
+}
+
 #endif

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 size_t pk_packed_block_bytes(int type) {
+    if (pk_is_row_type(type)) return 8 * pk_quant_block_bytes(type);   // 8 rows, one after the other (quant_rows.c)
     switch (type) {
     case PK_Q8_0: return 272;
     case PK_Q4_0: return 144;
@@ -67,6 +68,14 @@ static void put_scales_mins(const uint8_t *sc, const uint8_t *mn, uint8_t *q) {
 }
 
 void pk_pack_group(int type, const uint8_t *const rows[8], size_t k, uint8_t *out) {
+    if (pk_is_row_type(type)) {
+        const size_t row_bytes = k / pk_quant_block_size(type) * pk_quant_block_bytes(type);
+        for (int r = 0; r < 8; r++) {
+            if (rows[r]) memcpy(out + r * row_bytes, rows[r], row_bytes);
+            else memset(out + r * row_bytes, 0, row_bytes);
+        }
+        return;
+    }
     const size_t bb = pk_quant_block_bytes(type), pb = pk_packed_block_bytes(type), nb = k / pk_quant_block_size(type);
     const size_t hb = header_bytes(type), qb = quant_bytes(type), gh = ggml_header_bytes(type);
     const uint8_t flip = type == PK_Q8_0 ? 0x80 : 0;
@@ -101,6 +110,11 @@ void pk_pack_group(int type, const uint8_t *const rows[8], size_t k, uint8_t *ou
 }
 
 void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out) {
+    if (pk_is_row_type(type)) {
+        const size_t row_bytes = k / pk_quant_block_size(type) * pk_quant_block_bytes(type);
+        memcpy(out, group + r * row_bytes, row_bytes);
+        return;
+    }
     const size_t bb = pk_quant_block_bytes(type), pb = pk_packed_block_bytes(type), nb = k / pk_quant_block_size(type);
     const size_t hb = header_bytes(type), qb = quant_bytes(type), gh = ggml_header_bytes(type);
     const uint8_t flip = type == PK_Q8_0 ? 0x80 : 0;
@@ -294,6 +308,12 @@ PK_AVX2 static void dequantize_rows_avx2(int type, const uint8_t *w, size_t k, s
 #endif
 
 static void dequantize_rows(int type, const uint8_t *w, size_t k, size_t r0, size_t r1, float *of, uint16_t *ob) {
+    if (pk_is_row_type(type)) {
+        const size_t row_bytes = k / pk_quant_block_size(type) * pk_quant_block_bytes(type);
+        for (size_t r = r0; r < r1; r++)
+            pk_row_dequantize(type, w + r * row_bytes, k, of ? of + (r - r0) * k : NULL, of ? NULL : ob + (r - r0) * k);
+        return;
+    }
 #if PK_X86
     if (pk_has_avx512()) { dequantize_rows_avx512(type, w, k, r0, r1, of, ob); return; }
     if (pk_has_avx2()) { dequantize_rows_avx2(type, w, k, r0, r1, of, ob); return; }
@@ -590,6 +610,7 @@ typedef void (*group_kernel)(int, const uint8_t *, size_t, const int8_t *, const
 
 void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const int8_t *qx, const float *dx,
                         const int32_t *sx, float *y, size_t ldy, size_t m_count, size_t g0, size_t g1) {
+    if (pk_is_row_type(type)) { pk_rows_gemv_q8x(type, w, rows, k, qx, dx, y, ldy, m_count, g0, g1); return; }
     const size_t group_bytes = k / pk_quant_block_size(type) * pk_packed_block_bytes(type), nb = k / 32;
     const group_kernel *kernels = NULL;   // per tier, for 1..4 inputs at a time; NULL: one input at a time
     const int tier = pk_tier(), vnni = pk_has_vnni();

@@ -83,11 +83,8 @@ public final class GGUFModel: @unchecked Sendable {
                 return m
             }
             switch t.type {
-            case .q8_0: return quantized(.q8_0)
-            case .q4_0: return quantized(.q4_0)
-            case .q4_k: return quantized(.q4_k)
-            case .q6_k: return quantized(.q6_k)
-            case .q5_0: return quantized(.q5_0)
+            case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .iq4_nl, .iq4_xs:
+                return quantized(QuantType(rawValue: "\(t.type)")!)
             case .f32, .f16, .bf16:
                 let values = try vector(name, count: rows * cols)
                 if permuted {
@@ -109,7 +106,7 @@ public final class GGUFModel: @unchecked Sendable {
             case .f32: Convert.toFloat(t.data, dtype: .float32, into: out.pointer, count: count)
             case .f16: Convert.toFloat(t.data, dtype: .float16, into: out.pointer, count: count)
             case .bf16: Convert.toFloat(t.data, dtype: .bfloat16, into: out.pointer, count: count)
-            case .q8_0, .q4_0, .q5_0, .q4_k, .q6_k:
+            case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .iq4_nl, .iq4_xs:
                 let q = QuantType(rawValue: "\(t.type)")!
                 q.dequantize(t.data.assumingMemoryBound(to: UInt8.self), count: count, into: out.pointer)
             }

@@ -813,35 +813,52 @@ static void test_sgemm(void) {
 
 // ---- quantized formats -----------------------------------------------------------------------------------------
 
-static const int qtypes[] = {PK_Q8_0, PK_Q4_0, PK_Q5_0, PK_Q4_K, PK_Q6_K};
-#define NQ (sizeof qtypes / sizeof qtypes[0])
+/// Every block format: the round trip, the in-memory layout and the products.
+static const int qtypes_all[] = {PK_Q8_0, PK_Q4_0, PK_Q5_0, PK_Q4_K, PK_Q6_K, PK_Q4_1, PK_Q5_1, PK_Q2_K, PK_Q3_K,
+                                 PK_Q5_K, PK_IQ4_NL, PK_IQ4_XS};
+#define NQ_ALL (sizeof qtypes_all / sizeof qtypes_all[0])
 static const char *qname(int t) {
     switch (t) {
     case PK_Q8_0: return "q8_0";
     case PK_Q4_0: return "q4_0";
     case PK_Q5_0: return "q5_0";
     case PK_Q4_K: return "q4_k";
+    case PK_Q4_1: return "q4_1";
+    case PK_Q5_1: return "q5_1";
+    case PK_Q2_K: return "q2_k";
+    case PK_Q3_K: return "q3_k";
+    case PK_Q5_K: return "q5_k";
+    case PK_IQ4_NL: return "iq4_nl";
+    case PK_IQ4_XS: return "iq4_xs";
     default: return "q6_k";
     }
 }
 
 /// Relative RMS error bounds of quantize -> dequantize on the test's data (normal, one outlier of 8 sigma), about
-/// 1.4 times GGML's errors there (q8_0 0.0085, q6_k 0.018, q5_0 0.071, q4_k 0.071, q4_0 0.147): a misplaced nibble,
-/// scale or sign gives errors of order 1.
+/// 1.4 times GGML's errors there (q8_0 0.0085, q6_k 0.018, q5_k 0.036, q5_1 0.049, q5_0 0.071, q4_k 0.071,
+/// iq4_xs 0.081, q4_1 0.095, iq4_nl 0.110, q4_0 0.147, q3_k 0.151, q2_k 0.312): a misplaced nibble, scale or sign gives
+/// errors of order 1.
 static double qbound(int t) {
     switch (t) {
     case PK_Q8_0: return 0.012;
     case PK_Q6_K: return 0.025;
     case PK_Q5_0: return 0.1;
     case PK_Q4_K: return 0.1;
+    case PK_Q4_1: return 0.14;
+    case PK_Q5_1: return 0.07;
+    case PK_Q2_K: return 0.45;
+    case PK_Q3_K: return 0.21;
+    case PK_Q5_K: return 0.05;
+    case PK_IQ4_NL: return 0.16;
+    case PK_IQ4_XS: return 0.12;
     default: return 0.2;
     }
 }
 
 static void test_quant_roundtrip(void) {
     char what[64];
-    for (size_t q = 0; q < NQ; q++) {
-        const int type = qtypes[q];
+    for (size_t q = 0; q < NQ_ALL; q++) {
+        const int type = qtypes_all[q];
         const size_t bs = pk_quant_block_size(type), bb = pk_quant_block_bytes(type), nb = 4, n = nb * bs;
         seed(1200 + q);
         float *x = xmalloc(n * 4), *y = xmalloc(n * 4), *ys = xmalloc(n * 4);
@@ -892,8 +909,8 @@ static uint8_t *pack_rows(int type, const uint8_t *q, size_t rows, size_t k) {
 
 static void test_pack(void) {
     char what[64];
-    for (size_t q = 0; q < NQ; q++) {
-        const int type = qtypes[q];
+    for (size_t q = 0; q < NQ_ALL; q++) {
+        const int type = qtypes_all[q];
         const size_t bs = pk_quant_block_size(type), bb = pk_quant_block_bytes(type), nb = 3, k = nb * bs;
         const size_t rows = 13, rb = nb * bb;
         seed(1300 + q);
@@ -1040,9 +1057,19 @@ static uint8_t *integer_rows(int type, size_t rows, size_t k) {
         if (type == PK_Q6_K) {
             memcpy(b + 208, &one, 2);
             for (int j = 0; j < 16; j++) b[192 + j] = (uint8_t)(int8_t)irange(-20, 20);
-        } else if (type == PK_Q4_K) {
+        } else if (type == PK_Q4_K || type == PK_Q5_K || type == PK_Q4_1 || type == PK_Q5_1) {
             memcpy(b, &one, 2);
-            memcpy(b + 2, &one, 2);   // dmin 1; the 12 bytes of 6-bit scales and mins stay random
+            memcpy(b + 2, &one, 2);   // dmin (or m) 1; q4_k/q5_k's 12 bytes of 6-bit scales and mins stay random
+        } else if (type == PK_Q2_K) {
+            memcpy(b + 80, &one, 2);
+            memcpy(b + 82, &one, 2);
+        } else if (type == PK_Q3_K) {
+            memcpy(b + 108, &one, 2);
+        } else if (type == PK_IQ4_XS) {
+            // Sub-block scales 0..3 (high bits 2, low bits 0..3): the table's levels reach 127.
+            memcpy(b, &one, 2);
+            b[2] = b[3] = 0xAA;
+            for (int j = 4; j < 8; j++) b[j] &= 0x33;
         } else {
             memcpy(b, &one, 2);
         }
@@ -1058,8 +1085,8 @@ static void test_q8x(void) {
             snprintf(label + strlen(label), sizeof label - strlen(label), "/no-vnni");
         }
         const char *kernel = "pk_packed_gemv_q8x";
-        for (size_t q = 0; q < NQ; q++) {
-            const int type = qtypes[q];
+        for (size_t q = 0; q < NQ_ALL; q++) {
+            const int type = qtypes_all[q];
             const size_t bs = pk_quant_block_size(type);
             const size_t kn[2] = {bs == 32 ? 7 * 32 : 256, bs == 32 ? 32 : 512};
             for (int kk = 0; kk < 2; kk++) {

@@ -171,6 +171,9 @@ size_t pk_quant_block_size(int type);
 size_t pk_quant_block_bytes(int type);
 /// Quantizes nblocks blocks of x (GGML's reference rounding) into out.
 void pk_quantize(int type, const float *x, uint8_t *out, size_t nblocks);
+/// As llama.cpp's llama_model_quantize without an importance matrix: pk_quantize, except iq4_nl, which searches
+/// 7 scales each way there (its reference row quantizer none).
+void pk_quantize_for_file(int type, const float *x, uint8_t *out, size_t nblocks);
 void pk_dequantize(int type, const uint8_t *blocks, float *out, size_t nblocks);
 /// Quantized matrices in memory: groups of 8 rows, block column by block column (quant_packed.c); rows padded to 8.
 size_t pk_packed_block_bytes(int type);

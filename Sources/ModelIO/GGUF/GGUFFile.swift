@@ -59,7 +59,9 @@ public final class GGUFFile: @unchecked Sendable {
             }
             let rawType = try cursor.u32()
             guard let type = GGMLType(rawValue: rawType) else {
-                throw cursor.bad("tensor \(name) has GGML type \(rawType), which this engine does not read (f32, f16, bf16, q8_0, q4_0, q4_k)")
+                let known = GGMLType.otherNames[rawType].map { "GGML type \($0) (\(rawType))" } ?? "GGML type \(rawType)"
+                let read = GGMLType.allCases.map { "\($0)" }.joined(separator: ", ")
+                throw cursor.bad("tensor \(name) has \(known), which this engine does not read (it reads \(read))")
             }
             let offset = try cursor.u64()
             guard offset < UInt64(Int.max / 2) else { throw cursor.bad("tensor \(name) has offset \(offset)") }

@@ -87,4 +87,10 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         case .iq4_xs: (256, 136)
         }
     }
+
+    /// llama.cpp's names of the GGML types we do not read, for error messages.
+    static let otherNames: [UInt32: String] = [
+        9: "q8_1", 15: "q8_k", 16: "iq2_xxs", 17: "iq2_xs", 18: "iq3_xxs", 19: "iq1_s", 21: "iq3_s", 22: "iq2_s",
+        24: "i8", 25: "i16", 26: "i32", 27: "i64", 28: "f64", 29: "iq1_m", 34: "tq1_0", 35: "tq2_0", 39: "mxfp4",
+    ]
 }
