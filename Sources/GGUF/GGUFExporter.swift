@@ -14,60 +14,59 @@ import Transformer
 /// try GGUFExporter.export(model: url, adapter: nil, type: .q8_0, output: URL(fileURLWithPath: "model-q8_0.gguf"))
 /// ```
 public enum GGUFExporter {
-    /// What `--type` accepts.
+    /// What `--type` accepts: llama.cpp's file types (`llama-quantize`'s names in lower case), each tensor in the format
+    /// llama.cpp's `llama_model_quantize` gives it (`QuantMix`), and `q4_k`, every matrix q4_k.
     public enum OutputType: String, CaseIterable, Sendable {
-        /// `q4_k_m` is llama.cpp's Q4_K_M mixture: q4_k, with q6_k for the LM head and for the value and down
-        /// projections of the layers `usesMoreBits` picks.
-        case q8_0, q4_0, q4_k, q4_k_m, q6_k, f16, bf16
+        case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1
+        case q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs
+        /// Every matrix q4_k (where its rows are whole super-blocks), as llama.cpp's `--pure` Q4_K_S.
+        case q4_k
 
-        var matrixType: GGMLType {
+        /// The type of the mixture's matrices where no rule says otherwise (`llama_ftype_get_default_type`).
+        public var defaultType: GGMLType {
             switch self {
-            case .q8_0: .q8_0
-            case .q4_0: .q4_0
-            case .q4_k, .q4_k_m: .q4_k
-            case .q6_k: .q6_k
+            case .f32: .f32
             case .f16: .f16
             case .bf16: .bf16
+            case .q8_0: .q8_0
+            case .q4_0: .q4_0
+            case .q4_1: .q4_1
+            case .q5_0: .q5_0
+            case .q5_1: .q5_1
+            case .q2_k: .q2_k
+            case .q3_k_s, .q3_k_m, .q3_k_l: .q3_k
+            case .q4_k_s, .q4_k_m, .q4_k: .q4_k
+            case .q5_k_s, .q5_k_m: .q5_k
+            case .q6_k: .q6_k
+            case .iq4_nl: .iq4_nl
+            case .iq4_xs: .iq4_xs
             }
         }
 
-        /// llama.cpp's `general.file_type` (llama_ftype).
-        var fileType: UInt32 {
+        /// llama.cpp's `general.file_type` (`llama_ftype` in include/llama.h).
+        public var fileType: UInt32 {
             switch self {
+            case .f32: 0
             case .f16: 1
             case .q4_0: 2
+            case .q4_1: 3
             case .q8_0: 7
-            case .q4_k: 14
+            case .q5_0: 8
+            case .q5_1: 9
+            case .q2_k: 10
+            case .q3_k_s: 11
+            case .q3_k_m: 12
+            case .q3_k_l: 13
+            case .q4_k_s, .q4_k: 14
             case .q4_k_m: 15
+            case .q5_k_s: 16
+            case .q5_k_m: 17
             case .q6_k: 18
+            case .iq4_nl: 25
+            case .iq4_xs: 30
             case .bf16: 32
             }
         }
-
-        var quantType: QuantType? {
-            switch self {
-            case .q8_0: .q8_0
-            case .q4_0: .q4_0
-            case .q4_k, .q4_k_m: .q4_k
-            case .q6_k: .q6_k
-            default: nil
-            }
-        }
-
-        /// The format of one matrix: Q4_K_M gives q6_k to the LM head (the embedding when tied) and to attn_v and
-        /// ffn_down in the first and last eighth of the layers and every third layer between, as llama.cpp does.
-        func matrixType(for name: String, layerCount n: Int, tied: Bool) -> GGMLType {
-            guard self == .q4_k_m else { return matrixType }
-            if name == "output.weight" || (tied && name == "token_embd.weight") { return .q6_k }
-            let parts = name.split(separator: ".")
-            if parts.count == 4, parts[0] == "blk", let i = Int(parts[1]), parts[2] == "attn_v" || parts[2] == "ffn_down",
-               Self.usesMoreBits(layer: i, of: n) {
-                return .q6_k
-            }
-            return .q4_k
-        }
-
-        static func usesMoreBits(layer i: Int, of n: Int) -> Bool { i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2 }
     }
 
     public struct Report: Sendable {
@@ -119,18 +118,12 @@ public enum GGUFExporter {
         }
 
         var fallbacks: [String] = []
-        var types: [String: GGMLType] = [:]
+        let mix = QuantMix.Model(config: config)
         for (gguf, _, shape) in plan {
-            var t: GGMLType = shape.count == 1 ? .f32
-                : type.matrixType(for: gguf, layerCount: config.layerCount, tied: config.tieWordEmbeddings)
-            // Rows that are not whole blocks: llama.cpp's fallback (q5_0 for q4_k, q8_0 for q6_k), else f16.
-            if let q = QuantType(rawValue: "\(t)"), shape.count == 2, shape[1] % q.blockSize != 0 {
-                t = q.format(forColumns: shape[1]).flatMap { GGMLType(rawValue: UInt32($0.ggmlType)) } ?? .f16
-                fallbacks.append("\(gguf) (\(shape[1]) columns) as \(t)")
-            }
-            types[gguf] = t
+            let choice = QuantMix.choose(tensor: gguf, shape: shape, fileType: type, model: mix)
+            if choice.isFallback { fallbacks.append("\(gguf) (\(shape[1]) columns) as \(choice.type) instead of \(choice.wanted)") }
             // GGML order: the innermost dimension first.
-            writer.tensors.append(.init(name: gguf, dims: shape.reversed(), type: t))
+            writer.tensors.append(.init(name: gguf, dims: shape.reversed(), type: choice.type))
         }
         let hfName = Dictionary(uniqueKeysWithValues: plan.map { ($0.0, $0.1) })
         let permuted = GGUFLayout.permutesQueryKey(gguf: arch)
@@ -159,9 +152,11 @@ public enum GGUFExporter {
                 case .f32: out.baseAddress!.copyMemory(from: values.pointer, byteCount: n * 4)
                 case .f16: Convert.fromFloat(values.pointer, dtype: .float16, into: out.baseAddress!, count: n)
                 case .bf16: Convert.fromFloat(values.pointer, dtype: .bfloat16, into: out.baseAddress!, count: n)
-                case .q8_0, .q4_0, .q5_0, .q4_k, .q6_k:
-                    guard let q = QuantType(rawValue: "\(tensor.type)") else { throw ModelIOError.malformed(path: output.path, reason: "no quantizer for \(tensor.type)") }
-                    q.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .iq4_nl, .iq4_xs:
+                    guard let q = QuantType(rawValue: "\(tensor.type)") else {
+                        throw ModelIOError.malformed(path: output.path, reason: "no quantizer for \(tensor.type) (tensor \(tensor.name))")
+                    }
+                    q.quantizeForFile(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
                 }
             }
             bytes += tensor.byteCount

@@ -10,11 +10,11 @@ extension GGUFExporter.OutputType: ExpressibleByArgument {}
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a model (with an adapter merged in, if given) as one GGUF file for llama.cpp and Ollama.",
-        discussion: "Matrices in the chosen format (q8_0, q4_0, q4_k, q6_k; q4_k_m as llama.cpp's Q4_K_M mixture; f16 or bf16), norms in f32, the tokenizer and chat template in the metadata, tensor names as llama.cpp's converter writes them. Qwen2 (Qwen1.5, Qwen2, Qwen2.5), Qwen3 and Llama-architecture models (Llama, Mistral without a sliding window).")
+        discussion: "Every tensor in the format llama.cpp's llama-quantize gives it for the chosen file type (llama.cpp's names in lower case: q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs; f32, f16 or bf16 for every matrix; q4_k for every matrix q4_k), norms in f32, the tokenizer and chat template in the metadata, tensor names as llama.cpp's converter writes them. Qwen2 (Qwen1.5, Qwen2, Qwen2.5), Qwen3 and Llama-architecture models (Llama, Mistral without a sliding window).")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "A LoRA, DoRA or (IA)³ adapter to merge first.") var adapter: String?
-    @Option(help: "q8_0, q4_0, q4_k, q4_k_m, q6_k, f16 or bf16.") var type: GGUFExporter.OutputType
+    @Option(help: "A llama.cpp file type (q4_k_m, q8_0, q5_k_m, q3_k_m, iq4_xs, ...: see below), f32, f16, bf16 or q4_k.") var type: GGUFExporter.OutputType
     @Option(help: "The .gguf file to write.") var output: String
 
     func run() throws {
