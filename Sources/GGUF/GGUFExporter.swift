@@ -162,6 +162,8 @@ public enum GGUFExporter {
                 case .q8_0, .q4_0, .q5_0, .q4_k, .q6_k:
                     guard let q = QuantType(rawValue: "\(tensor.type)") else { throw ModelIOError.malformed(path: output.path, reason: "no quantizer for \(tensor.type)") }
                     q.quantize(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                default:
+                    throw ModelIOError.malformed(path: output.path, reason: "no writer for \(tensor.type) tensors")
                 }
             }
             bytes += tensor.byteCount

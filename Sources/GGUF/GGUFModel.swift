@@ -99,6 +99,8 @@ public final class GGUFModel: @unchecked Sendable {
                 let half = HalfBuffer(count: rows * cols)
                 Convert.fromFloat(values.pointer, dtype: .bfloat16, into: half.pointer, count: rows * cols)
                 return WeightMatrix(rows: rows, cols: cols, storage: .bfloat16(UnsafePointer(half.pointer)), owner: half)
+            default:
+                throw ModelIOError.malformed(path: file.path, reason: "tensor \(name) is \(t.type), which this engine does not read yet")
             }
         }
         func vector(_ name: String, count: Int) throws -> FloatBuffer {
@@ -112,6 +114,8 @@ public final class GGUFModel: @unchecked Sendable {
             case .q8_0, .q4_0, .q5_0, .q4_k, .q6_k:
                 let q = QuantType(rawValue: "\(t.type)")!
                 q.dequantize(t.data.assumingMemoryBound(to: UInt8.self), count: count, into: out.pointer)
+            default:
+                throw ModelIOError.malformed(path: file.path, reason: "tensor \(name) is \(t.type), which this engine does not read yet")
             }
             return out
         }

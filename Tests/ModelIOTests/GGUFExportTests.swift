@@ -73,6 +73,7 @@ final class GGUFExportTests: XCTestCase {
                     case .f16: Convert.toFloat(info.data, dtype: .float16, into: out.baseAddress!, count: n)
                     case .bf16: Convert.toFloat(info.data, dtype: .bfloat16, into: out.baseAddress!, count: n)
                     case .f32: Convert.toFloat(info.data, dtype: .float32, into: out.baseAddress!, count: n)
+                    default: XCTFail("\(name) is \(info.type), which the exporter never writes")
                     }
                 }
                 XCTAssertEqual(ours, want, "\(kind) \(name)")
