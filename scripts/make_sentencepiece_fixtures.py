@@ -107,15 +107,18 @@ SP_MODELS = {
 
 
 def train_sentencepiece(name, options, corpus, directory):
-    prefix = str(directory / name)
+    # A relative prefix: the trainer spec stores it, and a temporary path would make the file differ run to run.
+    here = os.getcwd()
+    os.chdir(directory)
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus), model_prefix=prefix, model_type="bpe", vocab_size=options["vocab_size"],
+        sentence_iterator=iter(corpus), model_prefix=name, model_type="bpe", vocab_size=options["vocab_size"],
         byte_fallback=True, normalization_rule_name="identity", character_coverage=0.995,
         add_dummy_prefix=options["add_dummy_prefix"], remove_extra_whitespaces=options["remove_extra_whitespaces"],
         split_digits=True, allow_whitespace_only_pieces=True, user_defined_symbols=options["user_defined_symbols"],
         num_threads=1, seed_sentencepiece_size=100000, input_sentence_size=0, shuffle_input_sentence=False,
         minloglevel=2)
-    return Path(prefix + ".model")
+    os.chdir(here)
+    return directory / f"{name}.model"
 
 
 def write_sentencepiece_gguf(model_path, out_path, add_space_prefix):
@@ -231,7 +234,7 @@ DEEPSEEK3_MAIN = (r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}
 KINDS = {
     "default": ([r"[\p{P}\$\+<=>\^~\|]+", GPT2_LLAMACPP, r"\p{N}+", r"[0-9][0-9][0-9]"], False, False),
     "llama3": ([LLAMA3], True, False),
-    "jais2": ([LLAMA3.replace(r"|\s+(?!\S)|\s+", r"|\s{512}(?!\S)|\s{256}(?!\S)|\s{128}(?!\S)|\s{64}(?!\S)|\s{32}(?!\S)"
+    "jais-2": ([LLAMA3.replace(r"|\s+(?!\S)|\s+", r"|\s{512}(?!\S)|\s{256}(?!\S)|\s{128}(?!\S)|\s{64}(?!\S)|\s{32}(?!\S)"
                               r"|\s{16}(?!\S)|\s{8}(?!\S)|\s{4}(?!\S)|\s{1,2}(?!\S)|\s{1}")], False, False),
     "dbrx": ([LLAMA3], False, False),
     "deepseek-llm": (["[\r\n]", DEEPSEEK_LLM_LETTERS, "\\s?[!-/:-~！-／：-～‘-‟　-。]+", r"\s+$", "[一-龥ࠀ-一가-퟿]+",

@@ -2,7 +2,10 @@ import Foundation
 
 /// Any other `Split` regex, run with `NSRegularExpression` (ICU). ICU and Oniguruma agree on the constructs
 /// tokenizer files use (classes, `\p{..}`, lookahead, `(?i:..)`, possessive quantifiers) except `\s`, which ICU
-/// limits to `[\t\n\f\r\p{Z}]`; it is rewritten to Oniguruma's Unicode White_Space (adding U+000B and U+0085).
+/// limits to `[\t\n\f\r\p{Z}]`, and `\b`, which ICU draws skipping combining marks and format characters; they are
+/// rewritten to Oniguruma's meaning: Unicode White_Space (adding U+000B and U+0085), `\w` as letters, marks, numbers
+/// and connector punctuation (ICU's leaves out numbers such as "½"), and `\b` as a plain change between `\w` and `\W`
+/// (`[\b]`, a backspace in a class, is not used by tokenizer files and not told apart).
 /// Match positions are mapped back to UTF-8.
 /// ```swift
 /// let pattern = try RegexPattern(source: #"\w+|[^\w\s]+"#, field: field)
@@ -13,7 +16,7 @@ struct RegexPattern: @unchecked Sendable {  // NSRegularExpression is immutable 
 
     init(source: String, field: JSONField) throws {
         do {
-            expression = try NSRegularExpression(pattern: Self.whiteSpaceAsOniguruma(source))
+            expression = try NSRegularExpression(pattern: Self.classesAsOniguruma(source))
         } catch {
             throw field.invalid("cannot compile regex '\(source)': \(error.localizedDescription)")
         }
@@ -23,8 +26,9 @@ struct RegexPattern: @unchecked Sendable {  // NSRegularExpression is immutable 
         try self.init(source: NSRegularExpression.escapedPattern(for: literal), field: field)
     }
 
-    /// `\s` and `\S` spelled as the White_Space property, leaving escaped backslashes alone.
-    static func whiteSpaceAsOniguruma(_ source: String) -> String {
+    /// `\s`, `\S`, `\w`, `\W` and `\b` spelled out as Oniguruma means them, leaving escaped backslashes alone.
+    static func classesAsOniguruma(_ source: String) -> String {
+        let word = #"[\p{L}\p{M}\p{N}\p{Pc}]"#
         var result = ""
         var escaped = false
         for character in source {
@@ -32,6 +36,15 @@ struct RegexPattern: @unchecked Sendable {  // NSRegularExpression is immutable 
                 switch character {
                 case "s": result += "p{White_Space}"
                 case "S": result += "P{White_Space}"
+                case "w":
+                    result.removeLast()
+                    result += word
+                case "W":
+                    result.removeLast()
+                    result += "[^" + word.dropFirst()
+                case "b":
+                    result.removeLast()
+                    result += "(?:(?<=\(word))(?!\(word))|(?<!\(word))(?=\(word)))"
                 default: result.append(character)
                 }
                 escaped = false
