@@ -1,6 +1,7 @@
 import Foundation
 import ModelIO
 import TestSupport
+import Transformer
 import Tokenizer
 import XCTest
 @testable import GGUF
@@ -107,5 +108,38 @@ final class GGUFTokenizerTests: XCTestCase {
         let tokenizer = try Tokenizer.load(directory: directory)
         let hash = GGUFPreTokenizer.checkHash(ids: tokenizer.encode(GGUFPreTokenizer.checkText))
         XCTAssertEqual(GGUFPreTokenizer.namesByCheckHash[hash], "qwen2", hash)
+    }
+
+    /// A Llama folder with only a SentencePiece `tokenizer.model` (and then with a Llama 2 style tokenizer.json) exports
+    /// a `llama` vocabulary whose tokenizer encodes every text as Hugging Face does.
+    func testSentencePieceExportRoundTrips() throws {
+        let folder = temporaryURL("spm")
+        try FileManager.default.copyItem(at: modelFixture("tiny-llama"), to: folder)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+        }
+        try FileManager.default.copyItem(at: fixtureURL("tokenizers/sp-llama/tokenizer.model"),
+                                         to: folder.appendingPathComponent("tokenizer.model"))
+        var config = try ModelConfig(json: Data(contentsOf: folder.appendingPathComponent("config.json")), path: "config.json")
+        config.vocabSize = 800
+        let directory = try ModelDirectory(url: folder)
+        let metadata = try GGUFExporter.tokenizerMetadata(directory: directory, config: config)
+        let values = Dictionary(metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(values["tokenizer.ggml.model"], .string("llama"))
+        XCTAssertEqual(values["tokenizer.ggml.add_space_prefix"], .bool(true))
+        XCTAssertEqual(values["tokenizer.ggml.bos_token_id"], .uint32(1))
+        XCTAssertEqual(values["tokenizer.ggml.add_bos_token"], .bool(true))
+        let url = temporaryURL("spm").appendingPathExtension("gguf")
+        defer { try? FileManager.default.removeItem(at: url) }
+        var writer = GGUFWriter()
+        writer.metadata = metadata
+        try writer.write(to: url) { _, _ in }
+        let tokenizer = try GGUFTokenizer.tokenizer(from: GGUFFile(path: url.path))
+        let expected = try JSONDecoder().decode(Cases<SentencePieceCase>.self,
+                                                from: Data(contentsOf: fixtureURL("tokenizers/sp-llama/expected.json")))
+        for (text, want) in zip(try texts(), expected.cases).prefix(500) {
+            XCTAssertEqual(tokenizer.encode(text), want.llama2, text.debugDescription)
+        }
     }
 }
