@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer",
                                                    "Generation", "Training"]),
         // GGUF models (llama.cpp / Ollama) in and out: tensors, hyper-parameters, tokenizer and chat template.
-        .target(name: "GGUF", dependencies: ["Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
+        .target(name: "GGUF", dependencies: ["CKernels", "Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
         // `peft compare`: every method in its own `peft train` / `peft eval` process, one report.
         .target(name: "Compare", dependencies: ["Adapters", "Evaluation", "ModelIO", "Training"]),
         // `peft serve`: the OpenAI API over HTTP (Hummingbird), continuous batching of many adapters on one base.

@@ -2,6 +2,7 @@ import Adapters
 import Foundation
 import Kernels
 import ModelIO
+import Tokenizer
 import Transformer
 
 /// Writes a Hugging Face model (optionally with an adapter merged in) as one GGUF file in the layout llama.cpp's
@@ -205,12 +206,108 @@ public enum GGUFExporter {
         return m
     }
 
-    /// The byte-level BPE vocabulary of tokenizer.json as llama.cpp's `gpt2` tokenizer model.
+    /// The vocabulary as llama.cpp's converter writes it: SentencePiece models (a `tokenizer.model`, or a tokenizer.json
+    /// with byte fallback and no byte-level step) as its `llama` tokenizer model, byte-level BPE as `gpt2`.
     static func tokenizerMetadata(directory: ModelDirectory, config c: ModelConfig) throws -> [(key: String, value: GGUFValue)] {
+        let root = try directory.jsonObject("tokenizer.json")
+        let hasModelFile = FileManager.default.fileExists(atPath: directory.url.appendingPathComponent("tokenizer.model").path)
+        let (out, specialIDs): ([(key: String, value: GGUFValue)], [String: Int])
+        if let root, !Self.isSentencePieceStyle(root) {
+            (out, specialIDs) = try byteLevelMetadata(root: root, directory: directory, config: c)
+        } else if root != nil || hasModelFile {
+            (out, specialIDs) = try sentencePieceMetadata(root: root, directory: directory, config: c)
+        } else {
+            throw ModelIOError.malformed(path: directory.url.path, reason: "GGUF export needs tokenizer.json or tokenizer.model")
+        }
+        return try out + specialTokenMetadata(directory: directory, root: root, specialIDs: specialIDs, config: c,
+                                              sentencePiece: out.first?.value == .string("llama"))
+    }
+
+    /// A BPE tokenizer.json that falls back to `<0xAB>` pieces and has no `ByteLevel` step: Llama 2, Mistral v0.1.
+    static func isSentencePieceStyle(_ root: [String: Any]) -> Bool {
+        guard let model = root["model"] as? [String: Any], (model["byte_fallback"] as? Bool) == true else { return false }
+        func byteLevel(_ step: Any?) -> Bool {
+            guard let step = step as? [String: Any] else { return false }
+            if (step["type"] as? String) == "ByteLevel" { return true }
+            return ((step["pretokenizers"] as? [Any]) ?? []).contains(where: byteLevel)
+        }
+        return !byteLevel(root["pre_tokenizer"])
+    }
+
+    /// `llama`: pieces, scores and types from `tokenizer.model` (as the converter's `_set_vocab_sentencepiece`, with
+    /// tokenizer_config's added tokens as control or user-defined pieces scored -1000), else from tokenizer.json (its
+    /// `_set_vocab_llama_hf`, except that each piece is scored -id instead of a flat -1000, so that merging by score
+    /// keeps the vocabulary's BPE order); ids past the vocabulary are `[PAD<i>]`, unused.
+    static func sentencePieceMetadata(root: [String: Any]?, directory: ModelDirectory, config c: ModelConfig) throws
+        -> ([(key: String, value: GGUFValue)], [String: Int]) {
+        let n = c.vocabSize
+        var tokens = (0..<n).map { "[PAD\($0)]" }, scores = [Float](repeating: -1000, count: n)
+        var types = [Int32](repeating: 5, count: n)
+        var specialIDs: [String: Int] = [:]
+        var addsDummyPrefix = true
+        let modelURL = directory.url.appendingPathComponent("tokenizer.model")
+        if let data = FileManager.default.contents(atPath: modelURL.path) {
+            let vocabulary = try SentencePieceVocabulary(modelFile: data, file: modelURL.path)
+            addsDummyPrefix = vocabulary.addsDummyPrefix
+            for (id, piece) in vocabulary.pieces.enumerated() where id < n {
+                (tokens[id], scores[id], types[id]) = (piece.text, piece.score, Int32(piece.type.rawValue))
+                if piece.type == .control || piece.type == .unknown { specialIDs[piece.text] = id }
+            }
+        } else if let model = root?["model"] as? [String: Any], let vocab = model["vocab"] as? [String: Any] {
+            for (token, value) in vocab {
+                guard let id = (value as? NSNumber)?.intValue, id >= 0, id < n else { continue }
+                let isByte = token.utf8.count == 6 && token.hasPrefix("<0x") && token.hasSuffix(">")
+                (tokens[id], scores[id], types[id]) = (token, -Float(id), isByte ? 6 : 1)
+            }
+            if let unknown = model["unk_token"] as? String, let id = (vocab[unknown] as? NSNumber)?.intValue, id < n { types[id] = 2 }
+            addsDummyPrefix = Self.prependsDummyPrefix(root ?? [:])
+        }
+        var added: [[String: Any]] = (root?["added_tokens"] as? [[String: Any]]) ?? []
+        let tokenizerConfig = try directory.jsonObject("tokenizer_config.json") ?? [:]
+        for (key, value) in (tokenizerConfig["added_tokens_decoder"] as? [String: Any]) ?? [:] {
+            guard var entry = value as? [String: Any], let id = Int(key) else { continue }
+            entry["id"] = id
+            added.append(entry)
+        }
+        for entry in added {
+            guard let id = (entry["id"] as? NSNumber)?.intValue ?? entry["id"] as? Int, let content = entry["content"] as? String,
+                  id >= 0, id < n else { continue }
+            if types[id] == 2 || (types[id] == 3 && tokens[id] == content) { specialIDs[content] = id; continue }
+            let special = (entry["special"] as? Bool) ?? false
+            (tokens[id], scores[id], types[id]) = (special ? content : content.replacingOccurrences(of: "\u{2581}", with: " "), -1000, special ? 3 : 4)
+            if special { specialIDs[content] = id }
+        }
+        let out: [(key: String, value: GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("llama")), ("tokenizer.ggml.pre", .string("default")),
+            ("tokenizer.ggml.tokens", .strings(tokens)),
+            ("tokenizer.ggml.scores", .array(elementType: GGUFValue.float32ID, scores.map { .float32($0) })),
+            ("tokenizer.ggml.token_type", .int32s(types)),
+            ("tokenizer.ggml.add_space_prefix", .bool(addsDummyPrefix)),
+        ]
+        return (out, specialIDs)
+    }
+
+    /// Whether a SentencePiece-style tokenizer.json puts "▁" before the text: a `Prepend` normalizer (Llama 2) or a
+    /// `Metaspace` pre-tokenizer whose prepend scheme is not `never`.
+    static func prependsDummyPrefix(_ root: [String: Any]) -> Bool {
+        func steps(_ value: Any?, _ key: String) -> [[String: Any]] {
+            guard let step = value as? [String: Any] else { return [] }
+            return [step] + ((step[key] as? [Any]) ?? []).flatMap { steps($0, key) }
+        }
+        if steps(root["normalizer"], "normalizers").contains(where: { ($0["type"] as? String) == "Prepend" }) { return true }
+        return steps(root["pre_tokenizer"], "pretokenizers").contains {
+            ($0["type"] as? String) == "Metaspace" && ($0["prepend_scheme"] as? String ?? "always") != "never"
+                && ($0["add_prefix_space"] as? Bool ?? true)
+        }
+    }
+
+    /// `gpt2`: the byte-level vocabulary, merges and the pre-tokenizer name (`GGUFPreTokenizer.name`).
+    static func byteLevelMetadata(root: [String: Any], directory: ModelDirectory, config c: ModelConfig) throws
+        -> ([(key: String, value: GGUFValue)], [String: Int]) {
         let path = directory.url.appendingPathComponent("tokenizer.json").path
-        guard let root = try directory.jsonObject("tokenizer.json"), let model = root["model"] as? [String: Any],
-              (model["type"] as? String) == "BPE", let vocab = model["vocab"] as? [String: Any] else {
-            throw ModelIOError.malformed(path: path, reason: "GGUF export needs a byte-level BPE tokenizer.json")
+        guard let model = root["model"] as? [String: Any], (model["type"] as? String) == "BPE",
+              let vocab = model["vocab"] as? [String: Any] else {
+            throw ModelIOError.malformed(path: path, reason: "GGUF export needs a BPE tokenizer.json")
         }
         var tokens = [String?](repeating: nil, count: c.vocabSize)
         var types = [Int32](repeating: 1, count: c.vocabSize)   // 1 normal, 3 control, 4 user-defined, 5 unused
@@ -236,38 +333,52 @@ public enum GGUFExporter {
             if let pair = m as? [String], pair.count == 2 { return pair[0] + " " + pair[1] }
             return nil
         }
-        // The pre-tokenizer: llama.cpp knows byte-level BPE splitting regexes by name.
-        let pretokenizer = root["pre_tokenizer"] as? [String: Any]
-        let steps = (pretokenizer?["pretokenizers"] as? [[String: Any]]) ?? (pretokenizer.map { [$0] } ?? [])
-        let regex = steps.compactMap { ($0["pattern"] as? [String: Any])?["Regex"] as? String }.first
-        guard let regex, let pre = GGUFLayout.preTokenizers.first(where: { $0.pattern == regex })?.name else {
-            throw ModelIOError.malformed(path: path, reason: "GGUF export knows the pre-tokenizers of Qwen2/Qwen3 and Llama 3 (byte-level BPE); this tokenizer.json splits with \(regex.map { "the regex \($0)" } ?? "no regex")")
+        // llama.cpp names the pre-tokenizer; its converter recognises it by the ids of a fixed text.
+        let checkHash = (try? Tokenizer.load(directory: directory.url)).map {
+            GGUFPreTokenizer.checkHash(ids: $0.encode(GGUFPreTokenizer.checkText))
         }
-        var out: [(key: String, value: GGUFValue)] = [
+        guard let pre = GGUFPreTokenizer.name(tokenizerJSON: root, checkHash: checkHash) else {
+            let regexes = GGUFPreTokenizer.splitRegexes(root["pre_tokenizer"] as? [String: Any]) ?? []
+            throw ModelIOError.malformed(path: path, reason: "llama.cpp names no pre-tokenizer that splits with \(regexes.isEmpty ? "no regex" : "the regex " + regexes.joined(separator: " then ")) (check hash \(checkHash ?? "not computed")); it knows \(GGUFPreTokenizer.knownNames.joined(separator: ", "))")
+        }
+        let out: [(key: String, value: GGUFValue)] = [
             ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string(pre)),
             ("tokenizer.ggml.tokens", .strings(tokens.map { $0 ?? "" })), ("tokenizer.ggml.token_type", .int32s(types)),
             ("tokenizer.ggml.merges", .strings(merges)),
         ]
+        return (out, specialIDs)
+    }
+
+    /// Special token ids, add_bos / add_eos and the chat template, from tokenizer_config.json (and the post-processor).
+    static func specialTokenMetadata(directory: ModelDirectory, root: [String: Any]?, specialIDs: [String: Int],
+                                     config c: ModelConfig, sentencePiece: Bool) throws -> [(key: String, value: GGUFValue)] {
+        var out: [(key: String, value: GGUFValue)] = []
         let tokenizerConfig = try directory.jsonObject("tokenizer_config.json") ?? [:]
         func tokenID(_ key: String) -> Int? {
             let content = (tokenizerConfig[key] as? String) ?? ((tokenizerConfig[key] as? [String: Any])?["content"] as? String)
             return content.flatMap { specialIDs[$0] }
         }
-        let eos = tokenID("eos_token") ?? c.eosTokenIDs.first
+        let defaults: [String: Int] = sentencePiece ? ["<s>": 1, "</s>": 2, "<unk>": 0] : [:]
+        let fallback = defaults.filter { specialIDs[$0.key] == $0.value }
+        let eos = tokenID("eos_token") ?? c.eosTokenIDs.first ?? fallback["</s>"]
         if let eos { out.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
         if let pad = tokenID("pad_token") { out.append(("tokenizer.ggml.padding_token_id", .uint32(UInt32(pad)))) }
-        if let bos = tokenID("bos_token") ?? specialIDs["<|endoftext|>"] ?? c.bosTokenID {
+        if sentencePiece, let unk = tokenID("unk_token") ?? fallback["<unk>"] {
+            out.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(unk))))
+        }
+        if let bos = tokenID("bos_token") ?? specialIDs[sentencePiece ? "<s>" : "<|endoftext|>"] ?? c.bosTokenID {
             out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos))))
         }
         // Llama 3 starts every sequence with BOS (its post-processor adds it); Qwen never does.
-        var addsBOS = tokenizerConfig["add_bos_token"] as? Bool ?? false
-        if tokenizerConfig["add_bos_token"] == nil, let post = root["post_processor"] as? [String: Any] {
+        var addsBOS = tokenizerConfig["add_bos_token"] as? Bool ?? sentencePiece
+        if tokenizerConfig["add_bos_token"] == nil, let post = root?["post_processor"] as? [String: Any] {
             let processors = (post["processors"] as? [[String: Any]]) ?? [post]
             addsBOS = processors.contains { p in
                 (p["type"] as? String) == "TemplateProcessing" && ((p["single"] as? [[String: Any]])?.first?["SpecialToken"] != nil)
             }
         }
         out.append(("tokenizer.ggml.add_bos_token", .bool(addsBOS)))
+        if sentencePiece { out.append(("tokenizer.ggml.add_eos_token", .bool(tokenizerConfig["add_eos_token"] as? Bool ?? false))) }
         var template = tokenizerConfig["chat_template"] as? String
         if let data = FileManager.default.contents(atPath: directory.url.appendingPathComponent("chat_template.jinja").path) {
             template = String(decoding: data, as: UTF8.self)

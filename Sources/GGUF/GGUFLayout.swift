@@ -2,8 +2,8 @@ import Foundation
 import Transformer
 
 /// How llama.cpp lays out each architecture we read and write: its GGUF architecture name (the metadata key prefix),
-/// whether the attention query/key rows are reordered for its rotary embedding, and the byte-level BPE
-/// pre-tokenizers it knows by name.
+/// and whether the attention query/key rows are reordered for its rotary embedding (its pre-tokenizers by name are
+/// `GGUFPreTokenizer`).
 enum GGUFLayout {
     /// The GGUF architecture of a Hugging Face model: Qwen2 and Qwen3 keep theirs; Llama and Mistral are `llama`.
     static func architecture(of config: ModelConfig) -> String {
@@ -40,12 +40,6 @@ enum GGUFLayout {
         let h = r / headDim, j = r % headDim, half = headDim / 2
         return h * headDim + 2 * (j % half) + j / half
     }
-
-    /// Byte-level BPE pre-tokenizer regexes by llama.cpp's `tokenizer.ggml.pre` name.
-    static let preTokenizers: [(name: String, pattern: String)] = [
-        ("qwen2", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
-        ("llama-bpe", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
-    ]
 
     /// llama.cpp's per-dimension RoPE frequency divisors (`rope_freqs.weight`) for Llama 3.1's scaling, computed as
     /// its converter does.

@@ -142,60 +142,8 @@ public final class GGUFModel: @unchecked Sendable {
         return TransformerModel(weights: weights)
     }
 
-    /// The tokenizer: the GGUF tokens and merges as a byte-level BPE tokenizer.json with Qwen2's pre-tokenizer,
-    /// control tokens as special added tokens, and the chat template and end-of-turn token from the metadata.
+    /// The tokenizer the file's `tokenizer.ggml.*` metadata describes (see `GGUFTokenizer`).
     public func tokenizer() throws -> Tokenizer {
-        let m = file.metadata
-        guard m["tokenizer.ggml.model"]?.string == "gpt2", let tokens = m["tokenizer.ggml.tokens"]?.array?.compactMap(\.string) else {
-            throw ModelIOError.malformed(path: file.path, reason: "the GGUF tokenizer is not a byte-level BPE (tokenizer.ggml.model gpt2)")
-        }
-        let types = m["tokenizer.ggml.token_type"]?.array?.compactMap(\.integer) ?? []
-        let merges = m["tokenizer.ggml.merges"]?.array?.compactMap(\.string) ?? []
-        var vocab: [String: Int] = [:]
-        var added: [[String: Any]] = []
-        for (id, token) in tokens.enumerated() {
-            let type = id < types.count ? types[id] : 1
-            if type == 3 || type == 4 {
-                added.append(["id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false,
-                              "normalized": false, "special": type == 3])
-            }
-            if type != 5 { vocab[token] = id }
-        }
-        // The splitting regex by llama.cpp's pre-tokenizer name; Qwen normalizes to NFC and Llama 3 does not, and Llama
-        // 3 takes whole words found in the vocabulary before merging (ignore_merges), as llama.cpp does for it.
-        let pre = m["tokenizer.ggml.pre"]?.string ?? "qwen2"
-        guard let pattern = GGUFLayout.preTokenizers.first(where: { $0.name == pre })?.pattern else {
-            throw ModelIOError.malformed(path: file.path, reason: "the GGUF pre-tokenizer '\(pre)' is not supported (\(GGUFLayout.preTokenizers.map(\.name).joined(separator: ", ")))")
-        }
-        let llama3 = pre == "llama-bpe"
-        let addsBOS = m["tokenizer.ggml.add_bos_token"]?.integer == 1
-        let bos = m["tokenizer.ggml.bos_token_id"]?.integer.flatMap { $0 >= 0 && $0 < tokens.count ? $0 : nil }
-        var json: [String: Any] = [
-            "version": "1.0", "added_tokens": added, "normalizer": llama3 ? NSNull() : ["type": "NFC"],
-            "pre_tokenizer": ["type": "Sequence", "pretokenizers": [
-                ["type": "Split", "pattern": ["Regex": pattern], "behavior": "Isolated", "invert": false],
-                ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false]]],
-            "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false],
-            "model": ["type": "BPE", "vocab": vocab, "merges": merges, "dropout": NSNull(), "unk_token": NSNull(),
-                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": llama3],
-        ]
-        if addsBOS, let bos {
-            let b = tokens[bos]
-            json["post_processor"] = [
-                "type": "TemplateProcessing",
-                "single": [["SpecialToken": ["id": b, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
-                "pair": [["SpecialToken": ["id": b, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]],
-                         ["SpecialToken": ["id": b, "type_id": 1]], ["Sequence": ["id": "B", "type_id": 1]]],
-                "special_tokens": [b: ["id": b, "ids": [bos], "tokens": [b]]],
-            ]
-        }
-        let data = try JSONSerialization.data(withJSONObject: json)
-        var config = TokenizerConfig()
-        config.chatTemplate = m["tokenizer.chat_template"]?.string
-        if let eos = m["tokenizer.ggml.eos_token_id"]?.integer, eos < tokens.count { config.eosToken = tokens[eos] }
-        if let pad = m["tokenizer.ggml.padding_token_id"]?.integer, pad < tokens.count { config.padToken = tokens[pad] }
-        config.addBosToken = m["tokenizer.ggml.add_bos_token"].map { $0.integer == 1 }
-        if let bos { config.bosToken = tokens[bos] }
-        return try Tokenizer(tokenizerJSON: data, config: config)
+        try GGUFTokenizer.tokenizer(from: file)
     }
 }

@@ -20,6 +20,10 @@ struct Normalizer: Sendable {
         case replaceLiteral([UInt8], with: [UInt8])
         /// Replace every match of a regex.
         case replaceRegex(RegexPattern, with: [UInt8])
+        /// SentencePiece's `remove_extra_whitespaces`, first half: drop leading and trailing spaces, collapse runs to one.
+        case collapseSpaces
+        /// Its second half, after spaces became "▁": drop every trailing copy of this text (a "▁" typed as such too).
+        case dropTrailing([UInt8])
     }
 
     /// Applied in order; empty means the text is used as is.
@@ -73,6 +77,12 @@ struct Normalizer: Sendable {
                 text = Self.replace(text, ranges: Self.occurrences(of: literal, in: text), with: content)
             case .replaceRegex(let pattern, let content):
                 text = Self.replace(text, ranges: pattern.matches(in: text), with: content)
+            case .collapseSpaces:
+                text = Self.collapseSpaces(text)
+            case .dropTrailing(let suffix):
+                while !suffix.isEmpty, text.count >= suffix.count, text.suffix(suffix.count).elementsEqual(suffix) {
+                    text = text.dropLast(suffix.count)
+                }
             }
         }
         return text
@@ -88,6 +98,22 @@ struct Normalizer: Sendable {
         case .nfkc: return Array(text.precomposedStringWithCompatibilityMapping.utf8)[...]
         case .nfkd: return Array(text.decomposedStringWithCompatibilityMapping.utf8)[...]
         }
+    }
+
+    private static func collapseSpaces(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var result: [UInt8] = []
+        result.reserveCapacity(text.count)
+        var pendingSpace = false
+        for byte in text {
+            if byte == 0x20 {
+                pendingSpace = !result.isEmpty
+                continue
+            }
+            if pendingSpace { result.append(0x20) }
+            pendingSpace = false
+            result.append(byte)
+        }
+        return result[...]
     }
 
     private static func occurrences(of literal: [UInt8], in text: ArraySlice<UInt8>) -> [Range<Int>] {

@@ -19,7 +19,7 @@ indirect enum PreTokenizer: Sendable {
         func matches(in bytes: ArraySlice<UInt8>) -> [Range<Int>] {
             switch self {
             case .family(let pattern): return pattern.matches(in: bytes)
-            case .regex(let pattern): return pattern.matches(in: bytes)
+            case .regex(let pattern): return pattern.matches(in: bytes, keepingEmpty: true)
             }
         }
     }

@@ -29,6 +29,19 @@ struct TokenDecoder: Sendable {
         self.isByteLevel = isByteLevel
     }
 
+    /// SentencePiece's decoding, as Llama 2's `[Replace("▁", " "), ByteFallback, Fuse, Strip(" ", 1, 0)]`: "▁" becomes
+    /// a space, `<0xAB>` pieces become bytes, and the space of the dummy prefix is dropped from the start.
+    static func sentencePiece(stripsLeadingSpace: Bool) -> TokenDecoder {
+        var decoder = TokenDecoder(isByteLevel: false)
+        decoder.replacements = [Replacement(pattern: Array("\u{2581}".utf8), content: [0x20])]
+        decoder.byteFallback = true
+        if stripsLeadingSpace {
+            decoder.leadingStrip = [0x20]
+            decoder.leadingStripCount = 1
+        }
+        return decoder
+    }
+
     /// Reads the `decoder` field; a missing or `null` decoder is rejected because Hugging Face would then
     /// join raw token strings with spaces, which is never what these models want.
     init(json field: JSONField?, file: String) throws {

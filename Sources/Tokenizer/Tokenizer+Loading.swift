@@ -1,8 +1,8 @@
 import Foundation
 
 extension Tokenizer {
-    /// Loads a tokenizer from a Hugging Face model directory: `tokenizer.json`, or `qwen.tiktoken` (Qwen v1)
-    /// when there is none, with `tokenizer_config.json` and `chat_template.jinja` when present
+    /// Loads a tokenizer from a Hugging Face model directory: `tokenizer.json`, else a SentencePiece BPE
+    /// `tokenizer.model` (Llama 2, Mistral v0.1 folders without tokenizer.json), else `qwen.tiktoken` (Qwen v1), with `tokenizer_config.json` and `chat_template.jinja` when present
     /// (the `.jinja` file wins over the config's `chat_template`, as in transformers 5).
     /// ```swift
     /// let tokenizer = try Tokenizer.load(directory: URL(fileURLWithPath: "/models/Qwen1.5-0.5B-Chat"))
@@ -23,6 +23,13 @@ extension Tokenizer {
         let jsonURL = directory.appendingPathComponent("tokenizer.json")
         if let data = try readIfPresent(jsonURL) {
             return try Tokenizer(tokenizerJSON: data, config: config, file: jsonURL.path)
+        }
+        let modelURL = directory.appendingPathComponent("tokenizer.model")
+        if let data = try readIfPresent(modelURL) {
+            var vocabulary = try SentencePieceVocabulary(modelFile: data, file: modelURL.path)
+            if let addsBOS = config.addBosToken { vocabulary.addsBOS = addsBOS }
+            if let addsEOS = config.addEosToken { vocabulary.addsEOS = addsEOS }
+            return try Tokenizer(sentencePiece: vocabulary, config: config, file: modelURL.path)
         }
         let ranksURL = directory.appendingPathComponent("qwen.tiktoken")
         if let data = try readIfPresent(ranksURL) {

@@ -9,7 +9,7 @@
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     /// The model directory does not exist or is not a directory.
     case directoryNotFound(path: String)
-    /// The directory has neither `tokenizer.json` nor `qwen.tiktoken`.
+    /// The directory has none of `tokenizer.json`, `tokenizer.model` and `qwen.tiktoken`.
     case noTokenizerFile(directory: String)
     /// A file exists but could not be read.
     case unreadableFile(path: String, reason: String)
@@ -23,6 +23,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case unsupported(file: String, field: String, value: String)
     /// A line of a tiktoken rank file is not `base64 rank`.
     case malformedRankFile(file: String, line: Int, reason: String)
+    /// A SentencePiece `tokenizer.model` is not a valid model proto.
+    case malformedModelFile(file: String, offset: Int, reason: String)
     /// A chat format needs a special token that the tokenizer does not have.
     case missingSpecialToken(token: String, format: String)
     /// A conversation cannot be turned into a training example.
@@ -33,7 +35,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case .directoryNotFound(let path):
             return "tokenizer directory not found: \(path)"
         case .noTokenizerFile(let directory):
-            return "no tokenizer.json or qwen.tiktoken in \(directory)"
+            return "no tokenizer.json, tokenizer.model or qwen.tiktoken in \(directory)"
         case .unreadableFile(let path, let reason):
             return "cannot read \(path): \(reason)"
         case .malformedJSON(let file, let line, let column, let reason):
@@ -46,6 +48,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
             return "\(file): field '\(field)' has unsupported value '\(value)'"
         case .malformedRankFile(let file, let line, let reason):
             return "\(file): line \(line): \(reason) (expected 'base64-token rank')"
+        case .malformedModelFile(let file, let offset, let reason):
+            return "\(file): not a SentencePiece model (byte \(offset)): \(reason)"
         case .missingSpecialToken(let token, let format):
             return "chat format '\(format)' needs the token \(token), which the tokenizer does not have"
         case .invalidConversation(let reason):

@@ -85,7 +85,7 @@ final class LoadingErrorTests: XCTestCase {
         let empty = try Fixtures.temporaryDirectory(files: [:], testCase: self)
         XCTAssertThrowsError(try Tokenizer.load(directory: empty)) {
             XCTAssertEqual($0 as? TokenizerError, .noTokenizerFile(directory: empty.path))
-            XCTAssertTrue("\($0)".contains("no tokenizer.json or qwen.tiktoken"))
+            XCTAssertTrue("\($0)".contains("no tokenizer.json, tokenizer.model or qwen.tiktoken"))
         }
     }
 
