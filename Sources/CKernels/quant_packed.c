@@ -347,6 +347,30 @@ void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, in
     }
 }
 
+void pk_quantize_activations_for(int type, const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx) {
+    if (!pk_is_row_type(type) || pk_quant_block_size(type) != 256) {
+        pk_quantize_activations(x, k, qx, dx, sx);
+        return;
+    }
+    // One scale per 256 (llama.cpp's q8_K), written for each of the 8 blocks of 32 it covers.
+    for (size_t b = 0; b < k / 256; b++) {
+        const float *xb = x + 256 * b;
+        float amax = 0;
+        for (int j = 0; j < 256; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        const float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+        for (int c = 0; c < 8; c++) {
+            int32_t s = 0;
+            for (int j = 32 * c; j < 32 * c + 32; j++) {
+                const int v = (int)roundf(xb[j] * id);
+                qx[256 * b + j] = (int8_t)v;
+                s += v;
+            }
+            dx[8 * b + c] = d;
+            sx[8 * b + c] = s;
+        }
+    }
+}
+
 // Scalar twin of the vector kernel: the same integer sums and the same scaling, for one group and one input.
 static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t *qx, const float *dx,
                              const int32_t *sx, float out[8]) {

@@ -321,17 +321,17 @@ PK_AVX2 static inline __m128 two_halves(const uint8_t *p) {
 // The 256-weight formats, block by block, all in registers (nothing goes through memory between the unpacking and
 // the products: stores of scales read back as vectors stall the store-to-load forwarding).
 //
-// Scales: for the formats with 16-weight groups (q2_k, q3_k, q6_k) two vectors of 8 group scales; for those with
-// 32-weight sub-blocks (q5_k, iq4_xs) one vector of 8. Offsets likewise (mins, or scale times the level bias).
-// Returns whether the block has offsets.
-PK_AVX2 PK_INLINE int block_scale_vectors(const int type, const uint8_t *b, __m256 sv[2], __m256 ov[2]) {
+// A block gives its integer sub-block scales as int8 (16 for the formats with 16-weight groups: q2_k, q3_k, q6_k; 8
+// for those with 32-weight sub-blocks: q5_k, iq4_xs), its float super-scale d, and its offsets as floats per group
+// (mins times dmin, or d * scale * level bias). Returns whether the block has offsets.
+PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i *sc8, float *d, __m256 ov[2]) {
     switch (type) {
     case PK_Q2_K: {
         const __m128i v = _mm_loadu_si128((const __m128i *)b), m4 = _mm_set1_epi8(0xF);
-        const __m128i s = _mm_and_si128(v, m4), m = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-        const __m256 d = _mm256_set1_ps(half_value(b + 80)), dmin = _mm256_set1_ps(half_value(b + 82));
-        sv[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(s)));
-        sv[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(s, 8))));
+        const __m128i m = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        const __m256 dmin = _mm256_set1_ps(half_value(b + 82));
+        *sc8 = _mm_and_si128(v, m4);
+        *d = half_value(b + 80);
         ov[0] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m)));
         ov[1] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(m, 8))));
         return 1;
@@ -345,21 +345,19 @@ PK_AVX2 PK_INLINE int block_scale_vectors(const int type, const uint8_t *b, __m2
         int32_t h;
         memcpy(&h, p + 8, 4);
         const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(h), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-        const __m128i sc = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-        const __m256 d = _mm256_set1_ps(half_value(b + 108)), four = _mm256_set1_ps(4.f);
-        sv[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
-        sv[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))));
-        ov[0] = _mm256_mul_ps(sv[0], four);
-        ov[1] = _mm256_mul_ps(sv[1], four);
+        *sc8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+        *d = half_value(b + 108);
+        const __m256 d4 = _mm256_set1_ps(*d * 4.f);
+        ov[0] = _mm256_mul_ps(d4, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(*sc8)));
+        ov[1] = _mm256_mul_ps(d4, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(*sc8, 8))));
         return 1;
     }
     case PK_Q6_K: {
-        const __m128i sc = _mm_loadu_si128((const __m128i *)(b + 192));
-        const __m256 d = _mm256_set1_ps(half_value(b + 208)), bias = _mm256_set1_ps(32.f);
-        sv[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
-        sv[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))));
-        ov[0] = _mm256_mul_ps(sv[0], bias);
-        ov[1] = _mm256_mul_ps(sv[1], bias);
+        *sc8 = _mm_loadu_si128((const __m128i *)(b + 192));
+        *d = half_value(b + 208);
+        const __m256 d32 = _mm256_set1_ps(*d * 32.f);
+        ov[0] = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(*sc8)));
+        ov[1] = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(*sc8, 8))));
         return 1;
     }
     case PK_Q5_K: {
@@ -371,9 +369,10 @@ PK_AVX2 PK_INLINE int block_scale_vectors(const int type, const uint8_t *b, __m2
         const uint32_t s_lo = u[0] & m6, m_lo = u[1] & m6;
         const uint32_t s_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
         const uint32_t m_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-        const __m128i s8 = _mm_setr_epi32((int)s_lo, (int)s_hi, 0, 0), mn8 = _mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0);
-        sv[0] = _mm256_mul_ps(_mm256_set1_ps(half_value(b)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(s8)));
-        ov[0] = _mm256_mul_ps(_mm256_set1_ps(half_value(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mn8)));
+        *sc8 = _mm_setr_epi32((int)s_lo, (int)s_hi, 0, 0);
+        *d = half_value(b);
+        ov[0] = _mm256_mul_ps(_mm256_set1_ps(half_value(b + 2)),
+                              _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0))));
         return 1;
     }
     case PK_IQ4_XS: {
@@ -384,7 +383,9 @@ PK_AVX2 PK_INLINE int block_scale_vectors(const int type, const uint8_t *b, __m2
         const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(l), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)), _mm256_set1_epi32(0xF));
         const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)), _mm256_set1_epi32(3));
         const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
-        sv[0] = _mm256_mul_ps(_mm256_set1_ps(half_value(b)), _mm256_cvtepi32_ps(ls));
+        const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(ls), _mm256_extracti128_si256(ls, 1));
+        *sc8 = _mm_packs_epi16(s16, s16);
+        *d = half_value(b);
         return 0;
     }
     default:
@@ -435,8 +436,11 @@ PK_AVX2 static inline __m256i dot_u8_i8_lanes(__m256i u, __m256i x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
 }
 
-// The 256-weight formats, one row against mt <= 4 inputs; `type` and `mt` are constants in each instantiation
-// below (so that the accumulators stay in registers and the chunk loop unrolls).
+// The 256-weight formats, one row against mt <= 4 inputs whose activations share one scale per 256
+// (pk_quantize_activations_for): per block, the levels times the activations summed in int32 lanes with the
+// integer sub-block scales (maddubs, then madd with the scales), one conversion to float, times d * dx. `type` and
+// `mt` are constants in each instantiation below (so that the accumulators stay in registers and the chunk loop
+// unrolls).
 PK_AVX2 PK_INLINE void row_dot_avx2_body(const int type, const uint8_t *row, size_t k, const int8_t *qx,
                                          const float *dx, const float *xs16, const size_t mt, float *out) {
     const size_t bb = pk_quant_block_bytes(type), nx = k / 32, ns = k / 16;
@@ -445,23 +449,27 @@ PK_AVX2 PK_INLINE void row_dot_avx2_body(const int type, const uint8_t *row, siz
     __m256 off[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (size_t b = 0; b < k / 256; b++) {
         const uint8_t *blk = row + b * bb;
-        __m256 sv[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, ov[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        const int offsets = block_scale_vectors(type, blk, sv, ov);
+        __m128i sc8;
+        float d;
+        __m256 ov[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        const int offsets = block_scales_i8(type, blk, &sc8, &d, ov);
+        __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
 #pragma clang loop unroll(full)
         for (int c = 0; c < 8; c++) {
             const __m256i w = chunk_levels(type, blk, c);
             const __m256i wu = is_signed ? _mm256_sign_epi8(w, w) : w;
-            const int lo = 2 * (c % 4);
-            const __m256 s = g16 ? _mm256_permutevar8x32_ps(sv[c / 4], _mm256_setr_epi32(lo, lo, lo, lo, lo + 1, lo + 1, lo + 1, lo + 1))
-                                 : _mm256_permutevar8x32_ps(sv[0], _mm256_set1_epi32(c));
-            const size_t at = 256 * b + 32 * (size_t)c;
+            // int16 scales: (s[2c] x 8, s[2c + 1] x 8) for 16-weight groups, s[c] x 16 for 32-weight sub-blocks.
+            const char lo = (char)(g16 ? 2 * c : c), hi = (char)(g16 ? 2 * c + 1 : c);
+            const __m256i s16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+                sc8, _mm_setr_epi8(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi)));
             for (size_t j = 0; j < mt; j++) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + at));
+                __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + 256 * b + 32 * (size_t)c));
                 if (is_signed) x = _mm256_sign_epi8(x, w);
-                const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8_lanes(wu, x));
-                acc[j] = _mm256_fmadd_ps(p, _mm256_mul_ps(s, _mm256_set1_ps(dx[j * nx + at / 32])), acc[j]);
+                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(wu, x), s16));
             }
         }
+        for (size_t j = 0; j < mt; j++)
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_set1_ps(d * dx[j * nx + 8 * b]), acc[j]);
         if (offsets) {
             for (size_t j = 0; j < mt; j++) {
                 const float *xs = xs16 + j * ns + 16 * b;

@@ -147,13 +147,14 @@ public struct WeightMatrix: @unchecked Sendable {
                         }
                     }
                 } else {
-                    // Activations in 8 bits per block of 32 (as llama.cpp), integer dot products against the blocks.
+                    // Activations in 8 bits per block of 32 (per 256 for the row-layout k-quants, as llama.cpp), integer dot
+                    // products against the blocks.
                     let nb = k / 32
                     let qx = AlignedBuffer<Int8>(count: m * k), dx = FloatBuffer(count: m * nb)
                     let sx = AlignedBuffer<Int32>(count: m * nb)
                     Parallel.forRanges(m, minChunk: 8) { rs in
                         for i in rs {
-                            pk_quantize_activations(x + i * ldx, k, qx.pointer + i * k, dx.pointer + i * nb, sx.pointer + i * nb)
+                            pk_quantize_activations_for(type.cType, x + i * ldx, k, qx.pointer + i * k, dx.pointer + i * nb, sx.pointer + i * nb)
                         }
                     }
                     withExtendedLifetime((qx, dx, sx)) {

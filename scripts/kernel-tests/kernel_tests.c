@@ -1105,7 +1105,7 @@ static void test_q8x(void) {
                     sxi[b] = s;
                 }
                 fill(xa, mmax * k, 1);
-                for (size_t m = 0; m < mmax; m++) pk_quantize_activations(xa + m * k, k, qx + m * k, dx + m * nb, sx + m * nb);
+                for (size_t m = 0; m < mmax; m++) pk_quantize_activations_for(type, xa + m * k, k, qx + m * k, dx + m * nb, sx + m * nb);
                 uint8_t *qi = integer_rows(type, rows, k);
                 float *w = xmalloc(rows * k * 4);
                 fill(w, rows * k, 1);

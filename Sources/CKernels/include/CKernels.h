@@ -188,6 +188,10 @@ void pk_packed_dequantize_bf16(int type, const uint8_t *w, size_t k, size_t r0, 
 
 /// 8-bit activations: x[k] as int8 per block of 32 (scale dx, f16-rounded as llama.cpp; sum sx).
 void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx);
+/// The activations a format's products take: pk_quantize_activations, except for the 256-weight formats kept row by
+/// row (q2_k, q3_k, q5_k, q6_k, iq4_xs), whose products need one scale per 256 (as llama.cpp's q8_K), written in
+/// dx for each of the 8 blocks of 32 it covers.
+void pk_quantize_activations_for(int type, const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx);
 /// y[m, r] = dot(row r of the packed W [rows, k], x_m) for the rows of groups [g0, g1), all m < m_count, from
 /// quantized activations qx[m, k], dx[m, k/32], sx[m, k/32]; integer dot products (VNNI where present).
 void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const int8_t *qx, const float *dx,
