@@ -373,6 +373,10 @@ def main():
                     help="for `gguf`: a Python with llama-cpp-python (the peer)")
     ap.add_argument("--big-model", help="for `full` and `qlora`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
     ap.add_argument("--methods", default=",".join(METHOD_FLAGS), help="comma list for `methods`")
+    ap.add_argument("--gguf-types", default="q8_0,q4_0",
+                    help="comma list of `peft quantize --type` file types for `gguf` (e.g. q4_k_m,q5_k_m,q6_k,q3_k_m,"
+                         "q2_k,iq4_xs,q4_1,iq4_nl,q5_1: use --model bench-out/qwen2.5-1.5b-random, whose matrices are "
+                         "whole k-quant super-blocks)")
     ap.add_argument("--model", default=os.path.join(ROOT, "bench-out", "qwen2.5-0.5b-random"))
     ap.add_argument("--data", default=os.path.join(ROOT, "Data", "demo", "train.jsonl"))
     ap.add_argument("--steps", type=int, default=4)
@@ -405,7 +409,7 @@ def main():
     if args.what == "serve":
         bench_serve(args.model, max(args.new_tokens, 128), [1, 4, 8, 16])
     if args.what == "gguf":
-        bench_gguf(args.model, args.new_tokens, args.llama_python, ["q8_0", "q4_0"])
+        bench_gguf(args.model, args.new_tokens, args.llama_python, args.gguf_types.split(","))
     if args.what in ("methods", "all"):
         bench_methods(args.model, args.data, args.steps, args.batch, args.max_length, args.methods.split(","))
 

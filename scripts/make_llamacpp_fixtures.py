@@ -23,13 +23,69 @@ FIX = os.path.join(ROOT, "Tests", "Fixtures")
 PROMPTS = [[301, 17, 42, 99, 3, 302, 198, 301], [5, 6, 7, 8, 9, 10]]
 
 
+# A Qwen2 whose every matrix is a whole number of 256-weight super-blocks, so the k-quants and iq4_xs apply without
+# fallbacks (hidden 256, intermediate 512, 4 heads of 64, 2 KV heads, untied head), f16 weights written here.
+K_MODEL = "tiny-qwen2-k"
+K_TYPES = ["q4_1", "q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k", "iq4_xs"]
+
+
+def write_k_model():
+    """Writes Tests/Fixtures/models/tiny-qwen2-k (config, f16 safetensors written by hand, tiny-qwen2's tokenizer)."""
+    out = os.path.join(FIX, "models", K_MODEL)
+    os.makedirs(out, exist_ok=True)
+    src = os.path.join(FIX, "models", "tiny-qwen2")
+    for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"]:
+        with open(os.path.join(src, name), "rb") as f, open(os.path.join(out, name), "wb") as g:
+            g.write(f.read())
+    config = json.load(open(os.path.join(src, "config.json")))
+    H, I, L, V = 256, 512, 2, config["vocab_size"]
+    config.update(hidden_size=H, intermediate_size=I, num_hidden_layers=L, num_attention_heads=4,
+                  num_key_value_heads=2, tie_word_embeddings=False, dtype="float16")
+    json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
+    rng = np.random.RandomState(11)
+
+    def mat(rows, cols):
+        return rng.randn(rows, cols) / np.sqrt(cols)
+
+    tensors = {"model.embed_tokens.weight": rng.randn(V, H) * 0.5, "lm_head.weight": mat(V, H),
+               "model.norm.weight": 1 + 0.2 * rng.randn(H)}
+    for l in range(L):
+        p = f"model.layers.{l}."
+        tensors[p + "input_layernorm.weight"] = 1 + 0.2 * rng.randn(H)
+        tensors[p + "post_attention_layernorm.weight"] = 1 + 0.2 * rng.randn(H)
+        for name, rows in [("q_proj", H), ("k_proj", 128), ("v_proj", 128), ("o_proj", H)]:
+            tensors[p + f"self_attn.{name}.weight"] = mat(rows, H)
+            if name != "o_proj":
+                tensors[p + f"self_attn.{name}.bias"] = 0.1 * rng.randn(rows)
+        tensors[p + "mlp.gate_proj.weight"] = mat(I, H)
+        tensors[p + "mlp.up_proj.weight"] = mat(I, H)
+        tensors[p + "mlp.down_proj.weight"] = mat(H, I)
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        data = np.ascontiguousarray(tensors[name], dtype=np.float16).tobytes()
+        header[name] = {"dtype": "F16", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header["__metadata__"] = {"format": "pt"}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(out, "model.safetensors"), "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peft-binary", required=True)
     args = ap.parse_args()
     golden = {"llama_cpp_version": llama_cpp.__version__, "prompts": PROMPTS, "runs": {}}
-    for key, model, kind in [("q8_0", "tiny-qwen2", "q8_0"), ("q4_0", "tiny-qwen2", "q4_0"),
-                             ("tiny-llama/q8_0", "tiny-llama", "q8_0"), ("tiny-qwen3/q8_0", "tiny-qwen3", "q8_0")]:
+    write_k_model()
+    cases = [("q8_0", "tiny-qwen2", "q8_0"), ("q4_0", "tiny-qwen2", "q4_0"),
+             ("tiny-llama/q8_0", "tiny-llama", "q8_0"), ("tiny-qwen3/q8_0", "tiny-qwen3", "q8_0")]
+    cases += [(f"{K_MODEL}/{t}", K_MODEL, t) for t in K_TYPES]
+    for key, model, kind in cases:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, f"{model}-{kind}.gguf")
             subprocess.run([args.peft_binary, "quantize", "--model", os.path.join(FIX, "models", model),

@@ -148,7 +148,8 @@ final class GGUFModelTests: XCTestCase {
 
 extension GGUFModelTests {
     /// llama.cpp (llama-cpp-python 0.3.36, built from source; scripts/make_llamacpp_fixtures.py) loaded the GGUF
-    /// files `peft quantize` writes for tiny-qwen2, tiny-llama and tiny-qwen3 and decoded 16 greedy tokens after two prompts. Fed the same
+    /// files `peft quantize` writes for tiny-qwen2, tiny-llama and tiny-qwen3, and for tiny-qwen2-k in every llama.cpp
+    /// file type built from q4_1 ... iq4_xs, and decoded 16 greedy tokens after two prompts. Fed the same
     /// tokens, ours pick the same token at every step, or llama.cpp's pick is a near-tie of ours: within 2% of the
     /// logit scale of our best (llama.cpp multiplies with activations rounded to 8 bits and keeps an f16 cache, and
     /// this random tiny model has flat logits). The last prompt position's logits agree to that rounding.
@@ -160,7 +161,10 @@ extension GGUFModelTests {
         }
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("gguf/llamacpp.json")))
         var exact = 0, total = 0
-        XCTAssertEqual(Set(golden.runs.keys), ["q8_0", "q4_0", "tiny-llama/q8_0", "tiny-qwen3/q8_0"])
+        // tiny-qwen2-k: every matrix whole 256-weight super-blocks, so every k-quant and iq4 format runs as itself.
+        let kTypes = ["q4_1", "q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k", "iq4_xs"]
+        XCTAssertEqual(Set(golden.runs.keys),
+                       Set(["q8_0", "q4_0", "tiny-llama/q8_0", "tiny-qwen3/q8_0"] + kTypes.map { "tiny-qwen2-k/\($0)" }))
         for (key, runs) in golden.runs {
             let parts = key.split(separator: "/").map(String.init)
             let (name, kind) = parts.count == 2 ? (parts[0], parts[1]) : ("tiny-qwen2", key)
@@ -174,14 +178,17 @@ extension GGUFModelTests {
                 var logits = try session.append(prompt)
                 let scale = run.logits.map(abs).max() ?? 1
                 // Qwen3 normalizes q and k per head after the 8-bit products, which magnifies llama.cpp's rounding a little
-                // (its f16 file agrees with transformers within 0.2% of the scale).
-                assertClose(logits, run.logits, atol: (name == "tiny-qwen3" ? 0.04 : 0.02) * scale, "\(key) logits")
+                // (its f16 file agrees with transformers within 0.2% of the scale). tiny-qwen2-k (hidden 256) magnifies
+                // it more: llama.cpp's own q8_0 file of it differs from its f32 file by 3.1% of the scale, its q6_k
+                // file by 6.7%; ours is held to 8%.
+                let margin: Float = name == "tiny-qwen2-k" ? 0.08 : name == "tiny-qwen3" ? 0.04 : 0.02
+                assertClose(logits, run.logits, atol: margin * scale, "\(key) logits")
                 for (step, theirs) in run.tokens.enumerated() {
                     let best = logits.max()!
                     if Int32(logits.firstIndex(of: best)!) == theirs { exact += 1 }
                     total += 1
-                    XCTAssertGreaterThanOrEqual(logits[Int(theirs)], best - 0.02 * scale, "\(key) \(prompt) step \(step)")
-                    if step == 0 { XCTAssertEqual(Int32(logits.firstIndex(of: best)!), theirs, "\(key) first token") }
+                    XCTAssertGreaterThanOrEqual(logits[Int(theirs)], best - max(0.02, margin / 2) * scale, "\(key) \(prompt) step \(step)")
+                    if step == 0, name != "tiny-qwen2-k" { XCTAssertEqual(Int32(logits.firstIndex(of: best)!), theirs, "\(key) first token") }
                     logits = try session.append([theirs])
                 }
             }
