@@ -157,7 +157,12 @@ public enum GGUFExporter {
                     guard let q = QuantType(rawValue: "\(tensor.type)") else {
                         throw ModelIOError.malformed(path: output.path, reason: "no quantizer for \(tensor.type) (tensor \(tensor.name))")
                     }
-                    q.quantizeForFile(values.pointer, count: n, into: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                    // Row ranges on every core (the k-quants' scale searches are the slow part of an export).
+                    let cols = tensor.dims[0], rowBytes = q.byteCount(rows: 1, cols: cols)
+                    let dst = out.baseAddress!.assumingMemoryBound(to: UInt8.self), src = values.pointer
+                    Parallel.forRanges(n / cols, minChunk: 16) { rs in
+                        q.quantizeForFile(src + rs.lowerBound * cols, count: rs.count * cols, into: dst + rs.lowerBound * rowBytes)
+                    }
                 }
             }
             bytes += tensor.byteCount
