@@ -488,43 +488,55 @@ PK_AVX2 PK_INLINE void row_dot_avx2_body(const int type, const uint8_t *row, siz
     for (size_t j = 0; j < mt; j++) out[j] = pk_hsum256(_mm256_sub_ps(acc[j], off[j]));
 }
 
-// The formats with one scale per 32 weights (q4_1, q5_1, iq4_nl): levels straight into a register.
-PK_AVX2 PK_INLINE void row_dot32_avx2_body(const int type, const uint8_t *row, size_t k, const int8_t *qx,
-                                           const float *dx, const float *xs16, const size_t mt, float *out) {
-    const size_t bb = pk_quant_block_bytes(type), nx = k / 32, ns = k / 16;
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4_levels));
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m128 off[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
-    for (size_t b = 0; b < nx; b++) {
-        const uint8_t *blk = row + b * bb;
-        __m256i w;
-        if (type == PK_IQ4_NL) {
-            w = _mm256_shuffle_epi8(table, nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 2))));
-        } else if (type == PK_Q5_1) {
-            uint32_t qh;
-            memcpy(&qh, blk + 4, 4);
-            w = _mm256_or_si256(nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 8))), fifth_bits32(qh));
-        } else {
-            w = nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 4)));
-        }
-        const __m256i wu = type == PK_IQ4_NL ? _mm256_sign_epi8(w, w) : w;
-        // iq4_nl: (d, first byte of levels); q4_1 / q5_1: (d, m).
-        const __m128 dm = two_halves(blk);
-        const __m256 d = _mm256_broadcastss_ps(dm);
-        for (size_t j = 0; j < mt; j++) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + 32 * b));
-            if (type == PK_IQ4_NL) x = _mm256_sign_epi8(x, w);
-            const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8_lanes(wu, x));
-            acc[j] = _mm256_fmadd_ps(p, _mm256_mul_ps(d, _mm256_set1_ps(dx[j * nx + b])), acc[j]);
-            if (type != PK_IQ4_NL) {
-                // w = d * level + m: + m * (xs16 of the block's two halves), in lane 1.
-                off[j] = _mm_fmadd_ps(dm, _mm_set1_ps(xs16[j * ns + 2 * b] + xs16[j * ns + 2 * b + 1]), off[j]);
-            }
+// One block of 32 into the accumulators acc[mt] (and the minimum's share into lane 1 of off[mt]).
+PK_AVX2 PK_INLINE void block32_avx2(const int type, const uint8_t *blk, size_t b, size_t k, const int8_t *qx,
+                                    const float *dx, const float *xs16, const size_t mt, __m256 *acc, __m128 *off) {
+    const size_t nx = k / 32, ns = k / 16;
+    __m256i w;
+    if (type == PK_IQ4_NL) {
+        const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4_levels));
+        w = _mm256_shuffle_epi8(table, nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 2))));
+    } else if (type == PK_Q5_1) {
+        uint32_t qh;
+        memcpy(&qh, blk + 4, 4);
+        w = _mm256_or_si256(nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 8))), fifth_bits32(qh));
+    } else {
+        w = nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 4)));
+    }
+    const __m256i wu = type == PK_IQ4_NL ? _mm256_sign_epi8(w, w) : w;
+    // iq4_nl: (d, first byte of levels); q4_1 / q5_1: (d, m).
+    const __m128 dm = two_halves(blk);
+    const __m256 d = _mm256_broadcastss_ps(dm);
+    for (size_t j = 0; j < mt; j++) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + 32 * b));
+        if (type == PK_IQ4_NL) x = _mm256_sign_epi8(x, w);
+        const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8_lanes(wu, x));
+        acc[j] = _mm256_fmadd_ps(p, _mm256_mul_ps(d, _mm256_set1_ps(dx[j * nx + b])), acc[j]);
+        if (type != PK_IQ4_NL) {
+            // w = d * level + m: + m * (xs16 of the block's two halves), in lane 1.
+            off[j] = _mm_fmadd_ps(dm, _mm_set1_ps(xs16[j * ns + 2 * b] + xs16[j * ns + 2 * b + 1]), off[j]);
         }
     }
+}
+
+// The formats with one scale per 32 weights (q4_1, q5_1, iq4_nl): levels straight into a register; even and odd
+// blocks into separate accumulators, so that consecutive blocks do not wait on each other's multiply-add.
+PK_AVX2 PK_INLINE void row_dot32_avx2_body(const int type, const uint8_t *row, size_t k, const int8_t *qx,
+                                           const float *dx, const float *xs16, const size_t mt, float *out) {
+    const size_t bb = pk_quant_block_bytes(type), nx = k / 32;
+    __m256 acc0[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc1[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 off0[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+    __m128 off1[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+    size_t b = 0;
+    for (; b + 2 <= nx; b += 2) {
+        block32_avx2(type, row + b * bb, b, k, qx, dx, xs16, mt, acc0, off0);
+        block32_avx2(type, row + (b + 1) * bb, b + 1, k, qx, dx, xs16, mt, acc1, off1);
+    }
+    if (b < nx) block32_avx2(type, row + b * bb, b, k, qx, dx, xs16, mt, acc0, off0);
     for (size_t j = 0; j < mt; j++) {
-        const float m = type == PK_IQ4_NL ? 0.f : _mm_cvtss_f32(_mm_movehdup_ps(off[j]));
-        out[j] = pk_hsum256(acc[j]) + m;
+        const float m = type == PK_IQ4_NL ? 0.f : _mm_cvtss_f32(_mm_movehdup_ps(_mm_add_ps(off0[j], off1[j])));
+        out[j] = pk_hsum256(_mm256_add_ps(acc0[j], acc1[j])) + m;
     }
 }
 
