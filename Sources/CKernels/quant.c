@@ -177,8 +177,8 @@ static void qkx2_candidates(int n, int nmax, const float *x, const float *weight
     }
 }
 
-// The same, 16 candidates per vector: each lane performs the scalar operations in the scalar order (separate
-// multiplies and adds, no fused products), so every result is bit for bit the scalar one.
+// The same, 16 candidates per vector (8 with AVX2): each lane performs the scalar operations in the scalar order
+// (separate multiplies and adds, no fused products), so every result is bit for bit the scalar one.
 #if PK_X86
 PK_AVX512 static void qkx2_candidates_avx512(int n, int nmax, const float *x, const float *weights, float min, float max,
                                              float rmin, float rdelta, int from, int to, float sum_w, float sum_x,
@@ -231,6 +231,60 @@ PK_AVX512 static void qkx2_candidates_avx512(int n, int nmax, const float *x, co
         }
     }
 }
+
+// The same with 8 candidates per vector (AVX2), lane by lane in the scalar order.
+PK_AVX2 static void qkx2_candidates_avx2(int n, int nmax, const float *x, const float *weights, float min, float max,
+                                         float rmin, float rdelta, int from, int to, float sum_w, float sum_x,
+                                         int use_mad, float *cs, float *cm, float *ce, int *ok) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 magic = _mm256_set1_ps(12582912.f), zero = _mm256_setzero_ps();
+    const __m256 sign = _mm256_set1_ps(-0.f);
+    const __m256i mant = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
+    const __m256i top = _mm256_set1_epi32(nmax);
+    __m256 lf[256];
+    for (int base = from; base <= to; base += 8) {
+        const __m256 is = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_set1_epi32(base), lane));
+        const __m256 iscale = _mm256_div_ps(
+            _mm256_add_ps(_mm256_add_ps(_mm256_set1_ps(rmin), _mm256_mul_ps(_mm256_set1_ps(rdelta), is)), _mm256_set1_ps((float)nmax)),
+            _mm256_set1_ps(max - min));
+        __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+        for (int i = 0; i < n; ++i) {
+            const __m256 v = _mm256_mul_ps(iscale, _mm256_set1_ps(x[i] - min));
+            __m256i l = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(v, magic)), mant), bias);
+            l = _mm256_min_epi32(_mm256_max_epi32(l, _mm256_setzero_si256()), top);
+            lf[i] = _mm256_cvtepi32_ps(l);
+            const __m256 w = _mm256_set1_ps(weights[i]);
+            const __m256 wl = _mm256_mul_ps(w, lf[i]);
+            sum_l = _mm256_add_ps(sum_l, wl);
+            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, lf[i]));
+            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, _mm256_set1_ps(x[i])));
+        }
+        const __m256 sw = _mm256_set1_ps(sum_w), sx = _mm256_set1_ps(sum_x);
+        const __m256 D = _mm256_sub_ps(_mm256_mul_ps(sw, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+        const int valid = _mm256_movemask_ps(_mm256_cmp_ps(D, zero, _CMP_GT_OQ));
+        __m256 scale = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sw, sum_xl), _mm256_mul_ps(sx, sum_l)), D);
+        __m256 mn = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sx), _mm256_mul_ps(sum_l, sum_xl)), D);
+        const __m256 positive = _mm256_cmp_ps(mn, zero, _CMP_GT_OQ);
+        mn = _mm256_blendv_ps(mn, zero, positive);
+        scale = _mm256_blendv_ps(scale, _mm256_div_ps(sum_xl, sum_l2), positive);
+        __m256 err = zero;
+        for (int i = 0; i < n; ++i) {
+            const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, lf[i]), mn), _mm256_set1_ps(x[i]));
+            const __m256 e = use_mad ? _mm256_andnot_ps(sign, diff) : _mm256_mul_ps(diff, diff);
+            err = _mm256_add_ps(err, _mm256_mul_ps(_mm256_set1_ps(weights[i]), e));
+        }
+        float s8[8], m8[8], e8[8];
+        _mm256_storeu_ps(s8, scale);
+        _mm256_storeu_ps(m8, mn);
+        _mm256_storeu_ps(e8, err);
+        for (int j = 0; j < 8 && base + j <= to; j++) {
+            ok[base + j] = (valid >> j) & 1;
+            cs[base + j] = s8[j];
+            cm[base + j] = m8[j];
+            ce[base + j] = e8[j];
+        }
+    }
+}
 #endif
 
 // GGML's make_qkx2_quants for one sub-block: an affine grid (scale, min <= 0) fitted by weighted least squares over
@@ -269,7 +323,7 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     float cs[64], cm[64], ce[64];
     int ok[64];
 #if PK_X86
-    const int vector = n <= 256 && nstep < 64 && pk_has_avx512();
+    const int vector = n <= 256 && nstep < 64 ? (pk_has_avx512() ? 2 : pk_has_avx2() ? 1 : 0) : 0;
 #else
     const int vector = 0;
 #endif
@@ -277,9 +331,12 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     float best_min = min;   // the min the chosen grid was fitted from
     for (int from = 0; from <= nstep;) {
 #if PK_X86
-        if (vector)
+        if (vector == 2)
             qkx2_candidates_avx512(n, nmax, x, weights, min, max, rmin, rdelta, from, nstep, sum_w, sum_x, use_mad, cs,
                                    cm, ce, ok);
+        else if (vector == 1)
+            qkx2_candidates_avx2(n, nmax, x, weights, min, max, rmin, rdelta, from, nstep, sum_w, sum_x, use_mad, cs,
+                                 cm, ce, ok);
         else
 #endif
         qkx2_candidates(n, nmax, x, weights, min, max, rmin, rdelta, from, nstep, sum_w, sum_x, use_mad, cs, cm, ce,
