@@ -106,37 +106,10 @@ final class QuantizeMixtureTests: XCTestCase {
 
     func testQ4KMMatchesLlamaCpp() throws {
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("gguf/q4_k_m.json")))
-        let s = golden.shape
-        let (c, inter, layers, heads, kvHeads, vocab) = (s["hidden"]!, s["intermediate"]!, s["layers"]!, s["heads"]!, s["kv_heads"]!, s["vocab"]!)
-        let kv = kvHeads * (c / heads)
-        var shapes: [(String, [Int])] = [("model.embed_tokens.weight", [vocab, c])]
-        for l in 0..<layers {
-            let p = "model.layers.\(l)"
-            shapes += [("\(p).input_layernorm.weight", [c]), ("\(p).post_attention_layernorm.weight", [c]),
-                       ("\(p).self_attn.q_proj.weight", [c, c]), ("\(p).self_attn.q_proj.bias", [c]),
-                       ("\(p).self_attn.k_proj.weight", [kv, c]), ("\(p).self_attn.k_proj.bias", [kv]),
-                       ("\(p).self_attn.v_proj.weight", [kv, c]), ("\(p).self_attn.v_proj.bias", [kv]),
-                       ("\(p).self_attn.o_proj.weight", [c, c]), ("\(p).mlp.gate_proj.weight", [inter, c]),
-                       ("\(p).mlp.up_proj.weight", [inter, c]), ("\(p).mlp.down_proj.weight", [c, inter])]
-        }
-        shapes += [("model.norm.weight", [c]), ("lm_head.weight", [vocab, c])]
+        let vocab = golden.shape["vocab"]!
         let dir = temporaryURL("q4km-model")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        var writer = SafetensorsWriter()
-        for (seed, (name, shape)) in shapes.enumerated() {
-            writer.add(name, dtype: .float16, shape: shape, floats: Self.hashed(shape.reduce(1, *), seed: seed))
-        }
-        try writer.write(to: dir.appendingPathComponent("model.safetensors"))
-        let config: [String: Any] = [
-            "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": c, "intermediate_size": inter,
-            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kvHeads,
-            "vocab_size": vocab, "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
-            "tie_word_embeddings": false, "hidden_act": "silu", "torch_dtype": "float16"]
-        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
-        for f in ["tokenizer.json", "tokenizer_config.json"] {
-            try FileManager.default.copyItem(at: modelFixture("tiny-qwen2").appendingPathComponent(f), to: dir.appendingPathComponent(f))
-        }
+        try writeHashedQwen2(shape: golden.shape, dtype: .float16, to: dir) { _, shape, seed in Self.hashed(shape.reduce(1, *), seed: seed) }
         let url = temporaryURL("q4km").appendingPathExtension("gguf")
         defer { try? FileManager.default.removeItem(at: url) }
         _ = try GGUFExporter.export(model: dir, adapter: nil, type: .q4_k_m, output: url)
