@@ -26,26 +26,13 @@ import subprocess
 import sys
 
 import numpy as np
-from gguf import GGMLQuantizationType as T
 from gguf import dequantize
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-# name, GGML type id (== ours), ggml symbol suffix, values a block, bytes a block
-TYPES = [
-    ("q4_0", T.Q4_0, "q4_0", 32, 18),
-    ("q4_1", T.Q4_1, "q4_1", 32, 20),
-    ("q5_0", T.Q5_0, "q5_0", 32, 22),
-    ("q5_1", T.Q5_1, "q5_1", 32, 24),
-    ("q8_0", T.Q8_0, "q8_0", 32, 34),
-    ("q2_k", T.Q2_K, "q2_K", 256, 84),
-    ("q3_k", T.Q3_K, "q3_K", 256, 110),
-    ("q4_k", T.Q4_K, "q4_K", 256, 144),
-    ("q5_k", T.Q5_K, "q5_K", 256, 176),
-    ("q6_k", T.Q6_K, "q6_K", 256, 210),
-    ("iq4_nl", T.IQ4_NL, "iq4_nl", 32, 18),
-    ("iq4_xs", T.IQ4_XS, "iq4_xs", 256, 136),
-]
+# name, GGML type id (== ours), ggml symbol suffix, values a block, bytes a block: the fixture script's table
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from make_block_fixtures import TYPES  # noqa: E402
 # f16 fields (byte offsets) of each type's block: random-byte blocks get finite values there
 F16_FIELDS = {"q4_0": [0], "q4_1": [0, 2], "q5_0": [0], "q5_1": [0, 2], "q8_0": [0], "q2_k": [80, 82],
               "q3_k": [108], "q4_k": [0, 2], "q5_k": [0, 2], "q6_k": [208], "iq4_nl": [0], "iq4_xs": [0]}
