@@ -159,8 +159,9 @@ SHAPE = dict(hidden=256, intermediate=512, layers=16, heads=8, kv_heads=2, vocab
 M1, M2, M3, M4 = 0x9E3779B97F4A7C15, 0xD1B54A32D192ED03, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
-def hf_tensors():
-    s = SHAPE
+def hf_tensors(s=SHAPE):
+    """(name, shape) of every tensor of a Qwen2 folder of shape `s` (untied head, q/k/v biases), in writing order
+    (make_q4km_fixture.py uses it too)."""
     c, i = s["hidden"], s["intermediate"]
     kv = s["kv_heads"] * c // s["heads"]
     shapes = [("model.embed_tokens.weight", [s["vocab"], c])]

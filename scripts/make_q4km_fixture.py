@@ -23,6 +23,8 @@ import llama_cpp
 import numpy as np
 from safetensors.numpy import save_file
 
+from make_mix_fixtures import hf_tensors
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIX = os.path.join(ROOT, "Tests", "Fixtures")
 SHAPE = dict(hidden=256, intermediate=512, layers=8, heads=4, kv_heads=2, vocab=384)
@@ -36,20 +38,8 @@ def hashed(count, seed):
 
 def tensors():
     s = SHAPE
-    c, i, hd = s["hidden"], s["intermediate"], s["hidden"] // s["heads"]
-    kv = s["kv_heads"] * hd
-    shapes = [("model.embed_tokens.weight", [s["vocab"], c])]
-    for l in range(s["layers"]):
-        p = f"model.layers.{l}"
-        shapes += [(f"{p}.input_layernorm.weight", [c]), (f"{p}.post_attention_layernorm.weight", [c]),
-                   (f"{p}.self_attn.q_proj.weight", [c, c]), (f"{p}.self_attn.q_proj.bias", [c]),
-                   (f"{p}.self_attn.k_proj.weight", [kv, c]), (f"{p}.self_attn.k_proj.bias", [kv]),
-                   (f"{p}.self_attn.v_proj.weight", [kv, c]), (f"{p}.self_attn.v_proj.bias", [kv]),
-                   (f"{p}.self_attn.o_proj.weight", [c, c]), (f"{p}.mlp.gate_proj.weight", [i, c]),
-                   (f"{p}.mlp.up_proj.weight", [i, c]), (f"{p}.mlp.down_proj.weight", [c, i])]
-    shapes += [("model.norm.weight", [c]), ("lm_head.weight", [s["vocab"], c])]
     return {name: hashed(int(np.prod(shape)), seed).reshape(shape).astype(np.float16)
-            for seed, (name, shape) in enumerate(shapes)}
+            for seed, (name, shape) in enumerate(hf_tensors(s))}
 
 
 def fnv1a(data):
