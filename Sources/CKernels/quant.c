@@ -895,14 +895,6 @@ static void dequantize_block(int type, const uint8_t *b, float *y) {
         }
         break;
     }
-    case PK_Q4_1: {
-        const float d = f16_at(b), m = f16_at(b + 2);
-        for (int j = 0; j < 16; j++) {
-            y[j] = (float)(b[4 + j] & 0xF) * d + m;
-            y[16 + j] = (float)(b[4 + j] >> 4) * d + m;
-        }
-        break;
-    }
     case PK_Q5_0: {
         const float d = f16_at(b);
         uint32_t qh;
@@ -913,94 +905,21 @@ static void dequantize_block(int type, const uint8_t *b, float *y) {
         }
         break;
     }
-    case PK_Q5_1: {
-        const float d = f16_at(b), m = f16_at(b + 2);
-        uint32_t qh;
-        memcpy(&qh, b + 4, 4);
-        for (int j = 0; j < 16; j++) {
-            y[j] = (float)((b[8 + j] & 0xF) | (((qh >> j) & 1) << 4)) * d + m;
-            y[16 + j] = (float)((b[8 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) * d + m;
-        }
-        break;
-    }
     case PK_Q8_0: {
         const float d = f16_at(b);
         for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)b[2 + j];
         break;
     }
-    case PK_Q2_K: {
-        const float d = f16_at(b + 80), dmin = f16_at(b + 82);
-        const uint8_t *sc = b, *qs = b + 16;
-        for (int j = 0; j < 16; j++) {
-            const float dl = d * (float)(sc[j] & 0xF), ml = dmin * (float)(sc[j] >> 4);
-            // weights 16 j .. 16 j + 15: 2-bit field (16 j % 128) / 32 of bytes 32 (j / 8) + 16 (j % 2) + l
-            const uint8_t *q = qs + 32 * (j / 8) + 16 * (j % 2);
-            const int shift = 2 * ((j % 8) / 2);
-            for (int l = 0; l < 16; l++) y[16 * j + l] = dl * (float)((q[l] >> shift) & 3) - ml;
-        }
-        break;
-    }
-    case PK_Q3_K: {
-        const float d = f16_at(b + 108);
-        const uint8_t *hmask = b, *qs = b + 32, *sc = b + 96;
-        for (int j = 0; j < 16; j++) {
-            const float dl = d * (float)(q3k_scale(sc, j) - 32);
-            const uint8_t *q = qs + 32 * (j / 8) + 16 * (j % 2);
-            const int shift = 2 * ((j % 8) / 2);
-            for (int l = 0; l < 16; l++) {
-                const int e = 16 * j + l;
-                const int high = (hmask[e % 32] >> (e / 32)) & 1;
-                y[e] = dl * (float)(((q[l] >> shift) & 3) - (high ? 0 : 4));
-            }
-        }
-        break;
-    }
-    case PK_Q4_K:
-    case PK_Q5_K: {
+    case PK_Q4_K: {
         const float d = f16_at(b), dmin = f16_at(b + 2);
-        const int five = type == PK_Q5_K;
-        const uint8_t *sc = b + 4, *qh = b + 16, *qs = five ? b + 48 : b + 16;
+        const uint8_t *sc = b + 4, *qs = b + 16;
         for (int j = 0; j < 8; j++) {
             uint8_t s, m;
             scale_min_k4(j, sc, &s, &m);
             const float ds = d * s, dm = dmin * m;
             const uint8_t *q = qs + (j / 2) * 32;
             const int shift = (j % 2) * 4;
-            for (int l = 0; l < 32; l++) {
-                const int level = ((q[l] >> shift) & 0xF) | (five ? ((qh[l] >> j) & 1) << 4 : 0);
-                y[32 * j + l] = ds * (float)level - dm;
-            }
-        }
-        break;
-    }
-    case PK_Q6_K: {
-        const float d = f16_at(b + 208);
-        uint8_t L[256];
-        pk_q6k_levels(b, L);
-        const int8_t *sc = (const int8_t *)(b + 192);
-        for (int i = 0; i < 256; i++) y[i] = d * (float)sc[i / 16] * (float)((int)L[i] - 32);
-        break;
-    }
-    case PK_IQ4_NL: {
-        const float d = f16_at(b);
-        for (int j = 0; j < 16; j++) {
-            y[j] = d * (float)iq4_values[b[2 + j] & 0xF];
-            y[16 + j] = d * (float)iq4_values[b[2 + j] >> 4];
-        }
-        break;
-    }
-    case PK_IQ4_XS: {
-        const float d = f16_at(b);
-        uint16_t sh;
-        memcpy(&sh, b + 2, 2);
-        const uint8_t *sl = b + 4, *qs = b + 8;
-        for (int ib = 0; ib < 8; ib++) {
-            const int ls = ((sl[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4);
-            const float dl = d * (float)(ls - 32);
-            for (int j = 0; j < 16; j++) {
-                y[32 * ib + j] = dl * (float)iq4_values[qs[16 * ib + j] & 0xF];
-                y[32 * ib + 16 + j] = dl * (float)iq4_values[qs[16 * ib + j] >> 4];
-            }
+            for (int l = 0; l < 32; l++) y[32 * j + l] = ds * (float)((q[l] >> shift) & 0xF) - dm;
         }
         break;
     }
@@ -1011,5 +930,7 @@ static void dequantize_block(int type, const uint8_t *b, float *y) {
 void pk_dequantize(int type, const uint8_t *blocks, float *out, size_t nblocks) {
     const size_t bs = pk_quant_block_size(type), bb = pk_quant_block_bytes(type);
     if (!bb) return;   // not a block format: nothing written
+    // The formats kept row by row in memory dequantize through their one integer form (quant_rows.c).
+    if (pk_is_row_type(type)) { pk_row_dequantize(type, blocks, nblocks * bs, out, NULL); return; }
     for (size_t b = 0; b < nblocks; b++) dequantize_block(type, blocks + b * bb, out + b * bs);
 }
