@@ -281,6 +281,26 @@ def bench_gguf(model, new_tokens, llama_python, types):
             print(f"    {kind}: {ours / base:.2f}x our bf16")
 
 
+QDOT_TYPES = "q4_0,q4_1,q5_0,q5_1,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl,iq4_xs"
+
+
+def bench_qdot(llama_python, types):
+    """Single-thread quantized matrix-vector products, ours against llama.cpp's vec_dot (libggml-cpu from the
+    llama-cpp-python install of --llama-python), on the same weights (scripts/bench/qdot_bench.c)."""
+    libdir = subprocess.run([llama_python, "-c", "import llama_cpp, os; print(os.path.join(os.path.dirname("
+                             "llama_cpp.__file__), 'lib'))"], capture_output=True, text=True, check=True).stdout.strip()
+    exe = build_c("qdot_bench", [f for f in sorted(os.listdir(os.path.join(ROOT, "Sources", "CKernels")))
+                                 if f.endswith(".c") and f not in ("dnnl_loader.c", "mpi_loader.c")])
+    out = subprocess.run([exe, os.path.join(libdir, "libggml-cpu.so"), os.path.join(libdir, "libggml-base.so")] + types,
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    print(f"\nQuantized matrix x vector, 1 thread, tier {result['tier']} (time per product incl. quantizing the input)")
+    print(f"  {'type':8} {'rows x k':>12} {'ours us':>9} {'llama.cpp us':>13} {'ours vs llama.cpp':>18}")
+    for r in result["results"]:
+        print(f"  {r['type']:8} {str(r['rows']) + ' x ' + str(r['k']):>12} {r['ours_us']:9.1f} {r['llamacpp_us']:13.1f}"
+              f" {r['ratio']:17.2f}x")
+
+
 def bench_serve(model, new_tokens, clients):
     """`peft serve` under 1, 4, 8, 16 concurrent streaming chat clients (stdlib HTTP only). Aggregate decode rate:
     tokens streamed while every client of the round is decoding, over that window; single-request decode and time to
@@ -368,7 +388,8 @@ def bench_serve(model, new_tokens, clients):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="?", default="all",
-                    choices=["generate", "train", "methods", "full", "gguf", "qlora", "mpi", "serve", "gemm", "demo", "all"])
+                    choices=["generate", "train", "methods", "full", "gguf", "qdot", "qlora", "mpi", "serve", "gemm", "demo",
+                             "all"])
     ap.add_argument("--llama-python", default="/opt/llama/bin/python",
                     help="for `gguf`: a Python with llama-cpp-python (the peer)")
     ap.add_argument("--big-model", help="for `full` and `qlora`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
@@ -377,6 +398,7 @@ def main():
                     help="comma list of `peft quantize --type` file types for `gguf` (e.g. q4_k_m,q5_k_m,q6_k,q3_k_m,"
                          "q2_k,iq4_xs,q4_1,iq4_nl,q5_1: use --model bench-out/qwen2.5-1.5b-random, whose matrices are "
                          "whole k-quant super-blocks)")
+    ap.add_argument("--qdot-types", default=QDOT_TYPES, help="comma list of GGML block types for `qdot`")
     ap.add_argument("--model", default=os.path.join(ROOT, "bench-out", "qwen2.5-0.5b-random"))
     ap.add_argument("--data", default=os.path.join(ROOT, "Data", "demo", "train.jsonl"))
     ap.add_argument("--steps", type=int, default=4)
@@ -408,6 +430,8 @@ def main():
         bench_qlora(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
     if args.what == "serve":
         bench_serve(args.model, max(args.new_tokens, 128), [1, 4, 8, 16])
+    if args.what == "qdot":
+        bench_qdot(args.llama_python, args.qdot_types.split(","))
     if args.what == "gguf":
         bench_gguf(args.model, args.new_tokens, args.llama_python, args.gguf_types.split(","))
     if args.what in ("methods", "all"):

@@ -72,8 +72,11 @@ void pk_neon_row_dot(int type, const uint8_t *row, size_t k, const int8_t *qx, c
 #endif
 
 // ---- row-layout formats (quant_rows.c) ----
-/// Whether a format stays in GGML's row layout in memory (q4_1, q5_1, q2_k, q3_k, q5_k, q6_k, iq4_nl, iq4_xs).
+/// Whether a format stays in GGML's row layout in memory (q2_k, q3_k, q5_k, q6_k, iq4_xs).
 int pk_is_row_type(int type);
+/// Whether a format has quant_rows.c's integer form (the row-layout formats, and q4_1, q5_1, iq4_nl): its GGML
+/// blocks dequantize through it.
+int pk_has_row_form(int type);
 /// One block as int8 levels q[block size], 16-weight scales sc and offsets mn (w = sc * q - mn); returns whether any
 /// offset is non-zero.
 int pk_row_unpack_block(int type, const uint8_t *block, int8_t *q, float *sc, float *mn);

@@ -555,6 +555,9 @@ PK_INLINE void q4k_scale(float32x4_t fs[2], float32x4_t ms[2], int32x4_t i0, int
     ms[1] = vaddq_f32(ms[1], vmulq_n_f32(vmulq_n_f32(m1, d), (float)s));
 }
 
+// iq4_nl's sixteen levels.
+static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
 #define Q8X_GROUP_KERNEL(NAME, ATTR, ACC, ZERO, DOT, SUM)                                                             \
     ATTR static void NAME(int type, const uint8_t *g, size_t k, const int8_t *qx, const float *dx, const int32_t *sx, \
                           float out[8]) {                                                                             \
@@ -562,53 +565,71 @@ PK_INLINE void q4k_scale(float32x4_t fs[2], float32x4_t ms[2], int32x4_t i0, int
         const uint8x16_t low = vdupq_n_u8(0xF);                                                                       \
         float32x4_t o0 = vdupq_n_f32(0), o1 = vdupq_n_f32(0);   /* rows 0-3, 4-7 */                                   \
         float32x4_t d0, d1;                                                                                           \
-        if (type == PK_Q8_0 || type == PK_Q4_0 || type == PK_Q5_0) {                                                  \
-            /* header: 8 f16 scales (+ q5_0: 8 masks of fifth bits); out += (d * dx) * isum per block */              \
-            const int q5 = type == PK_Q5_0;                                                                           \
-            for (size_t b = 0; b < k / 32; b++) {                                                                     \
-                const uint8_t *blk = g + b * pb;                                                                      \
-                const int8_t *xb = qx + 32 * b;                                                                       \
-                ACC a0 = ZERO(), a1 = ZERO();                                                                         \
-                int32_t offset = 0;                                                                                   \
-                if (type == PK_Q8_0) {                                                                                \
-                    const uint8x16_t flip = vdupq_n_u8(0x80);   /* stored + 128: back to signed */                    \
-                    for (int c = 0; c < 8; c++) {                                                                     \
-                        const uint8_t *ch = blk + 16 + 32 * c;                                                        \
-                        const int8x16_t xr = dup4(xb + 4 * c);                                                        \
-                        a0 = DOT(a0, as_s8(veorq_u8(vld1q_u8(ch), flip)), xr);                                        \
-                        a1 = DOT(a1, as_s8(veorq_u8(vld1q_u8(ch + 16), flip)), xr);                                   \
-                    }                                                                                                 \
-                } else {                                                                                              \
-                    /* chunk c: low nibbles are weights 4c + i, high nibbles 16 + 4c + i */                           \
-                    const uint8_t *qs = blk + (q5 ? 48 : 16);                                                         \
-                    uint32x4_t h0 = vdupq_n_u32(0), h1 = h0;                                                          \
-                    if (q5) {                                                                                         \
-                        h0 = vreinterpretq_u32_u8(vld1q_u8(blk + 16));                                                \
-                        h1 = vreinterpretq_u32_u8(vld1q_u8(blk + 32));                                                \
-                    }                                                                                                 \
-                    for (int c = 0; c < 4; c++) {                                                                     \
-                        const uint8x16_t v0 = vld1q_u8(qs + 32 * c), v1 = vld1q_u8(qs + 32 * c + 16);                 \
-                        uint8x16_t l0 = vandq_u8(v0, low), u0 = vshrq_n_u8(v0, 4);                                    \
-                        uint8x16_t l1 = vandq_u8(v1, low), u1 = vshrq_n_u8(v1, 4);                                    \
-                        if (q5) {                                                                                     \
-                            l0 = vorrq_u8(l0, fifth_bits(h0, 4 * c));                                                 \
-                            u0 = vorrq_u8(u0, fifth_bits(h0, 16 + 4 * c));                                            \
-                            l1 = vorrq_u8(l1, fifth_bits(h1, 4 * c));                                                 \
-                            u1 = vorrq_u8(u1, fifth_bits(h1, 16 + 4 * c));                                            \
-                        }                                                                                             \
-                        const int8x16_t xl = dup4(xb + 4 * c), xh = dup4(xb + 16 + 4 * c);                            \
-                        a0 = DOT(a0, as_s8(l0), xl);                                                                  \
-                        a0 = DOT(a0, as_s8(u0), xh);                                                                  \
-                        a1 = DOT(a1, as_s8(l1), xl);                                                                  \
-                        a1 = DOT(a1, as_s8(u1), xh);                                                                  \
-                    }                                                                                                 \
-                    offset = (q5 ? -16 : -8) * sx[b];                                                                 \
-                }                                                                                                     \
-                const int32x4_t off = vdupq_n_s32(offset);                                                            \
-                f16x8(blk, &d0, &d1);                                                                                 \
-                o0 = vaddq_f32(o0, vmulq_f32(vmulq_n_f32(d0, dx[b]), vcvtq_f32_s32(vaddq_s32(SUM(a0), off))));       \
-                o1 = vaddq_f32(o1, vmulq_f32(vmulq_n_f32(d1, dx[b]), vcvtq_f32_s32(vaddq_s32(SUM(a1), off))));       \
-            }                                                                                                         \
+        if (type != PK_Q4_K && type != PK_Q6_K) {                                                                      \
+            /* header: 8 f16 scales (q4_1 / q5_1: + 8 f16 minimums; q5_0 / q5_1: + 8 masks of fifth bits);             \
+               out += (d * dx) * isum per block (q4_1 / q5_1: + m * dx * sx) */                                        \
+            const int q5 = type == PK_Q5_0 || type == PK_Q5_1, mins = type == PK_Q4_1 || type == PK_Q5_1;              \
+            const int nl = type == PK_IQ4_NL;                                                                          \
+            const int8x16_t table = vld1q_s8(iq4_levels);                                                              \
+            for (size_t b = 0; b < k / 32; b++) {                                                                      \
+                const uint8_t *blk = g + b * pb;                                                                       \
+                const int8_t *xb = qx + 32 * b;                                                                        \
+                ACC a0 = ZERO(), a1 = ZERO();                                                                          \
+                int32_t offset = 0;                                                                                    \
+                if (type == PK_Q8_0) {                                                                                 \
+                    const uint8x16_t flip = vdupq_n_u8(0x80);   /* stored + 128: back to signed */                     \
+                    for (int c = 0; c < 8; c++) {                                                                      \
+                        const uint8_t *ch = blk + 16 + 32 * c;                                                         \
+                        const int8x16_t xr = dup4(xb + 4 * c);                                                         \
+                        a0 = DOT(a0, as_s8(veorq_u8(vld1q_u8(ch), flip)), xr);                                         \
+                        a1 = DOT(a1, as_s8(veorq_u8(vld1q_u8(ch + 16), flip)), xr);                                    \
+                    }                                                                                                  \
+                } else {                                                                                               \
+                    /* chunk c: low nibbles are weights 4c + i, high nibbles 16 + 4c + i */                            \
+                    const uint8_t *qs = blk + (type == PK_Q5_1 ? 64 : type == PK_Q5_0 ? 48 : type == PK_Q4_1 ? 32 : 16);       \
+                    uint32x4_t h0 = vdupq_n_u32(0), h1 = h0;                                                           \
+                    if (q5) {                                                                                          \
+                        const uint8_t *qh = blk + (type == PK_Q5_1 ? 32 : 16);                                         \
+                        h0 = vreinterpretq_u32_u8(vld1q_u8(qh));                                                       \
+                        h1 = vreinterpretq_u32_u8(vld1q_u8(qh + 16));                                                  \
+                    }                                                                                                  \
+                    for (int c = 0; c < 4; c++) {                                                                      \
+                        const uint8x16_t v0 = vld1q_u8(qs + 32 * c), v1 = vld1q_u8(qs + 32 * c + 16);                  \
+                        uint8x16_t l0 = vandq_u8(v0, low), u0 = vshrq_n_u8(v0, 4);                                     \
+                        uint8x16_t l1 = vandq_u8(v1, low), u1 = vshrq_n_u8(v1, 4);                                     \
+                        if (q5) {                                                                                      \
+                            l0 = vorrq_u8(l0, fifth_bits(h0, 4 * c));                                                  \
+                            u0 = vorrq_u8(u0, fifth_bits(h0, 16 + 4 * c));                                             \
+                            l1 = vorrq_u8(l1, fifth_bits(h1, 4 * c));                                                  \
+                            u1 = vorrq_u8(u1, fifth_bits(h1, 16 + 4 * c));                                             \
+                        }                                                                                              \
+                        const int8x16_t xl = dup4(xb + 4 * c), xh = dup4(xb + 16 + 4 * c);                             \
+                        if (nl) {                                                                                      \
+                            a0 = DOT(a0, vqtbl1q_s8(table, l0), xl);                                                   \
+                            a0 = DOT(a0, vqtbl1q_s8(table, u0), xh);                                                   \
+                            a1 = DOT(a1, vqtbl1q_s8(table, l1), xl);                                                   \
+                            a1 = DOT(a1, vqtbl1q_s8(table, u1), xh);                                                   \
+                        } else {                                                                                       \
+                            a0 = DOT(a0, as_s8(l0), xl);                                                               \
+                            a0 = DOT(a0, as_s8(u0), xh);                                                               \
+                            a1 = DOT(a1, as_s8(l1), xl);                                                               \
+                            a1 = DOT(a1, as_s8(u1), xh);                                                               \
+                        }                                                                                              \
+                    }                                                                                                  \
+                    offset = (type == PK_Q5_0 ? -16 : type == PK_Q4_0 ? -8 : 0) * sx[b];                               \
+                }                                                                                                      \
+                const int32x4_t off = vdupq_n_s32(offset);                                                             \
+                f16x8(blk, &d0, &d1);                                                                                  \
+                o0 = vaddq_f32(o0, vmulq_f32(vmulq_n_f32(d0, dx[b]), vcvtq_f32_s32(vaddq_s32(SUM(a0), off))));         \
+                o1 = vaddq_f32(o1, vmulq_f32(vmulq_n_f32(d1, dx[b]), vcvtq_f32_s32(vaddq_s32(SUM(a1), off))));         \
+                if (mins) {                                                                                            \
+                    float32x4_t m0, m1;                                                                                \
+                    f16x8(blk + 16, &m0, &m1);                                                                         \
+                    const float ms = dx[b] * (float)sx[b];                                                             \
+                    o0 = vaddq_f32(o0, vmulq_n_f32(m0, ms));                                                           \
+                    o1 = vaddq_f32(o1, vmulq_n_f32(m1, ms));                                                           \
+                }                                                                                                      \
+            }                                                                                                          \
         } else if (type == PK_Q6_K) {                                                                                 \
             /* header: 8 f16 d, int8 scales [16 sub-blocks][8 rows]; 64 chunks of levels 0..63; sx: sums of 16 */     \
             for (size_t b = 0; b < k / 256; b++) {                                                                    \

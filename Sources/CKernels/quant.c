@@ -931,6 +931,6 @@ void pk_dequantize(int type, const uint8_t *blocks, float *out, size_t nblocks) 
     const size_t bs = pk_quant_block_size(type), bb = pk_quant_block_bytes(type);
     if (!bb) return;   // not a block format: nothing written
     // The formats kept row by row in memory dequantize through their one integer form (quant_rows.c).
-    if (pk_is_row_type(type)) { pk_row_dequantize(type, blocks, nblocks * bs, out, NULL); return; }
+    if (pk_has_row_form(type)) { pk_row_dequantize(type, blocks, nblocks * bs, out, NULL); return; }
     for (size_t b = 0; b < nblocks; b++) dequantize_block(type, blocks + b * bb, out + b * bs);
 }

@@ -9,6 +9,9 @@
 //     weight 4c+i, high nibble: weight 16+4c+i);
 //   - q5_0 (176 bytes): the 8 f16 scales, the 8 rows' 32-bit masks of fifth bits (bit j: weight j), then the nibble
 //     chunks as q4_0;
+//   - q4_1 (160 bytes): the 8 f16 scales d, the 8 f16 minimums m, then the nibble chunks as q4_0;
+//   - q5_1 (192 bytes): the 8 f16 d, the 8 f16 m, the 8 masks of fifth bits, then the nibble chunks as q4_0;
+//   - iq4_nl (144 bytes): as q4_0, the nibbles being indices into iq4_nl's table of 16 levels;
 //   - q4_k (1184 bytes): the 8 f16 super-scales d, the 8 f16 super-mins dmin, the 6-bit scales unpacked to bytes
 //     [sub-block][row] (64), the 6-bit mins likewise (64), then 32 chunks of 4 bytes of each row's 128 quant bytes;
 //   - q6_k (2192 bytes): the 8 f16 scales d, the int8 sub-block scales [16 sub-blocks][row] (128), then 64 chunks
@@ -26,6 +29,9 @@ size_t pk_packed_block_bytes(int type) {
     case PK_Q8_0: return 272;
     case PK_Q4_0: return 144;
     case PK_Q5_0: return 176;
+    case PK_Q4_1: return 160;
+    case PK_Q5_1: return 192;
+    case PK_IQ4_NL: return 144;
     case PK_Q6_K: return 2192;
     default: return 1184;
     }
@@ -36,11 +42,35 @@ size_t pk_packed_bytes(int type, size_t rows, size_t k) {
 }
 
 // Header bytes before the quant chunks, and quant bytes per GGML block row.
-static size_t header_bytes(int type) { return type == PK_Q4_K ? 160 : type == PK_Q6_K ? 144 : type == PK_Q5_0 ? 48 : 16; }
-static size_t quant_bytes(int type) {
-    return type == PK_Q8_0 ? 32 : type == PK_Q4_0 || type == PK_Q5_0 ? 16 : type == PK_Q6_K ? 256 : 128;
+static size_t header_bytes(int type) {
+    switch (type) {
+    case PK_Q4_K: return 160;
+    case PK_Q6_K: return 144;
+    case PK_Q5_0: return 48;
+    case PK_Q4_1: return 32;
+    case PK_Q5_1: return 64;
+    default: return 16;
+    }
 }
-static size_t ggml_header_bytes(int type) { return type == PK_Q4_K ? 16 : type == PK_Q5_0 ? 6 : 2; }
+static size_t quant_bytes(int type) { return type == PK_Q8_0 ? 32 : type == PK_Q6_K ? 256 : type == PK_Q4_K ? 128 : 16; }
+// GGML's bytes before the quants: d (2), then m (2) for q4_1/q5_1, then the fifth bits (4) for q5_0/q5_1.
+static size_t ggml_header_bytes(int type) {
+    switch (type) {
+    case PK_Q4_K: return 16;
+    case PK_Q5_0: return 6;
+    case PK_Q4_1: return 4;
+    case PK_Q5_1: return 8;
+    default: return 2;
+    }
+}
+// Where the 8 rows' f16 minimums (q4_1, q5_1) and 32-bit masks of fifth bits (q5_0, q5_1) sit in a packed block.
+enum { MINS_AT = 16 };
+static inline size_t fifth_bits_at(int type) { return type == PK_Q5_1 ? 32 : 16; }
+static inline int has_fifth_bits(int type) { return type == PK_Q5_0 || type == PK_Q5_1; }
+static inline int has_mins(int type) { return type == PK_Q4_1 || type == PK_Q5_1; }
+
+// iq4_nl's sixteen levels.
+static const int8_t nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 // The 6-bit scale and min of sub-block j from GGML's 12 packed bytes, and back.
 static inline void get_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
@@ -100,7 +130,8 @@ void pk_pack_group(int type, const uint8_t *const rows[8], size_t k, uint8_t *ou
                     memcpy(dst + 16 + 2 * r, src + 2, 2);
                     for (int j = 0; j < 8; j++) get_scale_min(j, src + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
                 }
-                if (type == PK_Q5_0) memcpy(dst + 16 + 4 * r, src + 2, 4);
+                if (has_mins(type)) memcpy(dst + MINS_AT + 2 * r, src + 2, 2);
+                if (has_fifth_bits(type)) memcpy(dst + fifth_bits_at(type) + 4 * r, src + gh - 4, 4);
             }
             for (size_t c = 0; c < qb / 4; c++) {
                 for (int i = 0; i < 4; i++) dst[hb + c * 32 + 4 * r + i] = (src ? src[gh + 4 * c + i] : 0) ^ flip;
@@ -130,7 +161,8 @@ void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out
             continue;
         }
         memcpy(dst, src + 2 * r, 2);
-        if (type == PK_Q5_0) memcpy(dst + 2, src + 16 + 4 * r, 4);
+        if (has_mins(type)) memcpy(dst + 2, src + MINS_AT + 2 * r, 2);
+        if (has_fifth_bits(type)) memcpy(dst + gh - 4, src + fifth_bits_at(type) + 4 * r, 4);
         if (type == PK_Q4_K) {
             uint8_t sc[8], mn[8];
             memcpy(dst + 2, src + 16 + 2 * r, 2);
@@ -157,23 +189,22 @@ static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *
     } else if (type == PK_Q8_0) {
         for (int c = 0; c < 8; c++)
             for (int i = 0; i < 4; i++) y[4 * c + i] = d * (float)(int8_t)(blk[hb + c * 32 + 4 * r + i] ^ 0x80);
-    } else if (type == PK_Q4_0) {
-        for (int c = 0; c < 4; c++)
-            for (int i = 0; i < 4; i++) {
-                const uint8_t v = blk[hb + c * 32 + 4 * r + i];
-                y[4 * c + i] = d * (float)((v & 0xF) - 8);
-                y[16 + 4 * c + i] = d * (float)((v >> 4) - 8);
+    } else if (type != PK_Q4_K) {
+        // The 4- and 5-bit formats of 32: level l of weight j; q4_0 d * (l - 8), q5_0 d * (l - 16), q4_1 / q5_1
+        // d * l + m, iq4_nl d * table[l], each rounded as GGML's reference code rounds it (no contraction).
+        uint32_t qh = 0;
+        if (has_fifth_bits(type)) memcpy(&qh, blk + fifth_bits_at(type) + 4 * r, 4);
+        const float m = has_mins(type) ? f16_at(blk + MINS_AT + 2 * r) : 0.f;
+        for (int j = 0; j < 32; j++) {
+            const uint8_t v = blk[hb + (j % 16) / 4 * 32 + 4 * r + j % 4];
+            const int l = (j < 16 ? v & 0xF : v >> 4) | (int)(((qh >> j) & 1) << 4);
+            switch (type) {
+            case PK_Q4_0: y[j] = d * (float)(l - 8); break;
+            case PK_Q5_0: y[j] = d * (float)(l - 16); break;
+            case PK_IQ4_NL: y[j] = d * (float)nl_levels[l]; break;
+            default: { const float t = (float)l * d; y[j] = t + m; } break;
             }
-    } else if (type == PK_Q5_0) {
-        uint32_t qh;
-        memcpy(&qh, blk + 16 + 4 * r, 4);
-        for (int c = 0; c < 4; c++)
-            for (int i = 0; i < 4; i++) {
-                const uint8_t v = blk[hb + c * 32 + 4 * r + i];
-                const int k0 = 4 * c + i, k1 = 16 + 4 * c + i;
-                y[k0] = d * (float)((int)((v & 0xF) | (((qh >> k0) & 1) << 4)) - 16);
-                y[k1] = d * (float)((int)((v >> 4) | (((qh >> k1) & 1) << 4)) - 16);
-            }
+        }
     } else {
         const float dmin = f16_at(blk + 16 + 2 * r);
         for (int p = 0; p < 4; p++) {
@@ -315,7 +346,8 @@ static void dequantize_rows(int type, const uint8_t *w, size_t k, size_t r0, siz
         return;
     }
 #if PK_X86
-    if (pk_has_avx512()) { dequantize_rows_avx512(type, w, k, r0, r1, of, ob); return; }
+    const int avx512_body = type == PK_Q8_0 || type == PK_Q4_0 || type == PK_Q5_0 || type == PK_Q4_K || type == PK_Q6_K;
+    if (pk_has_avx512() && avx512_body) { dequantize_rows_avx512(type, w, k, r0, r1, of, ob); return; }
     if (pk_has_avx2()) { dequantize_rows_avx2(type, w, k, r0, r1, of, ob); return; }
 #endif
     dequantize_rows_body(type, w, k, r0, r1, of, ob);
@@ -393,39 +425,37 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
         }
         return;
     }
-    if (type == PK_Q5_0) {
+    if (type == PK_Q8_0) {
         for (size_t b = 0; b < k / 32; b++) {
             const uint8_t *blk = g + b * pb;
             const int8_t *xb = qx + 32 * b;
             for (int r = 0; r < 8; r++) {
-                uint32_t qh;
-                memcpy(&qh, blk + 16 + 4 * r, 4);
-                int32_t isum = -16 * sx[b];
-                for (int c = 0; c < 4; c++)
-                    for (int i = 0; i < 4; i++) {
-                        const uint8_t v = blk[hb + c * 32 + 4 * r + i];
-                        const int k0 = 4 * c + i, k1 = 16 + 4 * c + i;
-                        isum += (int)((v & 0xF) | (((qh >> k0) & 1) << 4)) * xb[k0] + (int)((v >> 4) | (((qh >> k1) & 1) << 4)) * xb[k1];
-                    }
+                int32_t isum = -128 * sx[b];
+                for (int c = 0; c < 8; c++)
+                    for (int i = 0; i < 4; i++) isum += blk[hb + c * 32 + 4 * r + i] * xb[4 * c + i];
                 out[r] += f16_at(blk + 2 * r) * dx[b] * (float)isum;
             }
         }
         return;
     }
-    if (type == PK_Q8_0 || type == PK_Q4_0) {
-        const int chunks = type == PK_Q8_0 ? 8 : 4, offset = type == PK_Q8_0 ? 128 : 8;
+    if (type != PK_Q4_K) {
+        // The 4- and 5-bit formats of 32: integer levels (q4_0 - 8, q5_0 - 16, iq4_nl's table) times the
+        // activations, times d dx; q4_1 / q5_1 add m dx sx.
+        const int offset = type == PK_Q4_0 ? 8 : type == PK_Q5_0 ? 16 : 0;
         for (size_t b = 0; b < k / 32; b++) {
             const uint8_t *blk = g + b * pb;
             const int8_t *xb = qx + 32 * b;
             for (int r = 0; r < 8; r++) {
+                uint32_t qh = 0;
+                if (has_fifth_bits(type)) memcpy(&qh, blk + fifth_bits_at(type) + 4 * r, 4);
                 int32_t isum = -offset * sx[b];
-                for (int c = 0; c < chunks; c++)
-                    for (int i = 0; i < 4; i++) {
-                        const uint8_t v = blk[hb + c * 32 + 4 * r + i];
-                        if (type == PK_Q8_0) isum += v * xb[4 * c + i];
-                        else isum += (v & 0xF) * xb[4 * c + i] + (v >> 4) * xb[16 + 4 * c + i];
-                    }
+                for (int j = 0; j < 32; j++) {
+                    const uint8_t v = blk[hb + (j % 16) / 4 * 32 + 4 * r + j % 4];
+                    const int l = (j < 16 ? v & 0xF : v >> 4) | (int)(((qh >> j) & 1) << 4);
+                    isum += (type == PK_IQ4_NL ? nl_levels[l] : l) * xb[j];
+                }
                 out[r] += f16_at(blk + 2 * r) * dx[b] * (float)isum;
+                if (has_mins(type)) out[r] += f16_at(blk + MINS_AT + 2 * r) * (dx[b] * (float)sx[b]);
             }
         }
         return;
@@ -478,69 +508,77 @@ static inline int32_t load_i32(const int8_t *p) {
     const size_t pb = pk_packed_block_bytes(type), nb = k / 32;                                                        \
     const __m256i low = _mm256_set1_epi8(0xF);                                                                         \
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};              \
-    if (type == PK_Q8_0 || type == PK_Q4_0 || type == PK_Q5_0) {                                                       \
-        const int q8 = type == PK_Q8_0, q5 = type == PK_Q5_0;                                                          \
-        /* q5_0: each lane's fifth bits, spread one per byte (bit 4) for the 4 weights of a chunk. */                 \
-        const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,                    \
-                                                0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);                   \
-        const __m256i bits = _mm256_setr_epi8(1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8,                          \
-                                              1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8);                         \
-        const __m256i fifth = _mm256_set1_epi8(0x10);                                                                  \
-        for (size_t b = 0; b < nb; b++) {                                                                              \
-            const uint8_t *blk = g + b * pb;                                                                           \
-            _mm_prefetch((const char *)(blk + PREFETCH), _MM_HINT_T0);                                                 \
-            _mm_prefetch((const char *)(blk + PREFETCH + 64), _MM_HINT_T0);                                            \
-            _mm_prefetch((const char *)(blk + PREFETCH + 128), _MM_HINT_T0);                                           \
-            _mm_prefetch((const char *)(blk + PREFETCH + 192), _MM_HINT_T0);                                           \
-            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));                                  \
-            __m256i w[8];                                                                                              \
-            if (q8) {                                                                                                  \
-                for (int c = 0; c < 8; c++) w[c] = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));          \
-                if (SIGNED_Q8)                                                                                         \
-                    for (int c = 0; c < 8; c++) w[c] = _mm256_xor_si256(w[c], _mm256_set1_epi8((char)0x80));          \
-            } else {                                                                                                   \
-                const size_t at = q5 ? 48 : 16;                                                                        \
-                const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();      \
-                for (int c = 0; c < 4; c++) {                                                                          \
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + at + 32 * c));                        \
-                    w[c] = _mm256_and_si256(v, low);                                                                   \
-                    w[4 + c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);                                         \
-                    if (q5) {                                                                                          \
-                        const __m256i b0 = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_srli_epi32(qh, 4 * c), spread), bits);       \
-                        const __m256i b1 = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_srli_epi32(qh, 16 + 4 * c), spread), bits);  \
-                        w[c] = _mm256_or_si256(w[c], _mm256_and_si256(_mm256_cmpeq_epi8(b0, bits), fifth));            \
-                        w[4 + c] = _mm256_or_si256(w[4 + c], _mm256_and_si256(_mm256_cmpeq_epi8(b1, bits), fifth));    \
-                    }                                                                                                  \
-                }                                                                                                      \
-            }                                                                                                          \
-            for (int j = 0; j < MT; j++) {                                                                             \
-                const int8_t *xq = qx + j * k + 32 * b;                                                                \
-                const int32_t sxb = sx[j * nb + b];                                                                    \
-                __m256i s0, s1 = _mm256_setzero_si256();                                                               \
-                if (q8) {                                                                                              \
-                    s0 = _mm256_set1_epi32(SIGNED_Q8 ? 0 : -128 * sxb);                                                \
-                    for (int c = 0; c < 8; c += 2) {                                                                   \
-                        const __m256i x0 = _mm256_set1_epi32(load_i32(xq + 4 * c));                                    \
-                        const __m256i x1 = _mm256_set1_epi32(load_i32(xq + 4 * c + 4));                               \
-                        if (SIGNED_Q8) {                                                                               \
-                            s0 = DOT(s0, _mm256_sign_epi8(w[c], w[c]), _mm256_sign_epi8(x0, w[c]));                    \
-                            s1 = DOT(s1, _mm256_sign_epi8(w[c + 1], w[c + 1]), _mm256_sign_epi8(x1, w[c + 1]));        \
-                        } else {                                                                                       \
-                            s0 = DOT(s0, w[c], x0);                                                                    \
-                            s1 = DOT(s1, w[c + 1], x1);                                                                \
-                        }                                                                                              \
-                    }                                                                                                  \
-                } else {                                                                                               \
-                    s0 = _mm256_set1_epi32((q5 ? -16 : -8) * sxb);                                                     \
-                    for (int c = 0; c < 4; c++) {                                                                      \
-                        s0 = DOT(s0, w[c], _mm256_set1_epi32(load_i32(xq + 4 * c)));                                   \
-                        s1 = DOT(s1, w[4 + c], _mm256_set1_epi32(load_i32(xq + 16 + 4 * c)));                          \
-                    }                                                                                                  \
-                }                                                                                                      \
-                const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(dx[j * nb + b]));                                \
-                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), scale, acc[j]);                 \
-            }                                                                                                          \
-        }                                                                                                              \
+    if (type != PK_Q4_K && type != PK_Q6_K) {                                                                           \
+        const int q8 = type == PK_Q8_0, q5 = has_fifth_bits(type), nl = type == PK_IQ4_NL, mins = has_mins(type);       \
+        /* Offsets: the unsigned levels' bias times the activations' sum (iq4_nl: its table + 128 for dpbusd; with      \
+           the sign trick, signed levels and none). */                                                                  \
+        const int32_t offset = q8 ? (SIGNED_Q8 ? 0 : -128) : type == PK_Q4_0 ? -8 : type == PK_Q5_0 ? -16               \
+                             : nl && !SIGNED_Q8 ? -128 : 0;                                                             \
+        /* q5_0 / q5_1: each lane's fifth bits, spread one per byte (bit 4) for the 4 weights of a chunk. */            \
+        const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,                     \
+                                                0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);                    \
+        const __m256i bits = _mm256_setr_epi8(1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8,                           \
+                                              1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8);                          \
+        const __m256i fifth = _mm256_set1_epi8(0x10);                                                                   \
+        const __m256i table = _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)nl_levels)), \
+                                              _mm256_set1_epi8(SIGNED_Q8 ? 0 : (char)0x80));                            \
+        const size_t at = header_bytes(type), qh_at = fifth_bits_at(type);                                              \
+        for (size_t b = 0; b < nb; b++) {                                                                               \
+            const uint8_t *blk = g + b * pb;                                                                            \
+            _mm_prefetch((const char *)(blk + PREFETCH), _MM_HINT_T0);                                                  \
+            _mm_prefetch((const char *)(blk + PREFETCH + 64), _MM_HINT_T0);                                             \
+            _mm_prefetch((const char *)(blk + PREFETCH + 128), _MM_HINT_T0);                                            \
+            _mm_prefetch((const char *)(blk + PREFETCH + 192), _MM_HINT_T0);                                            \
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));                                   \
+            const __m256 mw = mins ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + MINS_AT))) : _mm256_setzero_ps(); \
+            __m256i w[8];                                                                                               \
+            if (q8) {                                                                                                   \
+                for (int c = 0; c < 8; c++) w[c] = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));            \
+                if (SIGNED_Q8)                                                                                          \
+                    for (int c = 0; c < 8; c++) w[c] = _mm256_xor_si256(w[c], _mm256_set1_epi8((char)0x80));            \
+            } else {                                                                                                    \
+                const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(blk + qh_at)) : _mm256_setzero_si256();    \
+                for (int c = 0; c < 4; c++) {                                                                           \
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + at + 32 * c));                         \
+                    w[c] = _mm256_and_si256(v, low);                                                                    \
+                    w[4 + c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);                                          \
+                    if (q5) {                                                                                           \
+                        const __m256i b0 = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_srli_epi32(qh, 4 * c), spread), bits); \
+                        const __m256i b1 = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_srli_epi32(qh, 16 + 4 * c), spread), bits); \
+                        w[c] = _mm256_or_si256(w[c], _mm256_and_si256(_mm256_cmpeq_epi8(b0, bits), fifth));             \
+                        w[4 + c] = _mm256_or_si256(w[4 + c], _mm256_and_si256(_mm256_cmpeq_epi8(b1, bits), fifth));     \
+                    }                                                                                                   \
+                    if (nl) {                                                                                           \
+                        w[c] = _mm256_shuffle_epi8(table, w[c]);                                                        \
+                        w[4 + c] = _mm256_shuffle_epi8(table, w[4 + c]);                                                \
+                    }                                                                                                   \
+                }                                                                                                       \
+            }                                                                                                           \
+            /* Signed levels (q8_0, iq4_nl under the sign trick): |w| times x with w's sign. */                         \
+            const int sign_trick = SIGNED_Q8 && (q8 || nl);                                                             \
+            for (int j = 0; j < MT; j++) {                                                                              \
+                const int8_t *xq = qx + j * k + 32 * b;                                                                 \
+                const int32_t sxb = sx[j * nb + b];                                                                     \
+                __m256i s0 = _mm256_set1_epi32(offset * sxb), s1 = _mm256_setzero_si256();                              \
+                for (int c = 0; c < 8; c += 2) {                                                                        \
+                    /* chunk c covers weights 4c..4c+3 (q8_0), or 4c'..+3 and 16+4c'.. (c' = c % 4: 4-bit formats) */   \
+                    const int o0 = q8 ? 4 * c : c < 4 ? 4 * c : 16 + 4 * (c - 4);                                       \
+                    const int o1 = q8 ? 4 * c + 4 : c < 4 ? 4 * c + 4 : 16 + 4 * (c - 3);                               \
+                    const __m256i x0 = _mm256_set1_epi32(load_i32(xq + o0));                                            \
+                    const __m256i x1 = _mm256_set1_epi32(load_i32(xq + o1));                                            \
+                    if (sign_trick) {                                                                                   \
+                        s0 = DOT(s0, _mm256_sign_epi8(w[c], w[c]), _mm256_sign_epi8(x0, w[c]));                         \
+                        s1 = DOT(s1, _mm256_sign_epi8(w[c + 1], w[c + 1]), _mm256_sign_epi8(x1, w[c + 1]));             \
+                    } else {                                                                                            \
+                        s0 = DOT(s0, w[c], x0);                                                                         \
+                        s1 = DOT(s1, w[c + 1], x1);                                                                     \
+                    }                                                                                                   \
+                }                                                                                                       \
+                const __m256 dxb = _mm256_set1_ps(dx[j * nb + b]);                                                      \
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(dw, dxb), acc[j]); \
+                if (mins) acc[j] = _mm256_fmadd_ps(mw, _mm256_mul_ps(dxb, _mm256_set1_ps((float)sxb)), acc[j]);         \
+            }                                                                                                           \
+        }                                                                                                               \
     } else if (type == PK_Q6_K) {                                                                                      \
         /* sx holds sums over 16 activations: sum((L - 32) x) = sum(L x) - 32 sum(x) per sub-block. */                \
         for (size_t b = 0; b < k / 256; b++) {                                                                         \

@@ -1,6 +1,6 @@
-// Quantized matrices kept row by row exactly as GGML stores them (no regrouping): the formats whose values are not
-// a plain 4- or 8-bit level times one scale per 32 (q4_1, q5_1, q2_k, q3_k, q5_k, q6_k, iq4_nl, iq4_xs). In memory
-// they take the bytes they take on disk.
+// Quantized matrices kept row by row exactly as GGML stores them (no regrouping): the 256-weight formats other than
+// q4_k (q2_k, q3_k, q5_k, q6_k, iq4_xs). In memory they take the bytes they take on disk. The integer form below also
+// serves q4_1, q5_1 and iq4_nl (regrouped in memory, quant_packed.c) for dequantizing GGML blocks.
 //
 // Every format reduces to one integer form, block by block (pk_row_unpack_block): a signed level per weight and,
 // per 16 weights, a float scale and a float offset,
@@ -21,11 +21,15 @@
 
 int pk_is_row_type(int type) {
     switch (type) {
-    case PK_Q4_1: case PK_Q5_1: case PK_Q2_K: case PK_Q3_K: case PK_Q5_K: case PK_Q6_K: case PK_IQ4_NL: case PK_IQ4_XS:
+    case PK_Q2_K: case PK_Q3_K: case PK_Q5_K: case PK_Q6_K: case PK_IQ4_XS:
         return 1;
     default:
         return 0;
     }
+}
+
+int pk_has_row_form(int type) {
+    return pk_is_row_type(type) || type == PK_Q4_1 || type == PK_Q5_1 || type == PK_IQ4_NL;
 }
 
 // The exact value of an IEEE half (for block scales; no rounding happens).
@@ -299,25 +303,6 @@ PK_AVX2 static inline __m256i nibbles_lo_hi(__m128i v) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
 }
 
-// 0x10 in byte i where bit i of the 32-bit mask is set.
-PK_AVX2 static inline __m256i fifth_bits32(uint32_t bits) {
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
-                                               _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
-                                                                  0x0303030303030303LL));
-    const __m256i select = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select), _mm256_set1_epi8(0x10));
-}
-
-// The two halves at p as floats in lanes 0 and 1. The asm keeps the load a full register (vmovd): left to itself
-// the compiler merges it (vpinsrw) into whatever register is free, often a live accumulator, chaining every block.
-PK_AVX2 static inline __m128 two_halves(const uint8_t *p) {
-    int32_t bits;
-    memcpy(&bits, p, 4);
-    __m128i v = _mm_cvtsi32_si128(bits);
-    __asm__("" : "+x"(v));
-    return _mm_cvtph_ps(v);
-}
-
 // The 256-weight formats, block by block, all in registers (nothing goes through memory between the unpacking and
 // the products: stores of scales read back as vectors stall the store-to-load forwarding).
 //
@@ -488,58 +473,6 @@ PK_AVX2 PK_INLINE void row_dot_avx2_body(const int type, const uint8_t *row, siz
     for (size_t j = 0; j < mt; j++) out[j] = pk_hsum256(_mm256_sub_ps(acc[j], off[j]));
 }
 
-// One block of 32 into the accumulators acc[mt] (and the minimum's share into lane 1 of off[mt]).
-PK_AVX2 PK_INLINE void block32_avx2(const int type, const uint8_t *blk, size_t b, size_t k, const int8_t *qx,
-                                    const float *dx, const float *xs16, const size_t mt, __m256 *acc, __m128 *off) {
-    const size_t nx = k / 32, ns = k / 16;
-    __m256i w;
-    if (type == PK_IQ4_NL) {
-        const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4_levels));
-        w = _mm256_shuffle_epi8(table, nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 2))));
-    } else if (type == PK_Q5_1) {
-        uint32_t qh;
-        memcpy(&qh, blk + 4, 4);
-        w = _mm256_or_si256(nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 8))), fifth_bits32(qh));
-    } else {
-        w = nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(blk + 4)));
-    }
-    const __m256i wu = type == PK_IQ4_NL ? _mm256_sign_epi8(w, w) : w;
-    // iq4_nl: (d, first byte of levels); q4_1 / q5_1: (d, m).
-    const __m128 dm = two_halves(blk);
-    const __m256 d = _mm256_broadcastss_ps(dm);
-    for (size_t j = 0; j < mt; j++) {
-        __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + 32 * b));
-        if (type == PK_IQ4_NL) x = _mm256_sign_epi8(x, w);
-        const __m256 p = _mm256_cvtepi32_ps(dot_u8_i8_lanes(wu, x));
-        acc[j] = _mm256_fmadd_ps(p, _mm256_mul_ps(d, _mm256_set1_ps(dx[j * nx + b])), acc[j]);
-        if (type != PK_IQ4_NL) {
-            // w = d * level + m: + m * (xs16 of the block's two halves), in lane 1.
-            off[j] = _mm_fmadd_ps(dm, _mm_set1_ps(xs16[j * ns + 2 * b] + xs16[j * ns + 2 * b + 1]), off[j]);
-        }
-    }
-}
-
-// The formats with one scale per 32 weights (q4_1, q5_1, iq4_nl): levels straight into a register; even and odd
-// blocks into separate accumulators, so that consecutive blocks do not wait on each other's multiply-add.
-PK_AVX2 PK_INLINE void row_dot32_avx2_body(const int type, const uint8_t *row, size_t k, const int8_t *qx,
-                                           const float *dx, const float *xs16, const size_t mt, float *out) {
-    const size_t bb = pk_quant_block_bytes(type), nx = k / 32;
-    __m256 acc0[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m256 acc1[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m128 off0[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
-    __m128 off1[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
-    size_t b = 0;
-    for (; b + 2 <= nx; b += 2) {
-        block32_avx2(type, row + b * bb, b, k, qx, dx, xs16, mt, acc0, off0);
-        block32_avx2(type, row + (b + 1) * bb, b + 1, k, qx, dx, xs16, mt, acc1, off1);
-    }
-    if (b < nx) block32_avx2(type, row + b * bb, b, k, qx, dx, xs16, mt, acc0, off0);
-    for (size_t j = 0; j < mt; j++) {
-        const float m = type == PK_IQ4_NL ? 0.f : _mm_cvtss_f32(_mm_movehdup_ps(_mm_add_ps(off0[j], off1[j])));
-        out[j] = pk_hsum256(_mm256_add_ps(acc0[j], acc1[j])) + m;
-    }
-}
-
 #define ROW_DOT_AVX2(T, BODY)                                                                                        \
     PK_AVX2 static void row_dot_avx2_##T(const uint8_t *row, size_t k, const int8_t *qx, const float *dx,            \
                                          const float *xs16, size_t mt, float *out) {                                \
@@ -550,9 +483,6 @@ PK_AVX2 PK_INLINE void row_dot32_avx2_body(const int type, const uint8_t *row, s
         default: BODY(PK_##T, row, k, qx, dx, xs16, 4, out); break;                                                 \
         }                                                                                                           \
     }
-ROW_DOT_AVX2(Q4_1, row_dot32_avx2_body)
-ROW_DOT_AVX2(Q5_1, row_dot32_avx2_body)
-ROW_DOT_AVX2(IQ4_NL, row_dot32_avx2_body)
 ROW_DOT_AVX2(Q2_K, row_dot_avx2_body)
 ROW_DOT_AVX2(Q3_K, row_dot_avx2_body)
 ROW_DOT_AVX2(Q5_K, row_dot_avx2_body)
@@ -563,13 +493,10 @@ typedef void (*row_kernel)(const uint8_t *, size_t, const int8_t *, const float 
 
 static row_kernel row_kernel_avx2(int type) {
     switch (type) {
-    case PK_Q4_1: return row_dot_avx2_Q4_1;
-    case PK_Q5_1: return row_dot_avx2_Q5_1;
     case PK_Q2_K: return row_dot_avx2_Q2_K;
     case PK_Q3_K: return row_dot_avx2_Q3_K;
     case PK_Q5_K: return row_dot_avx2_Q5_K;
     case PK_Q6_K: return row_dot_avx2_Q6_K;
-    case PK_IQ4_NL: return row_dot_avx2_IQ4_NL;
     case PK_IQ4_XS: return row_dot_avx2_IQ4_XS;
     default: return NULL;
     }
