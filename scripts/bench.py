@@ -253,7 +253,7 @@ def bench_demo():
         print(f"  {name:<14} {int(dt) // 60}:{int(dt) % 60:02d}  {gb(rss):>9}")
 
 
-def bench_gguf(model, new_tokens, llama_python, types):
+def bench_gguf(model, new_tokens, llama_python, types, keep=None):
     """Greedy decode from GGUF files that `peft quantize` writes: ours against llama.cpp (llama-cpp-python, built
     from source) on the same file, the same prompt ids and the same thread count; ours in bf16 as the baseline."""
     threads = os.cpu_count()
@@ -267,9 +267,11 @@ def bench_gguf(model, new_tokens, llama_python, types):
     row("peft (ours) bf16 safetensors", base, rss)
     with tempfile.TemporaryDirectory() as tmp:
         for kind in types:
-            path = os.path.join(tmp, f"model-{kind}.gguf")
-            subprocess.run([PEFT, "quantize", "--model", model, "--type", kind, "--output", path], check=True,
-                           capture_output=True)
+            # --keep-gguf: files kept there and reused by later runs (delete them when the model or the writer changes).
+            path = os.path.join(keep or tmp, f"{os.path.basename(os.path.normpath(model))}-{kind}.gguf")
+            if not (keep and os.path.exists(path)):
+                subprocess.run([PEFT, "quantize", "--model", model, "--type", kind, "--output", path], check=True,
+                               capture_output=True)
             out, peer_rss = measured([llama_python, os.path.join(ROOT, "scripts", "bench", "llamacpp_peer.py"), path, ids,
                                       str(new_tokens), str(threads)])
             peer = json.loads(out)["decode_tokens_per_second"]
@@ -398,6 +400,7 @@ def main():
                     help="comma list of `peft quantize --type` file types for `gguf` (e.g. q4_k_m,q5_k_m,q6_k,q3_k_m,"
                          "q2_k,iq4_xs,q4_1,iq4_nl,q5_1: use --model bench-out/qwen2.5-1.5b-random, whose matrices are "
                          "whole k-quant super-blocks)")
+    ap.add_argument("--keep-gguf", metavar="DIR", help="for `gguf`: keep the quantized files in DIR and reuse them")
     ap.add_argument("--qdot-types", default=QDOT_TYPES, help="comma list of GGML block types for `qdot`")
     ap.add_argument("--model", default=os.path.join(ROOT, "bench-out", "qwen2.5-0.5b-random"))
     ap.add_argument("--data", default=os.path.join(ROOT, "Data", "demo", "train.jsonl"))
@@ -433,7 +436,7 @@ def main():
     if args.what == "qdot":
         bench_qdot(args.llama_python, args.qdot_types.split(","))
     if args.what == "gguf":
-        bench_gguf(args.model, args.new_tokens, args.llama_python, args.gguf_types.split(","))
+        bench_gguf(args.model, args.new_tokens, args.llama_python, args.gguf_types.split(","), args.keep_gguf)
     if args.what in ("methods", "all"):
         bench_methods(args.model, args.data, args.steps, args.batch, args.max_length, args.methods.split(","))
 

@@ -303,6 +303,13 @@ PK_AVX2 static inline __m256i nibbles_lo_hi(__m128i v) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
 }
 
+// The value of the IEEE half at p by F16C (exact, as half_value).
+PK_AVX2 static inline float half_f16c(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
 // The 256-weight formats, block by block, all in registers (nothing goes through memory between the unpacking and
 // the products: stores of scales read back as vectors stall the store-to-load forwarding).
 //
@@ -314,9 +321,9 @@ PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i 
     case PK_Q2_K: {
         const __m128i v = _mm_loadu_si128((const __m128i *)b), m4 = _mm_set1_epi8(0xF);
         const __m128i m = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-        const __m256 dmin = _mm256_set1_ps(half_value(b + 82));
+        const __m256 dmin = _mm256_set1_ps(half_f16c(b + 82));
         *sc8 = _mm_and_si128(v, m4);
-        *d = half_value(b + 80);
+        *d = half_f16c(b + 80);
         ov[0] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m)));
         ov[1] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(m, 8))));
         return 1;
@@ -331,7 +338,7 @@ PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i 
         memcpy(&h, p + 8, 4);
         const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(h), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
         *sc8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-        *d = half_value(b + 108);
+        *d = half_f16c(b + 108);
         const __m256 d4 = _mm256_set1_ps(*d * 4.f);
         ov[0] = _mm256_mul_ps(d4, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(*sc8)));
         ov[1] = _mm256_mul_ps(d4, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(*sc8, 8))));
@@ -339,7 +346,7 @@ PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i 
     }
     case PK_Q6_K: {
         *sc8 = _mm_loadu_si128((const __m128i *)(b + 192));
-        *d = half_value(b + 208);
+        *d = half_f16c(b + 208);
         const __m256 d32 = _mm256_set1_ps(*d * 32.f);
         ov[0] = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(*sc8)));
         ov[1] = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(*sc8, 8))));
@@ -355,8 +362,8 @@ PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i 
         const uint32_t s_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
         const uint32_t m_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
         *sc8 = _mm_setr_epi32((int)s_lo, (int)s_hi, 0, 0);
-        *d = half_value(b);
-        ov[0] = _mm256_mul_ps(_mm256_set1_ps(half_value(b + 2)),
+        *d = half_f16c(b);
+        ov[0] = _mm256_mul_ps(_mm256_set1_ps(half_f16c(b + 2)),
                               _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0))));
         return 1;
     }
@@ -370,7 +377,7 @@ PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i 
         const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
         const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(ls), _mm256_extracti128_si256(ls, 1));
         *sc8 = _mm_packs_epi16(s16, s16);
-        *d = half_value(b);
+        *d = half_f16c(b);
         return 0;
     }
     default:
@@ -421,83 +428,132 @@ PK_AVX2 static inline __m256i dot_u8_i8_lanes(__m256i u, __m256i x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
 }
 
-// The 256-weight formats, one row against mt <= 4 inputs whose activations share one scale per 256
-// (pk_quantize_activations_for): per block, the levels times the activations summed in int32 lanes with the
-// integer sub-block scales (maddubs, then madd with the scales), one conversion to float, times d * dx. `type` and
-// `mt` are constants in each instantiation below (so that the accumulators stay in registers and the chunk loop
-// unrolls).
-PK_AVX2 PK_INLINE void row_dot_avx2_body(const int type, const uint8_t *row, size_t k, const int8_t *qx,
-                                         const float *dx, const float *xs16, const size_t mt, float *out) {
+#ifndef ROW_PREFETCH
+#define ROW_PREFETCH 4096
+#endif
+
+// The 256-weight formats, nr rows (at w, row_bytes apart) against mt inputs whose activations share one scale per
+// 256 (pk_quantize_activations_for), nr * mt <= 4: per block, the levels times the activations summed in int32 lanes
+// with the integer sub-block scales (maddubs, then madd with the scales), one conversion to float, times d * dx.
+// `type`, `nr` and `mt` are constants in each instantiation below (so that the accumulators stay in registers and the
+// chunk loop unrolls); two rows at a time share the activations' loads and give the core two independent chains.
+// out[r * mt + j] = dot(row r, x_j).
+PK_AVX2 PK_INLINE void rows_dot_avx2_body(const int type, const uint8_t *w, size_t row_bytes, const int nr, size_t k,
+                                          const int8_t *qx, const float *dx, const float *xs16, const int mt,
+                                          float *out) {
     const size_t bb = pk_quant_block_bytes(type), nx = k / 32, ns = k / 16;
     const int is_signed = type == PK_IQ4_XS, g16 = groups_of_16(type);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m256 off[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc[4], off[4];
+    for (int i = 0; i < nr * mt; i++) acc[i] = off[i] = _mm256_setzero_ps();
     for (size_t b = 0; b < k / 256; b++) {
-        const uint8_t *blk = row + b * bb;
-        __m128i sc8;
-        float d;
-        __m256 ov[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        const int offsets = block_scales_i8(type, blk, &sc8, &d, ov);
-        __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256i isum[4];
+        for (int i = 0; i < nr * mt; i++) isum[i] = _mm256_setzero_si256();
+        float d[2];
+        __m256 ov[2][2];
+        int offsets = 0;
+        __m256i first8[2], last8[2];
+        for (int r = 0; r < nr; r++) {
+            // Rows follow one another in memory: fetch ahead of the block in use (the hardware prefetchers alone leave
+            // decoding well short of the memory's bandwidth on these formats).
+            for (size_t line = 0; line < bb; line += 64)
+                _mm_prefetch((const char *)(w + r * row_bytes + b * bb + ROW_PREFETCH + line), _MM_HINT_T0);
+            __m128i sc8;
+            ov[r][0] = ov[r][1] = _mm256_setzero_ps();
+            offsets = block_scales_i8(type, w + r * row_bytes + b * bb, &sc8, &d[r], ov[r]);
+            // The int16 scales, scales 0-7 in both 128-bit lanes and (16-weight groups) scales 8-15 in both: one
+            // in-lane shuffle per chunk then spreads (s[2c] x 8, s[2c + 1] x 8), or s[c] x 16 for 32-weight
+            // sub-blocks.
+            const __m256i all16 = _mm256_cvtepi8_epi16(sc8);
+            first8[r] = _mm256_permute2x128_si256(all16, all16, 0x00);
+            last8[r] = _mm256_permute2x128_si256(all16, all16, 0x11);
+        }
 #pragma clang loop unroll(full)
         for (int c = 0; c < 8; c++) {
-            const __m256i w = chunk_levels(type, blk, c);
-            const __m256i wu = is_signed ? _mm256_sign_epi8(w, w) : w;
-            // int16 scales: (s[2c] x 8, s[2c + 1] x 8) for 16-weight groups, s[c] x 16 for 32-weight sub-blocks.
-            const char lo = (char)(g16 ? 2 * c : c), hi = (char)(g16 ? 2 * c + 1 : c);
-            const __m256i s16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
-                sc8, _mm_setr_epi8(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi)));
-            for (size_t j = 0; j < mt; j++) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + 256 * b + 32 * (size_t)c));
-                if (is_signed) x = _mm256_sign_epi8(x, w);
-                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(wu, x), s16));
+            const int lo = g16 ? 2 * (c % 4) : c, hi = g16 ? 2 * (c % 4) + 1 : c;
+            const __m256i pick = _mm256_setr_epi8((char)(2 * lo), (char)(2 * lo + 1), (char)(2 * lo), (char)(2 * lo + 1),
+                (char)(2 * lo), (char)(2 * lo + 1), (char)(2 * lo), (char)(2 * lo + 1), (char)(2 * lo), (char)(2 * lo + 1),
+                (char)(2 * lo), (char)(2 * lo + 1), (char)(2 * lo), (char)(2 * lo + 1), (char)(2 * lo), (char)(2 * lo + 1),
+                (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1),
+                (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1),
+                (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1));
+            for (int r = 0; r < nr; r++) {
+                const __m256i lv = chunk_levels(type, w + r * row_bytes + b * bb, c);
+                const __m256i wu = is_signed ? _mm256_sign_epi8(lv, lv) : lv;
+                const __m256i s16 = _mm256_shuffle_epi8(g16 && c >= 4 ? last8[r] : first8[r], pick);
+                for (int j = 0; j < mt; j++) {
+                    __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + 256 * b + 32 * (size_t)c));
+                    if (is_signed) x = _mm256_sign_epi8(x, lv);
+                    isum[r * mt + j] = _mm256_add_epi32(isum[r * mt + j], _mm256_madd_epi16(_mm256_maddubs_epi16(wu, x), s16));
+                }
             }
         }
-        for (size_t j = 0; j < mt; j++)
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_set1_ps(d * dx[j * nx + 8 * b]), acc[j]);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < mt; j++)
+                acc[r * mt + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r * mt + j]), _mm256_set1_ps(d[r] * dx[j * nx + 8 * b]),
+                                                  acc[r * mt + j]);
         if (offsets) {
-            for (size_t j = 0; j < mt; j++) {
+            for (int j = 0; j < mt; j++) {
                 const float *xs = xs16 + j * ns + 16 * b;
                 const __m256 x0 = _mm256_loadu_ps(xs), x1 = _mm256_loadu_ps(xs + 8);
-                if (g16) {
-                    off[j] = _mm256_fmadd_ps(ov[0], x0, off[j]);
-                    off[j] = _mm256_fmadd_ps(ov[1], x1, off[j]);
-                } else {
-                    // Per 32 weights: the pairs of xs16 summed, back in sub-block order.
-                    const __m256 pairs = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(x0, x1)), 0xD8));
-                    off[j] = _mm256_fmadd_ps(ov[0], pairs, off[j]);
+                // Per 32 weights: the pairs of xs16 summed, back in sub-block order.
+                const __m256 pairs = g16 ? x0 : _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(x0, x1)), 0xD8));
+                for (int r = 0; r < nr; r++) {
+                    off[r * mt + j] = _mm256_fmadd_ps(ov[r][0], pairs, off[r * mt + j]);
+                    if (g16) off[r * mt + j] = _mm256_fmadd_ps(ov[r][1], x1, off[r * mt + j]);
                 }
             }
         }
     }
-    for (size_t j = 0; j < mt; j++) out[j] = pk_hsum256(_mm256_sub_ps(acc[j], off[j]));
+    for (int i = 0; i < nr * mt; i++) out[i] = pk_hsum256(_mm256_sub_ps(acc[i], off[i]));
 }
 
-#define ROW_DOT_AVX2(T, BODY)                                                                                        \
-    PK_AVX2 static void row_dot_avx2_##T(const uint8_t *row, size_t k, const int8_t *qx, const float *dx,            \
-                                         const float *xs16, size_t mt, float *out) {                                \
-        switch (mt) {                                                                                               \
-        case 1: BODY(PK_##T, row, k, qx, dx, xs16, 1, out); break;                                                  \
-        case 2: BODY(PK_##T, row, k, qx, dx, xs16, 2, out); break;                                                  \
-        case 3: BODY(PK_##T, row, k, qx, dx, xs16, 3, out); break;                                                  \
-        default: BODY(PK_##T, row, k, qx, dx, xs16, 4, out); break;                                                 \
+// Rows [r0, r1) of a row-layout matrix against m_count inputs into y[m * ldy + r]: two rows at a time for one input
+// (decoding; NR 2, where that does not run out of registers), one row against up to 4 inputs otherwise.
+#define ROWS_DOT_AVX2(T, NR)                                                                                           \
+    PK_AVX2 static void rows_dot_avx2_##T(const uint8_t *w, size_t row_bytes, size_t r0, size_t r1, size_t k,       \
+                                          const int8_t *qx, const float *dx, const float *xs16, size_t m_count,     \
+                                          float *y, size_t ldy) {                                                   \
+        float out[4];                                                                                               \
+        size_t r = r0;                                                                                              \
+        if (m_count == 1 && NR == 2) {                                                                              \
+            for (; r + 2 <= r1; r += 2) {                                                                           \
+                rows_dot_avx2_body(PK_##T, w + r * row_bytes, row_bytes, 2, k, qx, dx, xs16, 1, out);               \
+                y[r] = out[0];                                                                                      \
+                y[r + 1] = out[1];                                                                                  \
+            }                                                                                                       \
+        }                                                                                                           \
+        for (; r < r1; r++) {                                                                                       \
+            for (size_t m0 = 0; m0 < m_count; m0 += 4) {                                                            \
+                const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;                                              \
+                const int8_t *x = qx + m0 * k;                                                                      \
+                const float *d = dx + m0 * (k / 32), *xs = xs16 + m0 * (k / 16);                                    \
+                const uint8_t *wr = w + r * row_bytes;                                                              \
+                switch (mt) {                                                                                       \
+                case 1: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 1, out); break;                   \
+                case 2: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 2, out); break;                   \
+                case 3: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 3, out); break;                   \
+                default: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 4, out); break;                  \
+                }                                                                                                   \
+                for (size_t j = 0; j < mt; j++) y[(m0 + j) * ldy + r] = out[j];                                     \
+            }                                                                                                       \
         }                                                                                                           \
     }
-ROW_DOT_AVX2(Q2_K, row_dot_avx2_body)
-ROW_DOT_AVX2(Q3_K, row_dot_avx2_body)
-ROW_DOT_AVX2(Q5_K, row_dot_avx2_body)
-ROW_DOT_AVX2(Q6_K, row_dot_avx2_body)
-ROW_DOT_AVX2(IQ4_XS, row_dot_avx2_body)
+ROWS_DOT_AVX2(Q2_K, 2)
+ROWS_DOT_AVX2(Q3_K, 1)
+ROWS_DOT_AVX2(Q5_K, 2)
+ROWS_DOT_AVX2(Q6_K, 1)
+ROWS_DOT_AVX2(IQ4_XS, 2)
 
-typedef void (*row_kernel)(const uint8_t *, size_t, const int8_t *, const float *, const float *, size_t, float *);
+typedef void (*rows_kernel)(const uint8_t *, size_t, size_t, size_t, size_t, const int8_t *, const float *,
+                            const float *, size_t, float *, size_t);
 
-static row_kernel row_kernel_avx2(int type) {
+static rows_kernel rows_kernel_avx2(int type) {
     switch (type) {
-    case PK_Q2_K: return row_dot_avx2_Q2_K;
-    case PK_Q3_K: return row_dot_avx2_Q3_K;
-    case PK_Q5_K: return row_dot_avx2_Q5_K;
-    case PK_Q6_K: return row_dot_avx2_Q6_K;
-    case PK_IQ4_XS: return row_dot_avx2_IQ4_XS;
+    case PK_Q2_K: return rows_dot_avx2_Q2_K;
+    case PK_Q3_K: return rows_dot_avx2_Q3_K;
+    case PK_Q5_K: return rows_dot_avx2_Q5_K;
+    case PK_Q6_K: return rows_dot_avx2_Q6_K;
+    case PK_IQ4_XS: return rows_dot_avx2_IQ4_XS;
     default: return NULL;
     }
 }
@@ -521,20 +577,23 @@ void pk_rows_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const i
         return;
     }
     const int tier = pk_tier();
+    const size_t r1 = rows < 8 * g1 ? rows : 8 * g1;
 #if PK_X86
-    const row_kernel avx2 = tier >= PK_TIER_AVX2 ? row_kernel_avx2(type) : NULL;
+    const rows_kernel avx2 = tier >= PK_TIER_AVX2 ? rows_kernel_avx2(type) : NULL;
+    if (avx2 && 8 * g0 < r1) {
+        avx2(w, row_bytes, 8 * g0, r1, k, qx, dx, xs16, m_count, y, ldy);
+        free(xs16);
+        return;
+    }
 #endif
-    for (size_t r = 8 * g0; r < rows && r < 8 * g1; r++) {
+    for (size_t r = 8 * g0; r < r1; r++) {
         const uint8_t *wr = w + r * row_bytes;
         for (size_t m0 = 0; m0 < m_count; m0 += 4) {
             const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;
             float out[4];
             const int8_t *x = qx + m0 * k;
             const float *d = dx + m0 * (k / 32), *xs = xs16 + m0 * (k / 16);
-#if PK_X86
-            if (avx2) avx2(wr, k, x, d, xs, mt, out);
-            else row_dot_scalar(type, wr, k, x, d, xs, mt, out);
-#elif PK_ARM64
+#if PK_ARM64
             if (tier == PK_TIER_NEON) pk_neon_row_dot(type, wr, k, x, d, xs, mt, out);
             else row_dot_scalar(type, wr, k, x, d, xs, mt, out);
 #else

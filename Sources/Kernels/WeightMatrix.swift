@@ -158,7 +158,9 @@ public struct WeightMatrix: @unchecked Sendable {
                         }
                     }
                     withExtendedLifetime((qx, dx, sx)) {
-                        Parallel.forRanges(groups, minChunk: 4) { gs in
+                        // Several chunks per thread, taken as threads come free: decoding streams the weights from
+                        // memory, and a core slowed by anything else would otherwise keep the others waiting.
+                        Parallel.forRanges(groups, minChunk: 4, chunksPerThread: 4) { gs in
                             pk_packed_gemv_q8x(type.cType, w, n, k, qx.pointer, dx.pointer, sx.pointer, out, ldo, m,
                                                gs.lowerBound, gs.upperBound)
                         }
