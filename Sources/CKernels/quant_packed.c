@@ -363,44 +363,83 @@ void pk_packed_dequantize_bf16(int type, const uint8_t *w, size_t k, size_t r0, 
 
 // ---- products with 8-bit activations: y[m, r] = sum_b dw[r,b] dx[m,b] (sum_i q[r,i] qx[m,i] - offset sx[m,b]) ----
 
-void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx) {
-    for (size_t b = 0; b < k / 32; b++) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
-        const float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+// Activations to 8 bits: q = roundf(x / d) (half away from zero) with d = amax / 127 over each block of `span`
+// (32, or 256 for the row-layout k-quants as llama.cpp's q8_K), one scale and one integer sum per 32 written for the
+// blocks of 32 it covers. The vector body gives the same bytes as the scalar one.
+static void quantize_span_scalar(const float *x, size_t span, int8_t *qx, float *dx, int32_t *sx, int f16_scale) {
+    float amax = 0;
+    for (size_t j = 0; j < span; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    for (size_t c = 0; c < span / 32; c++) {
         int32_t s = 0;
-        for (int j = 0; j < 32; j++) {
-            const int v = (int)roundf(x[b * 32 + j] * id);
-            qx[b * 32 + j] = (int8_t)v;
+        for (size_t j = 32 * c; j < 32 * c + 32; j++) {
+            const int v = (int)roundf(x[j] * id);
+            qx[j] = (int8_t)v;
             s += v;
         }
-        dx[b] = f16_value(f16_bits(d));   // the scale as llama.cpp's q8 activation blocks store it
-        sx[b] = s;
+        dx[c] = f16_scale ? f16_value(f16_bits(d)) : d;   // q8_0 blocks store the scale as f16; q8_K as f32
+        sx[c] = s;
     }
 }
 
-void pk_quantize_activations_for(int type, const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx) {
-    if (!pk_is_row_type(type) || pk_quant_block_size(type) != 256) {
-        pk_quantize_activations(x, k, qx, dx, sx);
+#if PK_X86
+PK_AVX2 static void quantize_span_avx2(const float *x, size_t span, int8_t *qx, float *dx, int32_t *sx, int f16_scale) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 m = _mm256_setzero_ps();
+    for (size_t j = 0; j < span; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h), d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    if (amax != amax || id > 3e38f) {   // NaN, or a scale so small that x / d overflows: the scalar body's bytes
+        quantize_span_scalar(x, span, qx, dx, sx, f16_scale);
         return;
     }
-    // One scale per 256 (llama.cpp's q8_K), written for each of the 8 blocks of 32 it covers.
-    for (size_t b = 0; b < k / 256; b++) {
-        const float *xb = x + 256 * b;
-        float amax = 0;
-        for (int j = 0; j < 256; j++) amax = fmaxf(amax, fabsf(xb[j]));
-        const float d = amax / 127.f, id = d ? 1.f / d : 0.f;
-        for (int c = 0; c < 8; c++) {
-            int32_t s = 0;
-            for (int j = 32 * c; j < 32 * c + 32; j++) {
-                const int v = (int)roundf(xb[j] * id);
-                qx[256 * b + j] = (int8_t)v;
-                s += v;
-            }
-            dx[8 * b + c] = d;
-            sx[8 * b + c] = s;
+    const __m256 vid = _mm256_set1_ps(id), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f);
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    for (size_t c = 0; c < span / 32; c++) {
+        __m256i q[4];
+        for (int i = 0; i < 4; i++) {
+            const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 32 * c + 8 * i), vid);
+            // roundf: truncate, then one step away from zero where the dropped part is at least one half (exact).
+            const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m256 up = _mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(v, t), abs_mask), half, _CMP_GE_OQ);
+            const __m256 step = _mm256_and_ps(up, _mm256_or_ps(one, _mm256_and_ps(v, sign)));
+            q[i] = _mm256_cvttps_epi32(_mm256_add_ps(t, step));
         }
+        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        // int32 -> int8 (values within -127..127): packs interleave 128-bit lanes; the permute restores the order.
+        const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+        const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+        _mm256_storeu_si256((__m256i *)(qx + 32 * c), _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        dx[c] = f16_scale ? f16_value(f16_bits(d)) : d;
+        sx[c] = _mm_cvtsi128_si32(s4);
     }
+}
+#endif
+
+static void quantize_spans(const float *x, size_t k, size_t span, int8_t *qx, float *dx, int32_t *sx, int f16_scale) {
+#if PK_X86
+    if (pk_has_avx2()) {
+        for (size_t b = 0; b < k / span; b++)
+            quantize_span_avx2(x + span * b, span, qx + span * b, dx + span / 32 * b, sx + span / 32 * b, f16_scale);
+        return;
+    }
+#endif
+    for (size_t b = 0; b < k / span; b++)
+        quantize_span_scalar(x + span * b, span, qx + span * b, dx + span / 32 * b, sx + span / 32 * b, f16_scale);
+}
+
+void pk_quantize_activations(const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx) {
+    quantize_spans(x, k, 32, qx, dx, sx, 1);
+}
+
+void pk_quantize_activations_for(int type, const float *x, size_t k, int8_t *qx, float *dx, int32_t *sx) {
+    if (!pk_is_row_type(type) || pk_quant_block_size(type) != 256) quantize_spans(x, k, 32, qx, dx, sx, 1);
+    else quantize_spans(x, k, 256, qx, dx, sx, 0);
 }
 
 // Scalar twin of the vector kernel: the same integer sums and the same scaling, for one group and one input.

@@ -970,6 +970,27 @@ static void test_quantize_activations(void) {
     pk_quantize_activations(x, k, qx, dx, sx);
     int ok = !memcmp(qx, want_q, k) && !memcmp(sx, want_s, sizeof sx) && !memcmp(dx, want_dx, sizeof dx);
     result(ok, "pk_quantize_activations", "k=96: quants, scales or sums differ from the reference");
+
+    // Every tier gives the scalar tier's bytes, per 32 and per 256 (q2_k: one scale per 256), on data with exact
+    // ties (x / d = n + 1/2), zeros, tiny and huge blocks.
+    enum { K = 1024 };
+    static float xs[K];
+    static int8_t q1[K], q2[K];
+    float d1[K / 32], d2[K / 32];
+    int32_t s1[K / 32], s2[K / 32];
+    fill(xs, K, 3);
+    for (size_t i = 0; i < 32; i++) xs[i] = (float)i - 15.5f;   // with amax 127, d = 1: every value a tie
+    xs[31] = 127.f;
+    for (size_t i = 256; i < 288; i++) xs[i] = 0;
+    for (size_t i = 512; i < 768; i++) xs[i] *= 1e-37f;
+    for (size_t i = 768; i < 800; i++) xs[i] *= 1e30f;
+    const int types[2] = {PK_Q4_0, PK_Q2_K};
+    for (int t = 0; t < 2; t++) {
+        pk_quantize_activations_for(types[t], xs, K, q1, d1, s1);
+        ON_SCALAR(pk_quantize_activations_for(types[t], xs, K, q2, d2, s2));
+        ok = !memcmp(q1, q2, K) && !memcmp(s1, s2, sizeof s1) && !memcmp(d1, d2, sizeof d1);
+        result(ok, "pk_quantize_activations_for", "%s: bytes differ from the scalar tier's", qname(types[t]));
+    }
 }
 
 /// The packed product against references: y[m, r] for the rows of groups [g0, g1), m < m_count.
