@@ -565,7 +565,7 @@ static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 
         const uint8x16_t low = vdupq_n_u8(0xF);                                                                       \
         float32x4_t o0 = vdupq_n_f32(0), o1 = vdupq_n_f32(0);   /* rows 0-3, 4-7 */                                   \
         float32x4_t d0, d1;                                                                                           \
-        if (type != PK_Q4_K && type != PK_Q6_K) {                                                                      \
+        if (type != PK_Q4_K) {                                                                                         \
             /* header: 8 f16 scales (q4_1 / q5_1: + 8 f16 minimums; q5_0 / q5_1: + 8 masks of fifth bits);             \
                out += (d * dx) * isum per block (q4_1 / q5_1: + m * dx * sx) */                                        \
             const int q5 = type == PK_Q5_0 || type == PK_Q5_1, mins = type == PK_Q4_1 || type == PK_Q5_1;              \
@@ -630,42 +630,20 @@ static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 
                     o1 = vaddq_f32(o1, vmulq_n_f32(m1, ms));                                                           \
                 }                                                                                                      \
             }                                                                                                          \
-        } else if (type == PK_Q6_K) {                                                                                 \
-            /* header: 8 f16 d, int8 scales [16 sub-blocks][8 rows]; 64 chunks of levels 0..63; sx: sums of 16 */     \
-            for (size_t b = 0; b < k / 256; b++) {                                                                    \
-                const uint8_t *blk = g + b * pb;                                                                      \
-                float32x4_t fs0 = vdupq_n_f32(0), fs1 = vdupq_n_f32(0), s0, s1;                                       \
-                for (int sb = 0; sb < 16; sb++) {                                                                     \
-                    const int8_t *xs = qx + 256 * b + 16 * sb;                                                        \
-                    ACC a0 = ZERO(), a1 = ZERO();                                                                     \
-                    for (int c = 0; c < 4; c++) {                                                                     \
-                        const uint8_t *ch = blk + 144 + 32 * (4 * sb + c);                                            \
-                        const int8x16_t xr = dup4(xs + 4 * c);                                                        \
-                        a0 = DOT(a0, as_s8(vld1q_u8(ch)), xr);                                                        \
-                        a1 = DOT(a1, as_s8(vld1q_u8(ch + 16)), xr);                                                   \
-                    }                                                                                                 \
-                    const int32x4_t off = vdupq_n_s32(-32 * sx[16 * b + sb]);                                         \
-                    const float dxs = dx[8 * b + sb / 2];                                                             \
-                    s8x8(blk + 16 + 8 * sb, &s0, &s1);                                                                \
-                    fs0 = vaddq_f32(fs0, vmulq_n_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(SUM(a0), off)), s0), dxs));   \
-                    fs1 = vaddq_f32(fs1, vmulq_n_f32(vmulq_f32(vcvtq_f32_s32(vaddq_s32(SUM(a1), off)), s1), dxs));   \
-                }                                                                                                     \
-                f16x8(blk, &d0, &d1);                                                                                 \
-                o0 = vaddq_f32(o0, vmulq_f32(d0, fs0));                                                               \
-                o1 = vaddq_f32(o1, vmulq_f32(d1, fs1));                                                               \
-            }                                                                                                         \
         } else {                                                                                                      \
-            /* q4_k: 8 f16 d, 8 f16 dmin, scales and mins [8 sub-blocks][8 rows]; chunk 8p + c holds bytes          \
-               32p + 4c + i: low nibbles sub-block 2p, high nibbles 2p + 1 */                                         \
+            /* q4_k: 8 f16 d, 8 f16 dmin, packed scales and mins (unpacked per block to [sub-block][row]); chunk     \
+               8p + c holds bytes 32p + 4c + i: low nibbles sub-block 2p, high nibbles 2p + 1 */                      \
             for (size_t b = 0; b < k / 256; b++) {                                                                    \
                 const uint8_t *blk = g + b * pb;                                                                      \
+                uint8_t un[128];                                                                                      \
+                pk_q4k_unpack_scales(blk, un);                                                                        \
                 float32x4_t fs[2] = {vdupq_n_f32(0), vdupq_n_f32(0)}, ms[2] = {vdupq_n_f32(0), vdupq_n_f32(0)};       \
                 for (int p = 0; p < 4; p++) {                                                                         \
                     const size_t xb = 8 * b + 2 * p;                                                                  \
                     const int8_t *x0 = qx + 32 * xb, *x1 = x0 + 32;                                                   \
                     ACC l0 = ZERO(), l1 = ZERO(), u0 = ZERO(), u1 = ZERO();                                           \
                     for (int c = 0; c < 8; c++) {                                                                     \
-                        const uint8_t *ch = blk + 160 + 32 * (8 * p + c);                                             \
+                        const uint8_t *ch = blk + 128 + 32 * (8 * p + c);                                             \
                         const uint8x16_t v0 = vld1q_u8(ch), v1 = vld1q_u8(ch + 16);                                   \
                         const int8x16_t xl = dup4(x0 + 4 * c), xh = dup4(x1 + 4 * c);                                 \
                         l0 = DOT(l0, as_s8(vandq_u8(v0, low)), xl);                                                   \
@@ -673,8 +651,8 @@ static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 
                         u0 = DOT(u0, as_s8(vshrq_n_u8(v0, 4)), xh);                                                   \
                         u1 = DOT(u1, as_s8(vshrq_n_u8(v1, 4)), xh);                                                   \
                     }                                                                                                 \
-                    q4k_scale(fs, ms, SUM(l0), SUM(l1), blk + 32 + 8 * (2 * p), blk + 96 + 8 * (2 * p), dx[xb], sx[xb]); \
-                    q4k_scale(fs, ms, SUM(u0), SUM(u1), blk + 40 + 16 * p, blk + 104 + 16 * p, dx[xb + 1], sx[xb + 1]); \
+                    q4k_scale(fs, ms, SUM(l0), SUM(l1), un + 16 * p, un + 64 + 16 * p, dx[xb], sx[xb]);           \
+                    q4k_scale(fs, ms, SUM(u0), SUM(u1), un + 8 + 16 * p, un + 72 + 16 * p, dx[xb + 1], sx[xb + 1]); \
                 }                                                                                                     \
                 float32x4_t m0, m1;                                                                                   \
                 f16x8(blk, &d0, &d1);                                                                                 \

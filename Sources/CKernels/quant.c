@@ -826,33 +826,6 @@ static void quantize_iq4_nl_search(const float *x, uint8_t *out) { quantize_iq4(
 // iq4_xs: f16 d, scales_h (u16), scales_l[4], 128 bytes of nibbles as iq4_nl's, 32 weights at a time.
 static void quantize_iq4_xs(const float *x, uint8_t *out) { quantize_iq4(256, 7, x, out, out + 8, out + 2, out + 4); }
 
-void pk_q6k_levels(const uint8_t *b, uint8_t *L) {
-    const uint8_t *ql = b, *qh = b + 128;
-    for (int j = 0; j < 256; j += 128) {
-        for (int l = 0; l < 32; ++l) {
-            L[j + l] = (ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4);
-            L[j + l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
-            L[j + l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-            L[j + l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
-        }
-        ql += 64;
-        qh += 32;
-    }
-}
-
-void pk_q6k_pack_levels(const uint8_t *L, uint8_t *b) {
-    uint8_t *ql = b, *qh = b + 128;
-    for (int j = 0; j < 256; j += 128) {
-        for (int l = 0; l < 32; ++l) {
-            ql[l] = (L[j + l] & 0xF) | ((L[j + l + 64] & 0xF) << 4);
-            ql[l + 32] = (L[j + l + 32] & 0xF) | ((L[j + l + 96] & 0xF) << 4);
-            qh[l] = (L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6);
-        }
-        ql += 64;
-        qh += 32;
-    }
-}
-
 void pk_quantize_for_file(int type, const float *x, uint8_t *out, size_t nblocks) {
     if (type != PK_IQ4_NL) { pk_quantize(type, x, out, nblocks); return; }
     for (size_t b = 0; b < nblocks; b++) quantize_iq4_nl_search(x + 32 * b, out + 18 * b);

@@ -12,10 +12,10 @@
 //   - q4_1 (160 bytes): the 8 f16 scales d, the 8 f16 minimums m, then the nibble chunks as q4_0;
 //   - q5_1 (192 bytes): the 8 f16 d, the 8 f16 m, the 8 masks of fifth bits, then the nibble chunks as q4_0;
 //   - iq4_nl (144 bytes): as q4_0, the nibbles being indices into iq4_nl's table of 16 levels;
-//   - q4_k (1184 bytes): the 8 f16 super-scales d, the 8 f16 super-mins dmin, the 6-bit scales unpacked to bytes
-//     [sub-block][row] (64), the 6-bit mins likewise (64), then 32 chunks of 4 bytes of each row's 128 quant bytes;
-//   - q6_k (2192 bytes): the 8 f16 scales d, the int8 sub-block scales [16 sub-blocks][row] (128), then 64 chunks
-//     of 4 levels (0..63, one byte each: 8 bits per weight in memory rather than 6.56, for the integer products).
+//   - q4_k (1152 bytes): the 8 f16 super-scales d, the 8 f16 super-mins dmin, the 12 bytes of packed 6-bit scales
+//     and mins of each row as [byte][row] (96; the kernels unpack them for all 8 rows at once), then 32 chunks of 4
+//     bytes of each row's 128 quant bytes.
+// Each takes exactly the bytes of its 8 GGML blocks. The other formats stay in GGML's row layout (quant_rows.c).
 // Packing is lossless: each row's GGML block is recovered exactly (pk_unpack_row), so files written from memory and
 // dequantized values are those of the GGML blocks.
 #include "CKernels.h"
@@ -32,8 +32,7 @@ size_t pk_packed_block_bytes(int type) {
     case PK_Q4_1: return 160;
     case PK_Q5_1: return 192;
     case PK_IQ4_NL: return 144;
-    case PK_Q6_K: return 2192;
-    default: return 1184;
+    default: return 1152;   // q4_k
     }
 }
 
@@ -44,15 +43,14 @@ size_t pk_packed_bytes(int type, size_t rows, size_t k) {
 // Header bytes before the quant chunks, and quant bytes per GGML block row.
 static size_t header_bytes(int type) {
     switch (type) {
-    case PK_Q4_K: return 160;
-    case PK_Q6_K: return 144;
+    case PK_Q4_K: return 128;
     case PK_Q5_0: return 48;
     case PK_Q4_1: return 32;
     case PK_Q5_1: return 64;
     default: return 16;
     }
 }
-static size_t quant_bytes(int type) { return type == PK_Q8_0 ? 32 : type == PK_Q6_K ? 256 : type == PK_Q4_K ? 128 : 16; }
+static size_t quant_bytes(int type) { return type == PK_Q8_0 ? 32 : type == PK_Q4_K ? 128 : 16; }
 // GGML's bytes before the quants: d (2), then m (2) for q4_1/q5_1, then the fifth bits (4) for q5_0/q5_1.
 static size_t ggml_header_bytes(int type) {
     switch (type) {
@@ -72,27 +70,18 @@ static inline int has_mins(int type) { return type == PK_Q4_1 || type == PK_Q5_1
 // iq4_nl's sixteen levels.
 static const int8_t nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-// The 6-bit scale and min of sub-block j from GGML's 12 packed bytes, and back.
-static inline void get_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-static void put_scales_mins(const uint8_t *sc, const uint8_t *mn, uint8_t *q) {
-    memset(q, 0, 12);
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            q[j] = sc[j];
-            q[j + 4] = mn[j];
-        } else {
-            q[j + 4] = (sc[j] & 0xF) | ((mn[j] & 0xF) << 4);
-            q[j - 4] |= (sc[j] >> 4) << 6;
-            q[j] |= (mn[j] >> 4) << 6;
+// q4_k: the 6-bit scales and mins of the 8 rows of a packed block (12 bytes per row as [byte][row] at 32) unpacked to
+// un[8 * j + r] (scale of sub-block j, row r) and un[64 + 8 * j + r] (its min). Bytes 0-3 hold scales 0-3 (low 6
+// bits), 4-7 mins 0-3; bytes 8-11 the low 4 bits of scales 4-7 (low nibble) and mins 4-7 (high nibble), whose top 2
+// bits are the top bits of bytes 0-3 (scales) and 4-7 (mins).
+void pk_q4k_unpack_scales(const uint8_t *blk, uint8_t un[128]) {
+    const uint8_t *q = blk + 32;
+    for (int r = 0; r < 8; r++) {
+        for (int j = 0; j < 4; j++) {
+            un[8 * j + r] = q[8 * j + r] & 63;
+            un[64 + 8 * j + r] = q[8 * (j + 4) + r] & 63;
+            un[8 * (j + 4) + r] = (q[8 * (j + 8) + r] & 0xF) | ((q[8 * j + r] >> 6) << 4);
+            un[64 + 8 * (j + 4) + r] = (q[8 * (j + 8) + r] >> 4) | ((q[8 * (j + 4) + r] >> 6) << 4);
         }
     }
 }
@@ -114,21 +103,11 @@ void pk_pack_group(int type, const uint8_t *const rows[8], size_t k, uint8_t *ou
         memset(dst, 0, pb);
         for (int r = 0; r < 8; r++) {
             const uint8_t *src = rows[r] ? rows[r] + b * bb : NULL;
-            if (type == PK_Q6_K) {
-                uint8_t L[256] = {0};
-                if (src) {
-                    memcpy(dst + 2 * r, src + 208, 2);
-                    for (int j = 0; j < 16; j++) dst[16 + 8 * j + r] = src[192 + j];
-                    pk_q6k_levels(src, L);
-                }
-                for (int c = 0; c < 64; c++) memcpy(dst + hb + c * 32 + 4 * r, L + 4 * c, 4);
-                continue;
-            }
             if (src) {
                 memcpy(dst + 2 * r, src, 2);
                 if (type == PK_Q4_K) {
                     memcpy(dst + 16 + 2 * r, src + 2, 2);
-                    for (int j = 0; j < 8; j++) get_scale_min(j, src + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
+                    for (int j = 0; j < 12; j++) dst[32 + 8 * j + r] = src[4 + j];
                 }
                 if (has_mins(type)) memcpy(dst + MINS_AT + 2 * r, src + 2, 2);
                 if (has_fifth_bits(type)) memcpy(dst + fifth_bits_at(type) + 4 * r, src + gh - 4, 4);
@@ -152,22 +131,12 @@ void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *src = group + b * pb;
         uint8_t *dst = out + b * bb;
-        if (type == PK_Q6_K) {
-            uint8_t L[256];
-            for (int c = 0; c < 64; c++) memcpy(L + 4 * c, src + hb + c * 32 + 4 * r, 4);
-            pk_q6k_pack_levels(L, dst);
-            for (int j = 0; j < 16; j++) dst[192 + j] = src[16 + 8 * j + r];
-            memcpy(dst + 208, src + 2 * r, 2);
-            continue;
-        }
         memcpy(dst, src + 2 * r, 2);
         if (has_mins(type)) memcpy(dst + 2, src + MINS_AT + 2 * r, 2);
         if (has_fifth_bits(type)) memcpy(dst + gh - 4, src + fifth_bits_at(type) + 4 * r, 4);
         if (type == PK_Q4_K) {
-            uint8_t sc[8], mn[8];
             memcpy(dst + 2, src + 16 + 2 * r, 2);
-            for (int j = 0; j < 8; j++) { sc[j] = src[32 + 8 * j + r]; mn[j] = src[96 + 8 * j + r]; }
-            put_scales_mins(sc, mn, dst + 4);
+            for (int j = 0; j < 12; j++) dst[4 + j] = src[32 + 8 * j + r];
         }
         for (size_t c = 0; c < qb / 4; c++) {
             for (int i = 0; i < 4; i++) dst[gh + 4 * c + i] = src[hb + c * 32 + 4 * r + i] ^ flip;
@@ -182,11 +151,7 @@ void pk_unpack_row(int type, const uint8_t *group, size_t k, int r, uint8_t *out
 static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *y) {
     const float d = f16_at(blk + 2 * r);
     const size_t hb = header_bytes(type);
-    if (type == PK_Q6_K) {
-        for (int c = 0; c < 64; c++)
-            for (int i = 0; i < 4; i++)
-                y[4 * c + i] = d * (float)(int8_t)blk[16 + 8 * ((4 * c) / 16) + r] * (float)((int)blk[hb + c * 32 + 4 * r + i] - 32);
-    } else if (type == PK_Q8_0) {
+    if (type == PK_Q8_0) {
         for (int c = 0; c < 8; c++)
             for (int i = 0; i < 4; i++) y[4 * c + i] = d * (float)(int8_t)(blk[hb + c * 32 + 4 * r + i] ^ 0x80);
     } else if (type != PK_Q4_K) {
@@ -207,9 +172,11 @@ static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *
         }
     } else {
         const float dmin = f16_at(blk + 16 + 2 * r);
+        uint8_t un[128];
+        pk_q4k_unpack_scales(blk, un);
         for (int p = 0; p < 4; p++) {
-            const float s0 = d * blk[32 + 8 * (2 * p) + r], m0 = dmin * blk[96 + 8 * (2 * p) + r];
-            const float s1 = d * blk[32 + 8 * (2 * p + 1) + r], m1 = dmin * blk[96 + 8 * (2 * p + 1) + r];
+            const float s0 = d * un[8 * (2 * p) + r], m0 = dmin * un[64 + 8 * (2 * p) + r];
+            const float s1 = d * un[8 * (2 * p + 1) + r], m1 = dmin * un[64 + 8 * (2 * p + 1) + r];
             for (int c = 0; c < 8; c++)
                 for (int i = 0; i < 4; i++) {
                     const uint8_t v = blk[hb + (8 * p + c) * 32 + 4 * r + i];
@@ -267,14 +234,7 @@ PK_AVX512 static void dequantize_rows_avx512(int type, const uint8_t *w, size_t 
             const uint8_t *blk = group + b * pb;
             const size_t at = row + b * bs;
             const __m512 d = _mm512_set1_ps(half_fast(blk + 2 * i));
-            if (type == PK_Q6_K) {
-                for (int sb = 0; sb < 16; sb++) {
-                    // (d * scale) * (level - 32), in that order, as GGML dequantizes.
-                    const __m512 ds = _mm512_mul_ps(d, _mm512_set1_ps((float)(int8_t)blk[16 + 8 * sb + i]));
-                    const __m512i v = _mm512_sub_epi32(_mm512_cvtepu8_epi32(row_bytes16(blk + hb + 128 * sb, i)), _mm512_set1_epi32(32));
-                    put16(of, ob, at + 16 * sb, _mm512_mul_ps(ds, _mm512_cvtepi32_ps(v)));
-                }
-            } else if (type == PK_Q8_0) {
+            if (type == PK_Q8_0) {
                 const __m128i flip = _mm_set1_epi8((char)0x80);
                 const __m128i lo = _mm_xor_si128(row_bytes16(blk + hb, i), flip);
                 const __m128i hi = _mm_xor_si128(row_bytes16(blk + hb + 128, i), flip);
@@ -297,9 +257,11 @@ PK_AVX512 static void dequantize_rows_avx512(int type, const uint8_t *w, size_t 
                 put16(of, ob, at + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight))));
             } else {
                 const float dmin = half_fast(blk + 16 + 2 * i), dd = half_fast(blk + 2 * i);
+                uint8_t un[128];
+                pk_q4k_unpack_scales(blk, un);
                 for (int p = 0; p < 4; p++) {
-                    const __m512 s0 = _mm512_set1_ps(dd * blk[32 + 8 * (2 * p) + i]), m0 = _mm512_set1_ps(dmin * blk[96 + 8 * (2 * p) + i]);
-                    const __m512 s1 = _mm512_set1_ps(dd * blk[32 + 8 * (2 * p + 1) + i]), m1 = _mm512_set1_ps(dmin * blk[96 + 8 * (2 * p + 1) + i]);
+                    const __m512 s0 = _mm512_set1_ps(dd * un[8 * (2 * p) + i]), m0 = _mm512_set1_ps(dmin * un[64 + 8 * (2 * p) + i]);
+                    const __m512 s1 = _mm512_set1_ps(dd * un[8 * (2 * p + 1) + i]), m1 = _mm512_set1_ps(dmin * un[64 + 8 * (2 * p + 1) + i]);
                     const uint8_t *chunks = blk + hb + 256 * p;
                     const __m512i va = _mm512_cvtepu8_epi32(row_bytes16(chunks, i));
                     const __m512i vb = _mm512_cvtepu8_epi32(row_bytes16(chunks + 128, i));
@@ -346,7 +308,7 @@ static void dequantize_rows(int type, const uint8_t *w, size_t k, size_t r0, siz
         return;
     }
 #if PK_X86
-    const int avx512_body = type == PK_Q8_0 || type == PK_Q4_0 || type == PK_Q5_0 || type == PK_Q4_K || type == PK_Q6_K;
+    const int avx512_body = type == PK_Q8_0 || type == PK_Q4_0 || type == PK_Q5_0 || type == PK_Q4_K;
     if (pk_has_avx512() && avx512_body) { dequantize_rows_avx512(type, w, k, r0, r1, of, ob); return; }
     if (pk_has_avx2()) { dequantize_rows_avx2(type, w, k, r0, r1, of, ob); return; }
 #endif
@@ -447,23 +409,6 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
                              const int32_t *sx, float out[8]) {
     const size_t pb = pk_packed_block_bytes(type), hb = header_bytes(type);
     for (int r = 0; r < 8; r++) out[r] = 0;
-    if (type == PK_Q6_K) {
-        // sx holds sums over 16 activations here.
-        for (size_t b = 0; b < k / 256; b++) {
-            const uint8_t *blk = g + b * pb;
-            for (int r = 0; r < 8; r++) {
-                float fs = 0;
-                for (int sb = 0; sb < 16; sb++) {
-                    int32_t isum = -32 * sx[16 * b + sb];
-                    for (int c = 4 * sb; c < 4 * sb + 4; c++)
-                        for (int i = 0; i < 4; i++) isum += blk[hb + c * 32 + 4 * r + i] * qx[256 * b + 4 * c + i];
-                    fs += (float)isum * (float)(int8_t)blk[16 + 8 * sb + r] * dx[8 * b + sb / 2];
-                }
-                out[r] += f16_at(blk + 2 * r) * fs;
-            }
-        }
-        return;
-    }
     if (type == PK_Q8_0) {
         for (size_t b = 0; b < k / 32; b++) {
             const uint8_t *blk = g + b * pb;
@@ -501,6 +446,8 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
     }
     for (size_t b = 0; b < k / 256; b++) {
         const uint8_t *blk = g + b * pb;
+        uint8_t un[128];
+        pk_q4k_unpack_scales(blk, un);
         for (int r = 0; r < 8; r++) {
             float fs = 0, ms = 0;
             for (int j = 0; j < 8; j++) {
@@ -509,8 +456,8 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
                 int32_t isum = 0;
                 for (int c = 0; c < 8; c++)
                     for (int i = 0; i < 4; i++) isum += ((blk[hb + (8 * p + c) * 32 + 4 * r + i] >> shift) & 0xF) * qx[32 * xb + 4 * c + i];
-                fs += (float)isum * (float)blk[32 + 8 * j + r] * dx[xb];
-                ms += (float)blk[96 + 8 * j + r] * dx[xb] * (float)sx[xb];
+                fs += (float)isum * (float)un[8 * j + r] * dx[xb];
+                ms += (float)un[64 + 8 * j + r] * dx[xb] * (float)sx[xb];
             }
             out[r] += f16_at(blk + 2 * r) * fs - f16_at(blk + 16 + 2 * r) * ms;
         }
@@ -547,7 +494,7 @@ static inline int32_t load_i32(const int8_t *p) {
     const size_t pb = pk_packed_block_bytes(type), nb = k / 32;                                                        \
     const __m256i low = _mm256_set1_epi8(0xF);                                                                         \
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};              \
-    if (type != PK_Q4_K && type != PK_Q6_K) {                                                                           \
+    if (type != PK_Q4_K) {                                                                                              \
         const int q8 = type == PK_Q8_0, q5 = has_fifth_bits(type), nl = type == PK_IQ4_NL, mins = has_mins(type);       \
         /* Offsets: the unsigned levels' bias times the activations' sum (iq4_nl: its table + 128 for dpbusd; with      \
            the sign trick, signed levels and none). */                                                                  \
@@ -618,50 +565,40 @@ static inline int32_t load_i32(const int8_t *p) {
                 if (mins) acc[j] = _mm256_fmadd_ps(mw, _mm256_mul_ps(dxb, _mm256_set1_ps((float)sxb)), acc[j]);         \
             }                                                                                                           \
         }                                                                                                               \
-    } else if (type == PK_Q6_K) {                                                                                      \
-        /* sx holds sums over 16 activations: sum((L - 32) x) = sum(L x) - 32 sum(x) per sub-block. */                \
-        for (size_t b = 0; b < k / 256; b++) {                                                                         \
-            const uint8_t *blk = g + b * pb;                                                                           \
-            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));                                  \
-            __m256 fs[4];                                                                                              \
-            for (int j = 0; j < MT; j++) fs[j] = _mm256_setzero_ps();                                                  \
-            for (int sb = 0; sb < 16; sb++) {                                                                          \
-                _mm_prefetch((const char *)(blk + PREFETCH + 128 * sb), _MM_HINT_T0);                                   \
-                const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 16 + 8 * sb)))); \
-                __m256i w[4];                                                                                          \
-                for (int c = 0; c < 4; c++) w[c] = _mm256_loadu_si256((const __m256i *)(blk + 144 + 32 * (4 * sb + c))); \
-                for (int j = 0; j < MT; j++) {                                                                         \
-                    const int8_t *xq = qx + j * k + 256 * b + 16 * sb;                                                 \
-                    __m256i s0 = _mm256_set1_epi32(-32 * sx[j * (k / 16) + 16 * b + sb]), s1 = _mm256_setzero_si256(); \
-                    s0 = DOT(s0, w[0], _mm256_set1_epi32(load_i32(xq)));                                               \
-                    s1 = DOT(s1, w[1], _mm256_set1_epi32(load_i32(xq + 4)));                                           \
-                    s0 = DOT(s0, w[2], _mm256_set1_epi32(load_i32(xq + 8)));                                           \
-                    s1 = DOT(s1, w[3], _mm256_set1_epi32(load_i32(xq + 12)));                                          \
-                    const __m256 scale = _mm256_mul_ps(sc, _mm256_set1_ps(dx[j * nb + 8 * b + sb / 2]));              \
-                    fs[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), scale, fs[j]);               \
-                }                                                                                                      \
-            }                                                                                                          \
-            for (int j = 0; j < MT; j++) acc[j] = _mm256_fmadd_ps(dw, fs[j], acc[j]);                                  \
-        }                                                                                                              \
     } else {                                                                                                           \
         for (size_t b = 0; b < k / 256; b++) {                                                                         \
             const uint8_t *blk = g + b * pb;                                                                           \
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));                                  \
             const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));                           \
+            /* the 6-bit scales and mins of sub-blocks 0-3 and 4-7, [sub-block][row] (see pk_q4k_unpack_scales) */         \
+            const __m256i q0 = _mm256_loadu_si256((const __m256i *)(blk + 32));                                        \
+            const __m256i q1 = _mm256_loadu_si256((const __m256i *)(blk + 64));                                        \
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(blk + 96));                                        \
+            const __m256i m6 = _mm256_set1_epi8(63), m2 = _mm256_set1_epi8(3);                                         \
+            const __m256i s03 = _mm256_and_si256(q0, m6), m03 = _mm256_and_si256(q1, m6);                              \
+            const __m256i s47 = _mm256_or_si256(_mm256_and_si256(q2, low),                                             \
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q0, 6), m2), 4));                                 \
+            const __m256i m47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q2, 4), low),                       \
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q1, 6), m2), 4));                                 \
             __m256 fs[4], ms[4];                                                                                       \
             for (int j = 0; j < MT; j++) { fs[j] = _mm256_setzero_ps(); ms[j] = _mm256_setzero_ps(); }                 \
             for (int p = 0; p < 4; p++) {                                                                              \
                 __m256i wl[8], wh[8];                                                                                  \
                 for (int c = 0; c < 8; c++) {                                                                          \
-                    if (c % 2 == 0) _mm_prefetch((const char *)(blk + PREFETCH + 160 + 32 * (8 * p + c)), _MM_HINT_T0); \
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 160 + 32 * (8 * p + c)));             \
+                    if (c % 2 == 0) _mm_prefetch((const char *)(blk + PREFETCH + 128 + 32 * (8 * p + c)), _MM_HINT_T0); \
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * (8 * p + c)));             \
                     wl[c] = _mm256_and_si256(v, low);                                                                  \
                     wh[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);                                            \
                 }                                                                                                      \
-                const __m256 sl = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 32 + 16 * p))));     \
-                const __m256 sh = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 40 + 16 * p))));     \
-                const __m256 ml = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 96 + 16 * p))));     \
-                const __m256 mh = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 104 + 16 * p))));    \
+                /* sub-blocks 2p (low 8 bytes) and 2p + 1 (high 8 bytes) of the 8 rows */                              \
+                const __m128i sp = p < 2 ? (p ? _mm256_extracti128_si256(s03, 1) : _mm256_castsi256_si128(s03))        \
+                                         : (p == 3 ? _mm256_extracti128_si256(s47, 1) : _mm256_castsi256_si128(s47)); \
+                const __m128i mp = p < 2 ? (p ? _mm256_extracti128_si256(m03, 1) : _mm256_castsi256_si128(m03))        \
+                                         : (p == 3 ? _mm256_extracti128_si256(m47, 1) : _mm256_castsi256_si128(m47)); \
+                const __m256 sl = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sp));                                        \
+                const __m256 sh = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(sp, sp)));                \
+                const __m256 ml = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mp));                                        \
+                const __m256 mh = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(mp, mp)));                \
                 for (int j = 0; j < MT; j++) {                                                                         \
                     const size_t xb = j * nb + 8 * b + 2 * p;                                                          \
                     const int8_t *x0 = qx + 32 * xb, *x1 = x0 + 32;                                                    \
@@ -725,18 +662,7 @@ void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const
 #else
     (void)vnni;
 #endif
-    int32_t *s16 = NULL;
-    if (type == PK_Q6_K) {
-        // q6_k's sub-blocks are 16 wide: sums of 16 activations instead of 32.
-        s16 = malloc(m_count * (k / 16) * sizeof(int32_t));
-        for (size_t i = 0; i < m_count * (k / 16); i++) {
-            int32_t t = 0;
-            for (int j = 0; j < 16; j++) t += qx[16 * i + j];
-            s16[i] = t;
-        }
-        sx = s16;
-    }
-    const size_t ns = type == PK_Q6_K ? k / 16 : nb;
+    const size_t ns = nb;
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *group = w + g * group_bytes;
         const size_t r = 8 * g, live = rows - r < 8 ? rows - r : 8;
@@ -759,5 +685,4 @@ void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const
             for (size_t j = 0; j < mt; j++) memcpy(y + (m0 + j) * ldy + r, out + 8 * j, live * sizeof(float));
         }
     }
-    free(s16);
 }

@@ -158,15 +158,13 @@ int pk_mpi_barrier(void);
 void pk_mpi_abort(int code);
 void pk_mpi_finalize(void);
 
-/// GGML block formats (see quant.c): q8_0, q5_0, q4_0 (32 weights a block), q4_k and q6_k (256 a super-block).
+/// GGML block formats (see quant.c): q4_0, q4_1, q5_0, q5_1, q8_0, iq4_nl (32 weights a block), q2_k, q3_k, q4_k,
+/// q5_k, q6_k, iq4_xs (256 a super-block).
 // GGML type ids.
 enum {
     PK_Q4_0 = 2, PK_Q4_1 = 3, PK_Q5_0 = 6, PK_Q5_1 = 7, PK_Q8_0 = 8, PK_Q2_K = 10, PK_Q3_K = 11, PK_Q4_K = 12,
     PK_Q5_K = 13, PK_Q6_K = 14, PK_IQ4_NL = 20, PK_IQ4_XS = 23
 };
-/// q6_K's 256 six-bit levels (0..63) from its ql/qh bytes, and back.
-void pk_q6k_levels(const uint8_t *block, uint8_t *levels);
-void pk_q6k_pack_levels(const uint8_t *levels, uint8_t *block);
 size_t pk_quant_block_size(int type);
 size_t pk_quant_block_bytes(int type);
 /// Quantizes nblocks blocks of x (GGML's reference rounding) into out.
