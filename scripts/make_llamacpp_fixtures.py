@@ -2,12 +2,20 @@
 """llama.cpp runs the GGUF files `peft quantize` writes: its greedy tokens become the golden for ours.
 
     python3 -m venv /opt/llama && /opt/llama/bin/pip install llama-cpp-python   # builds llama.cpp from source
-    /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft
+    # the same source tree's converter: the llama-cpp-python sdist's vendor/llama.cpp
+    /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft \
+        --llama-src llama_cpp_python-0.3.36/vendor/llama.cpp --convert-python python3   # a Python with torch
 Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
 architecture, whose query/key rows the export reorders) and tiny-qwen3 in q8_0, two prompts (token ids), llama.cpp's
 16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
 "MODEL/TYPE". The GGUF files themselves are rebuilt by the
 test from the fixture model (the export is deterministic).
+
+A SentencePiece model, Tests/Fixtures/models/tiny-llama-sp (Llama, grouped KV heads, the 800-piece `tokenizer.model`
+of Tests/Fixtures/tokenizers/sp-llama and no tokenizer.json), goes through llama.cpp's own pipeline: its
+`convert_hf_to_gguf.py` writes Tests/Fixtures/gguf/tiny-llama-sp-f32.gguf (committed), `llama_model_quantize` makes a
+q8_0 of it, and Tests/Fixtures/gguf/llamacpp-sp.json keeps llama.cpp's token ids for SP_TEXTS (with BOS, as its
+vocabulary asks; control tokens in the text parsed) and its greedy tokens and first logits for both files.
 """
 import argparse
 import json
@@ -76,10 +84,112 @@ def write_k_model():
             f.write(b)
 
 
+SP_MODEL = "tiny-llama-sp"
+SP_TEXTS = ["Hello world", " leading space and  two spaces", "The quick brown fox jumps over the lazy dog.",
+            "问：六味地黄丸的功效是什么？", "tabs\tand\nnew lines\n\n", "Ünïcödé àccents ñ ç ø å 😀", "x",
+            "1234567 + 89 = 1234656", "<s> is text here, not a control token"]
+
+
+def write_sp_model():
+    """Writes Tests/Fixtures/models/tiny-llama-sp: config, f32 safetensors written by hand, tokenizer.model."""
+    out = os.path.join(FIX, "models", SP_MODEL)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(FIX, "tokenizers", "sp-llama", "tokenizer.model"), "rb") as f, \
+            open(os.path.join(out, "tokenizer.model"), "wb") as g:
+        g.write(f.read())
+    H, I, L, V, heads, kv = 64, 128, 2, 800, 4, 2
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": H, "intermediate_size": I,
+              "num_hidden_layers": L, "num_attention_heads": heads, "num_key_value_heads": kv, "head_dim": H // heads,
+              "hidden_act": "silu", "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+              "vocab_size": V, "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False,
+              "attention_bias": False, "mlp_bias": False, "dtype": "float32"}
+    json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
+    json.dump({"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
+               "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "legacy": False,
+               "model_max_length": 256}, open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
+    rng = np.random.RandomState(23)
+
+    def mat(rows, cols):
+        return rng.randn(rows, cols) / np.sqrt(cols)
+
+    D = H // heads
+    tensors = {"model.embed_tokens.weight": rng.randn(V, H) * 0.5, "lm_head.weight": mat(V, H),
+               "model.norm.weight": 1 + 0.2 * rng.randn(H)}
+    for l in range(L):
+        p = f"model.layers.{l}."
+        tensors[p + "input_layernorm.weight"] = 1 + 0.2 * rng.randn(H)
+        tensors[p + "post_attention_layernorm.weight"] = 1 + 0.2 * rng.randn(H)
+        for name, rows in [("q_proj", heads * D), ("k_proj", kv * D), ("v_proj", kv * D), ("o_proj", H)]:
+            tensors[p + f"self_attn.{name}.weight"] = mat(rows, H)
+        tensors[p + "mlp.gate_proj.weight"] = mat(I, H)
+        tensors[p + "mlp.up_proj.weight"] = mat(I, H)
+        tensors[p + "mlp.down_proj.weight"] = mat(H, I)
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        data = np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header["__metadata__"] = {"format": "pt"}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(out, "model.safetensors"), "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def greedy_runs(path):
+    """llama.cpp's 16 greedy tokens after each prompt and its logits at the last prompt position."""
+    llm = llama_cpp.Llama(model_path=path, n_ctx=256, n_threads=2, logits_all=True, verbose=False)
+    runs = []
+    for prompt in PROMPTS:
+        llm.reset()
+        llm.eval(prompt)
+        first = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32).tolist()
+        tokens = []
+        for _ in range(16):
+            t = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tokens.append(t)
+            llm.eval([t])
+        runs.append({"tokens": tokens, "logits": first})
+    return llm, runs
+
+
+def sentencepiece_fixture(llama_src, convert_python):
+    """The SentencePiece model through llama.cpp's converter and quantizer (see the module docstring)."""
+    write_sp_model()
+    f32 = os.path.join(FIX, "gguf", f"{SP_MODEL}-f32.gguf")
+    env = dict(os.environ, PYTHONPATH=os.path.join(llama_src, "gguf-py"))
+    subprocess.run([convert_python, os.path.join(llama_src, "convert_hf_to_gguf.py"), os.path.join(FIX, "models", SP_MODEL),
+                    "--outtype", "f32", "--outfile", f32], check=True, env=env)
+    golden = {"llama_cpp_version": llama_cpp.__version__, "prompts": PROMPTS, "texts": SP_TEXTS, "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        q8 = os.path.join(tmp, "q8_0.gguf")
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+        assert llama_cpp.llama_model_quantize(f32.encode(), q8.encode(), params) == 0
+        for key, path in [("f32", f32), ("q8_0", q8)]:
+            llm, runs = greedy_runs(path)
+            golden["runs"][key] = runs
+        # Control tokens written in the text are parsed, as Hugging Face's tokenizer and a chat prompt parse them.
+        golden["ids"] = [llm.tokenize(t.encode(), add_bos=True, special=True) for t in SP_TEXTS]
+    out = os.path.join(FIX, "gguf", "llamacpp-sp.json")
+    json.dump(golden, open(out, "w"))
+    print("wrote", out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peft-binary", required=True)
+    ap.add_argument("--llama-src", required=True, help="llama.cpp's source tree (convert_hf_to_gguf.py, gguf-py)")
+    ap.add_argument("--convert-python", default="python3", help="a Python with torch and sentencepiece, for the converter")
+    ap.add_argument("--only-sp", action="store_true", help="only the SentencePiece model's fixture")
     args = ap.parse_args()
+    sentencepiece_fixture(args.llama_src, args.convert_python)
+    if args.only_sp:
+        return
     golden = {"llama_cpp_version": llama_cpp.__version__, "prompts": PROMPTS, "runs": {}}
     write_k_model()
     cases = [("q8_0", "tiny-qwen2", "q8_0"), ("q4_0", "tiny-qwen2", "q4_0"),

@@ -197,3 +197,74 @@ extension GGUFModelTests {
         XCTAssertGreaterThan(Double(exact) / Double(total), 0.8, "\(exact) of \(total) steps")
     }
 }
+
+extension GGUFModelTests {
+    /// A SentencePiece model through llama.cpp's own pipeline (scripts/make_llamacpp_fixtures.py): its
+    /// `convert_hf_to_gguf.py` wrote `gguf/tiny-llama-sp-f32.gguf` from `models/tiny-llama-sp` (Llama, grouped KV
+    /// heads, an 800-piece `tokenizer.model` and no tokenizer.json), and llama.cpp tokenized nine texts with it and
+    /// decoded greedily from it and from its `llama_model_quantize` q8_0. Ours reads the converter's file: the same
+    /// ids for every text, its logits and greedy tokens. Our export of the same folder writes the converter's
+    /// vocabulary (every `tokenizer.ggml.*` entry equal) and its q8_0 decodes as llama.cpp's q8_0 does.
+    func testSentencePieceModelAsLlamaCppConvertsAndRunsIt() throws {
+        struct Golden: Decodable {
+            struct Run: Decodable { let tokens: [Int32]; let logits: [Float] }
+            let prompts: [[Int32]]
+            let texts: [String]
+            let ids: [[Int32]]
+            let runs: [String: [Run]]
+        }
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("gguf/llamacpp-sp.json")))
+        let converted = try GGUFModel(path: fixtureURL("gguf/tiny-llama-sp-f32.gguf").path)
+        let tokenizer = try converted.tokenizer()
+        XCTAssertEqual(golden.texts.count, 9)
+        for (text, ids) in zip(golden.texts, golden.ids) {
+            XCTAssertEqual(tokenizer.encode(text), ids, text.debugDescription)
+        }
+
+        let url = temporaryURL("sp").appendingPathExtension("gguf")
+        defer { try? FileManager.default.removeItem(at: url) }
+        _ = try GGUFExporter.export(model: modelFixture("tiny-llama-sp"), adapter: nil, type: .q8_0, output: url)
+        let ours = try GGUFModel(path: url.path)
+        let theirs = try GGUFFile(path: fixtureURL("gguf/tiny-llama-sp-f32.gguf").path)
+        let mine = try GGUFFile(path: url.path)
+        // Every entry the converter writes, ours writes equal, with two deliberate differences: ours also states
+        // llama.cpp's defaults for a `llama` vocabulary (add_space_prefix true, unknown_token_id 0), and marks the
+        // SentencePiece model's user-defined pieces (here 3 and 4) USER_DEFINED (4), as the model declares them, where
+        // the converter writes NORMAL (1): llama.cpp then keeps them whole in text, as sentencepiece does.
+        let keys = theirs.keys.filter { $0.hasPrefix("tokenizer.ggml.") }
+        XCTAssertGreaterThanOrEqual(keys.count, 8, "\(keys)")
+        XCTAssertEqual(Set(mine.keys.filter { $0.hasPrefix("tokenizer.ggml.") }).subtracting(keys),
+                       ["tokenizer.ggml.add_space_prefix", "tokenizer.ggml.unknown_token_id"])
+        XCTAssertTrue(mine.metadata["tokenizer.ggml.add_space_prefix"] == .bool(true))
+        XCTAssertTrue(mine.metadata["tokenizer.ggml.unknown_token_id"] == .uint32(0))
+        for key in keys where key != "tokenizer.ggml.token_type" {
+            XCTAssertTrue(mine.metadata[key] == theirs.metadata[key], key)
+        }
+        guard case .array(_, let myTypes)? = mine.metadata["tokenizer.ggml.token_type"],
+              case .array(_, let theirTypes)? = theirs.metadata["tokenizer.ggml.token_type"] else {
+            return XCTFail("token_type is not an array")
+        }
+        XCTAssertEqual(myTypes.count, 800)
+        XCTAssertEqual(theirTypes.count, 800)
+        let differing = zip(myTypes, theirTypes).enumerated().filter { $0.element.0 != $0.element.1 }
+        XCTAssertEqual(differing.map(\.offset), [3, 4])
+        XCTAssertTrue(differing.allSatisfy { $0.element.0 == .int32(4) && $0.element.1 == .int32(1) })
+
+        for (key, model) in [("f32", converted), ("q8_0", ours)] {
+            let transformer = try model.transformer(dtype: .float32)
+            for (prompt, run) in zip(golden.prompts, try XCTUnwrap(golden.runs[key])) {
+                let session = DecodeSession(model: transformer, capacity: 64)
+                var logits = try session.append(prompt)
+                let scale = run.logits.map(abs).max() ?? 1
+                // f32: the same file, llama.cpp's f32 products; q8_0: both round activations to 8 bits.
+                let margin: Float = key == "f32" ? 0.002 : 0.02
+                assertClose(logits, run.logits, atol: margin * scale, "\(key) logits")
+                for (step, token) in run.tokens.enumerated() {
+                    let best = logits.max()!
+                    XCTAssertGreaterThanOrEqual(logits[Int(token)], best - margin * scale, "\(key) \(prompt) step \(step)")
+                    logits = try session.append([token])
+                }
+            }
+        }
+    }
+}
