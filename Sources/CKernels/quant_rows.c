@@ -314,19 +314,25 @@ PK_AVX2 static inline float half_f16c(const uint8_t *p) {
 // the products: stores of scales read back as vectors stall the store-to-load forwarding).
 //
 // A block gives its integer sub-block scales as int8 (16 for the formats with 16-weight groups: q2_k, q3_k, q6_k; 8
-// for those with 32-weight sub-blocks: q5_k, iq4_xs), its float super-scale d, and its offsets as floats per group
-// (mins times dmin, or d * scale * level bias). Returns whether the block has offsets.
-PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i *sc8, float *d, __m256 ov[2]) {
+// for those with 32-weight sub-blocks: q5_k, iq4_xs) and its float super-scale d; q2_k and q5_k also their unsigned
+// integer minimums (16 or 8) and the float dmin. The offsets then stay integers: q3_k's and q6_k's level bias (4, 32)
+// folds into the block's integer sum as bias * sum_g scale_g * bsum_g; q2_k's and q5_k's minimums give a second
+// integer sum, sum_g min_g * bsum_g, times dmin. (bsum_g: the sum of the int8 activations of 16-weight group g.)
+typedef struct {
+    __m128i sc8, mins;
+    float d, dmin;
+} vec_block_scales;
+
+PK_AVX2 PK_INLINE vec_block_scales block_scales_i8(const int type, const uint8_t *b) {
+    vec_block_scales s = {_mm_setzero_si128(), _mm_setzero_si128(), 0.f, 0.f};
     switch (type) {
     case PK_Q2_K: {
         const __m128i v = _mm_loadu_si128((const __m128i *)b), m4 = _mm_set1_epi8(0xF);
-        const __m128i m = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-        const __m256 dmin = _mm256_set1_ps(half_f16c(b + 82));
-        *sc8 = _mm_and_si128(v, m4);
-        *d = half_f16c(b + 80);
-        ov[0] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m)));
-        ov[1] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(m, 8))));
-        return 1;
+        s.sc8 = _mm_and_si128(v, m4);
+        s.mins = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        s.d = half_f16c(b + 80);
+        s.dmin = half_f16c(b + 82);
+        break;
     }
     case PK_Q3_K: {
         // Low 4 bits: the nibbles of bytes 0-7 (scales 0-7, then 8-15); high 2 bits: bits 2t..2t+1 of bytes 8-11
@@ -337,21 +343,14 @@ PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i 
         int32_t h;
         memcpy(&h, p + 8, 4);
         const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(h), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-        *sc8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-        *d = half_f16c(b + 108);
-        const __m256 d4 = _mm256_set1_ps(*d * 4.f);
-        ov[0] = _mm256_mul_ps(d4, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(*sc8)));
-        ov[1] = _mm256_mul_ps(d4, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(*sc8, 8))));
-        return 1;
+        s.sc8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+        s.d = half_f16c(b + 108);
+        break;
     }
-    case PK_Q6_K: {
-        *sc8 = _mm_loadu_si128((const __m128i *)(b + 192));
-        *d = half_f16c(b + 208);
-        const __m256 d32 = _mm256_set1_ps(*d * 32.f);
-        ov[0] = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(*sc8)));
-        ov[1] = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(*sc8, 8))));
-        return 1;
-    }
+    case PK_Q6_K:
+        s.sc8 = _mm_loadu_si128((const __m128i *)(b + 192));
+        s.d = half_f16c(b + 208);
+        break;
     case PK_Q5_K: {
         // The 12 bytes as three words: scales 0-3 and mins 0-3 in the low 6 bits of words 0 and 1; scales and mins
         // 4-7 from the nibbles of word 2 and the top 2 bits of words 0 and 1.
@@ -361,11 +360,11 @@ PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i 
         const uint32_t s_lo = u[0] & m6, m_lo = u[1] & m6;
         const uint32_t s_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
         const uint32_t m_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-        *sc8 = _mm_setr_epi32((int)s_lo, (int)s_hi, 0, 0);
-        *d = half_f16c(b);
-        ov[0] = _mm256_mul_ps(_mm256_set1_ps(half_f16c(b + 2)),
-                              _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0))));
-        return 1;
+        s.sc8 = _mm_setr_epi32((int)s_lo, (int)s_hi, 0, 0);
+        s.mins = _mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0);
+        s.d = half_f16c(b);
+        s.dmin = half_f16c(b + 2);
+        break;
     }
     case PK_IQ4_XS: {
         // 4 low bits from the nibbles of bytes 4-7, 2 high bits from the u16 at byte 2; offset 32.
@@ -376,13 +375,14 @@ PK_AVX2 PK_INLINE int block_scales_i8(const int type, const uint8_t *b, __m128i 
         const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)), _mm256_set1_epi32(3));
         const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
         const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(ls), _mm256_extracti128_si256(ls, 1));
-        *sc8 = _mm_packs_epi16(s16, s16);
-        *d = half_f16c(b);
-        return 0;
+        s.sc8 = _mm_packs_epi16(s16, s16);
+        s.d = half_f16c(b);
+        break;
     }
     default:
-        return 0;
+        break;
     }
+    return s;
 }
 
 // Whether a 256-weight format's scales are per 16 weights (else per 32).
@@ -434,38 +434,37 @@ PK_AVX2 static inline __m256i dot_u8_i8_lanes(__m256i u, __m256i x) {
 
 // The 256-weight formats, nr rows (at w, row_bytes apart) against mt inputs whose activations share one scale per
 // 256 (pk_quantize_activations_for), nr * mt <= 4: per block, the levels times the activations summed in int32 lanes
-// with the integer sub-block scales (maddubs, then madd with the scales), one conversion to float, times d * dx.
+// with the integer sub-block scales (maddubs, then madd with the scales), the offsets as integers too (see
+// block_scales_i8; bs16: the inputs' int16 sums per 16 activations), one conversion to float, times d * dx.
 // `type`, `nr` and `mt` are constants in each instantiation below (so that the accumulators stay in registers and the
 // chunk loop unrolls); two rows at a time share the activations' loads and give the core two independent chains.
 // out[r * mt + j] = dot(row r, x_j).
 PK_AVX2 PK_INLINE void rows_dot_avx2_body(const int type, const uint8_t *w, size_t row_bytes, const int nr, size_t k,
-                                          const int8_t *qx, const float *dx, const float *xs16, const int mt,
+                                          const int8_t *qx, const float *dx, const int16_t *bs16, const int mt,
                                           float *out) {
     const size_t bb = pk_quant_block_bytes(type), nx = k / 32, ns = k / 16;
     const int is_signed = type == PK_IQ4_XS, g16 = groups_of_16(type);
-    __m256 acc[4], off[4];
-    for (int i = 0; i < nr * mt; i++) acc[i] = off[i] = _mm256_setzero_ps();
+    const int has_mins = type == PK_Q2_K || type == PK_Q5_K;
+    const int bias_shift = type == PK_Q3_K ? 2 : type == PK_Q6_K ? 5 : 0;   // level bias 4 or 32
+    __m256 acc[4], macc[4];
+    for (int i = 0; i < nr * mt; i++) acc[i] = macc[i] = _mm256_setzero_ps();
     for (size_t b = 0; b < k / 256; b++) {
         __m256i isum[4];
         for (int i = 0; i < nr * mt; i++) isum[i] = _mm256_setzero_si256();
-        float d[2];
-        __m256 ov[2][2];
-        int offsets = 0;
-        __m256i first8[2], last8[2];
+        vec_block_scales sc[2];
+        __m256i first8[2], last8[2], all16[2];
         for (int r = 0; r < nr; r++) {
             // Rows follow one another in memory: fetch ahead of the block in use (the hardware prefetchers alone leave
             // decoding well short of the memory's bandwidth on these formats).
             for (size_t line = 0; line < bb; line += 64)
                 _mm_prefetch((const char *)(w + r * row_bytes + b * bb + ROW_PREFETCH + line), _MM_HINT_T0);
-            __m128i sc8;
-            ov[r][0] = ov[r][1] = _mm256_setzero_ps();
-            offsets = block_scales_i8(type, w + r * row_bytes + b * bb, &sc8, &d[r], ov[r]);
+            sc[r] = block_scales_i8(type, w + r * row_bytes + b * bb);
             // The int16 scales, scales 0-7 in both 128-bit lanes and (16-weight groups) scales 8-15 in both: one
             // in-lane shuffle per chunk then spreads (s[2c] x 8, s[2c + 1] x 8), or s[c] x 16 for 32-weight
             // sub-blocks.
-            const __m256i all16 = _mm256_cvtepi8_epi16(sc8);
-            first8[r] = _mm256_permute2x128_si256(all16, all16, 0x00);
-            last8[r] = _mm256_permute2x128_si256(all16, all16, 0x11);
+            all16[r] = _mm256_cvtepi8_epi16(sc[r].sc8);
+            first8[r] = _mm256_permute2x128_si256(all16[r], all16[r], 0x00);
+            last8[r] = _mm256_permute2x128_si256(all16[r], all16[r], 0x11);
         }
 #pragma clang loop unroll(full)
         for (int c = 0; c < 8; c++) {
@@ -487,37 +486,37 @@ PK_AVX2 PK_INLINE void rows_dot_avx2_body(const int type, const uint8_t *w, size
                 }
             }
         }
-        for (int r = 0; r < nr; r++)
-            for (int j = 0; j < mt; j++)
-                acc[r * mt + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r * mt + j]), _mm256_set1_ps(d[r] * dx[j * nx + 8 * b]),
-                                                  acc[r * mt + j]);
-        if (offsets) {
-            for (int j = 0; j < mt; j++) {
-                const float *xs = xs16 + j * ns + 16 * b;
-                const __m256 x0 = _mm256_loadu_ps(xs), x1 = _mm256_loadu_ps(xs + 8);
-                // Per 32 weights: the pairs of xs16 summed, back in sub-block order.
-                const __m256 pairs = g16 ? x0 : _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(x0, x1)), 0xD8));
-                for (int r = 0; r < nr; r++) {
-                    off[r * mt + j] = _mm256_fmadd_ps(ov[r][0], pairs, off[r * mt + j]);
-                    if (g16) off[r * mt + j] = _mm256_fmadd_ps(ov[r][1], x1, off[r * mt + j]);
+        for (int j = 0; j < mt; j++) {
+            const __m256i bsum = _mm256_loadu_si256((const __m256i *)(bs16 + j * ns + 16 * b));
+            const float dxj = dx[j * nx + 8 * b];
+            for (int r = 0; r < nr; r++) {
+                __m256i t = isum[r * mt + j];
+                // q3_k / q6_k: levels stored + bias: minus bias * sum_g scale_g * bsum_g.
+                if (bias_shift) t = _mm256_sub_epi32(t, _mm256_slli_epi32(_mm256_madd_epi16(all16[r], bsum), bias_shift));
+                acc[r * mt + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(sc[r].d * dxj), acc[r * mt + j]);
+                if (has_mins) {
+                    // q2_k: a minimum per 16 weights; q5_k: per 32 (each taken twice, once per half).
+                    const __m128i m = type == PK_Q5_K ? _mm_unpacklo_epi8(sc[r].mins, sc[r].mins) : sc[r].mins;
+                    const __m256i mi = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), bsum);
+                    macc[r * mt + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_set1_ps(sc[r].dmin * dxj), macc[r * mt + j]);
                 }
             }
         }
     }
-    for (int i = 0; i < nr * mt; i++) out[i] = pk_hsum256(_mm256_sub_ps(acc[i], off[i]));
+    for (int i = 0; i < nr * mt; i++) out[i] = pk_hsum256(_mm256_sub_ps(acc[i], macc[i]));
 }
 
 // Rows [r0, r1) of a row-layout matrix against m_count inputs into y[m * ldy + r]: two rows at a time for one input
 // (decoding; NR 2, where that does not run out of registers), one row against up to 4 inputs otherwise.
 #define ROWS_DOT_AVX2(T, NR)                                                                                           \
     PK_AVX2 static void rows_dot_avx2_##T(const uint8_t *w, size_t row_bytes, size_t r0, size_t r1, size_t k,       \
-                                          const int8_t *qx, const float *dx, const float *xs16, size_t m_count,     \
+                                          const int8_t *qx, const float *dx, const int16_t *bs16, size_t m_count,   \
                                           float *y, size_t ldy) {                                                   \
         float out[4];                                                                                               \
         size_t r = r0;                                                                                              \
         if (m_count == 1 && NR == 2) {                                                                              \
             for (; r + 2 <= r1; r += 2) {                                                                           \
-                rows_dot_avx2_body(PK_##T, w + r * row_bytes, row_bytes, 2, k, qx, dx, xs16, 1, out);               \
+                rows_dot_avx2_body(PK_##T, w + r * row_bytes, row_bytes, 2, k, qx, dx, bs16, 1, out);               \
                 y[r] = out[0];                                                                                      \
                 y[r + 1] = out[1];                                                                                  \
             }                                                                                                       \
@@ -526,7 +525,8 @@ PK_AVX2 PK_INLINE void rows_dot_avx2_body(const int type, const uint8_t *w, size
             for (size_t m0 = 0; m0 < m_count; m0 += 4) {                                                            \
                 const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;                                              \
                 const int8_t *x = qx + m0 * k;                                                                      \
-                const float *d = dx + m0 * (k / 32), *xs = xs16 + m0 * (k / 16);                                    \
+                const float *d = dx + m0 * (k / 32);                                                                \
+                const int16_t *xs = bs16 + m0 * (k / 16);                                                           \
                 const uint8_t *wr = w + r * row_bytes;                                                              \
                 switch (mt) {                                                                                       \
                 case 1: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 1, out); break;                   \
@@ -545,7 +545,7 @@ ROWS_DOT_AVX2(Q6_K, 1)
 ROWS_DOT_AVX2(IQ4_XS, 2)
 
 typedef void (*rows_kernel)(const uint8_t *, size_t, size_t, size_t, size_t, const int8_t *, const float *,
-                            const float *, size_t, float *, size_t);
+                            const int16_t *, size_t, float *, size_t);
 
 static rows_kernel rows_kernel_avx2(int type) {
     switch (type) {
@@ -562,10 +562,28 @@ static rows_kernel rows_kernel_avx2(int type) {
 void pk_rows_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const int8_t *qx, const float *dx,
                       float *y, size_t ldy, size_t m_count, size_t g0, size_t g1) {
     const size_t row_bytes = k / pk_quant_block_size(type) * pk_quant_block_bytes(type);
+    const int tier = pk_tier();
+    const size_t r1 = rows < 8 * g1 ? rows : 8 * g1;
+    if (8 * g0 >= r1) return;
+#if PK_X86
+    const rows_kernel avx2 = tier >= PK_TIER_AVX2 ? rows_kernel_avx2(type) : NULL;
+    int16_t *bs16 = avx2 ? malloc(m_count * (k / 16) * sizeof(int16_t)) : NULL;
+    if (bs16) {
+        // The int16 sums of each 16 activations (at most 16 * 127).
+        for (size_t g = 0; g < m_count * (k / 16); g++) {
+            int t = 0;
+            for (int j = 0; j < 16; j++) t += qx[16 * g + j];
+            bs16[g] = (int16_t)t;
+        }
+        avx2(w, row_bytes, 8 * g0, r1, k, qx, dx, bs16, m_count, y, ldy);
+        free(bs16);
+        return;
+    }
+#endif
     float *xs16 = activation_sums16(qx, dx, k, m_count);
     if (!xs16) {   // no memory for the sums: dequantize row by row instead (slow, but right)
         float *wr = malloc(k * sizeof(float));
-        for (size_t r = 8 * g0; r < rows && r < 8 * g1 && wr; r++) {
+        for (size_t r = 8 * g0; r < r1 && wr; r++) {
             pk_row_dequantize(type, w + r * row_bytes, k, wr, NULL);
             for (size_t m = 0; m < m_count; m++) {
                 float t = 0;
@@ -576,16 +594,6 @@ void pk_rows_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const i
         free(wr);
         return;
     }
-    const int tier = pk_tier();
-    const size_t r1 = rows < 8 * g1 ? rows : 8 * g1;
-#if PK_X86
-    const rows_kernel avx2 = tier >= PK_TIER_AVX2 ? rows_kernel_avx2(type) : NULL;
-    if (avx2 && 8 * g0 < r1) {
-        avx2(w, row_bytes, 8 * g0, r1, k, qx, dx, xs16, m_count, y, ldy);
-        free(xs16);
-        return;
-    }
-#endif
     for (size_t r = 8 * g0; r < r1; r++) {
         const uint8_t *wr = w + r * row_bytes;
         for (size_t m0 = 0; m0 < m_count; m0 += 4) {
