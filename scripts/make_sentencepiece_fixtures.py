@@ -13,7 +13,15 @@ special tokens, what llama.cpp does) and non-legacy mode (the default), sentence
 Byte-level BPE (`bpe-<kind>`): for each pre-tokenizer kind (several llama.cpp names share one), a BPE trained with
 Hugging Face `tokenizers` whose pre-tokenizer is that kind's split regexes (a `Split` per regex, `Isolated`, then
 `ByteLevel`), saved as a GGUF the way llama.cpp's converter writes a `gpt2` vocabulary, and `expected.json` with
-`tokenizer.encode(text).ids` and the decode. The kinds and regexes mirror `GGUFPreTokenizer.swift`.
+`tokenizer.encode(text).ids` and the decode. The kinds and regexes mirror `GGUFPreTokenizer.swift`, including the
+kinds llama.cpp splits with custom code: kimi-k2 (the tiktoken `pat_str` of Kimi K2, whose classes intersect with
+`&&[^\p{Han}]`), afmoe (a run of digits cut as its leading len % 3 digits then threes, written here as a regex, then
+Asian scripts, then DeepSeek V3's main regex). Two kinds have raw UTF-8 vocabularies rather than byte-level ones:
+gemma4 (`tokenizer.ggml.model` "gemma4": spaces normalized to "▁", text cut at newline runs, BPE with `<0xXX>` byte
+fallback, newline runs as user-defined added tokens, BOS always added) and whitespace (`tokenizer.ggml.model`
+"whitespace": Hugging Face's `Whitespace` pre-tokenizer, no byte fallback, so unknown characters vanish). When
+llama.cpp's Python bindings are importable, every such fixture is also tokenized by llama.cpp and the script reports
+the texts whose ids differ from Hugging Face's.
 
 Usage (from the package root): python3 scripts/make_sentencepiece_fixtures.py
 Needs: sentencepiece, protobuf, tokenizers, transformers, and the `gguf` package (llama.cpp's gguf-py). The output is
@@ -30,7 +38,7 @@ from pathlib import Path
 import sentencepiece as spm
 import tokenizers
 import transformers
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 try:
     import gguf
@@ -229,6 +237,15 @@ GPT4O = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}
          r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 DEEPSEEK3_MAIN = (r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"
                   r"| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+KIMI_LETTERS_UPPER = r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]"
+KIMI_LETTERS_LOWER = r"[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]"
+KIMI_K2 = (r"[\p{Han}]+|[^\r\n\p{L}\p{N}]?" + KIMI_LETTERS_UPPER + "*" + KIMI_LETTERS_LOWER
+           + r"+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?" + KIMI_LETTERS_UPPER + "+" + KIMI_LETTERS_LOWER
+           + r"*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+AFMOE_DIGITS = r"\p{N}{1,3}(?=(?:\p{N}{3})*(?!\p{N}))"
+AFMOE_ASIAN = ("[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff\uff65-\uff9f\u2f00-\u2fdf"
+               "\u0e40-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f\uaa60-\uaa7f\ua9e0-\ua9ff\uac00-\ud7af"
+               "\u1100-\u11ff]+")
 
 # kind: (regexes, ignore_merges, nfc); mirrors GGUFPreTokenizer.all (the first name of each kind names the fixture).
 KINDS = {
@@ -269,6 +286,8 @@ KINDS = {
     "spark2_5": ([r"\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
                   r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"
                   r"| ?[\p{P}\p{S}]+|[\r\n]|\s+(?!\S)|\s+", r"\p{N}"], False, False),
+    "kimi-k2": ([KIMI_K2], False, False),
+    "afmoe": ([AFMOE_DIGITS, AFMOE_ASIAN, DEEPSEEK3_MAIN], False, False),
 }
 
 
@@ -310,6 +329,96 @@ def byte_level_fixture(kind, regexes, ignore_merges, nfc, corpus, texts):
         ids = tok.encode(text).ids
         cases.append(ids)
     dump(target / "expected.json", {"cases": cases})
+    if kind in ("kimi-k2", "afmoe"):
+        cross_check_llama_cpp(kind, target / "tokenizer.gguf", texts, cases)
+
+
+GEMMA4_NEWLINES = ["\n" * n for n in range(1, 9)]
+
+
+def raw_utf8_fixture(kind, corpus, texts):
+    """A BPE over raw UTF-8 characters (no byte-level alphabet), as llama.cpp's gemma4 and whitespace kinds read."""
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    if kind == "gemma4":
+        specials = ["<pad>", "<eos>", "<bos>"]
+        tok = Tokenizer(models.BPE(byte_fallback=True))
+        tok.normalizer = normalizers.Replace(" ", "\u2581")
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[^\n]+|[\n]+"), behavior="isolated")
+        trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=specials + byte_tokens, show_progress=False)
+    else:
+        specials = ["<|endoftext|>"]
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(corpus, trainer)
+    if kind == "gemma4":
+        tok.add_tokens([tokenizers.AddedToken(t, special=False, normalized=False) for t in GEMMA4_NEWLINES])
+        tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A <bos> $B",
+                                                           special_tokens=[("<bos>", tok.token_to_id("<bos>"))])
+    state = json.loads(tok.to_str())
+    # Byte tokens are vocabulary entries in Gemma's tokenizer.json, not added tokens matched in text.
+    state["added_tokens"] = [t for t in state["added_tokens"] if t["content"] not in byte_tokens]
+    tok = Tokenizer.from_str(json.dumps(state))
+    vocab = tok.get_vocab(with_added_tokens=True)
+    tokens = [None] * len(vocab)
+    for token, i in vocab.items():
+        tokens[i] = token
+    merges = [m if isinstance(m, str) else " ".join(m) for m in state["model"]["merges"]]
+
+    def token_type(token):
+        if token in specials:
+            return gguf.TokenType.CONTROL
+        if token in byte_tokens:
+            return gguf.TokenType.BYTE
+        if token in GEMMA4_NEWLINES:
+            return gguf.TokenType.USER_DEFINED
+        return gguf.TokenType.NORMAL
+
+    target = OUT / f"bpe-{kind}"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    writer = gguf.GGUFWriter(str(target / "tokenizer.gguf"), "llama")
+    # What llama.cpp's converter writes: Gemma 4 names only the model, jina's Chinese embedder pins both.
+    writer.add_tokenizer_model(kind)
+    if kind == "whitespace":
+        writer.add_tokenizer_pre(kind)
+    writer.add_token_list(tokens)
+    if kind == "gemma4":
+        writer.add_token_scores([0.0] * len(tokens))
+    writer.add_token_types([token_type(t) for t in tokens])
+    writer.add_token_merges(merges)
+    if kind == "gemma4":
+        writer.add_bos_token_id(tok.token_to_id("<bos>"))
+        writer.add_eos_token_id(tok.token_to_id("<eos>"))
+        writer.add_pad_token_id(tok.token_to_id("<pad>"))
+        writer.add_add_space_prefix(False)
+        writer.add_add_bos_token(True)
+    else:
+        writer.add_bos_token_id(0)
+        writer.add_eos_token_id(0)
+        writer.add_add_bos_token(False)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    cases = [tok.encode(text).ids for text in texts]
+    dump(target / "expected.json", {"cases": cases})
+    cross_check_llama_cpp(kind, target / "tokenizer.gguf", texts, cases)
+
+
+def cross_check_llama_cpp(kind, path, texts, cases):
+    """Reports the texts whose llama.cpp ids (special tokens parsed, as Hugging Face matches them) differ."""
+    try:
+        import llama_cpp
+    except ImportError:
+        print(f"bpe-{kind}: llama_cpp not importable, no cross-check")
+        return
+    model = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    add_bos = kind == "gemma4"
+    differ = [i for i, (text, ids) in enumerate(zip(texts, cases))
+              if model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True) != ids]
+    print(f"bpe-{kind}: llama.cpp {llama_cpp.__version__} differs from Hugging Face on {len(differ)} of {len(texts)} "
+          f"texts {differ[:10]}")
 
 
 def dump(path, value):
@@ -327,6 +436,8 @@ def main():
     sentencepiece_fixtures(sp_texts, corpus)
     for kind, (regexes, ignore_merges, nfc) in KINDS.items():
         byte_level_fixture(kind, regexes, ignore_merges, nfc, corpus, bpe_texts)
+    for kind in ("gemma4", "whitespace"):
+        raw_utf8_fixture(kind, corpus, bpe_texts)
     print("versions: sentencepiece", spm.__version__, "tokenizers", tokenizers.__version__,
           "transformers", transformers.__version__, "gguf", getattr(gguf, "__version__", "?"))
 

@@ -65,6 +65,8 @@ extension GGUFPreTokenizer {
         "81d72c7348a9f0ebe86f23298d37debe0a5e71149e29bd283904c02262b27516": "chatglm-bpe",
         "a1336059768a55c99a734006ffb02203cd450fed003e9a71886c88acf24fdbc2": "glm4",
         "1431a23e583c97432bc230bff598d103ddb5a1f89960c8f1d1051aaa944d0b35": "minerva-7b",
+        "81212dc7cdb7e0c1074ca62c5aeab0d43c9f52b8a737be7b12a777c953027890": "kimi-k2",
+        "49fc0303c9e0d2c2c565c510f64b2d9b271276acdcdadff733249eda9f7d59df": "afmoe",
     ]
 
     /// GPT-2's regex as Hugging Face's `ByteLevel` runs it; llama.cpp's drops the final `|\s+`, which never changes
@@ -76,11 +78,13 @@ extension GGUFPreTokenizer {
     /// (a new or retrained vocabulary) it would stop; here the split regexes of the tokenizer.json are matched
     /// against the kinds instead, and among kinds with the same regexes the one whose `ignore_merges` agrees is
     /// taken, then the first in table order (so the Llama 3 regex with `ignore_merges` is `llama-bpe`, without it
-    /// `dbrx`, as Smaug's and DBRX's hashes give). Nil when neither finds a name.
+    /// `dbrx`, as Smaug's and DBRX's hashes give). Kinds over raw UTF-8 vocabularies (gemma4, whitespace) are not
+    /// candidates. Nil when neither finds a name.
     static func name(tokenizerJSON root: [String: Any], checkHash: String?) -> String? {
         if let checkHash, let name = namesByCheckHash[checkHash], named(name) != nil { return name }
         guard let regexes = splitRegexes(root["pre_tokenizer"] as? [String: Any]), !regexes.isEmpty else { return nil }
-        let candidates = all.filter { $0.regexes == regexes }
+        // Only byte-level kinds: this names the pre-tokenizer of a `gpt2` vocabulary.
+        let candidates = all.filter { $0.isByteLevel && $0.regexes == regexes }
         let ignoresMerges = ((root["model"] as? [String: Any])?["ignore_merges"] as? Bool) ?? false
         return (candidates.first { $0.ignoresMerges == ignoresMerges } ?? candidates.first)?.names.first
     }

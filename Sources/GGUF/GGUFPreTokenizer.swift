@@ -1,12 +1,24 @@
-/// llama.cpp's byte-level BPE pre-tokenizers (`tokenizer.ggml.pre` of a `gpt2` vocabulary): the names its loader
-/// accepts, grouped by the kind they select, and the split regexes each kind applies, one after the other, each to
-/// the pieces the previous one left (a Hugging Face `Split` with behavior `Isolated` per regex).
+/// llama.cpp's BPE pre-tokenizers (`tokenizer.ggml.pre` of a `gpt2` vocabulary, or the kind a `gemma4` or
+/// `whitespace` tokenizer model implies): the names its loader accepts, grouped by the kind they select, and the split
+/// regexes each kind applies, one after the other, each to the pieces the previous one left (a Hugging Face `Split`
+/// with behavior `Isolated` per regex).
 ///
 /// The regexes are those of llama.cpp's `llm_tokenizer_bpe`, except where it rewrote a tokenizer.json regex for its
 /// own regex engine and kept the original in a comment (`(?i:'s|...)` spelled `'[sS]|...`, possessive quantifiers
 /// made greedy, Tekken's and GPT-4o's letter classes as lookaheads): there the original is used, since it is what
-/// Hugging Face runs for the model. Kinds llama.cpp tokenizes with custom code rather than regexes (kimi-k2, afmoe,
-/// gemma4, whitespace) are not listed and are refused. The fixture script mirrors this table.
+/// Hugging Face runs for the model. Four kinds llama.cpp tokenizes with custom code rather than its regexes are
+/// written here as what that code does:
+/// - kimi-k2: Kimi K2's tiktoken `pat_str` (letter classes intersected with `&&[^\p{Han}]`, which ICU reads as
+///   Oniguruma and tiktoken do), the split llama.cpp's custom splitter hand-codes.
+/// - afmoe: a run of digits cut into its leading `count % 3` digits and then threes (llama.cpp's custom digit
+///   splitter, written as a regex), then Asian scripts, then DeepSeek V3's regex.
+/// - gemma4: a raw UTF-8 vocabulary, not byte-level: spaces become "▁", the text is cut at newline runs, and
+///   characters missing from the vocabulary are spelled with `<0xXX>` tokens; BOS is always added.
+/// - whitespace (jina's Chinese embedder): a raw UTF-8 vocabulary cut as Hugging Face's `Whitespace` does (whitespace
+///   dropped, then runs of word characters and runs of other characters, `\w` spelled out as Oniguruma's: alphabetic,
+///   marks, decimal digits, connector punctuation, joiners, so "½" is not a word character); missing characters
+///   vanish. llama.cpp only drops the whitespace, which cuts the same tokens from a vocabulary trained this way.
+/// The fixture script mirrors this table.
 /// ```swift
 /// GGUFPreTokenizer.named("qwen2")?.regexes.count   // 1
 /// ```
@@ -20,6 +32,15 @@ struct GGUFPreTokenizer: Sendable {
     var addsBOS = false
     /// Unicode NFC before splitting, as Qwen's tokenizer.json asks (llama.cpp itself does not normalize).
     var normalizesNFC = false
+    /// False for a vocabulary of raw UTF-8 pieces (llama.cpp's `byte_encode` off): BPE runs on characters, and a
+    /// character without a token is spelled with `<0xXX>` byte tokens where the vocabulary has them.
+    var isByteLevel = true
+    /// Spaces replaced by "▁" before splitting (llama.cpp's `escape_whitespaces`, Gemma's `Replace` normalizer).
+    var escapesSpaces = false
+    /// Whitespace is dropped before the regexes run (Hugging Face's `Whitespace`, llama.cpp's whitespace session).
+    var dropsWhitespace = false
+    /// BOS is added even where the file's `add_bos_token` says not to (llama.cpp's override for Gemma 4).
+    var alwaysAddsBOS = false
 
     /// The kind a `tokenizer.ggml.pre` name selects.
     static func named(_ name: String) -> GGUFPreTokenizer? {
@@ -114,5 +135,16 @@ struct GGUFPreTokenizer: Sendable {
                                    "[\u{4E00}-\u{9FA5}\u{3040}-\u{309F}\u{30A0}-\u{30FF}]+",
                                    "[!\\\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\\r\\n]|\\s+(?!\\S)|\\s+",
                                    "\\p{N}"]),
+        GGUFPreTokenizer(names: ["kimi-k2"],
+                         regexes: ["[\\p{Han}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}&&[^\\p{Han}]]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}&&[^\\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}&&[^\\p{Han}]]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}&&[^\\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"]),
+        GGUFPreTokenizer(names: ["afmoe"],
+                         regexes: ["\\p{N}{1,3}(?=(?:\\p{N}{3})*(?!\\p{N}))",
+                                   "[\u{4E00}-\u{9FFF}\u{3400}-\u{4DBF}\u{F900}-\u{FAFF}\u{3040}-\u{309F}\u{30A0}-\u{30FF}\u{FF65}-\u{FF9F}\u{2F00}-\u{2FDF}\u{E40}-\u{E7F}\u{E80}-\u{EFF}\u{1780}-\u{17FF}\u{1000}-\u{109F}\u{AA60}-\u{AA7F}\u{A9E0}-\u{A9FF}\u{AC00}-\u{D7AF}\u{1100}-\u{11FF}]+",
+                                   "[!\\\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"]),
+        GGUFPreTokenizer(names: ["gemma4", "granite-embed-multi-311m"],
+                         regexes: ["[^\\n]+|[\\n]+"], addsBOS: true, isByteLevel: false, escapesSpaces: true, alwaysAddsBOS: true),
+        GGUFPreTokenizer(names: ["whitespace"],
+                         regexes: ["[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]+|[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}\\s]+"],
+                         isByteLevel: false, dropsWhitespace: true),
     ]
 }

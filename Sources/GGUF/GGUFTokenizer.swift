@@ -11,6 +11,8 @@ import Tokenizer
 /// - `gpt2` (byte-level BPE): tokens, token types and merges, split by the regexes of `tokenizer.ggml.pre`
 ///   (`GGUFPreTokenizer`; llama.cpp's `default` when absent); control tokens are special added tokens and
 ///   user-defined ones plain added tokens.
+/// - `gemma4` and `whitespace` (BPE over raw UTF-8 pieces, as llama.cpp's converter writes Gemma 4 and jina's Chinese
+///   embedder): read the same way, with the pre-tokenizer of that name unless `tokenizer.ggml.pre` names another.
 ///
 /// The chat template, EOS and padding tokens come along in the tokenizer's config.
 /// ```swift
@@ -22,9 +24,10 @@ public enum GGUFTokenizer {
         let model = m["tokenizer.ggml.model"]?.string
         switch model {
         case "llama": return try sentencePiece(m, path: file.path)
-        case "gpt2": return try byteLevel(m, path: file.path)
+        case "gpt2": return try bpe(m, defaultPre: "default", path: file.path)
+        case "gemma4", "whitespace": return try bpe(m, defaultPre: model!, path: file.path)
         default:
-            throw ModelIOError.malformed(path: file.path, reason: "tokenizer.ggml.model is \(model.map { "'\($0)'" } ?? "missing"); this reader knows 'llama' (SentencePiece) and 'gpt2' (byte-level BPE)")
+            throw ModelIOError.malformed(path: file.path, reason: "tokenizer.ggml.model is \(model.map { "'\($0)'" } ?? "missing"); this reader knows 'llama' (SentencePiece), 'gpt2' (byte-level BPE), 'gemma4' and 'whitespace' (BPE over UTF-8)")
         }
     }
 
@@ -108,11 +111,13 @@ public enum GGUFTokenizer {
         }
     }
 
-    private static func byteLevel(_ m: [String: GGUFValue], path: String) throws -> Tokenizer {
+    /// A BPE vocabulary rebuilt as a tokenizer.json: the kind's splits, then `ByteLevel` for a byte-level vocabulary,
+    /// or for a raw UTF-8 one the kind's normalizer and splits and BPE with `<0xXX>` byte fallback.
+    private static func bpe(_ m: [String: GGUFValue], defaultPre: String, path: String) throws -> Tokenizer {
         let tokens = try tokens(m, path: path)
         let types = try types(m, count: tokens.count, path: path)
         let merges = m["tokenizer.ggml.merges"]?.array?.compactMap(\.string) ?? []
-        let name = m["tokenizer.ggml.pre"]?.string ?? "default"
+        let name = m["tokenizer.ggml.pre"]?.string ?? defaultPre
         guard let pre = GGUFPreTokenizer.named(name) else {
             throw ModelIOError.malformed(path: path, reason: "tokenizer.ggml.pre '\(name)' is not a pre-tokenizer this reader knows; it reads \(GGUFPreTokenizer.knownNames.joined(separator: ", "))")
         }
@@ -126,18 +131,38 @@ public enum GGUFTokenizer {
             }
             if type != 5 { vocab[token] = id }
         }
-        let addsBOS = flag(m, "tokenizer.ggml.add_bos_token") ?? pre.addsBOS
+        let addsBOS = pre.alwaysAddsBOS || (flag(m, "tokenizer.ggml.add_bos_token") ?? pre.addsBOS)
         let bos = try tokenID(m, "tokenizer.ggml.bos_token_id", count: tokens.count, path: path)
-        let splits: [[String: Any]] = pre.regexes.map {
+        if addsBOS, bos == nil, pre.alwaysAddsBOS {
+            throw ModelIOError.malformed(path: path, reason: "tokenizer.ggml.bos_token_id is missing; the '\(name)' pre-tokenizer always adds BOS")
+        }
+        var splits: [[String: Any]] = pre.regexes.map {
             ["type": "Split", "pattern": ["Regex": $0], "behavior": "Isolated", "invert": false]
         }
+        if pre.dropsWhitespace {
+            splits.insert(["type": "Split", "pattern": ["Regex": "\\s+"], "behavior": "Removed", "invert": false], at: 0)
+        }
+        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false]
+        let normalizer: Any
+        if pre.escapesSpaces {
+            normalizer = ["type": "Replace", "pattern": ["String": " "], "content": "\u{2581}"]
+        } else {
+            normalizer = pre.normalizesNFC ? ["type": "NFC"] : NSNull()
+        }
+        let decoder: [String: Any]
+        if pre.isByteLevel {
+            decoder = byteLevel
+        } else {
+            let unescape: [[String: Any]] = pre.escapesSpaces
+                ? [["type": "Replace", "pattern": ["String": "\u{2581}"], "content": " "]] : []
+            decoder = ["type": "Sequence", "decoders": unescape + [["type": "ByteFallback"], ["type": "Fuse"]]]
+        }
         var json: [String: Any] = [
-            "version": "1.0", "added_tokens": added, "normalizer": pre.normalizesNFC ? ["type": "NFC"] : NSNull(),
-            "pre_tokenizer": ["type": "Sequence", "pretokenizers": splits + [
-                ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false]]],
-            "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false],
+            "version": "1.0", "added_tokens": added, "normalizer": normalizer,
+            "pre_tokenizer": ["type": "Sequence", "pretokenizers": splits + (pre.isByteLevel ? [byteLevel] : [])],
+            "decoder": decoder,
             "model": ["type": "BPE", "vocab": vocab, "merges": merges, "dropout": NSNull(), "unk_token": NSNull(),
-                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": pre.ignoresMerges],
+                      "fuse_unk": false, "byte_fallback": !pre.isByteLevel, "ignore_merges": pre.ignoresMerges],
         ]
         if addsBOS, let bos {
             let b = tokens[bos]
@@ -150,7 +175,7 @@ public enum GGUFTokenizer {
             ]
         }
         var config = try config(m, tokens: tokens, path: path)
-        config.addBosToken = flag(m, "tokenizer.ggml.add_bos_token")
+        config.addBosToken = pre.alwaysAddsBOS ? true : flag(m, "tokenizer.ggml.add_bos_token")
         do {
             return try Tokenizer(tokenizerJSON: try JSONSerialization.data(withJSONObject: json), config: config)
         } catch {

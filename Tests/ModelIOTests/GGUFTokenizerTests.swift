@@ -63,7 +63,8 @@ final class GGUFTokenizerTests: XCTestCase {
         for kind in GGUFPreTokenizer.all {
             let name = kind.names.contains("llama3") ? "llama3" : kind.names[0]
             let file = try GGUFFile(path: fixtureURL("tokenizers/bpe-\(name)/tokenizer.gguf").path)
-            XCTAssertEqual(file.metadata["tokenizer.ggml.pre"]?.string, name)
+            // Gemma 4 files name only the tokenizer model, which implies the pre-tokenizer.
+            XCTAssertEqual(file.metadata["tokenizer.ggml.pre"]?.string ?? file.metadata["tokenizer.ggml.model"]?.string, name)
             let tokenizer = try GGUFTokenizer.tokenizer(from: file)
             let expected = try JSONDecoder().decode(Cases<[TokenID]>.self,
                                                     from: Data(contentsOf: fixtureURL("tokenizers/bpe-\(name)/expected.json")))
@@ -82,7 +83,7 @@ final class GGUFTokenizerTests: XCTestCase {
                      "jina-v2-de", "jina-v2-code", "viking", "jais", "tekken", "smollm", "codeshell", "bloom", "gpt3-finnish",
                      "exaone", "phi-2", "chameleon", "minerva-7b", "roberta-bpe", "gigachat", "megrez", "deepseek-v3",
                      "deepseek-r1-qwen", "gpt-4o", "superbpe", "trillion", "bailingmoe", "llama4", "pixtral", "seed-coder",
-                     "chatglm-bpe", "glm4", "default"] {
+                     "chatglm-bpe", "glm4", "kimi-k2", "afmoe", "gemma4", "whitespace", "default"] {
             XCTAssertNotNil(GGUFPreTokenizer.named(name), name)
         }
         for name in Set(GGUFPreTokenizer.namesByCheckHash.values) {
@@ -91,11 +92,11 @@ final class GGUFTokenizerTests: XCTestCase {
         let url = temporaryURL("pre").appendingPathExtension("gguf")
         defer { try? FileManager.default.removeItem(at: url) }
         var writer = GGUFWriter()
-        writer.metadata = [("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("kimi-k2")),
+        writer.metadata = [("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("no-such-pre")),
                            ("tokenizer.ggml.tokens", .strings(["a", "b"])), ("tokenizer.ggml.merges", .strings([]))]
         try writer.write(to: url) { _, _ in }
         XCTAssertThrowsError(try GGUFTokenizer.tokenizer(from: GGUFFile(path: url.path))) {
-            XCTAssertTrue("\($0)".contains("tokenizer.ggml.pre 'kimi-k2' is not a pre-tokenizer this reader knows; it reads default, llama-bpe"), "\($0)")
+            XCTAssertTrue("\($0)".contains("tokenizer.ggml.pre 'no-such-pre' is not a pre-tokenizer this reader knows; it reads default, llama-bpe"), "\($0)")
         }
     }
 
