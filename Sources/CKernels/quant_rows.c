@@ -432,40 +432,34 @@ PK_AVX2 static inline __m256i dot_u8_i8_lanes(__m256i u, __m256i x) {
 #define ROW_PREFETCH 4096
 #endif
 
-// The 256-weight formats, nr rows (at w, row_bytes apart) against mt inputs whose activations share one scale per
-// 256 (pk_quantize_activations_for), nr * mt <= 4: per block, the levels times the activations summed in int32 lanes
-// with the integer sub-block scales (maddubs, then madd with the scales), the offsets as integers too (see
-// block_scales_i8; bs16: the inputs' int16 sums per 16 activations), one conversion to float, times d * dx.
-// `type`, `nr` and `mt` are constants in each instantiation below (so that the accumulators stay in registers and the
-// chunk loop unrolls); two rows at a time share the activations' loads and give the core two independent chains.
-// out[r * mt + j] = dot(row r, x_j).
-PK_AVX2 PK_INLINE void rows_dot_avx2_body(const int type, const uint8_t *w, size_t row_bytes, const int nr, size_t k,
-                                          const int8_t *qx, const float *dx, const int16_t *bs16, const int mt,
-                                          float *out) {
+// The 256-weight formats, one row against mt <= 4 inputs whose activations share one scale per 256
+// (pk_quantize_activations_for): per block, the levels times the activations summed in int32 lanes with the integer
+// sub-block scales (maddubs, then madd with the scales), the offsets as integers too (see block_scales_i8; bs16: the
+// inputs' int16 sums per 16 activations), one conversion to float, times d * dx. `type` and `mt` are constants in
+// each instantiation below (so that the accumulators stay in registers and the chunk loop unrolls). Two rows per pass
+// measured slower once the offsets became integer sums (q5_k on 8960-wide rows: 0.92x llama.cpp against 1.40x).
+// out[j] = dot(row, x_j).
+PK_AVX2 PK_INLINE void row_dot_avx2_body(const int type, const uint8_t *row, size_t k, const int8_t *qx,
+                                         const float *dx, const int16_t *bs16, const int mt, float *out) {
     const size_t bb = pk_quant_block_bytes(type), nx = k / 32, ns = k / 16;
     const int is_signed = type == PK_IQ4_XS, g16 = groups_of_16(type);
     const int has_mins = type == PK_Q2_K || type == PK_Q5_K;
     const int bias_shift = type == PK_Q3_K ? 2 : type == PK_Q6_K ? 5 : 0;   // level bias 4 or 32
     __m256 acc[4], macc[4];
-    for (int i = 0; i < nr * mt; i++) acc[i] = macc[i] = _mm256_setzero_ps();
+    for (int j = 0; j < mt; j++) acc[j] = macc[j] = _mm256_setzero_ps();
     for (size_t b = 0; b < k / 256; b++) {
+        const uint8_t *blk = row + b * bb;
+        // Rows follow one another in memory: fetch ahead of the block in use (the hardware prefetchers alone leave
+        // decoding well short of the memory's bandwidth on these formats).
+        for (size_t line = 0; line < bb; line += 64) _mm_prefetch((const char *)(blk + ROW_PREFETCH + line), _MM_HINT_T0);
+        const vec_block_scales sc = block_scales_i8(type, blk);
+        // The int16 scales, scales 0-7 in both 128-bit lanes and (16-weight groups) scales 8-15 in both: one in-lane
+        // shuffle per chunk then spreads (s[2c] x 8, s[2c + 1] x 8), or s[c] x 16 for 32-weight sub-blocks.
+        const __m256i all16 = _mm256_cvtepi8_epi16(sc.sc8);
+        const __m256i first8 = _mm256_permute2x128_si256(all16, all16, 0x00);
+        const __m256i last8 = _mm256_permute2x128_si256(all16, all16, 0x11);
         __m256i isum[4];
-        for (int i = 0; i < nr * mt; i++) isum[i] = _mm256_setzero_si256();
-        vec_block_scales sc[2];
-        __m256i first8[2], last8[2], all16[2];
-        for (int r = 0; r < nr; r++) {
-            // Rows follow one another in memory: fetch ahead of the block in use (the hardware prefetchers alone leave
-            // decoding well short of the memory's bandwidth on these formats).
-            for (size_t line = 0; line < bb; line += 64)
-                _mm_prefetch((const char *)(w + r * row_bytes + b * bb + ROW_PREFETCH + line), _MM_HINT_T0);
-            sc[r] = block_scales_i8(type, w + r * row_bytes + b * bb);
-            // The int16 scales, scales 0-7 in both 128-bit lanes and (16-weight groups) scales 8-15 in both: one
-            // in-lane shuffle per chunk then spreads (s[2c] x 8, s[2c + 1] x 8), or s[c] x 16 for 32-weight
-            // sub-blocks.
-            all16[r] = _mm256_cvtepi8_epi16(sc[r].sc8);
-            first8[r] = _mm256_permute2x128_si256(all16[r], all16[r], 0x00);
-            last8[r] = _mm256_permute2x128_si256(all16[r], all16[r], 0x11);
-        }
+        for (int j = 0; j < mt; j++) isum[j] = _mm256_setzero_si256();
 #pragma clang loop unroll(full)
         for (int c = 0; c < 8; c++) {
             const int lo = g16 ? 2 * (c % 4) : c, hi = g16 ? 2 * (c % 4) + 1 : c;
@@ -475,74 +469,61 @@ PK_AVX2 PK_INLINE void rows_dot_avx2_body(const int type, const uint8_t *w, size
                 (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1),
                 (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1),
                 (char)(2 * hi), (char)(2 * hi + 1), (char)(2 * hi), (char)(2 * hi + 1));
-            for (int r = 0; r < nr; r++) {
-                const __m256i lv = chunk_levels(type, w + r * row_bytes + b * bb, c);
-                const __m256i wu = is_signed ? _mm256_sign_epi8(lv, lv) : lv;
-                const __m256i s16 = _mm256_shuffle_epi8(g16 && c >= 4 ? last8[r] : first8[r], pick);
-                for (int j = 0; j < mt; j++) {
-                    __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + 256 * b + 32 * (size_t)c));
-                    if (is_signed) x = _mm256_sign_epi8(x, lv);
-                    isum[r * mt + j] = _mm256_add_epi32(isum[r * mt + j], _mm256_madd_epi16(_mm256_maddubs_epi16(wu, x), s16));
-                }
+            const __m256i lv = chunk_levels(type, blk, c);
+            const __m256i wu = is_signed ? _mm256_sign_epi8(lv, lv) : lv;
+            const __m256i s16 = _mm256_shuffle_epi8(g16 && c >= 4 ? last8 : first8, pick);
+            for (int j = 0; j < mt; j++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(qx + j * k + 256 * b + 32 * (size_t)c));
+                if (is_signed) x = _mm256_sign_epi8(x, lv);
+                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(wu, x), s16));
             }
         }
         for (int j = 0; j < mt; j++) {
             const __m256i bsum = _mm256_loadu_si256((const __m256i *)(bs16 + j * ns + 16 * b));
             const float dxj = dx[j * nx + 8 * b];
-            for (int r = 0; r < nr; r++) {
-                __m256i t = isum[r * mt + j];
-                // q3_k / q6_k: levels stored + bias: minus bias * sum_g scale_g * bsum_g.
-                if (bias_shift) t = _mm256_sub_epi32(t, _mm256_slli_epi32(_mm256_madd_epi16(all16[r], bsum), bias_shift));
-                acc[r * mt + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(sc[r].d * dxj), acc[r * mt + j]);
-                if (has_mins) {
-                    // q2_k: a minimum per 16 weights; q5_k: per 32 (each taken twice, once per half).
-                    const __m128i m = type == PK_Q5_K ? _mm_unpacklo_epi8(sc[r].mins, sc[r].mins) : sc[r].mins;
-                    const __m256i mi = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), bsum);
-                    macc[r * mt + j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_set1_ps(sc[r].dmin * dxj), macc[r * mt + j]);
-                }
+            __m256i t = isum[j];
+            // q3_k / q6_k: levels stored + bias: minus bias * sum_g scale_g * bsum_g.
+            if (bias_shift) t = _mm256_sub_epi32(t, _mm256_slli_epi32(_mm256_madd_epi16(all16, bsum), bias_shift));
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(sc.d * dxj), acc[j]);
+            if (has_mins) {
+                // q2_k: a minimum per 16 weights; q5_k: per 32 (each taken twice, once per half).
+                const __m128i m = type == PK_Q5_K ? _mm_unpacklo_epi8(sc.mins, sc.mins) : sc.mins;
+                const __m256i mi = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), bsum);
+                macc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_set1_ps(sc.dmin * dxj), macc[j]);
             }
         }
     }
-    for (int i = 0; i < nr * mt; i++) out[i] = pk_hsum256(_mm256_sub_ps(acc[i], macc[i]));
+    for (int j = 0; j < mt; j++) out[j] = pk_hsum256(_mm256_sub_ps(acc[j], macc[j]));
 }
 
-// Rows [r0, r1) of a row-layout matrix against m_count inputs into y[m * ldy + r]: two rows at a time for one input
-// (decoding; NR 2, where that does not run out of registers), one row against up to 4 inputs otherwise.
-#define ROWS_DOT_AVX2(T, NR)                                                                                           \
+// Rows [r0, r1) of a row-layout matrix against m_count inputs into y[m * ldy + r], up to 4 inputs at a time.
+#define ROWS_DOT_AVX2(T)                                                                                             \
     PK_AVX2 static void rows_dot_avx2_##T(const uint8_t *w, size_t row_bytes, size_t r0, size_t r1, size_t k,       \
                                           const int8_t *qx, const float *dx, const int16_t *bs16, size_t m_count,   \
                                           float *y, size_t ldy) {                                                   \
         float out[4];                                                                                               \
-        size_t r = r0;                                                                                              \
-        if (m_count == 1 && NR == 2) {                                                                              \
-            for (; r + 2 <= r1; r += 2) {                                                                           \
-                rows_dot_avx2_body(PK_##T, w + r * row_bytes, row_bytes, 2, k, qx, dx, bs16, 1, out);               \
-                y[r] = out[0];                                                                                      \
-                y[r + 1] = out[1];                                                                                  \
-            }                                                                                                       \
-        }                                                                                                           \
-        for (; r < r1; r++) {                                                                                       \
+        for (size_t r = r0; r < r1; r++) {                                                                          \
             for (size_t m0 = 0; m0 < m_count; m0 += 4) {                                                            \
                 const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;                                              \
                 const int8_t *x = qx + m0 * k;                                                                      \
                 const float *d = dx + m0 * (k / 32);                                                                \
-                const int16_t *xs = bs16 + m0 * (k / 16);                                                           \
+                const int16_t *bs = bs16 + m0 * (k / 16);                                                           \
                 const uint8_t *wr = w + r * row_bytes;                                                              \
                 switch (mt) {                                                                                       \
-                case 1: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 1, out); break;                   \
-                case 2: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 2, out); break;                   \
-                case 3: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 3, out); break;                   \
-                default: rows_dot_avx2_body(PK_##T, wr, row_bytes, 1, k, x, d, xs, 4, out); break;                  \
+                case 1: row_dot_avx2_body(PK_##T, wr, k, x, d, bs, 1, out); break;                                  \
+                case 2: row_dot_avx2_body(PK_##T, wr, k, x, d, bs, 2, out); break;                                  \
+                case 3: row_dot_avx2_body(PK_##T, wr, k, x, d, bs, 3, out); break;                                  \
+                default: row_dot_avx2_body(PK_##T, wr, k, x, d, bs, 4, out); break;                                 \
                 }                                                                                                   \
                 for (size_t j = 0; j < mt; j++) y[(m0 + j) * ldy + r] = out[j];                                     \
             }                                                                                                       \
         }                                                                                                           \
     }
-ROWS_DOT_AVX2(Q2_K, 2)
-ROWS_DOT_AVX2(Q3_K, 1)
-ROWS_DOT_AVX2(Q5_K, 2)
-ROWS_DOT_AVX2(Q6_K, 1)
-ROWS_DOT_AVX2(IQ4_XS, 2)
+ROWS_DOT_AVX2(Q2_K)
+ROWS_DOT_AVX2(Q3_K)
+ROWS_DOT_AVX2(Q5_K)
+ROWS_DOT_AVX2(Q6_K)
+ROWS_DOT_AVX2(IQ4_XS)
 
 typedef void (*rows_kernel)(const uint8_t *, size_t, size_t, size_t, size_t, const int8_t *, const float *,
                             const int16_t *, size_t, float *, size_t);
