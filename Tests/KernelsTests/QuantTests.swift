@@ -44,34 +44,6 @@ final class QuantTests: XCTestCase {
         }
     }
 
-    /// llama.cpp's own quantize_row_q4_K_ref / quantize_row_q6_K_ref (scripts/make_kquant_fixtures.py) on 8
-    /// super-blocks of different character: our bytes equal its bytes, and our dequantization the gguf package's.
-    func testKQuantsQuantizeBitForBitAsLlamaCpp() throws {
-        struct KGolden: Decodable {
-            struct Quantized: Decodable { let bytes: String; let dequantized: [Float] }
-            let values: [Float]
-            let q4_k: Quantized
-            let q6_k: Quantized
-        }
-        let g = try JSONDecoder().decode(KGolden.self, from: Data(contentsOf: fixtureURL("golden/kquants.json")))
-        // q4_k's candidate grids are fitted 16 at a time in vector lanes (AVX-512), or one by one elsewhere.
-        forEachCPUTier { path in
-        for (type, expected) in [(QuantType.q4_k, g.q4_k), (.q6_k, g.q6_k)] {
-            let n = g.values.count
-            var out = [UInt8](repeating: 0, count: type.byteCount(rows: 1, cols: n))
-            g.values.withUnsafeBufferPointer { v in out.withUnsafeMutableBufferPointer { type.quantize(v.baseAddress!, count: n, into: $0.baseAddress!) } }
-            let want = Self.bytes(expected.bytes)
-            for sb in 0..<(n / 256) {
-                let r = (sb * type.blockBytes)..<((sb + 1) * type.blockBytes)
-                XCTAssertEqual(Array(out[r]), Array(want[r]), "\(type) super-block \(sb) \(path)")
-            }
-            var back = [Float](repeating: 0, count: n)
-            want.withUnsafeBufferPointer { b in back.withUnsafeMutableBufferPointer { type.dequantize(b.baseAddress!, count: n, into: $0.baseAddress!) } }
-            XCTAssertEqual(back, expected.dequantized, "\(type) dequantized")
-        }
-        }
-    }
-
     func testQ4KDequantizesAsGGUF() throws {
         let g = try golden()
         let blocks = Self.bytes(g.q4_k_blocks.bytes)
