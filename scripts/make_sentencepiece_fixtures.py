@@ -431,7 +431,7 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     corpus = corpus_lines()
     sp_texts = make_texts(2000, seed=11, specials=True)
-    bpe_texts = sp_texts[:400]
+    bpe_texts = sp_texts
     dump(OUT / "texts.json", sp_texts)
     sentencepiece_fixtures(sp_texts, corpus)
     for kind, (regexes, ignore_merges, nfc) in KINDS.items():
