@@ -478,6 +478,14 @@ PK_AVXVNNI static inline __m256i dot4_avxvnni(__m256i acc, __m256i a, __m256i b)
 PK_AVX2 static inline __m256i dot4_avx2(__m256i acc, __m256i a, __m256i b) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
 }
+// vpdpbusd's meaning in AVX2 (no saturation: u8 and s8 widened to int16, pairs then quads summed), for the tests of
+// the VNNI bodies on machines without VNNI (pk_force_emulated_vnni).
+PK_AVX2 static inline __m256i dot4_emulated(__m256i acc, __m256i a, __m256i b) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi8(a, zero), _mm256_srai_epi16(_mm256_unpacklo_epi8(b, b), 8));
+    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi8(a, zero), _mm256_srai_epi16(_mm256_unpackhi_epi8(b, b), 8));
+    return _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi));
+}
 PK_AVX512 static inline __m256i dot4_avx(__m256i acc, __m256i a, __m256i b) {
     // maddubs saturates at 2^15: fine for 4-bit a (15 * 127 * 2); q8_0 takes the sign path below instead.
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
@@ -642,6 +650,10 @@ DEFINE_GROUP_KERNEL(group_avxvnni_1, PK_AVXVNNI, dot4_avxvnni, 0, 1)
 DEFINE_GROUP_KERNEL(group_avxvnni_2, PK_AVXVNNI, dot4_avxvnni, 0, 2)
 DEFINE_GROUP_KERNEL(group_avxvnni_3, PK_AVXVNNI, dot4_avxvnni, 0, 3)
 DEFINE_GROUP_KERNEL(group_avxvnni_4, PK_AVXVNNI, dot4_avxvnni, 0, 4)
+DEFINE_GROUP_KERNEL(group_emulated_1, PK_AVX2, dot4_emulated, 0, 1)
+DEFINE_GROUP_KERNEL(group_emulated_2, PK_AVX2, dot4_emulated, 0, 2)
+DEFINE_GROUP_KERNEL(group_emulated_3, PK_AVX2, dot4_emulated, 0, 3)
+DEFINE_GROUP_KERNEL(group_emulated_4, PK_AVX2, dot4_emulated, 0, 4)
 #endif
 
 typedef void (*group_kernel)(int, const uint8_t *, size_t, const int8_t *, const float *, const int32_t *, float *);
@@ -658,7 +670,8 @@ void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const
     static const group_kernel avxvnni_kernels[4] = {group_avxvnni_1, group_avxvnni_2, group_avxvnni_3, group_avxvnni_4};
     static const group_kernel avx2_kernels[4] = {group_avx2_1, group_avx2_2, group_avx2_3, group_avx2_4};
     if (tier == PK_TIER_AVX512) kernels = vnni ? vnni_kernels : avx_kernels;
-    if (tier == PK_TIER_AVX2) kernels = vnni ? avxvnni_kernels : avx2_kernels;
+    static const group_kernel emulated_kernels[4] = {group_emulated_1, group_emulated_2, group_emulated_3, group_emulated_4};
+    if (tier == PK_TIER_AVX2) kernels = vnni ? avxvnni_kernels : pk_emulated_vnni() ? emulated_kernels : avx2_kernels;
 #else
     (void)vnni;
 #endif

@@ -1099,11 +1099,19 @@ static uint8_t *integer_rows(int type, size_t rows, size_t k) {
 }
 
 static void test_q8x(void) {
-    for (int novnni = 0; novnni < 2; novnni++) {
-        if (novnni) {
+    // Variants: as detected; without the integer dot products (where there are); with vpdpbusd emulated in AVX2
+    // (where the tier is AVX2 without AVX-VNNI), which runs the VNNI bodies' unsigned levels and offsets.
+    for (int variant = 0; variant < 3; variant++) {
+        if (variant == 1) {
             if (!pk_has_vnni()) continue;
             pk_force_no_vnni(1);
             snprintf(label + strlen(label), sizeof label - strlen(label), "/no-vnni");
+        }
+        if (variant == 2) {
+            pk_force_no_vnni(0);
+            pk_force_emulated_vnni(1);
+            if (!pk_emulated_vnni()) { pk_force_emulated_vnni(0); continue; }
+            snprintf(label + strlen(label), sizeof label - strlen(label), "/emulated-vnni");
         }
         const char *kernel = "pk_packed_gemv_q8x";
         for (size_t q = 0; q < NQ_ALL; q++) {
@@ -1138,8 +1146,9 @@ static void test_q8x(void) {
                 free(qx), free(qxi), free(dx), free(dxi), free(xa), free(sx), free(sxi), free(qi), free(w), free(qr);
             }
         }
-        if (novnni) {
+        if (variant) {
             pk_force_no_vnni(0);
+            pk_force_emulated_vnni(0);
             *strrchr(label, '/') = 0;
         }
     }

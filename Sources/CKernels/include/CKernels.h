@@ -33,6 +33,10 @@ int pk_has_avx2(void);
 /// Integer dot products of the active tier: AVX512-VNNI, AVX-VNNI or NEON dotprod (unless switched off for tests).
 int pk_has_vnni(void);
 void pk_force_no_vnni(int on);
+/// Tests only: on an AVX2 machine without AVX-VNNI, run the quantized products' VNNI bodies (unsigned levels, offsets
+/// by activation sums) with vpdpbusd's exact meaning spelled in AVX2 instructions, so that they are checked here too.
+void pk_force_emulated_vnni(int on);
+int pk_emulated_vnni(void);
 /// NEON i8mm (smmla) on the NEON tier.
 int pk_has_i8mm(void);
 
