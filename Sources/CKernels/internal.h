@@ -75,6 +75,9 @@ void pk_neon_row_dot(int type, const uint8_t *row, size_t k, const int8_t *qx, c
 /// un[64 + 8 j + r] for sub-block j of row r.
 void pk_q4k_unpack_scales(const uint8_t *blk, uint8_t un[128]);
 
+/// iq4_nl's and iq4_xs's sixteen non-linear levels (quant.c).
+extern const int8_t pk_iq4_levels[16];
+
 // ---- row-layout formats (quant_rows.c) ----
 /// Whether a format stays in GGML's row layout in memory (q2_k, q3_k, q5_k, q6_k, iq4_xs).
 int pk_is_row_type(int type);

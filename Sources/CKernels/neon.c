@@ -555,9 +555,6 @@ PK_INLINE void q4k_scale(float32x4_t fs[2], float32x4_t ms[2], int32x4_t i0, int
     ms[1] = vaddq_f32(ms[1], vmulq_n_f32(vmulq_n_f32(m1, d), (float)s));
 }
 
-// iq4_nl's sixteen levels.
-static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
 #define Q8X_GROUP_KERNEL(NAME, ATTR, ACC, ZERO, DOT, SUM)                                                             \
     ATTR static void NAME(int type, const uint8_t *g, size_t k, const int8_t *qx, const float *dx, const int32_t *sx, \
                           float out[8]) {                                                                             \
@@ -570,7 +567,7 @@ static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 
                out += (d * dx) * isum per block (q4_1 / q5_1: + m * dx * sx) */                                        \
             const int q5 = type == PK_Q5_0 || type == PK_Q5_1, mins = type == PK_Q4_1 || type == PK_Q5_1;              \
             const int nl = type == PK_IQ4_NL;                                                                          \
-            const int8x16_t table = vld1q_s8(iq4_levels);                                                              \
+            const int8x16_t table = vld1q_s8(pk_iq4_levels);                                                              \
             for (size_t b = 0; b < k / 32; b++) {                                                                      \
                 const uint8_t *blk = g + b * pb;                                                                       \
                 const int8_t *xb = qx + 32 * b;                                                                        \

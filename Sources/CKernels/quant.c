@@ -715,22 +715,22 @@ static void quantize_q6_k(const float *x, uint8_t *out) {
     }
 }
 
-// iq4_nl's 16 levels (GGML's kvalues_iq4nl), shared by iq4_xs.
-static const int8_t iq4_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// iq4_nl's 16 levels (GGML's kvalues_iq4nl), shared by iq4_xs and by every kernel that reads them.
+const int8_t pk_iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 // The index of the level nearest to v, the upper one at a midpoint, by bisection (GGML's best_index_int8 as in the
 // reference build, ggml 0.25.3). A NaN (an overflowed scale's) picks the top level there; llama.cpp's later
 // branch-free search picks 0 for it and agrees everywhere else.
 static inline int iq4_index(float v) {
-    if (v <= iq4_values[0]) return 0;
-    if (v >= iq4_values[15]) return 15;
+    if (v <= pk_iq4_levels[0]) return 0;
+    if (v >= pk_iq4_levels[15]) return 15;
     int lo = 0, hi = 15;
     while (hi - lo > 1) {
         const int mid = (lo + hi) / 2;
-        if (v < iq4_values[mid]) hi = mid;
+        if (v < pk_iq4_levels[mid]) hi = mid;
         else lo = mid;
     }
-    return v - iq4_values[hi - 1] < iq4_values[hi] - v ? hi - 1 : hi;
+    return v - pk_iq4_levels[hi - 1] < pk_iq4_levels[hi] - v ? hi - 1 : hi;
 }
 
 // iq4_nl (n = 32, ntry -1) and iq4_xs (n = 256, ntry 7) as GGML's quantize_row_iq4_nl_impl without an importance
@@ -756,23 +756,23 @@ static void quantize_iq4(int n, int ntry, const float *x, uint8_t *dh, uint8_t *
             memset(Lb, 0, 32);
             continue;
         }
-        float d = ntry > 0 ? -max / iq4_values[0] : max / iq4_values[0];
+        float d = ntry > 0 ? -max / pk_iq4_levels[0] : max / pk_iq4_levels[0];
         float id = 1 / d;
         float sumqx = 0, sumq2 = 0;
         for (int j = 0; j < 32; ++j) {
             const int l = iq4_index(id * xb[j]);
             Lb[j] = (uint8_t)l;
-            const float q = iq4_values[l], w = weight[j];
+            const float q = pk_iq4_levels[l], w = weight[j];
             sumqx += w * q * xb[j];
             sumq2 += w * q * q;
         }
         d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
         float best = d * sumqx;
         for (int itry = -ntry; itry <= ntry; ++itry) {
-            id = (itry + iq4_values[0]) / max;
+            id = (itry + pk_iq4_levels[0]) / max;
             sumqx = sumq2 = 0;
             for (int j = 0; j < 32; ++j) {
-                const float q = iq4_values[iq4_index(id * xb[j])], w = weight[j];
+                const float q = pk_iq4_levels[iq4_index(id * xb[j])], w = weight[j];
                 sumqx += w * q * xb[j];
                 sumq2 += w * q * q;
             }
@@ -818,7 +818,7 @@ static void quantize_iq4(int n, int ntry, const float *x, uint8_t *dh, uint8_t *
     }
 }
 
-// iq4_nl: f16 d, 16 bytes of nibbles (weight j low, j + 16 high), each an index into iq4_values.
+// iq4_nl: f16 d, 16 bytes of nibbles (weight j low, j + 16 high), each an index into pk_iq4_levels.
 static void quantize_iq4_nl(const float *x, uint8_t *out) { quantize_iq4(32, -1, x, out, out + 2, NULL, NULL); }
 // llama_model_quantize's iq4_nl: the same with 7 scale tries each way (its reference row quantizer makes none).
 static void quantize_iq4_nl_search(const float *x, uint8_t *out) { quantize_iq4(32, 7, x, out, out + 2, NULL, NULL); }

@@ -67,9 +67,6 @@ static inline size_t fifth_bits_at(int type) { return type == PK_Q5_1 ? 32 : 16;
 static inline int has_fifth_bits(int type) { return type == PK_Q5_0 || type == PK_Q5_1; }
 static inline int has_mins(int type) { return type == PK_Q4_1 || type == PK_Q5_1; }
 
-// iq4_nl's sixteen levels.
-static const int8_t nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
 // q4_k: the 6-bit scales and mins of the 8 rows of a packed block (12 bytes per row as [byte][row] at 32) unpacked to
 // un[8 * j + r] (scale of sub-block j, row r) and un[64 + 8 * j + r] (its min). Bytes 0-3 hold scales 0-3 (low 6
 // bits), 4-7 mins 0-3; bytes 8-11 the low 4 bits of scales 4-7 (low nibble) and mins 4-7 (high nibble), whose top 2
@@ -166,7 +163,7 @@ static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *
             switch (type) {
             case PK_Q4_0: y[j] = d * (float)(l - 8); break;
             case PK_Q5_0: y[j] = d * (float)(l - 16); break;
-            case PK_IQ4_NL: y[j] = d * (float)nl_levels[l]; break;
+            case PK_IQ4_NL: y[j] = d * (float)pk_iq4_levels[l]; break;
             default: { const float t = (float)l * d; y[j] = t + m; } break;
             }
         }
@@ -436,7 +433,7 @@ static void group_q8x_scalar(int type, const uint8_t *g, size_t k, const int8_t 
                 for (int j = 0; j < 32; j++) {
                     const uint8_t v = blk[hb + (j % 16) / 4 * 32 + 4 * r + j % 4];
                     const int l = (j < 16 ? v & 0xF : v >> 4) | (int)(((qh >> j) & 1) << 4);
-                    isum += (type == PK_IQ4_NL ? nl_levels[l] : l) * xb[j];
+                    isum += (type == PK_IQ4_NL ? pk_iq4_levels[l] : l) * xb[j];
                 }
                 out[r] += f16_at(blk + 2 * r) * dx[b] * (float)isum;
                 if (has_mins(type)) out[r] += f16_at(blk + MINS_AT + 2 * r) * (dx[b] * (float)sx[b]);
@@ -514,7 +511,7 @@ static inline int32_t load_i32(const int8_t *p) {
         const __m256i bits = _mm256_setr_epi8(1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8,                           \
                                               1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8);                          \
         const __m256i fifth = _mm256_set1_epi8(0x10);                                                                   \
-        const __m256i table = _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)nl_levels)), \
+        const __m256i table = _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pk_iq4_levels)), \
                                               _mm256_set1_epi8(SIGNED_Q8 ? 0 : (char)0x80));                            \
         const size_t at = header_bytes(type), qh_at = fifth_bits_at(type);                                              \
         for (size_t b = 0; b < nb; b++) {                                                                               \

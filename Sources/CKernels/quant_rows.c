@@ -54,9 +54,6 @@ static inline float half_value(const uint8_t *p) {
     return f;
 }
 
-// iq4_nl's and iq4_xs's sixteen non-linear levels.
-static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
 // The 6-bit scale and min of sub-block j of q4_k/q5_k's 12 packed bytes.
 static inline void kscale_min(int j, const uint8_t *q, int *s, int *m) {
     if (j < 4) {
@@ -159,8 +156,8 @@ static inline void block_levels(int type, const uint8_t *b, int8_t *restrict q) 
         const uint8_t *qs = b + (type == PK_IQ4_NL ? 2 : 8);
         for (int j = 0; j < (type == PK_IQ4_NL ? 1 : 8); j++) {
             for (int i = 0; i < 16; i++) {
-                q[32 * j + i] = iq4_levels[qs[16 * j + i] & 0xF];
-                q[32 * j + 16 + i] = iq4_levels[qs[16 * j + i] >> 4];
+                q[32 * j + i] = pk_iq4_levels[qs[16 * j + i] & 0xF];
+                q[32 * j + 16 + i] = pk_iq4_levels[qs[16 * j + i] >> 4];
             }
         }
         break;
@@ -415,7 +412,7 @@ PK_AVX2 PK_INLINE __m256i chunk_levels(const int type, const uint8_t *b, const i
         return _mm256_or_si256(nib, _mm256_slli_epi16(h, 4));
     }
     case PK_IQ4_XS: {
-        const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4_levels));
+        const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pk_iq4_levels));
         return _mm256_shuffle_epi8(table, nibbles_lo_hi(_mm_loadu_si128((const __m128i *)(b + 8 + 16 * c))));
     }
     default:
