@@ -66,8 +66,8 @@ void pk_neon_sgemm_micro(const float *ap, const float *bp, size_t kc, float *c, 
 void pk_neon_group_q8x(int type, const uint8_t *g, size_t k, const int8_t *qx, const float *dx, const int32_t *sx,
                        float out[8]);
 /// One row of a row-layout format (quant_rows.c) against mt <= 4 inputs (qx [mt, k], dx [mt, k/32], and
-/// xs16 [mt, k/16]: dx times the sum of each 16 activations): out[mt].
-void pk_neon_row_dot(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const float *xs16,
+/// bs16 [mt, k/16]: the sum of each 16 activations): out[mt].
+void pk_neon_row_dot(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const int16_t *bs16,
                      size_t mt, float *out);
 #endif
 

@@ -683,7 +683,7 @@ PK_INLINE int32x4_t dot16_wide(int8x16_t w, int8x16_t x) {
 
 #define ROW_DOT_KERNEL(NAME, ATTR, DOT16)                                                                            \
     ATTR static void NAME(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx,                \
-                          const float *xs16, size_t mt, float *out) {                                               \
+                          const int16_t *bs16, size_t mt, float *out) {                                             \
         const size_t bs = pk_quant_block_size(type), bb = pk_quant_block_bytes(type);                               \
         int8_t q[256];                                                                                              \
         float sc[16], mn[16], off[4] = {0, 0, 0, 0};                                                                \
@@ -700,8 +700,9 @@ PK_INLINE int32x4_t dot16_wide(int8x16_t w, int8x16_t x) {
             }                                                                                                       \
             if (offsets) {                                                                                          \
                 for (size_t j = 0; j < mt; j++) {                                                                   \
-                    const float *xs = xs16 + j * (k / 16) + b * bs / 16;                                            \
-                    for (size_t g = 0; g < bs / 16; g++) off[j] += mn[g] * xs[g];                                   \
+                    const int16_t *s = bs16 + j * (k / 16) + b * bs / 16;                                           \
+                    const float *d = dx + j * (k / 32) + b * bs / 32;                                               \
+                    for (size_t g = 0; g < bs / 16; g++) off[j] += mn[g] * (d[g / 2] * (float)s[g]);                \
                 }                                                                                                   \
             }                                                                                                       \
         }                                                                                                           \
@@ -711,10 +712,10 @@ PK_INLINE int32x4_t dot16_wide(int8x16_t w, int8x16_t x) {
 ROW_DOT_KERNEL(row_dot_sdot, PK_DOTPROD, dot16_sdot)
 ROW_DOT_KERNEL(row_dot_wide, , dot16_wide)
 
-void pk_neon_row_dot(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const float *xs16,
+void pk_neon_row_dot(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx, const int16_t *bs16,
                      size_t mt, float *out) {
-    if (pk_has_vnni()) row_dot_sdot(type, row, k, qx, dx, xs16, mt, out);
-    else row_dot_wide(type, row, k, qx, dx, xs16, mt, out);
+    if (pk_has_vnni()) row_dot_sdot(type, row, k, qx, dx, bs16, mt, out);
+    else row_dot_wide(type, row, k, qx, dx, bs16, mt, out);
 }
 
 #endif

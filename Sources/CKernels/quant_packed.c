@@ -672,7 +672,6 @@ void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const
 #else
     (void)vnni;
 #endif
-    const size_t ns = nb;
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *group = w + g * group_bytes;
         const size_t r = 8 * g, live = rows - r < 8 ? rows - r : 8;
@@ -680,16 +679,16 @@ void pk_packed_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const
             const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;
             float out[32];
             if (kernels) {
-                kernels[mt - 1](type, group, k, qx + m0 * k, dx + m0 * nb, sx + m0 * ns, out);
+                kernels[mt - 1](type, group, k, qx + m0 * k, dx + m0 * nb, sx + m0 * nb, out);
             } else {
                 for (size_t j = 0; j < mt; j++) {
 #if PK_ARM64
                     if (tier == PK_TIER_NEON) {
-                        pk_neon_group_q8x(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * ns, out + 8 * j);
+                        pk_neon_group_q8x(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * nb, out + 8 * j);
                         continue;
                     }
 #endif
-                    group_q8x_scalar(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * ns, out + 8 * j);
+                    group_q8x_scalar(type, group, k, qx + (m0 + j) * k, dx + (m0 + j) * nb, sx + (m0 + j) * nb, out + 8 * j);
                 }
             }
             for (size_t j = 0; j < mt; j++) memcpy(y + (m0 + j) * ldy + r, out + 8 * j, live * sizeof(float));

@@ -247,26 +247,24 @@ void pk_row_dequantize(int type, const uint8_t *row, size_t k, float *of, uint16
 
 // ---- products with 8-bit activations ----
 //
-// Each input brings, beside its int8 values qx and block scales dx, xs16[g] = dx[g / 2] * (sum of activations
-// 16g..16g+15) in float: a block's offsets then cost one product per 16 weights.
+// Each input brings, beside its int8 values qx and block scales dx, bs16[g] = the sum of its activations
+// 16g..16g+15 (at most 16 * 127 in magnitude): a block's offsets then cost one product per 16 weights.
 
-// xs16 for m_count inputs, or NULL when out of memory.
-static float *activation_sums16(const int8_t *qx, const float *dx, size_t k, size_t m_count) {
-    float *s = malloc(m_count * (k / 16) * sizeof(float));
+// bs16 for m_count inputs, or NULL when out of memory.
+static int16_t *activation_sums16(const int8_t *qx, size_t k, size_t m_count) {
+    int16_t *s = malloc(m_count * (k / 16) * sizeof(int16_t));
     if (!s) return NULL;
-    for (size_t m = 0; m < m_count; m++) {
-        for (size_t g = 0; g < k / 16; g++) {
-            int32_t t = 0;
-            for (int j = 0; j < 16; j++) t += qx[m * k + 16 * g + j];
-            s[m * (k / 16) + g] = dx[m * (k / 32) + g / 2] * (float)t;
-        }
+    for (size_t g = 0; g < m_count * (k / 16); g++) {
+        int t = 0;
+        for (int j = 0; j < 16; j++) t += qx[16 * g + j];
+        s[g] = (int16_t)t;
     }
     return s;
 }
 
 // One row against mt inputs (the scalar twin of the vector kernels): out[j] = dot(row, x_j).
 static void row_dot_scalar(int type, const uint8_t *row, size_t k, const int8_t *qx, const float *dx,
-                           const float *xs16, size_t mt, float *out) {
+                           const int16_t *bs16, size_t mt, float *out) {
     const size_t bs = pk_quant_block_size(type), bb = pk_quant_block_bytes(type);
     int8_t q[256];
     float sc[16], mn[16];
@@ -275,13 +273,14 @@ static void row_dot_scalar(int type, const uint8_t *row, size_t k, const int8_t 
         const int offsets = pk_row_unpack_block(type, row + b * bb, q, sc, mn);
         for (size_t j = 0; j < mt; j++) {
             const int8_t *x = qx + j * k + b * bs;
-            const float *d = dx + j * (k / 32) + b * bs / 32, *xs = xs16 + j * (k / 16) + b * bs / 16;
+            const float *d = dx + j * (k / 32) + b * bs / 32;
+            const int16_t *s = bs16 + j * (k / 16) + b * bs / 16;
             float acc = 0;
             for (size_t g = 0; g < bs / 16; g++) {
                 int32_t isum = 0;
                 for (int i = 0; i < 16; i++) isum += q[16 * g + i] * x[16 * g + i];
                 acc += sc[g] * d[g / 2] * (float)isum;
-                if (offsets) acc -= mn[g] * xs[g];
+                if (offsets) acc -= mn[g] * (d[g / 2] * (float)s[g]);
             }
             out[j] += acc;
         }
@@ -543,23 +542,8 @@ void pk_rows_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const i
     const int tier = pk_tier();
     const size_t r1 = rows < 8 * g1 ? rows : 8 * g1;
     if (8 * g0 >= r1) return;
-#if PK_X86
-    const rows_kernel avx2 = tier >= PK_TIER_AVX2 ? rows_kernel_avx2(type) : NULL;
-    int16_t *bs16 = avx2 ? malloc(m_count * (k / 16) * sizeof(int16_t)) : NULL;
-    if (bs16) {
-        // The int16 sums of each 16 activations (at most 16 * 127).
-        for (size_t g = 0; g < m_count * (k / 16); g++) {
-            int t = 0;
-            for (int j = 0; j < 16; j++) t += qx[16 * g + j];
-            bs16[g] = (int16_t)t;
-        }
-        avx2(w, row_bytes, 8 * g0, r1, k, qx, dx, bs16, m_count, y, ldy);
-        free(bs16);
-        return;
-    }
-#endif
-    float *xs16 = activation_sums16(qx, dx, k, m_count);
-    if (!xs16) {   // no memory for the sums: dequantize row by row instead (slow, but right)
+    int16_t *bs16 = activation_sums16(qx, k, m_count);
+    if (!bs16) {   // no memory for the sums: dequantize row by row instead (slow, but right)
         float *wr = malloc(k * sizeof(float));
         for (size_t r = 8 * g0; r < r1 && wr; r++) {
             pk_row_dequantize(type, w + r * row_bytes, k, wr, NULL);
@@ -572,22 +556,31 @@ void pk_rows_gemv_q8x(int type, const uint8_t *w, size_t rows, size_t k, const i
         free(wr);
         return;
     }
+#if PK_X86
+    const rows_kernel avx2 = tier >= PK_TIER_AVX2 ? rows_kernel_avx2(type) : NULL;
+    if (avx2) {
+        avx2(w, row_bytes, 8 * g0, r1, k, qx, dx, bs16, m_count, y, ldy);
+        free(bs16);
+        return;
+    }
+#endif
     for (size_t r = 8 * g0; r < r1; r++) {
         const uint8_t *wr = w + r * row_bytes;
         for (size_t m0 = 0; m0 < m_count; m0 += 4) {
             const size_t mt = m_count - m0 < 4 ? m_count - m0 : 4;
             float out[4];
             const int8_t *x = qx + m0 * k;
-            const float *d = dx + m0 * (k / 32), *xs = xs16 + m0 * (k / 16);
+            const float *d = dx + m0 * (k / 32);
+            const int16_t *bs = bs16 + m0 * (k / 16);
 #if PK_ARM64
-            if (tier == PK_TIER_NEON) pk_neon_row_dot(type, wr, k, x, d, xs, mt, out);
-            else row_dot_scalar(type, wr, k, x, d, xs, mt, out);
+            if (tier == PK_TIER_NEON) pk_neon_row_dot(type, wr, k, x, d, bs, mt, out);
+            else row_dot_scalar(type, wr, k, x, d, bs, mt, out);
 #else
             (void)tier;
-            row_dot_scalar(type, wr, k, x, d, xs, mt, out);
+            row_dot_scalar(type, wr, k, x, d, bs, mt, out);
 #endif
             for (size_t j = 0; j < mt; j++) y[(m0 + j) * ldy + r] = out[j];
         }
     }
-    free(xs16);
+    free(bs16);
 }
