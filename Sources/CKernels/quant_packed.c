@@ -71,14 +71,24 @@ static inline int has_mins(int type) { return type == PK_Q4_1 || type == PK_Q5_1
 // un[8 * j + r] (scale of sub-block j, row r) and un[64 + 8 * j + r] (its min). Bytes 0-3 hold scales 0-3 (low 6
 // bits), 4-7 mins 0-3; bytes 8-11 the low 4 bits of scales 4-7 (low nibble) and mins 4-7 (high nibble), whose top 2
 // bits are the top bits of bytes 0-3 (scales) and 4-7 (mins).
+// Row r's scales sc[j] and mins mn[j] alone (what dequantizing one row needs).
+static inline void q4k_row_scales(const uint8_t *blk, int r, uint8_t sc[8], uint8_t mn[8]) {
+    const uint8_t *q = blk + 32 + r;
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[8 * j] & 63;
+        mn[j] = q[8 * (j + 4)] & 63;
+        sc[j + 4] = (q[8 * (j + 8)] & 0xF) | ((q[8 * j] >> 6) << 4);
+        mn[j + 4] = (q[8 * (j + 8)] >> 4) | ((q[8 * (j + 4)] >> 6) << 4);
+    }
+}
+
 void pk_q4k_unpack_scales(const uint8_t *blk, uint8_t un[128]) {
-    const uint8_t *q = blk + 32;
     for (int r = 0; r < 8; r++) {
-        for (int j = 0; j < 4; j++) {
-            un[8 * j + r] = q[8 * j + r] & 63;
-            un[64 + 8 * j + r] = q[8 * (j + 4) + r] & 63;
-            un[8 * (j + 4) + r] = (q[8 * (j + 8) + r] & 0xF) | ((q[8 * j + r] >> 6) << 4);
-            un[64 + 8 * (j + 4) + r] = (q[8 * (j + 8) + r] >> 4) | ((q[8 * (j + 4) + r] >> 6) << 4);
+        uint8_t sc[8], mn[8];
+        q4k_row_scales(blk, r, sc, mn);
+        for (int j = 0; j < 8; j++) {
+            un[8 * j + r] = sc[j];
+            un[64 + 8 * j + r] = mn[j];
         }
     }
 }
@@ -169,11 +179,11 @@ static void dequantize_packed_block(int type, const uint8_t *blk, int r, float *
         }
     } else {
         const float dmin = f16_at(blk + 16 + 2 * r);
-        uint8_t un[128];
-        pk_q4k_unpack_scales(blk, un);
+        uint8_t sc[8], mn[8];
+        q4k_row_scales(blk, r, sc, mn);
         for (int p = 0; p < 4; p++) {
-            const float s0 = d * un[8 * (2 * p) + r], m0 = dmin * un[64 + 8 * (2 * p) + r];
-            const float s1 = d * un[8 * (2 * p + 1) + r], m1 = dmin * un[64 + 8 * (2 * p + 1) + r];
+            const float s0 = d * sc[2 * p], m0 = dmin * mn[2 * p];
+            const float s1 = d * sc[2 * p + 1], m1 = dmin * mn[2 * p + 1];
             for (int c = 0; c < 8; c++)
                 for (int i = 0; i < 4; i++) {
                     const uint8_t v = blk[hb + (8 * p + c) * 32 + 4 * r + i];
@@ -254,11 +264,11 @@ PK_AVX512 static void dequantize_rows_avx512(int type, const uint8_t *w, size_t 
                 put16(of, ob, at + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight))));
             } else {
                 const float dmin = half_fast(blk + 16 + 2 * i), dd = half_fast(blk + 2 * i);
-                uint8_t un[128];
-                pk_q4k_unpack_scales(blk, un);
+                uint8_t sc[8], mn[8];
+                q4k_row_scales(blk, i, sc, mn);
                 for (int p = 0; p < 4; p++) {
-                    const __m512 s0 = _mm512_set1_ps(dd * un[8 * (2 * p) + i]), m0 = _mm512_set1_ps(dmin * un[64 + 8 * (2 * p) + i]);
-                    const __m512 s1 = _mm512_set1_ps(dd * un[8 * (2 * p + 1) + i]), m1 = _mm512_set1_ps(dmin * un[64 + 8 * (2 * p + 1) + i]);
+                    const __m512 s0 = _mm512_set1_ps(dd * sc[2 * p]), m0 = _mm512_set1_ps(dmin * mn[2 * p]);
+                    const __m512 s1 = _mm512_set1_ps(dd * sc[2 * p + 1]), m1 = _mm512_set1_ps(dmin * mn[2 * p + 1]);
                     const uint8_t *chunks = blk + hb + 256 * p;
                     const __m512i va = _mm512_cvtepu8_epi32(row_bytes16(chunks, i));
                     const __m512i vb = _mm512_cvtepu8_epi32(row_bytes16(chunks + 128, i));
