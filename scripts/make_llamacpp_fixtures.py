@@ -26,6 +26,8 @@ import tempfile
 import llama_cpp
 import numpy as np
 
+from make_mix_fixtures import write_safetensors
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIX = os.path.join(ROOT, "Tests", "Fixtures")
 PROMPTS = [[301, 17, 42, 99, 3, 302, 198, 301], [5, 6, 7, 8, 9, 10]]
@@ -50,7 +52,13 @@ def write_k_model():
     config.update(hidden_size=H, intermediate_size=I, num_hidden_layers=L, num_attention_heads=4,
                   num_key_value_heads=2, tie_word_embeddings=False, dtype="float16")
     json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
-    rng = np.random.RandomState(11)
+    write_random_decoder(out, np.random.RandomState(11), H, I, L, V, [("q_proj", H), ("k_proj", 128), ("v_proj", 128)],
+                         biases=True, dtype="F16")
+
+
+def write_random_decoder(out, rng, H, I, L, V, qkv_rows, biases, dtype):
+    """model.safetensors of a random Llama/Qwen2-layout decoder in `out`, written by hand (no torch): untied head,
+    q/k/v/o projections with qkv_rows [(name, rows)] (and biases on q/k/v when `biases`), SwiGLU MLP, in `dtype` (F16 or F32)."""
 
     def mat(rows, cols):
         return rng.randn(rows, cols) / np.sqrt(cols)
@@ -61,27 +69,14 @@ def write_k_model():
         p = f"model.layers.{l}."
         tensors[p + "input_layernorm.weight"] = 1 + 0.2 * rng.randn(H)
         tensors[p + "post_attention_layernorm.weight"] = 1 + 0.2 * rng.randn(H)
-        for name, rows in [("q_proj", H), ("k_proj", 128), ("v_proj", 128), ("o_proj", H)]:
+        for name, rows in qkv_rows + [("o_proj", H)]:
             tensors[p + f"self_attn.{name}.weight"] = mat(rows, H)
-            if name != "o_proj":
+            if biases and name != "o_proj":
                 tensors[p + f"self_attn.{name}.bias"] = 0.1 * rng.randn(rows)
         tensors[p + "mlp.gate_proj.weight"] = mat(I, H)
         tensors[p + "mlp.up_proj.weight"] = mat(I, H)
         tensors[p + "mlp.down_proj.weight"] = mat(H, I)
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype=np.float16).tobytes()
-        header[name] = {"dtype": "F16", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(os.path.join(out, "model.safetensors"), "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+    write_safetensors(os.path.join(out, "model.safetensors"), [(name, tensors[name]) for name in sorted(tensors)], dtype)
 
 
 SP_MODEL = "tiny-llama-sp"
@@ -107,38 +102,9 @@ def write_sp_model():
     json.dump({"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
                "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "legacy": False,
                "model_max_length": 256}, open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
-    rng = np.random.RandomState(23)
-
-    def mat(rows, cols):
-        return rng.randn(rows, cols) / np.sqrt(cols)
-
     D = H // heads
-    tensors = {"model.embed_tokens.weight": rng.randn(V, H) * 0.5, "lm_head.weight": mat(V, H),
-               "model.norm.weight": 1 + 0.2 * rng.randn(H)}
-    for l in range(L):
-        p = f"model.layers.{l}."
-        tensors[p + "input_layernorm.weight"] = 1 + 0.2 * rng.randn(H)
-        tensors[p + "post_attention_layernorm.weight"] = 1 + 0.2 * rng.randn(H)
-        for name, rows in [("q_proj", heads * D), ("k_proj", kv * D), ("v_proj", kv * D), ("o_proj", H)]:
-            tensors[p + f"self_attn.{name}.weight"] = mat(rows, H)
-        tensors[p + "mlp.gate_proj.weight"] = mat(I, H)
-        tensors[p + "mlp.up_proj.weight"] = mat(I, H)
-        tensors[p + "mlp.down_proj.weight"] = mat(H, I)
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(os.path.join(out, "model.safetensors"), "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-
+    write_random_decoder(out, np.random.RandomState(23), H, I, L, V,
+                         [("q_proj", heads * D), ("k_proj", kv * D), ("v_proj", kv * D)], biases=False, dtype="F32")
 
 def greedy_runs(path):
     """llama.cpp's 16 greedy tokens after each prompt and its logits at the last prompt position."""
@@ -200,19 +166,7 @@ def main():
             path = os.path.join(tmp, f"{model}-{kind}.gguf")
             subprocess.run([args.peft_binary, "quantize", "--model", os.path.join(FIX, "models", model),
                             "--type", kind, "--output", path], check=True)
-            llm = llama_cpp.Llama(model_path=path, n_ctx=256, n_threads=2, logits_all=True, verbose=False)
-            runs = []
-            for prompt in PROMPTS:
-                llm.reset()
-                llm.eval(prompt)
-                first = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32).tolist()
-                tokens = []
-                for _ in range(16):
-                    t = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-                    tokens.append(t)
-                    llm.eval([t])
-                runs.append({"tokens": tokens, "logits": first})
-            golden["runs"][key] = runs
+            _, golden["runs"][key] = greedy_runs(path)
     out = os.path.join(FIX, "gguf", "llamacpp.json")
     json.dump(golden, open(out, "w"))
     print("wrote", out)

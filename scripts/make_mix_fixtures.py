@@ -204,11 +204,12 @@ def weights(name, shape, seed):
     return f.reshape(shape)
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, dtype="F32"):
+    """A safetensors file of (name, array) in that order, every array as `dtype` (F32 or F16), written by hand."""
     header, offset, blobs = {"__metadata__": {"format": "pt"}}, 0, []
     for name, array in tensors:
-        data = array.astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        data = array.astype({"F32": "<f4", "F16": "<f2"}[dtype]).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
     text = json.dumps(header, separators=(",", ":")).encode()

@@ -148,22 +148,15 @@ def write_sentencepiece_gguf(model_path, out_path, add_space_prefix):
             types.append(gguf.TokenType.USER_DEFINED)
         else:
             types.append(gguf.TokenType.NORMAL)
-    writer = gguf.GGUFWriter(str(out_path), "llama")
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(sp.bos_id())
-    writer.add_eos_token_id(sp.eos_id())
-    writer.add_unk_token_id(sp.unk_id())
-    writer.add_add_bos_token(True)
-    writer.add_add_eos_token(False)
-    writer.add_add_space_prefix(add_space_prefix)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    with vocabulary_gguf(out_path, "llama", "default", tokens) as writer:
+        writer.add_token_scores(scores)
+        writer.add_token_types(types)
+        writer.add_bos_token_id(sp.bos_id())
+        writer.add_eos_token_id(sp.eos_id())
+        writer.add_unk_token_id(sp.unk_id())
+        writer.add_add_bos_token(True)
+        writer.add_add_eos_token(False)
+        writer.add_add_space_prefix(add_space_prefix)
 
 
 def sentencepiece_fixtures(texts, corpus):
@@ -303,34 +296,66 @@ def byte_level_fixture(kind, regexes, ignore_merges, nfc, corpus, texts):
                                   special_tokens=["<|endoftext|>"], show_progress=False)
     tok.train_from_iterator(corpus, trainer)
     state = json.loads(tok.to_str())
-    vocab = state["model"]["vocab"]
-    tokens = [None] * len(vocab)
-    for token, i in vocab.items():
-        tokens[i] = token
-    merges = [m if isinstance(m, str) else " ".join(m) for m in state["model"]["merges"]]
-    target = OUT / f"bpe-{kind}"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    writer = gguf.GGUFWriter(str(target / "tokenizer.gguf"), "llama")
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(kind)
-    writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.CONTROL if t == "<|endoftext|>" else gguf.TokenType.NORMAL for t in tokens])
-    writer.add_token_merges(merges)
-    writer.add_bos_token_id(0)
-    writer.add_eos_token_id(0)
-    writer.add_add_bos_token(False)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    cases = []
-    for text in texts:
-        ids = tok.encode(text).ids
-        cases.append(ids)
+    tokens = tokens_by_id(state["model"]["vocab"])
+    target = bpe_folder(kind)
+    with vocabulary_gguf(target / "tokenizer.gguf", "gpt2", kind, tokens) as writer:
+        writer.add_token_types([gguf.TokenType.CONTROL if t == "<|endoftext|>" else gguf.TokenType.NORMAL for t in tokens])
+        writer.add_token_merges(merges_of(state))
+        no_bos(writer)
+    cases = [tok.encode(text).ids for text in texts]
     dump(target / "expected.json", {"cases": cases})
     if kind in ("kimi-k2", "afmoe"):
         cross_check_llama_cpp(kind, target / "tokenizer.gguf", texts, cases)
+
+
+def tokens_by_id(vocab):
+    """The token strings of a {token: id} vocabulary, in id order."""
+    tokens = [None] * len(vocab)
+    for token, i in vocab.items():
+        tokens[i] = token
+    return tokens
+
+
+def merges_of(state):
+    """A tokenizer.json's BPE merges as "a b" strings (either of its two spellings)."""
+    return [m if isinstance(m, str) else " ".join(m) for m in state["model"]["merges"]]
+
+
+def bpe_folder(kind):
+    target = OUT / f"bpe-{kind}"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    return target
+
+
+def no_bos(writer):
+    """Token 0 as BOS and EOS, and no BOS added: what these test vocabularies declare without a BOS of their own."""
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(0)
+    writer.add_add_bos_token(False)
+
+
+class vocabulary_gguf:
+    """A vocabulary-only GGUF: the tokenizer model, its pre-tokenizer name (None: none written) and token list on
+    entry; the caller adds the rest in the body; the file is written on exit."""
+
+    def __init__(self, path, model, pre, tokens):
+        self.writer = gguf.GGUFWriter(str(path), "llama")
+        self.writer.add_tokenizer_model(model)
+        if pre is not None:
+            self.writer.add_tokenizer_pre(pre)
+        self.writer.add_token_list(tokens)
+
+    def __enter__(self):
+        return self.writer
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.writer.write_header_to_file()
+            self.writer.write_kv_data_to_file()
+            self.writer.write_tensors_to_file()
+        self.writer.close()
+        return False
 
 
 GEMMA4_NEWLINES = ["\n" * n for n in range(1, 9)]
@@ -359,11 +384,7 @@ def raw_utf8_fixture(kind, corpus, texts):
     # Byte tokens are vocabulary entries in Gemma's tokenizer.json, not added tokens matched in text.
     state["added_tokens"] = [t for t in state["added_tokens"] if t["content"] not in byte_tokens]
     tok = Tokenizer.from_str(json.dumps(state))
-    vocab = tok.get_vocab(with_added_tokens=True)
-    tokens = [None] * len(vocab)
-    for token, i in vocab.items():
-        tokens[i] = token
-    merges = [m if isinstance(m, str) else " ".join(m) for m in state["model"]["merges"]]
+    tokens = tokens_by_id(tok.get_vocab(with_added_tokens=True))
 
     def token_type(token):
         if token in specials:
@@ -374,33 +395,21 @@ def raw_utf8_fixture(kind, corpus, texts):
             return gguf.TokenType.USER_DEFINED
         return gguf.TokenType.NORMAL
 
-    target = OUT / f"bpe-{kind}"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    writer = gguf.GGUFWriter(str(target / "tokenizer.gguf"), "llama")
+    target = bpe_folder(kind)
     # What llama.cpp's converter writes: Gemma 4 names only the model, jina's Chinese embedder pins both.
-    writer.add_tokenizer_model(kind)
-    if kind == "whitespace":
-        writer.add_tokenizer_pre(kind)
-    writer.add_token_list(tokens)
-    if kind == "gemma4":
-        writer.add_token_scores([0.0] * len(tokens))
-    writer.add_token_types([token_type(t) for t in tokens])
-    writer.add_token_merges(merges)
-    if kind == "gemma4":
-        writer.add_bos_token_id(tok.token_to_id("<bos>"))
-        writer.add_eos_token_id(tok.token_to_id("<eos>"))
-        writer.add_pad_token_id(tok.token_to_id("<pad>"))
-        writer.add_add_space_prefix(False)
-        writer.add_add_bos_token(True)
-    else:
-        writer.add_bos_token_id(0)
-        writer.add_eos_token_id(0)
-        writer.add_add_bos_token(False)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    with vocabulary_gguf(target / "tokenizer.gguf", kind, kind if kind == "whitespace" else None, tokens) as writer:
+        if kind == "gemma4":
+            writer.add_token_scores([0.0] * len(tokens))
+        writer.add_token_types([token_type(t) for t in tokens])
+        writer.add_token_merges(merges_of(state))
+        if kind == "gemma4":
+            writer.add_bos_token_id(tok.token_to_id("<bos>"))
+            writer.add_eos_token_id(tok.token_to_id("<eos>"))
+            writer.add_pad_token_id(tok.token_to_id("<pad>"))
+            writer.add_add_space_prefix(False)
+            writer.add_add_bos_token(True)
+        else:
+            no_bos(writer)
     cases = [tok.encode(text).ids for text in texts]
     dump(target / "expected.json", {"cases": cases})
     cross_check_llama_cpp(kind, target / "tokenizer.gguf", texts, cases)
