@@ -291,8 +291,8 @@ static void row_dot_scalar(int type, const uint8_t *row, size_t k, const int8_t 
 // ---- AVX2: levels unpacked in vector registers, products with maddubs ----
 //
 // maddubs multiplies unsigned by signed bytes: the levels go in unsigned (q3_k + 4, q6_k + 32, the others as
-// stored), the bias folded into the offsets (w = sc * (u - bias) - mn = sc * u - (mn + sc * bias)). iq4's table
-// levels (-127..113) stay signed and take the sign trick: |w| times x with w's sign.
+// stored), the bias taken back out of the integer sum (see block_scales_i8). iq4's table levels (-127..113) stay
+// signed and take the sign trick: |w| times x with w's sign.
 
 PK_AVX2 static inline __m256i nibbles_lo_hi(__m128i v) {
     const __m128i m = _mm_set1_epi8(0xF);
@@ -417,11 +417,6 @@ PK_AVX2 PK_INLINE __m256i chunk_levels(const int type, const uint8_t *b, const i
     default:
         return _mm256_setzero_si256();
     }
-}
-
-// Lanes 0-3 of the result hold the sums of bytes 0-15, lanes 4-7 those of bytes 16-31 (4 bytes per lane).
-PK_AVX2 static inline __m256i dot_u8_i8_lanes(__m256i u, __m256i x) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
 }
 
 #ifndef ROW_PREFETCH
