@@ -6,32 +6,35 @@ import Transformer
 /// with "." + name; a single string is a regex that must match the whole module name; `all-linear` is every
 /// projection (never the LM head).
 public enum TargetModules {
-    public static func sites(for config: LoRAConfig, layerCount: Int) throws -> [ProjectionSite] {
-        try sites(config.targetModules, layers: config.layersToTransform, layerCount: layerCount)
+    public static func sites(for config: LoRAConfig, model: ModelConfig) throws -> [ProjectionSite] {
+        try sites(config.targetModules, layers: config.layersToTransform, model: model)
     }
 
-    /// The projections `targets` names, restricted to `layers` when given, in model order.
-    public static func sites(_ targets: LoRAConfig.Targets, layers: [Int]? = nil, layerCount: Int) throws -> [ProjectionSite] {
-        let all = (0..<layerCount).flatMap { l in Projection.allCases.map { ProjectionSite(layer: l, projection: $0) } }
+    /// The projections `targets` names (by the model's own module names), restricted to `layers` when given, in
+    /// model order.
+    public static func sites(_ targets: LoRAConfig.Targets, layers: [Int]? = nil, model: ModelConfig) throws -> [ProjectionSite] {
+        let layerCount = model.layerCount, layout = model.layout
+        let all = (0..<layerCount).flatMap { l in model.projections.map { ProjectionSite(layer: l, projection: $0) } }
+        let available = Array(Set(model.projections.map { String(layout.modules[$0]?.split(separator: ".").last ?? "") })).sorted()
         var chosen: [ProjectionSite]
         switch targets {
         case .allLinear:
             chosen = all
         case .names(let names):
-            chosen = all.filter { site in names.contains { matchesSuffix(site.moduleName, $0) } }
+            chosen = all.filter { site in names.contains { matchesSuffix(layout.moduleName(site), $0) } }
             if chosen.isEmpty {
-                throw AdapterError.noTargets(requested: names, available: Projection.allCases.map(\.rawValue))
+                throw AdapterError.noTargets(requested: names, available: available)
             }
         case .regex(let pattern):
             guard let re = try? NSRegularExpression(pattern: "^(?:\(pattern))$") else {
                 throw AdapterError.config(path: "target_modules", reason: "'\(pattern)' is not a valid regular expression")
             }
             chosen = all.filter { site in
-                let n = site.moduleName
+                let n = layout.moduleName(site)
                 return re.firstMatch(in: n, range: NSRange(n.startIndex..., in: n)) != nil
             }
             if chosen.isEmpty {
-                throw AdapterError.noTargets(requested: [pattern], available: Projection.allCases.map(\.rawValue))
+                throw AdapterError.noTargets(requested: [pattern], available: available)
             }
         }
         if let layers {

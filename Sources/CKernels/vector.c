@@ -340,11 +340,11 @@ PK_TIERED_VOID(adamw, (float *p, const float *g, float *m, float *v, size_t n, f
                        float eps, float weight_decay, float bc1, float bc2_sqrt),
                (p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2_sqrt))
 
-// RoPE (rotate-half layout): each head of x[rows, heads * d] rotated by the angles of its row's position, from
-// precomputed tables cos/sin [positions, d / 2]; sign -1 rotates back (the backward).
-PK_INLINE void rope_body(float *x, size_t rows, size_t heads, size_t d, const int32_t *pos, const float *cos_table,
-                         const float *sin_table, float sign) {
-    const size_t half = d / 2;
+// RoPE (rotate-half layout): the first `rot` dimensions of each head of x[rows, heads * d] rotated by the angles of
+// its row's position, from precomputed tables cos/sin [positions, rot / 2]; sign -1 rotates back (the backward).
+PK_INLINE void rope_body(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos,
+                         const float *cos_table, const float *sin_table, float sign) {
+    const size_t half = rot / 2;
     for (size_t r = 0; r < rows; r++) {
         const float *c = cos_table + (size_t)pos[r] * half, *sn = sin_table + (size_t)pos[r] * half;
         for (size_t h = 0; h < heads; h++) {
@@ -357,6 +357,7 @@ PK_INLINE void rope_body(float *x, size_t rows, size_t heads, size_t d, const in
         }
     }
 }
-PK_TIERED_VOID(rope, (float *x, size_t rows, size_t heads, size_t d, const int32_t *pos, const float *cos_table,
-                      const float *sin_table, float sign), (x, rows, heads, d, pos, cos_table, sin_table, sign))
+PK_TIERED_VOID(rope, (float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos,
+                      const float *cos_table, const float *sin_table, float sign),
+               (x, rows, heads, d, rot, pos, cos_table, sin_table, sign))
 

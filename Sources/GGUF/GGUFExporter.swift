@@ -79,23 +79,26 @@ public enum GGUFExporter {
     public static func export(model url: URL, adapter: TrainableAdapter?, type: OutputType, output: URL) throws -> Report {
         let directory = try ModelDirectory(url: url)
         let config = try ModelConfig(json: directory.configData, path: url.appendingPathComponent("config.json").path)
+        guard let arch = GGUFLayout.architecture(of: config) else {
+            throw ModelIOError.malformed(path: url.path, reason: "GGUF export of \(config.architecture.rawValue) models is not supported yet (supported: qwen2, qwen3, llama, mistral)")
+        }
         if let w = config.slidingWindow, w < config.maxPositionEmbeddings {
-            throw ModelIOError.malformed(path: url.path, reason: "this model attends within a sliding window of \(w) tokens, which llama.cpp's \(GGUFLayout.architecture(of: config)) architecture does not do; GGUF export would change its answers")
+            throw ModelIOError.malformed(path: url.path, reason: "this model attends within a sliding window of \(w) tokens, which llama.cpp's \(arch) architecture does not do; GGUF export would change its answers")
         }
         if let a = adapter, let why = a.method.mergeRefusal {
             throw AdapterError.unsupported(path: output.path, reason: "GGUF export merges the adapter first, and " + why)
         }
-        let arch = GGUFLayout.architecture(of: config)
         var writer = GGUFWriter()
         writer.metadata = try metadata(config: config, directory: directory, name: url.lastPathComponent, type: type)
         // (GGUF name, HF name, shape [rows, cols] or [n]).
-        var plan: [(String, String, [Int])] = [("token_embd.weight", WeightNames.embedding, [config.vocabSize, config.hiddenSize])]
+        let names = config.layout
+        var plan: [(String, String, [Int])] = [("token_embd.weight", names.embedding, [config.vocabSize, config.hiddenSize])]
         let ggufNames: [Projection: String] = [.q: "attn_q", .k: "attn_k", .v: "attn_v", .o: "attn_output",
                                                .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down"]
         for l in 0..<config.layerCount {
-            plan.append(("blk.\(l).attn_norm.weight", WeightNames.inputNorm(l), [config.hiddenSize]))
-            for p in Projection.allCases {
-                let name = WeightNames.projection(layer: l, p)
+            plan.append(("blk.\(l).attn_norm.weight", names.name(.inputNorm(l)), [config.hiddenSize]))
+            for p in config.projections {
+                let name = names.moduleName(ProjectionSite(layer: l, projection: p))
                 let shape = try directory.tensor(name + ".weight").shape
                 guard shape.count == 2 else { throw ModelIOError.shapeMismatch(tensor: name + ".weight", expected: [0, 0], found: shape) }
                 let (out, inp) = (shape[0], shape[1])
@@ -103,13 +106,13 @@ public enum GGUFExporter {
                 if config.hasBias(p) { plan.append(("blk.\(l).\(ggufNames[p]!).bias", name + ".bias", [out])) }
             }
             if config.qkNorm {
-                plan.append(("blk.\(l).attn_q_norm.weight", WeightNames.qNorm(l), [config.headDim]))
-                plan.append(("blk.\(l).attn_k_norm.weight", WeightNames.kNorm(l), [config.headDim]))
+                plan.append(("blk.\(l).attn_q_norm.weight", names.name(.qNorm(l)), [config.headDim]))
+                plan.append(("blk.\(l).attn_k_norm.weight", names.name(.kNorm(l)), [config.headDim]))
             }
-            plan.append(("blk.\(l).ffn_norm.weight", WeightNames.postAttentionNorm(l), [config.hiddenSize]))
+            plan.append(("blk.\(l).ffn_norm.weight", names.name(.postAttentionNorm(l)), [config.hiddenSize]))
         }
-        plan.append(("output_norm.weight", WeightNames.finalNorm, [config.hiddenSize]))
-        if !config.tieWordEmbeddings { plan.append(("output.weight", WeightNames.lmHead, [config.vocabSize, config.hiddenSize])) }
+        plan.append(("output_norm.weight", names.finalNorm, [config.hiddenSize]))
+        if !config.tieWordEmbeddings { plan.append(("output.weight", names.lmHead, [config.vocabSize, config.hiddenSize])) }
         // Llama 3.1's rope scaling travels as per-frequency factors, computed rather than read.
         var ropeFactors: [Float]?
         if case let .llama3(factor, low, high, original) = config.rope.scaling {
@@ -182,7 +185,7 @@ public enum GGUFExporter {
     /// llama.cpp's metadata for the model: hyper-parameters under its architecture name, tokenizer and chat template.
     static func metadata(config c: ModelConfig, directory: ModelDirectory, name: String, type: OutputType) throws
         -> [(key: String, value: GGUFValue)] {
-        let a = GGUFLayout.architecture(of: c)
+        let a = GGUFLayout.architecture(of: c) ?? c.architecture.rawValue
         var m: [(key: String, value: GGUFValue)] = [
             ("general.architecture", .string(a)), ("general.name", .string(name)),
             ("general.file_type", .uint32(type.fileType)), ("general.quantization_version", .uint32(2)),

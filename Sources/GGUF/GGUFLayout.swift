@@ -6,11 +6,13 @@ import Transformer
 /// `GGUFPreTokenizer`).
 enum GGUFLayout {
     /// The GGUF architecture of a Hugging Face model: Qwen2 and Qwen3 keep theirs; Llama and Mistral are `llama`.
-    static func architecture(of config: ModelConfig) -> String {
+    /// nil for the families whose export is not written yet (those with fused projections, InternLM3).
+    static func architecture(of config: ModelConfig) -> String? {
         switch config.architecture {
         case .qwen2: "qwen2"
         case .qwen3: "qwen3"
         case .llama, .mistral: "llama"
+        case .qwen, .phi3, .internlm2, .internlm3, .baichuan: nil
         }
     }
 

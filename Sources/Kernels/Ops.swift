@@ -36,12 +36,13 @@ public enum Ops {
         }
     }
 
-    /// Rotates each head of x[rows, heads * headDim] in place (rotate-half RoPE) by its row's position's angles from
-    /// tables cos/sin [positions, headDim / 2]; sign -1 rotates back.
-    public static func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int,
+    /// Rotates the first `rotaryDim` (default: all) dimensions of each head of x[rows, heads * headDim] in place
+    /// (rotate-half RoPE) by its row's position's angles from tables cos/sin [positions, rotaryDim / 2]; sign -1
+    /// rotates back.
+    public static func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int, rotaryDim: Int? = nil,
                             positions: UnsafePointer<Int32>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
                             sign: Float) {
-        pk_rope(x, rows, heads, headDim, positions, cos, sin, sign)
+        pk_rope(x, rows, heads, headDim, rotaryDim ?? headDim, positions, cos, sin, sign)
     }
 
     /// out = silu(gate) * up over `count` elements.

@@ -402,6 +402,35 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// Every row divided by its L2 norm (at least 1e-12, as torch's `normalize`), in the same storage kind
+    /// (Baichuan2's NormHead).
+    public func rowNormalized() -> WeightMatrix {
+        let values = toFloat(), c = cols
+        Parallel.forRanges(rows, minChunk: 64) { rs in
+            for r in rs {
+                let row = values.pointer + r * c
+                var sum = 0.0
+                for j in 0..<c { sum += Double(row[j]) * Double(row[j]) }
+                let scale = Float(1 / max(sum.squareRoot(), 1e-12))
+                for j in 0..<c { row[j] *= scale }
+            }
+        }
+        let plain = WeightMatrix(rows: rows, cols: cols, storage: .float32(UnsafePointer(values.pointer)), owner: values)
+        var out: WeightMatrix
+        switch storage {
+        case .float32:
+            out = plain
+        case .bfloat16:
+            let half = HalfBuffer(count: rows * cols)
+            pk_f32_to_bf16(values.pointer, half.pointer, rows * cols)
+            out = WeightMatrix(rows: rows, cols: cols, storage: .bfloat16(UnsafePointer(half.pointer)), owner: half)
+        case .quantized(let t, _):
+            out = plain.quantized(t) ?? plain
+        }
+        out.bf16Products = bf16Products
+        return out
+    }
+
     /// The whole matrix as f32 (for tests, merging and saving).
     public func toFloat() -> FloatBuffer {
         if inputOrder != nil {

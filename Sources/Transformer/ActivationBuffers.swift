@@ -86,6 +86,7 @@ public final class ActivationBuffers {
     let du: FloatBuffer?         // [cap, I]
     let da: FloatBuffer?         // [cap, I]
     let dSublayer: FloatBuffer?  // [cap, C] d(original sublayer output) under a bottleneck adapter
+    let fused: FloatBuffer?      // [cap, fusedWidth] a fused projection's output or its gradient (fused families)
 
     public init(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy, prefixRows np: Int = 0) {
         capacity = n
@@ -122,6 +123,7 @@ public final class ActivationBuffers {
         du = grad(n * I)
         da = grad(n * I)
         dSublayer = grad(n * C)
+        fused = c.fusedWidth > 0 ? FloatBuffer(count: n * c.fusedWidth) : nil
         func prefixed(_ needed: Bool) -> FloatBuffer? { np > 0 && needed ? FloatBuffer(count: (np + t) * c.kvDim) : nil }
         kSeq = prefixed(true)
         vSeq = prefixed(true)
@@ -134,7 +136,7 @@ public final class ActivationBuffers {
                                     prefixRows np: Int = 0) -> Int {
         let C = c.hiddenSize, I = c.intermediateSize
         let perLayer = LayerSaved.floatsPerRow(c) * n
-        var floats = n * (4 * C + I + 1) + Attention.scratchCount(longest: t, past: np)
+        var floats = n * (4 * C + I + 1 + c.fusedWidth) + Attention.scratchCount(longest: t, past: np)
         if np > 0 { floats += (policy == .inference ? 2 : 4) * (np + t) * c.kvDim }
         switch policy {
         case .inference: floats += 2 * n * C + perLayer

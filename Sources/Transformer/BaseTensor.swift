@@ -12,22 +12,19 @@ public enum BaseTensor: Hashable, Sendable, CustomStringConvertible {
     case weight(ProjectionSite)
     case bias(ProjectionSite)
 
-    /// The Hugging Face tensor name.
-    public var name: String {
+    public var description: String {
         switch self {
-        case .embedding: WeightNames.embedding
-        case .finalNorm: WeightNames.finalNorm
-        case .lmHead: WeightNames.lmHead
-        case .inputNorm(let l): WeightNames.inputNorm(l)
-        case .postAttentionNorm(let l): WeightNames.postAttentionNorm(l)
-        case .qNorm(let l): WeightNames.qNorm(l)
-        case .kNorm(let l): WeightNames.kNorm(l)
-        case .weight(let s): WeightNames.projection(layer: s.layer, s.projection) + ".weight"
-        case .bias(let s): WeightNames.projection(layer: s.layer, s.projection) + ".bias"
+        case .embedding: "embedding"
+        case .finalNorm: "final norm"
+        case .lmHead: "LM head"
+        case .inputNorm(let l): "layer \(l) input norm"
+        case .postAttentionNorm(let l): "layer \(l) post-attention norm"
+        case .qNorm(let l): "layer \(l) q norm"
+        case .kNorm(let l): "layer \(l) k norm"
+        case .weight(let s): "\(s) weight"
+        case .bias(let s): "\(s) bias"
         }
     }
-
-    public var description: String { name }
 
     /// The decoder layer the tensor belongs to (nil for embeddings, the final norm and the LM head).
     public var layer: Int? {
@@ -43,11 +40,11 @@ public enum BaseTensor: Hashable, Sendable, CustomStringConvertible {
         var list: [BaseTensor] = [.embedding]
         for l in 0..<c.layerCount {
             list.append(.inputNorm(l))
-            for p in Projection.allCases {
+            for p in c.projections {
                 let site = ProjectionSite(layer: l, projection: p)
                 list.append(.weight(site))
                 if c.hasBias(p) { list.append(.bias(site)) }
-                if p == .k, c.qkNorm { list += [.qNorm(l), .kNorm(l)] }
+                if p == .k || p == .qkv, c.qkNorm { list += [.qNorm(l), .kNorm(l)] }
             }
             list.append(.postAttentionNorm(l))
         }

@@ -61,12 +61,13 @@ public final class DecodeSession {
             throw TransformerError.input(reason: "context of \(tokens.count + newTokens.count) tokens\(lead > 0 ? " plus \(lead) virtual" : "") exceeds this session's capacity of \(capacity) (the model allows \(model.config.maxPositionEmbeddings))")
         }
         try model.validate(tokens: newTokens, maxPosition: tokens.count + newTokens.count, leadingRows: lead)
-        if tokens.isEmpty { fillLeadingRows() }
+        if tokens.isEmpty { fillLeadingRows(furthest: lead + newTokens.count - 1) }
         reserve(leading + tokens.count + newTokens.count)
+        reencodeIfLongRoPESwitches(reaching: leading + tokens.count + newTokens.count - 1)
         var begin = 0
         while begin < newTokens.count {
             let part = Array(newTokens[begin..<min(newTokens.count, begin + chunkRows)])
-            forwardChunk(part, past: leading + tokens.count)
+            forwardChunk(part, past: leading + tokens.count, furthest: leading + tokens.count - begin + newTokens.count - 1)
             tokens.append(contentsOf: part)
             begin += part.count
         }
@@ -75,7 +76,8 @@ public final class DecodeSession {
 
     /// Puts the adapter's rows at the start of the cache: prefix keys/values copied in, virtual tokens run through
     /// the model (positions 0..<nv), exactly as PEFT's generation does with its past key values or prompt.
-    private func fillLeadingRows() {
+    /// `furthest`: the last position of the pass they start (LongRoPE).
+    private func fillLeadingRows(furthest: Int) {
         let c = model.config
         leading = 0
         guard let a = adapter else { return }
@@ -94,9 +96,27 @@ public final class DecodeSession {
         var begin = 0
         while begin < nv {
             let end = min(nv, begin + chunkRows)
-            forwardChunk((begin..<end).map { Int32(-1 - $0) }, past: leading)
+            forwardChunk((begin..<end).map { Int32(-1 - $0) }, past: leading, furthest: furthest)
             leading += end - begin
             begin = end
+        }
+    }
+
+    /// LongRoPE: when the context first grows past the original training length, transformers drops its cache and
+    /// encodes the whole context again with the long factors (Phi-3's `prepare_inputs_for_generation`); so do we.
+    /// From then on every position, cached or new, is rotated by the long factors.
+    fileprivate func reencodeIfLongRoPESwitches(reaching furthest: Int) {
+        let from = model.rope.longFrom
+        guard model.rope.longInvFreq != nil, !tokens.isEmpty, leading + tokens.count <= from, furthest + 1 > from else { return }
+        let history = tokens
+        tokens.removeAll()
+        fillLeadingRows(furthest: furthest)
+        var begin = 0
+        while begin < history.count {
+            let part = Array(history[begin..<min(history.count, begin + chunkRows)])
+            forwardChunk(part, past: leading + tokens.count, furthest: furthest)
+            tokens.append(contentsOf: part)
+            begin += part.count
         }
     }
 
@@ -117,11 +137,13 @@ public final class DecodeSession {
     }
 
     /// Runs `chunk` (ids; -1-j is virtual token j) at cache rows past..<past + m.
-    private func forwardChunk(_ chunk: [Int32], past: Int) {
+    /// `furthest`: the last position of the whole append this chunk is part of (one rotary pass).
+    private func forwardChunk(_ chunk: [Int32], past: Int, furthest: Int? = nil) {
         let c = model.config, w = model.weights, b = work
         let m = chunk.count, C = c.hiddenSize
         model.embed(chunk, into: b.x.pointer, adapter: .some(adapter))
-        Self.decoderLayers(model, rows: m, positions: (0..<m).map { Int32(past + $0) }, groups: [(0..<m, adapter)], b) { l, k, v in
+        Self.decoderLayers(model, rows: m, positions: (0..<m).map { Int32(past + $0) }, groups: [(0..<m, adapter)],
+                           passes: [(0..<m, furthest ?? past + m - 1)], b) { l, k, v in
             (kCache[l].pointer + past * c.kvDim).update(from: k, count: m * c.kvDim)
             (vCache[l].pointer + past * c.kvDim).update(from: v, count: m * c.kvDim)
             model.attention[l].forwardCached(q: b.q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
@@ -136,7 +158,7 @@ public final class DecodeSession {
 
     /// Work buffers of a decoding pass over up to `rows` rows.
     final class StepBuffers {
-        let x, xn, q, att, tmp, k, v, g, u, act, qRaw, kRaw: FloatBuffer
+        let x, xn, q, att, tmp, k, v, g, u, act, qRaw, kRaw, fused: FloatBuffer
 
         init(_ c: ModelConfig, rows m: Int) {
             x = FloatBuffer(count: m * c.hiddenSize)
@@ -151,6 +173,7 @@ public final class DecodeSession {
             act = FloatBuffer(count: m * c.intermediateSize)
             qRaw = FloatBuffer(count: c.qkNorm ? m * c.qDim : 0)
             kRaw = FloatBuffer(count: c.qkNorm ? m * c.kvDim : 0)
+            fused = FloatBuffer(count: m * c.fusedWidth)
         }
     }
 
@@ -162,16 +185,17 @@ public final class DecodeSession {
     /// [rows, kv_dim], stores them in the caches they belong to and writes the attention output of `b.q` into
     /// `b.att`: one sequence's chunk, or one row of each of several sequences.
     static func decoderLayers(_ model: TransformerModel, rows m: Int, positions: [Int32], groups: [AdapterGroup],
-                              _ b: StepBuffers,
+                              passes: [RoPE.Pass], _ b: StepBuffers,
                               attend: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
         let c = model.config, w = model.weights, C = c.hiddenSize
         for l in 0..<c.layerCount {
             let lw = w.layers[l]
             Ops.rmsNormForward(b.x.pointer, weight: lw.inputNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m, cols: C,
                                eps: c.rmsNormEps)
-            project(model, .q, layer: l, x: b.xn.pointer, rows: m, out: c.qkNorm ? b.qRaw.pointer : b.q.pointer, groups: groups)
-            project(model, .k, layer: l, x: b.xn.pointer, rows: m, out: c.qkNorm ? b.kRaw.pointer : b.k.pointer, groups: groups)
-            project(model, .v, layer: l, x: b.xn.pointer, rows: m, out: b.v.pointer, groups: groups)
+            model.projectQKV(layer: l, x: b.xn.pointer, rows: m, q: c.qkNorm ? b.qRaw.pointer : b.q.pointer,
+                             k: c.qkNorm ? b.kRaw.pointer : b.k.pointer, v: b.v.pointer, fused: b.fused.pointer) { p, out in
+                project(model, p, layer: l, x: b.xn.pointer, rows: m, out: out, groups: groups)
+            }
             if c.qkNorm, let qn = lw.qNorm, let kn = lw.kNorm {
                 Ops.rmsNormForward(b.qRaw.pointer, weight: qn.pointer, out: b.q.pointer, rstd: nil, rows: m * c.headCount,
                                    cols: c.headDim, eps: c.rmsNormEps)
@@ -179,8 +203,9 @@ public final class DecodeSession {
                                    cols: c.headDim, eps: c.rmsNormEps)
             }
             positions.withUnsafeBufferPointer { pos in
-                model.rope.apply(b.q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!)
-                model.rope.apply(b.k.pointer, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!)
+                model.rope.apply(b.q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
+                model.rope.apply(b.k.pointer, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
+                model.applyLogn(b.q.pointer, rows: m, positions: pos.baseAddress!)
             }
             attend(l, b.k.pointer, b.v.pointer)
             project(model, .o, layer: l, x: b.att.pointer, rows: m, out: b.tmp.pointer, groups: groups)
@@ -188,8 +213,9 @@ public final class DecodeSession {
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
             Ops.rmsNormForward(b.x.pointer, weight: lw.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m,
                                cols: C, eps: c.rmsNormEps)
-            project(model, .gate, layer: l, x: b.xn.pointer, rows: m, out: b.g.pointer, groups: groups)
-            project(model, .up, layer: l, x: b.xn.pointer, rows: m, out: b.u.pointer, groups: groups)
+            model.projectGateUp(layer: l, rows: m, gate: b.g.pointer, up: b.u.pointer, fused: b.fused.pointer) { p, out in
+                project(model, p, layer: l, x: b.xn.pointer, rows: m, out: out, groups: groups)
+            }
             Ops.swigluForward(gate: b.g.pointer, up: b.u.pointer, out: b.act.pointer, count: m * c.intermediateSize)
             project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, groups: groups)
             sublayer(.mlp, layer: l, residual: b.x.pointer, output: b.tmp.pointer, groups: groups, C: C)
@@ -272,6 +298,7 @@ public final class DecodeBatch {
             }
             try model.validate(tokens: [t], maxPosition: s.tokens.count + 1, leadingRows: s.adapter?.leadingRows ?? 0)
             s.reserve(s.leading + s.tokens.count + 1)
+            s.reencodeIfLongRoPESwitches(reaching: s.leading + s.tokens.count)
         }
         var groups: [DecodeSession.AdapterGroup] = []
         for (i, s) in sessions.enumerated() {
@@ -284,7 +311,9 @@ public final class DecodeBatch {
         let w = model.weights
         model.embed(next, into: b.x.pointer, adapter: .some(nil))
         let positions = sessions.map { Int32($0.leading + $0.tokens.count) }
-        DecodeSession.decoderLayers(model, rows: n, positions: positions, groups: groups, b) { l, k, v in
+        // Every session's row is its own rotary pass.
+        let passes = positions.enumerated().map { ($0.offset..<($0.offset + 1), Int($0.element)) }
+        DecodeSession.decoderLayers(model, rows: n, positions: positions, groups: groups, passes: passes, b) { l, k, v in
             for (i, s) in sessions.enumerated() {
                 let past = Int(positions[i])
                 (s.kCache[l].pointer + past * c.kvDim).update(from: k + i * c.kvDim, count: c.kvDim)

@@ -8,12 +8,22 @@ import Foundation
 /// config.kvHeadCount   // num_key_value_heads
 /// ```
 public struct ModelConfig: Sendable, Equatable {
+    /// `model_type` of the families we run (Qwen v1 is `qwen`; Qwen1.5/2/2.5 are `qwen2`).
     public enum Architecture: String, Sendable, CaseIterable {
-        case qwen2, llama, mistral, qwen3
+        case qwen2, llama, mistral, qwen3, qwen, phi3, internlm2, internlm3, baichuan
+    }
+
+    /// How the output columns of a fused q/k/v projection split into queries, keys and values.
+    public enum QKVFusion: Sendable, Equatable {
+        /// [q | k | v] (Qwen v1 `c_attn`, Phi-3 `qkv_proj`, Baichuan2 `W_pack`).
+        case concatenated
+        /// For each key/value head: its H/Hkv query heads, then its key head, then its value head (InternLM2 `wqkv`).
+        case grouped
     }
 
     public var architecture: Architecture
     public var hiddenSize: Int
+    /// Width of the gated MLP (each of gate and up).
     public var intermediateSize: Int
     public var layerCount: Int
     public var headCount: Int
@@ -23,6 +33,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var maxPositionEmbeddings: Int
     public var rmsNormEps: Float
     public var rope: RoPEConfig
+    /// Leading dimensions of each head that rotary embedding rotates (`partial_rotary_factor`, Qwen v1 `rotary_pct`).
+    public var rotaryDim: Int
     public var tieWordEmbeddings: Bool
     /// Bias on q, k and v projections (Qwen2 family: true).
     public var qkvBias: Bool
@@ -30,15 +42,57 @@ public struct ModelConfig: Sendable, Equatable {
     public var outputBias: Bool
     /// Bias on gate/up/down (Llama `mlp_bias`).
     public var mlpBias: Bool
+    /// q, k and v as one matrix in the checkpoint (nil: three).
+    public var qkvFusion: QKVFusion?
+    /// gate and up as one matrix [gate; up] in the checkpoint (Phi-3 `gate_up_proj`).
+    public var fusedGateUp: Bool
+    /// Qwen v1's `use_logn_attn`: at inference, queries at 1-based position p > this length are scaled by
+    /// log(p) / log(length).
+    public var lognScalingLength: Int?
+    /// Baichuan2's NormHead: every LM head row is divided by its L2 norm.
+    public var normHead: Bool
+    /// The checkpoint's tensor names.
+    public var layout: WeightLayout
 
     /// Whether projection `p` carries a bias in this architecture.
     public func hasBias(_ p: Projection) -> Bool {
         switch p {
-        case .q, .k, .v: qkvBias
+        case .q, .k, .v, .qkv: qkvBias
         case .o: outputBias
-        case .gate, .up, .down: mlpBias
+        case .gate, .up, .gateUp, .down: mlpBias
         }
     }
+
+    /// The projections of every layer, in checkpoint order.
+    public var projections: [Projection] {
+        (qkvFusion == nil ? [.q, .k, .v] : [.qkv]) + [.o] + (fusedGateUp ? [.gateUp] : [.gate, .up]) + [.down]
+    }
+
+    /// PEFT's usual LoRA targets for the family: q_proj and v_proj, or the fused q/k/v module (`c_attn`, `wqkv`, ...).
+    public var defaultLoRATargets: [String] {
+        qkvFusion == nil ? ["q_proj", "v_proj"] : [layout.module(.qkv)]
+    }
+
+    /// PEFT's usual (IA)³ targets (keys, values and the MLP's output projection) and the feed-forward ones among them.
+    public var defaultIA3Targets: (targets: [String], feedforward: [String]) {
+        let down = layout.module(.down)
+        return ((qkvFusion == nil ? ["k_proj", "v_proj"] : [layout.module(.qkv)]) + [down], [down])
+    }
+
+    /// (input, output) features of projection `p`.
+    public func features(_ p: Projection) -> (input: Int, output: Int) {
+        let c = hiddenSize, i = intermediateSize
+        switch p {
+        case .q: return (c, qDim)
+        case .k, .v: return (c, kvDim)
+        case .qkv: return (c, qDim + 2 * kvDim)
+        case .o: return (qDim, c)
+        case .gate, .up: return (c, i)
+        case .gateUp: return (c, 2 * i)
+        case .down: return (i, c)
+        }
+    }
+
     /// Per-head RMSNorm on queries and keys before RoPE (Qwen3).
     public var qkNorm: Bool
     /// Attention window of the layers that use sliding-window attention (Mistral: all; Qwen2/Qwen3 with
@@ -62,21 +116,22 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// Parameter count (embeddings counted once when tied).
     public var parameterCount: Int {
-        let c = hiddenSize, i = intermediateSize
-        var perLayer = c * qDim + 2 * c * kvDim + qDim * c + 3 * c * i + 2 * c
-        if qkvBias { perLayer += qDim + 2 * kvDim }
-        if outputBias { perLayer += c }
-        if mlpBias { perLayer += 2 * i + c }
+        var perLayer = 2 * hiddenSize
+        for p in projections {
+            let (i, o) = features(p)
+            perLayer += i * o + (hasBias(p) ? o : 0)
+        }
         if qkNorm { perLayer += 2 * headDim }
-        let embed = vocabSize * c
-        return layerCount * perLayer + embed + (tieWordEmbeddings ? 0 : embed) + c
+        let embed = vocabSize * hiddenSize
+        return layerCount * perLayer + embed + (tieWordEmbeddings ? 0 : embed) + hiddenSize
     }
 
     public init(architecture: Architecture, hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,
                 kvHeadCount: Int, headDim: Int? = nil, vocabSize: Int, maxPositionEmbeddings: Int = 32768,
-                rmsNormEps: Float = 1e-6, rope: RoPEConfig = RoPEConfig(theta: 10000), tieWordEmbeddings: Bool,
-                qkvBias: Bool? = nil, outputBias: Bool = false, mlpBias: Bool = false, qkNorm: Bool? = nil,
-                slidingWindow: Int? = nil, bosTokenID: Int? = nil, eosTokenIDs: [Int] = [], storedDType: String? = nil) {
+                rmsNormEps: Float = 1e-6, rope: RoPEConfig = RoPEConfig(theta: 10000), rotaryDim: Int? = nil,
+                tieWordEmbeddings: Bool, qkvBias: Bool? = nil, outputBias: Bool = false, mlpBias: Bool = false,
+                qkNorm: Bool? = nil, slidingWindow: Int? = nil, bosTokenID: Int? = nil, eosTokenIDs: [Int] = [],
+                storedDType: String? = nil) {
         self.architecture = architecture
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
@@ -84,12 +139,13 @@ public struct ModelConfig: Sendable, Equatable {
         self.headCount = headCount
         self.kvHeadCount = kvHeadCount
         self.headDim = headDim ?? hiddenSize / headCount
+        self.rotaryDim = rotaryDim ?? self.headDim
         self.vocabSize = vocabSize
         self.maxPositionEmbeddings = maxPositionEmbeddings
         self.rmsNormEps = rmsNormEps
         self.rope = rope
         self.tieWordEmbeddings = tieWordEmbeddings
-        self.qkvBias = qkvBias ?? (architecture == .qwen2)
+        self.qkvBias = qkvBias ?? (architecture == .qwen2 || architecture == .qwen)
         self.outputBias = outputBias
         self.mlpBias = mlpBias
         self.qkNorm = qkNorm ?? (architecture == .qwen3)
@@ -97,6 +153,15 @@ public struct ModelConfig: Sendable, Equatable {
         self.bosTokenID = bosTokenID
         self.eosTokenIDs = eosTokenIDs
         self.storedDType = storedDType
+        switch architecture {
+        case .qwen: (qkvFusion, fusedGateUp, layout) = (.concatenated, false, .qwen)
+        case .phi3: (qkvFusion, fusedGateUp, layout) = (.concatenated, true, .llama)
+        case .internlm2: (qkvFusion, fusedGateUp, layout) = (.grouped, false, .internlm2)
+        case .baichuan: (qkvFusion, fusedGateUp, layout) = (.concatenated, false, .baichuan)
+        case .qwen2, .llama, .mistral, .qwen3, .internlm3: (qkvFusion, fusedGateUp, layout) = (nil, false, .llama)
+        }
+        lognScalingLength = nil
+        normHead = architecture == .baichuan
     }
 }
 
@@ -106,10 +171,14 @@ extension ModelConfig {
         guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw TransformerError.config(path: path, reason: "not a JSON object")
         }
-        let fields = ConfigFields(obj, path: path)
+        var fields = ConfigFields(obj, path: path)
         let modelType = try fields.string("model_type")
         guard let arch = Architecture(rawValue: modelType) else {
-            throw TransformerError.unsupported(path: path, reason: "model_type '\(modelType)' is not supported; supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")) (Qwen1.5/Qwen2/Qwen2.5 use qwen2)")
+            throw TransformerError.unsupported(path: path, reason: "model_type '\(modelType)' is not supported; supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")) (Qwen1.5/Qwen2/Qwen2.5 use qwen2, Qwen-1.8B/7B (v1) qwen)")
+        }
+        // Qwen v1 spells the shared fields its own way; read them under the common names.
+        if arch == .qwen {
+            fields.alias(["kv_channels": "head_dim", "layer_norm_epsilon": "rms_norm_eps", "rotary_emb_base": "rope_theta"])
         }
         if let act = fields.optionalString("hidden_act") ?? fields.optionalString("hidden_activation"), act != "silu", act != "swish" {
             throw TransformerError.unsupported(path: path, reason: "hidden_act '\(act)' is not supported (only silu)")
@@ -120,7 +189,10 @@ extension ModelConfig {
         guard hidden > 0, heads > 0, kvHeads > 0, layers > 0, heads % kvHeads == 0 else {
             throw TransformerError.config(path: path, reason: "invalid sizes: hidden_size \(hidden), num_attention_heads \(heads), num_key_value_heads \(kvHeads), num_hidden_layers \(layers)")
         }
-        let intermediate = try fields.int("intermediate_size"), vocab = try fields.int("vocab_size")
+        var intermediate = try fields.int("intermediate_size")
+        // Qwen v1's w1 and w2 are each intermediate_size / 2 wide.
+        if arch == .qwen { intermediate /= 2 }
+        let vocab = try fields.int("vocab_size")
         // Sizes beyond any released model are a broken file, not a reason to try allocating them.
         for (name, value, limit) in [("hidden_size", hidden, 1 << 16), ("num_attention_heads", heads, 1 << 10),
                                      ("num_hidden_layers", layers, 1 << 10), ("intermediate_size", intermediate, 1 << 18),
@@ -131,12 +203,27 @@ extension ModelConfig {
         guard headDim > 0, headDim % 2 == 0, headDim <= 1024 else {
             throw TransformerError.config(path: path, reason: "head_dim \(headDim) must be a positive even number")
         }
-        let rope = try RoPEConfig(fields: fields, headDim: headDim)
+        if arch == .baichuan, layers == 40 {
+            throw TransformerError.unsupported(path: path, reason: "Baichuan 13B models use ALiBi positions, which are not supported yet (Baichuan2-7B, with rotary positions, is)")
+        }
+        let rotaryFraction = fields.optionalDouble("partial_rotary_factor") ?? fields.optionalDouble("rotary_pct")
+            ?? (fields.object("rope_parameters")?["partial_rotary_factor"] as? NSNumber)?.doubleValue ?? 1
+        let rotaryDim = Int(Double(headDim) * rotaryFraction)
+        guard rotaryDim >= 2, rotaryDim <= headDim, rotaryDim % 2 == 0 else {
+            throw TransformerError.config(path: path, reason: "partial rotary factor \(rotaryFraction) gives \(rotaryDim) rotated dimensions of \(headDim); it must be an even number from 2")
+        }
+        var maxPositions = max(1, fields.optionalInt("max_position_embeddings") ?? fields.optionalInt("model_max_length")
+                                   ?? fields.optionalInt("seq_length") ?? 32768)
+        // Qwen v1's dynamic NTK changes the rotary base past seq_length; we run up to seq_length, where it is inert.
+        if arch == .qwen, fields.optionalBool("use_dynamic_ntk") == true, let n = fields.optionalInt("seq_length"), n > 0 {
+            maxPositions = min(maxPositions, n)
+        }
+        let rope = try RoPEConfig(fields: fields, rotaryDim: rotaryDim, maxPositions: maxPositions)
         var window: Int? = nil
         var slidingLayers: [Bool] = []
         if let w = fields.optionalInt("sliding_window"), w > 0 {
             switch arch {
-            case .mistral:
+            case .mistral, .phi3:
                 window = w
             case .qwen2, .qwen3:
                 if fields.optionalBool("use_sliding_window") == true {
@@ -144,7 +231,7 @@ extension ModelConfig {
                     let from = fields.optionalInt("max_window_layers") ?? 28
                     slidingLayers = (0..<layers).map { $0 >= from }
                 }
-            case .llama:
+            case .llama, .qwen, .internlm2, .internlm3, .baichuan:
                 window = nil
             }
             // An explicit per-layer list wins (transformers 5 writes one).
@@ -156,19 +243,33 @@ extension ModelConfig {
         if let e = obj["eos_token_id"] as? NSNumber { eos = [e].compactMap { Int(exactly: $0.doubleValue) } }
         if let e = obj["eos_token_id"] as? [NSNumber] { eos = e.compactMap { Int(exactly: $0.doubleValue) } }
         let attentionBias = fields.optionalBool("attention_bias")
+        let qkvBias: Bool, outputBias: Bool, mlpBias: Bool
+        switch arch {
+        case .qwen2: (qkvBias, outputBias, mlpBias) = (true, false, false)
+        case .qwen:
+            // c_attn always has a bias; c_proj, w1 and w2 have one unless no_bias (true in every release).
+            let others = !(fields.optionalBool("no_bias") ?? true)
+            (qkvBias, outputBias, mlpBias) = (true, others, others)
+        case .internlm2, .internlm3:
+            let bias = fields.optionalBool("bias") ?? false
+            (qkvBias, outputBias, mlpBias) = (fields.optionalBool("qkv_bias") ?? bias, bias, arch == .internlm2 ? false : bias)
+        case .baichuan: (qkvBias, outputBias, mlpBias) = (false, false, false)
+        case .llama, .mistral, .qwen3, .phi3:
+            (qkvBias, outputBias, mlpBias) = (attentionBias ?? false, attentionBias ?? false, fields.optionalBool("mlp_bias") ?? false)
+        }
         self.init(
             architecture: arch, hiddenSize: hidden, intermediateSize: intermediate,
             layerCount: layers, headCount: heads, kvHeadCount: kvHeads, headDim: headDim,
-            vocabSize: vocab,
-            maxPositionEmbeddings: max(1, fields.optionalInt("max_position_embeddings") ?? 32768),
-            rmsNormEps: Float(fields.optionalDouble("rms_norm_eps") ?? 1e-6), rope: rope,
+            vocabSize: vocab, maxPositionEmbeddings: maxPositions,
+            rmsNormEps: Float(fields.optionalDouble("rms_norm_eps") ?? 1e-6), rope: rope, rotaryDim: rotaryDim,
             tieWordEmbeddings: fields.optionalBool("tie_word_embeddings") ?? false,
-            qkvBias: arch == .qwen2 ? true : (attentionBias ?? false),
-            outputBias: arch == .qwen2 ? false : (attentionBias ?? false),
-            mlpBias: fields.optionalBool("mlp_bias") ?? false, qkNorm: arch == .qwen3, slidingWindow: window,
+            qkvBias: qkvBias, outputBias: outputBias, mlpBias: mlpBias, qkNorm: arch == .qwen3, slidingWindow: window,
             bosTokenID: fields.optionalInt("bos_token_id"), eosTokenIDs: eos,
             storedDType: fields.optionalString("torch_dtype") ?? fields.optionalString("dtype"))
         self.slidingLayers = slidingLayers
+        if arch == .qwen, fields.optionalBool("use_logn_attn") == true, let n = fields.optionalInt("seq_length"), n > 1 {
+            lognScalingLength = n
+        }
     }
 
     /// Loads `config.json` from a model directory.
@@ -183,10 +284,15 @@ extension ModelConfig {
 
 /// Typed access to a JSON object with errors naming the file and the field.
 struct ConfigFields {
-    let obj: [String: Any]
+    private(set) var obj: [String: Any]
     let path: String
 
     init(_ obj: [String: Any], path: String) { self.obj = obj; self.path = path }
+
+    /// Makes each key's value readable under its common name too (a family's own spelling of a shared field).
+    mutating func alias(_ names: [String: String]) {
+        for (own, common) in names where obj[common] == nil { obj[common] = obj[own] }
+    }
 
     func string(_ key: String) throws -> String {
         guard let v = obj[key] else { throw TransformerError.config(path: path, reason: "missing field '\(key)'") }

@@ -16,47 +16,36 @@ public struct Linear: @unchecked Sendable {
     }
 }
 
-/// Weights of one decoder layer. Norm weights are f32; projections are stored in the compute dtype.
+/// Weights of one decoder layer. Norm weights are f32; projections are stored in the compute dtype. A family with
+/// fused projections has `qkv` / `gateUp` instead of their parts (`ModelConfig.projections`).
 public struct DecoderLayerWeights: @unchecked Sendable {
     public var inputNorm: FloatBuffer          // [C]
-    public var q, k, v, o: Linear              // [qDim, C], [kvDim, C], [kvDim, C], [C, qDim]
+    public var linears: [Projection: Linear]   // q [qDim, C], k/v [kvDim, C], qkv [qDim + 2 kvDim, C], o [C, qDim], ...
     public var qNorm: FloatBuffer?             // [headDim] (Qwen3)
     public var kNorm: FloatBuffer?             // [headDim] (Qwen3)
     public var postAttentionNorm: FloatBuffer  // [C]
-    public var gate, up, down: Linear          // [I, C], [I, C], [C, I]
+
+    public init(inputNorm: FloatBuffer, linears: [Projection: Linear], qNorm: FloatBuffer?, kNorm: FloatBuffer?,
+                postAttentionNorm: FloatBuffer) {
+        self.inputNorm = inputNorm
+        self.linears = linears
+        (self.qNorm, self.kNorm) = (qNorm, kNorm)
+        self.postAttentionNorm = postAttentionNorm
+    }
 
     public init(inputNorm: FloatBuffer, q: Linear, k: Linear, v: Linear, o: Linear, qNorm: FloatBuffer?,
                 kNorm: FloatBuffer?, postAttentionNorm: FloatBuffer, gate: Linear, up: Linear, down: Linear) {
-        self.inputNorm = inputNorm
-        (self.q, self.k, self.v, self.o) = (q, k, v, o)
-        (self.qNorm, self.kNorm) = (qNorm, kNorm)
-        self.postAttentionNorm = postAttentionNorm
-        (self.gate, self.up, self.down) = (gate, up, down)
+        self.init(inputNorm: inputNorm, linears: [.q: q, .k: k, .v: v, .o: o, .gate: gate, .up: up, .down: down],
+                  qNorm: qNorm, kNorm: kNorm, postAttentionNorm: postAttentionNorm)
     }
 
+    /// The projection `p` (which the model's config lists).
     public func linear(_ p: Projection) -> Linear {
-        switch p {
-        case .q: q
-        case .k: k
-        case .v: v
-        case .o: o
-        case .gate: gate
-        case .up: up
-        case .down: down
-        }
+        guard let l = linears[p] else { preconditionFailure("this layer has no \(p.rawValue)") }
+        return l
     }
 
-    public mutating func setLinear(_ p: Projection, _ value: Linear) {
-        switch p {
-        case .q: q = value
-        case .k: k = value
-        case .v: v = value
-        case .o: o = value
-        case .gate: gate = value
-        case .up: up = value
-        case .down: down = value
-        }
-    }
+    public mutating func setLinear(_ p: Projection, _ value: Linear) { linears[p] = value }
 }
 
 /// All weights of a decoder-only model.
@@ -84,8 +73,7 @@ public final class ModelWeights: @unchecked Sendable {
         var total = embedding.byteCount + finalNorm.count * 4
         if !config.tieWordEmbeddings { total += lmHead.byteCount }
         for l in layers {
-            for p in Projection.allCases {
-                let lin = l.linear(p)
+            for lin in l.linears.values {
                 total += lin.weight.byteCount + (lin.bias?.count ?? 0) * 4
             }
             total += (l.inputNorm.count + l.postAttentionNorm.count + (l.qNorm?.count ?? 0) + (l.kNorm?.count ?? 0)) * 4
@@ -147,7 +135,7 @@ extension ModelWeights {
         var tensors: [BaseTensor] = [.embedding]
         if !config.tieWordEmbeddings { tensors.append(.lmHead) }
         for l in 0..<config.layerCount {
-            tensors += Projection.allCases.map { .weight(ProjectionSite(layer: l, projection: $0)) }
+            tensors += config.projections.map { .weight(ProjectionSite(layer: l, projection: $0)) }
         }
         for t in tensors {
             guard case .matrix(let m)? = storage(t) else { continue }
@@ -162,7 +150,7 @@ extension ModelWeights {
     }
 
     /// The block format of the projections (nil when they are f32 or bf16).
-    public var quantType: QuantType? { layers.first?.q.weight.quantType }
+    public var quantType: QuantType? { layers.first?.linear(.o).weight.quantType }
 }
 
 extension ModelWeights {
@@ -171,39 +159,34 @@ extension ModelWeights {
     public static func load(directory: ModelDirectory, config: ModelConfig, dtype: DType,
                             quantize: QuantType? = nil) throws -> ModelWeights {
         guard dtype != .float16 else { throw TransformerError.input(reason: "compute dtype float16 is not supported; use float32 or bfloat16") }
-        let c = config.hiddenSize, i = config.intermediateSize
+        let c = config.hiddenSize, names = config.layout
         let loader = WeightLoader(directory: directory, dtype: dtype, quantize: quantize,
                                   gptq: try GPTQConfig(configData: directory.configData, path: directory.url.appendingPathComponent("config.json").path))
-        let embedding = try loader.matrix(WeightNames.embedding, rows: config.vocabSize, cols: c)
+        let embedding = try loader.matrix(names.embedding, rows: config.vocabSize, cols: c)
         var layers: [DecoderLayerWeights] = []
         for l in 0..<config.layerCount {
-            func lin(_ p: Projection, out: Int, inp: Int, bias: Bool) throws -> Linear {
-                let name = WeightNames.projection(layer: l, p)
-                return Linear(weight: try loader.matrix(name + ".weight", rows: out, cols: inp),
-                              bias: bias ? try loader.vector(name + ".bias", count: out) : nil)
+            var linears: [Projection: Linear] = [:]
+            for p in config.projections {
+                let site = ProjectionSite(layer: l, projection: p), (inp, out) = config.features(p)
+                linears[p] = Linear(weight: try loader.matrix(names.name(.weight(site)), rows: out, cols: inp),
+                                    bias: config.hasBias(p) ? try loader.vector(names.name(.bias(site)), count: out) : nil)
             }
             layers.append(DecoderLayerWeights(
-                inputNorm: try loader.vector(WeightNames.inputNorm(l), count: c),
-                q: try lin(.q, out: config.qDim, inp: c, bias: config.qkvBias),
-                k: try lin(.k, out: config.kvDim, inp: c, bias: config.qkvBias),
-                v: try lin(.v, out: config.kvDim, inp: c, bias: config.qkvBias),
-                o: try lin(.o, out: c, inp: config.qDim, bias: config.outputBias),
-                qNorm: config.qkNorm ? try loader.vector(WeightNames.qNorm(l), count: config.headDim) : nil,
-                kNorm: config.qkNorm ? try loader.vector(WeightNames.kNorm(l), count: config.headDim) : nil,
-                postAttentionNorm: try loader.vector(WeightNames.postAttentionNorm(l), count: c),
-                gate: try lin(.gate, out: i, inp: c, bias: config.mlpBias),
-                up: try lin(.up, out: i, inp: c, bias: config.mlpBias),
-                down: try lin(.down, out: c, inp: i, bias: config.mlpBias)))
+                inputNorm: try loader.vector(names.name(.inputNorm(l)), count: c), linears: linears,
+                qNorm: config.qkNorm ? try loader.vector(names.name(.qNorm(l)), count: config.headDim) : nil,
+                kNorm: config.qkNorm ? try loader.vector(names.name(.kNorm(l)), count: config.headDim) : nil,
+                postAttentionNorm: try loader.vector(names.name(.postAttentionNorm(l)), count: c)))
         }
-        let finalNorm = try loader.vector(WeightNames.finalNorm, count: c)
-        let lmHead: WeightMatrix
+        let finalNorm = try loader.vector(names.finalNorm, count: c)
+        var lmHead: WeightMatrix
         if config.tieWordEmbeddings {
             lmHead = embedding
-        } else if directory.contains(WeightNames.lmHead) {
-            lmHead = try loader.matrix(WeightNames.lmHead, rows: config.vocabSize, cols: c)
+        } else if directory.contains(names.lmHead) {
+            lmHead = try loader.matrix(names.lmHead, rows: config.vocabSize, cols: c)
         } else {
-            throw TransformerError.weights(reason: "\(directory.url.path): '\(WeightNames.lmHead)' is missing and config.json has tie_word_embeddings false")
+            throw TransformerError.weights(reason: "\(directory.url.path): '\(names.lmHead)' is missing and config.json has tie_word_embeddings false")
         }
+        if config.normHead { lmHead = lmHead.rowNormalized() }
         let weights = ModelWeights(config: config, dtype: dtype, embedding: embedding, layers: layers,
                                    finalNorm: finalNorm, lmHead: lmHead)
         // Matrices that could not take the format directly (q4_k rows of 896) get its fallback here.
@@ -291,18 +274,4 @@ final class WeightLoader {
             return WeightMatrix(rows: rows, cols: cols, storage: .float32(UnsafePointer(floats.pointer)), owner: floats)
         }
     }
-}
-
-/// Hugging Face tensor names: the one place they are spelled.
-public enum WeightNames {
-    public static let embedding = "model.embed_tokens.weight"
-    public static let finalNorm = "model.norm.weight"
-    public static let lmHead = "lm_head.weight"
-    public static func layerPrefix(_ l: Int) -> String { "model.layers.\(l)" }
-    public static func inputNorm(_ l: Int) -> String { "\(layerPrefix(l)).input_layernorm.weight" }
-    public static func postAttentionNorm(_ l: Int) -> String { "\(layerPrefix(l)).post_attention_layernorm.weight" }
-    public static func qNorm(_ l: Int) -> String { "\(layerPrefix(l)).self_attn.q_norm.weight" }
-    public static func kNorm(_ l: Int) -> String { "\(layerPrefix(l)).self_attn.k_norm.weight" }
-    /// `model.layers.{l}.self_attn.q_proj` (append `.weight` / `.bias`).
-    public static func projection(layer l: Int, _ p: Projection) -> String { "\(layerPrefix(l)).\(p.module).\(p.rawValue)" }
 }

@@ -1,13 +1,18 @@
-/// The seven linear projections of a decoder layer, named as in Hugging Face checkpoints.
+/// The linear projections of a decoder layer by role, with the names Llama-layout checkpoints give them. A family
+/// that fuses some of them into one matrix (Qwen v1's `c_attn`, Phi-3's `qkv_proj` and `gate_up_proj`,
+/// InternLM2's `wqkv`, Baichuan2's `W_pack`) has `qkv` / `gateUp` in place of the parts: `ModelConfig.projections`
+/// lists the ones a model has, and `WeightLayout` names them as its checkpoints do.
 public enum Projection: String, CaseIterable, Sendable, Codable, Comparable {
-    case q = "q_proj", k = "k_proj", v = "v_proj", o = "o_proj"
-    case gate = "gate_proj", up = "up_proj", down = "down_proj"
+    case q = "q_proj", k = "k_proj", v = "v_proj", qkv = "qkv_proj", o = "o_proj"
+    case gate = "gate_proj", up = "up_proj", gateUp = "gate_up_proj", down = "down_proj"
 
-    /// The parent module in Hugging Face names (`self_attn` or `mlp`).
-    public var module: String {
+    /// The block it belongs to in Llama-layout names (`self_attn` or `mlp`).
+    public var module: String { isAttention ? "self_attn" : "mlp" }
+
+    public var isAttention: Bool {
         switch self {
-        case .q, .k, .v, .o: "self_attn"
-        case .gate, .up, .down: "mlp"
+        case .q, .k, .v, .qkv, .o: true
+        case .gate, .up, .gateUp, .down: false
         }
     }
 
@@ -26,10 +31,8 @@ public struct ProjectionSite: Hashable, Sendable, Comparable, CustomStringConver
         self.projection = projection
     }
 
-    /// `model.layers.3.self_attn.q_proj`
-    public var moduleName: String { "model.layers.\(layer).\(projection.module).\(projection.rawValue)" }
-
-    public var description: String { moduleName }
+    /// `layer 3 q_proj` (checkpoint names come from the model's `WeightLayout`).
+    public var description: String { "layer \(layer) \(projection.rawValue)" }
 
     public static func < (a: ProjectionSite, b: ProjectionSite) -> Bool {
         (a.layer, Projection.allCases.firstIndex(of: a.projection)!) < (b.layer, Projection.allCases.firstIndex(of: b.projection)!)

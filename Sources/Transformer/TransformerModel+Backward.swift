@@ -18,10 +18,16 @@ extension TransformerModel {
         projectBackward(.down, layer: l, x: b.act.pointer, dy: dDown, rows: n, dx: da.pointer, accumulate: false,
                         context: context)
         Ops.swigluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
-        projectBackward(.gate, layer: l, x: b.xn.pointer, dy: dg.pointer, rows: n, dx: dxn.pointer, accumulate: false,
-                        context: context)
-        projectBackward(.up, layer: l, x: b.xn.pointer, dy: du.pointer, rows: n, dx: dxn.pointer, accumulate: true,
-                        context: context)
+        if c.fusedGateUp, let fused = b.fused {
+            FusedColumns.gateUp(c).join([dg.pointer, du.pointer], widths: [I, I], rows: n, into: fused.pointer)
+            projectBackward(.gateUp, layer: l, x: b.xn.pointer, dy: fused.pointer, rows: n, dx: dxn.pointer,
+                            accumulate: false, context: context)
+        } else {
+            projectBackward(.gate, layer: l, x: b.xn.pointer, dy: dg.pointer, rows: n, dx: dxn.pointer, accumulate: false,
+                            context: context)
+            projectBackward(.up, layer: l, x: b.xn.pointer, dy: du.pointer, rows: n, dx: dxn.pointer, accumulate: true,
+                            context: context)
+        }
         if let g = adapter?.baseGradient(.postAttentionNorm(l)) {
             Ops.rmsNormWeightGradient(dxn.pointer, x: s.x2.pointer, rstd: s.rstd2.pointer, rows: n, cols: C, into: g)
         }
@@ -33,9 +39,11 @@ extension TransformerModel {
                         context: context)
         attendBackward(l, batch: batch, saved: s, buffers: b, dout: datt.pointer, dq: dq.pointer, dk: dk.pointer,
                        dv: dv.pointer)
+        let passes = ropePasses(batch)
         batch.positions.withUnsafeBufferPointer { pos in
-            rope.apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true)
-            rope.apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true)
+            if !context.training { applyLogn(dq.pointer, rows: n, positions: pos.baseAddress!) }
+            rope.apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true, passes: passes)
+            rope.apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true, passes: passes)
         }
         if let qRaw = s.qRaw, let kRaw = s.kRaw, let qn = w.qNorm, let kn = w.kNorm {
             if let g = adapter?.baseGradient(.qNorm(l)) {
@@ -55,12 +63,19 @@ extension TransformerModel {
                            eps: c.rmsNormEps)
         let inputNormGradient = adapter?.baseGradient(.inputNorm(l))
         let dxnOut: UnsafeMutablePointer<Float>? = needInputGradient || inputNormGradient != nil ? dxn.pointer : nil
-        projectBackward(.q, layer: l, x: b.xn.pointer, dy: dq.pointer, rows: n, dx: dxnOut, accumulate: false,
-                        context: context)
-        projectBackward(.k, layer: l, x: b.xn.pointer, dy: dk.pointer, rows: n, dx: dxnOut, accumulate: true,
-                        context: context)
-        projectBackward(.v, layer: l, x: b.xn.pointer, dy: dv.pointer, rows: n, dx: dxnOut, accumulate: true,
-                        context: context)
+        if c.qkvFusion != nil, let fused = b.fused {
+            FusedColumns.qkv(c).join([dq.pointer, dk.pointer, dv.pointer], widths: [c.qDim, c.kvDim, c.kvDim], rows: n,
+                                     into: fused.pointer)
+            projectBackward(.qkv, layer: l, x: b.xn.pointer, dy: fused.pointer, rows: n, dx: dxnOut, accumulate: false,
+                            context: context)
+        } else {
+            projectBackward(.q, layer: l, x: b.xn.pointer, dy: dq.pointer, rows: n, dx: dxnOut, accumulate: false,
+                            context: context)
+            projectBackward(.k, layer: l, x: b.xn.pointer, dy: dk.pointer, rows: n, dx: dxnOut, accumulate: true,
+                            context: context)
+            projectBackward(.v, layer: l, x: b.xn.pointer, dy: dv.pointer, rows: n, dx: dxnOut, accumulate: true,
+                            context: context)
+        }
         if let g = inputNormGradient {
             Ops.rmsNormWeightGradient(dxn.pointer, x: x, rstd: s.rstd1.pointer, rows: n, cols: C, into: g)
         }

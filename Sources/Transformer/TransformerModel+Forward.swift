@@ -9,18 +9,21 @@ extension TransformerModel {
         // Attention block.
         Ops.rmsNormForward(x, weight: w.inputNorm.pointer, out: b.xn.pointer, rstd: s.rstd1.pointer, rows: n, cols: C,
                            eps: c.rmsNormEps)
-        project(.q, layer: l, x: b.xn.pointer, rows: n, out: s.qRaw?.pointer ?? s.q.pointer, context: context)
-        project(.k, layer: l, x: b.xn.pointer, rows: n, out: s.kRaw?.pointer ?? s.k.pointer, context: context)
-        project(.v, layer: l, x: b.xn.pointer, rows: n, out: s.v.pointer, context: context)
+        projectQKV(layer: l, x: b.xn.pointer, rows: n, q: s.qRaw?.pointer ?? s.q.pointer, k: s.kRaw?.pointer ?? s.k.pointer,
+                   v: s.v.pointer, fused: b.fused?.pointer) { p, out in
+            project(p, layer: l, x: b.xn.pointer, rows: n, out: out, context: context)
+        }
         if let qRaw = s.qRaw, let kRaw = s.kRaw, let qn = w.qNorm, let kn = w.kNorm {
             Ops.rmsNormForward(qRaw.pointer, weight: qn.pointer, out: s.q.pointer, rstd: s.qRstd!.pointer,
                                rows: n * c.headCount, cols: c.headDim, eps: c.rmsNormEps)
             Ops.rmsNormForward(kRaw.pointer, weight: kn.pointer, out: s.k.pointer, rstd: s.kRstd!.pointer,
                                rows: n * c.kvHeadCount, cols: c.headDim, eps: c.rmsNormEps)
         }
+        let passes = ropePasses(batch)
         batch.positions.withUnsafeBufferPointer { pos in
-            rope.apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!)
-            rope.apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!)
+            rope.apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
+            rope.apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
+            if !context.training { applyLogn(s.q.pointer, rows: n, positions: pos.baseAddress!) }
         }
         attend(l, batch: batch, saved: s, buffers: b)
         project(.o, layer: l, x: s.att.pointer, rows: n, out: b.tmp.pointer, context: context)
@@ -31,14 +34,22 @@ extension TransformerModel {
         // MLP block.
         Ops.rmsNormForward(s.x2.pointer, weight: w.postAttentionNorm.pointer, out: b.xn.pointer, rstd: s.rstd2.pointer,
                            rows: n, cols: C, eps: c.rmsNormEps)
-        project(.gate, layer: l, x: b.xn.pointer, rows: n, out: s.g.pointer, context: context)
-        project(.up, layer: l, x: b.xn.pointer, rows: n, out: s.u.pointer, context: context)
+        projectGateUp(layer: l, rows: n, gate: s.g.pointer, up: s.u.pointer, fused: b.fused?.pointer) { p, out in
+            project(p, layer: l, x: b.xn.pointer, rows: n, out: out, context: context)
+        }
         Ops.swigluForward(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * c.intermediateSize)
         project(.down, layer: l, x: b.act.pointer, rows: n, out: b.tmp.pointer, context: context)
         if let a = adapter, a.adapts(.mlp, layer: l) {
             a.sublayerForward(.mlp, layer: l, residual: s.x2.pointer, output: b.tmp.pointer, rows: n, context: context)
         }
         Ops.sum(s.x2.pointer, b.tmp.pointer, into: out, count: n * C)
+    }
+
+    /// Each packed sequence is its own pass for the rotary embedding (as if run alone).
+    func ropePasses(_ batch: PackedBatch) -> [RoPE.Pass] {
+        zip(batch.starts, batch.lengths).map { start, length in
+            (start..<(start + length), length > 0 ? Int(batch.positions[start + length - 1]) : 0)
+        }
     }
 
     /// Hook point 2: attention of every sequence of the batch, behind the adapter's prefix keys and values if any.

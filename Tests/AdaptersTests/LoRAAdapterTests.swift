@@ -72,8 +72,8 @@ final class LoRAAdapterTests: XCTestCase {
     func testTargetMatching() throws {
         let m = try tinyModel()
         func sites(_ t: LoRAConfig.Targets, layers: [Int]? = nil) throws -> [String] {
-            try TargetModules.sites(for: LoRAConfig(targetModules: t, layersToTransform: layers), layerCount: 2)
-                .map(\.moduleName)
+            try TargetModules.sites(for: LoRAConfig(targetModules: t, layersToTransform: layers), model: m.config)
+                .map(m.config.layout.moduleName)
         }
         XCTAssertEqual(try sites(.names(["q_proj", "v_proj"])).count, 4)
         XCTAssertEqual(try sites(.allLinear).count, 14)

@@ -73,7 +73,7 @@ final class LoRAGoldenTests: XCTestCase {
             for s in lora.orderedSites {
                 for (matrix, offset, size) in [("lora_A", s.aOffset, s.rank * s.inFeatures),
                                                ("lora_B", s.bOffset, s.outFeatures * s.rank)] {
-                    let key = LoRAAdapter.key(s.site, matrix)
+                    let key = LoRAAdapter.key(s.moduleName, matrix)
                     let expected = try XCTUnwrap(golden.grads[key], key)
                     let ours = Array(UnsafeBufferPointer(start: lora.gradients.pointer + offset, count: size))
                     // f32 on both sides with different summation orders: the worst element differs from autograd

@@ -148,35 +148,40 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(variance, 1, accuracy: 0.05)
     }
 
-    /// RoPE against its definition in Double on every tier; rotating back restores the input.
+    /// RoPE against its definition in Double on every tier, over the whole head and over its first half (partial
+    /// rotary: the rest passes through); rotating back restores the input.
     func testRoPEMatchesNaiveAndInverts() {
         let (rows, heads, d, positions) = (5, 3, 16, 9)
-        let half = d / 2
-        var cosT = [Float](repeating: 0, count: positions * half), sinT = cosT
-        for p in 0..<positions {
-            for i in 0..<half {
-                let angle = Double(p) * pow(10000, -Double(2 * i) / Double(d))
-                cosT[p * half + i] = Float(cos(angle))
-                sinT[p * half + i] = Float(sin(angle))
-            }
-        }
-        let pos: [Int32] = [0, 3, 8, 1, 5]
-        let x = randomArray(rows * heads * d, seed: 41)
-        bothPaths { path in
-            var y = x
-            Ops.rope(&y, rows: rows, heads: heads, headDim: d, positions: pos, cos: cosT, sin: sinT, sign: 1)
-            for r in 0..<rows {
-                for h in 0..<heads {
-                    for i in 0..<half {
-                        let at = (r * heads + h) * d, c = Double(cosT[Int(pos[r]) * half + i]), s = Double(sinT[Int(pos[r]) * half + i])
-                        let a = Double(x[at + i]), b = Double(x[at + i + half])
-                        XCTAssertEqual(Double(y[at + i]), a * c - b * s, accuracy: 1e-6, path)
-                        XCTAssertEqual(Double(y[at + i + half]), b * c + a * s, accuracy: 1e-6, path)
-                    }
+        for rot in [d, d / 2] {
+            let half = rot / 2
+            var cosT = [Float](repeating: 0, count: positions * half), sinT = cosT
+            for p in 0..<positions {
+                for i in 0..<half {
+                    let angle = Double(p) * pow(10000, -Double(2 * i) / Double(rot))
+                    cosT[p * half + i] = Float(cos(angle))
+                    sinT[p * half + i] = Float(sin(angle))
                 }
             }
-            Ops.rope(&y, rows: rows, heads: heads, headDim: d, positions: pos, cos: cosT, sin: sinT, sign: -1)
-            assertClose(y, x, atol: 1e-6, path)
+            let pos: [Int32] = [0, 3, 8, 1, 5]
+            let x = randomArray(rows * heads * d, seed: 41)
+            bothPaths { path in
+                var y = x
+                Ops.rope(&y, rows: rows, heads: heads, headDim: d, rotaryDim: rot, positions: pos, cos: cosT, sin: sinT, sign: 1)
+                for r in 0..<rows {
+                    for h in 0..<heads {
+                        let at = (r * heads + h) * d
+                        for i in 0..<half {
+                            let c = Double(cosT[Int(pos[r]) * half + i]), s = Double(sinT[Int(pos[r]) * half + i])
+                            let a = Double(x[at + i]), b = Double(x[at + i + half])
+                            XCTAssertEqual(Double(y[at + i]), a * c - b * s, accuracy: 1e-6, path)
+                            XCTAssertEqual(Double(y[at + i + half]), b * c + a * s, accuracy: 1e-6, path)
+                        }
+                        for i in rot..<d { XCTAssertEqual(y[at + i], x[at + i], path) }
+                    }
+                }
+                Ops.rope(&y, rows: rows, heads: heads, headDim: d, rotaryDim: rot, positions: pos, cos: cosT, sin: sinT, sign: -1)
+                assertClose(y, x, atol: 1e-6, path)
+            }
         }
     }
 }

@@ -72,10 +72,10 @@ final class FullFineTuningTests: XCTestCase {
         }
         // Selections by module and from the front.
         let c = try TransformerModel.load(directory: modelFixture("tiny-qwen3"), dtype: .float32).config
-        let attn = try FreezeConfig(trainableLayers: -1, trainableModules: ["self_attn"]).tensors(c).map(\.name)
+        let attn = try FreezeConfig(trainableLayers: -1, trainableModules: ["self_attn"]).tensors(c).map(c.layout.name)
         XCTAssertEqual(Set(attn), Set(["q_proj", "k_proj", "v_proj", "o_proj"].map { "model.layers.0.self_attn.\($0).weight" }
                                       + ["model.layers.0.self_attn.q_norm.weight", "model.layers.0.self_attn.k_norm.weight"]))
-        let mlp = try FreezeConfig(trainableLayers: 1, trainableModules: ["mlp", "input_layernorm"], extraModules: ["lm_head"]).tensors(c).map(\.name)
+        let mlp = try FreezeConfig(trainableLayers: 1, trainableModules: ["mlp", "input_layernorm"], extraModules: ["lm_head"]).tensors(c).map(c.layout.name)
         XCTAssertEqual(mlp.count, 5)
         // A tied LM head is the embedding.
         XCTAssertTrue(mlp.contains(c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"), "\(mlp)")

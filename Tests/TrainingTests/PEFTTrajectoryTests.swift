@@ -24,8 +24,8 @@ final class PEFTTrajectoryTests: XCTestCase {
         for s in lora.orderedSites {
             let a = Array(UnsafeBufferPointer(start: lora.parameters.pointer + s.aOffset, count: s.rank * s.inFeatures))
             let b = Array(UnsafeBufferPointer(start: lora.parameters.pointer + s.bOffset, count: s.outFeatures * s.rank))
-            let ea = try XCTUnwrap(final[LoRAAdapter.key(s.site, "lora_A")])
-            let eb = try XCTUnwrap(final[LoRAAdapter.key(s.site, "lora_B")])
+            let ea = try XCTUnwrap(final[LoRAAdapter.key(s.moduleName, "lora_A")])
+            let eb = try XCTUnwrap(final[LoRAAdapter.key(s.moduleName, "lora_B")])
             // Parameters after 10 steps of lr <= 0.05: agreement to ~1e-4 absolute.
             assertClose(a, ea, atol: 5e-4, "\(s.site) A")
             assertClose(b, eb, atol: 5e-4, "\(s.site) B")

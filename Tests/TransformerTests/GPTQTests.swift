@@ -16,7 +16,7 @@ final class GPTQTests: XCTestCase {
             for dtype in [DType.float32, .bfloat16] {
                 let m = try TransformerModel.load(directory: modelFixture(name), dtype: dtype)
                 XCTAssertEqual(m.weights.quantType, .q4_0, "projections stay 4-bit")
-                XCTAssertEqual(m.weights.layers[0].q.weight.inputOrder != nil, name.hasSuffix("actorder"))
+                XCTAssertEqual(m.weights.layers[0].linear(.q).weight.inputOrder != nil, name.hasSuffix("actorder"))
                 let logits = m.logits(PackedBatch(sequences: golden.sequences))
                 // f32: the same weights exactly; bf16 rounds embeddings and inputs of the f16 parts.
                 assertClose(logits, golden.logits.flatMap { $0 }, atol: dtype == .float32 ? 2e-4 : 5e-2, "\(name) \(dtype)")
@@ -28,7 +28,7 @@ final class GPTQTests: XCTestCase {
     func testActOrderProductsEqualTheDenseMatrix() throws {
         let m = try TransformerModel.load(directory: modelFixture("tiny-qwen2-gptq-actorder"), dtype: .float32)
         var rng = SeededGenerator(seed: 5)
-        for w in [m.weights.layers[0].q.weight, m.weights.layers[1].down.weight] {
+        for w in [m.weights.layers[0].linear(.q).weight, m.weights.layers[1].linear(.down).weight] {
             let order = try XCTUnwrap(w.inputOrder)
             XCTAssertNotEqual(order.indices, (0..<Int32(w.cols)).map { $0 }, "a real permutation")
             let dense = w.toFloat()

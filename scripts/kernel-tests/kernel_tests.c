@@ -1161,13 +1161,16 @@ static void test_q8x(void) {
 static void test_rope(void) {
     static const size_t ds[] = {2, 8, 16, 64, 128};
     char what[64];
-    for (size_t t = 0; t < sizeof ds / sizeof ds[0]; t++) {
-        const size_t d = ds[t], half = d / 2, rows = 5, heads = 3, positions = 11;
-        seed(700 + d);
+    for (size_t t = 0; t < sizeof ds / sizeof ds[0]; t++)
+    for (size_t part = 0; part < 2; part++) {
+        // The whole head rotated, then (partial rotary) only its first half when that is even.
+        const size_t d = ds[t], rot = part ? d / 2 : d, half = rot / 2, rows = 5, heads = 3, positions = 11;
+        if (rot < 2 || rot % 2) continue;
+        seed(700 + d + part);
         float *cs = xmalloc(positions * half * 4), *sn = xmalloc(positions * half * 4);
         for (size_t p = 0; p < positions; p++)
             for (size_t i = 0; i < half; i++) {
-                const double angle = (double)p * pow(10000.0, -2.0 * (double)i / (double)d);
+                const double angle = (double)p * pow(10000.0, -2.0 * (double)i / (double)rot);
                 cs[p * half + i] = (float)cos(angle);
                 sn[p * half + i] = (float)sin(angle);
             }
@@ -1177,6 +1180,7 @@ static void test_rope(void) {
         double *ref = xmalloc(n * 8);
         fill(x, n, 2);
         memcpy(y, x, n * 4);
+        for (size_t i = 0; i < n; i++) ref[i] = x[i];
         for (size_t r = 0; r < rows; r++)
             for (size_t h = 0; h < heads; h++)
                 for (size_t i = 0; i < half; i++) {
@@ -1185,10 +1189,10 @@ static void test_rope(void) {
                     ref[at + i] = (double)x[at + i] * c - (double)x[at + i + half] * s;
                     ref[at + i + half] = (double)x[at + i + half] * c + (double)x[at + i] * s;
                 }
-        snprintf(what, sizeof what, "d=%zu", d);
-        pk_rope(y, rows, heads, d, pos, cs, sn, 1.0f);
+        snprintf(what, sizeof what, "d=%zu rot=%zu", d, rot);
+        pk_rope(y, rows, heads, d, rot, pos, cs, sn, 1.0f);
         expect_close("pk_rope", what, y, ref, NULL, n, 1e-6, 1e-6);
-        pk_rope(y, rows, heads, d, pos, cs, sn, -1.0f);
+        pk_rope(y, rows, heads, d, rot, pos, cs, sn, -1.0f);
         for (size_t i = 0; i < n; i++) ref[i] = x[i];
         expect_close("pk_rope(inverse)", what, y, ref, NULL, n, 1e-6, 1e-6);
         free(cs), free(sn), free(x), free(y), free(ref);

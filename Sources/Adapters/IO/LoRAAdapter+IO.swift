@@ -9,9 +9,9 @@ extension LoRAAdapter {
     public static let configFileName = AdapterFiles.configFileName
     public static let weightsFileName = AdapterFiles.weightsFileName
 
-    /// The safetensors key PEFT uses for a site's matrix (`lora_A` or `lora_B`).
-    public static func key(_ site: ProjectionSite, _ matrix: String) -> String {
-        "base_model.model.\(site.moduleName).\(matrix).weight"
+    /// The safetensors key PEFT uses for a module's matrix (`lora_A` or `lora_B`).
+    public static func key(_ moduleName: String, _ matrix: String) -> String {
+        "base_model.model.\(moduleName).\(matrix).weight"
     }
 
     /// Writes the adapter folder atomically (a failure keeps any earlier adapter intact).
@@ -51,10 +51,10 @@ extension LoRAAdapter {
                                                 ("lora_B.weight", [s.outFeatures, s.rank], s.bOffset)]
             if let mo = s.magnitudeOffset { parts.append(("lora_magnitude_vector", [s.outFeatures], mo)) }
             for (suffix, shape, offset) in parts {
-                var name = "\(s.site.moduleName).\(suffix)"
+                var name = "\(s.moduleName).\(suffix)"
                 if found[name] == nil, suffix == "lora_magnitude_vector" { name += ".weight" }
                 used.insert(name)
-                AdapterFiles.copy(name, key: "base_model.model.\(s.site.moduleName).\(suffix)", shape: shape, from: found,
+                AdapterFiles.copy(name, key: "base_model.model.\(s.moduleName).\(suffix)", shape: shape, from: found,
                                   into: adapter.parameters.pointer + offset, problems: &problems)
             }
         }

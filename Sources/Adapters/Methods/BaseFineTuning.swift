@@ -7,8 +7,8 @@ import Transformer
 public struct FreezeConfig: Sendable, Equatable {
     /// The last N layers train; a negative N means the first -N.
     public var trainableLayers: Int = 2
-    /// Within those layers: `all`, `mlp`, `self_attn`, `input_layernorm`, `post_attention_layernorm` or projection
-    /// names (`q_proj`, ...).
+    /// Within those layers: `all`, `mlp`, `self_attn`, `input_layernorm`, `post_attention_layernorm`, projection
+    /// names (`q_proj`, ...) or any part of the family's own module names (`c_attn`, `attention`, `ln_1`, ...).
     public var trainableModules: [String] = ["all"]
     /// Outside the layers: any of `embed_tokens`, `norm` (the final norm), `lm_head`.
     public var extraModules: [String] = []
@@ -19,8 +19,14 @@ public struct FreezeConfig: Sendable, Equatable {
         self.extraModules = extraModules
     }
 
-    public static let moduleNames = ["all", "mlp", "self_attn", "input_layernorm", "post_attention_layernorm"]
-        + Projection.allCases.map(\.rawValue) + ["q_norm", "k_norm"]
+    /// The module words a model with config `c` accepts.
+    public static func moduleNames(_ c: ModelConfig) -> [String] {
+        var words = Set(["all"]), ordered: [String] = ["all"]
+        for t in BaseTensor.all(c) {
+            for w in c.layout.selectors(t).sorted() where words.insert(w).inserted { ordered.append(w) }
+        }
+        return ordered
+    }
     public static let extraNames = ["embed_tokens", "norm", "lm_head"]
 
     /// The tensors these settings make trainable in a model with config `c`; every bad setting is an error.
@@ -29,21 +35,18 @@ public struct FreezeConfig: Sendable, Equatable {
         guard n != 0, abs(n) <= c.layerCount else {
             throw AdapterError.config(path: "--freeze-trainable-layers", reason: "\(n) is outside the model's \(c.layerCount) layers (use 1...\(c.layerCount), or -1...-\(c.layerCount) for the first layers)")
         }
-        if let bad = trainableModules.first(where: { !Self.moduleNames.contains($0) }) {
-            throw AdapterError.config(path: "--freeze-trainable-modules", reason: "unknown module '\(bad)'; choose from \(Self.moduleNames.joined(separator: ", "))")
+        let known = Self.moduleNames(c)
+        if let bad = trainableModules.first(where: { !known.contains($0) }) {
+            throw AdapterError.config(path: "--freeze-trainable-modules", reason: "unknown module '\(bad)'; choose from \(known.joined(separator: ", "))")
         }
         if let bad = extraModules.first(where: { !Self.extraNames.contains($0) }) {
             throw AdapterError.config(path: "--freeze-extra-modules", reason: "unknown module '\(bad)'; choose from \(Self.extraNames.joined(separator: ", "))")
         }
         let layers = n > 0 ? Array((c.layerCount - n)..<c.layerCount) : Array(0..<(-n))
-        func chosen(_ name: String) -> Bool {
-            trainableModules.contains { m in m == "all" || name.contains(".\(m).") || name.hasSuffix(".\(m)") }
-        }
         var list = BaseTensor.all(c).filter { t in
             guard let l = t.layer, layers.contains(l) else { return false }
-            // Module path inside the layer, e.g. "self_attn.q_proj.weight".
-            let inner = String(t.name.dropFirst(WeightNames.layerPrefix(l).count))
-            return chosen(inner)
+            let words = c.layout.selectors(t)
+            return trainableModules.contains { $0 == "all" || words.contains($0) }
         }
         if extraModules.contains("embed_tokens") || (extraModules.contains("lm_head") && c.tieWordEmbeddings) {
             list.insert(.embedding, at: 0)
@@ -61,6 +64,8 @@ public struct FreezeConfig: Sendable, Equatable {
 public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
     public struct Entry: Sendable {
         public let tensor: BaseTensor
+        /// The tensor's name in the model's checkpoints.
+        public let name: String
         public let shape: [Int]
         public let offset: Int
         public var count: Int { shape.reduce(1, *) }
@@ -95,7 +100,7 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
             case .matrix(let m): shape = [m.rows, m.cols]
             case .vector(let v): shape = [v.count]
             }
-            list.append(Entry(tensor: t, shape: shape, offset: offset))
+            list.append(Entry(tensor: t, name: c.layout.name(t), shape: shape, offset: offset))
             offset += shape.reduce(1, *)
         }
         entries = list
@@ -134,7 +139,7 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
     // MARK: TrainableAdapter
 
     public var namedParameters: [NamedParameter] {
-        entries.map { NamedParameter(name: $0.tensor.name, shape: $0.shape, offset: $0.offset) }
+        entries.map { NamedParameter(name: $0.name, shape: $0.shape, offset: $0.offset) }
     }
 
     public func peftConfig(baseModel: String?) -> [String: Any] {
@@ -163,12 +168,12 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
 
     public func reserve(rows: Int) {}
 
-    public var mergedTensorNames: [String] { entries.map(\.tensor.name) }
+    public var mergedTensorNames: [String] { entries.map(\.name) }
     public var mergeOverwrites: Bool { true }
 
     /// The trained values of `name`.
     public func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool {
-        guard let e = entries.first(where: { $0.tensor.name == name }), e.count == shape.reduce(1, *) else { return false }
+        guard let e = entries.first(where: { $0.name == name }), e.count == shape.reduce(1, *) else { return false }
         values.update(from: parameters.pointer + e.offset, count: e.count)
         return true
     }

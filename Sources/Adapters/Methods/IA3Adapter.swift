@@ -49,6 +49,8 @@ public struct IA3Config: Sendable, Equatable {
 public final class IA3Adapter: TrainableAdapter, @unchecked Sendable {
     public struct Site: Sendable {
         public let site: ProjectionSite
+        /// The module's name in the model's checkpoints.
+        public let moduleName: String
         public let feedforward: Bool
         public let inFeatures: Int
         public let outFeatures: Int
@@ -71,13 +73,13 @@ public final class IA3Adapter: TrainableAdapter, @unchecked Sendable {
 
     public init(config: IA3Config, model: ModelConfig) throws {
         self.config = config
-        let chosen = try TargetModules.sites(config.targetModules, layers: config.layersToTransform,
-                                             layerCount: model.layerCount)
+        let chosen = try TargetModules.sites(config.targetModules, layers: config.layersToTransform, model: model)
         var list: [Site] = [], offset = 0
         for s in chosen {
-            let ff = config.feedforwardModules.contains { TargetModules.matchesSuffix(s.moduleName, $0) }
-            let (out, inp) = LoRAAdapter.shape(of: s.projection, model)
-            let site = Site(site: s, feedforward: ff, inFeatures: inp, outFeatures: out, offset: offset)
+            let name = model.layout.moduleName(s)
+            let ff = config.feedforwardModules.contains { TargetModules.matchesSuffix(name, $0) }
+            let (inp, out) = model.features(s.projection)
+            let site = Site(site: s, moduleName: name, feedforward: ff, inFeatures: inp, outFeatures: out, offset: offset)
             list.append(site)
             offset += site.length
         }
@@ -118,7 +120,7 @@ public final class IA3Adapter: TrainableAdapter, @unchecked Sendable {
 
     public var namedParameters: [NamedParameter] {
         orderedSites.map { s in
-            NamedParameter(name: "base_model.model.\(s.site.moduleName).ia3_l",
+            NamedParameter(name: "base_model.model.\(s.moduleName).ia3_l",
                            shape: s.feedforward ? [1, s.inFeatures] : [s.outFeatures, 1], offset: s.offset)
         }
     }
@@ -135,20 +137,20 @@ public final class IA3Adapter: TrainableAdapter, @unchecked Sendable {
     }
 
     public var mergedTensorNames: [String] {
-        orderedSites.flatMap { s in [s.site.moduleName + ".weight"] + (s.feedforward ? [] : [s.site.moduleName + ".bias"]) }
+        orderedSites.flatMap { s in [s.moduleName + ".weight"] + (s.feedforward ? [] : [s.moduleName + ".bias"]) }
     }
 
     /// Output scaling multiplies weight rows and the bias; input scaling multiplies weight columns (as PEFT merges).
     public func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool {
         for s in orderedSites {
             let l = parameters.pointer + s.offset
-            if name == s.site.moduleName + ".weight", shape == [s.outFeatures, s.inFeatures] {
+            if name == s.moduleName + ".weight", shape == [s.outFeatures, s.inFeatures] {
                 for j in 0..<s.outFeatures {
                     for i in 0..<s.inFeatures { values[j * s.inFeatures + i] *= s.feedforward ? l[i] : l[j] }
                 }
                 return true
             }
-            if !s.feedforward, name == s.site.moduleName + ".bias", shape == [s.outFeatures] {
+            if !s.feedforward, name == s.moduleName + ".bias", shape == [s.outFeatures] {
                 for j in 0..<s.outFeatures { values[j] *= l[j] }
                 return true
             }

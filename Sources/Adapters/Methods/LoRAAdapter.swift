@@ -17,6 +17,8 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
     /// `magnitudeOffset` in the flat buffers.
     public struct Site: Sendable {
         public let site: ProjectionSite
+        /// The module's name in the model's checkpoints (`model.layers.0.self_attn.q_proj`).
+        public let moduleName: String
         public let rank: Int
         public let inFeatures: Int
         public let outFeatures: Int
@@ -57,12 +59,12 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
         dropout = Float(config.dropout)
         var list: [Site] = []
         var offset = 0
-        for (i, s) in try TargetModules.sites(for: config, layerCount: model.layerCount).enumerated() {
-            let (out, inp) = Self.shape(of: s.projection, model)
-            let r = TargetModules.patternValue(config.rankPattern, moduleName: s.moduleName) ?? config.r
-            let alpha = TargetModules.patternValue(config.alphaPattern, moduleName: s.moduleName) ?? config.alpha
+        for (i, s) in try TargetModules.sites(for: config, model: model).enumerated() {
+            let (inp, out) = model.features(s.projection), name = model.layout.moduleName(s)
+            let r = TargetModules.patternValue(config.rankPattern, moduleName: name) ?? config.r
+            let alpha = TargetModules.patternValue(config.alphaPattern, moduleName: name) ?? config.alpha
             let next = offset + r * inp + out * r
-            list.append(Site(site: s, rank: r, inFeatures: inp, outFeatures: out,
+            list.append(Site(site: s, moduleName: name, rank: r, inFeatures: inp, outFeatures: out,
                              scaling: LoRAConfig.scaling(r: r, alpha: alpha, rsLoRA: config.useRSLoRA),
                              aOffset: offset, bOffset: offset + r * inp, magnitudeOffset: config.useDoRA ? next : nil,
                              index: i))
@@ -92,24 +94,14 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
         parametersDidChange()
     }
 
-    static func shape(of p: Projection, _ c: ModelConfig) -> (out: Int, in: Int) {
-        switch p {
-        case .q: (c.qDim, c.hiddenSize)
-        case .k, .v: (c.kvDim, c.hiddenSize)
-        case .o: (c.hiddenSize, c.qDim)
-        case .gate, .up: (c.intermediateSize, c.hiddenSize)
-        case .down: (c.hiddenSize, c.intermediateSize)
-        }
-    }
-
     // MARK: TrainableAdapter
 
     public var namedParameters: [NamedParameter] {
         orderedSites.flatMap { s -> [NamedParameter] in
-            var list = [NamedParameter(name: Self.key(s.site, "lora_A"), shape: [s.rank, s.inFeatures], offset: s.aOffset),
-                        NamedParameter(name: Self.key(s.site, "lora_B"), shape: [s.outFeatures, s.rank], offset: s.bOffset)]
+            var list = [NamedParameter(name: Self.key(s.moduleName, "lora_A"), shape: [s.rank, s.inFeatures], offset: s.aOffset),
+                        NamedParameter(name: Self.key(s.moduleName, "lora_B"), shape: [s.outFeatures, s.rank], offset: s.bOffset)]
             if let mo = s.magnitudeOffset {
-                list.append(NamedParameter(name: "base_model.model.\(s.site.moduleName).lora_magnitude_vector.weight",
+                list.append(NamedParameter(name: "base_model.model.\(s.moduleName).lora_magnitude_vector.weight",
                                            shape: [s.outFeatures], offset: mo))
             }
             return list
@@ -137,11 +129,11 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
 
     public func parametersDidChange() { version += 1 }
 
-    public var mergedTensorNames: [String] { orderedSites.map { $0.site.moduleName + ".weight" } }
+    public var mergedTensorNames: [String] { orderedSites.map { $0.moduleName + ".weight" } }
 
     /// W' = W + s B A (LoRA) or m / ||W + s B A||_row * (W + s B A) (DoRA), in f32.
     public func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool {
-        guard let s = orderedSites.first(where: { $0.site.moduleName + ".weight" == name }),
+        guard let s = orderedSites.first(where: { $0.moduleName + ".weight" == name }),
               shape == [s.outFeatures, s.inFeatures], let delta = delta(for: s.site) else { return false }
         delta.withUnsafeBufferPointer { d in Ops.add(d.baseAddress!, into: values, count: delta.count) }
         if let mo = s.magnitudeOffset {

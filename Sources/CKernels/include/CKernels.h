@@ -99,9 +99,9 @@ void pk_rmsnorm_backward(const float *dout, const float *x, const float *w, cons
                          float *dx, float *dw, size_t n, size_t c, int accumulate_dx);
 
 // ---- rotary position embedding ------------------------------------------------------------------------
-/// Rotates each head of x[rows, heads * d] in place (rotate-half layout) by the angles of position pos[r]:
-/// cos_table / sin_table are [positions, d / 2]; sign -1 rotates back (the backward).
-void pk_rope(float *x, size_t rows, size_t heads, size_t d, const int32_t *pos, const float *cos_table,
+/// Rotates the first `rot` dimensions of each head of x[rows, heads * d] in place (rotate-half layout) by the angles
+/// of position pos[r]: cos_table / sin_table are [positions, rot / 2]; sign -1 rotates back (the backward).
+void pk_rope(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos, const float *cos_table,
              const float *sin_table, float sign);
 
 // ---- activations ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "lora, dora: alpha; scaling = alpha / r (default 16).") var loraAlpha: Double?
     @Option(help: "lora, dora: dropout on the adapter input (default 0.05).") var loraDropout: Double?
     @Flag(help: "lora, dora: rsLoRA scaling alpha / sqrt(r).") var useRslora = false
-    @Option(help: "lora, dora, ia3: projections to adapt, a comma list (q_proj,v_proj,...) or all-linear (default q_proj,v_proj; ia3: k_proj,v_proj,down_proj).")
+    @Option(help: "lora, dora, ia3: projections to adapt, a comma list (q_proj,v_proj,...) or all-linear (default q_proj,v_proj, or the fused q/k/v module such as c_attn, wqkv, qkv_proj, W_pack; ia3: k_proj,v_proj,down_proj or the fused q/k/v and the MLP output).")
     var targetModules: String?
     @Option(help: "ia3: target modules whose input is scaled instead of their output (default down_proj).") var feedforwardModules: String?
     @Option(help: "prompt, ptuning, prefix: virtual tokens (default 20).") var numVirtualTokens: Int?
@@ -111,14 +111,16 @@ struct MethodOptions: ParsableArguments {
         switch method {
         case .lora, .dora:
             let lora = LoRAConfig(r: loraR ?? 8, alpha: loraAlpha ?? 16, dropout: loraDropout ?? 0.05,
-                                  targetModules: LoRAConfig.targets(fromList: targetModules ?? "q_proj,v_proj"),
+                                  targetModules: LoRAConfig.targets(fromList: targetModules ?? c.defaultLoRATargets.joined(separator: ",")),
                                   useRSLoRA: useRslora, useDoRA: method == .dora)
             let adapter = try LoRAAdapter(config: lora, model: c)
             adapter.initialize(seed: seed, weights: model.weights)
             return adapter
         case .ia3:
-            let ff = (feedforwardModules ?? "down_proj").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            let config = IA3Config(targetModules: LoRAConfig.targets(fromList: targetModules ?? "k_proj,v_proj,down_proj"),
+            let defaults = c.defaultIA3Targets
+            let ff = (feedforwardModules ?? defaults.feedforward.joined(separator: ",")).split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            let config = IA3Config(targetModules: LoRAConfig.targets(fromList: targetModules ?? defaults.targets.joined(separator: ",")),
                                    feedforwardModules: ff.filter { !$0.isEmpty })
             try IA3Adapter.validate(config)
             return try IA3Adapter(config: config, model: c)

@@ -1,0 +1,131 @@
+import Adapters
+import Foundation
+import Kernels
+import TestSupport
+import Transformer
+import XCTest
+
+/// The families beyond Qwen2/Llama against their reference (scripts/make_family_fixtures.py): Qwen v1 (fused c_attn,
+/// w1/w2 MLP, log-n scaling), InternLM2 (interleaved wqkv under GQA), Baichuan2-7B (W_pack, NormHead), Phi-3
+/// (qkv_proj, gate_up_proj, partial rotary, LongRoPE, sliding window, tied head) and InternLM3. Each: logits of
+/// packed sequences, 16 greedy tokens through the KV cache, the eval loss, and a PEFT LoRA adapter on the fused
+/// q/k/v module with its logits, loss and every gradient; then merged into the checkpoint's own layout.
+final class FamilyGoldenTests: XCTestCase {
+    struct Golden: Decodable {
+        let sequences: [[Int32]]
+        let logits: [[Float]]
+        let greedy_prompt: [Int32]
+        let greedy_continuation: [Int32]
+        let loss: Float
+        let lora_logits: [[Float]]
+        let lora_loss: Float
+        let lora_grads: [String: [Float]]
+        let target: String
+    }
+
+    static let labelled: (ids: [Int32], labels: [Int32]) = (
+        [301, 17, 42, 99, 3, 250, 7, 1, 64, 128, 77, 5],
+        [-100, -100, -100, -100, 250, 7, 1, 64, 128, 77, 5, -100])
+
+    let families: [(name: String, architecture: ModelConfig.Architecture)] = [
+        ("qwen1", .qwen), ("internlm2", .internlm2), ("baichuan2", .baichuan), ("phi3", .phi3), ("internlm3", .internlm3),
+    ]
+
+    func golden(_ family: String) throws -> Golden {
+        try JSONDecoder().decode(Golden.self, from: Data(contentsOf: fixtureURL("golden/family-\(family).json")))
+    }
+
+    func testConfigsReadAsTheirFamilies() throws {
+        for (name, arch) in families {
+            let c = try ModelConfig(directory: modelFixture("tiny-\(name)"))
+            XCTAssertEqual(c.architecture, arch, name)
+        }
+        let qwen = try ModelConfig(directory: modelFixture("tiny-qwen1"))
+        XCTAssertEqual(qwen.intermediateSize, 128, "Qwen v1's w1/w2 are intermediate_size / 2 wide")
+        XCTAssertEqual(qwen.projections, [.qkv, .o, .gate, .up, .down])
+        XCTAssertEqual(qwen.layout.moduleName(ProjectionSite(layer: 1, projection: .gate)), "transformer.h.1.mlp.w2")
+        XCTAssertEqual(qwen.lognScalingLength, 8)
+        let phi = try ModelConfig(directory: modelFixture("tiny-phi3"))
+        XCTAssertEqual(phi.projections, [.qkv, .o, .gateUp, .down])
+        XCTAssertEqual(phi.rotaryDim, 12)
+        XCTAssertEqual(phi.attentionWindow(layer: 1), 8)
+        let intern = try ModelConfig(directory: modelFixture("tiny-internlm2"))
+        XCTAssertEqual(intern.qkvFusion, .grouped)
+        XCTAssertEqual(intern.defaultLoRATargets, ["attention.wqkv"])
+    }
+
+    func testLogitsGreedyAndLossMatchTheReference() throws {
+        for (name, _) in families {
+            let g = try golden(name)
+            let m = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
+            // All sequences packed into one batch: each keeps its own rotary pass and window.
+            assertClose(m.logits(PackedBatch(sequences: g.sequences)), g.logits.flatMap { $0 }, atol: 2e-4, "\(name) logits")
+            // The cached decoder: the longest sequence's last logits after a prefill in two appends, then greedy.
+            let longest = g.sequences.max { $0.count < $1.count }!
+            let session = DecodeSession(model: m, capacity: 64, chunkRows: 4)
+            _ = try session.append(Array(longest.prefix(3)))
+            let last = try session.append(Array(longest.dropFirst(3)))
+            let expected = try XCTUnwrap(g.logits.first { $0.count == longest.count * m.config.vocabSize })
+            assertClose(last, Array(expected.suffix(m.config.vocabSize)), atol: 2e-4, "\(name) cached logits")
+            let greedy = DecodeSession(model: m, capacity: 64)
+            var logits = try greedy.append(g.greedy_prompt)
+            var produced: [Int32] = []
+            for _ in 0..<g.greedy_continuation.count {
+                let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+                produced.append(next)
+                logits = try greedy.append([next])
+            }
+            XCTAssertEqual(produced, g.greedy_continuation, "\(name) greedy")
+            let batch = PackedBatch(sequences: [Self.labelled.ids])
+            let buffers = m.makeBuffers(batches: [batch.lengths], policy: .inference)
+            let (sum, count) = m.loss(batch, labels: Self.labelled.labels, buffers: buffers)
+            XCTAssertEqual(Float(sum) / Float(count), g.loss, accuracy: 1e-5 * g.loss, "\(name) loss")
+        }
+    }
+
+    func testPEFTLoRAOnTheFusedModuleMatchesAutograd() throws {
+        for (name, _) in families {
+            let g = try golden(name)
+            for policy in [ActivationPolicy.keepAll, .checkpointing] {
+                let m = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
+                let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-\(name)-lora"), model: m.config)
+                XCTAssertEqual(lora.orderedSites.count, m.config.layerCount, "\(name): one \(g.target) per layer")
+                m.adapter = lora
+                assertClose(m.logits(PackedBatch(sequences: Array(g.sequences.prefix(2)))), g.lora_logits.flatMap { $0 },
+                            atol: 2e-4, "\(name) LoRA logits")
+                let batch = PackedBatch(sequences: [Self.labelled.ids])
+                let labels = Self.labelled.labels, count = labels.filter { $0 >= 0 }.count
+                let buffers = m.makeBuffers(batches: [batch.lengths], policy: policy)
+                lora.zeroGradients()
+                let (sum, n) = m.forwardBackward(batch, labels: labels, gradScale: 1 / Float(count), buffers: buffers,
+                                                 context: PassContext(training: true, randomKey: 1))
+                XCTAssertEqual(Float(sum) / Float(n), g.lora_loss, accuracy: 1e-5 * g.lora_loss, "\(name) LoRA loss")
+                for s in lora.orderedSites {
+                    for (matrix, offset, size) in [("lora_A", s.aOffset, s.rank * s.inFeatures),
+                                                   ("lora_B", s.bOffset, s.outFeatures * s.rank)] {
+                        let key = LoRAAdapter.key(s.moduleName, matrix)
+                        let expected = try XCTUnwrap(g.lora_grads[key], key)
+                        let ours = Array(UnsafeBufferPointer(start: lora.gradients.pointer + offset, count: size))
+                        let scale = expected.map(abs).max() ?? 1
+                        assertClose(ours, expected, atol: 2e-4 * scale, rtol: 1e-3, "\(key) \(policy)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testMergedAdapterKeepsTheFamilyLayout() throws {
+        for (name, _) in families {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("family-merge-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let base = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
+            let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-\(name)-lora"), model: base.config)
+            let report = try AdapterMerger.merge(model: modelFixture("tiny-\(name)"), adapter: lora, output: out)
+            XCTAssertEqual(report.mergedTensors, base.config.layerCount, name)
+            let merged = try TransformerModel.load(directory: out, dtype: .float32)
+            let batch = PackedBatch(sequences: [[1, 5, 9, 200, 33, 7]])
+            base.adapter = lora
+            assertClose(merged.logits(batch), base.logits(batch), atol: 2e-4, "\(name) merged vs side-car")
+        }
+    }
+}

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Tiny random checkpoints of the model families beyond Qwen2/Llama, with golden numbers and PEFT LoRA adapters.
+
+Run from the repository root:  python3 scripts/make_family_fixtures.py
+Needs: torch, transformers (5.x), peft, safetensors. Writes Tests/Fixtures/models/tiny-<family> and
+Tests/Fixtures/golden/family-<family>.json. Deterministic (fixed seeds).
+
+Families that transformers ships (Phi-3, InternLM3 as Llama) run through transformers itself. Families whose
+checkpoints need `trust_remote_code` (Qwen v1 `QWenLMHeadModel`, InternLM2, Baichuan2) are re-stated below in plain
+torch, module for module under their checkpoint names, following the published remote modeling code: the fused
+projections and their split (c_attn = [q|k|v]; wqkv interleaves each key/value head's query heads with its key and
+value; W_pack = [q|k|v]), Qwen v1's MLP c_proj(w1(x) * silu(w2(x))) at intermediate_size / 2 and its log-n query
+scaling at inference, Baichuan2's NormHead. Each config.json uses the keys the real checkpoints use.
+
+For every family the golden file holds: logits of two packed sequences (and a third, longer one for windows and
+LongRoPE), 16 greedy tokens, the mean next-token loss of a labelled sequence, and a LoRA adapter on the family's
+fused q/k/v module (PEFT's layout, random non-zero B) with its logits, loss and every A/B gradient from autograd.
+"""
+import json
+import math
+import os
+import shutil
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_model_fixtures import make_tokenizer, randomise  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+MODELS = os.path.join(ROOT, "Tests", "Fixtures", "models")
+GOLDEN = os.path.join(ROOT, "Tests", "Fixtures", "golden")
+ADAPTERS = os.path.join(ROOT, "Tests", "Fixtures", "adapters")
+
+SEQS = [[5, 17, 42, 99, 3, 250, 7, 1, 64, 128, 77], [300, 12, 8, 190, 33],
+        [9, 31, 200, 4, 77, 150, 2, 61, 18, 240, 11, 95, 301, 6, 44, 120, 83, 27, 210, 13]]
+LABELLED = {"ids": [301, 17, 42, 99, 3, 250, 7, 1, 64, 128, 77, 5], "labels": [-100] * 5 + [250, 7, 1, 64, 128, 77, 5]}
+
+
+# ---- plain-torch restatements of the remote-code families ------------------------------------------------------
+
+class RMSNorm(nn.Module):
+    def __init__(self, n, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n))
+        self.eps = eps
+
+    def forward(self, x):
+        v = x.float().pow(2).mean(-1, keepdim=True)
+        return self.weight * (x * torch.rsqrt(v + self.eps))
+
+
+def rotate_half(x):
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+
+def rope(x, positions, theta, rot):
+    """x [T, H, D]: the first `rot` dims rotated (rotate-half), the rest passed through."""
+    inv = 1.0 / (theta ** (torch.arange(0, rot, 2, dtype=torch.int64).float() / rot))
+    freqs = positions.float()[:, None] * inv[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos()[:, None, :], emb.sin()[:, None, :]
+    xr, xp = x[..., :rot], x[..., rot:]
+    return torch.cat((xr * cos + rotate_half(xr) * sin, xp), dim=-1)
+
+
+def attend(q, k, v, heads, kv_heads):
+    """q [T, H, D], k/v [T, Hkv, D]: causal softmax attention in f32, GQA by repetition."""
+    t, d = q.shape[0], q.shape[2]
+    k = k.repeat_interleave(heads // kv_heads, dim=1)
+    v = v.repeat_interleave(heads // kv_heads, dim=1)
+    s = torch.einsum("thd,shd->hts", q, k) / math.sqrt(d)
+    s = s.masked_fill(torch.triu(torch.ones(t, t, dtype=torch.bool), 1)[None], float("-inf"))
+    return torch.einsum("hts,shd->thd", s.softmax(-1), v).reshape(t, heads * d)
+
+
+class Container(nn.Module):
+    """An empty module to hang named children on (`transformer.h.0.attn`, ...)."""
+
+
+class RemoteCodeModel(nn.Module):
+    """One decoder-only model whose tensor names, fused projections and quirks follow a remote-code family."""
+
+    def __init__(self, family, cfg):
+        super().__init__()
+        self.family, self.cfg = family, cfg
+        c, h, d = cfg["hidden_size"], cfg["num_attention_heads"], cfg["hidden_size"] // cfg["num_attention_heads"]
+        hkv = cfg.get("num_key_value_heads", h)
+        self.h, self.hkv, self.d = h, hkv, d
+        eps = cfg.get("rms_norm_eps", cfg.get("layer_norm_epsilon"))
+        qkv_out = (h + 2 * hkv) * d
+        if family == "qwen":
+            i = cfg["intermediate_size"] // 2
+            root = Container()
+            root.wte = nn.Embedding(cfg["vocab_size"], c)
+            root.h = nn.ModuleList()
+            for _ in range(cfg["num_hidden_layers"]):
+                blk = Container()
+                blk.ln_1, blk.ln_2 = RMSNorm(c, eps), RMSNorm(c, eps)
+                blk.attn = Container()
+                blk.attn.c_attn = nn.Linear(c, qkv_out, bias=True)
+                blk.attn.c_proj = nn.Linear(h * d, c, bias=False)
+                blk.mlp = Container()
+                blk.mlp.w1, blk.mlp.w2 = nn.Linear(c, i, bias=False), nn.Linear(c, i, bias=False)
+                blk.mlp.c_proj = nn.Linear(i, c, bias=False)
+                root.h.append(blk)
+            root.ln_f = RMSNorm(c, eps)
+            self.transformer = root
+            self.lm_head = nn.Linear(c, cfg["vocab_size"], bias=False)
+        elif family == "internlm2":
+            i = cfg["intermediate_size"]
+            root = Container()
+            root.tok_embeddings = nn.Embedding(cfg["vocab_size"], c)
+            root.layers = nn.ModuleList()
+            for _ in range(cfg["num_hidden_layers"]):
+                blk = Container()
+                blk.attention_norm, blk.ffn_norm = RMSNorm(c, eps), RMSNorm(c, eps)
+                blk.attention = Container()
+                blk.attention.wqkv = nn.Linear(c, qkv_out, bias=cfg["bias"])
+                blk.attention.wo = nn.Linear(h * d, c, bias=cfg["bias"])
+                blk.feed_forward = Container()
+                blk.feed_forward.w1 = nn.Linear(c, i, bias=False)
+                blk.feed_forward.w3 = nn.Linear(c, i, bias=False)
+                blk.feed_forward.w2 = nn.Linear(i, c, bias=False)
+                root.layers.append(blk)
+            root.norm = RMSNorm(c, eps)
+            self.model = root
+            self.output = nn.Linear(c, cfg["vocab_size"], bias=False)
+        elif family == "baichuan":
+            i = cfg["intermediate_size"]
+            root = Container()
+            root.embed_tokens = nn.Embedding(cfg["vocab_size"], c)
+            root.layers = nn.ModuleList()
+            for _ in range(cfg["num_hidden_layers"]):
+                blk = Container()
+                blk.input_layernorm, blk.post_attention_layernorm = RMSNorm(c, eps), RMSNorm(c, eps)
+                blk.self_attn = Container()
+                blk.self_attn.W_pack = nn.Linear(c, qkv_out, bias=False)
+                blk.self_attn.o_proj = nn.Linear(h * d, c, bias=False)
+                blk.mlp = Container()
+                blk.mlp.gate_proj = nn.Linear(c, i, bias=False)
+                blk.mlp.up_proj = nn.Linear(c, i, bias=False)
+                blk.mlp.down_proj = nn.Linear(i, c, bias=False)
+                root.layers.append(blk)
+            root.norm = RMSNorm(c, eps)
+            self.model = root
+            self.lm_head = nn.Linear(c, cfg["vocab_size"], bias=False)
+        else:
+            raise ValueError(family)
+
+    def parts(self):
+        if self.family == "qwen":
+            t = self.transformer
+            return t.wte, [(b.ln_1, b.attn.c_attn, b.attn.c_proj, b.ln_2,
+                            lambda x, b=b: b.mlp.c_proj(b.mlp.w1(x) * F.silu(b.mlp.w2(x)))) for b in t.h], t.ln_f, self.lm_head
+        if self.family == "internlm2":
+            m = self.model
+            return m.tok_embeddings, [(b.attention_norm, b.attention.wqkv, b.attention.wo, b.ffn_norm,
+                                       lambda x, b=b: b.feed_forward.w2(F.silu(b.feed_forward.w1(x)) * b.feed_forward.w3(x)))
+                                      for b in m.layers], m.norm, self.output
+        m = self.model
+        return m.embed_tokens, [(b.input_layernorm, b.self_attn.W_pack, b.self_attn.o_proj, b.post_attention_layernorm,
+                                 lambda x, b=b: b.mlp.down_proj(F.silu(b.mlp.gate_proj(x)) * b.mlp.up_proj(x)))
+                                for b in m.layers], m.norm, self.lm_head
+
+    def split_qkv(self, fused):
+        t, h, hkv, d = fused.shape[0], self.h, self.hkv, self.d
+        if self.family == "internlm2":
+            g = h // hkv
+            x = fused.view(t, hkv, g + 2, d)
+            return x[:, :, :g, :].reshape(t, h, d), x[:, :, -2, :], x[:, :, -1, :]
+        q, k, v = fused.split([h * d, hkv * d, hkv * d], dim=-1)
+        return q.view(t, h, d), k.view(t, hkv, d), v.view(t, hkv, d)
+
+    def forward(self, ids):
+        """Logits [T, V] of one sequence."""
+        cfg = self.cfg
+        theta = cfg.get("rope_theta", cfg.get("rotary_emb_base", 10000.0))
+        rot = int(self.d * cfg.get("rotary_pct", 1.0))
+        emb, blocks, final, head = self.parts()
+        x = emb(ids)
+        pos = torch.arange(ids.shape[0])
+        for ln1, qkv, o, ln2, mlp in blocks:
+            q, k, v = self.split_qkv(qkv(ln1(x)))
+            q, k = rope(q, pos, theta, rot), rope(k, pos, theta, rot)
+            if self.family == "qwen" and cfg.get("use_logn_attn") and not self.training:
+                n = cfg["seq_length"]
+                scale = torch.tensor([math.log(p + 1, n) if p + 1 > n else 1.0 for p in range(ids.shape[0])])
+                q = q * scale[:, None, None]
+            x = x + o(attend(q, k, v, self.h, self.hkv))
+            x = x + mlp(ln2(x))
+        x = final(x)
+        if self.family == "baichuan":
+            return F.linear(x, F.normalize(head.weight))  # NormHead
+        return head(x)
+
+
+# ---- golden numbers ----------------------------------------------------------------------------------------
+
+def logits_of(model, ids, native):
+    t = torch.tensor([ids]) if native else torch.tensor(ids)
+    out = model(t)
+    return (out.logits[0] if native else out).float()
+
+
+def mean_loss(model, native):
+    lg = logits_of(model, LABELLED["ids"], native)
+    labels = torch.tensor(LABELLED["labels"][1:] + [-100])
+    return F.cross_entropy(lg, labels, ignore_index=-100, reduction="mean")
+
+
+def forward_numbers(model, native, seqs):
+    model.eval()
+    with torch.no_grad():
+        logits = [logits_of(model, s, native).flatten().tolist() for s in seqs]
+        if native:
+            # transformers' own cached generation (LongRoPE switches frequencies for new tokens only).
+            out = model.generate(torch.tensor([seqs[0]]), max_new_tokens=16, do_sample=False, min_new_tokens=16,
+                                 eos_token_id=None, pad_token_id=0)
+            ids = out[0].tolist()
+        else:
+            ids = list(seqs[0])
+            for _ in range(16):
+                ids.append(int(logits_of(model, ids, native)[-1].argmax()))
+        loss = float(mean_loss(model, native))
+    return {"sequences": seqs, "logits": logits, "greedy_prompt": seqs[0], "greedy_continuation": ids[len(seqs[0]):],
+            "loss": loss}
+
+
+def add_lora(model, target, r=4, alpha=8, seed=11):
+    from peft import LoraConfig, inject_adapter_in_model
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=[target], bias="none")
+    model = inject_adapter_in_model(cfg, model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    return model, cfg
+
+
+def lora_numbers(model, native, target, out_dir):
+    model, cfg = add_lora(model, target)
+    def key(n):  # PEFT's file keys: no adapter name
+        return "base_model.model." + n.replace(".default", "")
+
+    tensors = {key(n): p.detach().clone().contiguous() for n, p in model.named_parameters() if "lora_" in n}
+    os.makedirs(out_dir, exist_ok=True)
+    save_file(tensors, os.path.join(out_dir, "adapter_model.safetensors"))
+    with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": cfg.r, "lora_alpha": cfg.lora_alpha,
+                   "lora_dropout": 0.0, "target_modules": [target], "bias": "none", "fan_in_fan_out": False,
+                   "base_model_name_or_path": None, "use_rslora": False, "use_dora": False}, f, indent=2)
+    model.eval()
+    with torch.no_grad():
+        logits = [logits_of(model, s, native).flatten().tolist() for s in SEQS[:2]]
+    # Gradients in training mode (no dropout; Qwen v1's log-n scaling is an inference-only step).
+    model.train()
+    for p in model.parameters():
+        p.grad = None
+    loss = mean_loss(model, native)
+    loss.backward()
+    grads = {key(n): p.grad.flatten().tolist() for n, p in model.named_parameters() if "lora_" in n}
+    return {"lora_logits": logits, "lora_loss": float(loss.detach()), "lora_grads": grads}
+
+
+def write_model_dir(name, state, config, generation=None):
+    d = os.path.join(MODELS, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    save_file({k: v.detach().contiguous() for k, v in state.items()}, os.path.join(d, "model.safetensors"),
+              metadata={"format": "pt"})
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    make_tokenizer(d)
+    with open(os.path.join(d, "generation_config.json"), "w") as f:
+        json.dump(generation or {"eos_token_id": [302, 300], "do_sample": False}, f, indent=2)
+    return d
+
+
+def family(name, model, config, target, native, seqs=SEQS[:2]):
+    numbers = forward_numbers(model, native, seqs)
+    if native:
+        d = os.path.join(MODELS, name)
+        shutil.rmtree(d, ignore_errors=True)
+        model.save_pretrained(d)
+        make_tokenizer(d)
+        with open(os.path.join(d, "config.json")) as f:
+            saved = json.load(f)
+        saved.update(config)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(saved, f, indent=2)
+    else:
+        write_model_dir(name, model.state_dict(), config)
+    numbers.update(lora_numbers(model, native, target, os.path.join(ADAPTERS, name + "-lora")))
+    numbers["target"] = target
+    with open(os.path.join(GOLDEN, "family-" + name.removeprefix("tiny-") + ".json"), "w") as f:
+        json.dump(numbers, f)
+    print("wrote", name)
+
+
+def main():
+    torch.set_num_threads(2)
+    base = dict(vocab_size=384, hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
+
+    # Qwen v1: MHA, c_attn with bias, untied head, log-n scaling past seq_length 8 (dynamic NTK off so the
+    # sequence may run past it).
+    qwen = {"architectures": ["QWenLMHeadModel"], "model_type": "qwen", **base, "intermediate_size": 256,
+            "kv_channels": 16, "layer_norm_epsilon": 1e-6, "rotary_emb_base": 10000, "rotary_pct": 1.0,
+            "seq_length": 8, "max_position_embeddings": 64, "use_dynamic_ntk": False, "use_logn_attn": True,
+            "no_bias": True, "tie_word_embeddings": False, "torch_dtype": "float32",
+            "auto_map": {"AutoConfig": "configuration_qwen.QWenConfig", "AutoModelForCausalLM": "modeling_qwen.QWenLMHeadModel"}}
+    torch.manual_seed(21)
+    m = RemoteCodeModel("qwen", qwen)
+    randomise(m, 21)
+    family("tiny-qwen1", m, qwen, "c_attn", native=False, seqs=SEQS)
+
+    # InternLM2: GQA 4:2 through the interleaved wqkv.
+    internlm2 = {"architectures": ["InternLM2ForCausalLM"], "model_type": "internlm2", **base, "num_key_value_heads": 2,
+                 "intermediate_size": 128, "rms_norm_eps": 1e-5, "rope_theta": 1000000, "rope_scaling": None,
+                 "bias": False, "max_position_embeddings": 64, "tie_word_embeddings": False, "hidden_act": "silu",
+                 "torch_dtype": "float32", "bos_token_id": 1, "eos_token_id": 2}
+    torch.manual_seed(22)
+    m = RemoteCodeModel("internlm2", internlm2)
+    randomise(m, 22)
+    family("tiny-internlm2", m, internlm2, "wqkv", native=False)
+
+    # Baichuan2-7B: W_pack, NormHead, rotary.
+    baichuan = {"architectures": ["BaichuanForCausalLM"], "model_type": "baichuan", **base, "intermediate_size": 128,
+                "rms_norm_eps": 1e-6, "max_position_embeddings": 64, "model_max_length": 64, "hidden_act": "silu",
+                "tie_word_embeddings": False, "torch_dtype": "float32", "bos_token_id": 1, "eos_token_id": 2}
+    torch.manual_seed(23)
+    m = RemoteCodeModel("baichuan", baichuan)
+    randomise(m, 23)
+    family("tiny-baichuan2", m, baichuan, "W_pack", native=False)
+
+    # Phi-3 through transformers: fused qkv_proj and gate_up_proj, GQA 4:2, tied head (as Phi-4-mini), partial
+    # rotary 0.75 (12 of 16 dims), LongRoPE with original length 16 (the 20-token sequence takes the long
+    # factors), sliding window 8 on every layer.
+    from transformers import AutoModelForCausalLM, Phi3Config
+    half = 6
+    rope_params = {"rope_type": "longrope", "rope_theta": 10000.0,
+                   "short_factor": [1.0 + 0.1 * i for i in range(half)], "long_factor": [1.5 + 0.4 * i for i in range(half)],
+                   "original_max_position_embeddings": 16, "partial_rotary_factor": 0.75}
+    cfg = Phi3Config(**base, num_key_value_heads=2, intermediate_size=128, max_position_embeddings=64,
+                     original_max_position_embeddings=16, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                     rope_parameters=rope_params, partial_rotary_factor=0.75, sliding_window=8, pad_token_id=300,
+                     bos_token_id=300, eos_token_id=302)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(24)
+    m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    randomise(m, 24)
+    family("tiny-phi3", m, {}, "qkv_proj", native=True, seqs=SEQS)
+
+    # InternLM3 is Llama's math under model_type internlm3 (its own config keys: bias, qkv_bias, head_dim).
+    from transformers import LlamaConfig
+    cfg = LlamaConfig(**base, num_key_value_heads=2, intermediate_size=128, head_dim=32, max_position_embeddings=64,
+                      rms_norm_eps=1e-5, rope_theta=50000.0, tie_word_embeddings=False, bos_token_id=300, eos_token_id=302)
+    torch.manual_seed(25)
+    m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    randomise(m, 25)
+    family("tiny-internlm3", m, {"model_type": "internlm3", "architectures": ["InternLM3ForCausalLM"], "bias": False,
+                                 "qkv_bias": False, "rope_scaling": {"rope_type": "dynamic", "factor": 6.0}},
+           "q_proj", native=True)
+
+
+if __name__ == "__main__":
+    main()
