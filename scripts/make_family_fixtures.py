@@ -231,9 +231,9 @@ def forward_numbers(model, native, seqs):
             "loss": loss}
 
 
-def add_lora(model, target, r=4, alpha=8, seed=11):
+def add_lora(model, targets, r=4, alpha=8, seed=11):
     from peft import LoraConfig, inject_adapter_in_model
-    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=[target], bias="none")
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets, bias="none")
     model = inject_adapter_in_model(cfg, model)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -243,8 +243,8 @@ def add_lora(model, target, r=4, alpha=8, seed=11):
     return model, cfg
 
 
-def lora_numbers(model, native, target, out_dir):
-    model, cfg = add_lora(model, target)
+def lora_numbers(model, native, targets, out_dir):
+    model, cfg = add_lora(model, targets)
     def key(n):  # PEFT's file keys: no adapter name
         return "base_model.model." + n.replace(".default", "")
 
@@ -253,7 +253,7 @@ def lora_numbers(model, native, target, out_dir):
     save_file(tensors, os.path.join(out_dir, "adapter_model.safetensors"))
     with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
         json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": cfg.r, "lora_alpha": cfg.lora_alpha,
-                   "lora_dropout": 0.0, "target_modules": [target], "bias": "none", "fan_in_fan_out": False,
+                   "lora_dropout": 0.0, "target_modules": targets, "bias": "none", "fan_in_fan_out": False,
                    "base_model_name_or_path": None, "use_rslora": False, "use_dora": False}, f, indent=2)
     model.eval()
     with torch.no_grad():
@@ -283,6 +283,7 @@ def write_model_dir(name, state, config, generation=None):
 
 
 def family(name, model, config, target, native, seqs=SEQS[:2]):
+    targets = target if isinstance(target, list) else [target]
     numbers = forward_numbers(model, native, seqs)
     if native:
         d = os.path.join(MODELS, name)
@@ -296,8 +297,8 @@ def family(name, model, config, target, native, seqs=SEQS[:2]):
             json.dump(saved, f, indent=2)
     else:
         write_model_dir(name, model.state_dict(), config)
-    numbers.update(lora_numbers(model, native, target, os.path.join(ADAPTERS, name + "-lora")))
-    numbers["target"] = target
+    numbers.update(lora_numbers(model, native, targets, os.path.join(ADAPTERS, name + "-lora")))
+    numbers["targets"] = targets
     with open(os.path.join(GOLDEN, "family-" + name.removeprefix("tiny-") + ".json"), "w") as f:
         json.dump(numbers, f)
     print("wrote", name)
@@ -366,6 +367,41 @@ def main():
     family("tiny-internlm3", m, {"model_type": "internlm3", "architectures": ["InternLM3ForCausalLM"], "bias": False,
                                  "qkv_bias": False, "rope_scaling": {"rope_type": "dynamic", "factor": 6.0}},
            "q_proj", native=True)
+
+    # Gemma 2: (1 + w) norms, sandwich norms, GELU-tanh, embeddings scaled by sqrt(64), query_pre_attn_scalar 24,
+    # attention and final soft-capping tight enough to bite (2 and 3), layer 0 a window of 4, layer 1 global; tied.
+    from transformers import Gemma2Config, Gemma3TextConfig, GlmConfig, Glm4Config
+    gemma_common = dict(**base, num_key_value_heads=2, head_dim=16, intermediate_size=128, max_position_embeddings=64,
+                        rms_norm_eps=1e-6, pad_token_id=0, bos_token_id=300, eos_token_id=302)
+    cfg = Gemma2Config(**gemma_common, query_pre_attn_scalar=24, attn_logit_softcapping=2.0, final_logit_softcapping=3.0,
+                       sliding_window=4, layer_types=["sliding_attention", "full_attention"])
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(26)
+    m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    randomise(m, 26)
+    family("tiny-gemma2", m, {}, ["q_proj", "v_proj", "down_proj"], native=True, seqs=SEQS)
+
+    # Gemma 3 (text): q/k norms, local layers on base 10000, global ones on 1e6 with linear scaling 2, window 4.
+    cfg = Gemma3TextConfig(**gemma_common, query_pre_attn_scalar=16, sliding_window=4,
+                           layer_types=["sliding_attention", "full_attention"],
+                           rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                            "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0}})
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(27)
+    m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    randomise(m, 27)
+    family("tiny-gemma3", m, {}, ["q_proj", "v_proj", "down_proj"], native=True, seqs=SEQS)
+
+    # GLM-4-9B-chat-hf (glm) and GLM-4-0414 (glm4): half the head rotated on adjacent pairs, q/k/v bias, fused
+    # gate_up_proj; glm4 adds norms after attention and after the MLP.
+    for name, C, seed in [("tiny-glm", GlmConfig, 28), ("tiny-glm4", Glm4Config, 29)]:
+        cfg = C(**base, num_key_value_heads=2, head_dim=16, intermediate_size=128, max_position_embeddings=64,
+                rms_norm_eps=1e-5, partial_rotary_factor=0.5, attention_bias=True, tie_word_embeddings=False,
+                pad_token_id=300, bos_token_id=300, eos_token_id=302)
+        torch.manual_seed(seed)
+        m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+        randomise(m, seed)
+        family(name, m, {}, ["q_proj", "v_proj", "gate_up_proj"], native=True)
 
 
 if __name__ == "__main__":

@@ -361,3 +361,41 @@ PK_TIERED_VOID(rope, (float *x, size_t rows, size_t heads, size_t d, size_t rot,
                       const float *cos_table, const float *sin_table, float sign),
                (x, rows, heads, d, rot, pos, cos_table, sin_table, sign))
 
+// RoPE on adjacent pairs (GLM): (x[2i], x[2i+1]) of the first `rot` dimensions rotated by angle i.
+void pk_rope_pairs(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos,
+                   const float *cos_table, const float *sin_table, float sign) {
+    const size_t half = rot / 2;
+    for (size_t r = 0; r < rows; r++) {
+        const float *c = cos_table + (size_t)pos[r] * half, *sn = sin_table + (size_t)pos[r] * half;
+        for (size_t h = 0; h < heads; h++) {
+            float *v = x + (r * heads + h) * d;
+            for (size_t i = 0; i < half; i++) {
+                const float a = v[2 * i], b = v[2 * i + 1], si = sign * sn[i];
+                v[2 * i] = a * c[i] - b * si;
+                v[2 * i + 1] = b * c[i] + a * si;
+            }
+        }
+    }
+}
+
+// GELU (tanh approximation) gated MLP: gelu(g) = 0.5 g (1 + tanh(z)), z = sqrt(2/pi) (g + 0.044715 g^3), written as
+// g * sigmoid(2z).
+#define PK_GELU_C 0.7978845608028654f
+#define PK_GELU_K 0.044715f
+void pk_geglu_forward(const float *g, const float *u, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float x = g[i], z2 = 2.0f * PK_GELU_C * (x + PK_GELU_K * x * x * x);
+        out[i] = x / (1.0f + expf(-z2)) * u[i];
+    }
+}
+
+void pk_geglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float x = g[i], z2 = 2.0f * PK_GELU_C * (x + PK_GELU_K * x * x * x);
+        const float s = 1.0f / (1.0f + expf(-z2));
+        const float dz2 = 2.0f * PK_GELU_C * (1.0f + 3.0f * PK_GELU_K * x * x);
+        du[i] = dout[i] * x * s;
+        dg[i] = dout[i] * u[i] * (s + x * s * (1.0f - s) * dz2);
+    }
+}
+

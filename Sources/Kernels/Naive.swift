@@ -32,6 +32,19 @@ public enum Naive {
         zip(gate, up).map { silu($0) * $1 }
     }
 
+    /// gelu_tanh(gate) * up in Double: 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) * up.
+    public static func geglu(gate: [Float], up: [Float]) -> [Float] {
+        zip(gate, up).map { g, u in
+            let x = Double(g)
+            return Float(0.5 * x * (1 + tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x))) * Double(u))
+        }
+    }
+
+    /// cap * tanh(x / cap) in Double.
+    public static func softcap(_ x: [Float], cap: Float) -> [Float] {
+        x.map { Float(Double(cap) * tanh(Double($0) / Double(cap))) }
+    }
+
     public static func softmax(_ x: [Float]) -> [Float] {
         let mx = x.max() ?? 0
         let e = x.map { Double(expf($0 - mx)) }

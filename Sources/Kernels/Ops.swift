@@ -1,3 +1,4 @@
+import Foundation
 import CKernels
 
 /// Row-parallel wrappers over the C kernels. Shapes in `[rows, cols]`, row-major, contiguous.
@@ -39,10 +40,39 @@ public enum Ops {
     /// Rotates the first `rotaryDim` (default: all) dimensions of each head of x[rows, heads * headDim] in place
     /// (rotate-half RoPE) by its row's position's angles from tables cos/sin [positions, rotaryDim / 2]; sign -1
     /// rotates back.
+    /// `pairs`: rotate adjacent pairs (x[2i], x[2i+1]) instead (GLM).
     public static func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, headDim: Int, rotaryDim: Int? = nil,
                             positions: UnsafePointer<Int32>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                            sign: Float) {
-        pk_rope(x, rows, heads, headDim, rotaryDim ?? headDim, positions, cos, sin, sign)
+                            sign: Float, pairs: Bool = false) {
+        if pairs {
+            pk_rope_pairs(x, rows, heads, headDim, rotaryDim ?? headDim, positions, cos, sin, sign)
+        } else {
+            pk_rope(x, rows, heads, headDim, rotaryDim ?? headDim, positions, cos, sin, sign)
+        }
+    }
+
+    /// x = cap * tanh(x / cap), elementwise (Gemma 2's logit soft-capping).
+    public static func softcap(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        Parallel.forRanges(count, minChunk: 16384) { r in
+            for i in r { x[i] = cap * Foundation.tanh(x[i] / cap) }
+        }
+    }
+
+    /// out = gelu_tanh(gate) * up over `count` elements (Gemma's MLP).
+    public static func gegluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                    out: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minChunk: 16384) { r in
+            pk_geglu_forward(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, r.count)
+        }
+    }
+
+    /// dgate, dup from dout for `gegluForward`.
+    public static func gegluBackward(_ dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                     dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minChunk: 16384) { r in
+            let o = r.lowerBound
+            pk_geglu_backward(dout + o, gate + o, up + o, dgate + o, dup + o, r.count)
+        }
     }
 
     /// out = silu(gate) * up over `count` elements.

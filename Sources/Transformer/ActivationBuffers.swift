@@ -16,6 +16,10 @@ final class LayerSaved {
     let u: FloatBuffer       // [cap, I] up_proj output
     let rstd1: FloatBuffer   // [cap]
     let rstd2: FloatBuffer   // [cap]
+    let attentionOut: FloatBuffer?  // [cap, C] o_proj output before its norm (sandwich norms)
+    let mlpOut: FloatBuffer?        // [cap, C] down_proj output before its norm
+    let rstd3: FloatBuffer?         // [cap]
+    let rstd4: FloatBuffer?         // [cap]
 
     init(config c: ModelConfig, capacity n: Int) {
         q = FloatBuffer(count: n * c.qDim)
@@ -32,11 +36,17 @@ final class LayerSaved {
         u = FloatBuffer(count: n * c.intermediateSize)
         rstd1 = FloatBuffer(count: n)
         rstd2 = FloatBuffer(count: n)
+        func sandwich(_ count: Int) -> FloatBuffer? { c.sandwichNorms ? FloatBuffer(count: count) : nil }
+        attentionOut = sandwich(n * c.hiddenSize)
+        mlpOut = sandwich(n * c.hiddenSize)
+        rstd3 = sandwich(n)
+        rstd4 = sandwich(n)
     }
 
     static func floatsPerRow(_ c: ModelConfig) -> Int {
         var f = 2 * c.qDim + 2 * c.kvDim + c.headCount + c.hiddenSize + 2 * c.intermediateSize + 2
         if c.qkNorm { f += c.qDim + c.kvDim + c.headCount + c.kvHeadCount }
+        if c.sandwichNorms { f += 2 * c.hiddenSize + 2 }
         return f
     }
 }
@@ -87,6 +97,7 @@ public final class ActivationBuffers {
     let da: FloatBuffer?         // [cap, I]
     let dSublayer: FloatBuffer?  // [cap, C] d(original sublayer output) under a bottleneck adapter
     let fused: FloatBuffer?      // [cap, fusedWidth] a fused projection's output or its gradient (fused families)
+    let dNormInput: FloatBuffer? // [cap, C] d(input of an output norm) (sandwich norms, training)
 
     public init(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy, prefixRows np: Int = 0) {
         capacity = n
@@ -124,6 +135,7 @@ public final class ActivationBuffers {
         da = grad(n * I)
         dSublayer = grad(n * C)
         fused = c.fusedWidth > 0 ? FloatBuffer(count: n * c.fusedWidth) : nil
+        dNormInput = training && c.sandwichNorms ? FloatBuffer(count: n * C) : nil
         func prefixed(_ needed: Bool) -> FloatBuffer? { np > 0 && needed ? FloatBuffer(count: (np + t) * c.kvDim) : nil }
         kSeq = prefixed(true)
         vSeq = prefixed(true)
@@ -143,7 +155,7 @@ public final class ActivationBuffers {
         case .keepAll: floats += (c.layerCount + 1) * n * C + c.layerCount * perLayer
         case .checkpointing: floats += (c.layerCount + 1) * n * C + perLayer
         }
-        if policy != .inference { floats += n * (3 * C + 2 * c.qDim + 2 * c.kvDim + 3 * I) }
+        if policy != .inference { floats += n * (3 * C + 2 * c.qDim + 2 * c.kvDim + 3 * I + (c.sandwichNorms ? C : 0)) }
         return floats * 4
     }
 }

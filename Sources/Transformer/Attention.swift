@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// Causal (optionally sliding-window) grouped-query attention over packed sequences, with head h reading
@@ -10,6 +11,10 @@ struct Attention {
     let kvHeads: Int
     let headDim: Int
     let window: Int?
+    /// Scores are q·k times this.
+    let scale: Float
+    /// Gemma 2: scores s become cap * tanh(s / cap) before the mask and softmax.
+    let softcap: Float?
 
     /// Attention of layer `layer` (its window depends on the layer in some Qwen2 configurations).
     init(config: ModelConfig, layer: Int = 0, queryBlock: Int = Attention.defaultQueryBlock) {
@@ -18,9 +23,16 @@ struct Attention {
         kvHeads = config.kvHeadCount
         headDim = config.headDim
         window = config.attentionWindow(layer: layer)
+        scale = config.attentionScale
+        softcap = config.attentionSoftcap
     }
 
-    var scale: Float { 1 / Float(headDim).squareRoot() }
+    /// Soft-caps the visible scores of one row (no-op without a cap).
+    @inline(__always)
+    func cap(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        guard let c = softcap else { return }
+        for j in range { row[j] = c * tanh(row[j] / c) }
+    }
 
     /// Keys visible from query row i (0-based within its sequence, at absolute offset `past` from the cache start).
     func visible(_ i: Int) -> Range<Int> {
@@ -62,8 +74,9 @@ struct Attention {
                 Parallel.forRanges(r1 - r0, minChunk: 64) { rows in
                     for j in rows {
                         let i = r0 + j, vis = visible(past + i)
-                        let l = Ops.softmax(scratch + j * n, range: (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound),
-                                            count: n)
+                        let range = (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound)
+                        cap(scratch + j * n, range)
+                        let l = Ops.softmax(scratch + j * n, range: range, count: n)
                         lseOut?[(start + i) * h + head] = l
                     }
                 }
@@ -97,8 +110,9 @@ struct Attention {
                 Parallel.forRanges(rows, minChunk: 64) { js in
                     for j in js {
                         let i = r0 + j, vis = visible(past + i)
-                        Ops.expShifted(p + j * n, range: (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound),
-                                       count: n, lse: lse[(start + i) * h + head])
+                        let range = (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound)
+                        cap(p + j * n, range)
+                        Ops.expShifted(p + j * n, range: range, count: n, lse: lse[(start + i) * h + head])
                     }
                 }
                 // dv_g += P^T dout_h
@@ -112,6 +126,19 @@ struct Attention {
                         let i = r0 + j
                         let di = Ops.dot(doh + i * ldq, oh + i * ldq, count: d)
                         Ops.softmaxBackward(p: p + j * n, dp: dp + j * n, count: n, d: di)
+                    }
+                }
+                if let c = softcap {
+                    // Through the cap: dS_raw = dS * (1 - tanh^2(S_raw / c)), S_raw recomputed into p (P is done).
+                    Gemm.multiply(m: rows, n: n, k: d, a: qh + r0 * ldq, lda: ldq, b: kb, ldb: ldk, transposeB: true,
+                                  c: p, ldc: n, alpha: scale)
+                    Parallel.forRanges(rows, minChunk: 64) { js in
+                        for j in js {
+                            for x in 0..<n {
+                                let t = tanh(p[j * n + x] / c)
+                                dp[j * n + x] *= 1 - t * t
+                            }
+                        }
                     }
                 }
                 // dq_h = dS k_g * scale ; dk_g += dS^T q_h * scale
@@ -134,7 +161,10 @@ struct Attention {
                 let g = head / (h / hkv)
                 Gemm.multiply(m: m, n: total, k: d, a: q + head * d, lda: ldq, b: kCache + g * d, ldb: ldk,
                               transposeB: true, c: scratch, ldc: total, alpha: scale)
-                for i in 0..<m { Ops.softmax(scratch + i * total, range: visible(past + i), count: total) }
+                for i in 0..<m {
+                    cap(scratch + i * total, visible(past + i))
+                    Ops.softmax(scratch + i * total, range: visible(past + i), count: total)
+                }
                 Gemm.multiply(m: m, n: d, k: total, a: scratch, lda: total, b: vCache + g * d, ldb: ldk,
                               c: out + head * d, ldc: ldq)
             }
@@ -149,6 +179,7 @@ struct Attention {
                 let qi = q + i * ldq + head * d
                 let range = visible(past + i)
                 for j in range { row[j] = s * Ops.dot(qi, kCache + j * ldk + g * d, count: d) }
+                cap(row, range)
                 Ops.softmax(row, range: range, count: past + i + 1)
                 let o = out + i * ldq + head * d
                 o.update(repeating: 0, count: d)

@@ -9,6 +9,11 @@ public enum BaseTensor: Hashable, Sendable, CustomStringConvertible {
     case postAttentionNorm(Int)
     case qNorm(Int)
     case kNorm(Int)
+    /// The norm of the attention output before the residual (Gemma's post_attention_layernorm, GLM-4's
+    /// post_self_attn_layernorm).
+    case attentionOutputNorm(Int)
+    /// The norm of the MLP output before the residual.
+    case mlpOutputNorm(Int)
     case weight(ProjectionSite)
     case bias(ProjectionSite)
 
@@ -21,8 +26,18 @@ public enum BaseTensor: Hashable, Sendable, CustomStringConvertible {
         case .postAttentionNorm(let l): "layer \(l) post-attention norm"
         case .qNorm(let l): "layer \(l) q norm"
         case .kNorm(let l): "layer \(l) k norm"
+        case .attentionOutputNorm(let l): "layer \(l) attention output norm"
+        case .mlpOutputNorm(let l): "layer \(l) MLP output norm"
         case .weight(let s): "\(s) weight"
         case .bias(let s): "\(s) bias"
+        }
+    }
+
+    /// An RMSNorm weight (the vectors `ModelConfig.normOffset` applies to).
+    public var isNorm: Bool {
+        switch self {
+        case .finalNorm, .inputNorm, .postAttentionNorm, .qNorm, .kNorm, .attentionOutputNorm, .mlpOutputNorm: true
+        case .embedding, .lmHead, .weight, .bias: false
         }
     }
 
@@ -30,7 +45,8 @@ public enum BaseTensor: Hashable, Sendable, CustomStringConvertible {
     public var layer: Int? {
         switch self {
         case .embedding, .finalNorm, .lmHead: nil
-        case .inputNorm(let l), .postAttentionNorm(let l), .qNorm(let l), .kNorm(let l): l
+        case .inputNorm(let l), .postAttentionNorm(let l), .qNorm(let l), .kNorm(let l), .attentionOutputNorm(let l),
+             .mlpOutputNorm(let l): l
         case .weight(let s), .bias(let s): s.layer
         }
     }
@@ -46,7 +62,9 @@ public enum BaseTensor: Hashable, Sendable, CustomStringConvertible {
                 if c.hasBias(p) { list.append(.bias(site)) }
                 if p == .k || p == .qkv, c.qkNorm { list += [.qNorm(l), .kNorm(l)] }
             }
+            if c.sandwichNorms { list.append(.attentionOutputNorm(l)) }
             list.append(.postAttentionNorm(l))
+            if c.sandwichNorms { list.append(.mlpOutputNorm(l)) }
         }
         list.append(.finalNorm)
         if !c.tieWordEmbeddings { list.append(.lmHead) }

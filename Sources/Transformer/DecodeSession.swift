@@ -45,7 +45,7 @@ public final class DecodeSession {
         work = StepBuffers(c, rows: chunkRows)
         scratch = FloatBuffer(count: max(chunkRows, c.headCount) * first)
         logitsBuffer = FloatBuffer(count: c.vocabSize)
-        model.rope.reserve(capacity)
+        model.reserveRotary(capacity)
     }
 
     /// Forgets the cache beyond the first `count` tokens.
@@ -153,7 +153,7 @@ public final class DecodeSession {
         let lastRow = b.x.pointer + (m - 1) * C
         Ops.rmsNormForward(lastRow, weight: w.finalNorm.pointer, out: b.xn.pointer, rstd: nil, rows: 1, cols: C,
                            eps: c.rmsNormEps)
-        w.lmHead.forward(b.xn.pointer, rows: 1, into: logitsBuffer.pointer, exact: false)
+        model.headLogits(b.xn.pointer, rows: 1, into: logitsBuffer.pointer, exact: false)
     }
 
     /// Work buffers of a decoding pass over up to `rows` rows.
@@ -203,12 +203,18 @@ public final class DecodeSession {
                                    cols: c.headDim, eps: c.rmsNormEps)
             }
             positions.withUnsafeBufferPointer { pos in
-                model.rope.apply(b.q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
-                model.rope.apply(b.k.pointer, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
+                model.rope(layer: l).apply(b.q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
+                model.rope(layer: l).apply(b.k.pointer, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
                 model.applyLogn(b.q.pointer, rows: m, positions: pos.baseAddress!)
             }
             attend(l, b.k.pointer, b.v.pointer)
-            project(model, .o, layer: l, x: b.att.pointer, rows: m, out: b.tmp.pointer, groups: groups)
+            if let norm = lw.attentionOutputNorm {
+                project(model, .o, layer: l, x: b.att.pointer, rows: m, out: b.xn.pointer, groups: groups)
+                Ops.rmsNormForward(b.xn.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: nil, rows: m, cols: C,
+                                   eps: c.rmsNormEps)
+            } else {
+                project(model, .o, layer: l, x: b.att.pointer, rows: m, out: b.tmp.pointer, groups: groups)
+            }
             sublayer(.attention, layer: l, residual: b.x.pointer, output: b.tmp.pointer, groups: groups, C: C)
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
             Ops.rmsNormForward(b.x.pointer, weight: lw.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m,
@@ -216,8 +222,14 @@ public final class DecodeSession {
             model.projectGateUp(layer: l, rows: m, gate: b.g.pointer, up: b.u.pointer, fused: b.fused.pointer) { p, out in
                 project(model, p, layer: l, x: b.xn.pointer, rows: m, out: out, groups: groups)
             }
-            Ops.swigluForward(gate: b.g.pointer, up: b.u.pointer, out: b.act.pointer, count: m * c.intermediateSize)
-            project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, groups: groups)
+            model.activate(gate: b.g.pointer, up: b.u.pointer, out: b.act.pointer, count: m * c.intermediateSize)
+            if let norm = lw.mlpOutputNorm {
+                project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.xn.pointer, groups: groups)
+                Ops.rmsNormForward(b.xn.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: nil, rows: m, cols: C,
+                                   eps: c.rmsNormEps)
+            } else {
+                project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, groups: groups)
+            }
             sublayer(.mlp, layer: l, residual: b.x.pointer, output: b.tmp.pointer, groups: groups, C: C)
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
         }
@@ -323,7 +335,7 @@ public final class DecodeBatch {
             }
         }
         Ops.rmsNormForward(b.x.pointer, weight: w.finalNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
-        w.lmHead.forward(b.xn.pointer, rows: n, into: logits.pointer, exact: false)
+        model.headLogits(b.xn.pointer, rows: n, into: logits.pointer, exact: false)
         for (s, t) in zip(sessions, next) { s.tokens.append(t) }
         return UnsafePointer(logits.pointer)
     }

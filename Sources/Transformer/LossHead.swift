@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// Next-token cross-entropy over labelled rows only, in chunks: the [tokens, vocab] logits are never
@@ -7,6 +8,8 @@ import Kernels
 struct LossHead {
     let lmHead: WeightMatrix
     let hidden: Int
+    /// Gemma 2: logits z are cap * tanh(z / cap).
+    var softcap: Float? = nil
 
     var vocab: Int { lmHead.rows }
 
@@ -33,6 +36,7 @@ struct LossHead {
             let m = part.count
             for (j, r) in part.enumerated() { (input.pointer + j * c).update(from: normed + r * c, count: c) }
             lmHead.forward(input.pointer, rows: m, into: logits.pointer)
+            if let cap = softcap { Ops.softcap(logits.pointer, count: m * v, cap: cap) }
             lossPerRow.withUnsafeMutableBufferPointer { lp in
                 let lossOut = lp.baseAddress!
                 Parallel.forRanges(m, minChunk: 4) { js in
@@ -41,7 +45,16 @@ struct LossHead {
                         let target = Int(labels[part[j]])
                         let (lse, _) = Ops.logSumExp(row, count: v)
                         lossOut[j] = Double(lse - row[target])
-                        if dNormed != nil { Ops.crossEntropyGradient(row, count: v, lse: lse, target: target, scale: gradScale) }
+                        guard dNormed != nil else { continue }
+                        if let cap = softcap {
+                            // d/dz of cap * tanh(z / cap) is 1 - (capped / cap)^2.
+                            for i in 0..<v {
+                                let z = row[i], t = z / cap
+                                row[i] = ((Foundation.exp(z - lse)) - (i == target ? 1 : 0)) * gradScale * (1 - t * t)
+                            }
+                        } else {
+                            Ops.crossEntropyGradient(row, count: v, lse: lse, target: target, scale: gradScale)
+                        }
                     }
                 }
             }

@@ -10,7 +10,16 @@ import Foundation
 public struct ModelConfig: Sendable, Equatable {
     /// `model_type` of the families we run (Qwen v1 is `qwen`; Qwen1.5/2/2.5 are `qwen2`).
     public enum Architecture: String, Sendable, CaseIterable {
-        case qwen2, llama, mistral, qwen3, qwen, phi3, internlm2, internlm3, baichuan
+        case qwen2, llama, mistral, qwen3, qwen, phi3, internlm2, internlm3, baichuan, gemma2
+        case gemma3 = "gemma3_text"
+        case glm, glm4
+    }
+
+    /// The gate's activation in the gated MLP: act(gate) * up.
+    public enum Activation: String, Sendable, Equatable {
+        case silu
+        /// GELU with the tanh approximation (Gemma's `gelu_pytorch_tanh`).
+        case geluTanh = "gelu_pytorch_tanh"
     }
 
     /// How the output columns of a fused q/k/v projection split into queries, keys and values.
@@ -53,6 +62,30 @@ public struct ModelConfig: Sendable, Equatable {
     public var normHead: Bool
     /// The checkpoint's tensor names.
     public var layout: WeightLayout
+    /// The MLP gate's activation.
+    public var activation: Activation = .silu
+    /// RMSNorm weights are stored as w - offset and scale by (offset + w) (Gemma: 1); we keep offset + w in memory.
+    public var normOffset: Float = 0
+    /// Input embeddings are multiplied by this (Gemma: sqrt(hidden_size)).
+    public var embeddingScale: Float?
+    /// Attention scores are q·k times this (1/sqrt(head_dim), or Gemma's query_pre_attn_scalar^-1/2).
+    public var attentionScale: Float
+    /// Gemma 2: scores s become cap * tanh(s / cap) before the softmax.
+    public var attentionSoftcap: Float?
+    /// Gemma 2: logits z become cap * tanh(z / cap).
+    public var finalSoftcap: Float?
+    /// Norms on the attention and MLP outputs before they join the residual (Gemma 2/3, GLM-4).
+    public var sandwichNorms = false
+    /// Rotary embedding rotates adjacent pairs (x[2i], x[2i+1]) instead of halves (GLM).
+    public var interleavedRotary = false
+    /// The rotary settings of sliding-window layers when they differ from the others' (Gemma 3's local base).
+    public var localRope: RoPEConfig?
+
+    /// The rotary settings of layer `l`.
+    public func rope(layer l: Int) -> RoPEConfig {
+        if let localRope, attentionWindow(layer: l) != nil { return localRope }
+        return rope
+    }
 
     /// Whether projection `p` carries a bias in this architecture.
     public func hasBias(_ p: Projection) -> Bool {
@@ -153,13 +186,25 @@ public struct ModelConfig: Sendable, Equatable {
         self.bosTokenID = bosTokenID
         self.eosTokenIDs = eosTokenIDs
         self.storedDType = storedDType
+        attentionScale = 1 / Float(self.headDim).squareRoot()
         switch architecture {
         case .qwen: (qkvFusion, fusedGateUp, layout) = (.concatenated, false, .qwen)
         case .phi3: (qkvFusion, fusedGateUp, layout) = (.concatenated, true, .llama)
         case .internlm2: (qkvFusion, fusedGateUp, layout) = (.grouped, false, .internlm2)
         case .baichuan: (qkvFusion, fusedGateUp, layout) = (.concatenated, false, .baichuan)
         case .qwen2, .llama, .mistral, .qwen3, .internlm3: (qkvFusion, fusedGateUp, layout) = (nil, false, .llama)
+        case .gemma2, .gemma3: (qkvFusion, fusedGateUp, layout) = (nil, false, .gemma)
+        case .glm: (qkvFusion, fusedGateUp, layout) = (nil, true, .llama)
+        case .glm4: (qkvFusion, fusedGateUp, layout) = (nil, true, .glm4)
         }
+        if architecture == .gemma2 || architecture == .gemma3 {
+            activation = .geluTanh
+            normOffset = 1
+            embeddingScale = Float(hiddenSize).squareRoot()
+            sandwichNorms = true
+        }
+        if architecture == .glm4 { sandwichNorms = true }
+        if architecture == .glm || architecture == .glm4 { interleavedRotary = true }
         lognScalingLength = nil
         normHead = architecture == .baichuan
     }
@@ -180,8 +225,12 @@ extension ModelConfig {
         if arch == .qwen {
             fields.alias(["kv_channels": "head_dim", "layer_norm_epsilon": "rms_norm_eps", "rotary_emb_base": "rope_theta"])
         }
-        if let act = fields.optionalString("hidden_act") ?? fields.optionalString("hidden_activation"), act != "silu", act != "swish" {
-            throw TransformerError.unsupported(path: path, reason: "hidden_act '\(act)' is not supported (only silu)")
+        let act = fields.optionalString("hidden_activation") ?? fields.optionalString("hidden_act") ?? "silu"
+        let activation: Activation
+        switch act {
+        case "silu", "swish": activation = .silu
+        case "gelu_pytorch_tanh", "gelu_tanh": activation = .geluTanh
+        default: throw TransformerError.unsupported(path: path, reason: "hidden_act '\(act)' is not supported (silu, gelu_pytorch_tanh)")
         }
         let hidden = try fields.int("hidden_size"), heads = try fields.int("num_attention_heads")
         let layers = try fields.int("num_hidden_layers")
@@ -218,20 +267,39 @@ extension ModelConfig {
         if arch == .qwen, fields.optionalBool("use_dynamic_ntk") == true, let n = fields.optionalInt("seq_length"), n > 0 {
             maxPositions = min(maxPositions, n)
         }
-        let rope = try RoPEConfig(fields: fields, rotaryDim: rotaryDim, maxPositions: maxPositions)
+        // transformers 5 writes Gemma 3's rotary settings per layer type; older configs give rope_local_base_freq.
+        var ropeFields = fields, localRope: RoPEConfig?
+        if let perType = fields.object("rope_parameters"), let full = perType["full_attention"] as? [String: Any] {
+            ropeFields.replace("rope_parameters", with: full)
+            if let local = perType["sliding_attention"] as? [String: Any] {
+                var localFields = fields
+                localFields.replace("rope_parameters", with: local)
+                localFields.replace("rope_theta", with: nil)
+                localFields.replace("rope_scaling", with: nil)
+                localRope = try RoPEConfig(fields: localFields, rotaryDim: rotaryDim, maxPositions: maxPositions)
+            }
+        } else if let base = fields.optionalDouble("rope_local_base_freq") {
+            localRope = RoPEConfig(theta: base)
+        }
+        let rope = try RoPEConfig(fields: ropeFields, rotaryDim: rotaryDim, maxPositions: maxPositions)
         var window: Int? = nil
         var slidingLayers: [Bool] = []
         if let w = fields.optionalInt("sliding_window"), w > 0 {
             switch arch {
             case .mistral, .phi3:
                 window = w
+            case .gemma2, .gemma3:
+                window = w
+                // Without layer_types: Gemma 2 alternates (sliding first); Gemma 3 has one global layer in six.
+                let pattern = arch == .gemma2 ? 2 : (fields.optionalInt("sliding_window_pattern") ?? fields.optionalInt("_sliding_window_pattern") ?? 6)
+                slidingLayers = (0..<layers).map { ($0 + 1) % pattern != 0 }
             case .qwen2, .qwen3:
                 if fields.optionalBool("use_sliding_window") == true {
                     window = w
                     let from = fields.optionalInt("max_window_layers") ?? 28
                     slidingLayers = (0..<layers).map { $0 >= from }
                 }
-            case .llama, .qwen, .internlm2, .internlm3, .baichuan:
+            case .llama, .qwen, .internlm2, .internlm3, .baichuan, .glm, .glm4:
                 window = nil
             }
             // An explicit per-layer list wins (transformers 5 writes one).
@@ -254,7 +322,9 @@ extension ModelConfig {
             let bias = fields.optionalBool("bias") ?? false
             (qkvBias, outputBias, mlpBias) = (fields.optionalBool("qkv_bias") ?? bias, bias, arch == .internlm2 ? false : bias)
         case .baichuan: (qkvBias, outputBias, mlpBias) = (false, false, false)
-        case .llama, .mistral, .qwen3, .phi3:
+        case .glm, .glm4:
+            (qkvBias, outputBias, mlpBias) = (attentionBias ?? true, false, false)
+        case .llama, .mistral, .qwen3, .phi3, .gemma2, .gemma3:
             (qkvBias, outputBias, mlpBias) = (attentionBias ?? false, attentionBias ?? false, fields.optionalBool("mlp_bias") ?? false)
         }
         self.init(
@@ -262,11 +332,20 @@ extension ModelConfig {
             layerCount: layers, headCount: heads, kvHeadCount: kvHeads, headDim: headDim,
             vocabSize: vocab, maxPositionEmbeddings: maxPositions,
             rmsNormEps: Float(fields.optionalDouble("rms_norm_eps") ?? 1e-6), rope: rope, rotaryDim: rotaryDim,
-            tieWordEmbeddings: fields.optionalBool("tie_word_embeddings") ?? false,
-            qkvBias: qkvBias, outputBias: outputBias, mlpBias: mlpBias, qkNorm: arch == .qwen3, slidingWindow: window,
+            tieWordEmbeddings: fields.optionalBool("tie_word_embeddings") ?? (arch == .gemma2 || arch == .gemma3),
+            qkvBias: qkvBias, outputBias: outputBias, mlpBias: mlpBias, qkNorm: arch == .qwen3 || arch == .gemma3,
+            slidingWindow: window,
             bosTokenID: fields.optionalInt("bos_token_id"), eosTokenIDs: eos,
             storedDType: fields.optionalString("torch_dtype") ?? fields.optionalString("dtype"))
         self.slidingLayers = slidingLayers
+        self.activation = activation
+        self.localRope = localRope
+        if let scalar = fields.optionalDouble("query_pre_attn_scalar"), scalar > 0 {
+            attentionScale = Float(1 / scalar.squareRoot())
+        }
+        func cap(_ key: String) -> Float? { fields.optionalDouble(key).flatMap { $0 > 0 ? Float($0) : nil } }
+        attentionSoftcap = cap("attn_logit_softcapping")
+        finalSoftcap = cap("final_logit_softcapping")
         if arch == .qwen, fields.optionalBool("use_logn_attn") == true, let n = fields.optionalInt("seq_length"), n > 1 {
             lognScalingLength = n
         }
@@ -288,6 +367,9 @@ struct ConfigFields {
     let path: String
 
     init(_ obj: [String: Any], path: String) { self.obj = obj; self.path = path }
+
+    /// Sets (or, with nil, removes) one field.
+    mutating func replace(_ key: String, with value: Any?) { obj[key] = value }
 
     /// Makes each key's value readable under its common name too (a family's own spelling of a shared field).
     mutating func alias(_ names: [String: String]) {

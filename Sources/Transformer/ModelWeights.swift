@@ -23,14 +23,17 @@ public struct DecoderLayerWeights: @unchecked Sendable {
     public var linears: [Projection: Linear]   // q [qDim, C], k/v [kvDim, C], qkv [qDim + 2 kvDim, C], o [C, qDim], ...
     public var qNorm: FloatBuffer?             // [headDim] (Qwen3)
     public var kNorm: FloatBuffer?             // [headDim] (Qwen3)
-    public var postAttentionNorm: FloatBuffer  // [C]
+    public var postAttentionNorm: FloatBuffer  // [C] the MLP's input norm
+    public var attentionOutputNorm: FloatBuffer?  // [C] (sandwich norms)
+    public var mlpOutputNorm: FloatBuffer?        // [C] (sandwich norms)
 
     public init(inputNorm: FloatBuffer, linears: [Projection: Linear], qNorm: FloatBuffer?, kNorm: FloatBuffer?,
-                postAttentionNorm: FloatBuffer) {
+                postAttentionNorm: FloatBuffer, attentionOutputNorm: FloatBuffer? = nil, mlpOutputNorm: FloatBuffer? = nil) {
         self.inputNorm = inputNorm
         self.linears = linears
         (self.qNorm, self.kNorm) = (qNorm, kNorm)
         self.postAttentionNorm = postAttentionNorm
+        (self.attentionOutputNorm, self.mlpOutputNorm) = (attentionOutputNorm, mlpOutputNorm)
     }
 
     public init(inputNorm: FloatBuffer, q: Linear, k: Linear, v: Linear, o: Linear, qNorm: FloatBuffer?,
@@ -76,7 +79,8 @@ public final class ModelWeights: @unchecked Sendable {
             for lin in l.linears.values {
                 total += lin.weight.byteCount + (lin.bias?.count ?? 0) * 4
             }
-            total += (l.inputNorm.count + l.postAttentionNorm.count + (l.qNorm?.count ?? 0) + (l.kNorm?.count ?? 0)) * 4
+            total += (l.inputNorm.count + l.postAttentionNorm.count + (l.qNorm?.count ?? 0) + (l.kNorm?.count ?? 0)
+                      + (l.attentionOutputNorm?.count ?? 0) + (l.mlpOutputNorm?.count ?? 0)) * 4
         }
         return total
     }
@@ -99,6 +103,8 @@ extension ModelWeights {
         case .postAttentionNorm(let l): return .vector(layers[l].postAttentionNorm)
         case .qNorm(let l): return layers[l].qNorm.map { .vector($0) }
         case .kNorm(let l): return layers[l].kNorm.map { .vector($0) }
+        case .attentionOutputNorm(let l): return layers[l].attentionOutputNorm.map { .vector($0) }
+        case .mlpOutputNorm(let l): return layers[l].mlpOutputNorm.map { .vector($0) }
         case .weight(let s): return .matrix(layers[s.layer].linear(s.projection).weight)
         case .bias(let s): return layers[s.layer].linear(s.projection).bias.map { .vector($0) }
         }
@@ -117,6 +123,8 @@ extension ModelWeights {
         case (.postAttentionNorm(let l), .vector(let v)): layers[l].postAttentionNorm = v
         case (.qNorm(let l), .vector(let v)): layers[l].qNorm = v
         case (.kNorm(let l), .vector(let v)): layers[l].kNorm = v
+        case (.attentionOutputNorm(let l), .vector(let v)): layers[l].attentionOutputNorm = v
+        case (.mlpOutputNorm(let l), .vector(let v)): layers[l].mlpOutputNorm = v
         case (.weight(let s), .matrix(let m)): layers[s.layer].setLinear(s.projection, Linear(weight: m, bias: layers[s.layer].linear(s.projection).bias))
         case (.bias(let s), .vector(let v)): layers[s.layer].setLinear(s.projection, Linear(weight: layers[s.layer].linear(s.projection).weight, bias: v))
         default: preconditionFailure("storage kind does not fit \(tensor)")
@@ -171,13 +179,18 @@ extension ModelWeights {
                 linears[p] = Linear(weight: try loader.matrix(names.name(.weight(site)), rows: out, cols: inp),
                                     bias: config.hasBias(p) ? try loader.vector(names.name(.bias(site)), count: out) : nil)
             }
+            func norm(_ t: BaseTensor, _ count: Int) throws -> FloatBuffer {
+                try loader.vector(names.name(t), count: count, offset: config.normOffset)
+            }
             layers.append(DecoderLayerWeights(
-                inputNorm: try loader.vector(names.name(.inputNorm(l)), count: c), linears: linears,
-                qNorm: config.qkNorm ? try loader.vector(names.name(.qNorm(l)), count: config.headDim) : nil,
-                kNorm: config.qkNorm ? try loader.vector(names.name(.kNorm(l)), count: config.headDim) : nil,
-                postAttentionNorm: try loader.vector(names.name(.postAttentionNorm(l)), count: c)))
+                inputNorm: try norm(.inputNorm(l), c), linears: linears,
+                qNorm: config.qkNorm ? try norm(.qNorm(l), config.headDim) : nil,
+                kNorm: config.qkNorm ? try norm(.kNorm(l), config.headDim) : nil,
+                postAttentionNorm: try norm(.postAttentionNorm(l), c),
+                attentionOutputNorm: config.sandwichNorms ? try norm(.attentionOutputNorm(l), c) : nil,
+                mlpOutputNorm: config.sandwichNorms ? try norm(.mlpOutputNorm(l), c) : nil))
         }
-        let finalNorm = try loader.vector(names.finalNorm, count: c)
+        let finalNorm = try loader.vector(names.finalNorm, count: c, offset: config.normOffset)
         var lmHead: WeightMatrix
         if config.tieWordEmbeddings {
             lmHead = embedding
@@ -217,10 +230,13 @@ final class WeightLoader {
         if prefaulted.insert(ObjectIdentifier(file)).inserted { file.prefault() }
     }
 
-    func vector(_ name: String, count: Int) throws -> FloatBuffer {
+    /// A vector as f32, plus `offset` (Gemma stores its norm weights as w - 1).
+    func vector(_ name: String, count: Int, offset: Float = 0) throws -> FloatBuffer {
         let t = try directory.tensor(name)
         try t.expectShape([count])
-        return try t.floatBuffer()
+        let values = try t.floatBuffer()
+        if offset != 0 { for i in 0..<count { values[i] += offset } }
+        return values
     }
 
     func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {

@@ -8,6 +8,8 @@ public final class RoPE: @unchecked Sendable {
     public let headDim: Int
     /// Dimensions rotated at the start of each head.
     public let rotaryDim: Int
+    /// Adjacent pairs instead of halves (GLM).
+    public let pairs: Bool
     let invFreq: [Float]
     /// LongRoPE: the long factors' frequencies, used for passes reaching past `longFrom` positions.
     let longInvFreq: [Float]?
@@ -23,12 +25,15 @@ public final class RoPE: @unchecked Sendable {
         var positions = 0
     }
 
-    public init(config: ModelConfig) {
+    /// The rotary embedding of `config`'s layers, or with `settings` (Gemma 3's local layers).
+    public init(config: ModelConfig, settings: RoPEConfig? = nil) {
+        let rope = settings ?? config.rope
         headDim = config.headDim
         rotaryDim = config.rotaryDim
-        invFreq = config.rope.inverseFrequencies(headDim: config.rotaryDim)
-        if case let .longrope(_, _, original, factor) = config.rope.scaling {
-            longInvFreq = config.rope.inverseFrequencies(headDim: config.rotaryDim, long: true)
+        pairs = config.interleavedRotary
+        invFreq = rope.inverseFrequencies(headDim: config.rotaryDim)
+        if case let .longrope(_, _, original, factor) = rope.scaling {
+            longInvFreq = rope.inverseFrequencies(headDim: config.rotaryDim, long: true)
             longFrom = original
             magnitude = factor
         } else {
@@ -92,7 +97,8 @@ public final class RoPE: @unchecked Sendable {
                 let cb = cp.baseAddress!, sb = sp.baseAddress!
                 Parallel.forRanges(rows, minChunk: 32) { range in
                     Ops.rope(x + range.lowerBound * heads * d, rows: range.count, heads: heads, headDim: d,
-                             rotaryDim: r, positions: pos + range.lowerBound, cos: cb, sin: sb, sign: inverse ? -1 : 1)
+                             rotaryDim: r, positions: pos + range.lowerBound, cos: cb, sin: sb, sign: inverse ? -1 : 1,
+                             pairs: pairs)
                 }
             }
         }

@@ -12,12 +12,18 @@ extension TransformerModel {
         // MLP block: out = x2 + down(silu(g) * u), g/u = gate/up(norm2(x2)).
         Ops.rmsNormForward(s.x2.pointer, weight: w.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n,
                            cols: C, eps: c.rmsNormEps)
-        Ops.swigluForward(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * I)
+        activate(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * I)
         // Hook point 4: the rewritten MLP output; d(original output) goes to down_proj, the residual's share to dH.
-        let dDown = sublayerOutputGradient(.mlp, layer: l, dH: dH, rows: n, buffers: b, context: context)
+        var dDown = sublayerOutputGradient(.mlp, layer: l, dH: dH, rows: n, buffers: b, context: context)
+        if let norm = w.mlpOutputNorm, let raw = s.mlpOut, let rstd = s.rstd4 {
+            dDown = outputNormBackward(.mlpOutputNorm(l), weight: norm, raw: raw, rstd: rstd, dy: dDown, rows: n, buffers: b)
+        }
         projectBackward(.down, layer: l, x: b.act.pointer, dy: dDown, rows: n, dx: da.pointer, accumulate: false,
                         context: context)
-        Ops.swigluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
+        switch c.activation {
+        case .silu: Ops.swigluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
+        case .geluTanh: Ops.gegluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
+        }
         if c.fusedGateUp, let fused = b.fused {
             FusedColumns.gateUp(c).join([dg.pointer, du.pointer], widths: [I, I], rows: n, into: fused.pointer)
             projectBackward(.gateUp, layer: l, x: b.xn.pointer, dy: fused.pointer, rows: n, dx: dxn.pointer,
@@ -34,7 +40,10 @@ extension TransformerModel {
         Ops.rmsNormBackward(dxn.pointer, x: s.x2.pointer, weight: w.postAttentionNorm.pointer, rstd: s.rstd2.pointer,
                             dx: dH.pointer, rows: n, cols: C, accumulate: true)
         // Attention block: x2 = x + o(attn(rope(q), rope(k), v)), q/k/v = proj(norm1(x)).
-        let dO = sublayerOutputGradient(.attention, layer: l, dH: dH, rows: n, buffers: b, context: context)
+        var dO = sublayerOutputGradient(.attention, layer: l, dH: dH, rows: n, buffers: b, context: context)
+        if let norm = w.attentionOutputNorm, let raw = s.attentionOut, let rstd = s.rstd3 {
+            dO = outputNormBackward(.attentionOutputNorm(l), weight: norm, raw: raw, rstd: rstd, dy: dO, rows: n, buffers: b)
+        }
         projectBackward(.o, layer: l, x: s.att.pointer, dy: dO, rows: n, dx: datt.pointer, accumulate: false,
                         context: context)
         attendBackward(l, batch: batch, saved: s, buffers: b, dout: datt.pointer, dq: dq.pointer, dk: dk.pointer,
@@ -42,8 +51,8 @@ extension TransformerModel {
         let passes = ropePasses(batch)
         batch.positions.withUnsafeBufferPointer { pos in
             if !context.training { applyLogn(dq.pointer, rows: n, positions: pos.baseAddress!) }
-            rope.apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true, passes: passes)
-            rope.apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true, passes: passes)
+            rope(layer: l).apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true, passes: passes)
+            rope(layer: l).apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true, passes: passes)
         }
         if let qRaw = s.qRaw, let kRaw = s.kRaw, let qn = w.qNorm, let kn = w.kNorm {
             if let g = adapter?.baseGradient(.qNorm(l)) {
@@ -83,6 +92,20 @@ extension TransformerModel {
             Ops.rmsNormBackward(dxn.pointer, x: x, weight: w.inputNorm.pointer, rstd: s.rstd1.pointer, dx: dH.pointer,
                                 rows: n, cols: C, accumulate: true)
         }
+    }
+
+    /// Backward of a norm on a sublayer's output (sandwich norms): returns d(its input) in `b.dNormInput`, and adds the
+    /// weight's gradient when it trains.
+    private func outputNormBackward(_ tensor: BaseTensor, weight: FloatBuffer, raw: FloatBuffer, rstd: FloatBuffer,
+                                    dy: UnsafePointer<Float>, rows n: Int, buffers b: ActivationBuffers) -> UnsafePointer<Float> {
+        guard let dIn = b.dNormInput else { preconditionFailure("sandwich norms need their gradient buffer") }
+        let C = config.hiddenSize
+        if let g = adapter?.baseGradient(tensor) {
+            Ops.rmsNormWeightGradient(dy, x: raw.pointer, rstd: rstd.pointer, rows: n, cols: C, into: g)
+        }
+        Ops.rmsNormBackward(dy, x: raw.pointer, weight: weight.pointer, rstd: rstd.pointer, dx: dIn.pointer, rows: n,
+                            cols: C, accumulate: false)
+        return UnsafePointer(dIn.pointer)
     }
 
     /// Backward of `attend`: dq written, dk and dv written for the batch rows; the prefix's gradients go to the adapter.
@@ -134,7 +157,7 @@ extension TransformerModel {
         let (batch, prepared) = prepare(batch, labels: labels)
         let labels = prepared ?? labels
         forwardStack(batch, buffers: b, context: context)
-        let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
+        let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize, softcap: config.finalSoftcap)
         guard let dH = b.dHidden, let dxn = b.dxn else { preconditionFailure("training buffers") }
         let result = head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: dxn.pointer, gradScale: gradScale,
                               scratch: b.lossScratch, dWeight: adapter?.baseGradient(.lmHead))
@@ -162,6 +185,10 @@ extension TransformerModel {
                           needInputGradient: l > lowest || (l == 0 && (nv > 0 || embeddingGradient != nil)),
                           context: context)
         }
+        // Gemma's scaled embeddings: d(embedding) = scale * d(layer 0 input).
+        if let scale = config.embeddingScale, lowest == 0, embeddingGradient != nil || nv > 0 {
+            for i in 0..<(n * config.hiddenSize) { dH.pointer[i] *= scale }
+        }
         // Full fine-tuning: d(embedding row of each token) += d(layer 0 input) of its rows.
         if let g = embeddingGradient, lowest == 0 {
             let C = config.hiddenSize
@@ -179,7 +206,7 @@ extension TransformerModel {
         let (batch, prepared) = prepare(batch, labels: labels)
         let labels = prepared ?? labels
         forwardStack(batch, buffers: b, context: .inference)
-        let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize)
+        let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize, softcap: config.finalSoftcap)
         return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0, scratch: b.lossScratch)
     }
 }

@@ -21,12 +21,18 @@ extension TransformerModel {
         }
         let passes = ropePasses(batch)
         batch.positions.withUnsafeBufferPointer { pos in
-            rope.apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
-            rope.apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
+            rope(layer: l).apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
+            rope(layer: l).apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
             if !context.training { applyLogn(s.q.pointer, rows: n, positions: pos.baseAddress!) }
         }
         attend(l, batch: batch, saved: s, buffers: b)
-        project(.o, layer: l, x: s.att.pointer, rows: n, out: b.tmp.pointer, context: context)
+        if let norm = w.attentionOutputNorm, let raw = s.attentionOut, let rstd = s.rstd3 {
+            project(.o, layer: l, x: s.att.pointer, rows: n, out: raw.pointer, context: context)
+            Ops.rmsNormForward(raw.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: rstd.pointer, rows: n, cols: C,
+                               eps: c.rmsNormEps)
+        } else {
+            project(.o, layer: l, x: s.att.pointer, rows: n, out: b.tmp.pointer, context: context)
+        }
         if let a = adapter, a.adapts(.attention, layer: l) {
             a.sublayerForward(.attention, layer: l, residual: x, output: b.tmp.pointer, rows: n, context: context)
         }
@@ -37,8 +43,14 @@ extension TransformerModel {
         projectGateUp(layer: l, rows: n, gate: s.g.pointer, up: s.u.pointer, fused: b.fused?.pointer) { p, out in
             project(p, layer: l, x: b.xn.pointer, rows: n, out: out, context: context)
         }
-        Ops.swigluForward(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * c.intermediateSize)
-        project(.down, layer: l, x: b.act.pointer, rows: n, out: b.tmp.pointer, context: context)
+        activate(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * c.intermediateSize)
+        if let norm = w.mlpOutputNorm, let raw = s.mlpOut, let rstd = s.rstd4 {
+            project(.down, layer: l, x: b.act.pointer, rows: n, out: raw.pointer, context: context)
+            Ops.rmsNormForward(raw.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: rstd.pointer, rows: n, cols: C,
+                               eps: c.rmsNormEps)
+        } else {
+            project(.down, layer: l, x: b.act.pointer, rows: n, out: b.tmp.pointer, context: context)
+        }
         if let a = adapter, a.adapts(.mlp, layer: l) {
             a.sublayerForward(.mlp, layer: l, residual: s.x2.pointer, output: b.tmp.pointer, rows: n, context: context)
         }
@@ -84,7 +96,7 @@ extension TransformerModel {
     func forwardStack(_ batch: PackedBatch, buffers b: ActivationBuffers, context: PassContext) {
         let n = batch.rowCount, C = config.hiddenSize
         precondition(n <= b.capacity && batch.longest <= b.longest, "batch exceeds the planned buffers")
-        rope.reserve(batch.longest)
+        reserveRotary(batch.longest)
         embed(batch.tokens, into: b.hidden[0].pointer)
         for l in 0..<config.layerCount {
             let (input, output, saved): (FloatBuffer, FloatBuffer, LayerSaved)
@@ -113,8 +125,7 @@ extension TransformerModel {
             var row = 0
             for (start, length) in zip(run.starts, run.lengths) {
                 let skip = nv / max(1, run.starts.count)
-                weights.lmHead.forward(b.finalNormed.pointer + (start + skip) * C, rows: length - skip,
-                                       into: o.baseAddress! + row * V)
+                headLogits(b.finalNormed.pointer + (start + skip) * C, rows: length - skip, into: o.baseAddress! + row * V)
                 row += length - skip
             }
         }

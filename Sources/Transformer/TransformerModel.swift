@@ -14,7 +14,10 @@ public final class TransformerModel: @unchecked Sendable {
     public let weights: ModelWeights
     /// The fine-tuning method attached at the hook points (see `ModelAdapter`); nil for the bare model.
     public var adapter: ModelAdapter?
+    /// The rotary embedding of full-attention layers (and all layers unless `localRope` is set).
     let rope: RoPE
+    /// Gemma 3's sliding-window layers rotate with their own base.
+    let localRope: RoPE?
     /// One attention per layer (windows can differ between layers).
     let attention: [Attention]
 
@@ -22,6 +25,7 @@ public final class TransformerModel: @unchecked Sendable {
         config = weights.config
         self.weights = weights
         rope = RoPE(config: weights.config)
+        localRope = weights.config.localRope.map { RoPE(config: weights.config, settings: $0) }
         attention = (0..<weights.config.layerCount).map { Attention(config: weights.config, layer: $0) }
     }
 
@@ -35,6 +39,32 @@ public final class TransformerModel: @unchecked Sendable {
     }
 
     public var dtype: DType { weights.dtype }
+
+    /// The rotary embedding layer `l` uses.
+    func rope(layer l: Int) -> RoPE {
+        if let localRope, config.attentionWindow(layer: l) != nil { return localRope }
+        return rope
+    }
+
+    /// Makes every rotary table cover positions [0, count).
+    func reserveRotary(_ count: Int) {
+        rope.reserve(count)
+        localRope?.reserve(count)
+    }
+
+    /// The gated MLP's activation: out = act(gate) * up.
+    func activate(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int) {
+        switch config.activation {
+        case .silu: Ops.swigluForward(gate: gate, up: up, out: out, count: count)
+        case .geluTanh: Ops.gegluForward(gate: gate, up: up, out: out, count: count)
+        }
+    }
+
+    /// Logits [rows, V] of the final-normed rows (Gemma 2 soft-caps them).
+    func headLogits(_ normed: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, exact: Bool = true) {
+        weights.lmHead.forward(normed, rows: rows, into: out, exact: exact)
+        if let cap = config.finalSoftcap { Ops.softcap(out, count: rows * config.vocabSize, cap: cap) }
+    }
 
     // MARK: - Hook point 3: the projection choke point
 
@@ -91,6 +121,8 @@ public final class TransformerModel: @unchecked Sendable {
                     } else if let virtual {
                         (out + i * c).update(from: virtual + Int(-1 - t[i]) * c, count: c)
                     }
+                    // Gemma scales every input embedding, prompt-tuning rows included (they enter as embeddings).
+                    if let s = config.embeddingScale { for j in 0..<c { out[i * c + j] *= s } }
                 }
             }
         }

@@ -16,6 +16,9 @@ public struct WeightLayout: Sendable, Equatable {
     public var postAttentionNorm: String
     public var qNorm: String
     public var kNorm: String
+    /// Norms of the attention and MLP outputs (families with `sandwichNorms`).
+    public var attentionOutputNorm = "post_attention_output_norm"
+    public var mlpOutputNorm = "post_mlp_norm"
     /// The module path of each projection inside a layer ("self_attn.q_proj").
     public var modules: [Projection: String]
 
@@ -47,6 +50,24 @@ public struct WeightLayout: Sendable, Equatable {
         return l
     }()
 
+    /// Gemma 2/3: the norm after attention is `post_attention_layernorm`; the MLP's input norm is
+    /// `pre_feedforward_layernorm`.
+    public static let gemma: WeightLayout = {
+        var l = WeightLayout.llama
+        l.postAttentionNorm = "pre_feedforward_layernorm"
+        l.attentionOutputNorm = "post_attention_layernorm"
+        l.mlpOutputNorm = "post_feedforward_layernorm"
+        return l
+    }()
+
+    /// GLM-4-0414 (`Glm4ForCausalLM`): Llama names plus norms after attention and after the MLP.
+    public static let glm4: WeightLayout = {
+        var l = WeightLayout.llama
+        l.attentionOutputNorm = "post_self_attn_layernorm"
+        l.mlpOutputNorm = "post_mlp_layernorm"
+        return l
+    }()
+
     public func layerPrefix(_ l: Int) -> String { "\(layers).\(l)" }
 
     /// The module path of `p` inside a layer as a PEFT target name (`self_attn.q_proj`, `attn.c_attn`).
@@ -67,6 +88,8 @@ public struct WeightLayout: Sendable, Equatable {
         case .postAttentionNorm(let l): "\(layerPrefix(l)).\(postAttentionNorm).weight"
         case .qNorm(let l): "\(layerPrefix(l)).\(qNorm).weight"
         case .kNorm(let l): "\(layerPrefix(l)).\(kNorm).weight"
+        case .attentionOutputNorm(let l): "\(layerPrefix(l)).\(attentionOutputNorm).weight"
+        case .mlpOutputNorm(let l): "\(layerPrefix(l)).\(mlpOutputNorm).weight"
         case .weight(let s): moduleName(s) + ".weight"
         case .bias(let s): moduleName(s) + ".bias"
         }
@@ -80,8 +103,6 @@ public struct WeightLayout: Sendable, Equatable {
         words.remove("weight")
         words.remove("bias")
         switch tensor {
-        case .inputNorm: words.insert("input_layernorm")
-        case .postAttentionNorm: words.insert("post_attention_layernorm")
         case .qNorm: words.formUnion(["self_attn", "q_norm"])
         case .kNorm: words.formUnion(["self_attn", "k_norm"])
         case .weight(let s), .bias(let s): words.formUnion([s.projection.module, s.projection.rawValue])

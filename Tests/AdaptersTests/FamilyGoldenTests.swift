@@ -20,7 +20,7 @@ final class FamilyGoldenTests: XCTestCase {
         let lora_logits: [[Float]]
         let lora_loss: Float
         let lora_grads: [String: [Float]]
-        let target: String
+        let targets: [String]
     }
 
     static let labelled: (ids: [Int32], labels: [Int32]) = (
@@ -29,6 +29,7 @@ final class FamilyGoldenTests: XCTestCase {
 
     let families: [(name: String, architecture: ModelConfig.Architecture)] = [
         ("qwen1", .qwen), ("internlm2", .internlm2), ("baichuan2", .baichuan), ("phi3", .phi3), ("internlm3", .internlm3),
+        ("gemma2", .gemma2), ("gemma3", .gemma3), ("glm", .glm), ("glm4", .glm4),
     ]
 
     func golden(_ family: String) throws -> Golden {
@@ -89,7 +90,7 @@ final class FamilyGoldenTests: XCTestCase {
             for policy in [ActivationPolicy.keepAll, .checkpointing] {
                 let m = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
                 let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-\(name)-lora"), model: m.config)
-                XCTAssertEqual(lora.orderedSites.count, m.config.layerCount, "\(name): one \(g.target) per layer")
+                XCTAssertEqual(lora.orderedSites.count, m.config.layerCount * g.targets.count, "\(name): \(g.targets) per layer")
                 m.adapter = lora
                 assertClose(m.logits(PackedBatch(sequences: Array(g.sequences.prefix(2)))), g.lora_logits.flatMap { $0 },
                             atol: 2e-4, "\(name) LoRA logits")
@@ -121,11 +122,49 @@ final class FamilyGoldenTests: XCTestCase {
             let base = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
             let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-\(name)-lora"), model: base.config)
             let report = try AdapterMerger.merge(model: modelFixture("tiny-\(name)"), adapter: lora, output: out)
-            XCTAssertEqual(report.mergedTensors, base.config.layerCount, name)
+            XCTAssertEqual(report.mergedTensors, lora.orderedSites.count, name)
             let merged = try TransformerModel.load(directory: out, dtype: .float32)
             let batch = PackedBatch(sequences: [[1, 5, 9, 200, 33, 7]])
             base.adapter = lora
             assertClose(merged.logits(batch), base.logits(batch), atol: 2e-4, "\(name) merged vs side-car")
         }
+    }
+
+    /// Full fine-tuning writes the family's own checkpoint: Gemma's norms go back to w (we hold 1 + w).
+    func testFullFineTuningWritesTheCheckpointItRead() throws {
+        for name in ["gemma2", "glm4", "qwen1"] {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("family-full-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let source = modelFixture("tiny-\(name)")
+            let m = try TransformerModel.load(directory: source, dtype: .float32)
+            let batch = PackedBatch(sequences: [[1, 5, 9, 200, 33, 7]])
+            let before = m.logits(batch)
+            let full = try BaseFineTuning(model: m, baseDirectory: source, freeze: nil)
+            m.adapter = full
+            try full.writeOutput(to: out, baseModel: name)
+            let reloaded = try TransformerModel.load(directory: out, dtype: .float32)
+            assertClose(reloaded.logits(batch), before, atol: 1e-5, "\(name) full round trip")
+        }
+    }
+
+    /// Gemma 3 configs as published (before transformers 5): global rotary with linear scaling, local base
+    /// `rope_local_base_freq`, one global layer in `sliding_window_pattern`.
+    func testGemma3HubConfig() throws {
+        let json = """
+        {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 128,
+         "num_hidden_layers": 12, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262208,
+         "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 256, "rope_theta": 1000000.0,
+         "rope_local_base_freq": 10000.0, "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024,
+         "sliding_window_pattern": 6, "final_logit_softcapping": null, "attn_logit_softcapping": null,
+         "max_position_embeddings": 131072, "rms_norm_eps": 1e-06}
+        """
+        let c = try ModelConfig(json: Data(json.utf8), path: "config.json")
+        XCTAssertEqual(c.architecture, .gemma3)
+        XCTAssertEqual((0..<12).map { c.attentionWindow(layer: $0) != nil }, (0..<12).map { ($0 + 1) % 6 != 0 })
+        XCTAssertEqual(c.rope(layer: 5), RoPEConfig(theta: 1e6, scaling: .linear(factor: 8)))
+        XCTAssertEqual(c.rope(layer: 0), RoPEConfig(theta: 10000))
+        XCTAssertTrue(c.tieWordEmbeddings && c.qkNorm && c.sandwichNorms)
+        XCTAssertEqual(c.attentionScale, 1 / 16)
+        XCTAssertNil(c.attentionSoftcap)
     }
 }

@@ -77,6 +77,64 @@ final class ElementwiseTests: XCTestCase {
         }
     }
 
+    func testGeGLUForwardAndGradient() {
+        let count = 45
+        let gate = randomArray(count, seed: 25, scale: 6), up = randomArray(count, seed: 26, scale: 2)
+        var out = [Float](repeating: 0, count: count)
+        Ops.gegluForward(gate: gate, up: up, out: &out, count: count)
+        assertClose(out, Naive.geglu(gate: gate, up: up), atol: 1e-5)
+        let dout = randomArray(count, seed: 27)
+        var dg = [Float](repeating: 0, count: count), du = [Float](repeating: 0, count: count)
+        Ops.gegluBackward(dout, gate: gate, up: up, dgate: &dg, dup: &du, count: count)
+        let loss: ([Float], [Float]) -> Double = { g, u in
+            zip(Naive.geglu(gate: g, up: u), dout).reduce(0) { $0 + Double($1.0 * $1.1) }
+        }
+        assertClose(dg, finiteDifferenceGradient(gate) { loss($0, up) }, atol: 2e-3, rtol: 1e-2, "dgate")
+        assertClose(du, finiteDifferenceGradient(up) { loss(gate, $0) }, atol: 2e-3, rtol: 1e-2, "dup")
+    }
+
+    func testSoftcap() {
+        var x = randomArray(37, seed: 28, scale: 20)
+        let expected = Naive.softcap(x, cap: 3)
+        Ops.softcap(&x, count: x.count, cap: 3)
+        assertClose(x, expected, atol: 1e-6)
+        XCTAssertTrue(x.allSatisfy { abs($0) < 3 })
+    }
+
+    /// GLM's rotary on adjacent pairs of the first half of each head, against its definition; rotating back restores.
+    func testRoPEOnAdjacentPairs() {
+        let (rows, heads, d, rot, positions) = (4, 2, 16, 8, 7)
+        let half = rot / 2
+        var cosT = [Float](repeating: 0, count: positions * half), sinT = cosT
+        for p in 0..<positions {
+            for i in 0..<half {
+                let angle = Double(p) * pow(10000, -Double(2 * i) / Double(rot))
+                cosT[p * half + i] = Float(cos(angle))
+                sinT[p * half + i] = Float(sin(angle))
+            }
+        }
+        let pos: [Int32] = [0, 6, 2, 5]
+        let x = randomArray(rows * heads * d, seed: 29)
+        var y = x
+        Ops.rope(&y, rows: rows, heads: heads, headDim: d, rotaryDim: rot, positions: pos, cos: cosT, sin: sinT, sign: 1,
+                 pairs: true)
+        for r in 0..<rows {
+            for h in 0..<heads {
+                let at = (r * heads + h) * d
+                for i in 0..<half {
+                    let c = Double(cosT[Int(pos[r]) * half + i]), s = Double(sinT[Int(pos[r]) * half + i])
+                    let a = Double(x[at + 2 * i]), b = Double(x[at + 2 * i + 1])
+                    XCTAssertEqual(Double(y[at + 2 * i]), a * c - b * s, accuracy: 1e-6)
+                    XCTAssertEqual(Double(y[at + 2 * i + 1]), b * c + a * s, accuracy: 1e-6)
+                }
+                for i in rot..<d { XCTAssertEqual(y[at + i], x[at + i]) }
+            }
+        }
+        Ops.rope(&y, rows: rows, heads: heads, headDim: d, rotaryDim: rot, positions: pos, cos: cosT, sin: sinT, sign: -1,
+                 pairs: true)
+        assertClose(y, x, atol: 1e-6)
+    }
+
     func testSoftmaxLogSumExpAndCrossEntropyGradient() {
         bothPaths { path in
             let n = 53

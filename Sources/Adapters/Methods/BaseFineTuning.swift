@@ -80,6 +80,7 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
     public let baseDirectory: URL
     private let byTensor: [BaseTensor: Entry]
     private let tied: Bool
+    private let normOffset: Float
 
     /// Makes `tensors` of `model` trainable (all of them for `full`).
     public init(model: TransformerModel, baseDirectory: URL, freeze: FreezeConfig?) throws {
@@ -88,6 +89,7 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
         self.freeze = freeze
         self.baseDirectory = baseDirectory
         tied = c.tieWordEmbeddings
+        normOffset = c.normOffset
         let tensors = try freeze?.tensors(c) ?? BaseTensor.all(c)
         guard !tensors.isEmpty else {
             throw AdapterError.config(path: "--freeze-trainable-modules", reason: "these settings make no tensor of the model trainable")
@@ -175,6 +177,8 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
     public func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool {
         guard let e = entries.first(where: { $0.name == name }), e.count == shape.reduce(1, *) else { return false }
         values.update(from: parameters.pointer + e.offset, count: e.count)
+        // Norms are held as offset + w (Gemma); the checkpoint stores w.
+        if e.tensor.isNorm, normOffset != 0 { for i in 0..<e.count { values[i] -= normOffset } }
         return true
     }
 

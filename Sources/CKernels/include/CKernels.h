@@ -109,6 +109,12 @@ void pk_rope(float *x, size_t rows, size_t heads, size_t d, size_t rot, const in
 void pk_swiglu_forward(const float *gate, const float *up, float *out, size_t n);
 /// dgate, dup from dout (may alias nothing).
 void pk_swiglu_backward(const float *dout, const float *gate, const float *up, float *dgate, float *dup, size_t n);
+/// out = gelu_tanh(gate) * up (Gemma), and its backward.
+void pk_geglu_forward(const float *gate, const float *up, float *out, size_t n);
+void pk_geglu_backward(const float *dout, const float *gate, const float *up, float *dgate, float *dup, size_t n);
+/// pk_rope on adjacent pairs (x[2i], x[2i+1]) instead of halves (GLM's interleaved rotary).
+void pk_rope_pairs(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos, const float *cos_table,
+                   const float *sin_table, float sign);
 
 // ---- softmax / loss -----------------------------------------------------------------------------------
 /// In place softmax over row[lo..hi); entries outside set to 0. Returns logsumexp of row[lo..hi).
