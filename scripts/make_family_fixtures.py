@@ -403,6 +403,22 @@ def main():
         randomise(m, seed)
         family(name, m, {}, ["q_proj", "v_proj", "gate_up_proj"], native=True)
 
+    # Qwen2-MoE: 4 experts, top 2 (probabilities not renormalised), a shared expert behind its sigmoid gate, layer 1
+    # dense (mlp_only_layers). Qwen3-MoE: q/k norms, top 2 renormalised, no shared expert. LoRA on attention: its
+    # gradients pass back through the experts and the router.
+    from transformers import Qwen2MoeConfig, Qwen3MoeConfig
+    moe_common = dict(**base, num_key_value_heads=2, intermediate_size=128, moe_intermediate_size=32, num_experts=4,
+                      num_experts_per_tok=2, max_position_embeddings=64, rms_norm_eps=1e-6, bos_token_id=300,
+                      eos_token_id=302, tie_word_embeddings=False)
+    for name, cfg, seed in [
+            ("tiny-qwen2-moe", Qwen2MoeConfig(**moe_common, shared_expert_intermediate_size=48, norm_topk_prob=False,
+                                               mlp_only_layers=[1]), 30),
+            ("tiny-qwen3-moe", Qwen3MoeConfig(**moe_common, head_dim=16, norm_topk_prob=True), 31)]:
+        torch.manual_seed(seed)
+        m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+        randomise(m, seed)
+        family(name, m, {}, ["q_proj", "v_proj", "o_proj"], native=True)
+
 
 if __name__ == "__main__":
     main()

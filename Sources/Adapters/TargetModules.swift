@@ -14,7 +14,7 @@ public enum TargetModules {
     /// model order.
     public static func sites(_ targets: LoRAConfig.Targets, layers: [Int]? = nil, model: ModelConfig) throws -> [ProjectionSite] {
         let layerCount = model.layerCount, layout = model.layout
-        let all = (0..<layerCount).flatMap { l in model.projections.map { ProjectionSite(layer: l, projection: $0) } }
+        let all = (0..<layerCount).flatMap { l in model.projections(layer: l).map { ProjectionSite(layer: l, projection: $0) } }
         let available = Array(Set(model.projections.map { String(layout.modules[$0]?.split(separator: ".").last ?? "") })).sorted()
         var chosen: [ProjectionSite]
         switch targets {

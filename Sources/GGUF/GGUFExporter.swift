@@ -97,7 +97,7 @@ public enum GGUFExporter {
                                                .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down"]
         for l in 0..<config.layerCount {
             plan.append(("blk.\(l).attn_norm.weight", names.name(.inputNorm(l)), [config.hiddenSize]))
-            for p in config.projections {
+            for p in config.projections(layer: l) {
                 let name = names.moduleName(ProjectionSite(layer: l, projection: p))
                 let shape = try directory.tensor(name + ".weight").shape
                 guard shape.count == 2 else { throw ModelIOError.shapeMismatch(tensor: name + ".weight", expected: [0, 0], found: shape) }

@@ -12,7 +12,7 @@ enum GGUFLayout {
         case .qwen2: "qwen2"
         case .qwen3: "qwen3"
         case .llama, .mistral: "llama"
-        case .qwen, .phi3, .internlm2, .internlm3, .baichuan, .gemma2, .gemma3, .glm, .glm4: nil
+        case .qwen, .phi3, .internlm2, .internlm3, .baichuan, .gemma2, .gemma3, .glm, .glm4, .qwen2MoE, .qwen3MoE: nil
         }
     }
 

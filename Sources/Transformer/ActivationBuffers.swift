@@ -20,6 +20,7 @@ final class LayerSaved {
     let mlpOut: FloatBuffer?        // [cap, C] down_proj output before its norm
     let rstd3: FloatBuffer?         // [cap]
     let rstd4: FloatBuffer?         // [cap]
+    let routing: Routing?           // the experts each row chose (mixture-of-experts models)
 
     init(config c: ModelConfig, capacity n: Int) {
         q = FloatBuffer(count: n * c.qDim)
@@ -41,6 +42,7 @@ final class LayerSaved {
         mlpOut = sandwich(n * c.hiddenSize)
         rstd3 = sandwich(n)
         rstd4 = sandwich(n)
+        routing = c.moe.map { Routing(topK: $0.topK, experts: $0.experts) }
     }
 
     static func floatsPerRow(_ c: ModelConfig) -> Int {
@@ -98,6 +100,7 @@ public final class ActivationBuffers {
     let dSublayer: FloatBuffer?  // [cap, C] d(original sublayer output) under a bottleneck adapter
     let fused: FloatBuffer?      // [cap, fusedWidth] a fused projection's output or its gradient (fused families)
     let dNormInput: FloatBuffer? // [cap, C] d(input of an output norm) (sandwich norms, training)
+    let moeScratch = MoEScratch()
 
     public init(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy, prefixRows np: Int = 0) {
         capacity = n

@@ -56,7 +56,7 @@ public enum BaseTensor: Hashable, Sendable, CustomStringConvertible {
         var list: [BaseTensor] = [.embedding]
         for l in 0..<c.layerCount {
             list.append(.inputNorm(l))
-            for p in c.projections {
+            for p in c.projections(layer: l) {
                 let site = ProjectionSite(layer: l, projection: p)
                 list.append(.weight(site))
                 if c.hasBias(p) { list.append(.bias(site)) }

@@ -159,6 +159,8 @@ public final class DecodeSession {
     /// Work buffers of a decoding pass over up to `rows` rows.
     final class StepBuffers {
         let x, xn, q, att, tmp, k, v, g, u, act, qRaw, kRaw, fused: FloatBuffer
+        let routing: Routing?
+        let moeScratch = MoEScratch()
 
         init(_ c: ModelConfig, rows m: Int) {
             x = FloatBuffer(count: m * c.hiddenSize)
@@ -174,6 +176,7 @@ public final class DecodeSession {
             qRaw = FloatBuffer(count: c.qkNorm ? m * c.qDim : 0)
             kRaw = FloatBuffer(count: c.qkNorm ? m * c.kvDim : 0)
             fused = FloatBuffer(count: m * c.fusedWidth)
+            routing = c.moe.map { Routing(topK: $0.topK, experts: $0.experts) }
         }
     }
 
@@ -219,16 +222,22 @@ public final class DecodeSession {
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
             Ops.rmsNormForward(b.x.pointer, weight: lw.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m,
                                cols: C, eps: c.rmsNormEps)
-            model.projectGateUp(layer: l, rows: m, gate: b.g.pointer, up: b.u.pointer, fused: b.fused.pointer) { p, out in
-                project(model, p, layer: l, x: b.xn.pointer, rows: m, out: out, groups: groups)
-            }
-            model.activate(gate: b.g.pointer, up: b.u.pointer, out: b.act.pointer, count: m * c.intermediateSize)
-            if let norm = lw.mlpOutputNorm {
-                project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.xn.pointer, groups: groups)
-                Ops.rmsNormForward(b.xn.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: nil, rows: m, cols: C,
-                                   eps: c.rmsNormEps)
+            if let moe = lw.moe, let routing = b.routing {
+                // Only the experts the rows chose are read.
+                model.mixtureForward(moe, x: b.xn.pointer, rows: m, out: b.tmp.pointer, routing: routing, scratch: b.moeScratch,
+                                     exact: false)
             } else {
-                project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, groups: groups)
+                model.projectGateUp(layer: l, rows: m, gate: b.g.pointer, up: b.u.pointer, fused: b.fused.pointer) { p, out in
+                    project(model, p, layer: l, x: b.xn.pointer, rows: m, out: out, groups: groups)
+                }
+                model.activate(gate: b.g.pointer, up: b.u.pointer, out: b.act.pointer, count: m * c.intermediateSize)
+                if let norm = lw.mlpOutputNorm {
+                    project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.xn.pointer, groups: groups)
+                    Ops.rmsNormForward(b.xn.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: nil, rows: m, cols: C,
+                                       eps: c.rmsNormEps)
+                } else {
+                    project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, groups: groups)
+                }
             }
             sublayer(.mlp, layer: l, residual: b.x.pointer, output: b.tmp.pointer, groups: groups, C: C)
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)

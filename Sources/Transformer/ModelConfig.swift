@@ -13,6 +13,23 @@ public struct ModelConfig: Sendable, Equatable {
         case qwen2, llama, mistral, qwen3, qwen, phi3, internlm2, internlm3, baichuan, gemma2
         case gemma3 = "gemma3_text"
         case glm, glm4
+        case qwen2MoE = "qwen2_moe"
+        case qwen3MoE = "qwen3_moe"
+    }
+
+    /// A sparse mixture-of-experts MLP (Qwen2-MoE, Qwen3-MoE): a softmax router picks `topK` of `experts` gated MLPs
+    /// per token; Qwen2-MoE adds a shared expert behind a sigmoid gate.
+    public struct MoE: Sendable, Equatable {
+        public var experts: Int
+        public var topK: Int
+        /// Width of each expert's gate and up projections.
+        public var intermediateSize: Int
+        /// Width of the shared expert (nil: none).
+        public var sharedIntermediateSize: Int?
+        /// The chosen experts' probabilities are renormalised to sum to 1.
+        public var normalizeTopK: Bool
+        /// Which layers have the mixture (the others a dense MLP of `intermediateSize`).
+        public var sparseLayers: [Bool]
     }
 
     /// The gate's activation in the gated MLP: act(gate) * up.
@@ -96,9 +113,20 @@ public struct ModelConfig: Sendable, Equatable {
         }
     }
 
-    /// The projections of every layer, in checkpoint order.
+    /// The mixture of experts, if the model has one.
+    public var moe: MoE?
+
+    /// Whether layer `l`'s MLP is a mixture of experts.
+    public func isSparse(layer l: Int) -> Bool { moe.map { $0.sparseLayers.indices.contains(l) && $0.sparseLayers[l] } ?? false }
+
+    /// The projections of a dense layer, in checkpoint order.
     public var projections: [Projection] {
         (qkvFusion == nil ? [.q, .k, .v] : [.qkv]) + [.o] + (fusedGateUp ? [.gateUp] : [.gate, .up]) + [.down]
+    }
+
+    /// The projections of layer `l` (attention only when its MLP is a mixture of experts).
+    public func projections(layer l: Int) -> [Projection] {
+        isSparse(layer: l) ? projections.filter(\.isAttention) : projections
     }
 
     /// PEFT's usual LoRA targets for the family: q_proj and v_proj, or the fused q/k/v module (`c_attn`, `wqkv`, ...).
@@ -156,7 +184,16 @@ public struct ModelConfig: Sendable, Equatable {
         }
         if qkNorm { perLayer += 2 * headDim }
         let embed = vocabSize * hiddenSize
-        return layerCount * perLayer + embed + (tieWordEmbeddings ? 0 : embed) + hiddenSize
+        var total = layerCount * perLayer + embed + (tieWordEmbeddings ? 0 : embed) + hiddenSize
+        if let moe {
+            let c = hiddenSize
+            let sparse = (0..<layerCount).filter(isSparse).count
+            let dense = 3 * c * intermediateSize + (mlpBias ? 2 * intermediateSize + c : 0)
+            var block = moe.experts * (c + 3 * c * moe.intermediateSize)
+            if let s = moe.sharedIntermediateSize { block += 3 * c * s + c }
+            total += sparse * (block - dense)
+        }
+        return total
     }
 
     public init(architecture: Architecture, hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,
@@ -192,7 +229,7 @@ public struct ModelConfig: Sendable, Equatable {
         case .phi3: (qkvFusion, fusedGateUp, layout) = (.concatenated, true, .llama)
         case .internlm2: (qkvFusion, fusedGateUp, layout) = (.grouped, false, .internlm2)
         case .baichuan: (qkvFusion, fusedGateUp, layout) = (.concatenated, false, .baichuan)
-        case .qwen2, .llama, .mistral, .qwen3, .internlm3: (qkvFusion, fusedGateUp, layout) = (nil, false, .llama)
+        case .qwen2, .llama, .mistral, .qwen3, .internlm3, .qwen2MoE, .qwen3MoE: (qkvFusion, fusedGateUp, layout) = (nil, false, .llama)
         case .gemma2, .gemma3: (qkvFusion, fusedGateUp, layout) = (nil, false, .gemma)
         case .glm: (qkvFusion, fusedGateUp, layout) = (nil, true, .llama)
         case .glm4: (qkvFusion, fusedGateUp, layout) = (nil, true, .glm4)
@@ -293,7 +330,7 @@ extension ModelConfig {
                 // Without layer_types: Gemma 2 alternates (sliding first); Gemma 3 has one global layer in six.
                 let pattern = arch == .gemma2 ? 2 : (fields.optionalInt("sliding_window_pattern") ?? fields.optionalInt("_sliding_window_pattern") ?? 6)
                 slidingLayers = (0..<layers).map { ($0 + 1) % pattern != 0 }
-            case .qwen2, .qwen3:
+            case .qwen2, .qwen3, .qwen2MoE, .qwen3MoE:
                 if fields.optionalBool("use_sliding_window") == true {
                     window = w
                     let from = fields.optionalInt("max_window_layers") ?? 28
@@ -313,7 +350,7 @@ extension ModelConfig {
         let attentionBias = fields.optionalBool("attention_bias")
         let qkvBias: Bool, outputBias: Bool, mlpBias: Bool
         switch arch {
-        case .qwen2: (qkvBias, outputBias, mlpBias) = (true, false, false)
+        case .qwen2, .qwen2MoE: (qkvBias, outputBias, mlpBias) = (true, false, false)
         case .qwen:
             // c_attn always has a bias; c_proj, w1 and w2 have one unless no_bias (true in every release).
             let others = !(fields.optionalBool("no_bias") ?? true)
@@ -324,7 +361,7 @@ extension ModelConfig {
         case .baichuan: (qkvBias, outputBias, mlpBias) = (false, false, false)
         case .glm, .glm4:
             (qkvBias, outputBias, mlpBias) = (attentionBias ?? true, false, false)
-        case .llama, .mistral, .qwen3, .phi3, .gemma2, .gemma3:
+        case .llama, .mistral, .qwen3, .phi3, .gemma2, .gemma3, .qwen3MoE:
             (qkvBias, outputBias, mlpBias) = (attentionBias ?? false, attentionBias ?? false, fields.optionalBool("mlp_bias") ?? false)
         }
         self.init(
@@ -333,12 +370,14 @@ extension ModelConfig {
             vocabSize: vocab, maxPositionEmbeddings: maxPositions,
             rmsNormEps: Float(fields.optionalDouble("rms_norm_eps") ?? 1e-6), rope: rope, rotaryDim: rotaryDim,
             tieWordEmbeddings: fields.optionalBool("tie_word_embeddings") ?? (arch == .gemma2 || arch == .gemma3),
-            qkvBias: qkvBias, outputBias: outputBias, mlpBias: mlpBias, qkNorm: arch == .qwen3 || arch == .gemma3,
+            qkvBias: qkvBias, outputBias: outputBias, mlpBias: mlpBias,
+            qkNorm: arch == .qwen3 || arch == .gemma3 || arch == .qwen3MoE,
             slidingWindow: window,
             bosTokenID: fields.optionalInt("bos_token_id"), eosTokenIDs: eos,
             storedDType: fields.optionalString("torch_dtype") ?? fields.optionalString("dtype"))
         self.slidingLayers = slidingLayers
         self.activation = activation
+        if arch == .qwen2MoE || arch == .qwen3MoE { moe = try Self.mixture(fields, layers: layers) }
         self.localRope = localRope
         if let scalar = fields.optionalDouble("query_pre_attn_scalar"), scalar > 0 {
             attentionScale = Float(1 / scalar.squareRoot())
@@ -349,6 +388,24 @@ extension ModelConfig {
         if arch == .qwen, fields.optionalBool("use_logn_attn") == true, let n = fields.optionalInt("seq_length"), n > 1 {
             lognScalingLength = n
         }
+    }
+
+    /// Qwen2-MoE / Qwen3-MoE's mixture settings; a layer is sparse when (l + 1) % decoder_sparse_step == 0 and it is
+    /// not in mlp_only_layers.
+    static func mixture(_ fields: ConfigFields, layers: Int) throws -> MoE {
+        // Released configs say num_experts; transformers 5 writes Qwen3-MoE's as num_local_experts.
+        let experts = try fields.optionalInt("num_local_experts") ?? fields.int("num_experts")
+        let topK = try fields.int("num_experts_per_tok")
+        let width = try fields.int("moe_intermediate_size")
+        guard experts > 0, experts <= 1 << 12, topK > 0, topK <= experts, width > 0, width <= 1 << 18 else {
+            throw TransformerError.config(path: fields.path, reason: "invalid mixture: num_experts \(experts), num_experts_per_tok \(topK), moe_intermediate_size \(width)")
+        }
+        let shared = fields.optionalInt("shared_expert_intermediate_size").flatMap { $0 > 0 ? $0 : nil }
+        let step = max(1, fields.optionalInt("decoder_sparse_step") ?? 1)
+        let dense = Set((fields.obj["mlp_only_layers"] as? [NSNumber] ?? []).map(\.intValue))
+        return MoE(experts: experts, topK: topK, intermediateSize: width, sharedIntermediateSize: shared,
+                   normalizeTopK: fields.optionalBool("norm_topk_prob") ?? false,
+                   sparseLayers: (0..<layers).map { ($0 + 1) % step == 0 && !dense.contains($0) })
     }
 
     /// Loads `config.json` from a model directory.

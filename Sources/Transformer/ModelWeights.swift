@@ -26,6 +26,8 @@ public struct DecoderLayerWeights: @unchecked Sendable {
     public var postAttentionNorm: FloatBuffer  // [C] the MLP's input norm
     public var attentionOutputNorm: FloatBuffer?  // [C] (sandwich norms)
     public var mlpOutputNorm: FloatBuffer?        // [C] (sandwich norms)
+    /// The mixture that replaces gate/up/down in a sparse layer.
+    public var moe: MoEWeights?
 
     public init(inputNorm: FloatBuffer, linears: [Projection: Linear], qNorm: FloatBuffer?, kNorm: FloatBuffer?,
                 postAttentionNorm: FloatBuffer, attentionOutputNorm: FloatBuffer? = nil, mlpOutputNorm: FloatBuffer? = nil) {
@@ -81,6 +83,7 @@ public final class ModelWeights: @unchecked Sendable {
             }
             total += (l.inputNorm.count + l.postAttentionNorm.count + (l.qNorm?.count ?? 0) + (l.kNorm?.count ?? 0)
                       + (l.attentionOutputNorm?.count ?? 0) + (l.mlpOutputNorm?.count ?? 0)) * 4
+            total += l.moe?.byteCount ?? 0
         }
         return total
     }
@@ -143,16 +146,30 @@ extension ModelWeights {
         var tensors: [BaseTensor] = [.embedding]
         if !config.tieWordEmbeddings { tensors.append(.lmHead) }
         for l in 0..<config.layerCount {
-            tensors += config.projections.map { .weight(ProjectionSite(layer: l, projection: $0)) }
+            tensors += config.projections(layer: l).map { .weight(ProjectionSite(layer: l, projection: $0)) }
+        }
+        func quantized(_ m: WeightMatrix) -> WeightMatrix {
+            guard let format = type.format(forColumns: m.cols), let q = m.quantized(format) else { return m }
+            return q
         }
         for t in tensors {
             guard case .matrix(let m)? = storage(t) else { continue }
-            if let format = type.format(forColumns: m.cols), let q = m.quantized(format) {
-                replace(t, with: .matrix(q))
-                bytes += q.byteCount
-            } else {
-                bytes += m.byteCount
+            let q = quantized(m)
+            replace(t, with: .matrix(q))
+            bytes += q.byteCount
+        }
+        // Experts (the router and the shared gate are tiny and stay as they are).
+        for l in layers.indices {
+            guard var moe = layers[l].moe else { continue }
+            func each(_ w: ExpertWeights) -> ExpertWeights {
+                ExpertWeights(gate: Linear(weight: quantized(w.gate.weight), bias: w.gate.bias),
+                              up: Linear(weight: quantized(w.up.weight), bias: w.up.bias),
+                              down: Linear(weight: quantized(w.down.weight), bias: w.down.bias))
             }
+            moe.experts = moe.experts.map(each)
+            moe.shared = moe.shared.map(each)
+            layers[l].moe = moe
+            bytes += moe.byteCount
         }
         return bytes
     }
@@ -174,7 +191,7 @@ extension ModelWeights {
         var layers: [DecoderLayerWeights] = []
         for l in 0..<config.layerCount {
             var linears: [Projection: Linear] = [:]
-            for p in config.projections {
+            for p in config.projections(layer: l) {
                 let site = ProjectionSite(layer: l, projection: p), (inp, out) = config.features(p)
                 linears[p] = Linear(weight: try loader.matrix(names.name(.weight(site)), rows: out, cols: inp),
                                     bias: config.hasBias(p) ? try loader.vector(names.name(.bias(site)), count: out) : nil)
@@ -189,6 +206,21 @@ extension ModelWeights {
                 postAttentionNorm: try norm(.postAttentionNorm(l), c),
                 attentionOutputNorm: config.sandwichNorms ? try norm(.attentionOutputNorm(l), c) : nil,
                 mlpOutputNorm: config.sandwichNorms ? try norm(.mlpOutputNorm(l), c) : nil))
+            if config.isSparse(layer: l), let moe = config.moe {
+                func expert(_ name: (Projection) -> String, width: Int) throws -> ExpertWeights {
+                    ExpertWeights(gate: Linear(weight: try loader.matrix(name(.gate), rows: width, cols: c), bias: nil),
+                                  up: Linear(weight: try loader.matrix(name(.up), rows: width, cols: c), bias: nil),
+                                  down: Linear(weight: try loader.matrix(name(.down), rows: c, cols: width), bias: nil))
+                }
+                let experts = try (0..<moe.experts).map { e in
+                    try expert({ names.expert(layer: l, e, $0) }, width: moe.intermediateSize)
+                }
+                let shared = try moe.sharedIntermediateSize.map { try expert({ names.sharedExpert(layer: l, $0) }, width: $0) }
+                layers[l].moe = MoEWeights(
+                    router: try loader.matrix(names.router(layer: l), rows: moe.experts, cols: c), experts: experts,
+                    shared: shared,
+                    sharedGate: shared == nil ? nil : try loader.matrix(names.sharedExpertGate(layer: l), rows: 1, cols: c))
+            }
         }
         let finalNorm = try loader.vector(names.finalNorm, count: c, offset: config.normOffset)
         var lmHead: WeightMatrix

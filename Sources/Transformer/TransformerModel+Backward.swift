@@ -6,33 +6,22 @@ extension TransformerModel {
     func layerBackward(_ l: Int, batch: PackedBatch, x: UnsafePointer<Float>, saved s: LayerSaved,
                        buffers b: ActivationBuffers, needInputGradient: Bool, context: PassContext) {
         let c = config, n = batch.rowCount, w = weights.layers[l]
-        let C = c.hiddenSize, I = c.intermediateSize
-        guard let dH = b.dHidden, let dxn = b.dxn, let dq = b.dq, let dk = b.dk, let dv = b.dv, let datt = b.datt,
-              let dg = b.dg, let du = b.du, let da = b.da else { preconditionFailure("backward needs training buffers") }
+        let C = c.hiddenSize
+        guard let dH = b.dHidden, let dxn = b.dxn, let dq = b.dq, let dk = b.dk, let dv = b.dv,
+              let datt = b.datt else { preconditionFailure("backward needs training buffers") }
         // MLP block: out = x2 + down(silu(g) * u), g/u = gate/up(norm2(x2)).
         Ops.rmsNormForward(s.x2.pointer, weight: w.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n,
                            cols: C, eps: c.rmsNormEps)
-        activate(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * I)
         // Hook point 4: the rewritten MLP output; d(original output) goes to down_proj, the residual's share to dH.
         var dDown = sublayerOutputGradient(.mlp, layer: l, dH: dH, rows: n, buffers: b, context: context)
         if let norm = w.mlpOutputNorm, let raw = s.mlpOut, let rstd = s.rstd4 {
             dDown = outputNormBackward(.mlpOutputNorm(l), weight: norm, raw: raw, rstd: rstd, dy: dDown, rows: n, buffers: b)
         }
-        projectBackward(.down, layer: l, x: b.act.pointer, dy: dDown, rows: n, dx: da.pointer, accumulate: false,
-                        context: context)
-        switch c.activation {
-        case .silu: Ops.swigluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
-        case .geluTanh: Ops.gegluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
-        }
-        if c.fusedGateUp, let fused = b.fused {
-            FusedColumns.gateUp(c).join([dg.pointer, du.pointer], widths: [I, I], rows: n, into: fused.pointer)
-            projectBackward(.gateUp, layer: l, x: b.xn.pointer, dy: fused.pointer, rows: n, dx: dxn.pointer,
-                            accumulate: false, context: context)
+        if let moe = w.moe, let routing = s.routing {
+            mixtureBackward(moe, x: b.xn.pointer, dOut: dDown, rows: n, dx: dxn.pointer, routing: routing,
+                            scratch: b.moeScratch)
         } else {
-            projectBackward(.gate, layer: l, x: b.xn.pointer, dy: dg.pointer, rows: n, dx: dxn.pointer, accumulate: false,
-                            context: context)
-            projectBackward(.up, layer: l, x: b.xn.pointer, dy: du.pointer, rows: n, dx: dxn.pointer, accumulate: true,
-                            context: context)
+            denseMLPBackward(l, dDown: dDown, rows: n, saved: s, buffers: b, context: context)
         }
         if let g = adapter?.baseGradient(.postAttentionNorm(l)) {
             Ops.rmsNormWeightGradient(dxn.pointer, x: s.x2.pointer, rstd: s.rstd2.pointer, rows: n, cols: C, into: g)
@@ -91,6 +80,30 @@ extension TransformerModel {
         if needInputGradient {
             Ops.rmsNormBackward(dxn.pointer, x: x, weight: w.inputNorm.pointer, rstd: s.rstd1.pointer, dx: dH.pointer,
                                 rows: n, cols: C, accumulate: true)
+        }
+    }
+
+    /// Backward of a dense gated MLP from d(its output): writes d(its normed input, `b.xn`) into `b.dxn`.
+    private func denseMLPBackward(_ l: Int, dDown: UnsafePointer<Float>, rows n: Int, saved s: LayerSaved,
+                                  buffers b: ActivationBuffers, context: PassContext) {
+        let c = config, I = c.intermediateSize
+        guard let dxn = b.dxn, let dg = b.dg, let du = b.du, let da = b.da else { preconditionFailure("training buffers") }
+        activate(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * I)
+        projectBackward(.down, layer: l, x: b.act.pointer, dy: dDown, rows: n, dx: da.pointer, accumulate: false,
+                        context: context)
+        switch c.activation {
+        case .silu: Ops.swigluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
+        case .geluTanh: Ops.gegluBackward(da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: dg.pointer, dup: du.pointer, count: n * I)
+        }
+        if c.fusedGateUp, let fused = b.fused {
+            FusedColumns.gateUp(c).join([dg.pointer, du.pointer], widths: [I, I], rows: n, into: fused.pointer)
+            projectBackward(.gateUp, layer: l, x: b.xn.pointer, dy: fused.pointer, rows: n, dx: dxn.pointer,
+                            accumulate: false, context: context)
+        } else {
+            projectBackward(.gate, layer: l, x: b.xn.pointer, dy: dg.pointer, rows: n, dx: dxn.pointer, accumulate: false,
+                            context: context)
+            projectBackward(.up, layer: l, x: b.xn.pointer, dy: du.pointer, rows: n, dx: dxn.pointer, accumulate: true,
+                            context: context)
         }
     }
 

@@ -40,16 +40,20 @@ extension TransformerModel {
         // MLP block.
         Ops.rmsNormForward(s.x2.pointer, weight: w.postAttentionNorm.pointer, out: b.xn.pointer, rstd: s.rstd2.pointer,
                            rows: n, cols: C, eps: c.rmsNormEps)
-        projectGateUp(layer: l, rows: n, gate: s.g.pointer, up: s.u.pointer, fused: b.fused?.pointer) { p, out in
-            project(p, layer: l, x: b.xn.pointer, rows: n, out: out, context: context)
+        let mlpOut = w.mlpOutputNorm == nil ? b.tmp.pointer : s.mlpOut!.pointer
+        if let moe = w.moe, let routing = s.routing {
+            mixtureForward(moe, x: b.xn.pointer, rows: n, out: mlpOut, routing: routing, scratch: b.moeScratch,
+                           exact: context.exact)
+        } else {
+            projectGateUp(layer: l, rows: n, gate: s.g.pointer, up: s.u.pointer, fused: b.fused?.pointer) { p, out in
+                project(p, layer: l, x: b.xn.pointer, rows: n, out: out, context: context)
+            }
+            activate(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * c.intermediateSize)
+            project(.down, layer: l, x: b.act.pointer, rows: n, out: mlpOut, context: context)
         }
-        activate(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * c.intermediateSize)
         if let norm = w.mlpOutputNorm, let raw = s.mlpOut, let rstd = s.rstd4 {
-            project(.down, layer: l, x: b.act.pointer, rows: n, out: raw.pointer, context: context)
             Ops.rmsNormForward(raw.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: rstd.pointer, rows: n, cols: C,
                                eps: c.rmsNormEps)
-        } else {
-            project(.down, layer: l, x: b.act.pointer, rows: n, out: b.tmp.pointer, context: context)
         }
         if let a = adapter, a.adapts(.mlp, layer: l) {
             a.sublayerForward(.mlp, layer: l, residual: s.x2.pointer, output: b.tmp.pointer, rows: n, context: context)

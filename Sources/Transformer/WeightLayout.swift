@@ -70,6 +70,13 @@ public struct WeightLayout: Sendable, Equatable {
 
     public func layerPrefix(_ l: Int) -> String { "\(layers).\(l)" }
 
+    /// Mixture-of-experts tensors (Qwen2-MoE / Qwen3-MoE names): the router, expert e's projection `p`
+    /// (gate, up or down), the shared expert's and its gate.
+    public func router(layer l: Int) -> String { "\(layerPrefix(l)).mlp.gate.weight" }
+    public func expert(layer l: Int, _ e: Int, _ p: Projection) -> String { "\(layerPrefix(l)).mlp.experts.\(e).\(p.rawValue).weight" }
+    public func sharedExpert(layer l: Int, _ p: Projection) -> String { "\(layerPrefix(l)).mlp.shared_expert.\(p.rawValue).weight" }
+    public func sharedExpertGate(layer l: Int) -> String { "\(layerPrefix(l)).mlp.shared_expert_gate.weight" }
+
     /// The module path of `p` inside a layer as a PEFT target name (`self_attn.q_proj`, `attn.c_attn`).
     public func module(_ p: Projection) -> String { modules[p] ?? "\(p.module).\(p.rawValue)" }
 

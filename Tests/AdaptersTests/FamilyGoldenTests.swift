@@ -30,6 +30,7 @@ final class FamilyGoldenTests: XCTestCase {
     let families: [(name: String, architecture: ModelConfig.Architecture)] = [
         ("qwen1", .qwen), ("internlm2", .internlm2), ("baichuan2", .baichuan), ("phi3", .phi3), ("internlm3", .internlm3),
         ("gemma2", .gemma2), ("gemma3", .gemma3), ("glm", .glm), ("glm4", .glm4),
+        ("qwen2-moe", .qwen2MoE), ("qwen3-moe", .qwen3MoE),
     ]
 
     func golden(_ family: String) throws -> Golden {

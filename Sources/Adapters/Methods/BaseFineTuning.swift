@@ -43,6 +43,9 @@ public struct FreezeConfig: Sendable, Equatable {
             throw AdapterError.config(path: "--freeze-extra-modules", reason: "unknown module '\(bad)'; choose from \(Self.extraNames.joined(separator: ", "))")
         }
         let layers = n > 0 ? Array((c.layerCount - n)..<c.layerCount) : Array(0..<(-n))
+        if layers.contains(where: c.isSparse), trainableModules.contains(where: { $0 == "all" || $0 == "mlp" }) {
+            throw AdapterError.unsupported(path: "--freeze-trainable-modules", reason: "the experts of a mixture-of-experts layer do not train here; choose attention modules (self_attn, q_proj, ...) or use LoRA")
+        }
         var list = BaseTensor.all(c).filter { t in
             guard let l = t.layer, layers.contains(l) else { return false }
             let words = c.layout.selectors(t)
@@ -85,6 +88,9 @@ public final class BaseFineTuning: TrainableAdapter, @unchecked Sendable {
     /// Makes `tensors` of `model` trainable (all of them for `full`).
     public init(model: TransformerModel, baseDirectory: URL, freeze: FreezeConfig?) throws {
         let c = model.config
+        if freeze == nil, c.moe != nil {
+            throw AdapterError.unsupported(path: "--method full", reason: "full fine-tuning of mixture-of-experts models is not supported (the experts would stay frozen); use LoRA or freeze with attention modules")
+        }
         method = freeze == nil ? .full : .freeze
         self.freeze = freeze
         self.baseDirectory = baseDirectory

@@ -1,0 +1,200 @@
+import Foundation
+import Kernels
+
+/// One gated MLP: down(act(gate(x)) * up(x)).
+public struct ExpertWeights: @unchecked Sendable {
+    public var gate: Linear
+    public var up: Linear
+    public var down: Linear
+
+    public init(gate: Linear, up: Linear, down: Linear) {
+        (self.gate, self.up, self.down) = (gate, up, down)
+    }
+
+    public var byteCount: Int { [gate, up, down].reduce(0) { $0 + $1.weight.byteCount } }
+}
+
+/// The frozen weights of a mixture-of-experts MLP (Qwen2-MoE, Qwen3-MoE).
+public struct MoEWeights: @unchecked Sendable {
+    /// [E, C]: router logits = x · router^T.
+    public var router: WeightMatrix
+    public var experts: [ExpertWeights]
+    /// Qwen2-MoE's always-on expert and its sigmoid gate [1, C].
+    public var shared: ExpertWeights?
+    public var sharedGate: WeightMatrix?
+
+    public init(router: WeightMatrix, experts: [ExpertWeights], shared: ExpertWeights?, sharedGate: WeightMatrix?) {
+        self.router = router
+        self.experts = experts
+        self.shared = shared
+        self.sharedGate = sharedGate
+    }
+
+    public var byteCount: Int {
+        router.byteCount + experts.reduce(0) { $0 + $1.byteCount } + (shared?.byteCount ?? 0) + (sharedGate?.byteCount ?? 0)
+    }
+}
+
+/// The routing of a pass: for each row its top-k experts and their weights, and the router's probabilities.
+final class Routing {
+    let topK: Int
+    let experts: Int
+    var probabilities: [Float] = []   // [N, E]
+    var chosen: [Int32] = []          // [N, k]
+    var weights: [Float] = []         // [N, k]
+
+    init(topK: Int, experts: Int) {
+        self.topK = topK
+        self.experts = experts
+    }
+
+    /// Rows routed to expert e, with the slot (row * k + j) each came through, in row order.
+    func assignments() -> [[Int]] {
+        var lists = [[Int]](repeating: [], count: experts)
+        for (slot, e) in chosen.enumerated() { lists[Int(e)].append(slot) }
+        return lists
+    }
+}
+
+/// Work buffers of the mixture (grown on demand, kept between passes).
+final class MoEScratch {
+    var x = FloatBuffer(count: 0), g = FloatBuffer(count: 0), u = FloatBuffer(count: 0), a = FloatBuffer(count: 0)
+    var y = FloatBuffer(count: 0), dy = FloatBuffer(count: 0), dg = FloatBuffer(count: 0), du = FloatBuffer(count: 0)
+    var da = FloatBuffer(count: 0), dx = FloatBuffer(count: 0)
+
+    func reserve(rows n: Int, hidden c: Int, width i: Int) {
+        if x.count < n * c { (x, y, dy, dx) = (FloatBuffer(count: n * c), FloatBuffer(count: n * c), FloatBuffer(count: n * c), FloatBuffer(count: n * c)) }
+        if g.count < n * i {
+            (g, u, a) = (FloatBuffer(count: n * i), FloatBuffer(count: n * i), FloatBuffer(count: n * i))
+            (dg, du, da) = (FloatBuffer(count: n * i), FloatBuffer(count: n * i), FloatBuffer(count: n * i))
+        }
+    }
+}
+
+extension TransformerModel {
+    /// Routes rows of x [n, C]: softmax over the router's logits, the top k, renormalised when the config says so.
+    func route(_ moe: MoEWeights, x: UnsafePointer<Float>, rows n: Int, into r: Routing) {
+        let e = r.experts, k = r.topK
+        var logits = [Float](repeating: 0, count: n * e)
+        logits.withUnsafeMutableBufferPointer { moe.router.forward(x, rows: n, into: $0.baseAddress!) }
+        r.probabilities = [Float](repeating: 0, count: n * e)
+        r.chosen = [Int32](repeating: 0, count: n * k)
+        r.weights = [Float](repeating: 0, count: n * k)
+        let normalize = config.moe?.normalizeTopK ?? false
+        for row in 0..<n {
+            let z = logits[(row * e)..<((row + 1) * e)], top = z.max() ?? 0
+            var sum = 0.0
+            for j in 0..<e { sum += Double(expf(z[row * e + j] - top)) }
+            for j in 0..<e { r.probabilities[row * e + j] = Float(Double(expf(z[row * e + j] - top)) / sum) }
+            // The k largest (the lower index first among equals, as a stable descending sort).
+            let order = (0..<e).sorted { r.probabilities[row * e + $0] > r.probabilities[row * e + $1] }
+            var picked: Float = 0
+            for j in 0..<k {
+                r.chosen[row * k + j] = Int32(order[j])
+                r.weights[row * k + j] = r.probabilities[row * e + order[j]]
+                picked += r.weights[row * k + j]
+            }
+            if normalize { for j in 0..<k { r.weights[row * k + j] /= picked } }
+        }
+    }
+
+    /// out[n, C] = the mixture's output for the normed rows x [n, C]; `routing` keeps the choice for the backward.
+    func mixtureForward(_ moe: MoEWeights, x: UnsafePointer<Float>, rows n: Int, out: UnsafeMutablePointer<Float>,
+                        routing r: Routing, scratch s: MoEScratch, exact: Bool) {
+        let c = config.hiddenSize, width = max(config.moe?.intermediateSize ?? 0, config.moe?.sharedIntermediateSize ?? 0)
+        route(moe, x: x, rows: n, into: r)
+        s.reserve(rows: n, hidden: c, width: width)
+        out.update(repeating: 0, count: n * c)
+        for (e, slots) in r.assignments().enumerated() where !slots.isEmpty {
+            let m = slots.count
+            for (j, slot) in slots.enumerated() { (s.x.pointer + j * c).update(from: x + (slot / r.topK) * c, count: c) }
+            expertForward(moe.experts[e], x: s.x.pointer, rows: m, s, exact: exact)
+            for (j, slot) in slots.enumerated() {
+                Ops.axpy(r.weights[slot], s.y.pointer + j * c, out + (slot / r.topK) * c, count: c)
+            }
+        }
+        if let shared = moe.shared, let gate = moe.sharedGate {
+            expertForward(shared, x: x, rows: n, s, exact: exact)
+            var logit = [Float](repeating: 0, count: n)
+            logit.withUnsafeMutableBufferPointer { gate.forward(x, rows: n, into: $0.baseAddress!) }
+            for row in 0..<n { Ops.axpy(1 / (1 + expf(-logit[row])), s.y.pointer + row * c, out + row * c, count: c) }
+        }
+    }
+
+    /// s.y [m, C] = expert(x [m, C]), keeping s.g, s.u and s.a (= act(g) * u).
+    private func expertForward(_ w: ExpertWeights, x: UnsafePointer<Float>, rows m: Int, _ s: MoEScratch, exact: Bool) {
+        w.gate.forward(x, rows: m, into: s.g.pointer, exact: exact)
+        w.up.forward(x, rows: m, into: s.u.pointer, exact: exact)
+        activate(gate: s.g.pointer, up: s.u.pointer, out: s.a.pointer, count: m * w.gate.outFeatures)
+        w.down.forward(s.a.pointer, rows: m, into: s.y.pointer, exact: exact)
+    }
+
+    /// d(x) [n, C] (written) of the mixture, from dOut [n, C] and the forward's routing; x is the forward's input.
+    /// The frozen experts and router pass gradients through; the routing weights' share reaches x via the router.
+    func mixtureBackward(_ moe: MoEWeights, x: UnsafePointer<Float>, dOut: UnsafePointer<Float>, rows n: Int,
+                         dx: UnsafeMutablePointer<Float>, routing r: Routing, scratch s: MoEScratch) {
+        let c = config.hiddenSize, k = r.topK, e = r.experts
+        let width = max(config.moe?.intermediateSize ?? 0, config.moe?.sharedIntermediateSize ?? 0)
+        s.reserve(rows: n, hidden: c, width: width)
+        dx.update(repeating: 0, count: n * c)
+        var dWeights = [Float](repeating: 0, count: n * k)
+        for (expert, slots) in r.assignments().enumerated() where !slots.isEmpty {
+            let m = slots.count, w = moe.experts[expert]
+            for (j, slot) in slots.enumerated() { (s.x.pointer + j * c).update(from: x + (slot / k) * c, count: c) }
+            expertForward(w, x: s.x.pointer, rows: m, s, exact: true)
+            for (j, slot) in slots.enumerated() {
+                let d = dOut + (slot / k) * c
+                dWeights[slot] = Ops.dot(d, s.y.pointer + j * c, count: c)
+                let dy = s.dy.pointer + j * c
+                for i in 0..<c { dy[i] = r.weights[slot] * d[i] }
+            }
+            expertBackward(w, rows: m, s)
+            for (j, slot) in slots.enumerated() { Ops.add(s.dx.pointer + j * c, into: dx + (slot / k) * c, count: c) }
+        }
+        // Through the routing weights: w = p (or p / sum of the chosen p), then the softmax, then the router.
+        var dLogits = [Float](repeating: 0, count: n * e)
+        let normalize = config.moe?.normalizeTopK ?? false
+        for row in 0..<n {
+            var dp = [Float](repeating: 0, count: e)
+            if normalize {
+                var picked: Float = 0, inner: Float = 0
+                for j in 0..<k { picked += r.probabilities[row * e + Int(r.chosen[row * k + j])] }
+                for j in 0..<k { inner += dWeights[row * k + j] * r.weights[row * k + j] }
+                for j in 0..<k { dp[Int(r.chosen[row * k + j])] = (dWeights[row * k + j] - inner) / picked }
+            } else {
+                for j in 0..<k { dp[Int(r.chosen[row * k + j])] = dWeights[row * k + j] }
+            }
+            var dot: Float = 0
+            for j in 0..<e { dot += dp[j] * r.probabilities[row * e + j] }
+            for j in 0..<e { dLogits[row * e + j] = r.probabilities[row * e + j] * (dp[j] - dot) }
+        }
+        dLogits.withUnsafeBufferPointer { moe.router.backwardInput($0.baseAddress!, rows: n, into: dx, accumulate: true) }
+        if let shared = moe.shared, let gate = moe.sharedGate {
+            expertForward(shared, x: x, rows: n, s, exact: true)
+            var logit = [Float](repeating: 0, count: n)
+            logit.withUnsafeMutableBufferPointer { gate.forward(x, rows: n, into: $0.baseAddress!) }
+            var dLogit = [Float](repeating: 0, count: n)
+            for row in 0..<n {
+                let sig = 1 / (1 + expf(-logit[row])), d = dOut + row * c
+                dLogit[row] = Ops.dot(d, s.y.pointer + row * c, count: c) * sig * (1 - sig)
+                let dy = s.dy.pointer + row * c
+                for i in 0..<c { dy[i] = sig * d[i] }
+            }
+            expertBackward(shared, rows: n, s)
+            Ops.add(s.dx.pointer, into: dx, count: n * c)
+            dLogit.withUnsafeBufferPointer { gate.backwardInput($0.baseAddress!, rows: n, into: dx, accumulate: true) }
+        }
+    }
+
+    /// s.dx [m, C] = d(expert input) from s.dy [m, C], given the forward's s.g and s.u.
+    private func expertBackward(_ w: ExpertWeights, rows m: Int, _ s: MoEScratch) {
+        let i = w.gate.outFeatures
+        w.down.backwardInput(s.dy.pointer, rows: m, into: s.da.pointer, accumulate: false)
+        switch config.activation {
+        case .silu: Ops.swigluBackward(s.da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: s.dg.pointer, dup: s.du.pointer, count: m * i)
+        case .geluTanh: Ops.gegluBackward(s.da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: s.dg.pointer, dup: s.du.pointer, count: m * i)
+        }
+        w.gate.backwardInput(s.dg.pointer, rows: m, into: s.dx.pointer, accumulate: false)
+        w.up.backwardInput(s.du.pointer, rows: m, into: s.dx.pointer, accumulate: true)
+    }
+}
