@@ -16,10 +16,12 @@ For every family the golden file holds: logits of two packed sequences (and a th
 LongRoPE), 16 greedy tokens, the mean next-token loss of a labelled sequence, and a LoRA adapter on the family's
 fused q/k/v module (PEFT's layout, random non-zero B) with its logits, loss and every A/B gradient from autograd.
 """
+import argparse
 import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 
 import torch
@@ -420,5 +422,79 @@ def main():
         family(name, m, {}, ["q_proj", "v_proj", "o_proj"], native=True)
 
 
+REMOTE = {"tiny-qwen1": "qwen", "tiny-internlm2": "internlm2", "tiny-baichuan2": "baichuan"}
+
+
+def load_reference(directory, name):
+    """The family's reference model on a checkpoint folder: transformers, or the restatement above (strict load)."""
+    if name in REMOTE:
+        from safetensors.torch import load_file
+        with open(os.path.join(directory, "config.json")) as f:
+            cfg = json.load(f)
+        m = RemoteCodeModel(REMOTE[name], cfg)
+        m.load_state_dict(load_file(os.path.join(directory, "model.safetensors")), strict=True)
+        return m.eval(), False
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval(), True
+
+
+def roundtrip(binary):
+    """Our tool trains a LoRA with each family's default targets and merges it; PEFT loads our adapter and
+    transformers (or the restatement) loads our merged checkpoint; their logits go into the family's golden file."""
+    from make_peft_fixtures import keep_adapter_only, write_train_data
+    from peft import LoraConfig, PeftModel, inject_adapter_in_model
+    from safetensors.torch import load_file
+    work = os.path.join(ROOT, ".build", "family-roundtrip")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    data = write_train_data(work)
+    for name in ["tiny-qwen1", "tiny-internlm2", "tiny-baichuan2", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
+                 "tiny-glm4", "tiny-qwen2-moe", "tiny-qwen3-moe"]:
+        base = os.path.join(MODELS, name)
+        out = os.path.join(ADAPTERS, name + "-ours")
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([binary, "train", "--model", base, "--data", data, "--output", out, "--lora-r", "4",
+                        "--lora-alpha", "8", "--lora-dropout", "0", "--max-steps", "4", "--lr", "0.05",
+                        "--batch-size", "2", "--seed", "3", "--dtype", "float32"], check=True, capture_output=True)
+        keep_adapter_only(out)
+        model, native = load_reference(base, name)
+        if native:
+            model = PeftModel.from_pretrained(model, out).eval()
+        else:
+            with open(os.path.join(out, "adapter_config.json")) as f:
+                ac = json.load(f)
+            model = inject_adapter_in_model(LoraConfig(r=ac["r"], lora_alpha=ac["lora_alpha"],
+                                                       target_modules=ac["target_modules"]), model)
+            saved = load_file(os.path.join(out, "adapter_model.safetensors"))
+            used = set()
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    if "lora_" in n:
+                        key = "base_model.model." + n.replace(".default", "")
+                        p.copy_(saved[key])
+                        used.add(key)
+            assert used == set(saved), (name, set(saved) - used)
+            model.eval()
+        golden_path = os.path.join(GOLDEN, "family-" + name.removeprefix("tiny-") + ".json")
+        with open(golden_path) as f:
+            golden = json.load(f)
+        with torch.no_grad():
+            golden["ours_in_peft_logits"] = [logits_of(model, s, native).flatten().tolist() for s in SEQS[:2]]
+        merged = os.path.join(work, name + "-merged")
+        subprocess.run([binary, "merge", "--model", base, "--adapter", out, "--output", merged], check=True,
+                       capture_output=True)
+        m, native = load_reference(merged, name)
+        with torch.no_grad():
+            golden["ours_merged_logits"] = [logits_of(m, s, native).flatten().tolist() for s in SEQS[:2]]
+        with open(golden_path, "w") as f:
+            json.dump(golden, f)
+        print("round trip", name)
+
+
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--peft-binary", help="also train and merge with our tool and record what PEFT/transformers compute")
+    args = ap.parse_args()
     main()
+    if args.peft_binary:
+        roundtrip(os.path.abspath(args.peft_binary))

@@ -33,6 +33,8 @@ extension Tokenizer {
         }
         let ranksURL = directory.appendingPathComponent("qwen.tiktoken")
         if let data = try readIfPresent(ranksURL) {
+            // Qwen v1 ships no chat template: its remote code's make_context writes ChatML with this system prompt.
+            if config.chatTemplate == nil { config.chatTemplate = qwenV1ChatTemplate }
             return try Tokenizer(tiktokenRanks: data, config: config, file: ranksURL.path)
         }
         throw TokenizerError.noTokenizerFile(directory: directory.path)
@@ -56,6 +58,15 @@ extension Tokenizer {
                   postProcessor: try PostProcessor(json: root.optional("post_processor")),
                   decoder: try TokenDecoder(json: root.optional("decoder"), file: file))
     }
+
+    /// Qwen v1's chat format (`make_context` in its remote code) as a template: ChatML turns joined by a newline,
+    /// "You are a helpful assistant." when the conversation has no system message.
+    static let qwenV1ChatTemplate = """
+        {% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}\
+        {{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}\
+        {{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}\
+        {% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
+        """
 
     private static func readIfPresent(_ url: URL) throws -> Data? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }

@@ -21,6 +21,10 @@ final class FamilyGoldenTests: XCTestCase {
         let lora_loss: Float
         let lora_grads: [String: [Float]]
         let targets: [String]
+        /// Our `peft train` adapter (adapters/tiny-<family>-ours) as PEFT computes it, and our `peft merge` of it as
+        /// transformers (or the remote-code restatement, strictly loaded) computes it.
+        let ours_in_peft_logits: [[Float]]?
+        let ours_merged_logits: [[Float]]?
     }
 
     static let labelled: (ids: [Int32], labels: [Int32]) = (
@@ -167,5 +171,26 @@ final class FamilyGoldenTests: XCTestCase {
         XCTAssertTrue(c.tieWordEmbeddings && c.qkNorm && c.sandwichNorms)
         XCTAssertEqual(c.attentionScale, 1 / 16)
         XCTAssertNil(c.attentionSoftcap)
+    }
+
+    /// Our adapters load in PEFT and our merges in transformers with the same logits we compute.
+    func testOurAdaptersAndMergesLoadInTheReference() throws {
+        var checked = 0
+        for (name, _) in families {
+            let g = try golden(name)
+            guard let peftLogits = g.ours_in_peft_logits, let mergedLogits = g.ours_merged_logits else { continue }
+            let base = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
+            let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-\(name)-ours"), model: base.config)
+            base.adapter = lora
+            let batch = PackedBatch(sequences: Array(g.sequences.prefix(2)))
+            assertClose(base.logits(batch), peftLogits.flatMap { $0 }, atol: 2e-4, "\(name): our adapter in PEFT")
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("family-ours-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: out) }
+            _ = try AdapterMerger.merge(model: modelFixture("tiny-\(name)"), adapter: lora, output: out)
+            let merged = try TransformerModel.load(directory: out, dtype: .float32)
+            assertClose(merged.logits(batch), mergedLogits.flatMap { $0 }, atol: 2e-4, "\(name): our merge in transformers")
+            checked += 1
+        }
+        XCTAssertEqual(checked, 10)
     }
 }

@@ -13,6 +13,25 @@ final class TiktokenTests: XCTestCase {
         }
     }
 
+    /// Qwen v1 has no chat template file: its remote code's make_context format is used, and the prompt's ids are
+    /// what make_context builds (role and content encoded apart, joined by the newline's ids).
+    func testQwenV1ChatFormatIsMakeContext() throws {
+        let tokenizer = try Fixtures.tokenizer("qwen-tiktoken")
+        XCTAssertEqual(ChatTemplate.detect(from: tokenizer.config), .chatml)
+        let formatter = try ChatFormatter(template: .jinja, tokenizer: tokenizer)
+        let ids = try formatter.promptIDs([ChatMessage(role: .user, content: "hello world"),
+                                           ChatMessage(role: .assistant, content: "hi"),
+                                           ChatMessage(role: .user, content: "2 + 2?")])
+        let start = tokenizer.id(forToken: "<|im_start|>")!, end = tokenizer.id(forToken: "<|im_end|>")!
+        let nl = tokenizer.encode("\n")
+        func turn(_ role: String, _ content: String) -> [TokenID] {
+            [start] + tokenizer.encode(role) + nl + tokenizer.encode(content) + [end]
+        }
+        let expected = turn("system", "You are a helpful assistant.") + nl + turn("user", "hello world") + nl
+            + turn("assistant", "hi") + nl + turn("user", "2 + 2?") + nl + [start] + tokenizer.encode("assistant") + nl
+        XCTAssertEqual(ids, expected)
+    }
+
     func testQwenSpecialTokensFollowTheRanks() throws {
         let tokenizer = try Fixtures.tokenizer("qwen-tiktoken")
         let first = TokenID(900)  // the fixture has ranks 0..<900; the real file 0..<151643
