@@ -150,6 +150,27 @@ struct Attention {
         }
     }
 
+    /// `forwardCached` for a few rows over a ring buffer (a sliding-window layer's bounded cache): position j's key and
+    /// value are in slot j % ringRows. scratch holds heads * window floats.
+    func forwardCachedRing(q: UnsafePointer<Float>, kRing: UnsafePointer<Float>, vRing: UnsafePointer<Float>, ringRows r: Int,
+                           out: UnsafeMutablePointer<Float>, past: Int, rows m: Int, scratch: UnsafeMutablePointer<Float>) {
+        let (h, hkv, d) = (heads, kvHeads, headDim)
+        let ldq = h * d, ldk = hkv * d, s = scale, width = window ?? r
+        Parallel.forEach(h) { head in
+            let g = head / (h / hkv)
+            let row = scratch + head * width
+            for i in 0..<m {
+                let qi = q + i * ldq + head * d, range = visible(past + i), n = range.count
+                for (x, j) in range.enumerated() { row[x] = s * Ops.dot(qi, kRing + (j % r) * ldk + g * d, count: d) }
+                cap(row, 0..<n)
+                Ops.softmax(row, range: 0..<n, count: n)
+                let o = out + i * ldq + head * d
+                o.update(repeating: 0, count: d)
+                for (x, j) in range.enumerated() { Ops.axpy(row[x], vRing + (j % r) * ldk + g * d, o, count: d) }
+            }
+        }
+    }
+
     /// Attention of `m` new query rows (absolute positions past..<past+m) over a cache holding keys/values for
     /// positions [0, past + m). kCache/vCache: [capacity, Hkv * D]. scratch holds m * (past + m) floats.
     func forwardCached(q: UnsafePointer<Float>, kCache: UnsafePointer<Float>, vCache: UnsafePointer<Float>,

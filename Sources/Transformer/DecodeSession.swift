@@ -23,6 +23,11 @@ public final class DecodeSession {
 
     fileprivate var kCache: [FloatBuffer]   // per layer [allocated, Hkv*D]; grows up to `capacity`
     fileprivate var vCache: [FloatBuffer]
+    /// Per layer: the slots of its ring buffer when it attends within a window (its cache then never grows past
+    /// window + chunk rows, however long the chat), nil for a growing cache.
+    private let rings: [Int?]
+    /// Contiguous copies of a ring's visible span for a prefill chunk [max ring, Hkv*D].
+    private let gatherK: FloatBuffer, gatherV: FloatBuffer
     private var allocated: Int
     fileprivate var scratch: FloatBuffer     // attention scores [max(chunk, heads), allocated]
     private let work: StepBuffers
@@ -40,16 +45,76 @@ public final class DecodeSession {
         // The cache starts small and doubles on demand: a large --max-new-tokens costs nothing until used.
         let first = max(1, min(capacity, initialAllocation))
         allocated = first
-        kCache = (0..<c.layerCount).map { _ in FloatBuffer(count: first * c.kvDim) }
-        vCache = (0..<c.layerCount).map { _ in FloatBuffer(count: first * c.kvDim) }
+        // An attention prefix must stay visible to every query, so its layers keep the whole cache.
+        let prefixed = (self.adapter?.prefixLength ?? 0) > 0
+        let rings = (0..<c.layerCount).map { l -> Int? in
+            guard !prefixed, let w = c.attentionWindow(layer: l), w + chunkRows < capacity else { return nil }
+            return w + chunkRows
+        }
+        self.rings = rings
+        kCache = rings.map { FloatBuffer(count: ($0 ?? first) * c.kvDim) }
+        vCache = rings.map { FloatBuffer(count: ($0 ?? first) * c.kvDim) }
+        let widestRing = rings.compactMap { $0 }.max() ?? 0
+        gatherK = FloatBuffer(count: widestRing * c.kvDim)
+        gatherV = FloatBuffer(count: widestRing * c.kvDim)
         work = StepBuffers(c, rows: chunkRows)
-        scratch = FloatBuffer(count: max(chunkRows, c.headCount) * first)
+        scratch = FloatBuffer(count: max(chunkRows, c.headCount) * max(first, widestRing))
         logitsBuffer = FloatBuffer(count: c.vocabSize)
         model.reserveRotary(capacity)
     }
 
-    /// Forgets the cache beyond the first `count` tokens.
-    public func truncate(to count: Int) { tokens.removeLast(max(0, tokens.count - count)) }
+    /// Bytes the key/value cache holds now.
+    public var cacheBytes: Int { (kCache.reduce(0) { $0 + $1.count } + vCache.reduce(0) { $0 + $1.count }) * 4 }
+
+    /// Forgets the cache beyond the first `count` tokens. A ring-buffer layer that has already overwritten keys the
+    /// kept tokens' successors would see is refilled by running the kept tokens again.
+    public func truncate(to count: Int) {
+        guard count < tokens.count else { return }
+        let end = leading + tokens.count
+        let overwritten = rings.enumerated().contains { l, ring in
+            guard let r = ring, let w = model.config.attentionWindow(layer: l) else { return false }
+            return leading + count + 1 - w < end - r
+        }
+        tokens.removeLast(tokens.count - count)
+        if overwritten, !tokens.isEmpty { replay(furthest: leading + tokens.count - 1) }
+    }
+
+    /// Keys and values of `m` rows at positions p..<p+m into layer l's cache.
+    fileprivate func store(_ l: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, at p: Int, rows m: Int) {
+        let d = model.config.kvDim
+        guard let r = rings[l] else {
+            (kCache[l].pointer + p * d).update(from: k, count: m * d)
+            (vCache[l].pointer + p * d).update(from: v, count: m * d)
+            return
+        }
+        for i in 0..<m {
+            (kCache[l].pointer + ((p + i) % r) * d).update(from: k + i * d, count: d)
+            (vCache[l].pointer + ((p + i) % r) * d).update(from: v + i * d, count: d)
+        }
+    }
+
+    /// Attention of m query rows at positions past..<past+m over layer l's cache (stored first).
+    fileprivate func attendCached(_ l: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, past: Int, rows m: Int) {
+        let attention = model.attention[l]
+        guard let r = rings[l] else {
+            attention.forwardCached(q: q, kCache: kCache[l].pointer, vCache: vCache[l].pointer, out: out, past: past,
+                                    rows: m, scratch: scratch.pointer)
+            return
+        }
+        if m <= 8 {
+            attention.forwardCachedRing(q: q, kRing: kCache[l].pointer, vRing: vCache[l].pointer, ringRows: r, out: out,
+                                        past: past, rows: m, scratch: scratch.pointer)
+            return
+        }
+        // Prefill: the span the chunk sees, made contiguous, then the ordinary product with positions shifted.
+        let d = model.config.kvDim, lo = attention.visible(past).lowerBound
+        for j in lo..<(past + m) {
+            (gatherK.pointer + (j - lo) * d).update(from: kCache[l].pointer + (j % r) * d, count: d)
+            (gatherV.pointer + (j - lo) * d).update(from: vCache[l].pointer + (j % r) * d, count: d)
+        }
+        attention.forwardCached(q: q, kCache: gatherK.pointer, vCache: gatherV.pointer, out: out, past: past - lo, rows: m,
+                                scratch: scratch.pointer)
+    }
 
     public func reset() { tokens.removeAll() }
 
@@ -108,6 +173,11 @@ public final class DecodeSession {
     fileprivate func reencodeIfLongRoPESwitches(reaching furthest: Int) {
         let from = model.rope.longFrom
         guard model.rope.longInvFreq != nil, !tokens.isEmpty, leading + tokens.count <= from, furthest + 1 > from else { return }
+        replay(furthest: furthest)
+    }
+
+    /// Runs the leading rows and every cached token through the model again (one rotary pass reaching `furthest`).
+    private func replay(furthest: Int) {
         let history = tokens
         tokens.removeAll()
         fillLeadingRows(furthest: furthest)
@@ -125,14 +195,15 @@ public final class DecodeSession {
         guard count > allocated else { return }
         let c = model.config
         let size = min(capacity, max(count, allocated * 2))
-        func grow(_ old: FloatBuffer) -> FloatBuffer {
+        func grow(_ l: Int, _ old: FloatBuffer) -> FloatBuffer {
+            guard rings[l] == nil else { return old }
             let new = FloatBuffer(count: size * c.kvDim)
             new.copy(from: old.pointer, count: (leading + tokens.count) * c.kvDim)
             return new
         }
-        kCache = kCache.map(grow)
-        vCache = vCache.map(grow)
-        scratch = FloatBuffer(count: max(chunkRows, c.headCount) * size)
+        kCache = kCache.enumerated().map(grow)
+        vCache = vCache.enumerated().map(grow)
+        scratch = FloatBuffer(count: max(chunkRows, c.headCount) * max(size, rings.compactMap { $0 }.max() ?? 0))
         allocated = size
     }
 
@@ -144,10 +215,8 @@ public final class DecodeSession {
         model.embed(chunk, into: b.x.pointer, adapter: .some(adapter))
         Self.decoderLayers(model, rows: m, positions: (0..<m).map { Int32(past + $0) }, groups: [(0..<m, adapter)],
                            passes: [(0..<m, furthest ?? past + m - 1)], b) { l, k, v in
-            (kCache[l].pointer + past * c.kvDim).update(from: k, count: m * c.kvDim)
-            (vCache[l].pointer + past * c.kvDim).update(from: v, count: m * c.kvDim)
-            model.attention[l].forwardCached(q: b.q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
-                                             out: b.att.pointer, past: past, rows: m, scratch: scratch.pointer)
+            store(l, k: k, v: v, at: past, rows: m)
+            attendCached(l, q: b.q.pointer, out: b.att.pointer, past: past, rows: m)
         }
         // Only the last row's logits are needed.
         let lastRow = b.x.pointer + (m - 1) * C
@@ -337,10 +406,8 @@ public final class DecodeBatch {
         DecodeSession.decoderLayers(model, rows: n, positions: positions, groups: groups, passes: passes, b) { l, k, v in
             for (i, s) in sessions.enumerated() {
                 let past = Int(positions[i])
-                (s.kCache[l].pointer + past * c.kvDim).update(from: k + i * c.kvDim, count: c.kvDim)
-                (s.vCache[l].pointer + past * c.kvDim).update(from: v + i * c.kvDim, count: c.kvDim)
-                model.attention[l].forwardCached(q: b.q.pointer + i * c.qDim, kCache: s.kCache[l].pointer, vCache: s.vCache[l].pointer,
-                                                 out: b.att.pointer + i * c.qDim, past: past, rows: 1, scratch: s.scratch.pointer)
+                s.store(l, k: k + i * c.kvDim, v: v + i * c.kvDim, at: past, rows: 1)
+                s.attendCached(l, q: b.q.pointer + i * c.qDim, out: b.att.pointer + i * c.qDim, past: past, rows: 1)
             }
         }
         Ops.rmsNormForward(b.x.pointer, weight: w.finalNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n, cols: C, eps: c.rmsNormEps)
