@@ -183,6 +183,7 @@ public struct ModelConfig: Sendable, Equatable {
             perLayer += i * o + (hasBias(p) ? o : 0)
         }
         if qkNorm { perLayer += 2 * headDim }
+        if sandwichNorms { perLayer += 2 * hiddenSize }
         let embed = vocabSize * hiddenSize
         var total = layerCount * perLayer + embed + (tieWordEmbeddings ? 0 : embed) + hiddenSize
         if let moe {
@@ -194,6 +195,19 @@ public struct ModelConfig: Sendable, Equatable {
             total += sparse * (block - dense)
         }
         return total
+    }
+
+    /// Parameters one token's decoding multiplies: all of them but the experts the router did not pick (a mixture
+    /// of experts reads only `topK` of its experts per token) and the embedding table (one row is read) unless it is
+    /// also the LM head.
+    public var activeParameterCount: Int {
+        var active = parameterCount
+        if !tieWordEmbeddings { active -= vocabSize * hiddenSize }
+        if let moe {
+            let sparse = (0..<layerCount).filter(isSparse).count
+            active -= sparse * (moe.experts - moe.topK) * 3 * hiddenSize * moe.intermediateSize
+        }
+        return active
     }
 
     public init(architecture: Architecture, hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,

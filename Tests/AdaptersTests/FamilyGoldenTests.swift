@@ -46,6 +46,14 @@ final class FamilyGoldenTests: XCTestCase {
             let c = try ModelConfig(directory: modelFixture("tiny-\(name)"))
             XCTAssertEqual(c.architecture, arch, name)
         }
+        // Parameter counts equal the checkpoints' element counts (tied heads once, every norm, experts).
+        let counts = ["qwen1": 131776, "internlm2": 123200, "baichuan2": 131392, "phi3": 98624, "internlm3": 147776,
+                      "gemma2": 98880, "gemma3": 98944, "glm": 123456, "glm4": 123712, "qwen2-moe": 132992,
+                      "qwen3-moe": 123776]
+        for (name, count) in counts {
+            XCTAssertEqual(try ModelConfig(directory: modelFixture("tiny-\(name)")).parameterCount, count, name)
+        }
+        XCTAssertEqual(try ModelConfig(directory: modelFixture("tiny-qwen3-moe")).activeParameterCount, 123776 - 384 * 64 - 2 * 2 * 3 * 64 * 32)
         let qwen = try ModelConfig(directory: modelFixture("tiny-qwen1"))
         XCTAssertEqual(qwen.intermediateSize, 128, "Qwen v1's w1/w2 are intermediate_size / 2 wide")
         XCTAssertEqual(qwen.projections, [.qkv, .o, .gate, .up, .down])

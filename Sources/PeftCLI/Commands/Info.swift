@@ -46,6 +46,8 @@ struct Info: ParsableCommand {
                 "attention_heads": config.headCount, "kv_heads": config.kvHeadCount, "head_dim": config.headDim,
                 "vocab_size": config.vocabSize, "context": config.maxPositionEmbeddings,
                 "tie_word_embeddings": config.tieWordEmbeddings, "rope_theta": config.rope.theta,
+                "active_parameters": config.activeParameterCount,
+                "experts": config.moe.map { ["count": $0.experts, "per_token": $0.topK, "shared": $0.sharedIntermediateSize != nil] as [String: Any] } ?? NSNull(),
                 "stored_dtypes": dtypes, "weight_bytes": directory.weightBytes, "memory_bytes": memory, "gguf_bytes": gguf,
                 "tokenizer": tokenizer.map { ["vocab_size": $0.vocabularySize] as [String: Any] } ?? NSNull(),
                 "template": template ?? NSNull(), "cpu": Self.cpuJSON,
@@ -55,7 +57,7 @@ struct Info: ParsableCommand {
         Terminal.out("""
         architecture   \(config.architecture.rawValue) (\(config.layerCount) layers, hidden \(config.hiddenSize), intermediate \(config.intermediateSize))
         attention      \(config.headCount) heads, \(config.kvHeadCount) key/value heads, head dim \(config.headDim), rope theta \(config.rope.theta)\(config.qkNorm ? ", q/k norm" : "")\(config.qkvBias ? ", q/k/v bias" : "")
-        parameters     \(params.formatted()) (\(String(format: "%.2f", Double(params) / 1e9))B)\(config.tieWordEmbeddings ? ", tied embeddings" : "")
+        parameters     \(params.formatted()) (\(String(format: "%.2f", Double(params) / 1e9))B)\(config.tieWordEmbeddings ? ", tied embeddings" : ""); \(config.activeParameterCount.formatted()) multiplied per decoded token\(config.moe.map { " (\($0.topK) of \($0.experts) experts)" } ?? "")
         vocabulary     \(config.vocabSize), context \(config.maxPositionEmbeddings) tokens
         stored dtypes  \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")), \(Terminal.bytes(directory.weightBytes)) on disk
         memory         weights \(Terminal.bytes(params * 2)) in bfloat16, \(Terminal.bytes(params * 4)) in float32; KV cache \(Terminal.bytes(memory["kv_cache_per_token"]!)) per token
