@@ -6,7 +6,7 @@
     /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft \
         --llama-src llama_cpp_python-0.3.36/vendor/llama.cpp --convert-python python3   # a Python with torch
 Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
-architecture, whose query/key rows the export reorders) and tiny-qwen3 in q8_0, two prompts (token ids), llama.cpp's
+architecture, whose query/key rows the export reorders), tiny-qwen3 and tiny-qwen1 (llama.cpp's `qwen`) in q8_0, two prompts (token ids), llama.cpp's
 16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
 "MODEL/TYPE". The GGUF files themselves are rebuilt by the
 test from the fixture model (the export is deterministic).
@@ -152,22 +152,31 @@ def main():
     ap.add_argument("--llama-src", required=True, help="llama.cpp's source tree (convert_hf_to_gguf.py, gguf-py)")
     ap.add_argument("--convert-python", default="python3", help="a Python with torch and sentencepiece, for the converter")
     ap.add_argument("--only-sp", action="store_true", help="only the SentencePiece model's fixture")
+    ap.add_argument("--only", nargs="*", help="only these run keys, updated in the existing llamacpp.json")
     args = ap.parse_args()
-    sentencepiece_fixture(args.llama_src, args.convert_python)
+    out = os.path.join(FIX, "gguf", "llamacpp.json")
+    if not args.only:
+        sentencepiece_fixture(args.llama_src, args.convert_python)
     if args.only_sp:
         return
     golden = {"llama_cpp_version": llama_cpp.__version__, "prompts": PROMPTS, "runs": {}}
-    write_k_model()
+    if args.only:
+        golden = json.load(open(out))
+    else:
+        write_k_model()
     cases = [("q8_0", "tiny-qwen2", "q8_0"), ("q4_0", "tiny-qwen2", "q4_0"),
-             ("tiny-llama/q8_0", "tiny-llama", "q8_0"), ("tiny-qwen3/q8_0", "tiny-qwen3", "q8_0")]
+             ("tiny-llama/q8_0", "tiny-llama", "q8_0"), ("tiny-qwen3/q8_0", "tiny-qwen3", "q8_0"),
+             # Qwen v1 (llama.cpp's `qwen`): fused attn_qkv with its bias, w1/w2 as ffn_up/ffn_gate.
+             ("tiny-qwen1/q8_0", "tiny-qwen1", "q8_0")]
     cases += [(f"{K_MODEL}/{t}", K_MODEL, t) for t in K_TYPES]
     for key, model, kind in cases:
+        if args.only and key not in args.only:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, f"{model}-{kind}.gguf")
             subprocess.run([args.peft_binary, "quantize", "--model", os.path.join(FIX, "models", model),
                             "--type", kind, "--output", path], check=True)
             _, golden["runs"][key] = greedy_runs(path)
-    out = os.path.join(FIX, "gguf", "llamacpp.json")
     json.dump(golden, open(out, "w"))
     print("wrote", out)
 

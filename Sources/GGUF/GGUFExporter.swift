@@ -93,8 +93,7 @@ public enum GGUFExporter {
         // (GGUF name, HF name, shape [rows, cols] or [n]).
         let names = config.layout
         var plan: [(String, String, [Int])] = [("token_embd.weight", names.embedding, [config.vocabSize, config.hiddenSize])]
-        let ggufNames: [Projection: String] = [.q: "attn_q", .k: "attn_k", .v: "attn_v", .o: "attn_output",
-                                               .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down"]
+        let ggufNames = GGUFLayout.projectionNames
         for l in 0..<config.layerCount {
             plan.append(("blk.\(l).attn_norm.weight", names.name(.inputNorm(l)), [config.hiddenSize]))
             for p in config.projections(layer: l) {
@@ -190,9 +189,11 @@ public enum GGUFExporter {
             ("general.architecture", .string(a)), ("general.name", .string(name)),
             ("general.file_type", .uint32(type.fileType)), ("general.quantization_version", .uint32(2)),
             ("\(a).block_count", .uint32(UInt32(c.layerCount))),
+            // As llama.cpp's converter: max_position_embeddings (llama.cpp has no Qwen v1 log-n scaling, which only
+            // acts past seq_length; equal to it in Qwen-1.8B/7B v1.1).
             ("\(a).context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
             ("\(a).embedding_length", .uint32(UInt32(c.hiddenSize))),
-            ("\(a).feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("\(a).feed_forward_length", .uint32(UInt32(GGUFLayout.feedForwardLength(c)))),
             ("\(a).attention.head_count", .uint32(UInt32(c.headCount))),
             ("\(a).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
             ("\(a).rope.freq_base", .float32(Float(c.rope.theta))),
@@ -219,6 +220,11 @@ public enum GGUFExporter {
     static func tokenizerMetadata(directory: ModelDirectory, config c: ModelConfig) throws -> [(key: String, value: GGUFValue)] {
         let root = try directory.jsonObject("tokenizer.json")
         let hasModelFile = FileManager.default.fileExists(atPath: directory.url.appendingPathComponent("tokenizer.model").path)
+        let ranksURL = directory.url.appendingPathComponent("qwen.tiktoken")
+        if root == nil, !hasModelFile, let ranks = FileManager.default.contents(atPath: ranksURL.path) {
+            return try tiktokenMetadata(ranks: ranks, path: ranksURL.path, vocabSize: c.vocabSize,
+                                        tokenizerConfig: try directory.jsonObject("tokenizer_config.json") ?? [:])
+        }
         let (out, specialIDs): ([(key: String, value: GGUFValue)], [String: Int])
         if let root, !Self.isSentencePieceStyle(root) {
             (out, specialIDs) = try byteLevelMetadata(root: root, directory: directory, config: c)
@@ -355,6 +361,33 @@ public enum GGUFExporter {
             ("tokenizer.ggml.merges", .strings(merges)),
         ]
         return (out, specialIDs)
+    }
+
+    /// Qwen v1's `qwen.tiktoken` as llama.cpp's converter writes it: `gpt2` tokens in rank order then its special
+    /// tokens (control), one merge per multi-byte token, the `qwen2` pre-tokenizer (the same split), BOS = EOS =
+    /// `<|endoftext|>`, and the ChatML format of its remote code.
+    static func tiktokenMetadata(ranks: Data, path: String, vocabSize: Int, tokenizerConfig: [String: Any]) throws
+        -> [(key: String, value: GGUFValue)] {
+        let vocabulary = try Tokenizer.tiktokenVocabulary(ranks: ranks, file: path)
+        let all = vocabulary.tokens + vocabulary.specials
+        guard all.count <= vocabSize else {
+            throw ModelIOError.malformed(path: path, reason: "\(all.count) tokens do not fit the model's vocabulary of \(vocabSize)")
+        }
+        var tokens = (0..<vocabSize).map { "[PAD\($0)]" }, types = [Int32](repeating: 5, count: vocabSize)
+        for (i, t) in all.enumerated() {
+            tokens[i] = t
+            types[i] = i < vocabulary.tokens.count ? 1 : 3
+        }
+        let endOfText = UInt32(vocabulary.tokens.count)
+        var out: [(key: String, value: GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("qwen2")),
+            ("tokenizer.ggml.tokens", .strings(tokens)), ("tokenizer.ggml.token_type", .int32s(types)),
+            ("tokenizer.ggml.merges", .strings(vocabulary.merges)),
+            ("tokenizer.ggml.bos_token_id", .uint32(endOfText)), ("tokenizer.ggml.eos_token_id", .uint32(endOfText)),
+            ("tokenizer.ggml.unknown_token_id", .uint32(endOfText)), ("tokenizer.ggml.add_bos_token", .bool(false)),
+        ]
+        out.append(("tokenizer.chat_template", .string(tokenizerConfig["chat_template"] as? String ?? Tokenizer.qwenV1ChatTemplate)))
+        return out
     }
 
     /// Special token ids, add_bos / add_eos and the chat template, from tokenizer_config.json (and the post-processor).

@@ -12,7 +12,8 @@ enum GGUFLayout {
         case .qwen2: "qwen2"
         case .qwen3: "qwen3"
         case .llama, .mistral: "llama"
-        case .qwen, .phi3, .internlm2, .internlm3, .baichuan, .gemma2, .gemma3, .glm, .glm4, .qwen2MoE, .qwen3MoE: nil
+        case .qwen: "qwen"
+        case .phi3, .internlm2, .internlm3, .baichuan, .gemma2, .gemma3, .glm, .glm4, .qwen2MoE, .qwen3MoE: nil
         }
     }
 
@@ -22,9 +23,19 @@ enum GGUFLayout {
         case "qwen2": .qwen2
         case "qwen3": .qwen3
         case "llama": .llama
+        case "qwen": .qwen
         default: nil
         }
     }
+
+    /// llama.cpp's tensor names of the projections (`blk.N.<name>.weight`).
+    static let projectionNames: [Projection: String] = [
+        .q: "attn_q", .k: "attn_k", .v: "attn_v", .qkv: "attn_qkv", .o: "attn_output",
+        .gate: "ffn_gate", .up: "ffn_up", .gateUp: "ffn_up", .down: "ffn_down",
+    ]
+
+    /// llama.cpp's `feed_forward_length` for a config: Qwen v1 counts w1 and w2 together.
+    static func feedForwardLength(_ c: ModelConfig) -> Int { c.architecture == .qwen ? 2 * c.intermediateSize : c.intermediateSize }
 
     /// llama.cpp's `llama` architecture rotates adjacent pairs (x[2i], x[2i+1]) where Hugging Face's Llama rotates
     /// halves (x[i], x[i + d/2]); its converter reorders the rows of q_proj and k_proj (and their biases) per head.

@@ -28,7 +28,7 @@ public final class GGUFModel: @unchecked Sendable {
         }
         let name = m["general.architecture"]?.string ?? "?"
         guard let architecture = GGUFLayout.architecture(gguf: name) else {
-            throw ModelIOError.malformed(path: path, reason: "GGUF architecture '\(name)' is not supported (qwen2, qwen3 and llama)")
+            throw ModelIOError.malformed(path: path, reason: "GGUF architecture '\(name)' is not supported (qwen2, qwen3, llama and qwen)")
         }
         arch = name
         guard let embedding = file.tensors["token_embd.weight"], embedding.dims.count == 2 else {
@@ -52,13 +52,14 @@ public final class GGUFModel: @unchecked Sendable {
         }
         config = ModelConfig(
             architecture: architecture, hiddenSize: hidden,
-            intermediateSize: try int("\(name).feed_forward_length"), layerCount: try int("\(name).block_count"),
-            headCount: heads, kvHeadCount: try int("\(name).attention.head_count_kv"), headDim: headDim,
+            intermediateSize: try int("\(name).feed_forward_length") / (architecture == .qwen ? 2 : 1),
+            layerCount: try int("\(name).block_count"),
+            headCount: heads, kvHeadCount: m["\(name).attention.head_count_kv"]?.integer ?? heads, headDim: headDim,
             vocabSize: embedding.dims[1], maxPositionEmbeddings: (try? int("\(name).context_length")) ?? 32768,
             rmsNormEps: Float(m["\(name).attention.layer_norm_rms_epsilon"]?.number ?? 1e-6),
             rope: rope,
             tieWordEmbeddings: file.tensors["output.weight"] == nil,
-            qkvBias: file.tensors["blk.0.attn_q.bias"] != nil,
+            qkvBias: file.tensors["blk.0.attn_q.bias"] != nil || file.tensors["blk.0.attn_qkv.bias"] != nil,
             qkNorm: file.tensors["blk.0.attn_q_norm.weight"] != nil,
             bosTokenID: m["tokenizer.ggml.bos_token_id"]?.integer, eosTokenIDs: eos.map { [$0] } ?? [])
     }
@@ -112,8 +113,7 @@ public final class GGUFModel: @unchecked Sendable {
             }
             return out
         }
-        let names: [Projection: String] = [.q: "attn_q", .k: "attn_k", .v: "attn_v", .o: "attn_output",
-                                           .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down"]
+        let names = GGUFLayout.projectionNames
         func linear(_ l: Int, _ p: Projection, out: Int, inp: Int) throws -> Linear {
             let base = "blk.\(l).\(names[p]!)"
             var bias = c.hasBias(p) ? try vector(base + ".bias", count: out) : nil
@@ -124,16 +124,18 @@ public final class GGUFModel: @unchecked Sendable {
             }
             return Linear(weight: try matrix(base + ".weight", rows: out, cols: inp), bias: bias)
         }
-        let C = c.hiddenSize, I = c.intermediateSize
+        let C = c.hiddenSize
         let layers = try (0..<c.layerCount).map { l in
-            DecoderLayerWeights(
-                inputNorm: try vector("blk.\(l).attn_norm.weight", count: C),
-                q: try linear(l, .q, out: c.qDim, inp: C), k: try linear(l, .k, out: c.kvDim, inp: C),
-                v: try linear(l, .v, out: c.kvDim, inp: C), o: try linear(l, .o, out: C, inp: c.qDim),
+            var linears: [Projection: Linear] = [:]
+            for p in c.projections(layer: l) {
+                let (inp, out) = c.features(p)
+                linears[p] = try linear(l, p, out: out, inp: inp)
+            }
+            return DecoderLayerWeights(
+                inputNorm: try vector("blk.\(l).attn_norm.weight", count: C), linears: linears,
                 qNorm: c.qkNorm ? try vector("blk.\(l).attn_q_norm.weight", count: c.headDim) : nil,
-                kNorm: c.qkNorm ? try vector("blk.\(l).attn_k_norm.weight", count: c.headDim) : nil, postAttentionNorm: try vector("blk.\(l).ffn_norm.weight", count: C),
-                gate: try linear(l, .gate, out: I, inp: C), up: try linear(l, .up, out: I, inp: C),
-                down: try linear(l, .down, out: C, inp: I))
+                kNorm: c.qkNorm ? try vector("blk.\(l).attn_k_norm.weight", count: c.headDim) : nil,
+                postAttentionNorm: try vector("blk.\(l).ffn_norm.weight", count: C))
         }
         let embedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: C)
         let head = c.tieWordEmbeddings ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: C)

@@ -147,7 +147,9 @@ public enum GGUFTokenizer {
         if pre.escapesSpaces {
             normalizer = ["type": "Replace", "pattern": ["String": " "], "content": "\u{2581}"]
         } else {
-            normalizer = pre.normalizesNFC ? ["type": "NFC"] : NSNull()
+            // Qwen v1's tiktoken vocabulary (architecture `qwen`) splits like Qwen2 but never normalizes.
+            let qwenV1 = m["general.architecture"]?.string == "qwen"
+            normalizer = pre.normalizesNFC && !qwenV1 ? ["type": "NFC"] : NSNull()
         }
         let decoder: [String: Any]
         if pre.isByteLevel {

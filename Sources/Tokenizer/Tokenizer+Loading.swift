@@ -61,7 +61,7 @@ extension Tokenizer {
 
     /// Qwen v1's chat format (`make_context` in its remote code) as a template: ChatML turns joined by a newline,
     /// "You are a helpful assistant." when the conversation has no system message.
-    static let qwenV1ChatTemplate = """
+    public static let qwenV1ChatTemplate = """
         {% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}\
         {{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}\
         {{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}\

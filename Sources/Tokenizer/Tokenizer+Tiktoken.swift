@@ -51,6 +51,39 @@ extension Tokenizer {
                   model: model, addedTokens: specials, postProcessor: PostProcessor(), decoder: .byteLevel)
     }
 
+    /// A `qwen.tiktoken` file as a byte-level BPE vocabulary (what llama.cpp's converter writes for Qwen v1): the
+    /// tokens in rank order in the byte-level alphabet, then the special tokens; and for every multi-byte token the
+    /// one merge that makes it (byte-pair merging of its bytes with only lower-ranked pairs ends in two parts).
+    public static func tiktokenVocabulary(ranks data: Data, file: String = "qwen.tiktoken") throws
+        -> (tokens: [String], specials: [String], merges: [String]) {
+        // Building the tokenizer validates the file (dense ranks, no duplicates; errors name the line).
+        _ = try Tokenizer(tiktokenRanks: data, config: TokenizerConfig(), file: file)
+        var spellings: [[UInt8]] = []
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            let fields = (line.last == UInt8(ascii: "\r") ? line.dropLast() : line).split(separator: UInt8(ascii: " "))
+            guard fields.count == 2, let bytes = Data(base64Encoded: Data(fields[0])) else { continue }
+            spellings.append(Array(bytes))
+        }
+        var rank: [[UInt8]: Int] = [:]
+        for (r, bytes) in spellings.enumerated() { rank[bytes] = r }
+        var merges: [String] = []
+        for (r, bytes) in spellings.enumerated() where bytes.count > 1 {
+            var parts = bytes.map { [$0] }
+            while parts.count > 2 {
+                var best: (index: Int, rank: Int)?
+                for i in 0..<(parts.count - 1) {
+                    if let pr = rank[parts[i] + parts[i + 1]], pr < r, pr < (best?.rank ?? .max) { best = (i, pr) }
+                }
+                guard let b = best else { break }
+                parts[b.index] += parts[b.index + 1]
+                parts.remove(at: b.index + 1)
+            }
+            guard parts.count == 2 else { continue }
+            merges.append(ByteLevelAlphabet.token(fromBytes: parts[0]) + " " + ByteLevelAlphabet.token(fromBytes: parts[1]))
+        }
+        return (spellings.map { ByteLevelAlphabet.token(fromBytes: $0) }, qwenTiktokenSpecialTokens, merges)
+    }
+
     /// tiktoken merges any two adjacent parts whose concatenation is a token, with that token's rank: as a
     /// merge table, every split of every token into two tokens.
     private static func tiktokenMerges(spellings: [[UInt8]?], index: TokenIndex) -> BPEMergeTable {

@@ -143,4 +143,33 @@ final class GGUFTokenizerTests: XCTestCase {
             XCTAssertEqual(tokenizer.encode(text), want.llama2, text.debugDescription)
         }
     }
+
+    /// A Qwen v1 folder (qwen.tiktoken, no tokenizer.json) exports its vocabulary as llama.cpp's converter does, and
+    /// the GGUF's tokenizer encodes as the rank file does: the tiktoken fixture's texts and a ChatML prompt.
+    func testQwenTiktokenVocabularyThroughGGUF() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("TokenizerTests/Fixtures/qwen-tiktoken")
+        let ranks = try Data(contentsOf: dir.appendingPathComponent("qwen.tiktoken"))
+        let original = try Tokenizer.load(directory: dir)
+        var writer = GGUFWriter()
+        writer.metadata = [("general.architecture", .string("qwen"))]
+            + (try GGUFExporter.tiktokenMetadata(ranks: ranks, path: "qwen.tiktoken", vocabSize: 1200, tokenizerConfig: [:]))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tiktoken-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try writer.write(to: url) { _, _ in }
+        let file = try GGUFFile(path: url.path)
+        let fromGGUF = try GGUFTokenizer.tokenizer(from: file)
+        struct Case: Decodable { let text: String }
+        let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: dir.appendingPathComponent("expected.json")))
+        XCTAssertGreaterThan(cases.count, 25)
+        for c in cases + [Case(text: "<|im_start|>user\n你好，世界<|im_end|>\n<|im_start|>assistant\n")] {
+            XCTAssertEqual(fromGGUF.encode(c.text), original.encode(c.text), c.text)
+        }
+        XCTAssertEqual(file.metadata["tokenizer.ggml.eos_token_id"]?.integer, 900)
+        guard case .array(_, let tokens)? = file.metadata["tokenizer.ggml.tokens"] else { return XCTFail("no token list") }
+        XCTAssertEqual(tokens.count, 1200)
+        XCTAssertEqual(tokens[1199], .string("[PAD1199]"))
+        XCTAssertEqual(tokens[902], .string("<|im_end|>"))
+        XCTAssertEqual(fromGGUF.config.chatTemplate, Tokenizer.qwenV1ChatTemplate)
+    }
 }
