@@ -6,7 +6,7 @@
     /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft \
         --llama-src llama_cpp_python-0.3.36/vendor/llama.cpp --convert-python python3   # a Python with torch
 Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
-architecture, whose query/key rows the export reorders), tiny-qwen3 and tiny-qwen1 (llama.cpp's `qwen`) in q8_0, two prompts (token ids), llama.cpp's
+architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) and tiny-qwen3-moe (`qwen3moe`) in q8_0, two prompts (token ids), llama.cpp's
 16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
 "MODEL/TYPE". The GGUF files themselves are rebuilt by the
 test from the fixture model (the export is deterministic).
@@ -167,7 +167,9 @@ def main():
     cases = [("q8_0", "tiny-qwen2", "q8_0"), ("q4_0", "tiny-qwen2", "q4_0"),
              ("tiny-llama/q8_0", "tiny-llama", "q8_0"), ("tiny-qwen3/q8_0", "tiny-qwen3", "q8_0"),
              # Qwen v1 (llama.cpp's `qwen`): fused attn_qkv with its bias, w1/w2 as ffn_up/ffn_gate.
-             ("tiny-qwen1/q8_0", "tiny-qwen1", "q8_0")]
+             ("tiny-qwen1/q8_0", "tiny-qwen1", "q8_0"),
+             # Qwen3-MoE (llama.cpp's `qwen3moe`): router f32, experts stacked in ffn_{gate,up,down}_exps.
+             ("tiny-qwen3-moe/q8_0", "tiny-qwen3-moe", "q8_0")]
     cases += [(f"{K_MODEL}/{t}", K_MODEL, t) for t in K_TYPES]
     for key, model, kind in cases:
         if args.only and key not in args.only:

@@ -88,47 +88,76 @@ public enum GGUFExporter {
         if let a = adapter, let why = a.method.mergeRefusal {
             throw AdapterError.unsupported(path: output.path, reason: "GGUF export merges the adapter first, and " + why)
         }
+        if let moe = config.moe {
+            // llama.cpp's qwen2moe / qwen3moe: every layer sparse, probabilities renormalised only in qwen3moe.
+            guard moe.sparseLayers.allSatisfy({ $0 }), moe.normalizeTopK == (config.architecture == .qwen3MoE) else {
+                throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's \(arch) has every layer sparse and \(config.architecture == .qwen3MoE ? "renormalises" : "does not renormalise") the chosen experts' weights; this model differs (mlp_only_layers / norm_topk_prob), so GGUF export would change its answers")
+            }
+        }
         var writer = GGUFWriter()
         writer.metadata = try metadata(config: config, directory: directory, name: url.lastPathComponent, type: type)
-        // (GGUF name, HF name, shape [rows, cols] or [n]).
+        // (GGUF name, HF names (several: experts stacked), shape [rows, cols] or [n]); 3-D expert tensors keep their
+        // GGML dims in `stacked`.
         let names = config.layout
-        var plan: [(String, String, [Int])] = [("token_embd.weight", names.embedding, [config.vocabSize, config.hiddenSize])]
+        var plan: [(String, [String], [Int])] = [("token_embd.weight", [names.embedding], [config.vocabSize, config.hiddenSize])]
+        var stacked: [String: [Int]] = [:]
         let ggufNames = GGUFLayout.projectionNames
         for l in 0..<config.layerCount {
-            plan.append(("blk.\(l).attn_norm.weight", names.name(.inputNorm(l)), [config.hiddenSize]))
+            plan.append(("blk.\(l).attn_norm.weight", [names.name(.inputNorm(l))], [config.hiddenSize]))
             for p in config.projections(layer: l) {
                 let name = names.moduleName(ProjectionSite(layer: l, projection: p))
                 let shape = try directory.tensor(name + ".weight").shape
                 guard shape.count == 2 else { throw ModelIOError.shapeMismatch(tensor: name + ".weight", expected: [0, 0], found: shape) }
                 let (out, inp) = (shape[0], shape[1])
-                plan.append(("blk.\(l).\(ggufNames[p]!).weight", name + ".weight", [out, inp]))
-                if config.hasBias(p) { plan.append(("blk.\(l).\(ggufNames[p]!).bias", name + ".bias", [out])) }
+                plan.append(("blk.\(l).\(ggufNames[p]!).weight", [name + ".weight"], [out, inp]))
+                if config.hasBias(p) { plan.append(("blk.\(l).\(ggufNames[p]!).bias", [name + ".bias"], [out])) }
             }
             if config.qkNorm {
-                plan.append(("blk.\(l).attn_q_norm.weight", names.name(.qNorm(l)), [config.headDim]))
-                plan.append(("blk.\(l).attn_k_norm.weight", names.name(.kNorm(l)), [config.headDim]))
+                plan.append(("blk.\(l).attn_q_norm.weight", [names.name(.qNorm(l))], [config.headDim]))
+                plan.append(("blk.\(l).attn_k_norm.weight", [names.name(.kNorm(l))], [config.headDim]))
             }
-            plan.append(("blk.\(l).ffn_norm.weight", names.name(.postAttentionNorm(l)), [config.hiddenSize]))
+            plan.append(("blk.\(l).ffn_norm.weight", [names.name(.postAttentionNorm(l))], [config.hiddenSize]))
+            if let moe = config.moe, config.isSparse(layer: l) {
+                let C = config.hiddenSize, I = moe.intermediateSize, E = moe.experts
+                plan.append(("blk.\(l).ffn_gate_inp.weight", [names.router(layer: l)], [E, C]))
+                for (gguf, p, rows, cols) in [("ffn_gate_exps", Projection.gate, I, C), ("ffn_up_exps", .up, I, C),
+                                              ("ffn_down_exps", .down, C, I)] {
+                    let name = "blk.\(l).\(gguf).weight"
+                    plan.append((name, (0..<E).map { names.expert(layer: l, $0, p) }, [E * rows, cols]))
+                    stacked[name] = [cols, rows, E]
+                }
+                if let S = moe.sharedIntermediateSize {
+                    plan.append(("blk.\(l).ffn_gate_inp_shexp.weight", [names.sharedExpertGate(layer: l)], [C]))
+                    plan.append(("blk.\(l).ffn_gate_shexp.weight", [names.sharedExpert(layer: l, .gate)], [S, C]))
+                    plan.append(("blk.\(l).ffn_up_shexp.weight", [names.sharedExpert(layer: l, .up)], [S, C]))
+                    plan.append(("blk.\(l).ffn_down_shexp.weight", [names.sharedExpert(layer: l, .down)], [C, S]))
+                }
+            }
         }
-        plan.append(("output_norm.weight", names.finalNorm, [config.hiddenSize]))
-        if !config.tieWordEmbeddings { plan.append(("output.weight", names.lmHead, [config.vocabSize, config.hiddenSize])) }
+        plan.append(("output_norm.weight", [names.finalNorm], [config.hiddenSize]))
+        if !config.tieWordEmbeddings { plan.append(("output.weight", [names.lmHead], [config.vocabSize, config.hiddenSize])) }
         // Llama 3.1's rope scaling travels as per-frequency factors, computed rather than read.
         var ropeFactors: [Float]?
         if case let .llama3(factor, low, high, original) = config.rope.scaling {
             ropeFactors = GGUFLayout.llama3FrequencyFactors(headDim: config.headDim, theta: config.rope.theta, factor: factor,
                                                             low: low, high: high, original: original)
-            plan.append(("rope_freqs.weight", "", [config.headDim / 2]))
+            plan.append(("rope_freqs.weight", [], [config.headDim / 2]))
         }
 
         var fallbacks: [String] = []
         let mix = QuantMix.Model(config: config)
         for (gguf, _, shape) in plan {
+            // Routers stay f32, as llama.cpp's quantizer keeps them.
+            if gguf.contains("ffn_gate_inp") {
+                writer.tensors.append(.init(name: gguf, dims: shape.reversed(), type: .f32))
+                continue
+            }
             let choice = QuantMix.choose(tensor: gguf, shape: shape, fileType: type, model: mix)
             if choice.isFallback { fallbacks.append("\(gguf) (\(shape[1]) columns) as \(choice.type) instead of \(choice.wanted)") }
             // GGML order: the innermost dimension first.
-            writer.tensors.append(.init(name: gguf, dims: shape.reversed(), type: choice.type))
+            writer.tensors.append(.init(name: gguf, dims: stacked[gguf] ?? shape.reversed(), type: choice.type))
         }
-        let hfName = Dictionary(uniqueKeysWithValues: plan.map { ($0.0, $0.1) })
+        let hfNames = Dictionary(uniqueKeysWithValues: plan.map { ($0.0, $0.1) })
         let permuted = GGUFLayout.permutesQueryKey(gguf: arch)
         var bytes = 0
         try writer.write(to: output) { tensor, out in
@@ -137,12 +166,22 @@ public enum GGUFExporter {
                 values = FloatBuffer(count: factors.count)
                 factors.withUnsafeBufferPointer { values.copy(from: $0.baseAddress!, count: factors.count) }
             } else {
-                let view = try directory.tensor(hfName[tensor.name]!)
-                values = try view.floatBuffer()
-                guard view.elementCount == tensor.elementCount else {
-                    throw ModelIOError.shapeMismatch(tensor: view.name, expected: tensor.dims.reversed(), found: view.shape)
+                // One source tensor, or the experts' matrices stacked in expert order.
+                values = FloatBuffer(count: tensor.elementCount)
+                var at = 0
+                for name in hfNames[tensor.name]! {
+                    let view = try directory.tensor(name)
+                    let part = try view.floatBuffer()
+                    guard at + view.elementCount <= tensor.elementCount else {
+                        throw ModelIOError.shapeMismatch(tensor: view.name, expected: tensor.dims.reversed(), found: view.shape)
+                    }
+                    if let a = adapter { _ = a.merge(tensor: view.name, values: part.pointer, shape: view.shape) }
+                    (values.pointer + at).update(from: part.pointer, count: view.elementCount)
+                    at += view.elementCount
                 }
-                if let a = adapter { _ = a.merge(tensor: view.name, values: values.pointer, shape: view.shape) }
+                guard at == tensor.elementCount else {
+                    throw ModelIOError.shapeMismatch(tensor: hfNames[tensor.name]!.first ?? tensor.name, expected: tensor.dims.reversed(), found: [at])
+                }
             }
             if permuted, tensor.name.hasSuffix("attn_q.weight") || tensor.name.hasSuffix("attn_k.weight")
                 || tensor.name.hasSuffix("attn_q.bias") || tensor.name.hasSuffix("attn_k.bias") {
@@ -206,6 +245,12 @@ public enum GGUFExporter {
         if a == "llama" {
             m.append(("llama.vocab_size", .uint32(UInt32(c.vocabSize))))
             m.append(("llama.rope.dimension_count", .uint32(UInt32(c.headDim))))
+        }
+        if let moe = c.moe {
+            m.append(("\(a).expert_count", .uint32(UInt32(moe.experts))))
+            m.append(("\(a).expert_used_count", .uint32(UInt32(moe.topK))))
+            m.append(("\(a).expert_feed_forward_length", .uint32(UInt32(moe.intermediateSize))))
+            if let s = moe.sharedIntermediateSize { m.append(("\(a).expert_shared_feed_forward_length", .uint32(UInt32(s)))) }
         }
         if case .linear(let factor) = c.rope.scaling {
             m.append(("\(a).rope.scaling.type", .string("linear")))

@@ -13,7 +13,9 @@ enum GGUFLayout {
         case .qwen3: "qwen3"
         case .llama, .mistral: "llama"
         case .qwen: "qwen"
-        case .phi3, .internlm2, .internlm3, .baichuan, .gemma2, .gemma3, .glm, .glm4, .qwen2MoE, .qwen3MoE: nil
+        case .qwen2MoE: "qwen2moe"
+        case .qwen3MoE: "qwen3moe"
+        case .phi3, .internlm2, .internlm3, .baichuan, .gemma2, .gemma3, .glm, .glm4: nil
         }
     }
 
@@ -24,6 +26,8 @@ enum GGUFLayout {
         case "qwen3": .qwen3
         case "llama": .llama
         case "qwen": .qwen
+        case "qwen2moe": .qwen2MoE
+        case "qwen3moe": .qwen3MoE
         default: nil
         }
     }

@@ -15,7 +15,7 @@ import Transformer
 /// ```
 public final class GGUFModel: @unchecked Sendable {
     public let file: GGUFFile
-    public let config: ModelConfig
+    public private(set) var config: ModelConfig
     /// The GGUF architecture name (`qwen2`, `qwen3`, `llama`).
     public let arch: String
 
@@ -62,14 +62,27 @@ public final class GGUFModel: @unchecked Sendable {
             qkvBias: file.tensors["blk.0.attn_q.bias"] != nil || file.tensors["blk.0.attn_qkv.bias"] != nil,
             qkNorm: file.tensors["blk.0.attn_q_norm.weight"] != nil,
             bosTokenID: m["tokenizer.ggml.bos_token_id"]?.integer, eosTokenIDs: eos.map { [$0] } ?? [])
+        if architecture == .qwen2MoE || architecture == .qwen3MoE {
+            let experts = try int("\(name).expert_count"), used = try int("\(name).expert_used_count")
+            guard experts > 0, used > 0, used <= experts else {
+                throw ModelIOError.malformed(path: path, reason: "expert_count \(experts) and expert_used_count \(used) are not usable")
+            }
+            config.moe = ModelConfig.MoE(
+                experts: experts, topK: used, intermediateSize: try int("\(name).expert_feed_forward_length"),
+                sharedIntermediateSize: m["\(name).expert_shared_feed_forward_length"]?.integer,
+                normalizeTopK: architecture == .qwen3MoE, sparseLayers: Array(repeating: true, count: config.layerCount))
+        }
     }
 
     /// The model, its matrices in the file's format (f16 matrices converted to `dtype`).
     public func transformer(dtype: DType) throws -> TransformerModel {
         let c = config
-        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+        /// `expert`: matrix e of a stacked [experts, rows, cols] tensor.
+        func matrix(_ name: String, rows: Int, cols: Int, expert: Int? = nil, of experts: Int = 0) throws -> WeightMatrix {
             guard let t = file.tensors[name] else { throw ModelIOError.missingTensor(name: name, searched: file.path) }
-            guard t.dims == [cols, rows] else { throw ModelIOError.shapeMismatch(tensor: name, expected: [rows, cols], found: t.dims.reversed()) }
+            let expected = expert == nil ? [cols, rows] : [cols, rows, experts]
+            guard t.dims == expected else { throw ModelIOError.shapeMismatch(tensor: name, expected: expected.reversed(), found: t.dims.reversed()) }
+            let first = (expert ?? 0) * rows
             let raw = t.data.assumingMemoryBound(to: UInt8.self)
             // The file's blocks regrouped for the products (bit for bit), then the mapped pages dropped.
             // llama.cpp's pair-rotation row order back to Hugging Face's for Llama's query and key projections.
@@ -78,16 +91,18 @@ public final class GGUFModel: @unchecked Sendable {
             func quantized(_ q: QuantType) -> WeightMatrix {
                 let rowBytes = q.byteCount(rows: 1, cols: cols)
                 let m = WeightMatrix.packing(q, rows: rows, cols: cols, bf16Products: dtype == .bfloat16) { r, out in
-                    out.update(from: raw + source(r) * rowBytes, count: rowBytes)
+                    out.update(from: raw + (first + source(r)) * rowBytes, count: rowBytes)
                 }
-                file.file.release(t.data, count: rows * rowBytes)
+                file.file.release(t.data + first * rowBytes, count: rows * rowBytes)
                 return m
             }
             switch t.type {
             case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .iq4_nl, .iq4_xs:
                 return quantized(QuantType(rawValue: "\(t.type)")!)
             case .f32, .f16, .bf16:
-                let values = try vector(name, count: rows * cols)
+                let all = try vector(name, count: t.elementCount)
+                let values = expert == nil ? all : FloatBuffer(count: rows * cols)
+                if expert != nil { values.copy(from: all.pointer + first * cols, count: rows * cols) }
                 if permuted {
                     let copy = FloatBuffer(count: rows * cols)
                     copy.copy(from: values.pointer, count: rows * cols)
@@ -131,11 +146,31 @@ public final class GGUFModel: @unchecked Sendable {
                 let (inp, out) = c.features(p)
                 linears[p] = try linear(l, p, out: out, inp: inp)
             }
-            return DecoderLayerWeights(
+            var layer = DecoderLayerWeights(
                 inputNorm: try vector("blk.\(l).attn_norm.weight", count: C), linears: linears,
                 qNorm: c.qkNorm ? try vector("blk.\(l).attn_q_norm.weight", count: c.headDim) : nil,
                 kNorm: c.qkNorm ? try vector("blk.\(l).attn_k_norm.weight", count: c.headDim) : nil,
                 postAttentionNorm: try vector("blk.\(l).ffn_norm.weight", count: C))
+            if let moe = c.moe, c.isSparse(layer: l) {
+                let E = moe.experts, I = moe.intermediateSize, b = "blk.\(l)."
+                let experts = try (0..<E).map { e in
+                    ExpertWeights(gate: Linear(weight: try matrix(b + "ffn_gate_exps.weight", rows: I, cols: C, expert: e, of: E), bias: nil),
+                                  up: Linear(weight: try matrix(b + "ffn_up_exps.weight", rows: I, cols: C, expert: e, of: E), bias: nil),
+                                  down: Linear(weight: try matrix(b + "ffn_down_exps.weight", rows: C, cols: I, expert: e, of: E), bias: nil))
+                }
+                let shared = try moe.sharedIntermediateSize.map { S in
+                    ExpertWeights(gate: Linear(weight: try matrix(b + "ffn_gate_shexp.weight", rows: S, cols: C), bias: nil),
+                                  up: Linear(weight: try matrix(b + "ffn_up_shexp.weight", rows: S, cols: C), bias: nil),
+                                  down: Linear(weight: try matrix(b + "ffn_down_shexp.weight", rows: C, cols: S), bias: nil))
+                }
+                let sharedGate = try shared.map { _ in
+                    let v = try vector(b + "ffn_gate_inp_shexp.weight", count: C)
+                    return WeightMatrix(rows: 1, cols: C, storage: .float32(UnsafePointer(v.pointer)), owner: v)
+                }
+                layer.moe = MoEWeights(router: try matrix(b + "ffn_gate_inp.weight", rows: E, cols: C), experts: experts,
+                                       shared: shared, sharedGate: sharedGate)
+            }
+            return layer
         }
         let embedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: C)
         let head = c.tieWordEmbeddings ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: C)

@@ -30,6 +30,12 @@ public struct ModelConfig: Sendable, Equatable {
         public var normalizeTopK: Bool
         /// Which layers have the mixture (the others a dense MLP of `intermediateSize`).
         public var sparseLayers: [Bool]
+
+        public init(experts: Int, topK: Int, intermediateSize: Int, sharedIntermediateSize: Int?, normalizeTopK: Bool,
+                    sparseLayers: [Bool]) {
+            (self.experts, self.topK, self.intermediateSize) = (experts, topK, intermediateSize)
+            (self.sharedIntermediateSize, self.normalizeTopK, self.sparseLayers) = (sharedIntermediateSize, normalizeTopK, sparseLayers)
+        }
     }
 
     /// The gate's activation in the gated MLP: act(gate) * up.

@@ -78,6 +78,18 @@ final class GGUFExportTests: XCTestCase {
             }
         }
     }
+
+    /// Families llama.cpp would run differently are refused with the reason, before anything is written.
+    func testExportsThatWouldChangeAnswersAreRefused() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("refused-\(UUID().uuidString).gguf")
+        for (name, fragment) in [("tiny-qwen2-moe", "mlp_only_layers"), ("tiny-gemma2", "not supported yet"),
+                                 ("tiny-mistral", "sliding window")] {
+            XCTAssertThrowsError(try GGUFExporter.export(model: modelFixture(name), adapter: nil, type: .q8_0, output: out)) {
+                XCTAssertTrue("\($0)".contains(fragment), "\(name): \($0)")
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), name)
+        }
+    }
 }
 
 /// `peft quantize --type q4_k_m` against llama.cpp's own Q4_K_M (scripts/make_q4km_fixture.py): on a small model with
