@@ -3,14 +3,17 @@
 does not depend on the weights). Default: Qwen2.5-0.5B-Instruct shapes, bf16, with the Qwen tokenizer
 from ../shared/qwen-tokenizer when present.
 
-    python3 scripts/make_bench_model.py [--shape qwen2.5-0.5b|qwen2.5-1.5b|qwen1.5-1.8b] [--out DIR]
+    python3 scripts/make_bench_model.py [--shape qwen2.5-0.5b|qwen2.5-1.5b|qwen1.5-1.8b|gemma2-0.5b|qwen3-moe-0.5b] [--out DIR]
+
+The gemma2 and qwen3-moe shapes are other families at the Qwen2.5-0.5B scale (hidden 896, 24 layers, the Qwen
+vocabulary), to compare training speed across families on the same footing.
 """
 import argparse
 import os
 import shutil
 
 import torch
-from transformers import AutoModelForCausalLM, Qwen2Config
+from transformers import AutoModelForCausalLM, Gemma2Config, Qwen2Config, Qwen3MoeConfig
 
 SHAPES = {
     "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
@@ -24,7 +27,17 @@ SHAPES = {
     "qwen1.5-1.8b": dict(hidden_size=2048, intermediate_size=5504, num_hidden_layers=24, num_attention_heads=16,
                          num_key_value_heads=16, vocab_size=151936, max_position_embeddings=32768,
                          rope_theta=1000000.0, tie_word_embeddings=False, rms_norm_eps=1e-6),
+    # Gemma 2 at the 0.5B scale: sandwich norms, GELU-tanh, soft-capping, alternating 4096-token windows.
+    "gemma2-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                        num_key_value_heads=2, head_dim=64, query_pre_attn_scalar=64, vocab_size=151936,
+                        max_position_embeddings=8192, tie_word_embeddings=True, rms_norm_eps=1e-6),
+    # Qwen3-MoE at the 0.5B-active scale: 16 experts of 768, 4 per token.
+    "qwen3-moe-0.5b": dict(hidden_size=896, intermediate_size=4864, moe_intermediate_size=768, num_experts=16,
+                           num_experts_per_tok=4, norm_topk_prob=True, num_hidden_layers=24, num_attention_heads=14,
+                           num_key_value_heads=2, head_dim=64, vocab_size=151936, max_position_embeddings=32768,
+                           rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6),
 }
+CONFIGS = {"gemma2-0.5b": Gemma2Config, "qwen3-moe-0.5b": Qwen3MoeConfig}
 
 
 def main():
@@ -39,7 +52,7 @@ def main():
         print("exists:", out)
         return
     torch.manual_seed(0)
-    cfg = Qwen2Config(**SHAPES[args.shape], bos_token_id=151643, eos_token_id=151645)
+    cfg = CONFIGS.get(args.shape, Qwen2Config)(**SHAPES[args.shape], bos_token_id=151643, eos_token_id=151645)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
     model.save_pretrained(out)
     if os.path.isdir(args.tokenizer):
