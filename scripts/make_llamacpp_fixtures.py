@@ -6,7 +6,7 @@
     /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft \
         --llama-src llama_cpp_python-0.3.36/vendor/llama.cpp --convert-python python3   # a Python with torch
 Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
-architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) and tiny-qwen3-moe (`qwen3moe`) in q8_0, two prompts (token ids), llama.cpp's
+architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`) tiny-gemma3 (`gemma3`) and tiny-gemma2-s16 (`gemma2`, in f16) in q8_0, two prompts (token ids), llama.cpp's
 16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
 "MODEL/TYPE". The GGUF files themselves are rebuilt by the
 test from the fixture model (the export is deterministic).
@@ -54,6 +54,19 @@ def write_k_model():
     json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
     write_random_decoder(out, np.random.RandomState(11), H, I, L, V, [("q_proj", H), ("k_proj", 128), ("v_proj", 128)],
                          biases=True, dtype="F16")
+
+
+def write_gemma2_variant():
+    """Tests/Fixtures/models/tiny-gemma2-s16: tiny-gemma2 with query_pre_attn_scalar = head_dim (16), the scale llama.cpp
+    uses for Gemma 2 (it does not read the field; our tiny-gemma2's 24 is refused for export)."""
+    src, out = os.path.join(FIX, "models", "tiny-gemma2"), os.path.join(FIX, "models", "tiny-gemma2-s16")
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(src):
+        with open(os.path.join(src, name), "rb") as f, open(os.path.join(out, name), "wb") as g:
+            g.write(f.read())
+    config = json.load(open(os.path.join(src, "config.json")))
+    config["query_pre_attn_scalar"] = 16
+    json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
 
 
 def write_random_decoder(out, rng, H, I, L, V, qkv_rows, biases, dtype):
@@ -160,6 +173,7 @@ def main():
     if args.only_sp:
         return
     golden = {"llama_cpp_version": llama_cpp.__version__, "prompts": PROMPTS, "runs": {}}
+    write_gemma2_variant()
     if args.only:
         golden = json.load(open(out))
     else:
@@ -169,7 +183,12 @@ def main():
              # Qwen v1 (llama.cpp's `qwen`): fused attn_qkv with its bias, w1/w2 as ffn_up/ffn_gate.
              ("tiny-qwen1/q8_0", "tiny-qwen1", "q8_0"),
              # Qwen3-MoE (llama.cpp's `qwen3moe`): router f32, experts stacked in ffn_{gate,up,down}_exps.
-             ("tiny-qwen3-moe/q8_0", "tiny-qwen3-moe", "q8_0")]
+             ("tiny-qwen3-moe/q8_0", "tiny-qwen3-moe", "q8_0"),
+             # Gemma 3 (`gemma3`): norms shifted to their scales, post norms, q/k norms, local rope base, window pattern.
+             ("tiny-gemma3/q8_0", "tiny-gemma3", "q8_0"),
+             # Gemma 2 (`gemma2`): attention and final soft-capping, layer 0 a window of 4. In f16: its soft-caps of
+             # 2 and 3 make q8_0's rounding move logits by ~4% of their scale on either side.
+             ("tiny-gemma2-s16/f16", "tiny-gemma2-s16", "f16")]
     cases += [(f"{K_MODEL}/{t}", K_MODEL, t) for t in K_TYPES]
     for key, model, kind in cases:
         if args.only and key not in args.only:

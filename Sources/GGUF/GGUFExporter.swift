@@ -82,7 +82,13 @@ public enum GGUFExporter {
         guard let arch = GGUFLayout.architecture(of: config) else {
             throw ModelIOError.malformed(path: url.path, reason: "GGUF export of \(config.architecture.rawValue) models is not supported yet (supported: qwen2, qwen3, llama, mistral)")
         }
-        if let w = config.slidingWindow, w < config.maxPositionEmbeddings {
+        if config.architecture == .gemma2 || config.architecture == .gemma3 {
+            let theirs = GGUFLayout.gemmaAttentionScale(architecture: config.architecture, layers: config.layerCount,
+                                                        hidden: config.hiddenSize, heads: config.headCount, headDim: config.headDim)
+            guard abs(theirs - config.attentionScale) <= 1e-6 * theirs, config.architecture == .gemma2 || config.attentionSoftcap == nil else {
+                throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's \(arch) scales attention by \(theirs) (it does not read query_pre_attn_scalar\(config.architecture == .gemma3 ? " nor soft-cap Gemma 3's attention" : "")); this model uses \(config.attentionScale)\(config.attentionSoftcap.map { " and an attention soft-cap of \($0)" } ?? ""), so GGUF export would change its answers")
+            }
+        } else if let w = config.slidingWindow, w < config.maxPositionEmbeddings {
             throw ModelIOError.malformed(path: url.path, reason: "this model attends within a sliding window of \(w) tokens, which llama.cpp's \(arch) architecture does not do; GGUF export would change its answers")
         }
         if let a = adapter, let why = a.method.mergeRefusal {
@@ -104,6 +110,10 @@ public enum GGUFExporter {
         let ggufNames = GGUFLayout.projectionNames
         for l in 0..<config.layerCount {
             plan.append(("blk.\(l).attn_norm.weight", [names.name(.inputNorm(l))], [config.hiddenSize]))
+            if config.sandwichNorms {
+                plan.append(("blk.\(l).post_attention_norm.weight", [names.name(.attentionOutputNorm(l))], [config.hiddenSize]))
+                plan.append(("blk.\(l).post_ffw_norm.weight", [names.name(.mlpOutputNorm(l))], [config.hiddenSize]))
+            }
             for p in config.projections(layer: l) {
                 let name = names.moduleName(ProjectionSite(layer: l, projection: p))
                 let shape = try directory.tensor(name + ".weight").shape
@@ -182,6 +192,10 @@ public enum GGUFExporter {
                 guard at == tensor.elementCount else {
                     throw ModelIOError.shapeMismatch(tensor: hfNames[tensor.name]!.first ?? tensor.name, expected: tensor.dims.reversed(), found: [at])
                 }
+                // Gemma's checkpoints store norm weights as w - 1; llama.cpp's files hold the scale itself.
+                if config.normOffset != 0, tensor.name.hasSuffix("norm.weight") {
+                    for i in 0..<tensor.elementCount { values.pointer[i] += config.normOffset }
+                }
             }
             if permuted, tensor.name.hasSuffix("attn_q.weight") || tensor.name.hasSuffix("attn_k.weight")
                 || tensor.name.hasSuffix("attn_q.bias") || tensor.name.hasSuffix("attn_k.bias") {
@@ -238,7 +252,7 @@ public enum GGUFExporter {
             ("\(a).rope.freq_base", .float32(Float(c.rope.theta))),
             ("\(a).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
         ]
-        if c.headDim * c.headCount != c.hiddenSize || c.architecture == .qwen3 {
+        if c.headDim * c.headCount != c.hiddenSize || c.architecture == .qwen3 || c.architecture == .gemma2 || c.architecture == .gemma3 {
             m.append(("\(a).attention.key_length", .uint32(UInt32(c.headDim))))
             m.append(("\(a).attention.value_length", .uint32(UInt32(c.headDim))))
         }
@@ -246,6 +260,14 @@ public enum GGUFExporter {
             m.append(("llama.vocab_size", .uint32(UInt32(c.vocabSize))))
             m.append(("llama.rope.dimension_count", .uint32(UInt32(c.headDim))))
         }
+        if let w = c.slidingWindow, c.architecture == .gemma2 || c.architecture == .gemma3 {
+            m.append(("\(a).attention.sliding_window", .uint32(UInt32(w))))
+            m.append(("\(a).attention.sliding_window_pattern",
+                      .array(elementType: GGUFValue.boolID, (0..<c.layerCount).map { .bool(c.attentionWindow(layer: $0) != nil) })))
+        }
+        if let local = c.localRope { m.append(("\(a).rope.freq_base_swa", .float32(Float(local.theta)))) }
+        if let cap = c.attentionSoftcap { m.append(("\(a).attn_logit_softcapping", .float32(cap))) }
+        if let cap = c.finalSoftcap { m.append(("\(a).final_logit_softcapping", .float32(cap))) }
         if let moe = c.moe {
             m.append(("\(a).expert_count", .uint32(UInt32(moe.experts))))
             m.append(("\(a).expert_used_count", .uint32(UInt32(moe.topK))))

@@ -15,7 +15,9 @@ enum GGUFLayout {
         case .qwen: "qwen"
         case .qwen2MoE: "qwen2moe"
         case .qwen3MoE: "qwen3moe"
-        case .phi3, .internlm2, .internlm3, .baichuan, .gemma2, .gemma3, .glm, .glm4: nil
+        case .gemma2: "gemma2"
+        case .gemma3: "gemma3"
+        case .phi3, .internlm2, .internlm3, .baichuan, .glm, .glm4: nil
         }
     }
 
@@ -28,6 +30,8 @@ enum GGUFLayout {
         case "qwen": .qwen
         case "qwen2moe": .qwen2MoE
         case "qwen3moe": .qwen3MoE
+        case "gemma2": .gemma2
+        case "gemma3": .gemma3
         default: nil
         }
     }
@@ -37,6 +41,14 @@ enum GGUFLayout {
         .q: "attn_q", .k: "attn_k", .v: "attn_v", .qkv: "attn_qkv", .o: "attn_output",
         .gate: "ffn_gate", .up: "ffn_up", .gateUp: "ffn_up", .down: "ffn_down",
     ]
+
+    /// llama.cpp's Gemma attention scale: 1/sqrt(head size), or 1/sqrt(hidden / heads) for the 27B models (46 layers
+    /// of Gemma 2, 62 of Gemma 3); it does not read query_pre_attn_scalar.
+    static func gemmaAttentionScale(architecture: ModelConfig.Architecture, layers: Int, hidden: Int, heads: Int,
+                                    headDim: Int) -> Float {
+        let is27B = (architecture == .gemma2 && layers == 46) || (architecture == .gemma3 && layers == 62)
+        return 1 / Float(is27B ? hidden / heads : headDim).squareRoot()
+    }
 
     /// llama.cpp's `feed_forward_length` for a config: Qwen v1 counts w1 and w2 together.
     static func feedForwardLength(_ c: ModelConfig) -> Int { c.architecture == .qwen ? 2 * c.intermediateSize : c.intermediateSize }

@@ -62,6 +62,23 @@ public final class GGUFModel: @unchecked Sendable {
             qkvBias: file.tensors["blk.0.attn_q.bias"] != nil || file.tensors["blk.0.attn_qkv.bias"] != nil,
             qkNorm: file.tensors["blk.0.attn_q_norm.weight"] != nil,
             bosTokenID: m["tokenizer.ggml.bos_token_id"]?.integer, eosTokenIDs: eos.map { [$0] } ?? [])
+        if architecture == .gemma2 || architecture == .gemma3 {
+            // The file holds the norms' scales (1 + w) already; the rest as llama.cpp reads it.
+            config.attentionScale = GGUFLayout.gemmaAttentionScale(architecture: architecture, layers: config.layerCount,
+                                                                   hidden: hidden, heads: heads, headDim: headDim)
+            config.attentionSoftcap = architecture == .gemma2 ? (m["\(name).attn_logit_softcapping"]?.number).map(Float.init) : nil
+            config.finalSoftcap = (m["\(name).final_logit_softcapping"]?.number).flatMap { $0 > 0 ? Float($0) : nil }
+            if let w = m["\(name).attention.sliding_window"]?.integer, w > 0 {
+                config.slidingWindow = w
+                if case .array(_, let flags)? = m["\(name).attention.sliding_window_pattern"], flags.count == config.layerCount {
+                    config.slidingLayers = flags.map { $0 == .bool(true) }
+                } else {
+                    let n = m["\(name).attention.sliding_window_pattern"]?.integer ?? (architecture == .gemma2 ? 2 : 6)
+                    config.slidingLayers = (0..<config.layerCount).map { ($0 + 1) % max(1, n) != 0 }
+                }
+            }
+            if let base = m["\(name).rope.freq_base_swa"]?.number { config.localRope = RoPEConfig(theta: base) }
+        }
         if architecture == .qwen2MoE || architecture == .qwen3MoE {
             let experts = try int("\(name).expert_count"), used = try int("\(name).expert_used_count")
             guard experts > 0, used > 0, used <= experts else {
@@ -150,7 +167,9 @@ public final class GGUFModel: @unchecked Sendable {
                 inputNorm: try vector("blk.\(l).attn_norm.weight", count: C), linears: linears,
                 qNorm: c.qkNorm ? try vector("blk.\(l).attn_q_norm.weight", count: c.headDim) : nil,
                 kNorm: c.qkNorm ? try vector("blk.\(l).attn_k_norm.weight", count: c.headDim) : nil,
-                postAttentionNorm: try vector("blk.\(l).ffn_norm.weight", count: C))
+                postAttentionNorm: try vector("blk.\(l).ffn_norm.weight", count: C),
+                attentionOutputNorm: c.sandwichNorms ? try vector("blk.\(l).post_attention_norm.weight", count: C) : nil,
+                mlpOutputNorm: c.sandwichNorms ? try vector("blk.\(l).post_ffw_norm.weight", count: C) : nil)
             if let moe = c.moe, c.isSparse(layer: l) {
                 let E = moe.experts, I = moe.intermediateSize, b = "blk.\(l)."
                 let experts = try (0..<E).map { e in

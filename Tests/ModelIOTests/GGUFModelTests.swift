@@ -148,7 +148,7 @@ final class GGUFModelTests: XCTestCase {
 
 extension GGUFModelTests {
     /// llama.cpp (llama-cpp-python 0.3.36, built from source; scripts/make_llamacpp_fixtures.py) loaded the GGUF
-    /// files `peft quantize` writes for tiny-qwen2, tiny-llama, tiny-qwen3, tiny-qwen1 (Qwen v1, llama.cpp's `qwen`) and tiny-qwen3-moe (`qwen3moe`), and for tiny-qwen2-k in every llama.cpp
+    /// files `peft quantize` writes for tiny-qwen2, tiny-llama, tiny-qwen3, tiny-qwen1 (Qwen v1, llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`) tiny-gemma3 (`gemma3`) and tiny-gemma2-s16 (`gemma2`, in f16), and for tiny-qwen2-k in every llama.cpp
     /// file type built from q4_1 ... iq4_xs, and decoded 16 greedy tokens after two prompts. Fed the same
     /// tokens, ours pick the same token at every step, or llama.cpp's pick is a near-tie of ours: within 2% of the
     /// logit scale of our best (llama.cpp multiplies with activations rounded to 8 bits and keeps an f16 cache, and
@@ -164,7 +164,7 @@ extension GGUFModelTests {
         // tiny-qwen2-k: every matrix whole 256-weight super-blocks, so every k-quant and iq4 format runs as itself.
         let kTypes = ["q4_1", "q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k", "iq4_xs"]
         XCTAssertEqual(Set(golden.runs.keys),
-                       Set(["q8_0", "q4_0", "tiny-llama/q8_0", "tiny-qwen3/q8_0", "tiny-qwen1/q8_0", "tiny-qwen3-moe/q8_0"] + kTypes.map { "tiny-qwen2-k/\($0)" }))
+                       Set(["q8_0", "q4_0", "tiny-llama/q8_0", "tiny-qwen3/q8_0", "tiny-qwen1/q8_0", "tiny-qwen3-moe/q8_0", "tiny-gemma3/q8_0", "tiny-gemma2-s16/f16"] + kTypes.map { "tiny-qwen2-k/\($0)" }))
         for (key, runs) in golden.runs {
             let parts = key.split(separator: "/").map(String.init)
             let (name, kind) = parts.count == 2 ? (parts[0], parts[1]) : ("tiny-qwen2", key)
