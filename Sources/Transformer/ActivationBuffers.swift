@@ -49,6 +49,8 @@ final class LayerSaved {
         var f = 2 * c.qDim + 2 * c.kvDim + c.headCount + c.hiddenSize + 2 * c.intermediateSize + 2
         if c.qkNorm { f += c.qDim + c.kvDim + c.headCount + c.kvHeadCount }
         if c.sandwichNorms { f += 2 * c.hiddenSize + 2 }
+        // Training keeps the chosen experts' gate and up outputs (and the shared expert's).
+        if let moe = c.moe { f += 2 * (moe.topK * moe.intermediateSize + (moe.sharedIntermediateSize ?? 0)) }
         return f
     }
 }

@@ -42,6 +42,17 @@ final class Routing {
     var probabilities: [Float] = []   // [N, E]
     var chosen: [Int32] = []          // [N, k]
     var weights: [Float] = []         // [N, k]
+    /// Training: each expert's gate and up outputs for its rows, experts in order ([N * k, I] each), and the shared
+    /// expert's ([N, S] each), so the backward multiplies no expert forward again.
+    var gate = FloatBuffer(count: 0), up = FloatBuffer(count: 0)
+    var sharedGate = FloatBuffer(count: 0), sharedUp = FloatBuffer(count: 0)
+
+    func reserveSaved(slots: Int, width: Int, rows: Int, sharedWidth: Int) {
+        if gate.count < slots * width { (gate, up) = (FloatBuffer(count: slots * width), FloatBuffer(count: slots * width)) }
+        if sharedGate.count < rows * sharedWidth {
+            (sharedGate, sharedUp) = (FloatBuffer(count: rows * sharedWidth), FloatBuffer(count: rows * sharedWidth))
+        }
+    }
 
     init(topK: Int, experts: Int) {
         self.topK = topK
@@ -98,23 +109,35 @@ extension TransformerModel {
         }
     }
 
-    /// out[n, C] = the mixture's output for the normed rows x [n, C]; `routing` keeps the choice for the backward.
+    /// out[n, C] = the mixture's output for the normed rows x [n, C]; `routing` keeps the choice for the backward,
+    /// and with `save` the experts' gate and up outputs too.
     func mixtureForward(_ moe: MoEWeights, x: UnsafePointer<Float>, rows n: Int, out: UnsafeMutablePointer<Float>,
-                        routing r: Routing, scratch s: MoEScratch, exact: Bool) {
-        let c = config.hiddenSize, width = max(config.moe?.intermediateSize ?? 0, config.moe?.sharedIntermediateSize ?? 0)
+                        routing r: Routing, scratch s: MoEScratch, exact: Bool, save: Bool = false) {
+        let c = config.hiddenSize, iw = config.moe?.intermediateSize ?? 0, sw = config.moe?.sharedIntermediateSize ?? 0
         route(moe, x: x, rows: n, into: r)
-        s.reserve(rows: n, hidden: c, width: width)
+        s.reserve(rows: n, hidden: c, width: max(iw, sw))
+        if save { r.reserveSaved(slots: n * r.topK, width: iw, rows: n, sharedWidth: sw) }
         out.update(repeating: 0, count: n * c)
+        var at = 0
         for (e, slots) in r.assignments().enumerated() where !slots.isEmpty {
             let m = slots.count
             for (j, slot) in slots.enumerated() { (s.x.pointer + j * c).update(from: x + (slot / r.topK) * c, count: c) }
             expertForward(moe.experts[e], x: s.x.pointer, rows: m, s, exact: exact)
+            if save {
+                (r.gate.pointer + at * iw).update(from: s.g.pointer, count: m * iw)
+                (r.up.pointer + at * iw).update(from: s.u.pointer, count: m * iw)
+            }
+            at += m
             for (j, slot) in slots.enumerated() {
                 Ops.axpy(r.weights[slot], s.y.pointer + j * c, out + (slot / r.topK) * c, count: c)
             }
         }
         if let shared = moe.shared, let gate = moe.sharedGate {
             expertForward(shared, x: x, rows: n, s, exact: exact)
+            if save {
+                r.sharedGate.copy(from: s.g.pointer, count: n * sw)
+                r.sharedUp.copy(from: s.u.pointer, count: n * sw)
+            }
             var logit = [Float](repeating: 0, count: n)
             logit.withUnsafeMutableBufferPointer { gate.forward(x, rows: n, into: $0.baseAddress!) }
             for row in 0..<n { Ops.axpy(1 / (1 + expf(-logit[row])), s.y.pointer + row * c, out + row * c, count: c) }
@@ -129,26 +152,32 @@ extension TransformerModel {
         w.down.forward(s.a.pointer, rows: m, into: s.y.pointer, exact: exact)
     }
 
-    /// d(x) [n, C] (written) of the mixture, from dOut [n, C] and the forward's routing; x is the forward's input.
-    /// The frozen experts and router pass gradients through; the routing weights' share reaches x via the router.
+    /// d(x) [n, C] (written) of the mixture, from dOut [n, C] and the forward's routing and saved gate/up outputs
+    /// (`mixtureForward(save: true)`); x is the forward's input. The frozen experts and router pass gradients
+    /// through; the routing weights' share reaches x via the router. A chosen expert's output y = W_down a enters only
+    /// through dOut · y = (dOut W_down) · a, so no expert product is recomputed.
     func mixtureBackward(_ moe: MoEWeights, x: UnsafePointer<Float>, dOut: UnsafePointer<Float>, rows n: Int,
                          dx: UnsafeMutablePointer<Float>, routing r: Routing, scratch s: MoEScratch) {
         let c = config.hiddenSize, k = r.topK, e = r.experts
-        let width = max(config.moe?.intermediateSize ?? 0, config.moe?.sharedIntermediateSize ?? 0)
-        s.reserve(rows: n, hidden: c, width: width)
+        let iw = config.moe?.intermediateSize ?? 0, sw = config.moe?.sharedIntermediateSize ?? 0
+        s.reserve(rows: n, hidden: c, width: max(iw, sw))
         dx.update(repeating: 0, count: n * c)
         var dWeights = [Float](repeating: 0, count: n * k)
+        var at = 0
         for (expert, slots) in r.assignments().enumerated() where !slots.isEmpty {
             let m = slots.count, w = moe.experts[expert]
-            for (j, slot) in slots.enumerated() { (s.x.pointer + j * c).update(from: x + (slot / k) * c, count: c) }
-            expertForward(w, x: s.x.pointer, rows: m, s, exact: true)
+            for (j, slot) in slots.enumerated() { (s.dy.pointer + j * c).update(from: dOut + (slot / k) * c, count: c) }
+            let g = r.gate.pointer + at * iw, u = r.up.pointer + at * iw
+            at += m
+            w.down.backwardInput(s.dy.pointer, rows: m, into: s.da.pointer, accumulate: false)
+            activate(gate: g, up: u, out: s.a.pointer, count: m * iw)
             for (j, slot) in slots.enumerated() {
-                let d = dOut + (slot / k) * c
-                dWeights[slot] = Ops.dot(d, s.y.pointer + j * c, count: c)
-                let dy = s.dy.pointer + j * c
-                for i in 0..<c { dy[i] = r.weights[slot] * d[i] }
+                let da = s.da.pointer + j * iw
+                dWeights[slot] = Ops.dot(da, s.a.pointer + j * iw, count: iw)
+                let weight = r.weights[slot]
+                for i in 0..<iw { da[i] *= weight }
             }
-            expertBackward(w, rows: m, s)
+            expertBackward(w, gate: g, up: u, rows: m, s)
             for (j, slot) in slots.enumerated() { Ops.add(s.dx.pointer + j * c, into: dx + (slot / k) * c, count: c) }
         }
         // Through the routing weights: w = p (or p / sum of the chosen p), then the softmax, then the router.
@@ -170,29 +199,29 @@ extension TransformerModel {
         }
         dLogits.withUnsafeBufferPointer { moe.router.backwardInput($0.baseAddress!, rows: n, into: dx, accumulate: true) }
         if let shared = moe.shared, let gate = moe.sharedGate {
-            expertForward(shared, x: x, rows: n, s, exact: true)
             var logit = [Float](repeating: 0, count: n)
             logit.withUnsafeMutableBufferPointer { gate.forward(x, rows: n, into: $0.baseAddress!) }
+            shared.down.backwardInput(dOut, rows: n, into: s.da.pointer, accumulate: false)
+            activate(gate: r.sharedGate.pointer, up: r.sharedUp.pointer, out: s.a.pointer, count: n * sw)
             var dLogit = [Float](repeating: 0, count: n)
             for row in 0..<n {
-                let sig = 1 / (1 + expf(-logit[row])), d = dOut + row * c
-                dLogit[row] = Ops.dot(d, s.y.pointer + row * c, count: c) * sig * (1 - sig)
-                let dy = s.dy.pointer + row * c
-                for i in 0..<c { dy[i] = sig * d[i] }
+                let sig = 1 / (1 + expf(-logit[row])), da = s.da.pointer + row * sw
+                dLogit[row] = Ops.dot(da, s.a.pointer + row * sw, count: sw) * sig * (1 - sig)
+                for i in 0..<sw { da[i] *= sig }
             }
-            expertBackward(shared, rows: n, s)
+            expertBackward(shared, gate: r.sharedGate.pointer, up: r.sharedUp.pointer, rows: n, s)
             Ops.add(s.dx.pointer, into: dx, count: n * c)
             dLogit.withUnsafeBufferPointer { gate.backwardInput($0.baseAddress!, rows: n, into: dx, accumulate: true) }
         }
     }
 
-    /// s.dx [m, C] = d(expert input) from s.dy [m, C], given the forward's s.g and s.u.
-    private func expertBackward(_ w: ExpertWeights, rows m: Int, _ s: MoEScratch) {
+    /// s.dx [m, C] = d(expert input) from s.da [m, I] = d(act(gate) * up), given the forward's gate and up outputs.
+    private func expertBackward(_ w: ExpertWeights, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, rows m: Int,
+                                _ s: MoEScratch) {
         let i = w.gate.outFeatures
-        w.down.backwardInput(s.dy.pointer, rows: m, into: s.da.pointer, accumulate: false)
         switch config.activation {
-        case .silu: Ops.swigluBackward(s.da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: s.dg.pointer, dup: s.du.pointer, count: m * i)
-        case .geluTanh: Ops.gegluBackward(s.da.pointer, gate: s.g.pointer, up: s.u.pointer, dgate: s.dg.pointer, dup: s.du.pointer, count: m * i)
+        case .silu: Ops.swigluBackward(s.da.pointer, gate: gate, up: up, dgate: s.dg.pointer, dup: s.du.pointer, count: m * i)
+        case .geluTanh: Ops.gegluBackward(s.da.pointer, gate: gate, up: up, dgate: s.dg.pointer, dup: s.du.pointer, count: m * i)
         }
         w.gate.backwardInput(s.dg.pointer, rows: m, into: s.dx.pointer, accumulate: false)
         w.up.backwardInput(s.du.pointer, rows: m, into: s.dx.pointer, accumulate: true)

@@ -42,8 +42,9 @@ extension TransformerModel {
                            rows: n, cols: C, eps: c.rmsNormEps)
         let mlpOut = w.mlpOutputNorm == nil ? b.tmp.pointer : s.mlpOut!.pointer
         if let moe = w.moe, let routing = s.routing {
+            // The backward (training buffers) reads the experts' gate and up outputs back.
             mixtureForward(moe, x: b.xn.pointer, rows: n, out: mlpOut, routing: routing, scratch: b.moeScratch,
-                           exact: context.exact)
+                           exact: context.exact, save: b.policy != .inference)
         } else {
             projectGateUp(layer: l, rows: n, gate: s.g.pointer, up: s.u.pointer, fused: b.fused?.pointer) { p, out in
                 project(p, layer: l, x: b.xn.pointer, rows: n, out: out, context: context)
