@@ -80,7 +80,7 @@ public enum GGUFExporter {
         let directory = try ModelDirectory(url: url)
         let config = try ModelConfig(json: directory.configData, path: url.appendingPathComponent("config.json").path)
         guard let arch = GGUFLayout.architecture(of: config) else {
-            throw ModelIOError.malformed(path: url.path, reason: "GGUF export of \(config.architecture.rawValue) models is not supported yet (supported: qwen2, qwen3, llama, mistral)")
+            throw ModelIOError.malformed(path: url.path, reason: "GGUF export of \(config.architecture.rawValue) models is not supported yet (supported: qwen2, qwen3, llama, mistral, qwen (v1), qwen2_moe, qwen3_moe, gemma2, gemma3_text)")
         }
         if config.architecture == .gemma2 || config.architecture == .gemma3 {
             let theirs = GGUFLayout.gemmaAttentionScale(architecture: config.architecture, layers: config.layerCount,

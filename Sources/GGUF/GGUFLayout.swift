@@ -6,7 +6,7 @@ import Transformer
 /// `GGUFPreTokenizer`).
 enum GGUFLayout {
     /// The GGUF architecture of a Hugging Face model: Qwen2 and Qwen3 keep theirs; Llama and Mistral are `llama`.
-    /// nil for the families whose export is not written yet (those with fused projections, InternLM3).
+    /// nil for the families whose export is not written yet (Phi-3, InternLM2/3, Baichuan2, GLM).
     static func architecture(of config: ModelConfig) -> String? {
         switch config.architecture {
         case .qwen2: "qwen2"

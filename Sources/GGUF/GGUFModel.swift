@@ -28,7 +28,7 @@ public final class GGUFModel: @unchecked Sendable {
         }
         let name = m["general.architecture"]?.string ?? "?"
         guard let architecture = GGUFLayout.architecture(gguf: name) else {
-            throw ModelIOError.malformed(path: path, reason: "GGUF architecture '\(name)' is not supported (qwen2, qwen3, llama and qwen)")
+            throw ModelIOError.malformed(path: path, reason: "GGUF architecture '\(name)' is not supported (qwen2, qwen3, llama, qwen, qwen2moe, qwen3moe, gemma2, gemma3)")
         }
         arch = name
         guard let embedding = file.tensors["token_embd.weight"], embedding.dims.count == 2 else {
@@ -66,7 +66,8 @@ public final class GGUFModel: @unchecked Sendable {
             // The file holds the norms' scales (1 + w) already; the rest as llama.cpp reads it.
             config.attentionScale = GGUFLayout.gemmaAttentionScale(architecture: architecture, layers: config.layerCount,
                                                                    hidden: hidden, heads: heads, headDim: headDim)
-            config.attentionSoftcap = architecture == .gemma2 ? (m["\(name).attn_logit_softcapping"]?.number).map(Float.init) : nil
+            config.attentionSoftcap = architecture == .gemma2
+                ? (m["\(name).attn_logit_softcapping"]?.number).flatMap { $0 > 0 ? Float($0) : nil } : nil
             config.finalSoftcap = (m["\(name).final_logit_softcapping"]?.number).flatMap { $0 > 0 ? Float($0) : nil }
             if let w = m["\(name).attention.sliding_window"]?.integer, w > 0 {
                 config.slidingWindow = w
@@ -77,7 +78,10 @@ public final class GGUFModel: @unchecked Sendable {
                     config.slidingLayers = (0..<config.layerCount).map { ($0 + 1) % max(1, n) != 0 }
                 }
             }
-            if let base = m["\(name).rope.freq_base_swa"]?.number { config.localRope = RoPEConfig(theta: base) }
+            // Gemma 3's local layers: llama.cpp's base 10000 unless the file says otherwise.
+            if architecture == .gemma3, config.slidingWindow != nil {
+                config.localRope = RoPEConfig(theta: m["\(name).rope.freq_base_swa"]?.number ?? 10000)
+            }
         }
         if architecture == .qwen2MoE || architecture == .qwen3MoE {
             let experts = try int("\(name).expert_count"), used = try int("\(name).expert_used_count")
@@ -117,9 +121,10 @@ public final class GGUFModel: @unchecked Sendable {
             case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .iq4_nl, .iq4_xs:
                 return quantized(QuantType(rawValue: "\(t.type)")!)
             case .f32, .f16, .bf16:
-                let all = try vector(name, count: t.elementCount)
-                let values = expert == nil ? all : FloatBuffer(count: rows * cols)
-                if expert != nil { values.copy(from: all.pointer + first * cols, count: rows * cols) }
+                // Only this matrix's elements are converted (one expert of a stacked tensor).
+                let values = FloatBuffer(count: rows * cols)
+                let stored: DType = t.type == .f32 ? .float32 : t.type == .f16 ? .float16 : .bfloat16
+                Convert.toFloat(t.data + first * cols * stored.byteSize, dtype: stored, into: values.pointer, count: rows * cols)
                 if permuted {
                     let copy = FloatBuffer(count: rows * cols)
                     copy.copy(from: values.pointer, count: rows * cols)

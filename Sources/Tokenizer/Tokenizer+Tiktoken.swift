@@ -58,12 +58,15 @@ extension Tokenizer {
         -> (tokens: [String], specials: [String], merges: [String]) {
         // Building the tokenizer validates the file (dense ranks, no duplicates; errors name the line).
         _ = try Tokenizer(tiktokenRanks: data, config: TokenizerConfig(), file: file)
-        var spellings: [[UInt8]] = []
+        // Placed by their rank field (the lines may come in any order; the ranks are dense, as validated above).
+        var byRank: [Int: [UInt8]] = [:]
         for line in data.split(separator: UInt8(ascii: "\n")) {
             let fields = (line.last == UInt8(ascii: "\r") ? line.dropLast() : line).split(separator: UInt8(ascii: " "))
-            guard fields.count == 2, let bytes = Data(base64Encoded: Data(fields[0])) else { continue }
-            spellings.append(Array(bytes))
+            guard fields.count == 2, let bytes = Data(base64Encoded: Data(fields[0])),
+                  let rank = Int(String(decoding: fields[1], as: UTF8.self)) else { continue }
+            byRank[rank] = Array(bytes)
         }
+        let spellings = (0..<byRank.count).map { byRank[$0] ?? [] }
         var rank: [[UInt8]: Int] = [:]
         for (r, bytes) in spellings.enumerated() { rank[bytes] = r }
         var merges: [String] = []

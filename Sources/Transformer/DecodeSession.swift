@@ -73,7 +73,7 @@ public final class DecodeSession {
         let end = leading + tokens.count
         let overwritten = rings.enumerated().contains { l, ring in
             guard let r = ring, let w = model.config.attentionWindow(layer: l) else { return false }
-            return leading + count + 1 - w < end - r
+            return max(0, leading + count + 1 - w) < max(0, end - r)
         }
         tokens.removeLast(tokens.count - count)
         if overwritten, !tokens.isEmpty { replay(furthest: leading + tokens.count - 1) }

@@ -348,7 +348,7 @@ extension ModelConfig {
             case .gemma2, .gemma3:
                 window = w
                 // Without layer_types: Gemma 2 alternates (sliding first); Gemma 3 has one global layer in six.
-                let pattern = arch == .gemma2 ? 2 : (fields.optionalInt("sliding_window_pattern") ?? fields.optionalInt("_sliding_window_pattern") ?? 6)
+                let pattern = max(1, arch == .gemma2 ? 2 : (fields.optionalInt("sliding_window_pattern") ?? fields.optionalInt("_sliding_window_pattern") ?? 6))
                 slidingLayers = (0..<layers).map { ($0 + 1) % pattern != 0 }
             case .qwen2, .qwen3, .qwen2MoE, .qwen3MoE:
                 if fields.optionalBool("use_sliding_window") == true {

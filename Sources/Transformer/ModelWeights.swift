@@ -217,9 +217,10 @@ extension ModelWeights {
                 }
                 let shared = try moe.sharedIntermediateSize.map { try expert({ names.sharedExpert(layer: l, $0) }, width: $0) }
                 layers[l].moe = MoEWeights(
-                    router: try loader.matrix(names.router(layer: l), rows: moe.experts, cols: c), experts: experts,
-                    shared: shared,
-                    sharedGate: shared == nil ? nil : try loader.matrix(names.sharedExpertGate(layer: l), rows: 1, cols: c))
+                    router: try loader.matrix(names.router(layer: l), rows: moe.experts, cols: c, quantizable: false),
+                    experts: experts, shared: shared,
+                    sharedGate: shared == nil ? nil : try loader.matrix(names.sharedExpertGate(layer: l), rows: 1, cols: c,
+                                                                        quantizable: false))
             }
         }
         let finalNorm = try loader.vector(names.finalNorm, count: c, offset: config.normOffset)
@@ -271,7 +272,8 @@ final class WeightLoader {
         return values
     }
 
-    func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+    /// `quantizable: false` keeps a matrix in the compute dtype under `quantize` (routers, as llama.cpp keeps them).
+    func matrix(_ name: String, rows: Int, cols: Int, quantizable: Bool = true) throws -> WeightMatrix {
         // GPTQ projections: 4-bit storage as q4_0 blocks, never widened.
         if let gptq, name.hasSuffix(".weight"), !directory.contains(name), directory.contains(String(name.dropLast(7)) + ".qweight") {
             var m = try gptq.matrix(directory, module: String(name.dropLast(7)), rows: rows, cols: cols)
@@ -283,7 +285,7 @@ final class WeightLoader {
         let stored = try t.dtype()
         let aligned = Int(bitPattern: t.data) % 4 == 0
         // k-quants need rows of whole 256-blocks; others get llama.cpp's fallback format.
-        let format = quantize.flatMap { $0.format(forColumns: cols) }
+        let format = quantizable ? quantize.flatMap { $0.format(forColumns: cols) } : nil
         if let q = format {
             // Row by row from the mapping into blocks; then the source pages are dropped.
             let m = WeightMatrix.packing(q, rows: rows, cols: cols, bf16Products: dtype == .bfloat16) { r, out in

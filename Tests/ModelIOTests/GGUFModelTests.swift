@@ -147,6 +147,28 @@ final class GGUFModelTests: XCTestCase {
 }
 
 extension GGUFModelTests {
+    /// The new families' f16 files read back as the model they came from (norm scales, stacked experts sliced from
+    /// their f16 tensors, post norms, windows): logits within f16 rounding of the safetensors model's.
+    func testNewFamiliesRoundTripThroughF16GGUF() throws {
+        for name in ["tiny-qwen1", "tiny-qwen3-moe", "tiny-gemma3", "tiny-gemma2-s16"] {
+            let url = temporaryURL("family").appendingPathExtension("gguf")
+            defer { try? FileManager.default.removeItem(at: url) }
+            _ = try GGUFExporter.export(model: modelFixture(name), adapter: nil, type: .f16, output: url)
+            let fromGGUF = try GGUFModel(path: url.path).transformer(dtype: .float32)
+            let original = try TransformerModel.load(directory: modelFixture(name), dtype: .float32)
+            let batch = PackedBatch(sequences: [[301, 17, 42, 99, 3, 302, 198, 301, 5, 6]])
+            let expected = original.logits(batch)
+            let scale = expected.map(abs).max() ?? 1
+            assertClose(fromGGUF.logits(batch), expected, atol: 0.01 * scale, name)
+        }
+        // Routers stay unquantized when a mixture is quantized on load, as llama.cpp keeps them.
+        let q = try TransformerModel.load(directory: modelFixture("tiny-qwen3-moe"), dtype: .float32, quantize: .q8_0)
+        XCTAssertNil(q.weights.layers[0].moe?.router.quantType)
+        XCTAssertEqual(q.weights.layers[0].moe?.experts[0].gate.weight.quantType, .q8_0)
+    }
+}
+
+extension GGUFModelTests {
     /// llama.cpp (llama-cpp-python 0.3.36, built from source; scripts/make_llamacpp_fixtures.py) loaded the GGUF
     /// files `peft quantize` writes for tiny-qwen2, tiny-llama, tiny-qwen3, tiny-qwen1 (Qwen v1, llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`) tiny-gemma3 (`gemma3`) and tiny-gemma2-s16 (`gemma2`, in f16), and for tiny-qwen2-k in every llama.cpp
     /// file type built from q4_1 ... iq4_xs, and decoded 16 greedy tokens after two prompts. Fed the same
