@@ -342,20 +342,28 @@ PK_TIERED_VOID(adamw, (float *p, const float *g, float *m, float *v, size_t n, f
 
 // RoPE (rotate-half layout): the first `rot` dimensions of each head of x[rows, heads * d] rotated by the angles of
 // its row's position, from precomputed tables cos/sin [positions, rot / 2]; sign -1 rotates back (the backward).
-PK_INLINE void rope_body(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos,
-                         const float *cos_table, const float *sin_table, float sign) {
+// Angle i rotates the pair (v[i * step], v[i * step + partner]): halves are step 1, partner rot / 2; adjacent pairs
+// (GLM) step 2, partner 1.
+PK_INLINE void rope_rotate(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos,
+                           const float *cos_table, const float *sin_table, float sign, size_t step, size_t partner) {
     const size_t half = rot / 2;
     for (size_t r = 0; r < rows; r++) {
         const float *c = cos_table + (size_t)pos[r] * half, *sn = sin_table + (size_t)pos[r] * half;
         for (size_t h = 0; h < heads; h++) {
             float *v = x + (r * heads + h) * d;
             for (size_t i = 0; i < half; i++) {
-                const float a = v[i], b = v[i + half], si = sign * sn[i];
-                v[i] = a * c[i] - b * si;
-                v[i + half] = b * c[i] + a * si;
+                const size_t j = i * step;
+                const float a = v[j], b = v[j + partner], si = sign * sn[i];
+                v[j] = a * c[i] - b * si;
+                v[j + partner] = b * c[i] + a * si;
             }
         }
     }
+}
+
+PK_INLINE void rope_body(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos,
+                         const float *cos_table, const float *sin_table, float sign) {
+    rope_rotate(x, rows, heads, d, rot, pos, cos_table, sin_table, sign, 1, rot / 2);
 }
 PK_TIERED_VOID(rope, (float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos,
                       const float *cos_table, const float *sin_table, float sign),
@@ -364,18 +372,7 @@ PK_TIERED_VOID(rope, (float *x, size_t rows, size_t heads, size_t d, size_t rot,
 // RoPE on adjacent pairs (GLM): (x[2i], x[2i+1]) of the first `rot` dimensions rotated by angle i.
 void pk_rope_pairs(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos,
                    const float *cos_table, const float *sin_table, float sign) {
-    const size_t half = rot / 2;
-    for (size_t r = 0; r < rows; r++) {
-        const float *c = cos_table + (size_t)pos[r] * half, *sn = sin_table + (size_t)pos[r] * half;
-        for (size_t h = 0; h < heads; h++) {
-            float *v = x + (r * heads + h) * d;
-            for (size_t i = 0; i < half; i++) {
-                const float a = v[2 * i], b = v[2 * i + 1], si = sign * sn[i];
-                v[2 * i] = a * c[i] - b * si;
-                v[2 * i + 1] = b * c[i] + a * si;
-            }
-        }
-    }
+    rope_rotate(x, rows, heads, d, rot, pos, cos_table, sin_table, sign, 2, 1);
 }
 
 // GELU (tanh approximation) gated MLP: gelu(g) = 0.5 g (1 + tanh(z)), z = sqrt(2/pi) (g + 0.044715 g^3), written as

@@ -61,35 +61,45 @@ public enum Ops {
     /// out = gelu_tanh(gate) * up over `count` elements (Gemma's MLP).
     public static func gegluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                                     out: UnsafeMutablePointer<Float>, count: Int) {
-        Parallel.forRanges(count, minChunk: 16384) { r in
-            pk_geglu_forward(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, r.count)
-        }
+        gated(pk_geglu_forward, gate: gate, up: up, out: out, count: count)
     }
 
     /// dgate, dup from dout for `gegluForward`.
     public static func gegluBackward(_ dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                                      dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, count: Int) {
+        gatedBackward(pk_geglu_backward, dout, gate: gate, up: up, dgate: dgate, dup: dup, count: count)
+    }
+
+    /// A gated activation's C kernel over `count` elements, in parallel ranges.
+    private static func gated(_ kernel: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void,
+                              gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minChunk: 16384) { r in
+            kernel(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, r.count)
+        }
+    }
+
+    /// The backward C kernel of a gated activation over `count` elements, in parallel ranges.
+    private static func gatedBackward(
+        _ kernel: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?,
+                                  UnsafeMutablePointer<Float>?, Int) -> Void,
+        _ dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, dgate: UnsafeMutablePointer<Float>,
+        dup: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forRanges(count, minChunk: 16384) { r in
             let o = r.lowerBound
-            pk_geglu_backward(dout + o, gate + o, up + o, dgate + o, dup + o, r.count)
+            kernel(dout + o, gate + o, up + o, dgate + o, dup + o, r.count)
         }
     }
 
     /// out = silu(gate) * up over `count` elements.
     public static func swigluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                                      out: UnsafeMutablePointer<Float>, count: Int) {
-        Parallel.forRanges(count, minChunk: 16384) { r in
-            pk_swiglu_forward(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, r.count)
-        }
+        gated(pk_swiglu_forward, gate: gate, up: up, out: out, count: count)
     }
 
     /// dgate, dup from dout for `swigluForward`.
     public static func swigluBackward(_ dout: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                                       dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, count: Int) {
-        Parallel.forRanges(count, minChunk: 16384) { r in
-            let o = r.lowerBound
-            pk_swiglu_backward(dout + o, gate + o, up + o, dgate + o, dup + o, r.count)
-        }
+        gatedBackward(pk_swiglu_backward, dout, gate: gate, up: up, dgate: dgate, dup: dup, count: count)
     }
 
     /// out[r, :] += bias for every row r of out[rows, cols].

@@ -280,13 +280,7 @@ public final class DecodeSession {
                 model.applyLogn(b.q.pointer, rows: m, positions: pos.baseAddress!)
             }
             attend(l, b.k.pointer, b.v.pointer)
-            if let norm = lw.attentionOutputNorm {
-                project(model, .o, layer: l, x: b.att.pointer, rows: m, out: b.xn.pointer, groups: groups)
-                Ops.rmsNormForward(b.xn.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: nil, rows: m, cols: C,
-                                   eps: c.rmsNormEps)
-            } else {
-                project(model, .o, layer: l, x: b.att.pointer, rows: m, out: b.tmp.pointer, groups: groups)
-            }
+            projectOutput(model, .o, layer: l, x: b.att.pointer, norm: lw.attentionOutputNorm, rows: m, groups: groups, b)
             sublayer(.attention, layer: l, residual: b.x.pointer, output: b.tmp.pointer, groups: groups, C: C)
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
             Ops.rmsNormForward(b.x.pointer, weight: lw.postAttentionNorm.pointer, out: b.xn.pointer, rstd: nil, rows: m,
@@ -300,17 +294,25 @@ public final class DecodeSession {
                     project(model, p, layer: l, x: b.xn.pointer, rows: m, out: out, groups: groups)
                 }
                 model.activate(gate: b.g.pointer, up: b.u.pointer, out: b.act.pointer, count: m * c.intermediateSize)
-                if let norm = lw.mlpOutputNorm {
-                    project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.xn.pointer, groups: groups)
-                    Ops.rmsNormForward(b.xn.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: nil, rows: m, cols: C,
-                                       eps: c.rmsNormEps)
-                } else {
-                    project(model, .down, layer: l, x: b.act.pointer, rows: m, out: b.tmp.pointer, groups: groups)
-                }
+                projectOutput(model, .down, layer: l, x: b.act.pointer, norm: lw.mlpOutputNorm, rows: m, groups: groups, b)
             }
             sublayer(.mlp, layer: l, residual: b.x.pointer, output: b.tmp.pointer, groups: groups, C: C)
             Ops.add(b.tmp.pointer, into: b.x.pointer, count: m * C)
         }
+    }
+
+    /// A sublayer's last projection (o_proj, down_proj) into `b.tmp`, through the family's output norm when it has
+    /// one (`b.xn`, free by then, holds the raw product).
+    static func projectOutput(_ model: TransformerModel, _ p: Projection, layer: Int, x: UnsafePointer<Float>,
+                              norm: FloatBuffer?, rows m: Int, groups: [AdapterGroup], _ b: StepBuffers) {
+        guard let norm else {
+            project(model, p, layer: layer, x: x, rows: m, out: b.tmp.pointer, groups: groups)
+            return
+        }
+        let c = model.config
+        project(model, p, layer: layer, x: x, rows: m, out: b.xn.pointer, groups: groups)
+        Ops.rmsNormForward(b.xn.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: nil, rows: m, cols: c.hiddenSize,
+                           eps: c.rmsNormEps)
     }
 
     /// One projection for rows of several adapters: the frozen product once for every row (one pass over the

@@ -26,13 +26,8 @@ extension TransformerModel {
             if !context.training { applyLogn(s.q.pointer, rows: n, positions: pos.baseAddress!) }
         }
         attend(l, batch: batch, saved: s, buffers: b)
-        if let norm = w.attentionOutputNorm, let raw = s.attentionOut, let rstd = s.rstd3 {
-            project(.o, layer: l, x: s.att.pointer, rows: n, out: raw.pointer, context: context)
-            Ops.rmsNormForward(raw.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: rstd.pointer, rows: n, cols: C,
-                               eps: c.rmsNormEps)
-        } else {
-            project(.o, layer: l, x: s.att.pointer, rows: n, out: b.tmp.pointer, context: context)
-        }
+        project(.o, layer: l, x: s.att.pointer, rows: n, out: s.attentionOut?.pointer ?? b.tmp.pointer, context: context)
+        outputNorm(w.attentionOutputNorm, raw: s.attentionOut, rstd: s.rstd3, rows: n, into: b.tmp)
         if let a = adapter, a.adapts(.attention, layer: l) {
             a.sublayerForward(.attention, layer: l, residual: x, output: b.tmp.pointer, rows: n, context: context)
         }
@@ -40,7 +35,7 @@ extension TransformerModel {
         // MLP block.
         Ops.rmsNormForward(s.x2.pointer, weight: w.postAttentionNorm.pointer, out: b.xn.pointer, rstd: s.rstd2.pointer,
                            rows: n, cols: C, eps: c.rmsNormEps)
-        let mlpOut = w.mlpOutputNorm == nil ? b.tmp.pointer : s.mlpOut!.pointer
+        let mlpOut = s.mlpOut?.pointer ?? b.tmp.pointer
         if let moe = w.moe, let routing = s.routing {
             // The backward (training buffers) reads the experts' gate and up outputs back.
             mixtureForward(moe, x: b.xn.pointer, rows: n, out: mlpOut, routing: routing, scratch: b.moeScratch,
@@ -52,14 +47,19 @@ extension TransformerModel {
             activate(gate: s.g.pointer, up: s.u.pointer, out: b.act.pointer, count: n * c.intermediateSize)
             project(.down, layer: l, x: b.act.pointer, rows: n, out: mlpOut, context: context)
         }
-        if let norm = w.mlpOutputNorm, let raw = s.mlpOut, let rstd = s.rstd4 {
-            Ops.rmsNormForward(raw.pointer, weight: norm.pointer, out: b.tmp.pointer, rstd: rstd.pointer, rows: n, cols: C,
-                               eps: c.rmsNormEps)
-        }
+        outputNorm(w.mlpOutputNorm, raw: s.mlpOut, rstd: s.rstd4, rows: n, into: b.tmp)
         if let a = adapter, a.adapts(.mlp, layer: l) {
             a.sublayerForward(.mlp, layer: l, residual: s.x2.pointer, output: b.tmp.pointer, rows: n, context: context)
         }
         Ops.sum(s.x2.pointer, b.tmp.pointer, into: out, count: n * C)
+    }
+
+    /// out = RMSNorm(raw) for a family with norms on its sublayer outputs (the raw product was written to `raw`,
+    /// which exists exactly then); nothing otherwise (the product went to `out` itself).
+    private func outputNorm(_ norm: FloatBuffer?, raw: FloatBuffer?, rstd: FloatBuffer?, rows n: Int, into out: FloatBuffer) {
+        guard let norm, let raw, let rstd else { return }
+        Ops.rmsNormForward(raw.pointer, weight: norm.pointer, out: out.pointer, rstd: rstd.pointer, rows: n,
+                           cols: config.hiddenSize, eps: config.rmsNormEps)
     }
 
     /// Each packed sequence is its own pass for the rotary embedding (as if run alone).

@@ -70,19 +70,7 @@ final class LoRAGoldenTests: XCTestCase {
             XCTAssertEqual(n, count)
             XCTAssertEqual(Float(lossSum) / Float(n), golden.loss, accuracy: 1e-5)
             XCTAssertEqual(golden.grads.count, lora.orderedSites.count * 2)
-            for s in lora.orderedSites {
-                for (matrix, offset, size) in [("lora_A", s.aOffset, s.rank * s.inFeatures),
-                                               ("lora_B", s.bOffset, s.outFeatures * s.rank)] {
-                    let key = LoRAAdapter.key(s.moduleName, matrix)
-                    let expected = try XCTUnwrap(golden.grads[key], key)
-                    let ours = Array(UnsafeBufferPointer(start: lora.gradients.pointer + offset, count: size))
-                    // f32 on both sides with different summation orders: the worst element differs from autograd
-                    // by ~1e-4 of the tensor's largest entry (the layer-0 q/k gradients pass through sharp
-                    // softmaxes); a wrong term would be off by O(1) of it.
-                    let scale = expected.map(abs).max() ?? 1
-                    assertClose(ours, expected, atol: 2e-4 * scale, rtol: 1e-3, "\(key) \(policy)")
-                }
-            }
+            try assertLoRAGradients(lora, equal: golden.grads, "\(policy)")
         }
     }
 
@@ -93,5 +81,21 @@ final class LoRAGoldenTests: XCTestCase {
         let m = try model()
         m.adapter = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-ours"), model: m.config)
         assertClose(m.logits(PackedBatch(sequences: golden.examples.map(\.ids))), golden.logits.flatMap { $0 }, atol: 2e-4)
+    }
+}
+
+/// Every lora_A / lora_B gradient of `lora` against autograd's, by PEFT key. f32 on both sides with different
+/// summation orders: the worst element differs by ~1e-4 of the tensor's largest entry (layer-0 q/k gradients pass
+/// through sharp softmaxes); a wrong term would be off by O(1) of it.
+func assertLoRAGradients(_ lora: LoRAAdapter, equal expected: [String: [Float]], _ label: String,
+                         file: StaticString = #filePath, line: UInt = #line) throws {
+    for s in lora.orderedSites {
+        for (matrix, offset, size) in [("lora_A", s.aOffset, s.rank * s.inFeatures), ("lora_B", s.bOffset, s.outFeatures * s.rank)] {
+            let key = LoRAAdapter.key(s.moduleName, matrix)
+            let theirs = try XCTUnwrap(expected[key], key, file: file, line: line)
+            let ours = Array(UnsafeBufferPointer(start: lora.gradients.pointer + offset, count: size))
+            let scale = theirs.map(abs).max() ?? 1
+            assertClose(ours, theirs, atol: 2e-4 * scale, rtol: 1e-3, "\(key) \(label)", file: file, line: line)
+        }
     }
 }

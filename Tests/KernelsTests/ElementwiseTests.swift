@@ -59,38 +59,36 @@ final class ElementwiseTests: XCTestCase {
         }
     }
 
+    /// A gated activation's forward against its Double definition and its backward against finite differences.
+    func checkGated(forward: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
+                    backward: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                               UnsafeMutablePointer<Float>, Int) -> Void,
+                    naive: @escaping ([Float], [Float]) -> [Float], seed: UInt64, _ label: String) {
+        let count = 45
+        let gate = randomArray(count, seed: seed, scale: 6), up = randomArray(count, seed: seed + 1, scale: 2)
+        var out = [Float](repeating: 0, count: count)
+        forward(gate, up, &out, count)
+        assertClose(out, naive(gate, up), atol: 1e-5, label)
+        let dout = randomArray(count, seed: seed + 2)
+        var dg = [Float](repeating: 0, count: count), du = [Float](repeating: 0, count: count)
+        backward(dout, gate, up, &dg, &du, count)
+        let loss: ([Float], [Float]) -> Double = { g, u in zip(naive(g, u), dout).reduce(0) { $0 + Double($1.0 * $1.1) } }
+        assertClose(dg, finiteDifferenceGradient(gate) { loss($0, up) }, atol: 2e-3, rtol: 1e-2, "dgate \(label)")
+        assertClose(du, finiteDifferenceGradient(up) { loss(gate, $0) }, atol: 2e-3, rtol: 1e-2, "dup \(label)")
+    }
+
     func testSwiGLUForwardAndGradient() {
         bothPaths { path in
-            let count = 45
-            let gate = randomArray(count, seed: 15, scale: 6), up = randomArray(count, seed: 16, scale: 2)
-            var out = [Float](repeating: 0, count: count)
-            Ops.swigluForward(gate: gate, up: up, out: &out, count: count)
-            assertClose(out, Naive.swiglu(gate: gate, up: up), atol: 1e-5, path)
-            let dout = randomArray(count, seed: 17)
-            var dg = [Float](repeating: 0, count: count), du = [Float](repeating: 0, count: count)
-            Ops.swigluBackward(dout, gate: gate, up: up, dgate: &dg, dup: &du, count: count)
-            let loss: ([Float], [Float]) -> Double = { g, u in
-                zip(Naive.swiglu(gate: g, up: u), dout).reduce(0) { $0 + Double($1.0 * $1.1) }
-            }
-            assertClose(dg, finiteDifferenceGradient(gate) { loss($0, up) }, atol: 2e-3, rtol: 1e-2, "dgate \(path)")
-            assertClose(du, finiteDifferenceGradient(up) { loss(gate, $0) }, atol: 2e-3, rtol: 1e-2, "dup \(path)")
+            checkGated(forward: { Ops.swigluForward(gate: $0, up: $1, out: $2, count: $3) },
+                       backward: { Ops.swigluBackward($0, gate: $1, up: $2, dgate: $3, dup: $4, count: $5) },
+                       naive: Naive.swiglu, seed: 15, path)
         }
     }
 
     func testGeGLUForwardAndGradient() {
-        let count = 45
-        let gate = randomArray(count, seed: 25, scale: 6), up = randomArray(count, seed: 26, scale: 2)
-        var out = [Float](repeating: 0, count: count)
-        Ops.gegluForward(gate: gate, up: up, out: &out, count: count)
-        assertClose(out, Naive.geglu(gate: gate, up: up), atol: 1e-5)
-        let dout = randomArray(count, seed: 27)
-        var dg = [Float](repeating: 0, count: count), du = [Float](repeating: 0, count: count)
-        Ops.gegluBackward(dout, gate: gate, up: up, dgate: &dg, dup: &du, count: count)
-        let loss: ([Float], [Float]) -> Double = { g, u in
-            zip(Naive.geglu(gate: g, up: u), dout).reduce(0) { $0 + Double($1.0 * $1.1) }
-        }
-        assertClose(dg, finiteDifferenceGradient(gate) { loss($0, up) }, atol: 2e-3, rtol: 1e-2, "dgate")
-        assertClose(du, finiteDifferenceGradient(up) { loss(gate, $0) }, atol: 2e-3, rtol: 1e-2, "dup")
+        checkGated(forward: { Ops.gegluForward(gate: $0, up: $1, out: $2, count: $3) },
+                   backward: { Ops.gegluBackward($0, gate: $1, up: $2, dgate: $3, dup: $4, count: $5) },
+                   naive: Naive.geglu, seed: 25, "geglu")
     }
 
     func testSoftcap() {
