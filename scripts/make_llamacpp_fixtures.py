@@ -6,7 +6,9 @@
     /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft \
         --llama-src llama_cpp_python-0.3.36/vendor/llama.cpp --convert-python python3   # a Python with torch
 Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
-architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`) tiny-gemma3 (`gemma3`) and tiny-gemma2-s16 (`gemma2`, in f16) in q8_0, two prompts (token ids), llama.cpp's
+architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`) tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16),
+tiny-phi-longrope (`phi3`), tiny-internlm2 (`internlm2`), tiny-internlm3 (`llama`, f16), tiny-glm (`chatglm`), tiny-glm4 (`glm4`) and
+tiny-baichuan2-32 (`baichuan`, f16; see write_family_variants) in q8_0, two prompts (token ids), llama.cpp's
 16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
 "MODEL/TYPE". The GGUF files themselves are rebuilt by the
 test from the fixture model (the export is deterministic).
@@ -20,6 +22,7 @@ vocabulary asks; control tokens in the text parsed) and its greedy tokens and fi
 import argparse
 import json
 import os
+import struct
 import subprocess
 import tempfile
 
@@ -67,6 +70,65 @@ def write_gemma2_variant():
     config = json.load(open(os.path.join(src, "config.json")))
     config["query_pre_attn_scalar"] = 16
     json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
+
+
+def read_safetensors(path):
+    """(name, float32 array) of a safetensors file of F32/F16 tensors, in file order (numpy only)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = []
+    for name, info in sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"][0]):
+        a, b = info["data_offsets"]
+        out.append((name, np.frombuffer(data[a:b], dtype={"F32": "<f4", "F16": "<f2"}[info["dtype"]]).astype(np.float32).reshape(info["shape"])))
+    return out
+
+
+def copy_model(src_name, out_name, config_update):
+    """Tests/Fixtures/models/OUT: SRC's files with its config updated; returns (out dir, config)."""
+    src, out = os.path.join(FIX, "models", src_name), os.path.join(FIX, "models", out_name)
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(src):
+        with open(os.path.join(src, name), "rb") as f, open(os.path.join(out, name), "wb") as g:
+            g.write(f.read())
+    config = json.load(open(os.path.join(src, "config.json")))
+    config.update(config_update)
+    json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
+    return out, config
+
+
+def write_family_variants():
+    """Variants of the family fixtures that llama.cpp runs as transformers does:
+    - tiny-baichuan2-32: tiny-baichuan2 grown to 32 layers (llama.cpp's baichuan applies rotary positions only to its
+      32-layer 7B), in f16; layer l is layer l % 2 plus small noise (seed 5), its output projections scaled by 0.35 so
+      the residual stream stays tame.
+    - tiny-phi-longrope: tiny-phi3 without its sliding window (llama.cpp's phi3 ignores windows) and with
+      original_max_position_embeddings 256 = max_position_embeddings, so both use the short LongRoPE factors (llama.cpp
+      picks them by context size, 256 in these runs; transformers by sequence lengt). Its name avoids "phi3": llama.cpp marks
+      tokens of any file whose general.name contains it and then needs "</s>" in the vocabulary, which this byte-level
+      one lacks."""
+    out, config = copy_model("tiny-baichuan2", "tiny-baichuan2-32", {"num_hidden_layers": 32, "torch_dtype": "float16"})
+    rng = np.random.RandomState(5)
+    tensors, source = [], read_safetensors(os.path.join(FIX, "models", "tiny-baichuan2", "model.safetensors"))
+    by_name = dict(source)
+    for name, array in source:
+        if ".layers.0." in name:
+            continue
+        if ".layers.1." in name:
+            for l in range(32):
+                src = by_name[name.replace(".layers.1.", f".layers.{l % 2}.")]
+                w = src + 0.02 * rng.randn(*src.shape)
+                if name.endswith(("o_proj.weight", "down_proj.weight")):
+                    w = w * 0.35
+                tensors.append((name.replace(".layers.1.", f".layers.{l}."), w))
+            continue
+        tensors.append((name, array))
+    write_safetensors(os.path.join(out, "model.safetensors"), tensors, dtype="F16")
+    rope = dict(json.load(open(os.path.join(FIX, "models", "tiny-phi3", "config.json")))["rope_parameters"])
+    rope["original_max_position_embeddings"] = 256
+    copy_model("tiny-phi3", "tiny-phi-longrope", {"sliding_window": None, "max_position_embeddings": 256,
+                                                "original_max_position_embeddings": 256, "rope_parameters": rope})
 
 
 def write_random_decoder(out, rng, H, I, L, V, qkv_rows, biases, dtype):
@@ -174,6 +236,7 @@ def main():
         return
     golden = {"llama_cpp_version": llama_cpp.__version__, "prompts": PROMPTS, "runs": {}}
     write_gemma2_variant()
+    write_family_variants()
     if args.only:
         golden = json.load(open(out))
     else:
@@ -188,7 +251,18 @@ def main():
              ("tiny-gemma3/q8_0", "tiny-gemma3", "q8_0"),
              # Gemma 2 (`gemma2`): attention and final soft-capping, layer 0 a window of 4. In f16: its soft-caps of
              # 2 and 3 make q8_0's rounding move logits by ~4% of their scale on either side.
-             ("tiny-gemma2-s16/f16", "tiny-gemma2-s16", "f16")]
+             ("tiny-gemma2-s16/f16", "tiny-gemma2-s16", "f16"),
+             # Phi-3 (`phi3`): fused attn_qkv and ffn_up, partial rotary (0.75), LongRoPE's short factors as tensors.
+             ("tiny-phi-longrope/q8_0", "tiny-phi-longrope", "q8_0"),
+             # InternLM2 (`internlm2`): grouped wqkv cut into attn_q/k/v and reordered for pair rotation, GQA.
+             ("tiny-internlm2/q8_0", "tiny-internlm2", "q8_0"),
+             # InternLM3 (as `llama`): head_dim 32 != hidden / heads. In f16: llama.cpp's own q8_0 file of it moves the logits by
+             # 2-4% of their scale from its f16 file.
+             ("tiny-internlm3/f16", "tiny-internlm3", "f16"),
+             # GLM (`chatglm`) and GLM-4-0414 (`glm4`, post norms): half the head rotated in pairs, q/k/v biases.
+             ("tiny-glm/q8_0", "tiny-glm", "q8_0"), ("tiny-glm4/q8_0", "tiny-glm4", "q8_0"),
+             # Baichuan2-7B's layout (`baichuan`, 32 layers): W_pack cut and reordered, NormHead rows normalised.
+             ("tiny-baichuan2-32/f16", "tiny-baichuan2-32", "f16")]
     cases += [(f"{K_MODEL}/{t}", K_MODEL, t) for t in K_TYPES]
     for key, model, kind in cases:
         if args.only and key not in args.only:

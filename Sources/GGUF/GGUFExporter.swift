@@ -74,14 +74,15 @@ public enum GGUFExporter {
         public var tensors: Int
         public var bytes: Int
         public var fallbacks: [String]
+        /// What llama.cpp will do differently from the model (a sliding window it does not apply).
+        public var notes: [String] = []
     }
 
     public static func export(model url: URL, adapter: TrainableAdapter?, type: OutputType, output: URL) throws -> Report {
         let directory = try ModelDirectory(url: url)
         let config = try ModelConfig(json: directory.configData, path: url.appendingPathComponent("config.json").path)
-        guard let arch = GGUFLayout.architecture(of: config) else {
-            throw ModelIOError.malformed(path: url.path, reason: "GGUF export of \(config.architecture.rawValue) models is not supported yet (supported: qwen2, qwen3, llama, mistral, qwen (v1), qwen2_moe, qwen3_moe, gemma2, gemma3_text)")
-        }
+        let arch = GGUFLayout.architecture(of: config)
+        var notes: [String] = []
         if config.architecture == .gemma2 || config.architecture == .gemma3 {
             let theirs = GGUFLayout.gemmaAttentionScale(architecture: config.architecture, layers: config.layerCount,
                                                         hidden: config.hiddenSize, heads: config.headCount, headDim: config.headDim)
@@ -89,7 +90,14 @@ public enum GGUFExporter {
                 throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's \(arch) scales attention by \(theirs) (it does not read query_pre_attn_scalar\(config.architecture == .gemma3 ? " nor soft-cap Gemma 3's attention" : "")); this model uses \(config.attentionScale)\(config.attentionSoftcap.map { " and an attention soft-cap of \($0)" } ?? ""), so GGUF export would change its answers")
             }
         } else if let w = config.slidingWindow, w < config.maxPositionEmbeddings {
-            throw ModelIOError.malformed(path: url.path, reason: "this model attends within a sliding window of \(w) tokens, which llama.cpp's \(arch) architecture does not do; GGUF export would change its answers")
+            // As llama.cpp's converter: the window travels in the metadata (we read it back), llama.cpp's \(arch) ignores it.
+            notes.append("this model attends within a sliding window of \(w) tokens; the file records it, but llama.cpp's \(arch) architecture attends to the whole context, so its answers differ from this model's once a conversation passes \(w) tokens")
+        }
+        if config.architecture == .baichuan, config.layerCount != 32 {
+            throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's baichuan applies rotary positions only to 32-layer (7B) models and ALiBi to 40-layer ones; this model has \(config.layerCount) layers, so GGUF export would change its answers")
+        }
+        if GGUFLayout.permutesQueryKey(gguf: arch), config.rotaryDim != config.headDim {
+            throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's \(arch) rotates whole heads; this model rotates \(config.rotaryDim) of \(config.headDim) dimensions, so GGUF export would change its answers")
         }
         if let a = adapter, let why = a.method.mergeRefusal {
             throw AdapterError.unsupported(path: output.path, reason: "GGUF export merges the adapter first, and " + why)
@@ -107,6 +115,9 @@ public enum GGUFExporter {
         let names = config.layout
         var plan: [(String, [String], [Int])] = [("token_embd.weight", [names.embedding], [config.vocabSize, config.hiddenSize])]
         var stacked: [String: [Int]] = [:]
+        // Tensors cut from a fused q/k/v: GGUF name -> (part, rows of the fused tensor).
+        var parts: [String: [Int]] = [:]
+        let splits = GGUFLayout.splitsQKV(gguf: arch)
         let ggufNames = GGUFLayout.projectionNames
         for l in 0..<config.layerCount {
             plan.append(("blk.\(l).attn_norm.weight", [names.name(.inputNorm(l))], [config.hiddenSize]))
@@ -119,6 +130,21 @@ public enum GGUFExporter {
                 let shape = try directory.tensor(name + ".weight").shape
                 guard shape.count == 2 else { throw ModelIOError.shapeMismatch(tensor: name + ".weight", expected: [0, 0], found: shape) }
                 let (out, inp) = (shape[0], shape[1])
+                if p == .qkv, splits {
+                    guard out == config.qDim + 2 * config.kvDim else {
+                        throw ModelIOError.shapeMismatch(tensor: name + ".weight", expected: [config.qDim + 2 * config.kvDim, inp], found: shape)
+                    }
+                    for (part, gguf) in ["attn_q", "attn_k", "attn_v"].enumerated() {
+                        let rows = config.fusedQKVRows(part: part)
+                        plan.append(("blk.\(l).\(gguf).weight", [name + ".weight"], [rows.count, inp]))
+                        parts["blk.\(l).\(gguf).weight"] = rows
+                        if config.hasBias(p) {
+                            plan.append(("blk.\(l).\(gguf).bias", [name + ".bias"], [rows.count]))
+                            parts["blk.\(l).\(gguf).bias"] = rows
+                        }
+                    }
+                    continue
+                }
                 plan.append(("blk.\(l).\(ggufNames[p]!).weight", [name + ".weight"], [out, inp]))
                 if config.hasBias(p) { plan.append(("blk.\(l).\(ggufNames[p]!).bias", [name + ".bias"], [out])) }
             }
@@ -153,12 +179,21 @@ public enum GGUFExporter {
                                                             low: low, high: high, original: original)
             plan.append(("rope_freqs.weight", [], [config.headDim / 2]))
         }
+        // Phi-3's LongRoPE: both factor lists, as its converter writes them.
+        var extra: [String: [Float]] = [:]
+        if case let .longrope(short, long, _, _) = config.rope.scaling {
+            extra["rope_factors_long.weight"] = long
+            extra["rope_factors_short.weight"] = short
+            plan.append(("rope_factors_long.weight", [], [long.count]))
+            plan.append(("rope_factors_short.weight", [], [short.count]))
+        }
+        if let factors = ropeFactors { extra["rope_freqs.weight"] = factors }
 
         var fallbacks: [String] = []
         let mix = QuantMix.Model(config: config)
         for (gguf, _, shape) in plan {
-            // Routers stay f32, as llama.cpp's quantizer keeps them.
-            if gguf.contains("ffn_gate_inp") {
+            // Routers and rope factors stay f32, as llama.cpp's quantizer keeps them.
+            if gguf.contains("ffn_gate_inp") || extra[gguf] != nil {
                 writer.tensors.append(.init(name: gguf, dims: shape.reversed(), type: .f32))
                 continue
             }
@@ -172,9 +207,22 @@ public enum GGUFExporter {
         var bytes = 0
         try writer.write(to: output) { tensor, out in
             let values: FloatBuffer
-            if tensor.name == "rope_freqs.weight", let factors = ropeFactors {
+            if let factors = extra[tensor.name] {
                 values = FloatBuffer(count: factors.count)
                 factors.withUnsafeBufferPointer { values.copy(from: $0.baseAddress!, count: factors.count) }
+            } else if let rows = parts[tensor.name] {
+                // One part of a fused q/k/v, cut after the adapter is merged into the whole.
+                let view = try directory.tensor(hfNames[tensor.name]![0])
+                let fused = try view.floatBuffer()
+                if let a = adapter { _ = a.merge(tensor: view.name, values: fused.pointer, shape: view.shape) }
+                let cols = tensor.dims.count == 2 ? tensor.dims[0] : 1
+                guard view.elementCount == (config.qDim + 2 * config.kvDim) * cols else {
+                    throw ModelIOError.shapeMismatch(tensor: view.name, expected: [config.qDim + 2 * config.kvDim, cols], found: view.shape)
+                }
+                values = FloatBuffer(count: tensor.elementCount)
+                for (r, source) in rows.enumerated() {
+                    (values.pointer + r * cols).update(from: fused.pointer + source * cols, count: cols)
+                }
             } else {
                 // One source tensor, or the experts' matrices stacked in expert order.
                 values = FloatBuffer(count: tensor.elementCount)
@@ -195,6 +243,17 @@ public enum GGUFExporter {
                 // Gemma's checkpoints store norm weights as w - 1; llama.cpp's files hold the scale itself.
                 if config.normOffset != 0, tensor.name.hasSuffix("norm.weight") {
                     for i in 0..<tensor.elementCount { values.pointer[i] += config.normOffset }
+                }
+                // Baichuan2's NormHead: the model multiplies by unit-length rows; llama.cpp reads them as stored.
+                if config.normHead, tensor.name == "output.weight" {
+                    let cols = tensor.dims[0]
+                    for r in 0..<(tensor.elementCount / cols) {
+                        let row = values.pointer + r * cols
+                        var sum: Float = 0
+                        for j in 0..<cols { sum += row[j] * row[j] }
+                        let scale = 1 / max(sum.squareRoot(), 1e-12)
+                        for j in 0..<cols { row[j] *= scale }
+                    }
                 }
             }
             if permuted, tensor.name.hasSuffix("attn_q.weight") || tensor.name.hasSuffix("attn_k.weight")
@@ -222,7 +281,7 @@ public enum GGUFExporter {
             }
             bytes += tensor.byteCount
         }
-        return Report(tensors: plan.count, bytes: bytes, fallbacks: fallbacks)
+        return Report(tensors: plan.count, bytes: bytes, fallbacks: fallbacks, notes: notes)
     }
 
     /// Reorders the rows of a query/key projection from Hugging Face's half rotation to llama.cpp's pair rotation.
@@ -237,7 +296,7 @@ public enum GGUFExporter {
     /// llama.cpp's metadata for the model: hyper-parameters under its architecture name, tokenizer and chat template.
     static func metadata(config c: ModelConfig, directory: ModelDirectory, name: String, type: OutputType) throws
         -> [(key: String, value: GGUFValue)] {
-        let a = GGUFLayout.architecture(of: c) ?? c.architecture.rawValue
+        let a = GGUFLayout.architecture(of: c)
         var m: [(key: String, value: GGUFValue)] = [
             ("general.architecture", .string(a)), ("general.name", .string(name)),
             ("general.file_type", .uint32(type.fileType)), ("general.quantization_version", .uint32(2)),
@@ -256,14 +315,23 @@ public enum GGUFExporter {
             m.append(("\(a).attention.key_length", .uint32(UInt32(c.headDim))))
             m.append(("\(a).attention.value_length", .uint32(UInt32(c.headDim))))
         }
-        if a == "llama" {
-            m.append(("llama.vocab_size", .uint32(UInt32(c.vocabSize))))
-            m.append(("llama.rope.dimension_count", .uint32(UInt32(c.headDim))))
+        if a == "llama" { m.append(("llama.vocab_size", .uint32(UInt32(c.vocabSize)))) }
+        // The rotated dimensions of each head (partial rotary: Phi-4-mini, GLM), where the converter writes them.
+        if ["llama", "phi3", "baichuan", "internlm2", "chatglm", "glm4"].contains(a) || c.rotaryDim != c.headDim {
+            m.append(("\(a).rope.dimension_count", .uint32(UInt32(c.rotaryDim))))
         }
-        if let w = c.slidingWindow, c.architecture == .gemma2 || c.architecture == .gemma3 {
+        if let w = c.slidingWindow {
             m.append(("\(a).attention.sliding_window", .uint32(UInt32(w))))
             m.append(("\(a).attention.sliding_window_pattern",
                       .array(elementType: GGUFValue.boolID, (0..<c.layerCount).map { .bool(c.attentionWindow(layer: $0) != nil) })))
+        } else if a == "phi3" {
+            m.append(("phi3.attention.sliding_window", .uint32(0)))
+        }
+        if case let .longrope(_, _, original, attentionFactor) = c.rope.scaling {
+            m.append(("\(a).rope.scaling.original_context_length", .uint32(UInt32(original))))
+            m.append(("\(a).rope.scaling.attn_factor", .float32(attentionFactor)))
+        } else if a == "phi3" {
+            m.append(("phi3.rope.scaling.original_context_length", .uint32(UInt32(c.maxPositionEmbeddings))))
         }
         if let local = c.localRope { m.append(("\(a).rope.freq_base_swa", .float32(Float(local.theta)))) }
         if let cap = c.attentionSoftcap { m.append(("\(a).attn_logit_softcapping", .float32(cap))) }

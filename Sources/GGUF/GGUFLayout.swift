@@ -5,21 +5,29 @@ import Transformer
 /// and whether the attention query/key rows are reordered for its rotary embedding (its pre-tokenizers by name are
 /// `GGUFPreTokenizer`).
 enum GGUFLayout {
-    /// The GGUF architecture of a Hugging Face model: Qwen2 and Qwen3 keep theirs; Llama and Mistral are `llama`.
-    /// nil for the families whose export is not written yet (Phi-3, InternLM2/3, Baichuan2, GLM).
-    static func architecture(of config: ModelConfig) -> String? {
+    /// The GGUF architecture of a Hugging Face model, as llama.cpp's converter picks it: Qwen2 and Qwen3 keep theirs;
+    /// Llama, Mistral and InternLM3 are `llama`; GLM (`GlmForCausalLM`) is `chatglm`.
+    static func architecture(of config: ModelConfig) -> String {
         switch config.architecture {
         case .qwen2: "qwen2"
         case .qwen3: "qwen3"
-        case .llama, .mistral: "llama"
+        case .llama, .mistral, .internlm3: "llama"
         case .qwen: "qwen"
         case .qwen2MoE: "qwen2moe"
         case .qwen3MoE: "qwen3moe"
         case .gemma2: "gemma2"
         case .gemma3: "gemma3"
-        case .phi3, .internlm2, .internlm3, .baichuan, .glm, .glm4: nil
+        case .phi3: "phi3"
+        case .internlm2: "internlm2"
+        case .baichuan: "baichuan"
+        case .glm: "chatglm"
+        case .glm4: "glm4"
         }
     }
+
+    /// Every GGUF architecture we read and write.
+    static let supportedNames = ["qwen2", "qwen3", "llama", "qwen", "qwen2moe", "qwen3moe", "gemma2", "gemma3", "phi3",
+                                 "internlm2", "baichuan", "chatglm", "glm4"]
 
     /// The Hugging Face architecture a GGUF architecture loads as, or nil when we do not support it.
     static func architecture(gguf name: String) -> ModelConfig.Architecture? {
@@ -32,6 +40,11 @@ enum GGUFLayout {
         case "qwen3moe": .qwen3MoE
         case "gemma2": .gemma2
         case "gemma3": .gemma3
+        case "phi3": .phi3
+        case "internlm2": .internlm2
+        case "baichuan": .baichuan
+        case "chatglm": .glm
+        case "glm4": .glm4
         default: nil
         }
     }
@@ -53,10 +66,15 @@ enum GGUFLayout {
     /// llama.cpp's `feed_forward_length` for a config: Qwen v1 counts w1 and w2 together.
     static func feedForwardLength(_ c: ModelConfig) -> Int { c.architecture == .qwen ? 2 * c.intermediateSize : c.intermediateSize }
 
-    /// llama.cpp's `llama` architecture rotates adjacent pairs (x[2i], x[2i+1]) where Hugging Face's Llama rotates
-    /// halves (x[i], x[i + d/2]); its converter reorders the rows of q_proj and k_proj (and their biases) per head.
-    /// Qwen2 and Qwen3 run the half rotation in llama.cpp too and keep their rows.
-    static func permutesQueryKey(gguf name: String) -> Bool { name == "llama" }
+    /// llama.cpp's `llama`, `internlm2` and `baichuan` rotate adjacent pairs (x[2i], x[2i+1]) where the Hugging Face
+    /// models rotate halves (x[i], x[i + d/2]); its converter reorders the rows of q_proj and k_proj (and their biases)
+    /// per head. Qwen, Phi-3 and Gemma run the half rotation in llama.cpp too, and GLM rotates pairs in both, so they
+    /// keep their rows.
+    static func permutesQueryKey(gguf name: String) -> Bool { ["llama", "internlm2", "baichuan"].contains(name) }
+
+    /// Architectures whose fused q/k/v (InternLM2's `wqkv`, Baichuan's `W_pack`) llama.cpp's converter writes as
+    /// separate attn_q, attn_k and attn_v (reordered for its rotation); Qwen v1 and Phi-3 keep attn_qkv.
+    static func splitsQKV(gguf name: String) -> Bool { ["internlm2", "baichuan"].contains(name) }
 
     /// GGUF row i holds Hugging Face row `hfRow(i)` for a [heads * headDim, cols] projection.
     static func hfRow(ofGGUFRow i: Int, headDim: Int) -> Int {

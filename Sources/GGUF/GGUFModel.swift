@@ -28,7 +28,7 @@ public final class GGUFModel: @unchecked Sendable {
         }
         let name = m["general.architecture"]?.string ?? "?"
         guard let architecture = GGUFLayout.architecture(gguf: name) else {
-            throw ModelIOError.malformed(path: path, reason: "GGUF architecture '\(name)' is not supported (qwen2, qwen3, llama, qwen, qwen2moe, qwen3moe, gemma2, gemma3)")
+            throw ModelIOError.malformed(path: path, reason: "GGUF architecture '\(name)' is not supported (\(GGUFLayout.supportedNames.joined(separator: ", ")))")
         }
         arch = name
         guard let embedding = file.tensors["token_embd.weight"], embedding.dims.count == 2 else {
@@ -36,9 +36,13 @@ public final class GGUFModel: @unchecked Sendable {
         }
         let eos = m["tokenizer.ggml.eos_token_id"]?.integer
         let hidden = try int("\(name).embedding_length"), heads = try int("\(name).attention.head_count")
-        let headDim = m["\(name).attention.key_length"]?.integer ?? m["\(name).rope.dimension_count"]?.integer ?? hidden / max(1, heads)
-        guard heads > 0, headDim > 0, headDim % 2 == 0 else {
-            throw ModelIOError.malformed(path: path, reason: "attention head count \(heads) and head size \(headDim) are not usable")
+        let headDim = m["\(name).attention.key_length"]?.integer ?? hidden / max(1, heads)
+        let rotaryDim = m["\(name).rope.dimension_count"]?.integer ?? headDim
+        guard heads > 0, headDim > 0, headDim % 2 == 0, rotaryDim >= 2, rotaryDim <= headDim, rotaryDim % 2 == 0 else {
+            throw ModelIOError.malformed(path: path, reason: "attention head count \(heads), head size \(headDim) and rotated dimensions \(rotaryDim) are not usable")
+        }
+        if architecture == .baichuan, (try int("\(name).block_count")) != 32 {
+            throw ModelIOError.malformed(path: path, reason: "llama.cpp runs a baichuan of \(try int("\(name).block_count")) layers without rotary positions (ALiBi for 40 layers, none otherwise), which is not supported; 32-layer (7B) files are")
         }
         var rope = RoPEConfig(theta: m["\(name).rope.freq_base"]?.number ?? 10000)
         if let factors = file.tensors["rope_freqs.weight"] {
@@ -49,6 +53,18 @@ public final class GGUFModel: @unchecked Sendable {
             rope.scaling = .frequencyFactors((0..<(headDim / 2)).map { p[$0] })
         } else if m["\(name).rope.scaling.type"]?.string == "linear", let f = m["\(name).rope.scaling.factor"]?.number {
             rope.scaling = .linear(factor: f)
+        } else if let long = file.tensors["rope_factors_long.weight"], let short = file.tensors["rope_factors_short.weight"] {
+            // Phi-3's LongRoPE: short factors up to the original context, long ones past it (as transformers).
+            guard long.elementCount == rotaryDim / 2, short.elementCount == rotaryDim / 2, long.type == .f32, short.type == .f32 else {
+                throw ModelIOError.malformed(path: path, reason: "rope_factors_long/short hold \(long.elementCount) and \(short.elementCount) values; expected \(rotaryDim / 2) f32 each")
+            }
+            func values(_ t: GGUFFile.TensorInfo) -> [Float] {
+                let p = t.data.assumingMemoryBound(to: Float.self)
+                return (0..<t.elementCount).map { p[$0] }
+            }
+            let original = try m["\(name).rope.scaling.original_context_length"]?.integer ?? int("\(name).context_length")
+            rope.scaling = .longrope(short: values(short), long: values(long), originalMaxPositions: original,
+                                     attentionFactor: Float(m["\(name).rope.scaling.attn_factor"]?.number ?? 1))
         }
         config = ModelConfig(
             architecture: architecture, hiddenSize: hidden,
@@ -57,11 +73,27 @@ public final class GGUFModel: @unchecked Sendable {
             headCount: heads, kvHeadCount: m["\(name).attention.head_count_kv"]?.integer ?? heads, headDim: headDim,
             vocabSize: embedding.dims[1], maxPositionEmbeddings: (try? int("\(name).context_length")) ?? 32768,
             rmsNormEps: Float(m["\(name).attention.layer_norm_rms_epsilon"]?.number ?? 1e-6),
-            rope: rope,
+            rope: rope, rotaryDim: rotaryDim,
             tieWordEmbeddings: file.tensors["output.weight"] == nil,
             qkvBias: file.tensors["blk.0.attn_q.bias"] != nil || file.tensors["blk.0.attn_qkv.bias"] != nil,
             qkNorm: file.tensors["blk.0.attn_q_norm.weight"] != nil,
             bosTokenID: m["tokenizer.ggml.bos_token_id"]?.integer, eosTokenIDs: eos.map { [$0] } ?? [])
+        // The file's own tensors say what is fused: attn_qkv ([q | k | v]: Qwen v1, Phi-3, llama.cpp's ChatGLM) and an
+        // ffn_up of both halves with no ffn_gate (Phi-3, GLM). InternLM2's and Baichuan's q/k/v come split (and their
+        // Baichuan NormHead rows normalised), so they read as Llama-named models.
+        config.qkvFusion = file.tensors["blk.0.attn_qkv.weight"] != nil ? .concatenated : nil
+        config.fusedGateUp = file.tensors["blk.0.ffn_gate.weight"] == nil && file.tensors["blk.0.ffn_up.weight"] != nil
+            && file.tensors["blk.0.ffn_gate_exps.weight"] == nil
+        if architecture == .internlm2 || architecture == .baichuan {
+            config.layout = .llama
+            config.normHead = false
+        }
+        if architecture != .gemma2, architecture != .gemma3, let w = m["\(name).attention.sliding_window"]?.integer, w > 0 {
+            config.slidingWindow = w
+            if case .array(_, let flags)? = m["\(name).attention.sliding_window_pattern"], flags.count == config.layerCount {
+                config.slidingLayers = flags.map { $0 == .bool(true) }
+            }
+        }
         if architecture == .gemma2 || architecture == .gemma3 {
             // The file holds the norms' scales (1 + w) already; the rest as llama.cpp reads it.
             config.attentionScale = GGUFLayout.gemmaAttentionScale(architecture: architecture, layers: config.layerCount,

@@ -40,7 +40,7 @@ public enum QuantMix {
         }
 
         public init(config: ModelConfig) {
-            self.init(architecture: GGUFLayout.architecture(of: config) ?? config.architecture.rawValue, layerCount: config.layerCount,
+            self.init(architecture: GGUFLayout.architecture(of: config), layerCount: config.layerCount,
                       headCount: config.headCount, kvHeadCount: config.kvHeadCount, tiedEmbeddings: config.tieWordEmbeddings)
         }
 

@@ -121,3 +121,15 @@ extension TransformerModel {
         }
     }
 }
+
+extension ModelConfig {
+    /// The rows of a fused q/k/v weight (or bias) that hold part `part` (q, k, v = 0, 1, 2), in that part's own row
+    /// order: row i of the part is fused row `fusedQKVRows(part:)[i]` (Baichuan's [q | k | v], InternLM2's groups).
+    public func fusedQKVRows(part: Int) -> [Int] {
+        var rows = [Int](repeating: 0, count: part == 0 ? qDim : kvDim)
+        for run in FusedColumns.qkv(self).runs where run.part == part {
+            for i in 0..<run.length { rows[run.offset + i] = run.fused + i }
+        }
+        return rows
+    }
+}
