@@ -70,6 +70,17 @@ def rope(x, positions, theta, rot):
     return torch.cat((xr * cos + rotate_half(xr) * sin, xp), dim=-1)
 
 
+def rope_pairs(x, positions, theta, rot):
+    """x [T, H, D]: the first `rot` dims rotated as adjacent pairs (x[2i], x[2i+1]) (ChatGLM's remote code)."""
+    inv = 1.0 / (theta ** (torch.arange(0, rot, 2, dtype=torch.int64).float() / rot))
+    freqs = positions.float()[:, None] * inv[None, :]
+    cos, sin = freqs.cos()[:, None, :], freqs.sin()[:, None, :]
+    xr, xp = x[..., :rot].reshape(*x.shape[:-1], rot // 2, 2), x[..., rot:]
+    a, b = xr[..., 0], xr[..., 1]
+    out = torch.stack((a * cos - b * sin, b * cos + a * sin), dim=-1).flatten(-2)
+    return torch.cat((out, xp), dim=-1)
+
+
 def attend(q, k, v, heads, kv_heads):
     """q [T, H, D], k/v [T, Hkv, D]: causal softmax attention in f32, GQA by repetition."""
     t, d = q.shape[0], q.shape[2]
@@ -90,7 +101,10 @@ class RemoteCodeModel(nn.Module):
     def __init__(self, family, cfg):
         super().__init__()
         self.family, self.cfg = family, cfg
-        c, h, d = cfg["hidden_size"], cfg["num_attention_heads"], cfg["hidden_size"] // cfg["num_attention_heads"]
+        if family == "chatglm":  # ChatGLM's own field names
+            cfg = dict(cfg, num_hidden_layers=cfg["num_layers"], vocab_size=cfg["padded_vocab_size"],
+                       num_key_value_heads=cfg["multi_query_group_num"], rms_norm_eps=cfg["layernorm_epsilon"])
+        c, h, d = cfg["hidden_size"], cfg["num_attention_heads"], cfg.get("kv_channels", cfg["hidden_size"] // cfg["num_attention_heads"])
         hkv = cfg.get("num_key_value_heads", h)
         self.h, self.hkv, self.d = h, hkv, d
         eps = cfg.get("rms_norm_eps", cfg.get("layer_norm_epsilon"))
@@ -151,10 +165,39 @@ class RemoteCodeModel(nn.Module):
             root.norm = RMSNorm(c, eps)
             self.model = root
             self.lm_head = nn.Linear(c, cfg["vocab_size"], bias=False)
+        elif family == "chatglm":
+            i = cfg["ffn_hidden_size"]
+            root = Container()
+            root.embedding = Container()
+            root.embedding.word_embeddings = nn.Embedding(cfg["vocab_size"], c)
+            root.encoder = Container()
+            root.encoder.layers = nn.ModuleList()
+            for _ in range(cfg["num_hidden_layers"]):
+                blk = Container()
+                blk.input_layernorm, blk.post_attention_layernorm = RMSNorm(c, eps), RMSNorm(c, eps)
+                blk.self_attention = Container()
+                blk.self_attention.query_key_value = nn.Linear(c, qkv_out, bias=cfg["add_qkv_bias"])
+                blk.self_attention.dense = nn.Linear(h * d, c, bias=False)
+                blk.mlp = Container()
+                blk.mlp.dense_h_to_4h = nn.Linear(c, 2 * i, bias=False)
+                blk.mlp.dense_4h_to_h = nn.Linear(i, c, bias=False)
+                root.encoder.layers.append(blk)
+            root.encoder.final_layernorm = RMSNorm(c, eps)
+            root.output_layer = nn.Linear(c, cfg["vocab_size"], bias=False)
+            self.transformer = root
         else:
             raise ValueError(family)
 
     def parts(self):
+        if self.family == "chatglm":
+            t = self.transformer
+
+            def swiglu(x, b):
+                a, g = b.mlp.dense_h_to_4h(x).chunk(2, dim=-1)
+                return b.mlp.dense_4h_to_h(F.silu(a) * g)
+            return t.embedding.word_embeddings, [(b.input_layernorm, b.self_attention.query_key_value, b.self_attention.dense,
+                                                  b.post_attention_layernorm, lambda x, b=b: swiglu(x, b))
+                                                 for b in t.encoder.layers], t.encoder.final_layernorm, t.output_layer
         if self.family == "qwen":
             t = self.transformer
             return t.wte, [(b.ln_1, b.attn.c_attn, b.attn.c_proj, b.ln_2,
@@ -183,12 +226,15 @@ class RemoteCodeModel(nn.Module):
         cfg = self.cfg
         theta = cfg.get("rope_theta", cfg.get("rotary_emb_base", 10000.0))
         rot = int(self.d * cfg.get("rotary_pct", 1.0))
+        rotate = rope
+        if self.family == "chatglm":  # half of each head, in pairs, base 10000 * rope_ratio
+            theta, rot, rotate = 10000.0 * cfg.get("rope_ratio", 1), self.d // 2, rope_pairs
         emb, blocks, final, head = self.parts()
         x = emb(ids)
         pos = torch.arange(ids.shape[0])
         for ln1, qkv, o, ln2, mlp in blocks:
             q, k, v = self.split_qkv(qkv(ln1(x)))
-            q, k = rope(q, pos, theta, rot), rope(k, pos, theta, rot)
+            q, k = rotate(q, pos, theta, rot), rotate(k, pos, theta, rot)
             if self.family == "qwen" and cfg.get("use_logn_attn") and not self.training:
                 n = cfg["seq_length"]
                 scale = torch.tensor([math.log(p + 1, n) if p + 1 > n else 1.0 for p in range(ids.shape[0])])
@@ -422,7 +468,24 @@ def main():
         family(name, m, {}, ["q_proj", "v_proj", "o_proj"], native=True)
 
 
-REMOTE = {"tiny-qwen1": "qwen", "tiny-internlm2": "internlm2", "tiny-baichuan2": "baichuan"}
+REMOTE = {"tiny-qwen1": "qwen", "tiny-internlm2": "internlm2", "tiny-baichuan2": "baichuan", "tiny-chatglm": "chatglm"}
+
+
+def make_chatglm():
+    """GLM-4's remote-code layout (ChatGLMModel, model_type chatglm): GQA 4:2 through query_key_value with its bias,
+    dense_h_to_4h = [gate | up], half of each 16-wide head rotated in pairs with base 10000 * rope_ratio (1.5), its
+    own field names."""
+    chatglm = {"architectures": ["ChatGLMModel"], "model_type": "chatglm", "num_layers": 2, "hidden_size": 64,
+               "num_attention_heads": 4, "kv_channels": 16, "multi_query_attention": True, "multi_query_group_num": 2,
+               "ffn_hidden_size": 128, "padded_vocab_size": 384, "seq_length": 64, "layernorm_epsilon": 1e-5,
+               "rmsnorm": True, "add_bias_linear": False, "add_qkv_bias": True, "post_layer_norm": True,
+               "apply_residual_connection_post_layernorm": False, "original_rope": True, "rope_ratio": 1.5,
+               "tie_word_embeddings": False, "torch_dtype": "float32", "eos_token_id": [302, 300],
+               "auto_map": {"AutoConfig": "configuration_chatglm.ChatGLMConfig", "AutoModel": "modeling_chatglm.ChatGLMForConditionalGeneration"}}
+    torch.manual_seed(30)
+    m = RemoteCodeModel("chatglm", chatglm)
+    randomise(m, 30)
+    family("tiny-chatglm", m, chatglm, "query_key_value", native=False)
 
 
 def load_reference(directory, name):
@@ -438,7 +501,11 @@ def load_reference(directory, name):
     return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval(), True
 
 
-def roundtrip(binary):
+ROUNDTRIP = ["tiny-qwen1", "tiny-internlm2", "tiny-baichuan2", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
+             "tiny-glm4", "tiny-qwen2-moe", "tiny-qwen3-moe", "tiny-chatglm"]
+
+
+def roundtrip(binary, names=ROUNDTRIP):
     """Our tool trains a LoRA with each family's default targets and merges it; PEFT loads our adapter and
     transformers (or the restatement) loads our merged checkpoint; their logits go into the family's golden file."""
     from make_peft_fixtures import keep_adapter_only, write_train_data
@@ -448,8 +515,7 @@ def roundtrip(binary):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     data = write_train_data(work)
-    for name in ["tiny-qwen1", "tiny-internlm2", "tiny-baichuan2", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
-                 "tiny-glm4", "tiny-qwen2-moe", "tiny-qwen3-moe"]:
+    for name in names:
         base = os.path.join(MODELS, name)
         out = os.path.join(ADAPTERS, name + "-ours")
         shutil.rmtree(out, ignore_errors=True)
@@ -494,7 +560,12 @@ def roundtrip(binary):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--peft-binary", help="also train and merge with our tool and record what PEFT/transformers compute")
+    ap.add_argument("--only-chatglm", action="store_true", help="only the ChatGLM remote-code fixture")
     args = ap.parse_args()
-    main()
+    if args.only_chatglm:
+        make_chatglm()
+    else:
+        main()
+        make_chatglm()
     if args.peft_binary:
-        roundtrip(os.path.abspath(args.peft_binary))
+        roundtrip(os.path.abspath(args.peft_binary), ["tiny-chatglm"] if args.only_chatglm else ROUNDTRIP)

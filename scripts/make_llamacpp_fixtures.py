@@ -261,6 +261,9 @@ def main():
              ("tiny-internlm3/f16", "tiny-internlm3", "f16"),
              # GLM (`chatglm`) and GLM-4-0414 (`glm4`, post norms): half the head rotated in pairs, q/k/v biases.
              ("tiny-glm/q8_0", "tiny-glm", "q8_0"), ("tiny-glm4/q8_0", "tiny-glm4", "q8_0"),
+             # GLM-4's remote-code layout (`chatglm` with a fused attn_qkv, as llama.cpp's converter writes it); in f16,
+             # as q8_0 makes a near-tie of its first greedy token.
+             ("tiny-chatglm/f16", "tiny-chatglm", "f16"),
              # Baichuan2-7B's layout (`baichuan`, 32 layers): W_pack cut and reordered, NormHead rows normalised.
              ("tiny-baichuan2-32/f16", "tiny-baichuan2-32", "f16")]
     cases += [(f"{K_MODEL}/{t}", K_MODEL, t) for t in K_TYPES]

@@ -4,7 +4,8 @@
 Tiny byte-level BPE tokenizers are trained with Hugging Face `tokenizers` on the mixed text below and saved in
 several tokenizer.json flavours (Qwen2-style Split+ByteLevel, the same with legacy "a b" merges, Llama-3 style with
 ignore_merges and a BOS template, GPT-2 style ByteLevel regex with a prefix space, and a custom Split regex with NFKC).
-A `qwen.tiktoken` rank file is derived from the Qwen2-style vocabulary; its expected ids come from `tiktoken`.
+A `qwen.tiktoken` rank file (and GLM-4's, named tokenizer.model) is derived from the Qwen2-style vocabulary; their
+expected ids come from `tiktoken`.
 Expected ids are `tokenizer.encode(text).ids`, decoded strings are `tokenizer.decode(ids, skip_special_tokens=False)`.
 When ../shared/qwen-tokenizer (or $PEFT_QWEN_TOKENIZER_DIR) exists, golden ids for the real Qwen vocabulary are written too.
 
@@ -243,6 +244,35 @@ def make_tiktoken(qwen_tok):
     (folder / "expected.json").write_text(json.dumps(cases, ensure_ascii=False, indent=0), encoding="utf-8")
 
 
+GLM4_SPECIALS = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>",
+                 "<|assistant|>", "<|observation|>", "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>",
+                 "<|end_of_video|>"]
+
+
+def make_glm4_tiktoken(qwen_tok):
+    """GLM-4's remote-code tokenizer (ChatGLM4Tokenizer): the same ranks as qwen-tiktoken in a file named
+    tokenizer.model, Llama-3's split, its 14 special tokens after the ranks. Expected ids are what ChatGLM4Tokenizer
+    gives with add_special_tokens (its [gMASK] <sop> prefix, then tiktoken's ids with special tokens parsed)."""
+    import tiktoken
+    byte_decoder = {c: b for b, c in bytes_to_unicode().items()}
+    vocab = json.loads(qwen_tok.to_str())["model"]["vocab"]
+    ranks = {bytes(byte_decoder[c] for c in token): rank for token, rank in vocab.items()}
+    specials = {t: len(ranks) + i for i, t in enumerate(GLM4_SPECIALS)}
+    enc = tiktoken.Encoding("tiny-glm4", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks, special_tokens=specials)
+    folder = OUT / "glm4-tiktoken"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{base64.b64encode(token).decode()} {rank}" for token, rank in sorted(ranks.items(), key=lambda x: x[1])]
+    (folder / "tokenizer.model").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "ChatGLM4Tokenizer",
+                                                              "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}, indent=1))
+    prefix = [specials["[gMASK]"], specials["<sop>"]]
+    cases = []
+    for text in TEXTS + ["[gMASK]<sop><|user|>\n你好<|assistant|>"]:
+        ids = enc.encode(text, allowed_special="all")
+        cases.append({"text": text, "ids": prefix + ids, "decoded": enc.decode(prefix + ids)})
+    (folder / "expected.json").write_text(json.dumps(cases, ensure_ascii=False, indent=0), encoding="utf-8")
+
+
 def bytes_to_unicode():
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
     table, extra = {}, 0
@@ -369,6 +399,7 @@ def main():
     make_custom_regex()
     make_sentencepiece_style()
     make_tiktoken(qwen)
+    make_glm4_tiktoken(qwen)
     make_chat(qwen, llama)
     make_real_qwen()
     print(f"fixtures written to {OUT} with tokenizers {tokenizers.__version__}")

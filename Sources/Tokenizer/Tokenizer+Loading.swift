@@ -2,7 +2,8 @@ import Foundation
 
 extension Tokenizer {
     /// Loads a tokenizer from a Hugging Face model directory: `tokenizer.json`, else a SentencePiece BPE
-    /// `tokenizer.model` (Llama 2, Mistral v0.1 folders without tokenizer.json), else `qwen.tiktoken` (Qwen v1), with `tokenizer_config.json` and `chat_template.jinja` when present
+    /// `tokenizer.model` (Llama 2, Mistral v0.1 folders without tokenizer.json; GLM-4's remote code keeps a tiktoken
+    /// rank file under that name), else `qwen.tiktoken` (Qwen v1), with `tokenizer_config.json` and `chat_template.jinja` when present
     /// (the `.jinja` file wins over the config's `chat_template`, as in transformers 5).
     /// ```swift
     /// let tokenizer = try Tokenizer.load(directory: URL(fileURLWithPath: "/models/Qwen1.5-0.5B-Chat"))
@@ -26,6 +27,10 @@ extension Tokenizer {
         }
         let modelURL = directory.appendingPathComponent("tokenizer.model")
         if let data = try readIfPresent(modelURL) {
+            // GLM-4's remote code keeps a tiktoken rank file under this name.
+            if isTiktokenRankFile(data) {
+                return try Tokenizer(tiktokenRanks: data, config: config, file: modelURL.path, family: .glm4)
+            }
             var vocabulary = try SentencePieceVocabulary(modelFile: data, file: modelURL.path)
             if let addsBOS = config.addBosToken { vocabulary.addsBOS = addsBOS }
             if let addsEOS = config.addEosToken { vocabulary.addsEOS = addsEOS }

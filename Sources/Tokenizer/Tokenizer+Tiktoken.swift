@@ -5,6 +5,31 @@ extension Tokenizer {
     static let qwenTiktokenSpecialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
         + (0..<205).map { "<|extra_\($0)|>" }
 
+    /// GLM-4's remote-code tokenizer (`ChatGLM4Tokenizer`): its special tokens, numbered from the first id after the
+    /// ranks of its `tokenizer.model` (151329 for the real file).
+    static let glm4TiktokenSpecialTokens = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
+                                            "<|user|>", "<|assistant|>", "<|observation|>", "<|begin_of_image|>",
+                                            "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>"]
+
+    /// The two tiktoken families we read: Qwen v1 (`qwen.tiktoken`, Qwen2's split) and GLM-4 (a rank file named
+    /// `tokenizer.model`, Llama-3's split with digits in threes, `[gMASK]<sop>` before every encoded text).
+    enum TiktokenFamily: Sendable {
+        case qwen, glm4
+
+        var specials: [String] { self == .qwen ? Tokenizer.qwenTiktokenSpecialTokens : Tokenizer.glm4TiktokenSpecialTokens }
+        var maximumDigits: Int { self == .qwen ? 1 : 3 }
+        var prefix: [String] { self == .qwen ? [] : ["[gMASK]", "<sop>"] }
+    }
+
+    /// Whether a `tokenizer.model` is a tiktoken rank file (`base64 rank` lines) rather than a SentencePiece protobuf.
+    static func isTiktokenRankFile(_ data: Data) -> Bool {
+        let line = data.prefix(while: { $0 != UInt8(ascii: "\n") })
+        let fields = line.split(separator: UInt8(ascii: " "))
+        guard fields.count == 2, !fields[0].isEmpty, !fields[1].isEmpty else { return false }
+        let base64 = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=".utf8)
+        return fields[0].allSatisfy(base64.contains) && fields[1].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") || $0 == UInt8(ascii: "\r") }
+    }
+
     /// Builds a tokenizer from a Qwen v1 `qwen.tiktoken` rank file: one `base64(token bytes) rank` per line.
     /// Encoding is tiktoken's: the Qwen pre-tokenizer pattern, then byte-pair merges where joining two parts
     /// has the rank of the joined bytes. `eos_token` defaults to `<|endoftext|>`.
@@ -15,7 +40,7 @@ extension Tokenizer {
         try self.init(tiktokenRanks: data, config: config, file: "qwen.tiktoken")
     }
 
-    convenience init(tiktokenRanks data: Data, config: TokenizerConfig, file: String) throws {
+    convenience init(tiktokenRanks data: Data, config: TokenizerConfig, file: String, family: TiktokenFamily = .qwen) throws {
         let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         var index = TokenIndex(expectedCount: lines.count)
         var spellings: [[UInt8]?] = []
@@ -41,14 +66,15 @@ extension Tokenizer {
                              merges: Self.tiktokenMerges(spellings: spellings, index: index),
                              ignoreMerges: true, symbolsAreBytes: true)
         let firstSpecial = spellings.count
-        let specials = Self.qwenTiktokenSpecialTokens.enumerated().map {
+        let specials = family.specials.enumerated().map {
             AddedToken(id: TokenID(firstSpecial + $0), content: $1, special: true)
         }
         var config = config
         if config.eosToken == nil { config.eosToken = "<|endoftext|>" }
+        let prefix = family.prefix.compactMap { name in specials.first { $0.content == name }?.id }
         self.init(config: config, normalizer: Normalizer(steps: []),
-                  preTokenizer: .split(.family(GPT2FamilyPattern(flavor: .qwen, maximumDigits: 1)), keepsMatches: true),
-                  model: model, addedTokens: specials, postProcessor: PostProcessor(), decoder: .byteLevel)
+                  preTokenizer: .split(.family(GPT2FamilyPattern(flavor: .qwen, maximumDigits: family.maximumDigits)), keepsMatches: true),
+                  model: model, addedTokens: specials, postProcessor: PostProcessor(prefix: prefix), decoder: .byteLevel)
     }
 
     /// A `qwen.tiktoken` file as a byte-level BPE vocabulary (what llama.cpp's converter writes for Qwen v1): the

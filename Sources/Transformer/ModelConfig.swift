@@ -275,7 +275,10 @@ extension ModelConfig {
         }
         var fields = ConfigFields(obj, path: path)
         let modelType = try fields.string("model_type")
-        guard let arch = Architecture(rawValue: modelType) else {
+        // ChatGLM2/3 and GLM-4's remote code (`ChatGLMModel`): GLM under its own field and tensor names.
+        let chatGLM = modelType == "chatglm"
+        if chatGLM { try Self.readChatGLMFields(&fields) }
+        guard let arch = chatGLM ? .glm : Architecture(rawValue: modelType) else {
             throw TransformerError.unsupported(path: path, reason: "model_type '\(modelType)' is not supported; supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")) (Qwen1.5/Qwen2/Qwen2.5 use qwen2, Qwen-1.8B/7B (v1) qwen)")
         }
         // Qwen v1 spells the shared fields its own way; read them under the common names.
@@ -397,6 +400,7 @@ extension ModelConfig {
             storedDType: fields.optionalString("torch_dtype") ?? fields.optionalString("dtype"))
         self.slidingLayers = slidingLayers
         self.activation = activation
+        if chatGLM { (layout, qkvFusion) = (.chatglm, .concatenated) }
         if arch == .qwen2MoE || arch == .qwen3MoE { moe = try Self.mixture(fields, layers: layers) }
         self.localRope = localRope
         if let scalar = fields.optionalDouble("query_pre_attn_scalar"), scalar > 0 {
@@ -408,6 +412,31 @@ extension ModelConfig {
         if arch == .qwen, fields.optionalBool("use_logn_attn") == true, let n = fields.optionalInt("seq_length"), n > 1 {
             lognScalingLength = n
         }
+    }
+
+    /// ChatGLM's config under the common names: num_layers, ffn_hidden_size, kv_channels, layernorm_epsilon,
+    /// padded_vocab_size, seq_length; key/value heads from multi_query_group_num; the rotary base 10000 * rope_ratio over
+    /// half of each head, in pairs. Variants its remote code offers but no release uses are refused.
+    static func readChatGLMFields(_ fields: inout ConfigFields) throws {
+        for (key, unsupported, what) in [("rmsnorm", false, "LayerNorm instead of RMSNorm"),
+                                         ("apply_residual_connection_post_layernorm", true, "residuals taken after the norm"),
+                                         ("post_layer_norm", false, "no final norm"), ("original_rope", false, "its second rotary form"),
+                                         ("add_bias_linear", true, "biases on the output and MLP projections")]
+            where fields.optionalBool(key) == unsupported {
+            throw TransformerError.unsupported(path: fields.path, reason: "ChatGLM with \(key) = \(unsupported) (\(what)) is not supported")
+        }
+        if let n = fields.optionalInt("pre_seq_len"), n > 0 {
+            throw TransformerError.unsupported(path: fields.path, reason: "pre_seq_len \(n): a checkpoint with a P-tuning v2 prefix built in is not supported; train a prefix adapter instead (--method prefix)")
+        }
+        fields.alias(["num_layers": "num_hidden_layers", "ffn_hidden_size": "intermediate_size", "kv_channels": "head_dim",
+                      "layernorm_epsilon": "rms_norm_eps", "padded_vocab_size": "vocab_size", "seq_length": "max_position_embeddings",
+                      "add_qkv_bias": "attention_bias"])
+        if fields.optionalBool("multi_query_attention") == true, let groups = fields.optionalInt("multi_query_group_num") {
+            fields.replace("num_key_value_heads", with: groups)
+        }
+        fields.replace("rope_theta", with: 10000 * (fields.optionalDouble("rope_ratio") ?? 1))
+        if fields.optionalDouble("partial_rotary_factor") == nil { fields.replace("partial_rotary_factor", with: 0.5) }
+        if fields.optionalBool("attention_bias") == nil { fields.replace("attention_bias", with: false) }
     }
 
     /// Qwen2-MoE / Qwen3-MoE's mixture settings; a layer is sparse when (l + 1) % decoder_sparse_step == 0 and it is

@@ -68,6 +68,15 @@ public struct WeightLayout: Sendable, Equatable {
         return l
     }()
 
+    /// ChatGLM2/3 and GLM-4's remote code (`ChatGLMModel`, model_type `chatglm`): [q | k | v] in `query_key_value`,
+    /// [gate | up] in `dense_h_to_4h`.
+    public static let chatglm = WeightLayout(
+        embedding: "transformer.embedding.word_embeddings.weight", finalNorm: "transformer.encoder.final_layernorm.weight",
+        lmHead: "transformer.output_layer.weight", layers: "transformer.encoder.layers", inputNorm: "input_layernorm",
+        postAttentionNorm: "post_attention_layernorm", qNorm: "self_attention.q_norm", kNorm: "self_attention.k_norm",
+        modules: [.qkv: "self_attention.query_key_value", .o: "self_attention.dense", .gateUp: "mlp.dense_h_to_4h",
+                  .down: "mlp.dense_4h_to_h"])
+
     public func layerPrefix(_ l: Int) -> String { "\(layers).\(l)" }
 
     /// Mixture-of-experts tensors (Qwen2-MoE / Qwen3-MoE names): the router, expert e's projection `p`

@@ -7,7 +7,8 @@ import XCTest
 
 /// The families beyond Qwen2/Llama against their reference (scripts/make_family_fixtures.py): Qwen v1 (fused c_attn,
 /// w1/w2 MLP, log-n scaling), InternLM2 (interleaved wqkv under GQA), Baichuan2-7B (W_pack, NormHead), Phi-3
-/// (qkv_proj, gate_up_proj, partial rotary, LongRoPE, sliding window, tied head) and InternLM3. Each: logits of
+/// (qkv_proj, gate_up_proj, partial rotary, LongRoPE, sliding window, tied head), InternLM3, Gemma 2/3, GLM, GLM-4-0414,
+/// Qwen2-MoE, Qwen3-MoE and GLM-4's remote-code layout (ChatGLMModel: query_key_value, dense_h_to_4h, its own names). Each: logits of
 /// packed sequences, 16 greedy tokens through the KV cache, the eval loss, and a PEFT LoRA adapter on the fused
 /// q/k/v module with its logits, loss and every gradient; then merged into the checkpoint's own layout.
 final class FamilyGoldenTests: XCTestCase {
@@ -34,7 +35,7 @@ final class FamilyGoldenTests: XCTestCase {
     let families: [(name: String, architecture: ModelConfig.Architecture)] = [
         ("qwen1", .qwen), ("internlm2", .internlm2), ("baichuan2", .baichuan), ("phi3", .phi3), ("internlm3", .internlm3),
         ("gemma2", .gemma2), ("gemma3", .gemma3), ("glm", .glm), ("glm4", .glm4),
-        ("qwen2-moe", .qwen2MoE), ("qwen3-moe", .qwen3MoE),
+        ("qwen2-moe", .qwen2MoE), ("qwen3-moe", .qwen3MoE), ("chatglm", .glm),
     ]
 
     func golden(_ family: String) throws -> Golden {
@@ -49,7 +50,7 @@ final class FamilyGoldenTests: XCTestCase {
         // Parameter counts equal the checkpoints' element counts (tied heads once, every norm, experts).
         let counts = ["qwen1": 131776, "internlm2": 123200, "baichuan2": 131392, "phi3": 98624, "internlm3": 147776,
                       "gemma2": 98880, "gemma3": 98944, "glm": 123456, "glm4": 123712, "qwen2-moe": 132992,
-                      "qwen3-moe": 123776]
+                      "qwen3-moe": 123776, "chatglm": 123456]
         for (name, count) in counts {
             XCTAssertEqual(try ModelConfig(directory: modelFixture("tiny-\(name)")).parameterCount, count, name)
         }
@@ -66,6 +67,20 @@ final class FamilyGoldenTests: XCTestCase {
         let intern = try ModelConfig(directory: modelFixture("tiny-internlm2"))
         XCTAssertEqual(intern.qkvFusion, .grouped)
         XCTAssertEqual(intern.defaultLoRATargets, ["attention.wqkv"])
+        // GLM-4's remote-code layout: GLM under ChatGLM's names, [q | k | v] fused, base 10000 * rope_ratio.
+        let chatglm = try ModelConfig(directory: modelFixture("tiny-chatglm"))
+        XCTAssertEqual(chatglm.projections, [.qkv, .o, .gateUp, .down])
+        XCTAssertEqual(chatglm.qkvFusion, .concatenated)
+        XCTAssertEqual(chatglm.kvHeadCount, 2)
+        XCTAssertEqual(chatglm.rotaryDim, 8)
+        XCTAssertEqual(chatglm.rope.theta, 15000)
+        XCTAssertEqual(chatglm.defaultLoRATargets, ["self_attention.query_key_value"])
+        XCTAssertEqual(chatglm.layout.name(.lmHead), "transformer.output_layer.weight")
+        var odd = try JSONSerialization.jsonObject(with: Data(contentsOf: modelFixture("tiny-chatglm").appendingPathComponent("config.json"))) as! [String: Any]
+        odd["rmsnorm"] = false
+        XCTAssertThrowsError(try ModelConfig(json: try JSONSerialization.data(withJSONObject: odd), path: "config.json")) {
+            XCTAssertTrue("\($0)".contains("rmsnorm = false"), "\($0)")
+        }
     }
 
     func testLogitsGreedyAndLossMatchTheReference() throws {
@@ -190,6 +205,6 @@ final class FamilyGoldenTests: XCTestCase {
             assertClose(merged.logits(batch), mergedLogits.flatMap { $0 }, atol: 2e-4, "\(name): our merge in transformers")
             checked += 1
         }
-        XCTAssertEqual(checked, 10)
+        XCTAssertEqual(checked, 11)
     }
 }

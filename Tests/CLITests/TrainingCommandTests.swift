@@ -26,13 +26,13 @@ final class TrainingCommandTests: XCTestCase {
     /// own layout, and the merged model greedy-generates what the adapter did.
     func testEveryFamilyTrainsMergesAndGenerates() throws {
         let gen = ["generate", "--prompt", "hello", "--max-new-tokens", "5", "--temperature", "0", "--dtype", "float32", "--json"]
-        for family in ["qwen1", "internlm2", "baichuan2", "phi3", "gemma2", "gemma3", "glm4", "qwen3-moe"] {
+        for family in ["qwen1", "internlm2", "baichuan2", "phi3", "gemma2", "gemma3", "glm4", "qwen3-moe", "chatglm"] {
             let base = modelFixture("tiny-\(family)").path, out = tmp.path("\(family)-lora")
             let r = try PeftCommand.run(["train", "--model", base, "--data", tmp.path("train.jsonl"), "--output", out,
                                          "--max-steps", "2", "--batch-size", "2", "--lora-r", "4", "--lr", "1e-2"])
             XCTAssertEqual(r.status, 0, "\(family): \(r.stderr)")
             let config = try String(contentsOfFile: out + "/adapter_config.json", encoding: .utf8)
-            let expected = ["qwen1": "c_attn", "internlm2": "wqkv", "baichuan2": "W_pack", "phi3": "qkv_proj"][family] ?? "q_proj"
+            let expected = ["qwen1": "c_attn", "internlm2": "wqkv", "baichuan2": "W_pack", "phi3": "qkv_proj", "chatglm": "query_key_value"][family] ?? "q_proj"
             XCTAssertTrue(config.contains(expected), "\(family) default targets: \(config)")
             let withAdapter = try PeftCommand.run(gen + ["--model", base, "--adapter", out])
             XCTAssertEqual(withAdapter.status, 0, "\(family): \(withAdapter.stderr)")

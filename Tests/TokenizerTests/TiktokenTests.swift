@@ -47,6 +47,22 @@ final class TiktokenTests: XCTestCase {
         XCTAssertEqual(tokenizer.encode("<|im_start|>user<|im_end|>").first, first + 1)
     }
 
+    /// GLM-4's remote code keeps a tiktoken rank file as `tokenizer.model`: read as ChatGLM4Tokenizer reads it
+    /// (Llama-3's split, its specials after the ranks, `[gMASK]<sop>` before every encoded text); ids from `tiktoken`.
+    func testGLM4RankFileNamedTokenizerModelMatchesChatGLM4Tokenizer() throws {
+        let tokenizer = try Fixtures.tokenizer("glm4-tiktoken")
+        let cases = try Fixtures.decode([Fixtures.EncodingCase].self, from: "glm4-tiktoken/expected.json")
+        XCTAssertGreaterThan(cases.count, 25)
+        for golden in cases {
+            XCTAssertEqual(tokenizer.encode(golden.text), golden.ids, "ids of \(golden.text.debugDescription)")
+            XCTAssertEqual(tokenizer.decode(golden.ids, skipSpecialTokens: false), golden.decoded, "decode of \(golden.text.debugDescription)")
+        }
+        XCTAssertEqual(tokenizer.id(forToken: "[gMASK]"), 902)
+        XCTAssertEqual(tokenizer.eosTokenID, 900)
+        XCTAssertEqual(Array(tokenizer.encode("x").prefix(2)), [902, 904])  // [gMASK] <sop>
+        XCTAssertEqual(tokenizer.encode("x", addSpecialTokens: false).count, 1)
+    }
+
     func testMalformedRankFileNamesTheLine() throws {
         let good = Data("IQ== 0\r\nIg== 1\r\n".utf8)
         XCTAssertNoThrow(try Tokenizer(tiktokenRanks: good, config: TokenizerConfig()))
