@@ -557,15 +557,44 @@ def roundtrip(binary, names=ROUNDTRIP):
         print("round trip", name)
 
 
+def moe_aux_numbers():
+    """The router's load-balancing loss in training (transformers with output_router_logits, router_aux_loss_coef
+    0.05) for tiny-qwen2-moe and tiny-qwen3-moe with their PEFT LoRA on q/v/o: the total loss, aux_loss, the
+    cross-entropy part and every LoRA gradient (the aux loss reaches the attention LoRA through the routers' inputs),
+    in golden/moe-aux-<family>.json."""
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForCausalLM
+    for name in ["tiny-qwen2-moe", "tiny-qwen3-moe"]:
+        d = os.path.join(MODELS, name)
+        cfg = AutoConfig.from_pretrained(d)
+        cfg.output_router_logits, cfg.router_aux_loss_coef = True, 0.05
+        base = AutoModelForCausalLM.from_pretrained(d, config=cfg, dtype=torch.float32)
+        model = PeftModel.from_pretrained(base, os.path.join(ADAPTERS, name + "-lora"), is_trainable=True)
+        model.train()
+        out = model(input_ids=torch.tensor([LABELLED["ids"]]), labels=torch.tensor([LABELLED["labels"]]))
+        out.loss.backward()
+        grads = {"base_model.model." + n.removeprefix("base_model.model.").replace(".default", ""): p.grad.flatten().tolist()
+                 for n, p in model.named_parameters() if "lora_" in n}
+        numbers = {"coefficient": 0.05, "loss": float(out.loss), "aux_loss": float(out.aux_loss),
+                   "ce_loss": float(out.loss - 0.05 * out.aux_loss), "lora_grads": grads}
+        with open(os.path.join(GOLDEN, "moe-aux-" + name.removeprefix("tiny-") + ".json"), "w") as f:
+            json.dump(numbers, f)
+        print("wrote moe-aux", name)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--peft-binary", help="also train and merge with our tool and record what PEFT/transformers compute")
     ap.add_argument("--only-chatglm", action="store_true", help="only the ChatGLM remote-code fixture")
+    ap.add_argument("--only-moe-aux", action="store_true", help="only the load-balancing loss fixtures")
     args = ap.parse_args()
-    if args.only_chatglm:
+    if args.only_moe_aux:
+        moe_aux_numbers()
+    elif args.only_chatglm:
         make_chatglm()
     else:
         main()
         make_chatglm()
+        moe_aux_numbers()
     if args.peft_binary:
         roundtrip(os.path.abspath(args.peft_binary), ["tiny-chatglm"] if args.only_chatglm else ROUNDTRIP)

@@ -118,6 +118,13 @@ public final class Trainer {
     }
 
     public var rank: Int { communicator?.rank ?? 0 }
+
+    /// The load-balancing loss's weight in training: the option, else the config's router_aux_loss_coef for a
+    /// mixture of experts whose router is being trained through (0 for dense models).
+    var routerAuxLossCoefficient: Double {
+        guard let moe = model.config.moe else { return 0 }
+        return options.routerAuxLossCoef ?? moe.routerAuxLossCoefficient
+    }
     public var worldSize: Int { communicator?.size ?? 1 }
     /// The process that writes logs, checkpoints and the output.
     public var isPrimary: Bool { rank == 0 }
@@ -171,7 +178,9 @@ public final class Trainer {
             let windowLabels = planned.microBatches.flatMap { $0 }.reduce(0) { $0 + train[$1].labelCount }
             let scale = 1 / Float(max(1, windowLabels))
             adapter.zeroGradients()
-            var lossSum = 0.0, stepTokens = 0
+            var lossSum = 0.0, stepTokens = 0, auxSum = 0.0, auxPasses = 0
+            // The router's load-balancing loss: its weight shared by the step's micro-batches on every rank.
+            let auxWeight = Float(routerAuxLossCoefficient / Double(planned.microBatches.count * (communicator?.size ?? 1)))
             for (m, all) in planned.microBatches.enumerated() {
                 let indices = share(all)
                 if indices.isEmpty { continue }
@@ -181,7 +190,9 @@ public final class Trainer {
                 // Dropout masks follow the example (its index in the data and the step), whichever rank runs it.
                 context.sequenceKeys = indices.map { SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000_0000 &+ UInt64($0) &+ 1) }
                 context.sequenceRows = indices.map { train[$0].ids.count }
+                context.routerAuxLossWeight = auxWeight
                 let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: scale, buffers: buffers, context: context)
+                if auxWeight > 0, let aux = buffers.routerStatistics?.auxLoss { auxSum += aux; auxPasses += 1 }
                 lossSum += s
                 stepTokens += batch.rowCount
             }
@@ -212,6 +223,7 @@ public final class Trainer {
             let epoch = Double(step) / Double(plan.stepsPerEpoch)
             var entry = LogEntry(type: "train", step: step, epoch: epoch, loss: loss, learningRate: lr,
                                  gradNorm: Double(norm), tokens: tokensSeen, tokensPerSecond: rate, elapsedSeconds: elapsed)
+            if auxPasses > 0 { entry.auxLoss = auxSum / Double(auxPasses) }
             if communicator != nil {
                 entry.allreduceSeconds = allreduceSeconds
                 entry.rankWaitSeconds = waitSeconds

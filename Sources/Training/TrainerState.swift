@@ -77,12 +77,14 @@ public struct LogEntry: Codable, Sendable, Equatable {
     /// ranks before each sum.
     public var allreduceSeconds: Double?
     public var rankWaitSeconds: Double?
+    /// Mixture-of-experts training: the step's mean load-balancing loss (unweighted, as transformers' aux_loss).
+    public var auxLoss: Double?
 
     enum CodingKeys: String, CodingKey {
         case type, step, epoch, loss, tokens
         case learningRate = "learning_rate", gradNorm = "grad_norm", tokensPerSecond = "tokens_per_second"
         case elapsedSeconds = "elapsed_seconds", evalLoss = "eval_loss", evalPerplexity = "eval_perplexity"
-        case allreduceSeconds = "allreduce_seconds", rankWaitSeconds = "rank_wait_seconds"
+        case allreduceSeconds = "allreduce_seconds", rankWaitSeconds = "rank_wait_seconds", auxLoss = "aux_loss"
     }
 
     public init(type: String, step: Int, epoch: Double, loss: Double? = nil, learningRate: Double? = nil,

@@ -17,6 +17,9 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
     public var seed: UInt64 = 42
     /// nil: AdamW (checkpoints of earlier releases have no such field).
     public var optimizer: OptimizerKind?
+    /// Mixture-of-experts models: the router's load-balancing loss weight (nil: the config's router_aux_loss_coef, as
+    /// LLaMA-Factory trains them with output_router_logits; 0: left out).
+    public var routerAuxLossCoef: Double?
 
     public init() {}
 
@@ -37,5 +40,6 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
         if maxLength < 2 || maxLength > 1 << 20 { throw bad("--max-length must be within 2...1048576") }
         if let e = evalEvery, e < 1 { throw bad("--eval-every must be at least 1") }
         if let s = saveEvery, s < 1 { throw bad("--save-every must be at least 1") }
+        if let c = routerAuxLossCoef, !(c >= 0 && c.isFinite) { throw bad("--router-aux-loss-coef must be a non-negative number (0 leaves it out)") }
     }
 }

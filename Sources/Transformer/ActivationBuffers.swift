@@ -103,6 +103,8 @@ public final class ActivationBuffers {
     let fused: FloatBuffer?      // [cap, fusedWidth] a fused projection's output or its gradient (fused families)
     let dNormInput: FloatBuffer? // [cap, C] d(input of an output norm) (sandwich norms, training)
     let moeScratch = MoEScratch()
+    /// The load-balancing loss's statistics (mixture-of-experts models).
+    public let routerStatistics: RouterStatistics?
 
     public init(config c: ModelConfig, capacity n: Int, longest t: Int, policy: ActivationPolicy, prefixRows np: Int = 0) {
         capacity = n
@@ -127,6 +129,8 @@ public final class ActivationBuffers {
         attnScratch = FloatBuffer(count: Attention.scratchCount(longest: t, past: np))
         finalNormed = FloatBuffer(count: n * C)
         finalRstd = FloatBuffer(count: n)
+        routerStatistics = c.moe.map { RouterStatistics(experts: $0.experts) }
+        for s in saved { s.routing?.statistics = routerStatistics }
         let training = policy != .inference
         func grad(_ count: Int) -> FloatBuffer? { training ? FloatBuffer(count: count) : nil }
         dHidden = grad(n * C)

@@ -36,9 +36,52 @@ public struct MoEWeights: @unchecked Sendable {
 }
 
 /// The routing of a pass: for each row its top-k experts and their weights, and the router's probabilities.
+/// The load-balancing loss of a training pass (Switch Transformer's, as transformers' `load_balancing_loss_func`
+/// computes it over every sparse layer's rows together): E * sum_e f_e * P_e with f_e the share of top-k slots that
+/// chose expert e and P_e its mean router probability. Its gradient reaches each row's router logits through P_e only.
+public final class RouterStatistics {
+    let experts: Int
+    var counts: [Double]
+    var probabilitySums: [Double]
+    var rows = 0
+    /// Rows are counted only in a pass's first forward (not when checkpointing recomputes a layer).
+    var collecting = false
+    /// d(weighted aux loss)/d(probability of expert e), the same for every row of every sparse layer.
+    var probabilityGradient: [Float] = []
+    /// The last pass's loss (unweighted), nil when it was not computed.
+    public private(set) var auxLoss: Double?
+
+    init(experts: Int) {
+        self.experts = experts
+        counts = Array(repeating: 0, count: experts)
+        probabilitySums = Array(repeating: 0, count: experts)
+    }
+
+    func begin() {
+        counts = Array(repeating: 0, count: experts)
+        probabilitySums = Array(repeating: 0, count: experts)
+        rows = 0
+        probabilityGradient = []
+        collecting = true
+    }
+
+    /// Ends collection: the loss, and its gradient scaled by `weight` (the coefficient the total loss carries).
+    func finish(weight: Float) {
+        collecting = false
+        guard rows > 0 else { auxLoss = nil; return }
+        let n = Double(rows), e = Double(experts)
+        auxLoss = e * zip(counts, probabilitySums).reduce(0) { $0 + ($1.0 / n) * ($1.1 / n) }
+        probabilityGradient = counts.map { Float(Double(weight) * e * $0 / (n * n)) }
+    }
+
+    func end() { probabilityGradient = [] }
+}
+
 final class Routing {
     let topK: Int
     let experts: Int
+    /// Shared by every layer's routing of one set of buffers.
+    var statistics: RouterStatistics?
     var probabilities: [Float] = []   // [N, E]
     var chosen: [Int32] = []          // [N, k]
     var weights: [Float] = []         // [N, k]
@@ -106,6 +149,13 @@ extension TransformerModel {
                 picked += r.weights[row * k + j]
             }
             if normalize { for j in 0..<k { r.weights[row * k + j] /= picked } }
+        }
+        if let st = r.statistics, st.collecting {
+            st.rows += n
+            for row in 0..<n {
+                for j in 0..<k { st.counts[Int(r.chosen[row * k + j])] += 1 }
+                for j in 0..<e { st.probabilitySums[j] += Double(r.probabilities[row * e + j]) }
+            }
         }
     }
 
@@ -193,6 +243,8 @@ extension TransformerModel {
             } else {
                 for j in 0..<k { dp[Int(r.chosen[row * k + j])] = dWeights[row * k + j] }
             }
+            // The load-balancing loss's share (training with a router auxiliary loss).
+            if let g = r.statistics?.probabilityGradient, !g.isEmpty { for j in 0..<e { dp[j] += g[j] } }
             var dot: Float = 0
             for j in 0..<e { dot += dp[j] * r.probabilities[row * e + j] }
             for j in 0..<e { dLogits[row * e + j] = r.probabilities[row * e + j] * (dp[j] - dot) }

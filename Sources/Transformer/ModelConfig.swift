@@ -30,6 +30,8 @@ public struct ModelConfig: Sendable, Equatable {
         public var normalizeTopK: Bool
         /// Which layers have the mixture (the others a dense MLP of `intermediateSize`).
         public var sparseLayers: [Bool]
+        /// `router_aux_loss_coef`: the load-balancing loss's weight when training adds it (0.001 in Qwen's configs).
+        public var routerAuxLossCoefficient: Double = 0.001
 
         public init(experts: Int, topK: Int, intermediateSize: Int, sharedIntermediateSize: Int?, normalizeTopK: Bool,
                     sparseLayers: [Bool]) {
@@ -452,9 +454,16 @@ extension ModelConfig {
         let shared = fields.optionalInt("shared_expert_intermediate_size").flatMap { $0 > 0 ? $0 : nil }
         let step = max(1, fields.optionalInt("decoder_sparse_step") ?? 1)
         let dense = Set((fields.obj["mlp_only_layers"] as? [NSNumber] ?? []).map(\.intValue))
-        return MoE(experts: experts, topK: topK, intermediateSize: width, sharedIntermediateSize: shared,
-                   normalizeTopK: fields.optionalBool("norm_topk_prob") ?? false,
-                   sparseLayers: (0..<layers).map { ($0 + 1) % step == 0 && !dense.contains($0) })
+        var moe = MoE(experts: experts, topK: topK, intermediateSize: width, sharedIntermediateSize: shared,
+                      normalizeTopK: fields.optionalBool("norm_topk_prob") ?? false,
+                      sparseLayers: (0..<layers).map { ($0 + 1) % step == 0 && !dense.contains($0) })
+        if let coefficient = fields.optionalDouble("router_aux_loss_coef") {
+            guard coefficient >= 0, coefficient.isFinite else {
+                throw TransformerError.config(path: fields.path, reason: "router_aux_loss_coef \(coefficient) must be a non-negative number")
+            }
+            moe.routerAuxLossCoefficient = coefficient
+        }
+        return moe
     }
 
     /// Loads `config.json` from a model directory.

@@ -55,6 +55,10 @@ public struct PassContext: Sendable {
     public var sequenceKeys: [UInt64] = []
     public var sequenceRows: [Int] = []
 
+    /// Mixture-of-experts training: the weight of the router's load-balancing loss in this pass's total (the config's
+    /// router_aux_loss_coef, shared among a step's micro-batches); 0 leaves it out.
+    public var routerAuxLossWeight: Float = 0
+
     public init(training: Bool, randomKey: UInt64 = 0) {
         self.training = training
         self.randomKey = randomKey

@@ -169,7 +169,11 @@ extension TransformerModel {
         precondition(labels.count == batch.rowCount, "one label per row")
         let (batch, prepared) = prepare(batch, labels: labels)
         let labels = prepared ?? labels
+        let stats = context.routerAuxLossWeight > 0 ? b.routerStatistics : nil
+        stats?.begin()
         forwardStack(batch, buffers: b, context: context)
+        stats?.finish(weight: context.routerAuxLossWeight)
+        defer { stats?.end() }
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize, softcap: config.finalSoftcap)
         guard let dH = b.dHidden, let dxn = b.dxn else { preconditionFailure("training buffers") }
         let result = head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: dxn.pointer, gradScale: gradScale,

@@ -134,6 +134,46 @@ final class FamilyGoldenTests: XCTestCase {
         }
     }
 
+    /// Training a mixture of experts with the router's load-balancing loss (transformers' output_router_logits with
+    /// router_aux_loss_coef 0.05; scripts/make_family_fixtures.py --only-moe-aux): the aux loss equals transformers',
+    /// and every LoRA gradient on q/v/o equals autograd's of cross-entropy + 0.05 * aux (the aux loss reaches the
+    /// attention through the routers' inputs), with and without checkpointing. Without the weight, the gradients
+    /// differ: the test sees the aux loss.
+    func testRouterLoadBalancingLossMatchesTransformers() throws {
+        struct Aux: Decodable { let coefficient: Float; let aux_loss: Float; let ce_loss: Float; let lora_grads: [String: [Float]] }
+        for name in ["qwen2-moe", "qwen3-moe"] {
+            let g = try JSONDecoder().decode(Aux.self, from: Data(contentsOf: fixtureURL("golden/moe-aux-\(name).json")))
+            for (policy, weight) in [(ActivationPolicy.keepAll, g.coefficient), (.checkpointing, g.coefficient), (.keepAll, 0)] {
+                let m = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
+                let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-\(name)-lora"), model: m.config)
+                m.adapter = lora
+                let batch = PackedBatch(sequences: [Self.labelled.ids])
+                let labels = Self.labelled.labels, count = labels.filter { $0 >= 0 }.count
+                let buffers = m.makeBuffers(batches: [batch.lengths], policy: policy)
+                lora.zeroGradients()
+                var context = PassContext(training: true, randomKey: 1)
+                context.routerAuxLossWeight = weight
+                let (sum, n) = m.forwardBackward(batch, labels: labels, gradScale: 1 / Float(count), buffers: buffers, context: context)
+                XCTAssertEqual(Float(sum) / Float(n), g.ce_loss, accuracy: 1e-5 * g.ce_loss, "\(name) cross-entropy")
+                if weight > 0 {
+                    XCTAssertEqual(Float(try XCTUnwrap(buffers.routerStatistics?.auxLoss)), g.aux_loss, accuracy: 1e-5 * g.aux_loss, "\(name) aux")
+                    try assertLoRAGradients(lora, equal: g.lora_grads, "\(name) \(policy) with the aux loss")
+                } else {
+                    // Cross-entropy alone: some gradient moves by far more than the tolerance above.
+                    var worst: Float = 0
+                    for s in lora.orderedSites {
+                        for (matrix, offset, size) in [("lora_A", s.aOffset, s.rank * s.inFeatures), ("lora_B", s.bOffset, s.outFeatures * s.rank)] {
+                            let theirs = try XCTUnwrap(g.lora_grads[LoRAAdapter.key(s.moduleName, matrix)])
+                            let scale = theirs.map(abs).max() ?? 1
+                            for i in 0..<size { worst = max(worst, abs(lora.gradients.pointer[offset + i] - theirs[i]) / scale) }
+                        }
+                    }
+                    XCTAssertGreaterThan(worst, 0.01, "\(name): the aux loss should change the gradients")
+                }
+            }
+        }
+    }
+
     func testMergedAdapterKeepsTheFamilyLayout() throws {
         for (name, _) in families {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("family-merge-\(UUID().uuidString)")

@@ -37,6 +37,8 @@ struct Train: ParsableCommand {
     @Option(help: "Optimiser: adamw, or adafactor (factored second moment, no first moment: almost no optimiser memory, for full fine-tuning of models whose AdamW state would not fit).")
     var optim: String = "adamw"
     @Option(help: "Gradient clipping norm (0 = off).") var maxGradNorm: Double = 1
+    @Option(help: "Mixture-of-experts models: the weight of the router's load-balancing loss (default: the config's router_aux_loss_coef, as LLaMA-Factory trains them; 0 leaves it out).")
+    var routerAuxLossCoef: Double?
     @Option(help: "Longest example in tokens (longer ones are cut; those left without answer tokens are dropped).") var maxLength: Int = 512
     @OptionGroup var templateOptions: TemplateOptions
     @Option(help: "Held-out data for evaluation loss.") var evalData: String?
@@ -86,6 +88,7 @@ struct Train: ParsableCommand {
         options.warmupRatio = warmupRatio
         options.weightDecay = weightDecay
         options.maxGradNorm = maxGradNorm
+        options.routerAuxLossCoef = routerAuxLossCoef
         options.maxLength = maxLength
         options.evalEvery = evalEvery
         options.saveEvery = saveEvery
