@@ -15,7 +15,8 @@ public enum TargetModules {
     public static func sites(_ targets: LoRAConfig.Targets, layers: [Int]? = nil, model: ModelConfig) throws -> [ProjectionSite] {
         let layerCount = model.layerCount, layout = model.layout
         let all = (0..<layerCount).flatMap { l in model.projections(layer: l).map { ProjectionSite(layer: l, projection: $0) } }
-        let available = Array(Set(model.projections.map { String(layout.modules[$0]?.split(separator: ".").last ?? "") })).sorted()
+        let available = Array(Set(all.map { String(layout.moduleName($0).split(separator: ".").last ?? "") })).sorted()
+            + (model.moe == nil ? [] : ["(a mixture's experts and router are not LoRA targets yet)"])
         var chosen: [ProjectionSite]
         switch targets {
         case .allLinear:
