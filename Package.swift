@@ -11,7 +11,9 @@ let package = Package(
     products: [
         .executable(name: "peft", targets: ["PeftCLI"]),
         .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
-                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja", "Serving"]),
+                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja", "Serving", "Hub"]),
+        // The fuzz targets' bodies, for FuzzTesting/ (libFuzzer) and the replay of its saved cases in `swift test`.
+        .library(name: "PeftFuzzTargets", targets: ["FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,9 +62,13 @@ let package = Package(
             "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
             "Compare", "GGUF", "Jinja", "Hub", "Serving", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // One body per fuzz target (FuzzTesting/ wraps them for libFuzzer).
+        .target(name: "FuzzTargets", dependencies: ["Kernels", "ModelIO", "Tokenizer", "Jinja", "Transformer", "Adapters",
+                                                    "Generation", "Training", "GGUF", "Serving", "Hub"]),
         .target(name: "TestSupport", dependencies: ["Kernels", "Transformer", "Adapters", "Training"], path: "Sources/TestSupport"),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzTargets", "TestSupport"]),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "GGUF", "Transformer", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Jinja"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),

@@ -222,13 +222,35 @@ public final class HubClient: @unchecked Sendable {
             let response = try await http.execute(request(url), timeout: .seconds(60))
             let body = try await response.body.collect(upTo: 64 << 20)
             try check(response.status, repo, what: "\(repo.name) at revision \(repo.revision)")
-            guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
-                  let sha = object["sha"] as? String else {
-                throw HubError.http("\(url): the answer has no commit (sha)")
-            }
-            let files = ((object["siblings"] as? [[String: Any]]) ?? []).compactMap { $0["rfilename"] as? String }
-            return (sha, files)
+            return try Self.parseRevisionInfo(Data(body.readableBytesView), url: url)
         }
+    }
+
+    /// The hub's revision answer (`{"sha": ..., "siblings": [{"rfilename": ...}]}`): the commit and the repository's
+    /// files. A file name that would leave the snapshot folder (absolute, `..`, empty parts, control characters) or
+    /// a commit that is not a plain id is an error: the answer comes from the network.
+    public static func parseRevisionInfo(_ data: Data, url: String) throws -> (commit: String, files: [String]) {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let sha = object["sha"] as? String else {
+            throw HubError.http("\(url): the answer has no commit (sha)")
+        }
+        guard !sha.isEmpty, sha.utf8.count <= 128, sha.utf8.allSatisfy({ $0 < 0x80 && (isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")) }),
+              sha != ".", sha != ".." else {
+            throw HubError.http("\(url): the commit '\(sha.prefix(80))' is not a commit id")
+        }
+        let files = ((object["siblings"] as? [Any]) ?? []).compactMap { ($0 as? [String: Any])?["rfilename"] as? String }
+        for f in files where !isSafeRelativePath(f) {
+            throw HubError.http("\(url): the file name '\(f.prefix(200))' would leave the snapshot folder")
+        }
+        return (sha, files)
+    }
+
+    /// A relative path of plain parts: no leading '/', no '.', '..' or empty parts, no backslash, NUL or control
+    /// characters, at most 1024 bytes.
+    static func isSafeRelativePath(_ path: String) -> Bool {
+        guard !path.isEmpty, path.utf8.count <= 1024, !path.hasPrefix("/"),
+              !path.unicodeScalars.contains(where: { $0.value < 0x20 || $0 == "\\" || $0.value == 0x7F }) else { return false }
+        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
     }
 
     /// One file into blobs/ and its link into the snapshot.

@@ -18,9 +18,13 @@ extension Interpreter {
             }
             vars["varargs"] = .array(Array(args.dropFirst(m.parameters.count)))
             if let caller = lookup("caller") as Value?, !caller.isUndefined { vars["caller"] = caller }
+            guard callDepth < Self.maximumCallDepth else {
+                throw TemplateError.runtime("macro \(m.name) calls nest deeper than \(Self.maximumCallDepth) (recursion)")
+            }
+            callDepth += 1
             let saved = output
             output = ""
-            defer { output = saved }
+            defer { output = saved; callDepth -= 1 }
             try scoped(vars) { try run(m.body) }
             return .string(output)
         case .undefined(let what): throw TemplateError.runtime("'\(what)' is undefined (called)")
@@ -291,6 +295,10 @@ extension Interpreter {
                 let ints = args.map { v -> Int in if case .int(let i) = v { return i }; return 0 }
                 let (start, stop, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints.count > 1 ? ints[1] : 0, ints.count > 2 ? ints[2] : 1)
                 guard step != 0 else { throw TemplateError.runtime("range() step must not be zero") }
+                let count = max(0, (Double(stop) - Double(start)) / Double(step)).rounded(.up)
+                guard count <= Double(Interpreter.maximumRange) else {
+                    throw TemplateError.runtime("range() of \(Int(count)) items is too large (the limit is \(Interpreter.maximumRange))")
+                }
                 return .array(stride(from: start, to: stop, by: step).map { .int($0) })
             },
             f("namespace") { args, kwargs in

@@ -7,6 +7,42 @@ final class Interpreter {
     var scopes: [[String: Value]]
     var output = ""
 
+    /// Limits a hostile template meets as an error: statements and loop turns run, macro calls nested, characters in
+    /// any one string (the output included), items one `range` makes.
+    static let maximumSteps = 1_000_000
+    static let maximumCallDepth = 64
+    static let maximumStringBytes = 16 << 20
+    static let maximumRange = 1_000_000
+    var steps = 0
+    var callDepth = 0
+
+    func step() throws {
+        steps += 1
+        if steps > Self.maximumSteps { throw TemplateError.runtime("the template ran more than \(Self.maximumSteps) steps") }
+    }
+
+    func checkOutput() throws {
+        if output.utf8.count > Self.maximumStringBytes {
+            throw TemplateError.runtime("the output is too long (the limit is \(Self.maximumStringBytes) bytes)")
+        }
+    }
+
+    /// A filter's or a call's result, refused when it is a string past the size limit (`replace` and `join` in a
+    /// loop can grow one as fast as `~`).
+    func bounded(_ v: Value) throws -> Value {
+        if case .string(let s) = v { _ = try checked(s) }
+        if case .markup(let s) = v { _ = try checked(s) }
+        return v
+    }
+
+    /// A string the template made, refused past the size limit.
+    func checked(_ s: String) throws -> String {
+        guard s.utf8.count <= Self.maximumStringBytes else {
+            throw TemplateError.runtime("a string of \(s.utf8.count) bytes is too long (the limit is \(Self.maximumStringBytes))")
+        }
+        return s
+    }
+
     enum Control: Error { case breakLoop, continueLoop }
 
     init(globals: [String: Value], options: RenderOptions = RenderOptions()) {
@@ -50,9 +86,14 @@ final class Interpreter {
     }
 
     func run(_ node: Node) throws {
+        try step()
         switch node {
-        case .text(let t): output += t
-        case .output(let e): output += try eval(e).text
+        case .text(let t):
+            output += t
+            try checkOutput()
+        case .output(let e):
+            output += try eval(e).text
+            try checkOutput()
         case .ifBlock(let branches, let otherwise):
             for (condition, body) in branches where try eval(condition).isTruthy {
                 try run(body)
@@ -71,6 +112,7 @@ final class Interpreter {
             }
             if selected.isEmpty { try run(otherwise); return }
             for (i, item) in selected.enumerated() {
+                try step()
                 var vars = try bind(targets, item)
                 let n = selected.count
                 vars["loop"] = .object([
@@ -171,7 +213,7 @@ final class Interpreter {
         case .call(let callee, let argExprs, let kwargExprs):
             let args = try argExprs.map(eval)
             let kwargs = try kwargExprs.map { ($0.0, try eval($0.1)) }
-            return try call(try eval(callee), args, kwargs)
+            return try bounded(try call(try eval(callee), args, kwargs))
         case .filter(let base, let name, let argExprs, let kwargExprs):
             if name == "default" || name == "d" {
                 let v = try? eval(base)
@@ -180,7 +222,7 @@ final class Interpreter {
                 guard let v, !v.isUndefined, !(boolean && !v.isTruthy) else { return fallback }
                 return v
             }
-            return try applyFilter(name, try eval(base), try argExprs.map(eval), try kwargExprs.map { ($0.0, try eval($0.1)) })
+            return try bounded(try applyFilter(name, try eval(base), try argExprs.map(eval), try kwargExprs.map { ($0.0, try eval($0.1)) }))
         case .test(let base, let name, let argExprs, let negated):
             let v: Value
             if name == "defined" || name == "undefined" {
@@ -194,7 +236,9 @@ final class Interpreter {
             let v = try eval(operand)
             switch (op, v) {
             case ("not", _): return .bool(!v.isTruthy)
-            case ("-", .int(let i)): return .int(-i)
+            case ("-", .int(let i)):
+                guard i != .min else { throw TemplateError.runtime("integer result too large") }
+                return .int(-i)
             case ("-", .double(let d)): return .double(-d)
             default: throw TemplateError.runtime("bad operand for unary \(op): '\(v.typeName)'")
             }
@@ -295,36 +339,61 @@ final class Interpreter {
             default: throw TemplateError.runtime("argument of type '\(b.typeName)' is not iterable")
             }
             return .bool(op == "in" ? found : !found)
-        case "~": return .string(a.text + b.text)
+        case "~": return .string(try checked(a.text + b.text))
         case "+":
             switch (a, b) {
-            case (.string(let x), .string(let y)): return .string(x + y)
-            case (.array(let x), .array(let y)): return .array(x + y)
-            case (.int(let x), .int(let y)): return .int(x + y)
+            case (.string(let x), .string(let y)): return .string(try checked(x + y))
+            case (.array(let x), .array(let y)):
+                guard x.count + y.count <= Self.maximumRange else { throw TemplateError.runtime("a list of \(x.count + y.count) items is too long") }
+                return .array(x + y)
+            case (.int(let x), .int(let y)): return .int(try exact(x.addingReportingOverflow(y)))
             default: break
             }
         case "-":
-            if case .int(let x) = a, case .int(let y) = b { return .int(x - y) }
+            if case .int(let x) = a, case .int(let y) = b { return .int(try exact(x.subtractingReportingOverflow(y))) }
         case "*":
             switch (a, b) {
-            case (.int(let x), .int(let y)): return .int(x * y)
-            case (.string(let s), .int(let n)), (.int(let n), .string(let s)): return .string(String(repeating: s, count: max(0, n)))
+            case (.int(let x), .int(let y)): return .int(try exact(x.multipliedReportingOverflow(by: y)))
+            case (.string(let s), .int(let n)), (.int(let n), .string(let s)):
+                let (bytes, overflow) = s.utf8.count.multipliedReportingOverflow(by: max(0, n))
+                guard !overflow, bytes <= Self.maximumStringBytes else {
+                    throw TemplateError.runtime("a string repeated \(n) times is too long (the limit is \(Self.maximumStringBytes) bytes)")
+                }
+                return .string(String(repeating: s, count: max(0, n)))
             default: break
             }
         case "//":
             if case .int(let x) = a, case .int(let y) = b {
-                guard y != 0 else { throw TemplateError.runtime("integer division by zero") }
-                return .int(Int((Double(x) / Double(y)).rounded(.down)))
+                guard y != 0 else { throw TemplateError.runtime("integer division or modulo by zero (division by zero)") }
+                guard !(x == .min && y == -1) else { throw TemplateError.runtime("integer result too large") }
+                let q = x / y
+                return .int((x % y != 0) && ((x < 0) != (y < 0)) ? q - 1 : q)
             }
         case "%":
             if case .int(let x) = a, case .int(let y) = b {
-                guard y != 0 else { throw TemplateError.runtime("modulo by zero") }
-                return .int(((x % y) + y) % y)
+                guard y != 0 else { throw TemplateError.runtime("integer division or modulo by zero (division by zero)") }
+                if y == -1 { return .int(0) }
+                let r = x % y
+                return .int(r != 0 && ((r < 0) != (y < 0)) ? r + y : r)
             }
-            if case .string(let fmt) = a { return .string(percentFormat(fmt, b)) }
+            if case .string(let fmt) = a { return .string(try checked(percentFormat(fmt, b))) }
         case "**":
-            if case .int(let x) = a, case .int(let y) = b, y >= 0 { return .int(Int(pow(Double(x), Double(y)))) }
+            if case .int(let x) = a, case .int(let y) = b, y >= 0 {
+                let p = pow(Double(x), Double(y))
+                guard p.magnitude < 9.2e18 else { throw TemplateError.runtime("integer result too large") }
+                // Square and multiply: exact, and quick for 1 ** 10**18.
+                var result = 1, base = x, e = y
+                while e > 0 {
+                    if e & 1 == 1 { result = try exact(result.multipliedReportingOverflow(by: base)) }
+                    e >>= 1
+                    if e > 0 { base = base.multipliedReportingOverflow(by: base).partialValue }
+                }
+                return .int(result)
+            }
         default: break
+        }
+        if ["/", "//", "%"].contains(op), let y = number(b), y == 0, number(a) != nil {
+            throw TemplateError.runtime("float division by zero (division by zero)")
         }
         guard let x = number(a), let y = number(b) else {
             throw TemplateError.runtime("unsupported operand types for \(op): '\(a.typeName)' and '\(b.typeName)'")
@@ -339,6 +408,12 @@ final class Interpreter {
         case "**": return .double(pow(x, y))
         default: throw TemplateError.runtime("unknown operator \(op)")
         }
+    }
+
+    /// An integer result, or the error Python would not give (it has big integers; templates never need them).
+    func exact(_ r: (partialValue: Int, overflow: Bool)) throws -> Int {
+        guard !r.overflow else { throw TemplateError.runtime("integer result too large") }
+        return r.partialValue
     }
 
     func number(_ v: Value) -> Double? {
@@ -359,7 +434,7 @@ final class Interpreter {
                 let k = chars[i + 1]
                 if k == "%" { out.append("%"); i += 2; continue }
                 let v = args.isEmpty ? Value.none : args.removeFirst()
-                out += k == "r" ? v.repr : (k == "d" ? (number(v).map { String(Int($0)) } ?? v.text) : v.text)
+                out += k == "r" ? v.repr : (k == "d" ? (number(v).flatMap { Int(exactly: $0.rounded(.towardZero)) }.map(String.init) ?? v.text) : v.text)
                 i += 2
                 continue
             }

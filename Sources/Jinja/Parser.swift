@@ -3,6 +3,16 @@ import Foundation
 struct Parser {
     var tokens: [(Token, Int)]
     var at = 0
+    /// How deeply the expression or block being parsed nests (parentheses, brackets, unary operators, chains of
+    /// operators and attributes, blocks inside blocks): past `maximumDepth` a template is refused, so neither this
+    /// recursive parser nor the interpreter's recursive evaluation can run out of stack.
+    var depth = 0
+    static let maximumDepth = 200
+
+    mutating func enter(_ extra: Int = 1) throws {
+        depth += extra
+        guard depth <= Self.maximumDepth else { throw error("the template nests deeper than \(Self.maximumDepth) levels") }
+    }
 
     init(_ tokens: [(Token, Int)]) { self.tokens = tokens }
 
@@ -60,6 +70,8 @@ struct Parser {
     }
 
     mutating func statement() throws -> Node {
+        try enter()
+        defer { depth -= 1 }
         guard case .name(let kw) = token else { throw error("expected a statement, found \(token)") }
         advance()
         switch kw {
@@ -180,6 +192,8 @@ struct Parser {
     // < ** < unary < postfix (attributes, subscripts, calls, filters).
 
     mutating func expression(noConditional: Bool = false) throws -> Expr {
+        try enter()
+        defer { depth -= 1 }
         let value = try orExpr()
         if noConditional { return value }
         if accept(.name("if")) {
@@ -191,33 +205,60 @@ struct Parser {
         return value
     }
 
+    /// A left-deep chain `a op b op c ...` is as deep as it is long: each link counts until the chain's end.
+    mutating func chain<T>(_ body: (inout Parser, inout Int) throws -> T) throws -> T {
+        var links = 0
+        defer { depth -= links }
+        return try body(&self, &links)
+    }
+
+    mutating func link(_ links: inout Int) throws {
+        links += 1
+        try enter()
+    }
+
     mutating func orExpr() throws -> Expr {
-        var left = try andExpr()
-        while accept(.name("or")) { left = .binary("or", left, try andExpr()) }
-        return left
+        try chain { p, links in
+            var left = try p.andExpr()
+            while p.accept(.name("or")) { try p.link(&links); left = .binary("or", left, try p.andExpr()) }
+            return left
+        }
     }
 
     mutating func andExpr() throws -> Expr {
-        var left = try notExpr()
-        while accept(.name("and")) { left = .binary("and", left, try notExpr()) }
-        return left
+        try chain { p, links in
+            var left = try p.notExpr()
+            while p.accept(.name("and")) { try p.link(&links); left = .binary("and", left, try p.notExpr()) }
+            return left
+        }
     }
 
     mutating func notExpr() throws -> Expr {
-        if accept(.name("not")) { return .unary("not", try notExpr()) }
+        if accept(.name("not")) {
+            try enter()
+            defer { depth -= 1 }
+            return .unary("not", try notExpr())
+        }
         return try compare()
     }
 
     mutating func compare() throws -> Expr {
+        try chain { p, links in try p.comparisons(&links) }
+    }
+
+    mutating func comparisons(_ links: inout Int) throws -> Expr {
         var left = try additive()
         while true {
             if case .op(let op) = token, ["==", "!=", "<", ">", "<=", ">="].contains(op) {
+                try link(&links)
                 advance()
                 left = .binary(op, left, try additive())
             } else if token == .name("in") {
+                try link(&links)
                 advance()
                 left = .binary("in", left, try additive())
             } else if token == .name("not"), tokens[at + 1].0 == .name("in") {
+                try link(&links)
                 advance(); advance()
                 left = .binary("not in", left, try additive())
             } else {
@@ -227,38 +268,55 @@ struct Parser {
     }
 
     mutating func additive() throws -> Expr {
-        var left = try concat()
-        while case .op(let op) = token, op == "+" || op == "-" {
-            advance()
-            left = .binary(op, left, try concat())
+        try chain { p, links in
+            var left = try p.concat()
+            while case .op(let op) = p.token, op == "+" || op == "-" {
+                try p.link(&links)
+                p.advance()
+                left = .binary(op, left, try p.concat())
+            }
+            return left
         }
-        return left
     }
 
     mutating func concat() throws -> Expr {
-        var left = try multiplicative()
-        while accept(.op("~")) { left = .binary("~", left, try multiplicative()) }
-        return left
+        try chain { p, links in
+            var left = try p.multiplicative()
+            while p.accept(.op("~")) { try p.link(&links); left = .binary("~", left, try p.multiplicative()) }
+            return left
+        }
     }
 
     mutating func multiplicative() throws -> Expr {
-        var left = try power()
-        while case .op(let op) = token, ["*", "/", "//", "%"].contains(op) {
-            advance()
-            left = .binary(op, left, try power())
+        try chain { p, links in
+            var left = try p.power()
+            while case .op(let op) = p.token, ["*", "/", "//", "%"].contains(op) {
+                try p.link(&links)
+                p.advance()
+                left = .binary(op, left, try p.power())
+            }
+            return left
         }
-        return left
     }
 
     mutating func power() throws -> Expr {
         let left = try unary()
-        if accept(.op("**")) { return .binary("**", left, try unary()) }
+        if accept(.op("**")) {
+            try enter()
+            defer { depth -= 1 }
+            return .binary("**", left, try unary())
+        }
         return left
     }
 
     mutating func unary() throws -> Expr {
-        if accept(.op("-")) { return .unary("-", try unary()) }
-        if accept(.op("+")) { return try unary() }
+        if accept(.op("-")) || accept(.op("+")) {
+            let minus = tokens[at - 1].0 == .op("-")
+            try enter()
+            defer { depth -= 1 }
+            let operand = try unary()
+            return minus ? .unary("-", operand) : operand
+        }
         return try postfix(try primary())
     }
 
@@ -280,8 +338,14 @@ struct Parser {
     }
 
     mutating func postfix(_ base: Expr) throws -> Expr {
+        try chain { p, links in try p.postfixes(base, &links) }
+    }
+
+    mutating func postfixes(_ base: Expr, _ links: inout Int) throws -> Expr {
         var e = base
         while true {
+            if case .op(let op) = token, [".", "[", "(", "|"].contains(op) { try link(&links) }
+            if token == .name("is") { try link(&links) }
             if accept(.op(".")) {
                 guard case .name(let n) = token else {
                     if case .int(let i) = token { advance(); e = .subscriptAt(e, .literal(.int(i))); continue }

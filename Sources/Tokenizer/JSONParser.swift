@@ -230,3 +230,20 @@ struct JSONParser {
         return .malformedJSON(file: file, line: line, column: end - lineStart + 1, reason: reason)
     }
 }
+
+/// The JSON reader behind tokenizer.json, for callers that only need to know whether a document reads (and what its
+/// error says): nesting deeper than 512 levels, bad escapes, bad numbers and trailing text are errors naming `file`.
+public enum JSONReader {
+    /// Parses `data`; returns the number of values in the document.
+    @discardableResult
+    public static func validate(_ data: Data, file: String) throws -> Int {
+        func count(_ v: JSONValue) -> Int {
+            switch v {
+            case .array(let items): return 1 + items.reduce(0) { $0 + count($1) }
+            case .object(let o): return 1 + o.values.reduce(0) { $0 + count($1) }
+            default: return 1
+            }
+        }
+        return count(try JSONParser.parse(data, file: file))
+    }
+}

@@ -2,6 +2,7 @@
 # Builds kernel_tests.c with the C kernels (Sources/CKernels) and runs it on every CPU tier there is.
 #
 #   scripts/kernel-tests/run.sh [native]   cc (clang or gcc): this machine's tiers, then once with PEFT_CPU=scalar
+#   scripts/kernel-tests/run.sh sanitized  the same under AddressSanitizer and UndefinedBehaviorSanitizer
 #   scripts/kernel-tests/run.sh aarch64    aarch64-linux-gnu-gcc -static, run under qemu-aarch64 as a core without
 #                                           dotprod (cortex-a57: the widening integer path), as one with dotprod,
 #                                           i8mm and bf16 (max: the SDOT path), and once with PEFT_CPU=scalar
@@ -45,6 +46,15 @@ native)
     run "native" "$out/kernel_tests"
     run "native PEFT_CPU=scalar" env PEFT_CPU=scalar "$out/kernel_tests"
     ;;
+sanitized)
+    # AddressSanitizer and UndefinedBehaviorSanitizer (any finding aborts), on this machine's tiers and the scalar one.
+    cc=${CC:-cc}
+    echo "building with $($cc --version | head -1), -fsanitize=address,undefined"
+    "$cc" "${flags[@]/-O2/-O1}" -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+        scripts/kernel-tests/kernel_tests.c "${sources[@]}" -o "$out/kernel_tests" -lm || exit 1
+    run "sanitized" env ASAN_OPTIONS=detect_leaks=0 "$out/kernel_tests"
+    run "sanitized PEFT_CPU=scalar" env ASAN_OPTIONS=detect_leaks=0 PEFT_CPU=scalar "$out/kernel_tests"
+    ;;
 aarch64)
     cc=${AARCH64_CC:-aarch64-linux-gnu-gcc}
     qemu=${QEMU:-qemu-aarch64}
@@ -62,7 +72,7 @@ aarch64)
     run "qemu max PEFT_CPU=scalar" env PEFT_CPU=scalar "$qemu" -cpu max "$out/kernel_tests"
     ;;
 *)
-    echo "usage: $0 [native|aarch64]"
+    echo "usage: $0 [native|sanitized|aarch64]"
     exit 2
     ;;
 esac

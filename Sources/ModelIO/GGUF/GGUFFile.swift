@@ -41,7 +41,10 @@ public final class GGUFFile: @unchecked Sendable {
         guard version == 2 || version == 3 else { throw cursor.bad("GGUF version \(version) is not supported (2 or 3)") }
         let tensorCount = try cursor.count(), kvCount = try cursor.count()
         for _ in 0..<kvCount {
+            let at = cursor.offset
             let key = try cursor.string()
+            guard !key.isEmpty else { throw cursor.bad("an empty metadata key at offset \(at)") }
+            guard metadata[key] == nil else { throw cursor.bad("metadata key \(key) appears twice") }
             let value = try cursor.value(type: try cursor.u32(), depth: 0)
             metadata[key] = value
             keys.append(key)
@@ -50,7 +53,8 @@ public final class GGUFFile: @unchecked Sendable {
         for _ in 0..<tensorCount {
             let name = try cursor.string()
             let nDims = Int(try cursor.u32())
-            guard (1...4).contains(nDims) else { throw cursor.bad("tensor \(name) has \(nDims) dimensions") }
+            guard !name.isEmpty else { throw cursor.bad("a tensor without a name") }
+            guard (1...4).contains(nDims) else { throw cursor.bad("tensor \(name) has \(nDims) dimensions (1 to 4)") }
             var dims: [Int] = []
             for _ in 0..<nDims {
                 let d = try cursor.u64()
@@ -67,9 +71,13 @@ public final class GGUFFile: @unchecked Sendable {
             guard offset < UInt64(Int.max / 2) else { throw cursor.bad("tensor \(name) has offset \(offset)") }
             infos.append((name, dims, type, Int(offset)))
         }
-        let alignment = metadata["general.alignment"]?.integer ?? 32
+        var alignment = 32
+        if let value = metadata["general.alignment"] {
+            guard case .uint32(let a) = value else { throw cursor.bad("general.alignment must be a uint32, not \(value)") }
+            alignment = Int(a)
+        }
         guard alignment > 0, alignment & (alignment - 1) == 0, alignment <= 1 << 16 else {
-            throw cursor.bad("general.alignment \(alignment) is not a power of two")
+            throw cursor.bad("general.alignment \(alignment) is not a power of two (at most 65536)")
         }
         let dataStart = (cursor.offset + alignment - 1) / alignment * alignment
         for (name, dims, type, offset) in infos {
@@ -88,6 +96,11 @@ public final class GGUFFile: @unchecked Sendable {
             guard tensors[name] == nil else { throw cursor.bad("tensor \(name) appears twice") }
             tensors[name] = TensorInfo(name: name, dims: dims, type: type, data: file.base + dataStart + offset)
             tensorNames.append(name)
+        }
+        // No two tensors share bytes.
+        let spans = infos.map { (name: $0.0, start: $0.3, end: $0.3 + tensors[$0.0]!.byteCount) }.sorted { $0.start < $1.start }
+        for (a, b) in zip(spans, spans.dropFirst()) where b.start < a.end {
+            throw cursor.bad("tensors \(a.name) and \(b.name) overlap (bytes \(a.start)..<\(a.end) and \(b.start)..<\(b.end) of the data)")
         }
     }
 
@@ -140,6 +153,7 @@ public final class GGUFFile: @unchecked Sendable {
             case GGUFValue.arrayID:
                 guard depth < 4 else { throw bad("arrays nested too deeply") }
                 let elementType = try u32()
+                guard elementType <= 12 else { throw bad("unknown array element type \(elementType) at offset \(offset - 4)") }
                 let n = try count()
                 var items: [GGUFValue] = []
                 items.reserveCapacity(min(n, 1 << 20))

@@ -186,3 +186,12 @@ struct CompletionRequest {
                            toolCallID: m["tool_call_id"] as? String)
     }
 }
+
+/// Reads an OpenAI request body exactly as `peft serve` does before generating: the JSON, every field's type and
+/// range, the model and adapter names, the messages through the chat template, the prompt's length against the
+/// context. Throws the error the server answers with (400 / 404); returns the prompt's token count.
+public enum OpenAIRequestDecoder {
+    public static func decode(_ body: Data, chat: Bool, served: ServedModel, maxModelLength: Int) throws -> Int {
+        try CompletionRequest(body: RequestBody(body), chat: chat, served: served, maxModelLength: maxModelLength).prompt.count
+    }
+}

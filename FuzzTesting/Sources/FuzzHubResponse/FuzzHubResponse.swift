@@ -1,0 +1,8 @@
+import Foundation
+import FuzzTargets
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    FuzzTargets.run("FuzzHubResponse", Data(bytes: start, count: count))
+    return 0
+}
