@@ -17,17 +17,17 @@ import Transformer
 public enum FuzzTargets {
     /// The targets by name (the executable names in FuzzTesting/).
     public static let all: [(name: String, run: @Sendable (Data) -> Void)] = [
-        ("FuzzSafetensors", safetensors),
-        ("FuzzGGUF", gguf),
-        ("FuzzConfig", config),
-        ("FuzzTokenizerJSON", tokenizerJSON),
-        ("FuzzSentencePiece", sentencePiece),
-        ("FuzzJSON", json),
-        ("FuzzJinja", jinja),
-        ("FuzzDataset", dataset),
-        ("FuzzAdapter", adapter),
-        ("FuzzOpenAIRequest", openAIRequest),
-        ("FuzzHubResponse", hubResponse),
+        ("FuzzSafetensors", { safetensors($0) }),
+        ("FuzzGGUF", { gguf($0) }),
+        ("FuzzConfig", { config($0) }),
+        ("FuzzTokenizerJSON", { tokenizerJSON($0) }),
+        ("FuzzSentencePiece", { sentencePiece($0) }),
+        ("FuzzJSON", { json($0) }),
+        ("FuzzJinja", { jinja($0) }),
+        ("FuzzDataset", { dataset($0) }),
+        ("FuzzAdapter", { adapter($0) }),
+        ("FuzzOpenAIRequest", { openAIRequest($0) }),
+        ("FuzzHubResponse", { hubResponse($0) }),
     ]
 
     /// Runs the target called `name` on one input.

@@ -17,6 +17,27 @@ public func rawPost(port: Int, path: String, body: String, apiKey: String? = "se
     return fd
 }
 
+/// A TCP connection to 127.0.0.1:`port` (nothing sent).
+public func rawConnect(port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    return fd
+}
+
+/// Whether the peer has closed `fd` (a read returns end of file or an error) within `seconds`.
+public func peerCloses(_ fd: Int32, within seconds: Double) -> Bool {
+    var tv = timeval(tv_sec: Int(seconds), tv_usec: .init((seconds - Double(Int(seconds))) * 1e6))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var byte: UInt8 = 0
+    let n = recv(fd, &byte, 1, 0)
+    if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }
+    return n <= 0
+}
+
 /// Everything the peer sends until it closes (or `seconds` pass), then closes the socket.
 public func readAll(_ fd: Int32, seconds: Int = 60) -> String {
     var tv = timeval(tv_sec: seconds, tv_usec: 0)

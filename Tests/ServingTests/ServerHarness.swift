@@ -27,7 +27,7 @@ final class ServerHarness {
         ("prefix", "methods/tiny-qwen2-prefix/adapter"), ("ptuning", "methods/tiny-qwen2-ptuning/adapter"),
     ]
 
-    init(maxBatch: Int = 8, maxQueue: Int = 64, apiKey: String? = nil, base: String = "tiny-qwen2",
+    init(maxBatch: Int = 8, maxQueue: Int = 64, apiKey: String? = nil, base: String = "tiny-qwen2", idleTimeout: Double? = 30,
          adapters: [(String, String)] = ServerHarness.adapters) async throws {
         let dir = modelFixture(base)
         let model = try TransformerModel.load(directory: dir, dtype: .float32)
@@ -46,6 +46,7 @@ final class ServerHarness {
         var http = OpenAIServer.Settings()
         http.port = 0
         http.apiKey = apiKey
+        http.idleTimeout = idleTimeout
         let server = OpenAIServer(served: served, engine: engine, metrics: metrics, settings: http)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "test")

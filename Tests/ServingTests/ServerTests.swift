@@ -199,6 +199,32 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// A connection that never completes a request head (idle, or headers trickling in a byte every 100 ms) is closed
+    /// after the idle timeout instead of holding its slot; /health still answers at once, and a slow-but-whole request
+    /// sent before the timeout is answered.
+    func testIdleAndSlowHeaderConnectionsTimeOut() async throws {
+        try await withServer(await ServerHarness(maxBatch: 1, idleTimeout: 1)) { h in
+            let idle = (0..<20).map { _ in rawConnect(port: h.port) }
+            let slow = rawConnect(port: h.port)
+            let trickle = Task.detached {
+                for byte in Array("GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 60) {
+                    var b = byte
+                    if send(slow, &b, 1, Int32(MSG_NOSIGNAL)) <= 0 { return }
+                    try? await Task.sleep(nanoseconds: 100_000_000)
+                }
+            }
+            let v1 = try await h.request(.GET, "/health").status
+            XCTAssertEqual(v1, 200)
+            // Every idle connection and the slow one are closed well before the trickle would finish (8 s).
+            for fd in idle { XCTAssertTrue(peerCloses(fd, within: 5), "an idle connection stayed open"); close(fd) }
+            XCTAssertTrue(peerCloses(slow, within: 5), "the slow-header connection stayed open")
+            trickle.cancel()
+            close(slow)
+            let v2 = try await h.request(.GET, "/health").status
+            XCTAssertEqual(v2, 200)
+        }
+    }
+
     /// Hundreds of bad requests get OpenAI-shaped errors with the right status; the server still answers after.
     func testBadRequestsAndBounds() async throws {
         try await withServer(await ServerHarness(maxBatch: 1, maxQueue: 2, apiKey: "sekret")) { h in

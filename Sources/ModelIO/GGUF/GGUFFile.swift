@@ -85,7 +85,8 @@ public final class GGUFFile: @unchecked Sendable {
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d)
                 return (p, acc.1 || o)
             }
-            guard !overflow, count % type.block.size == 0 else {
+            // As ggml: each row (the innermost dimension) is whole blocks.
+            guard !overflow, dims[0] % type.block.size == 0 else {
                 throw cursor.bad("tensor \(name) has \(dims) elements, not a whole number of \(type) blocks")
             }
             guard offset % alignment == 0 else { throw cursor.bad("tensor \(name) is not aligned to \(alignment) bytes") }

@@ -18,6 +18,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The base model's name for clients (default: --model as given).") var servedModelName: String?
     @Option(help: "Address to listen on (127.0.0.1: this machine only).") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8000
+    @Option(help: "Seconds a connection may wait without sending a complete request head (idle keep-alive, slow headers) before it is closed; 0: never.")
+    var idleTimeout: Double = 30
     @Option(help: "Require 'Authorization: Bearer KEY' on every request but /health (default: PEFT_API_KEY if set).") var apiKey: String?
     @Option(help: "Most sequences decoded together.") var maxBatch = 8
     @Option(help: "Most requests waiting for a slot; beyond it requests get 429.") var maxQueue = 64
@@ -75,6 +77,7 @@ struct Serve: AsyncParsableCommand {
         var settings = OpenAIServer.Settings()
         settings.host = host
         settings.port = port
+        settings.idleTimeout = idleTimeout > 0 ? idleTimeout : nil
         settings.apiKey = apiKey ?? ProcessInfo.processInfo.environment["PEFT_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let server = OpenAIServer(served: served, engine: engine, metrics: metrics, settings: settings)
         var logger = Logger(label: "peft.serve")

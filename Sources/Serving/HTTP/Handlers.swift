@@ -14,6 +14,10 @@ struct Handlers: Sendable {
 
     private func body(_ request: Request) async throws -> RequestBody {
         var request = request
+        // A declared length past the limit is refused before a byte of the body is read.
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > server.settings.maxBodyBytes {
+            throw APIError(.contentTooLarge, "the request body is larger than \(server.settings.maxBodyBytes) bytes (Content-Length \(declared))")
+        }
         let buffer: ByteBuffer
         do { buffer = try await request.collectBody(upTo: server.settings.maxBodyBytes) } catch {
             throw APIError(.contentTooLarge, "the request body is larger than \(server.settings.maxBodyBytes) bytes")

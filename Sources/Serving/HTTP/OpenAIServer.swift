@@ -17,6 +17,10 @@ public struct OpenAIServer: Sendable {
         public var apiKey: String?
         /// Largest request body accepted.
         public var maxBodyBytes = 16 << 20
+        /// Seconds a connection may go without a complete request head (a new connection, one between requests, or
+        /// a client sending its headers a byte at a time) before it is closed; a request being answered is never cut.
+        /// nil: no limit.
+        public var idleTimeout: Double? = 30
 
         public init() {}
     }
@@ -50,7 +54,8 @@ public struct OpenAIServer: Sendable {
         router.post("/v1/load_lora_adapter") { request, _ in try await handlers.loadAdapter(request) }
         router.post("/v1/unload_lora_adapter") { request, _ in try await handlers.unloadAdapter(request) }
         return Application(router: router,
-                           server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionObserver()])),
+                           server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionObserver()],
+                                                                 idleTimeout: settings.idleTimeout.map { .nanoseconds(Int64($0 * 1e9)) })),
                            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "peft"),
                            services: [engine],
                            onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
