@@ -125,6 +125,7 @@ public final class GGUFModel: @unchecked Sendable {
                 sharedIntermediateSize: m["\(name).expert_shared_feed_forward_length"]?.integer,
                 normalizeTopK: architecture == .qwen3MoE, sparseLayers: Array(repeating: true, count: config.layerCount))
         }
+        try config.checkSizes(path: path)
     }
 
     /// The model, its matrices in the file's format (f16 matrices converted to `dtype`).

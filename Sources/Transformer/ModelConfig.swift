@@ -414,6 +414,7 @@ extension ModelConfig {
         if arch == .qwen, fields.optionalBool("use_logn_attn") == true, let n = fields.optionalInt("seq_length"), n > 1 {
             lognScalingLength = n
         }
+        try checkSizes(path: path)
     }
 
     /// ChatGLM's config under the common names: num_layers, ffn_hidden_size, kv_channels, layernorm_epsilon,
@@ -439,6 +440,30 @@ extension ModelConfig {
         fields.replace("rope_theta", with: 10000 * (fields.optionalDouble("rope_ratio") ?? 1))
         if fields.optionalDouble("partial_rotary_factor") == nil { fields.replace("partial_rotary_factor", with: 0.5) }
         if fields.optionalBool("attention_bias") == nil { fields.replace("attention_bias", with: false) }
+    }
+
+    /// Sizes beyond any released model are a broken (or hostile) file, not a reason to allocate them; within these
+    /// bounds every size product (parameter counts, buffers) fits in an Int. Checked for every config read, from
+    /// config.json or from GGUF metadata.
+    public func checkSizes(path: String) throws {
+        for (name, value, limit) in [("hidden_size", hiddenSize, 1 << 16), ("num_attention_heads", headCount, 1 << 10),
+                                     ("num_key_value_heads", kvHeadCount, 1 << 10), ("num_hidden_layers", layerCount, 1 << 10),
+                                     ("intermediate_size", intermediateSize, 1 << 18), ("vocab_size", vocabSize, 1 << 22),
+                                     ("head_dim", headDim, 1024), ("max_position_embeddings", maxPositionEmbeddings, 1 << 27)]
+            where value < 1 || value > limit {
+            throw TransformerError.config(path: path, reason: "\(name) \(value) is outside 1...\(limit)")
+        }
+        guard headCount % kvHeadCount == 0, headDim % 2 == 0, rotaryDim >= 2, rotaryDim <= headDim, rotaryDim % 2 == 0 else {
+            throw TransformerError.config(path: path, reason: "\(headCount) heads of \(headDim) over \(kvHeadCount) key/value heads, \(rotaryDim) rotated dimensions, do not fit together")
+        }
+        if let moe {
+            guard moe.experts > 0, moe.experts <= 1 << 12, moe.topK > 0, moe.topK <= moe.experts, moe.intermediateSize > 0,
+                  moe.intermediateSize <= 1 << 18, (moe.sharedIntermediateSize ?? 1) > 0, (moe.sharedIntermediateSize ?? 1) <= 1 << 18,
+                  moe.sparseLayers.count == layerCount else {
+                throw TransformerError.config(path: path, reason: "invalid mixture: \(moe.experts) experts, top \(moe.topK), width \(moe.intermediateSize)")
+            }
+        }
+        if let w = slidingWindow, w < 1 { throw TransformerError.config(path: path, reason: "sliding window \(w) must be positive") }
     }
 
     /// Qwen2-MoE / Qwen3-MoE's mixture settings; a layer is sparse when (l + 1) % decoder_sparse_step == 0 and it is
