@@ -6,12 +6,7 @@ import Glibc
 /// Sends an HTTP/1.1 POST of JSON `body` to `path` on 127.0.0.1:`port` over a plain socket and returns the socket
 /// unread: close it to play a client that goes away, or `readAll` the answer.
 public func rawPost(port: Int, path: String, body: String, apiKey: String? = "sekret") -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    let fd = rawConnect(port: port)
     let request = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\(apiKey.map { "Authorization: Bearer \($0)\r\n" } ?? "")Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
     return fd
