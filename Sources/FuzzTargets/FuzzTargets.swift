@@ -51,19 +51,8 @@ public enum FuzzTargets {
         let url = FuzzInput.file(data, name: "model.gguf")
         guard let file = try? GGUFFile(path: url.path) else { return }
         for (_, t) in file.tensors where t.elementCount <= 1 << 20 {
-            var out = [Float](repeating: 0, count: t.elementCount)
-            out.withUnsafeMutableBufferPointer { buffer in
-                guard let dst = buffer.baseAddress else { return }
-                switch t.type {
-                case .f32: Convert.toFloat(t.data, dtype: .float32, into: dst, count: t.elementCount)
-                case .f16: Convert.toFloat(t.data, dtype: .float16, into: dst, count: t.elementCount)
-                case .bf16: Convert.toFloat(t.data, dtype: .bfloat16, into: dst, count: t.elementCount)
-                default:
-                    if let q = QuantType(rawValue: "\(t.type)") {
-                        q.dequantize(t.data.assumingMemoryBound(to: UInt8.self), count: t.elementCount, into: dst)
-                    }
-                }
-            }
+            let out = FloatBuffer(count: t.elementCount)
+            withExtendedLifetime(out) { t.floats(into: out.pointer) }
         }
         guard let gguf = try? GGUFModel(path: url.path) else { return }
         if let tokenizer = try? gguf.tokenizer() {
@@ -71,14 +60,14 @@ public enum FuzzTargets {
             _ = tokenizer.decode(ids)
         }
         if gguf.config.parameterCount <= 1 << 20, let model = try? gguf.transformer(dtype: .float32) {
-            _ = model.logits(PackedBatch(sequences: [[0, 1, 2]].map { $0.map { Int32($0 % max(1, model.config.vocabSize)) } }))
+            let v = Int32(model.config.vocabSize)
+            _ = model.logits(PackedBatch(sequences: [[0, 1 % v, 2 % v]]))
         }
     }
 
     /// config.json, then (small dense models) the model built from it with zero weights and run: a forward pass and a
     /// few cached decoding steps, so sizes that parse but cannot run are caught.
     public static func config(_ data: Data) {
-        let data = data
         guard let config = try? ModelConfig(json: data, path: "config.json") else { return }
         let tensors = BaseTensor.all(config)
         _ = tensors.map { config.layout.name($0) }
@@ -100,7 +89,7 @@ public enum FuzzTargets {
         let folder = FuzzInput.folder("config-model", files: ["config.json": data])
         guard (try? writer.write(to: folder.appendingPathComponent("model.safetensors"))) != nil,
               let model = try? TransformerModel.load(directory: folder, dtype: .float32) else { return }
-        let v = Int32(max(1, config.vocabSize))
+        let v = Int32(config.vocabSize)
         _ = model.logits(PackedBatch(sequences: [[1 % v, 2 % v, 3 % v]]))
         let session = DecodeSession(model: model, capacity: 8)
         _ = try? session.append([1 % v, 2 % v])
@@ -136,7 +125,7 @@ public enum FuzzTargets {
         let parts = FuzzInput.split(data, parts: 2)
         guard let template = try? Template(FuzzInput.text(parts[0])) else { return }
         let messages = (try? Value.fromJSON(FuzzInput.text(parts[1])))
-            ?? Value.fromJSONOrNull(#"[{"role": "user", "content": "hi"}]"#)
+            ?? .array([.object([("role", .string("user")), ("content", .string("hi"))])])
         let variables: [String: Value] = ["messages": messages, "add_generation_prompt": .bool(true),
                                           "bos_token": .string("<s>"), "eos_token": .string("</s>")]
         _ = try? template.render(variables, options: RenderOptions(date: Date(timeIntervalSince1970: 1_800_000_000),
@@ -146,7 +135,6 @@ public enum FuzzTargets {
     /// A data set file as `peft train --data` reads it: JSON Lines and a JSON array (alpaca, sharegpt, messages, tools),
     /// strictly and with --skip-invalid.
     public static func dataset(_ data: Data) {
-        let data = data
         for name in ["data.jsonl", "data.json"] {
             let url = FuzzInput.file(data, name: name)
             _ = try? DataLoader.load(url)
@@ -165,7 +153,6 @@ public enum FuzzTargets {
     /// An OpenAI request body as `peft serve` reads it, for /v1/chat/completions and /v1/completions, against tiny-qwen2
     /// with its chat template.
     public static func openAIRequest(_ data: Data) {
-        let data = data
         for chat in [true, false] {
             _ = try? OpenAIRequestDecoder.decode(data, chat: chat, served: Served.model, maxModelLength: 128)
         }
@@ -173,17 +160,12 @@ public enum FuzzTargets {
 
     /// The hub's revision answer (commit and file list), and repository ids and glob patterns from the same bytes.
     public static func hubResponse(_ data: Data) {
-        let data = data
         _ = try? HubClient.parseRevisionInfo(data, url: "https://hub.invalid/api/models/x/revision/main")
         let parts = FuzzInput.split(data, parts: 2)
         let text = FuzzInput.text(parts[0])
         _ = RepoID(text)
         _ = HubClient.glob(text, FuzzInput.text(parts[1]))
     }
-}
-
-extension Value {
-    static func fromJSONOrNull(_ text: String) -> Value { (try? fromJSON(text)) ?? .none }
 }
 
 enum TinyModel {

@@ -173,14 +173,7 @@ public final class GGUFModel: @unchecked Sendable {
             guard let t = file.tensors[name] else { throw ModelIOError.missingTensor(name: name, searched: file.path) }
             guard t.elementCount == count else { throw ModelIOError.shapeMismatch(tensor: name, expected: [count], found: t.dims) }
             let out = FloatBuffer(count: count)
-            switch t.type {
-            case .f32: Convert.toFloat(t.data, dtype: .float32, into: out.pointer, count: count)
-            case .f16: Convert.toFloat(t.data, dtype: .float16, into: out.pointer, count: count)
-            case .bf16: Convert.toFloat(t.data, dtype: .bfloat16, into: out.pointer, count: count)
-            case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .iq4_nl, .iq4_xs:
-                let q = QuantType(rawValue: "\(t.type)")!
-                q.dequantize(t.data.assumingMemoryBound(to: UInt8.self), count: count, into: out.pointer)
-            }
+            t.floats(into: out.pointer)
             return out
         }
         let names = GGUFLayout.projectionNames

@@ -64,16 +64,7 @@ final class GGUFExportTests: XCTestCase {
             for (name, want) in golden.values {
                 let info = try XCTUnwrap(file.tensors[name])
                 var ours = [Float](repeating: 0, count: info.elementCount)
-                let n = info.elementCount
-                ours.withUnsafeMutableBufferPointer { out in
-                    let raw = info.data.assumingMemoryBound(to: UInt8.self)
-                    switch info.type {
-                    case .f16: Convert.toFloat(info.data, dtype: .float16, into: out.baseAddress!, count: n)
-                    case .bf16: Convert.toFloat(info.data, dtype: .bfloat16, into: out.baseAddress!, count: n)
-                    case .f32: Convert.toFloat(info.data, dtype: .float32, into: out.baseAddress!, count: n)
-                    default: QuantType(rawValue: "\(info.type)")!.dequantize(raw, count: n, into: out.baseAddress!)
-                    }
-                }
+                ours.withUnsafeMutableBufferPointer { info.floats(into: $0.baseAddress!) }
                 XCTAssertEqual(ours, want, "\(kind) \(name)")
             }
         }

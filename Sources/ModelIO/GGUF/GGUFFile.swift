@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// A GGUF file (version 2 or 3) opened read-only: metadata, tensor infos, and tensor data straight from a memory
 /// mapping. Every count, length and offset is checked against the file before it is used, so a truncated or
@@ -18,6 +19,17 @@ public final class GGUFFile: @unchecked Sendable {
         public let data: UnsafeRawPointer
         public var elementCount: Int { dims.reduce(1, *) }
         public var byteCount: Int { elementCount / type.block.size * type.block.bytes }
+
+        /// Its `elementCount` elements as f32 into `out` (block formats dequantized).
+        public func floats(into out: UnsafeMutablePointer<Float>) {
+            switch type {
+            case .f32: Convert.toFloat(data, dtype: .float32, into: out, count: elementCount)
+            case .f16: Convert.toFloat(data, dtype: .float16, into: out, count: elementCount)
+            case .bf16: Convert.toFloat(data, dtype: .bfloat16, into: out, count: elementCount)
+            case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .iq4_nl, .iq4_xs:
+                QuantType(rawValue: "\(type)")!.dequantize(data.assumingMemoryBound(to: UInt8.self), count: elementCount, into: out)
+            }
+        }
     }
 
     public let path: String
