@@ -246,14 +246,7 @@ public enum GGUFExporter {
                 }
                 // Baichuan2's NormHead: the model multiplies by unit-length rows; llama.cpp reads them as stored.
                 if config.normHead, tensor.name == "output.weight" {
-                    let cols = tensor.dims[0]
-                    for r in 0..<(tensor.elementCount / cols) {
-                        let row = values.pointer + r * cols
-                        var sum: Float = 0
-                        for j in 0..<cols { sum += row[j] * row[j] }
-                        let scale = 1 / max(sum.squareRoot(), 1e-12)
-                        for j in 0..<cols { row[j] *= scale }
-                    }
+                    Ops.normalizeRows(values.pointer, rows: tensor.dims[1], cols: tensor.dims[0])
                 }
             }
             if permuted, tensor.name.hasSuffix("attn_q.weight") || tensor.name.hasSuffix("attn_k.weight")

@@ -123,6 +123,20 @@ public enum Ops {
     }
 
     /// y += alpha * x.
+    /// Scales each row of x [rows, cols] to unit length (its squares summed in f64; a zero row stays zero), as
+    /// torch's `F.normalize` (Baichuan2's NormHead).
+    public static func normalizeRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        Parallel.forRanges(rows, minChunk: 64) { rs in
+            for r in rs {
+                let row = x + r * cols
+                var sum = 0.0
+                for j in 0..<cols { sum += Double(row[j]) * Double(row[j]) }
+                let scale = Float(1 / max(sum.squareRoot(), 1e-12))
+                for j in 0..<cols { row[j] *= scale }
+            }
+        }
+    }
+
     public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         pk_axpy(alpha, x, y, count)
     }

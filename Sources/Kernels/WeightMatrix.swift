@@ -405,16 +405,8 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Every row divided by its L2 norm (at least 1e-12, as torch's `normalize`), in the same storage kind
     /// (Baichuan2's NormHead).
     public func rowNormalized() -> WeightMatrix {
-        let values = toFloat(), c = cols
-        Parallel.forRanges(rows, minChunk: 64) { rs in
-            for r in rs {
-                let row = values.pointer + r * c
-                var sum = 0.0
-                for j in 0..<c { sum += Double(row[j]) * Double(row[j]) }
-                let scale = Float(1 / max(sum.squareRoot(), 1e-12))
-                for j in 0..<c { row[j] *= scale }
-            }
-        }
+        let values = toFloat()
+        Ops.normalizeRows(values.pointer, rows: rows, cols: cols)
         let plain = WeightMatrix(rows: rows, cols: cols, storage: .float32(UnsafePointer(values.pointer)), owner: values)
         var out: WeightMatrix
         switch storage {
