@@ -44,26 +44,24 @@ public final class GGUFModel: @unchecked Sendable {
         if architecture == .baichuan, (try int("\(name).block_count")) != 32 {
             throw ModelIOError.malformed(path: path, reason: "llama.cpp runs a baichuan of \(try int("\(name).block_count")) layers without rotary positions (ALiBi for 40 layers, none otherwise), which is not supported; 32-layer (7B) files are")
         }
-        var rope = RoPEConfig(theta: m["\(name).rope.freq_base"]?.number ?? 10000)
-        if let factors = file.tensors["rope_freqs.weight"] {
-            guard factors.elementCount == headDim / 2, factors.type == .f32 else {
-                throw ModelIOError.malformed(path: path, reason: "rope_freqs.weight holds \(factors.elementCount) \(factors.type) values; expected \(headDim / 2) f32")
+        /// A rope factor tensor's values, when it holds `count` f32.
+        func factors(_ t: GGUFFile.TensorInfo, count: Int) throws -> [Float] {
+            guard t.elementCount == count, t.type == .f32 else {
+                throw ModelIOError.malformed(path: path, reason: "\(t.name) holds \(t.elementCount) \(t.type) values; expected \(count) f32")
             }
-            let p = factors.data.assumingMemoryBound(to: Float.self)
-            rope.scaling = .frequencyFactors((0..<(headDim / 2)).map { p[$0] })
+            let p = t.data.assumingMemoryBound(to: Float.self)
+            return (0..<count).map { p[$0] }
+        }
+        var rope = RoPEConfig(theta: m["\(name).rope.freq_base"]?.number ?? 10000)
+        if let freqs = file.tensors["rope_freqs.weight"] {
+            rope.scaling = .frequencyFactors(try factors(freqs, count: headDim / 2))
         } else if m["\(name).rope.scaling.type"]?.string == "linear", let f = m["\(name).rope.scaling.factor"]?.number {
             rope.scaling = .linear(factor: f)
         } else if let long = file.tensors["rope_factors_long.weight"], let short = file.tensors["rope_factors_short.weight"] {
             // Phi-3's LongRoPE: short factors up to the original context, long ones past it (as transformers).
-            guard long.elementCount == rotaryDim / 2, short.elementCount == rotaryDim / 2, long.type == .f32, short.type == .f32 else {
-                throw ModelIOError.malformed(path: path, reason: "rope_factors_long/short hold \(long.elementCount) and \(short.elementCount) values; expected \(rotaryDim / 2) f32 each")
-            }
-            func values(_ t: GGUFFile.TensorInfo) -> [Float] {
-                let p = t.data.assumingMemoryBound(to: Float.self)
-                return (0..<t.elementCount).map { p[$0] }
-            }
             let original = try m["\(name).rope.scaling.original_context_length"]?.integer ?? int("\(name).context_length")
-            rope.scaling = .longrope(short: values(short), long: values(long), originalMaxPositions: original,
+            rope.scaling = .longrope(short: try factors(short, count: rotaryDim / 2), long: try factors(long, count: rotaryDim / 2),
+                                     originalMaxPositions: original,
                                      attentionFactor: Float(m["\(name).rope.scaling.attn_factor"]?.number ?? 1))
         }
         config = ModelConfig(
@@ -88,10 +86,14 @@ public final class GGUFModel: @unchecked Sendable {
             config.layout = .llama
             config.normHead = false
         }
-        if architecture != .gemma2, architecture != .gemma3, let w = m["\(name).attention.sliding_window"]?.integer, w > 0 {
+        // The window and which layers use it: the file's per-layer flags, else Gemma's period (every layer otherwise).
+        if let w = m["\(name).attention.sliding_window"]?.integer, w > 0 {
             config.slidingWindow = w
             if case .array(_, let flags)? = m["\(name).attention.sliding_window_pattern"], flags.count == config.layerCount {
                 config.slidingLayers = flags.map { $0 == .bool(true) }
+            } else if architecture == .gemma2 || architecture == .gemma3 {
+                let n = m["\(name).attention.sliding_window_pattern"]?.integer ?? (architecture == .gemma2 ? 2 : 6)
+                config.slidingLayers = (0..<config.layerCount).map { ($0 + 1) % max(1, n) != 0 }
             }
         }
         if architecture == .gemma2 || architecture == .gemma3 {
@@ -101,15 +103,6 @@ public final class GGUFModel: @unchecked Sendable {
             config.attentionSoftcap = architecture == .gemma2
                 ? (m["\(name).attn_logit_softcapping"]?.number).flatMap { $0 > 0 ? Float($0) : nil } : nil
             config.finalSoftcap = (m["\(name).final_logit_softcapping"]?.number).flatMap { $0 > 0 ? Float($0) : nil }
-            if let w = m["\(name).attention.sliding_window"]?.integer, w > 0 {
-                config.slidingWindow = w
-                if case .array(_, let flags)? = m["\(name).attention.sliding_window_pattern"], flags.count == config.layerCount {
-                    config.slidingLayers = flags.map { $0 == .bool(true) }
-                } else {
-                    let n = m["\(name).attention.sliding_window_pattern"]?.integer ?? (architecture == .gemma2 ? 2 : 6)
-                    config.slidingLayers = (0..<config.layerCount).map { ($0 + 1) % max(1, n) != 0 }
-                }
-            }
             // Gemma 3's local layers: llama.cpp's base 10000 unless the file says otherwise.
             if architecture == .gemma3, config.slidingWindow != nil {
                 config.localRope = RoPEConfig(theta: m["\(name).rope.freq_base_swa"]?.number ?? 10000)
