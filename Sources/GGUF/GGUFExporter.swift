@@ -205,6 +205,13 @@ public enum GGUFExporter {
         let hfNames = Dictionary(uniqueKeysWithValues: plan.map { ($0.0, $0.1) })
         let permuted = GGUFLayout.permutesQueryKey(gguf: arch)
         var bytes = 0
+        /// A checkpoint tensor as f32, with the adapter merged in.
+        func source(_ name: String) throws -> (view: TensorView, values: FloatBuffer) {
+            let view = try directory.tensor(name)
+            let values = try view.floatBuffer()
+            if let a = adapter { _ = a.merge(tensor: view.name, values: values.pointer, shape: view.shape) }
+            return (view, values)
+        }
         try writer.write(to: output) { tensor, out in
             let values: FloatBuffer
             if let factors = extra[tensor.name] {
@@ -212,9 +219,7 @@ public enum GGUFExporter {
                 factors.withUnsafeBufferPointer { values.copy(from: $0.baseAddress!, count: factors.count) }
             } else if let rows = parts[tensor.name] {
                 // One part of a fused q/k/v, cut after the adapter is merged into the whole.
-                let view = try directory.tensor(hfNames[tensor.name]![0])
-                let fused = try view.floatBuffer()
-                if let a = adapter { _ = a.merge(tensor: view.name, values: fused.pointer, shape: view.shape) }
+                let (view, fused) = try source(hfNames[tensor.name]![0])
                 let cols = tensor.dims.count == 2 ? tensor.dims[0] : 1
                 guard view.elementCount == (config.qDim + 2 * config.kvDim) * cols else {
                     throw ModelIOError.shapeMismatch(tensor: view.name, expected: [config.qDim + 2 * config.kvDim, cols], found: view.shape)
@@ -228,12 +233,10 @@ public enum GGUFExporter {
                 values = FloatBuffer(count: tensor.elementCount)
                 var at = 0
                 for name in hfNames[tensor.name]! {
-                    let view = try directory.tensor(name)
-                    let part = try view.floatBuffer()
+                    let (view, part) = try source(name)
                     guard at + view.elementCount <= tensor.elementCount else {
                         throw ModelIOError.shapeMismatch(tensor: view.name, expected: tensor.dims.reversed(), found: view.shape)
                     }
-                    if let a = adapter { _ = a.merge(tensor: view.name, values: part.pointer, shape: view.shape) }
                     (values.pointer + at).update(from: part.pointer, count: view.elementCount)
                     at += view.elementCount
                 }
