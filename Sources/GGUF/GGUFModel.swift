@@ -76,6 +76,8 @@ public final class GGUFModel: @unchecked Sendable {
             qkvBias: file.tensors["blk.0.attn_q.bias"] != nil || file.tensors["blk.0.attn_qkv.bias"] != nil,
             qkNorm: file.tensors["blk.0.attn_q_norm.weight"] != nil,
             bosTokenID: m["tokenizer.ggml.bos_token_id"]?.integer, eosTokenIDs: eos.map { [$0] } ?? [])
+        // Before anything is sized by the layer count; again at the end, with the mixture.
+        try config.checkSizes(path: path)
         // The file's own tensors say what is fused: attn_qkv ([q | k | v]: Qwen v1, Phi-3, llama.cpp's ChatGLM) and an
         // ffn_up of both halves with no ffn_gate (Phi-3, GLM). InternLM2's and Baichuan's q/k/v come split (and their
         // Baichuan NormHead rows normalised), so they read as Llama-named models.
@@ -110,9 +112,6 @@ public final class GGUFModel: @unchecked Sendable {
         }
         if architecture == .qwen2MoE || architecture == .qwen3MoE {
             let experts = try int("\(name).expert_count"), used = try int("\(name).expert_used_count")
-            guard experts > 0, used > 0, used <= experts else {
-                throw ModelIOError.malformed(path: path, reason: "expert_count \(experts) and expert_used_count \(used) are not usable")
-            }
             config.moe = ModelConfig.MoE(
                 experts: experts, topK: used, intermediateSize: try int("\(name).expert_feed_forward_length"),
                 sharedIntermediateSize: m["\(name).expert_shared_feed_forward_length"]?.integer,

@@ -304,12 +304,9 @@ extension ModelConfig {
         // Qwen v1's w1 and w2 are each intermediate_size / 2 wide.
         if arch == .qwen { intermediate /= 2 }
         let vocab = try fields.int("vocab_size")
-        // Sizes beyond any released model are a broken file, not a reason to try allocating them.
-        for (name, value, limit) in [("hidden_size", hidden, 1 << 16), ("num_attention_heads", heads, 1 << 10),
-                                     ("num_hidden_layers", layers, 1 << 10), ("intermediate_size", intermediate, 1 << 18),
-                                     ("vocab_size", vocab, 1 << 22)] where value < 1 || value > limit {
-            throw TransformerError.config(path: path, reason: "\(name) \(value) is outside 1...\(limit)")
-        }
+        // Before anything is sized by them (checkSizes checks the whole config at the end).
+        try Self.checkRanges([("hidden_size", hidden), ("num_attention_heads", heads), ("num_hidden_layers", layers),
+                              ("intermediate_size", intermediate), ("vocab_size", vocab)], path: path)
         let headDim = fields.optionalInt("head_dim") ?? hidden / heads
         guard headDim > 0, headDim % 2 == 0, headDim <= 1024 else {
             throw TransformerError.config(path: path, reason: "head_dim \(headDim) must be a positive even number")
@@ -446,13 +443,9 @@ extension ModelConfig {
     /// bounds every size product (parameter counts, buffers) fits in an Int. Checked for every config read, from
     /// config.json or from GGUF metadata.
     public func checkSizes(path: String) throws {
-        for (name, value, limit) in [("hidden_size", hiddenSize, 1 << 16), ("num_attention_heads", headCount, 1 << 10),
-                                     ("num_key_value_heads", kvHeadCount, 1 << 10), ("num_hidden_layers", layerCount, 1 << 10),
-                                     ("intermediate_size", intermediateSize, 1 << 18), ("vocab_size", vocabSize, 1 << 22),
-                                     ("head_dim", headDim, 1024), ("max_position_embeddings", maxPositionEmbeddings, 1 << 27)]
-            where value < 1 || value > limit {
-            throw TransformerError.config(path: path, reason: "\(name) \(value) is outside 1...\(limit)")
-        }
+        try Self.checkRanges([("hidden_size", hiddenSize), ("num_attention_heads", headCount), ("num_key_value_heads", kvHeadCount),
+                              ("num_hidden_layers", layerCount), ("intermediate_size", intermediateSize), ("vocab_size", vocabSize),
+                              ("head_dim", headDim), ("max_position_embeddings", maxPositionEmbeddings)], path: path)
         guard headCount % kvHeadCount == 0, headDim % 2 == 0, rotaryDim >= 2, rotaryDim <= headDim, rotaryDim % 2 == 0 else {
             throw TransformerError.config(path: path, reason: "\(headCount) heads of \(headDim) over \(kvHeadCount) key/value heads, \(rotaryDim) rotated dimensions, do not fit together")
         }
@@ -460,10 +453,26 @@ extension ModelConfig {
             guard moe.experts > 0, moe.experts <= 1 << 12, moe.topK > 0, moe.topK <= moe.experts, moe.intermediateSize > 0,
                   moe.intermediateSize <= 1 << 18, (moe.sharedIntermediateSize ?? 1) > 0, (moe.sharedIntermediateSize ?? 1) <= 1 << 18,
                   moe.sparseLayers.count == layerCount else {
-                throw TransformerError.config(path: path, reason: "invalid mixture: \(moe.experts) experts, top \(moe.topK), width \(moe.intermediateSize)")
+                throw TransformerError.config(path: path, reason: "invalid mixture: num_experts \(moe.experts), num_experts_per_tok \(moe.topK), moe_intermediate_size \(moe.intermediateSize), shared_expert_intermediate_size \(moe.sharedIntermediateSize.map(String.init) ?? "none")")
             }
         }
         if let w = slidingWindow, w < 1 { throw TransformerError.config(path: path, reason: "sliding window \(w) must be positive") }
+    }
+
+    /// The largest value each size may take.
+    static let sizeLimits: [String: Int] = [
+        "hidden_size": 1 << 16, "num_attention_heads": 1 << 10, "num_key_value_heads": 1 << 10, "num_hidden_layers": 1 << 10,
+        "intermediate_size": 1 << 18, "vocab_size": 1 << 22, "head_dim": 1024, "max_position_embeddings": 1 << 27,
+    ]
+
+    /// Each (name, value) within 1...sizeLimits[name], else an error naming it.
+    static func checkRanges(_ sizes: [(String, Int)], path: String) throws {
+        for (name, value) in sizes {
+            let limit = sizeLimits[name] ?? Int.max
+            guard value >= 1, value <= limit else {
+                throw TransformerError.config(path: path, reason: "\(name) \(value) is outside 1...\(limit)")
+            }
+        }
     }
 
     /// Qwen2-MoE / Qwen3-MoE's mixture settings; a layer is sparse when (l + 1) % decoder_sparse_step == 0 and it is
@@ -473,9 +482,7 @@ extension ModelConfig {
         let experts = try fields.optionalInt("num_local_experts") ?? fields.int("num_experts")
         let topK = try fields.int("num_experts_per_tok")
         let width = try fields.int("moe_intermediate_size")
-        guard experts > 0, experts <= 1 << 12, topK > 0, topK <= experts, width > 0, width <= 1 << 18 else {
-            throw TransformerError.config(path: fields.path, reason: "invalid mixture: num_experts \(experts), num_experts_per_tok \(topK), moe_intermediate_size \(width)")
-        }
+        // Their ranges are checked with the rest of the config (checkSizes).
         let shared = fields.optionalInt("shared_expert_intermediate_size").flatMap { $0 > 0 ? $0 : nil }
         let step = max(1, fields.optionalInt("decoder_sparse_step") ?? 1)
         let dense = Set((fields.obj["mlp_only_layers"] as? [NSNumber] ?? []).map(\.intValue))
