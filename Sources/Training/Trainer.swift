@@ -118,14 +118,14 @@ public final class Trainer {
     }
 
     public var rank: Int { communicator?.rank ?? 0 }
+    public var worldSize: Int { communicator?.size ?? 1 }
 
     /// The load-balancing loss's weight in training: the option, else the config's router_aux_loss_coef for a
-    /// mixture of experts whose router is being trained through (0 for dense models).
+    /// mixture of experts (0 for dense models).
     var routerAuxLossCoefficient: Double {
         guard let moe = model.config.moe else { return 0 }
         return options.routerAuxLossCoef ?? moe.routerAuxLossCoefficient
     }
-    public var worldSize: Int { communicator?.size ?? 1 }
     /// The process that writes logs, checkpoints and the output.
     public var isPrimary: Bool { rank == 0 }
 
@@ -180,7 +180,7 @@ public final class Trainer {
             adapter.zeroGradients()
             var lossSum = 0.0, stepTokens = 0, auxSum = 0.0, auxPasses = 0
             // The router's load-balancing loss: its weight shared by the step's micro-batches on every rank.
-            let auxWeight = Float(routerAuxLossCoefficient / Double(planned.microBatches.count * (communicator?.size ?? 1)))
+            let auxWeight = Float(routerAuxLossCoefficient / Double(planned.microBatches.count * worldSize))
             for (m, all) in planned.microBatches.enumerated() {
                 let indices = share(all)
                 if indices.isEmpty { continue }

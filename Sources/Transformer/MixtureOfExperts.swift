@@ -35,14 +35,13 @@ public struct MoEWeights: @unchecked Sendable {
     }
 }
 
-/// The routing of a pass: for each row its top-k experts and their weights, and the router's probabilities.
 /// The load-balancing loss of a training pass (Switch Transformer's, as transformers' `load_balancing_loss_func`
 /// computes it over every sparse layer's rows together): E * sum_e f_e * P_e with f_e the share of top-k slots that
 /// chose expert e and P_e its mean router probability. Its gradient reaches each row's router logits through P_e only.
 public final class RouterStatistics {
     let experts: Int
-    var counts: [Double]
-    var probabilitySums: [Double]
+    var counts: [Double] = []
+    var probabilitySums: [Double] = []
     var rows = 0
     /// Rows are counted only in a pass's first forward (not when checkpointing recomputes a layer).
     var collecting = false
@@ -51,12 +50,9 @@ public final class RouterStatistics {
     /// The last pass's loss (unweighted), nil when it was not computed.
     public private(set) var auxLoss: Double?
 
-    init(experts: Int) {
-        self.experts = experts
-        counts = Array(repeating: 0, count: experts)
-        probabilitySums = Array(repeating: 0, count: experts)
-    }
+    init(experts: Int) { self.experts = experts }
 
+    /// Starts counting a pass's rows.
     func begin() {
         counts = Array(repeating: 0, count: experts)
         probabilitySums = Array(repeating: 0, count: experts)
@@ -77,6 +73,7 @@ public final class RouterStatistics {
     func end() { probabilityGradient = [] }
 }
 
+/// The routing of a pass: for each row its top-k experts and their weights, and the router's probabilities.
 final class Routing {
     let topK: Int
     let experts: Int
