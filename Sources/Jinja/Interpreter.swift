@@ -21,12 +21,6 @@ final class Interpreter {
         if steps > Self.maximumSteps { throw TemplateError.runtime("the template ran more than \(Self.maximumSteps) steps") }
     }
 
-    func checkOutput() throws {
-        if output.utf8.count > Self.maximumStringBytes {
-            throw TemplateError.runtime("the output is too long (the limit is \(Self.maximumStringBytes) bytes)")
-        }
-    }
-
     /// A filter's or a call's result, refused when it is a string past the size limit (`replace` and `join` in a
     /// loop can grow one as fast as `~`).
     func bounded(_ v: Value) throws -> Value {
@@ -90,10 +84,10 @@ final class Interpreter {
         switch node {
         case .text(let t):
             output += t
-            try checkOutput()
+            _ = try checked(output)
         case .output(let e):
             output += try eval(e).text
-            try checkOutput()
+            _ = try checked(output)
         case .ifBlock(let branches, let otherwise):
             for (condition, body) in branches where try eval(condition).isTruthy {
                 try run(body)

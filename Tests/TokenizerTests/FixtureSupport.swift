@@ -34,6 +34,24 @@ enum Fixtures {
         return root.appendingPathComponent(name)
     }
 
+    /// The fixture's tokenizer, after checking that it gives every text of its expected.json (more than 25) the
+    /// reference's ids and decoded strings.
+    @discardableResult
+    static func assertMatchesExpected(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> Tokenizer {
+        let tokenizer = try Fixtures.tokenizer(name)
+        let cases = try decode([EncodingCase].self, from: "\(name)/expected.json")
+        XCTAssertGreaterThan(cases.count, 25, name, file: file, line: line)
+        for golden in cases {
+            let text = golden.text.debugDescription
+            XCTAssertEqual(tokenizer.encode(golden.text), golden.ids, "\(name): ids of \(text)", file: file, line: line)
+            XCTAssertEqual(tokenizer.decode(golden.ids), golden.decoded, "\(name): decode of \(text)", file: file, line: line)
+            if let skipping = golden.decodedSkippingSpecial {
+                XCTAssertEqual(tokenizer.decode(golden.ids, skipSpecialTokens: true), skipping, "\(name): \(text)", file: file, line: line)
+            }
+        }
+        return tokenizer
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, from name: String) throws -> T {
         try JSONDecoder().decode(type, from: Data(contentsOf: url(name)))
     }

@@ -5,19 +5,7 @@ import XCTest
 /// the same string (Fixtures/*/expected.json).
 final class GoldenEncodingTests: XCTestCase {
     func testEveryFixtureMatchesHuggingFace() throws {
-        for name in Fixtures.tokenizerJSONNames {
-            let tokenizer = try Fixtures.tokenizer(name)
-            let cases = try Fixtures.decode([Fixtures.EncodingCase].self, from: "\(name)/expected.json")
-            XCTAssertGreaterThan(cases.count, 25, name)
-            for golden in cases {
-                let ids = tokenizer.encode(golden.text)
-                XCTAssertEqual(ids, golden.ids, "\(name): ids of \(golden.text.debugDescription)")
-                XCTAssertEqual(tokenizer.decode(golden.ids), golden.decoded, "\(name): decode of \(golden.text.debugDescription)")
-                if let skipping = golden.decodedSkippingSpecial {
-                    XCTAssertEqual(tokenizer.decode(golden.ids, skipSpecialTokens: true), skipping, "\(name): \(golden.text.debugDescription)")
-                }
-            }
-        }
+        for name in Fixtures.tokenizerJSONNames { try Fixtures.assertMatchesExpected(name) }
     }
 
     /// Without a normalizer or a prefix space, decoding is the exact inverse of encoding, except where an

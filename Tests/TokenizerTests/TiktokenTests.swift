@@ -4,13 +4,7 @@ import XCTest
 /// Qwen v1 `qwen.tiktoken` loading; expected ids come from the `tiktoken` package (Fixtures/qwen-tiktoken).
 final class TiktokenTests: XCTestCase {
     func testRankFileMatchesTiktoken() throws {
-        let tokenizer = try Fixtures.tokenizer("qwen-tiktoken")
-        let cases = try Fixtures.decode([Fixtures.EncodingCase].self, from: "qwen-tiktoken/expected.json")
-        XCTAssertGreaterThan(cases.count, 25)
-        for golden in cases {
-            XCTAssertEqual(tokenizer.encode(golden.text), golden.ids, "ids of \(golden.text.debugDescription)")
-            XCTAssertEqual(tokenizer.decode(golden.ids), golden.decoded, "decode of \(golden.text.debugDescription)")
-        }
+        try Fixtures.assertMatchesExpected("qwen-tiktoken")
     }
 
     /// Qwen v1 has no chat template file: its remote code's make_context format is used, and the prompt's ids are
@@ -50,13 +44,7 @@ final class TiktokenTests: XCTestCase {
     /// GLM-4's remote code keeps a tiktoken rank file as `tokenizer.model`: read as ChatGLM4Tokenizer reads it
     /// (Llama-3's split, its specials after the ranks, `[gMASK]<sop>` before every encoded text); ids from `tiktoken`.
     func testGLM4RankFileNamedTokenizerModelMatchesChatGLM4Tokenizer() throws {
-        let tokenizer = try Fixtures.tokenizer("glm4-tiktoken")
-        let cases = try Fixtures.decode([Fixtures.EncodingCase].self, from: "glm4-tiktoken/expected.json")
-        XCTAssertGreaterThan(cases.count, 25)
-        for golden in cases {
-            XCTAssertEqual(tokenizer.encode(golden.text), golden.ids, "ids of \(golden.text.debugDescription)")
-            XCTAssertEqual(tokenizer.decode(golden.ids, skipSpecialTokens: false), golden.decoded, "decode of \(golden.text.debugDescription)")
-        }
+        let tokenizer = try Fixtures.assertMatchesExpected("glm4-tiktoken")
         XCTAssertEqual(tokenizer.id(forToken: "[gMASK]"), 902)
         XCTAssertEqual(tokenizer.eosTokenID, 900)
         XCTAssertEqual(Array(tokenizer.encode("x").prefix(2)), [902, 904])  // [gMASK] <sop>
