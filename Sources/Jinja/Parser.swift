@@ -9,8 +9,9 @@ struct Parser {
     var depth = 0
     static let maximumDepth = 200
 
-    mutating func enter(_ extra: Int = 1) throws {
-        depth += extra
+    /// One level deeper (the caller restores it, or the enclosing `nesting` does).
+    mutating func enter() throws {
+        depth += 1
         guard depth <= Self.maximumDepth else { throw error("the template nests deeper than \(Self.maximumDepth) levels") }
     }
 
@@ -205,30 +206,26 @@ struct Parser {
         return value
     }
 
-    /// A left-deep chain `a op b op c ...` is as deep as it is long: each link counts until the chain's end.
-    mutating func chain<T>(_ body: (inout Parser, inout Int) throws -> T) throws -> T {
-        var links = 0
-        defer { depth -= links }
-        return try body(&self, &links)
-    }
-
-    mutating func link(_ links: inout Int) throws {
-        links += 1
-        try enter()
+    /// Parses one construct, restoring the depth when it ends: inside, each `enter()` is one level (a left-deep
+    /// chain `a op b op c ...` is as deep as it is long, so each link enters).
+    mutating func nesting<T>(_ body: (inout Parser) throws -> T) throws -> T {
+        let base = depth
+        defer { depth = base }
+        return try body(&self)
     }
 
     mutating func orExpr() throws -> Expr {
-        try chain { p, links in
+        try nesting { p in
             var left = try p.andExpr()
-            while p.accept(.name("or")) { try p.link(&links); left = .binary("or", left, try p.andExpr()) }
+            while p.accept(.name("or")) { try p.enter(); left = .binary("or", left, try p.andExpr()) }
             return left
         }
     }
 
     mutating func andExpr() throws -> Expr {
-        try chain { p, links in
+        try nesting { p in
             var left = try p.notExpr()
-            while p.accept(.name("and")) { try p.link(&links); left = .binary("and", left, try p.notExpr()) }
+            while p.accept(.name("and")) { try p.enter(); left = .binary("and", left, try p.notExpr()) }
             return left
         }
     }
@@ -243,22 +240,22 @@ struct Parser {
     }
 
     mutating func compare() throws -> Expr {
-        try chain { p, links in try p.comparisons(&links) }
+        try nesting { p in try p.comparisons() }
     }
 
-    mutating func comparisons(_ links: inout Int) throws -> Expr {
+    mutating func comparisons() throws -> Expr {
         var left = try additive()
         while true {
             if case .op(let op) = token, ["==", "!=", "<", ">", "<=", ">="].contains(op) {
-                try link(&links)
+                try enter()
                 advance()
                 left = .binary(op, left, try additive())
             } else if token == .name("in") {
-                try link(&links)
+                try enter()
                 advance()
                 left = .binary("in", left, try additive())
             } else if token == .name("not"), tokens[at + 1].0 == .name("in") {
-                try link(&links)
+                try enter()
                 advance(); advance()
                 left = .binary("not in", left, try additive())
             } else {
@@ -268,10 +265,10 @@ struct Parser {
     }
 
     mutating func additive() throws -> Expr {
-        try chain { p, links in
+        try nesting { p in
             var left = try p.concat()
             while case .op(let op) = p.token, op == "+" || op == "-" {
-                try p.link(&links)
+                try p.enter()
                 p.advance()
                 left = .binary(op, left, try p.concat())
             }
@@ -280,18 +277,18 @@ struct Parser {
     }
 
     mutating func concat() throws -> Expr {
-        try chain { p, links in
+        try nesting { p in
             var left = try p.multiplicative()
-            while p.accept(.op("~")) { try p.link(&links); left = .binary("~", left, try p.multiplicative()) }
+            while p.accept(.op("~")) { try p.enter(); left = .binary("~", left, try p.multiplicative()) }
             return left
         }
     }
 
     mutating func multiplicative() throws -> Expr {
-        try chain { p, links in
+        try nesting { p in
             var left = try p.power()
             while case .op(let op) = p.token, ["*", "/", "//", "%"].contains(op) {
-                try p.link(&links)
+                try p.enter()
                 p.advance()
                 left = .binary(op, left, try p.power())
             }
@@ -310,12 +307,12 @@ struct Parser {
     }
 
     mutating func unary() throws -> Expr {
-        if accept(.op("-")) || accept(.op("+")) {
-            let minus = tokens[at - 1].0 == .op("-")
+        if case .op(let sign) = token, sign == "-" || sign == "+" {
+            advance()
             try enter()
             defer { depth -= 1 }
             let operand = try unary()
-            return minus ? .unary("-", operand) : operand
+            return sign == "-" ? .unary("-", operand) : operand
         }
         return try postfix(try primary())
     }
@@ -338,14 +335,14 @@ struct Parser {
     }
 
     mutating func postfix(_ base: Expr) throws -> Expr {
-        try chain { p, links in try p.postfixes(base, &links) }
+        try nesting { p in try p.postfixes(base) }
     }
 
-    mutating func postfixes(_ base: Expr, _ links: inout Int) throws -> Expr {
+    mutating func postfixes(_ base: Expr) throws -> Expr {
         var e = base
         while true {
-            if case .op(let op) = token, [".", "[", "(", "|"].contains(op) { try link(&links) }
-            if token == .name("is") { try link(&links) }
+            if case .op(let op) = token, [".", "[", "(", "|"].contains(op) { try enter() }
+            if token == .name("is") { try enter() }
             if accept(.op(".")) {
                 guard case .name(let n) = token else {
                     if case .int(let i) = token { advance(); e = .subscriptAt(e, .literal(.int(i))); continue }
