@@ -23,6 +23,15 @@ public func rawConnect(port: Int) -> Int32 {
     return fd
 }
 
+/// The status code of a GET of `path` on a connection of its own (closed after the answer).
+public func rawGetStatus(port: Int, path: String) -> Int? {
+    let fd = rawConnect(port: port)
+    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    let answer = readAll(fd, seconds: 10)
+    return answer.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) }
+}
+
 /// Whether the peer has closed `fd` (a read returns end of file or an error) within `seconds`.
 public func peerCloses(_ fd: Int32, within seconds: Double) -> Bool {
     var tv = timeval(tv_sec: Int(seconds), tv_usec: .init((seconds - Double(Int(seconds))) * 1e6))
