@@ -11,7 +11,7 @@ let package = Package(
     products: [
         .executable(name: "peft", targets: ["PeftCLI"]),
         .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
-                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja", "Serving", "Hub"]),
+                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja", "Serving", "Hub", "Compression"]),
         // The fuzz targets' bodies, for FuzzTesting/ (libFuzzer) and the replay of its saved cases in `swift test`.
         .library(name: "PeftFuzzTargets", targets: ["FuzzTargets"]),
     ],
@@ -44,6 +44,8 @@ let package = Package(
                                                    "Generation", "Training"]),
         // GGUF models (llama.cpp / Ollama) in and out: tensors, hyper-parameters, tokenizer and chat template.
         .target(name: "GGUF", dependencies: ["CKernels", "Kernels", "ModelIO", "Transformer", "Adapters", "Tokenizer"]),
+        // `peft prune`: magnitude, Wanda and SparseGPT pruning and layer removal from calibration data.
+        .target(name: "Compression", dependencies: ["Kernels", "ModelIO", "Transformer"]),
         // `peft compare`: every method in its own `peft train` / `peft eval` process, one report.
         .target(name: "Compare", dependencies: ["Adapters", "Evaluation", "ModelIO", "Training"]),
         // `peft serve`: the OpenAI API over HTTP (Hummingbird), continuous batching of many adapters on one base.
@@ -60,7 +62,7 @@ let package = Package(
         .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),
         .executableTarget(name: "PeftCLI", dependencies: [
             "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
-            "Compare", "GGUF", "Jinja", "Hub", "Serving", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compare", "Compression", "GGUF", "Jinja", "Hub", "Serving", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // One body per fuzz target (FuzzTesting/ wraps them for libFuzzer).
         .target(name: "FuzzTargets", dependencies: ["Kernels", "ModelIO", "Tokenizer", "Jinja", "Transformer", "Adapters",
@@ -74,6 +76,7 @@ let package = Package(
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "TestSupport"]),
         .testTarget(name: "HubTests", dependencies: ["Hub", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
                                                      .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Transformer", "ModelIO", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], resources: [.copy("Fixtures")]),

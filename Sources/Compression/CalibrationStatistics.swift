@@ -1,0 +1,82 @@
+import Foundation
+import Kernels
+import Transformer
+
+/// What a layer's projections saw during one calibration pass: per input (q, k and v share one, gate and up
+/// another), the sum over tokens of x_j^2 (Wanda) or of x x^T (SparseGPT's Hessian), and the samples counted.
+final class CalibrationStatistics: ModelAdapter {
+    enum Kind { case squares, hessian }
+
+    /// The projections that read the same input share one statistic.
+    enum Input: Hashable {
+        case attention, attentionOutput, mlp, mlpOutput
+
+        init(_ p: Projection) {
+            switch p {
+            case .q, .k, .v, .qkv: self = .attention
+            case .o: self = .attentionOutput
+            case .gate, .up, .gateUp: self = .mlp
+            case .down: self = .mlpOutput
+            }
+        }
+    }
+
+    let layer: Int
+    let kind: Kind
+    /// Per input: [cols] sums of squares or [cols, cols] sums of products (Double).
+    private(set) var sums: [Input: [Double]] = [:]
+    private var seen: Set<Input> = []
+    private(set) var samples = 0
+
+    init(layer: Int, kind: Kind) {
+        self.layer = layer
+        self.kind = kind
+    }
+
+    /// Call before each sample's pass through the layer.
+    func beginSample() {
+        seen = []
+        samples += 1
+    }
+
+    var lowestTrainableLayer: Int? { nil }
+
+    func attaches(to site: ProjectionSite) -> Bool { site.layer == layer }
+
+    func project(site: ProjectionSite, linear: Linear, x: UnsafePointer<Float>, rows: Int,
+                 out: UnsafeMutablePointer<Float>, context: PassContext) {
+        let input = Input(site.projection)
+        if seen.insert(input).inserted { accumulate(input, x: x, rows: rows, cols: linear.inFeatures) }
+        linear.forward(x, rows: rows, into: out, exact: context.exact)
+    }
+
+    private func accumulate(_ input: Input, x: UnsafePointer<Float>, rows: Int, cols: Int) {
+        switch kind {
+        case .squares:
+            var s = sums[input] ?? [Double](repeating: 0, count: cols)
+            for r in 0..<rows {
+                let row = x + r * cols
+                for j in 0..<cols { s[j] += Double(row[j]) * Double(row[j]) }
+            }
+            sums[input] = s
+        case .hessian:
+            // X^T X of this sample in f32 (exact products, sums over its tokens), added into the Double total.
+            let product = FloatBuffer(count: cols * cols)
+            Gemm.multiply(m: cols, n: cols, k: rows, a: x, lda: cols, transposeA: true, b: x, ldb: cols,
+                          c: product.pointer, ldc: cols)
+            var s = sums[input] ?? [Double](repeating: 0, count: cols * cols)
+            for i in 0..<(cols * cols) { s[i] += Double(product.pointer[i]) }
+            sums[input] = s
+        }
+    }
+
+    /// Wanda's s_j for the projection's input: the mean over samples of each sample's sum of x_j^2.
+    func squares(_ p: Projection) -> [Double]? {
+        sums[Input(p)].map { s in s.map { $0 / Double(max(1, samples)) } }
+    }
+
+    /// SparseGPT's H = 2/N sum x x^T for the projection's input.
+    func hessian(_ p: Projection) -> [Double]? {
+        sums[Input(p)].map { s in s.map { $0 * 2 / Double(max(1, samples)) } }
+    }
+}
