@@ -5,7 +5,8 @@ import Transformer
 
 /// Folds an adapter into a copy of its base model: LoRA's W + s B A, DoRA's m / ||W + s B A|| (W + s B A), (IA)³'s
 /// scaled rows (with the bias) or columns, computed in f32 and stored back in each tensor's original dtype. The
-/// shard layout, config and tokenizer files are kept, so transformers loads the result like the original.
+/// shard layout, config and tokenizer files are kept, so transformers loads the result like the original. A pruned
+/// base (a tensor with at least 10% exact zeros) keeps its zeros: the merged values are masked back onto them.
 /// Prompt-learning adapters have nothing to fold and are refused.
 ///
 /// ```swift
@@ -16,6 +17,8 @@ public enum AdapterMerger {
         public var mergedTensors: Int
         public var files: Int
         public var bytes: Int
+        /// Merged tensors of a pruned base whose zeros were kept (`sparseZeroShare`).
+        public var remaskedTensors = 0
     }
 
     /// Written into every merged directory; a directory holding it may be replaced by a new merge.
@@ -39,7 +42,7 @@ public enum AdapterMerger {
            !items.contains(markerFileName) {
             throw AdapterError.io(path: output.path, reason: "the output directory exists and is not an earlier merge; remove it or choose a new directory")
         }
-        var report = Report(mergedTensors: 0, files: 0, bytes: 0)
+        var report = Report(mergedTensors: 0, files: 0, bytes: 0, remaskedTensors: 0)
         try AtomicFile.writeDirectory(output) { dir in report = try writeFiles(from: modelURL, adapter: adapter, into: dir) }
         return report
     }
@@ -70,7 +73,7 @@ public enum AdapterMerger {
         for name in touched where !directory.contains(name) {
             throw AdapterError.mismatches(path: modelURL.path, problems: ["the base model has no tensor \(name)"])
         }
-        var merged = 0, bytes = 0
+        var merged = 0, bytes = 0, remasked = 0
         let files = Set(directory.weightMap.values).sorted()
         // Everything but weights and adapter files is copied as is.
         do {
@@ -107,7 +110,11 @@ public enum AdapterMerger {
                     // Trained tensors replace the base's values: its bytes are never read (or paged in).
                     let w = adapter.mergeOverwrites ? FloatBuffer(count: view.elementCount) : try view.floatBuffer()
                     let folded = withExtendedLifetime(w) { () -> Bool in
+                        // A pruned (sparse) base keeps its zeros: the merged update is masked back onto them.
+                        let zeros = adapter.mergeOverwrites ? [] : sparseZeros(w.pointer, count: view.elementCount)
                         guard adapter.merge(tensor: entry.name, values: w.pointer, shape: view.shape) else { return false }
+                        for i in zeros { w.pointer[i] = 0 }
+                        if !zeros.isEmpty { remasked += 1 }
                         Convert.fromFloat(w.pointer, dtype: entry.dtype, into: out.baseAddress!, count: view.elementCount)
                         return true
                     }
@@ -118,6 +125,16 @@ public enum AdapterMerger {
                 }
             }
         }
-        return Report(mergedTensors: merged, files: files.count, bytes: bytes)
+        return Report(mergedTensors: merged, files: files.count, bytes: bytes, remaskedTensors: remasked)
+    }
+
+    /// A tensor with at least this share of exact zeros is a pruned one (dense checkpoints hold next to none).
+    public static let sparseZeroShare = 0.1
+
+    /// The indices of the zeros of a sparse tensor; empty for a dense one.
+    static func sparseZeros(_ values: UnsafePointer<Float>, count: Int) -> [Int] {
+        var zeros: [Int] = []
+        for i in 0..<count where values[i] == 0 { zeros.append(i) }
+        return Double(zeros.count) >= sparseZeroShare * Double(count) && count > 0 ? zeros : []
     }
 }

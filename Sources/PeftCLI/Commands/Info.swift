@@ -39,8 +39,10 @@ struct Info: ParsableCommand {
             memory[q.name] = q.memory
             gguf[q.name] = q.disk
         }
+        let sparsity = try Self.sparsity(directory, config: config)
         if json {
             try Terminal.json([
+                "sparsity": ["projections": sparsity.share, "sparse_matrices": sparsity.sparse, "matrices": sparsity.matrices],
                 "architecture": config.architecture.rawValue, "parameters": params, "layers": config.layerCount,
                 "hidden_size": config.hiddenSize, "intermediate_size": config.intermediateSize,
                 "attention_heads": config.headCount, "kv_heads": config.kvHeadCount, "head_dim": config.headDim,
@@ -62,10 +64,31 @@ struct Info: ParsableCommand {
         stored dtypes  \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")), \(Terminal.bytes(directory.weightBytes)) on disk
         memory         weights \(Terminal.bytes(params * 2)) in bfloat16, \(Terminal.bytes(params * 4)) in float32; KV cache \(Terminal.bytes(memory["kv_cache_per_token"]!)) per token
         quantized      \(Self.quantizedSizes(config).map { "\($0.name) \(String(format: "%.2f", 8 * Double($0.disk) / Double(params))) bits per weight, \(Terminal.bytes($0.disk)) as GGUF, \(Terminal.bytes($0.memory)) in memory" }.joined(separator: "\n               "))
+        sparsity       \(String(format: "%.1f%%", 100 * sparsity.share)) of the projections' weights are zero (\(sparsity.sparse) of \(sparsity.matrices) matrices pruned)
         tokenizer      \(tokenizer.map { "\($0.vocabularySize) tokens" } ?? "not found (tokenizer.json or qwen.tiktoken)")
         chat template  \(template ?? "n/a")
         cpu            \(Self.cpuLine)
         """)
+    }
+
+    /// The share of exact zeros over every stored projection matrix of the decoder layers, and how many matrices
+    /// hold at least 10% zeros (pruned ones; merges keep their zeros).
+    static func sparsity(_ directory: ModelDirectory, config: ModelConfig) throws -> (share: Double, sparse: Int, matrices: Int) {
+        var zeros = 0, total = 0, sparse = 0, matrices = 0
+        for l in 0..<config.layerCount {
+            for p in config.projections(layer: l) {
+                let name = config.layout.moduleName(ProjectionSite(layer: l, projection: p)) + ".weight"
+                guard directory.contains(name) else { continue }
+                let values = try directory.tensor(name).floatBuffer()
+                var z = 0
+                for i in 0..<values.count where values.pointer[i] == 0 { z += 1 }
+                zeros += z
+                total += values.count
+                matrices += 1
+                if Double(z) >= AdapterMerger.sparseZeroShare * Double(values.count) { sparse += 1 }
+            }
+        }
+        return (total > 0 ? Double(zeros) / Double(total) : 0, sparse, matrices)
     }
 
     /// Method, settings, trainable parameters and the model an adapter was made for (after checking it fits `model`).

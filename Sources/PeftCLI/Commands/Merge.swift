@@ -24,5 +24,8 @@ struct Merge: ParsableCommand {
         let loaded = try AdapterFiles.load(from: adapterURL, model: config)
         let report = try AdapterMerger.merge(model: modelOptions.url, adapter: loaded, output: out)
         Terminal.note("merged \(report.mergedTensors) tensors into \(out.path) (\(report.files) weight file\(report.files == 1 ? "" : "s"), \(Terminal.bytes(report.bytes)))")
+        if report.remaskedTensors > 0 {
+            Terminal.note("kept the zeros of \(report.remaskedTensors) pruned tensor\(report.remaskedTensors == 1 ? "" : "s") of the base model")
+        }
     }
 }
