@@ -13,7 +13,7 @@ struct Peft: AsyncParsableCommand {
         bottleneck adapters, freeze or full), compares the methods, generates text, and serves the OpenAI API with many adapters on one base.
         Start with `peft demo`.
         """,
-        subcommands: [Demo.self, Generate.self, Chat.self, Train.self, CompareCommand.self, Eval.self, Merge.self, Quantize.self, Prune.self, Report.self,
+        subcommands: [Demo.self, Generate.self, Chat.self, Train.self, Distill.self, CompareCommand.self, Eval.self, Merge.self, Quantize.self, Prune.self, Report.self,
                       Tokenize.self, TemplateCommand.self, Download.self, Info.self, Serve.self])
 
     /// A PEFT_CPU that names no tier, or one this CPU lacks, stops every command before it starts.

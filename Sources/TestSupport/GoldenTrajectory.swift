@@ -41,8 +41,9 @@ public struct GoldenTrajectory: Decodable, Sendable {
 
     /// Trains `adapter` on `model` exactly as the reference did; returns our losses, gradient norms and learning
     /// rates, and leaves the run's output in `output`.
+    /// - Parameter configure: adjusts the trainer before it runs (a distillation teacher).
     public func replay(model: TransformerModel, adapter: TrainableAdapter, optimizer: OptimizerKind? = nil,
-                       output: URL) throws -> (losses: [Double], norms: [Double], lrs: [Double]) {
+                       output: URL, configure: (Trainer) -> Void = { _ in }) throws -> (losses: [Double], norms: [Double], lrs: [Double]) {
         let examples = batches.flatMap { $0 }.map { TrainingExample(ids: $0.ids, labels: $0.labels) }
         let plan = StepPlan(steps: (0..<steps).map { s in
             StepPlan.Step(epoch: 0, microBatches: [s % 2 == 0 ? [0, 1] : [2, 3]], endsEpoch: false)
@@ -57,6 +58,7 @@ public struct GoldenTrajectory: Decodable, Sendable {
         options.optimizer = optimizer
         let trainer = try Trainer(model: model, adapter: adapter, options: options, train: examples, eval: [],
                                   output: output, baseModelPath: "fixture", plan: plan)
+        configure(trainer)
         var losses: [Double] = [], norms: [Double] = [], rates: [Double] = []
         trainer.onStep = { losses.append($0.loss); norms.append($0.gradNorm); rates.append($0.learningRate) }
         try trainer.run()
@@ -66,8 +68,9 @@ public struct GoldenTrajectory: Decodable, Sendable {
     /// Replays and checks losses and gradient norms against the reference: f32 trajectories agree to ~1e-5
     /// relative; 1e-3 leaves room for AdamW's amplification of early differences over ten steps.
     public func assertReplayMatches(model: TransformerModel, adapter: TrainableAdapter, optimizer: OptimizerKind? = nil,
-                                    output: URL, _ label: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let ours = try replay(model: model, adapter: adapter, optimizer: optimizer, output: output)
+                                    output: URL, _ label: String, configure: (Trainer) -> Void = { _ in },
+                                    file: StaticString = #filePath, line: UInt = #line) throws {
+        let ours = try replay(model: model, adapter: adapter, optimizer: optimizer, output: output, configure: configure)
         XCTAssertEqual(ours.losses.count, steps, label, file: file, line: line)
         for (i, (a, b)) in zip(ours.losses, losses).enumerated() {
             XCTAssertEqual(a, b, accuracy: 1e-3 * b, "\(label) loss step \(i)", file: file, line: line)

@@ -54,6 +54,9 @@ public final class Trainer {
     /// ranks sum gradients, and rank 0 alone writes logs, checkpoints and the output. nil: one process.
     public let communicator: MPICommunicator?
 
+    /// Knowledge distillation (`peft distill`): the objective becomes the divergence from this teacher.
+    public var distillation: DistillationSettings?
+
     public var onStep: ((StepReport) -> Void)?
     public var onEval: ((Int, LossEvaluator.Result) -> Void)?
     public var onCheckpoint: ((URL) -> Void)?
@@ -114,7 +117,12 @@ public final class Trainer {
 
     /// Sequence lengths of every packed micro-batch this process runs (its share, with several ranks).
     var microBatchLengths: [[Int]] {
-        plan.steps.flatMap(\.microBatches).map { share($0).map { train[$0].ids.count } }.filter { !$0.isEmpty }
+        plan.steps.flatMap(\.microBatches).map { share($0).map { plannedLength(train[$0]) } }.filter { !$0.isEmpty }
+    }
+
+    /// Rows an example may take (on-policy distillation replaces its answer with a generated one).
+    private func plannedLength(_ e: TrainingExample) -> Int {
+        distillation?.longest(e, maxLength: options.maxLength) ?? e.ids.count
     }
 
     public var rank: Int { communicator?.rank ?? 0 }
@@ -174,24 +182,43 @@ public final class Trainer {
         var step = start
         while step < totalSteps {
             let planned = plan.steps[step]
-            // Every rank knows the whole step, so the token-weighted mean needs no communication for its divisor.
-            let windowLabels = planned.microBatches.flatMap { $0 }.reduce(0) { $0 + train[$1].labelCount }
+            // This rank's examples of each micro-batch; on an on-policy distillation step, with the student's answers.
+            let onPolicy = distillation?.onPolicy(step: step, seed: options.seed) ?? false
+            var stepExamples: [[TrainingExample]] = []
+            for all in planned.microBatches {
+                let indices = share(all)
+                guard onPolicy, let d = distillation else { stepExamples.append(indices.map { train[$0] }); continue }
+                stepExamples.append(try indices.map {
+                    try d.onPolicyExample(train[$0], maxLength: options.maxLength,
+                                          seed: SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000_0000 &+ UInt64($0) &+ 7))
+                })
+            }
+            // Every rank knows the whole step, so the token-weighted mean needs no communication for its divisor
+            // (except when the student wrote the answers).
+            var windowLabels = planned.microBatches.flatMap { $0 }.reduce(0) { $0 + train[$1].labelCount }
+            if onPolicy {
+                let local = stepExamples.joined().reduce(0) { $0 + $1.labelCount }
+                windowLabels = try communicator.map { Int(try $0.sum([Double(local)])[0]) } ?? local
+            }
             let scale = 1 / Float(max(1, windowLabels))
             adapter.zeroGradients()
-            var lossSum = 0.0, stepTokens = 0, auxSum = 0.0, auxPasses = 0
+            var lossSum = 0.0, stepTokens = 0, auxSum = 0.0, auxPasses = 0, distillSum = 0.0, ceSum = 0.0
             // The router's load-balancing loss: its weight shared by the step's micro-batches on every rank.
             let auxWeight = Float(routerAuxLossCoefficient / Double(planned.microBatches.count * worldSize))
             for (m, all) in planned.microBatches.enumerated() {
-                let indices = share(all)
+                let indices = share(all), examples = stepExamples[m]
                 if indices.isEmpty { continue }
-                let batch = PackedBatch(sequences: indices.map { train[$0].ids })
-                let labels = indices.flatMap { train[$0].labels }
+                let batch = PackedBatch(sequences: examples.map(\.ids))
+                let labels = examples.flatMap(\.labels)
                 var context = PassContext(training: true, randomKey: SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(m)))
                 // Dropout masks follow the example (its index in the data and the step), whichever rank runs it.
                 context.sequenceKeys = indices.map { SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000_0000 &+ UInt64($0) &+ 1) }
-                context.sequenceRows = indices.map { train[$0].ids.count }
+                context.sequenceRows = examples.map(\.ids.count)
                 context.routerAuxLossWeight = auxWeight
-                let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: scale, buffers: buffers, context: context)
+                let target = distillation?.target(batch: batch, labels: labels, studentVocab: model.config.vocabSize)
+                let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: scale, buffers: buffers, context: context,
+                                                   distill: target)
+                if let target { distillSum += target.distillSum; ceSum += target.ceSum }
                 if auxWeight > 0, let aux = buffers.routerStatistics?.auxLoss { auxSum += aux; auxPasses += 1 }
                 lossSum += s
                 stepTokens += batch.rowCount
@@ -204,10 +231,11 @@ public final class Trainer {
                 waitSeconds += (clock.now - w0).seconds
                 let t0 = clock.now
                 try world.sum(adapter.gradients.pointer, count: adapter.gradients.count)
-                let totals = try world.sum([lossSum, Double(stepTokens)])
+                let totals = try world.sum([lossSum, Double(stepTokens), distillSum, ceSum])
                 allreduceSeconds += (clock.now - t0).seconds
                 lossSum = totals[0]
                 stepTokens = Int(totals[1])
+                (distillSum, ceSum) = (totals[2], totals[3])
             }
             guard lossSum.isFinite else { throw TrainingError.nonFinite(step: step + 1, loss: lossSum / Double(max(1, windowLabels))) }
             tokensSeen += stepTokens
@@ -224,6 +252,11 @@ public final class Trainer {
             var entry = LogEntry(type: "train", step: step, epoch: epoch, loss: loss, learningRate: lr,
                                  gradNorm: Double(norm), tokens: tokensSeen, tokensPerSecond: rate, elapsedSeconds: elapsed)
             if auxPasses > 0 { entry.auxLoss = auxSum / Double(auxPasses) }
+            if distillation != nil {
+                entry.distillLoss = distillSum / Double(max(1, windowLabels))
+                entry.ceLoss = ceSum / Double(max(1, windowLabels))
+                entry.onPolicy = onPolicy
+            }
             if communicator != nil {
                 entry.allreduceSeconds = allreduceSeconds
                 entry.rankWaitSeconds = waitSeconds

@@ -79,12 +79,18 @@ public struct LogEntry: Codable, Sendable, Equatable {
     public var rankWaitSeconds: Double?
     /// Mixture-of-experts training: the step's mean load-balancing loss (unweighted, as transformers' aux_loss).
     public var auxLoss: Double?
+    /// Distillation: the divergence from the teacher and the cross-entropy of the answers (means over answer tokens),
+    /// and whether the student wrote this step's answers.
+    public var distillLoss: Double?
+    public var ceLoss: Double?
+    public var onPolicy: Bool?
 
     enum CodingKeys: String, CodingKey {
         case type, step, epoch, loss, tokens
         case learningRate = "learning_rate", gradNorm = "grad_norm", tokensPerSecond = "tokens_per_second"
         case elapsedSeconds = "elapsed_seconds", evalLoss = "eval_loss", evalPerplexity = "eval_perplexity"
         case allreduceSeconds = "allreduce_seconds", rankWaitSeconds = "rank_wait_seconds", auxLoss = "aux_loss"
+        case distillLoss = "distill_loss", ceLoss = "ce_loss", onPolicy = "on_policy"
     }
 
     public init(type: String, step: Int, epoch: Double, loss: Double? = nil, learningRate: Double? = nil,

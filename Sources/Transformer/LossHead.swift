@@ -19,17 +19,24 @@ struct LossHead {
     /// Sum of -log p(label) over labelled rows, and their count. When `gradScale` is given, also writes
     /// d(gradScale * loss)/d(normed) into `dNormed` [N, C] (zero on unlabelled rows), and adds the LM head's weight
     /// gradient into `dWeight` [V, C] when it trains.
+    ///
+    /// With `distill`, each row's objective is the divergence from the teacher's distribution at that row plus
+    /// `ceWeight` times its cross-entropy (the sums of both go into `distill`).
     func run(normed: UnsafePointer<Float>, labels: [Int32], dNormed: UnsafeMutablePointer<Float>?,
-             gradScale: Float, scratch: LossScratch, dWeight: UnsafeMutablePointer<Float>? = nil) -> (lossSum: Double, count: Int) {
+             gradScale: Float, scratch: LossScratch, dWeight: UnsafeMutablePointer<Float>? = nil,
+             distill: Distillation? = nil) -> (lossSum: Double, count: Int) {
         let c = hidden, v = vocab
         let rows = labels.indices.filter { labels[$0] >= 0 }
         if let d = dNormed { d.update(repeating: 0, count: labels.count * c) }
         if rows.isEmpty { return (0, 0) }
         let chunk = chunkRows
-        scratch.reserve(rows: chunk, hidden: c, vocab: v)
+        scratch.reserve(rows: chunk, hidden: c, vocab: v, distill: distill != nil && dNormed != nil)
         let input = scratch.input, logits = scratch.logits, dInput: FloatBuffer? = dNormed == nil ? nil : scratch.dInput
         var total = 0.0
         var lossPerRow = [Double](repeating: 0, count: chunk)
+        var divergencePerRow = [Double](repeating: 0, count: chunk)
+        distill?.distillSum = 0
+        distill?.ceSum = 0
         var begin = 0
         while begin < rows.count {
             let part = Array(rows[begin..<min(rows.count, begin + chunk)])
@@ -37,14 +44,32 @@ struct LossHead {
             for (j, r) in part.enumerated() { (input.pointer + j * c).update(from: normed + r * c, count: c) }
             lmHead.forward(input.pointer, rows: m, into: logits.pointer)
             if let cap = softcap { Ops.softcap(logits.pointer, count: m * v, cap: cap) }
+            let first = begin
             lossPerRow.withUnsafeMutableBufferPointer { lp in
-                let lossOut = lp.baseAddress!
+              divergencePerRow.withUnsafeMutableBufferPointer { dp in
+                let lossOut = lp.baseAddress!, divergenceOut = dp.baseAddress!
                 Parallel.forRanges(m, minChunk: 4) { js in
                     for j in js {
                         let row = logits.pointer + j * v
                         let target = Int(labels[part[j]])
                         let (lse, _) = Ops.logSumExp(row, count: v)
                         lossOut[j] = Double(lse - row[target])
+                        if let d = distill {
+                            let teacher = d.teacherLogits.pointer + (first + j) * d.teacherVocab
+                            let grad = dNormed == nil ? nil : scratch.distillGradient.pointer + j * v
+                            divergenceOut[j] = DistillationLoss.row(student: row, teacher: teacher, count: d.vocab, beta: d.beta,
+                                                                    temperature: d.temperature, gradient: grad)
+                            guard let grad else { continue }
+                            // d/dz of (divergence + w * cross-entropy), through Gemma 2's soft-cap where there is one.
+                            let w = Float(d.ceWeight)
+                            for i in 0..<v {
+                                let z = row[i]
+                                var gz = (i < d.vocab ? grad[i] : 0) + w * (Foundation.exp(z - lse) - (i == target ? 1 : 0))
+                                if let cap = softcap { let t = z / cap; gz *= 1 - t * t }
+                                row[i] = gz * gradScale
+                            }
+                            continue
+                        }
                         guard dNormed != nil else { continue }
                         if let cap = softcap {
                             // d/dz of cap * tanh(z / cap) is 1 - (capped / cap)^2.
@@ -57,8 +82,16 @@ struct LossHead {
                         }
                     }
                 }
+              }
             }
-            total += lossPerRow[0..<m].reduce(0, +)
+            if let d = distill {
+                let ce = lossPerRow[0..<m].reduce(0, +), divergence = divergencePerRow[0..<m].reduce(0, +)
+                d.ceSum += ce
+                d.distillSum += divergence
+                total += divergence + d.ceWeight * ce
+            } else {
+                total += lossPerRow[0..<m].reduce(0, +)
+            }
             if dNormed != nil, let dW = dWeight {
                 // dW[V, C] += dlogits^T input
                 Gemm.multiply(m: v, n: c, k: m, a: logits.pointer, lda: v, transposeA: true, b: input.pointer, ldb: c,
@@ -79,9 +112,11 @@ final class LossScratch {
     private(set) var input = FloatBuffer(count: 0)    // [chunk, C]
     private(set) var logits = FloatBuffer(count: 0)   // [chunk, V]
     private(set) var dInput = FloatBuffer(count: 0)   // [chunk, C]
+    private(set) var distillGradient = FloatBuffer(count: 0)   // [chunk, V] (distillation)
 
-    func reserve(rows: Int, hidden: Int, vocab: Int) {
+    func reserve(rows: Int, hidden: Int, vocab: Int, distill: Bool = false) {
         if input.count < rows * hidden { input = FloatBuffer(count: rows * hidden); dInput = FloatBuffer(count: rows * hidden) }
         if logits.count < rows * vocab { logits = FloatBuffer(count: rows * vocab) }
+        if distill, distillGradient.count < rows * vocab { distillGradient = FloatBuffer(count: rows * vocab) }
     }
 }

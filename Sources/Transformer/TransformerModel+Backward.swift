@@ -163,8 +163,9 @@ extension TransformerModel {
     /// One forward and backward pass over `batch`: returns the summed next-token loss over labelled rows and their
     /// count, and accumulates d(gradScale * lossSum)/d(adapter parameters) into the adapter's gradients.
     /// `b` must be planned (`makeBuffers`) with `.keepAll` or `.checkpointing`.
+    /// With `distill`, the objective is the divergence from the teacher (see `LossHead.run`).
     public func forwardBackward(_ batch: PackedBatch, labels: [Int32], gradScale: Float, buffers b: ActivationBuffers,
-                                context: PassContext) -> (lossSum: Double, count: Int) {
+                                context: PassContext, distill: Distillation? = nil) -> (lossSum: Double, count: Int) {
         precondition(b.policy != .inference, "forwardBackward needs training buffers")
         precondition(labels.count == batch.rowCount, "one label per row")
         let (batch, prepared) = prepare(batch, labels: labels)
@@ -177,7 +178,7 @@ extension TransformerModel {
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize, softcap: config.finalSoftcap)
         guard let dH = b.dHidden, let dxn = b.dxn else { preconditionFailure("training buffers") }
         let result = head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: dxn.pointer, gradScale: gradScale,
-                              scratch: b.lossScratch, dWeight: adapter?.baseGradient(.lmHead))
+                              scratch: b.lossScratch, dWeight: adapter?.baseGradient(.lmHead), distill: distill)
         let n = batch.rowCount, L = config.layerCount
         if let g = adapter?.baseGradient(.finalNorm) {
             Ops.rmsNormWeightGradient(dxn.pointer, x: b.hidden[L].pointer, rstd: b.finalRstd.pointer, rows: n,
@@ -219,11 +220,13 @@ extension TransformerModel {
     }
 
     /// Summed next-token loss over labelled rows and their count, forward only.
-    public func loss(_ batch: PackedBatch, labels: [Int32], buffers b: ActivationBuffers) -> (lossSum: Double, count: Int) {
+    public func loss(_ batch: PackedBatch, labels: [Int32], buffers b: ActivationBuffers,
+                     distill: Distillation? = nil) -> (lossSum: Double, count: Int) {
         let (batch, prepared) = prepare(batch, labels: labels)
         let labels = prepared ?? labels
         forwardStack(batch, buffers: b, context: .inference)
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize, softcap: config.finalSoftcap)
-        return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0, scratch: b.lossScratch)
+        return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0, scratch: b.lossScratch,
+                        distill: distill)
     }
 }

@@ -23,12 +23,20 @@ struct Eval: ParsableCommand {
     @Option(help: "With --generate: also report the share of answers whose first match of this regex equals the reference's (e.g. '推荐用药：([^。]+)').")
     var metricNameMatch: String?
     @Option(help: "Only the first N records.") var limit: Int?
+    @Option(help: "A teacher model (folder, hub id or .gguf): also report distill_loss, the divergence of the model from it on the answer tokens (with --beta and --temperature, as peft distill).")
+    var teacher: String?
+    @Option(help: "With --teacher: 0 forward KL(teacher || model), 1 reverse KL, between the generalized JSD.") var beta: Double = 0.5
     @OptionGroup var sampling: SamplingFlags
 
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if maxLength < 2 { throw ValidationError("--max-length must be at least 2") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if teacher != nil {
+            if generate { throw ValidationError("--teacher measures the divergence on the reference answers; it does not combine with --generate") }
+            if !(0...1).contains(beta) { throw ValidationError("--beta must be in [0, 1], not \(beta)") }
+            if let t = sampling.temperature, !(t > 0 && t.isFinite) { throw ValidationError("--temperature must be positive with --teacher, not \(t)") }
+        }
     }
 
     func run() throws {
@@ -44,10 +52,28 @@ struct Eval: ParsableCommand {
             if !json { bar.update(done) }
         }
         guard result.loss.isFinite else { throw NonFiniteResult(what: "the evaluation loss (\(result.loss))") }
+        var distilled: DistillationEvaluator.Result?
+        if let teacher {
+            let url = HubResolution.url(teacher)
+            try HubResolution.resolve(teacher)
+            let t = try LoadedModel.open(url, dtype: dtype.dtype)
+            if let note = try Distill.checkCompatible(student: loaded, teacher: t, teacherPath: url.path), !json { Terminal.note(note) }
+            let temperature = Double(sampling.temperature ?? 1)
+            distilled = try DistillationEvaluator.evaluate(student: loaded.model, teacher: t.model, examples: built.examples,
+                                                           beta: beta, temperature: temperature, batchSize: batchSize)
+            guard let d = distilled, d.distillLoss.isFinite else { throw NonFiniteResult(what: "the distillation loss") }
+        }
         if json {
-            try Terminal.json(["loss": result.loss, "perplexity": result.perplexity, "tokens": result.tokens,
-                           "examples": result.examples])
+            var o: [String: Any] = ["loss": result.loss, "perplexity": result.perplexity, "tokens": result.tokens,
+                                    "examples": result.examples]
+            if let distilled {
+                o["distill_loss"] = distilled.distillLoss
+                o["beta"] = beta
+                o["temperature"] = Double(sampling.temperature ?? 1)
+            }
+            try Terminal.json(o)
         } else {
+            if let distilled { Terminal.out(String(format: "distill loss %.4f (beta %.2f, temperature %.2f)", distilled.distillLoss, beta, Double(sampling.temperature ?? 1))) }
             Terminal.out(String(format: "loss %.4f  perplexity %.3f  (%d answer tokens, %d examples%@)", result.loss,
                                 result.perplexity, result.tokens, result.examples,
                                 built.dropped > 0 ? ", \(built.dropped) dropped by --max-length" : ""))

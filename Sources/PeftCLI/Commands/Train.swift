@@ -52,13 +52,16 @@ struct Train: ParsableCommand {
     var dtype: ComputeDType?
     @Flag(help: "Drop invalid records (with a count) instead of stopping at the first.") var skipInvalid = false
 
-    func run() throws {
+    func run() throws { try run(distill: nil) }
+
+    /// Trains; with `distill`, toward the teacher it makes from the loaded student (`peft distill`).
+    func run(distill: TrainingJob.DistillSetup?) throws {
         // Under mpirun: MPI first, so that a failure anywhere below names its rank and ends every rank.
         let world: MPICommunicator?
         do { world = try MPICommunicator.fromEnvironment() } catch { throw ValidationError("mpirun started this process, but \(error)") }
-        guard let world else { return try train(world: nil) }
+        guard let world else { return try train(world: nil, distill: distill) }
         do {
-            try train(world: world)
+            try train(world: world, distill: distill)
         } catch let exit as ExitCode {
             world.finalize()
             throw exit
@@ -70,7 +73,7 @@ struct Train: ParsableCommand {
         world.finalize()
     }
 
-    func train(world: MPICommunicator?) throws {
+    func train(world: MPICommunicator?, distill: TrainingJob.DistillSetup?) throws {
         guard let schedule = LRSchedule.Kind(rawValue: lrScheduler) else {
             throw ValidationError("--lr-scheduler must be one of: \(LRSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -105,6 +108,7 @@ struct Train: ParsableCommand {
                               templateOptions: templateOptions, dtype: dtype ?? .fastestForTraining, skipInvalid: skipInvalid,
                               quantize: quantizeOption.quantize, quiet: !(world?.isPrimary ?? true), world: world)
         job.dataset = dataset
+        job.distill = distill
         let summary = try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
         if summary.interrupted { throw ExitCode(130) }
     }
@@ -129,6 +133,9 @@ struct TrainingJob {
     var world: MPICommunicator? = nil
     /// A LLaMA-Factory data set name; `dataURL` is then its folder (holding dataset_info.json).
     var dataset: String? = nil
+    /// Distillation (`peft distill`): makes the teacher's settings once the student is loaded.
+    typealias DistillSetup = (LoadedModel, ChatFormatter) throws -> DistillationSettings
+    var distill: DistillSetup? = nil
 
     @discardableResult
     func run(resume: URL? = nil, model preloaded: LoadedModel? = nil) throws -> Trainer.Summary {
@@ -156,6 +163,16 @@ struct TrainingJob {
         let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
                                   eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
                                   logURL: logURL, communicator: world)
+        if let distill {
+            let settings = try distill(loaded, formatter)
+            do { try settings.validate(student: loaded.model) } catch { throw ValidationError("\(error)") }
+            do {
+                try TrainingExample.validate(built.examples, for: settings.teacher)
+            } catch {
+                throw ValidationError("the teacher cannot read the training data: \(error)")
+            }
+            trainer.distillation = settings
+        }
         if !quiet {
             var notes = ["\(train.conversations.count) \(train.format.rawValue) records from \(dataset ?? dataURL.lastPathComponent)"]
             if !train.skipped.isEmpty { notes.append("\(train.skipped.count) invalid skipped") }
