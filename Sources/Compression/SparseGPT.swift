@@ -20,15 +20,31 @@ public enum SparseGPT {
         for i in 0..<n { mean += h[i * n + i] }
         let damp = percentDamp * mean / Double(n)
         for i in 0..<n { h[i * n + i] += damp }
-        // H = L L^T; H^-1 = L^-T L^-1; then H^-1 = U^T U.
-        try cholesky(&h, n: n)
-        let inverse = inverseFromCholesky(h, n: n)
-        var u = inverse
-        try cholesky(&u, n: n)
-        // Lower factor -> its transpose (upper), row-major.
+        // With J the reversal of the order, J H J = L L^T gives H^-1 = U^T U for U = J L^-1 J, which is upper
+        // triangular with a positive diagonal: the factor itself (Cholesky factors are unique). One factorisation
+        // and one triangular inverse instead of inverting H and factorising again.
+        var reversed = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { reversed[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)] } }
+        try cholesky(&reversed, n: n)
+        let xt = lowerInverseColumns(reversed, n: n)   // xt[c][k] = (L^-1)[k][c]
         var upper = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0...i { upper[j * n + i] = u[i * n + j] } }
+        // U[i][j] = (L^-1)[n-1-i][n-1-j] = xt[n-1-j][n-1-i], nonzero for i <= j.
+        for i in 0..<n { for j in i..<n { upper[i * n + j] = xt[(n - 1 - j) * n + (n - 1 - i)] } }
         return (upper, dead)
+    }
+
+    /// sum_k a[k] b[k] over `count` with four running sums (the product's rounding differs from one running sum
+    /// by far less than the algorithm's own).
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ count: Int) -> Double {
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        var k = 0
+        while k + 4 <= count {
+            s0 += a[k] * b[k]; s1 += a[k + 1] * b[k + 1]; s2 += a[k + 2] * b[k + 2]; s3 += a[k + 3] * b[k + 3]
+            k += 4
+        }
+        while k < count { s0 += a[k] * b[k]; k += 1 }
+        return (s0 + s1) + (s2 + s3)
     }
 
     /// In place: the lower Cholesky factor of the symmetric positive definite `a` [n, n] (row-major; the upper
@@ -38,20 +54,16 @@ public enum SparseGPT {
             let p = buf.baseAddress!
             for j in 0..<n {
                 let rj = p + j * n
-                var d = rj[j]
-                for k in 0..<j { d -= rj[k] * rj[k] }
+                let d = rj[j] - dot(rj, rj, j)
                 guard d > 0, d.isFinite else {
                     throw PruneError.numerical("the calibration Hessian is not positive definite at input \(j) (add calibration samples or raise the dampening)")
                 }
                 let djj = d.squareRoot()
                 rj[j] = djj
-                let rows = n - j - 1
-                Parallel.forRanges(rows, minChunk: 64) { rs in
+                Parallel.forRanges(n - j - 1, minChunk: 32) { rs in
                     for r in rs {
                         let ri = p + (j + 1 + r) * n
-                        var s = ri[j]
-                        for k in 0..<j { s -= ri[k] * rj[k] }
-                        ri[j] = s / djj
+                        ri[j] = (ri[j] - dot(ri, rj, j)) / djj
                     }
                 }
             }
@@ -59,46 +71,26 @@ public enum SparseGPT {
         }
     }
 
-    /// (L L^T)^-1 from the lower factor L: X = L^-1 by forward substitution, then X^T X.
-    static func inverseFromCholesky(_ l: [Double], n: Int) -> [Double] {
-        // Row i of X^T is column i of X: solve L x = e_i for every i, stored as rows of xt (xt[i][k] = X[k][i]).
+    /// The columns of L^-1 for a lower triangular L, each stored as a row: out[c][k] = (L^-1)[k][c] (zero for
+    /// k < c), by forward substitution.
+    static func lowerInverseColumns(_ l: [Double], n: Int) -> [Double] {
         var xt = [Double](repeating: 0, count: n * n)
         l.withUnsafeBufferPointer { lb in
             xt.withUnsafeMutableBufferPointer { xb in
                 let L = lb.baseAddress!, X = xb.baseAddress!
-                Parallel.forRanges(n, minChunk: 8) { cs in
+                Parallel.forRanges(n, minChunk: 4, chunksPerThread: 8) { cs in
                     for c in cs {
                         let x = X + c * n
                         x[c] = 1 / L[c * n + c]
                         for i in (c + 1)..<max(c + 1, n) {
                             let row = L + i * n
-                            var s = 0.0
-                            for k in c..<i { s -= row[k] * x[k] }
-                            x[i] = s / row[i]
+                            x[i] = -dot(row + c, x + c, i - c) / row[i]
                         }
                     }
                 }
             }
         }
-        // inverse[i][j] = sum_k X[k][i] X[k][j] = dot(xt[i], xt[j]) over k >= max(i, j).
-        var inv = [Double](repeating: 0, count: n * n)
-        xt.withUnsafeBufferPointer { xb in
-            inv.withUnsafeMutableBufferPointer { ib in
-                let X = xb.baseAddress!, I = ib.baseAddress!
-                Parallel.forRanges(n, minChunk: 8) { rs in
-                    for i in rs {
-                        for j in i..<n {
-                            var s = 0.0
-                            let a = X + i * n, b = X + j * n
-                            for k in j..<n { s += a[k] * b[k] }
-                            I[i * n + j] = s
-                            I[j * n + i] = s
-                        }
-                    }
-                }
-            }
-        }
-        return inv
+        return xt
     }
 
     /// Prunes `weights` [rows, cols] in place with the inverse factor of its input's Hessian.
