@@ -2,7 +2,7 @@
 """Benchmarks our `peft` against transformers (+ PEFT) on the same checkpoint and data, in one run, and prints
 tokens/s, peak memory (max RSS of each process) and the ratios.
 
-    python3 scripts/bench.py [generate|train|methods|serve|gemm|demo|all] [--model DIR] [--steps N] [--new-tokens N]
+    python3 scripts/bench.py [generate|train|methods|serve|gemm|demo|prune|distill|all] [--model DIR] [--steps N] [--new-tokens N]
 
 `gemm` measures the built-in f32 GEMM (on the CPU tier in use) against oneDNN's matmul on the training shapes;
 `demo` times `peft demo` with oneDNN and with the built-in GEMM (PEFT_GEMM=builtin). Every run first prints the CPU
@@ -10,6 +10,9 @@ tier the kernels use (set PEFT_CPU=scalar|avx2|avx512|neon to measure a lower on
 
 `methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings;
 `full` compares full fine-tuning (and, with --big-model DIR, measures ours on a larger checkpoint).
+`prune` times `peft prune` with each method on the checkpoint (calibration on --data); `distill` measures `peft
+distill` (LoRA student, off-policy) against the same step in torch + PEFT with TRL's GKD loss (--teacher, default the
+student checkpoint itself).
 `serve` measures `peft serve` (batched decoding): time to first token and aggregate decode tokens/s for 1, 4, 8 and 16
 concurrent streaming clients, against one `peft generate`.
 
@@ -387,11 +390,50 @@ def bench_serve(model, new_tokens, clients):
     print(f"  server exit status after SIGTERM: {server.returncode}")
 
 
+def bench_prune(model, data, nsamples, seqlen, methods):
+    """`peft prune` on the checkpoint: wall time and peak memory of each method (calibration, pruning, writing)."""
+    import time
+    print(f"\nPruning, {nsamples} calibration samples of up to {seqlen} tokens ({os.path.basename(model)})")
+    for method in methods:
+        flags = ["--remove-layers", "4"] if method == "layers" else (["--pattern", "2:4"] if method.endswith(":2:4") else [])
+        name = method.split(":")[0]
+        with tempfile.TemporaryDirectory() as out_dir:
+            t0 = time.perf_counter()
+            out, rss = measured([PEFT, "prune", "--model", model, "--data", data, "--output", os.path.join(out_dir, "m"),
+                                 "--method", name, "--nsamples", str(nsamples), "--seqlen", str(seqlen), "--json"] + flags)
+            seconds = time.perf_counter() - t0
+            r = json.loads(out)
+        detail = f"{r.get('overall_sparsity', 0) * 100:.0f}% zeros" if name != "layers" else f"layers {r['layers']['removed']} removed"
+        print(f"  peft prune --method {method:<14} {seconds:8.1f} s  {gb(rss):>9}  loss {r['loss_before']:.3f} -> "
+              f"{r['loss_after']:.3f}, {detail}")
+
+
+def bench_distill(model, teacher, data, steps, batch, maxlen):
+    """`peft distill` (LoRA r=8 on q_proj,v_proj, off-policy) against the same step in torch + PEFT + TRL's GKD loss."""
+    print(f"\nDistillation, LoRA r=8 student {os.path.basename(model)}, teacher {os.path.basename(teacher)}, batch {batch}, "
+          f"max length {maxlen}, {steps} timed steps, float32")
+    out, rss = measured([sys.executable, PEER, "distill", model, teacher, data, str(steps), str(batch), str(maxlen), "0.5", "1.0"])
+    peer = (json.loads(out)["tokens_per_second"], rss)
+    row("transformers+peft+trl generalized_jsd_loss", *peer)
+    with tempfile.TemporaryDirectory() as out_dir:
+        _, rss = measured([PEFT, "distill", "--teacher", teacher, "--model", model, "--data", data, "--output", out_dir,
+                           "--max-steps", str(steps + 1), "--batch-size", str(batch), "--max-length", str(maxlen),
+                           "--lora-r", "8", "--target-modules", "q_proj,v_proj", "--dtype", "float32"])
+        log = [json.loads(l) for l in open(os.path.join(out_dir, "train_log.jsonl")) if '"train"' in l]
+        rate = (log[-1]["tokens"] - log[0]["tokens"]) / (log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"])
+    row("peft distill (ours)", rate, rss, peer)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="?", default="all",
                     choices=["generate", "train", "methods", "full", "gguf", "qdot", "qlora", "mpi", "serve", "gemm", "demo",
-                             "all"])
+                             "prune", "distill", "all"])
+    ap.add_argument("--teacher", help="for `distill`: the teacher (default: the --model checkpoint itself)")
+    ap.add_argument("--prune-methods", default="magnitude,wanda,wanda:2:4,sparsegpt,layers",
+                    help="comma list for `prune` (METHOD or METHOD:2:4)")
+    ap.add_argument("--nsamples", type=int, default=16, help="for `prune`: calibration samples")
+    ap.add_argument("--seqlen", type=int, default=512, help="for `prune`: longest calibration sample")
     ap.add_argument("--llama-python", default="/opt/llama/bin/python",
                     help="for `gguf`: a Python with llama-cpp-python (the peer)")
     ap.add_argument("--big-model", help="for `full` and `qlora`: also measure ours on this (e.g. the Qwen1.5-1.8B shape)")
@@ -437,6 +479,10 @@ def main():
         bench_qdot(args.llama_python, args.qdot_types.split(","))
     if args.what == "gguf":
         bench_gguf(args.model, args.new_tokens, args.llama_python, args.gguf_types.split(","), args.keep_gguf)
+    if args.what == "prune":
+        bench_prune(args.model, args.data, args.nsamples, args.seqlen, args.prune_methods.split(","))
+    if args.what == "distill":
+        bench_distill(args.model, args.teacher or args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what in ("methods", "all"):
         bench_methods(args.model, args.data, args.steps, args.batch, args.max_length, args.methods.split(","))
 

@@ -29,22 +29,40 @@ public enum Masks {
     /// `min(n, length)` lowest, as top-k on the narrower slice does).
     public static func nOfM(_ score: [Float], rows: Int, cols: Int, n: Int, m: Int) -> [Bool] {
         var mask = [Bool](repeating: false, count: score.count)
-        for r in 0..<rows {
-            var g = 0
-            while g < cols {
-                let range = (r * cols + g)..<(r * cols + min(g + m, cols))
-                for i in lowest(min(n, range.count), of: score, in: range) { mask[i] = true }
-                g += m
+        score.withUnsafeBufferPointer { sb in
+            mask.withUnsafeMutableBufferPointer { mb in
+                let sp = sb.baseAddress!, mp = mb.baseAddress!
+                Parallel.forRanges(rows, minChunk: 16) { rs in
+                    for r in rs {
+                        var g = 0
+                        while g < cols {
+                            // n times the lowest not yet taken, the earliest on ties.
+                            let lo = r * cols + g, hi = r * cols + min(g + m, cols)
+                            for _ in 0..<min(n, hi - lo) {
+                                var best = -1
+                                for i in lo..<hi where !mp[i] && (best < 0 || sp[i] < sp[best]) { best = i }
+                                mp[best] = true
+                            }
+                            g += m
+                        }
+                    }
+                }
             }
         }
         return mask
     }
 
-    /// Indices of the `k` lowest values of `score[range]`, ties to the lower index.
-    static func lowest(_ k: Int, of score: [Float], in range: Range<Int>) -> ArraySlice<Int> {
+    /// Indices of the `k` lowest values of `score[range]`, ties to the lower index (what a stable sort leaves
+    /// first): every value below the k-th smallest, then the earliest ones equal to it.
+    static func lowest(_ k: Int, of score: [Float], in range: Range<Int>) -> [Int] {
         guard k > 0 else { return [] }
-        let order = range.sorted { a, b in score[a] < score[b] || (score[a] == score[b] && a < b) }
-        return order.prefix(k)
+        guard k < range.count else { return Array(range) }
+        let threshold = score[range].sorted()[k - 1]
+        var out: [Int] = []
+        out.reserveCapacity(k)
+        for i in range where score[i] < threshold { out.append(i) }
+        for i in range where out.count < k && score[i] == threshold { out.append(i) }
+        return out
     }
 
     /// The share of zeros in `values`.

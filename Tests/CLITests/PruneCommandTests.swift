@@ -105,6 +105,8 @@ final class PruneCommandTests: XCTestCase {
             XCTAssertEqual((config["layer_types"] as? [String])?.count, 2)
             let g = try PeftCommand.run(["generate", "--model", out, "--prompt", "hi", "--max-new-tokens", "3", "--json"])
             XCTAssertEqual(g.status, 0, g.stderr)
+            let q = try PeftCommand.run(["quantize", "--model", out, "--type", "q8_0", "--output", out + ".gguf"])
+            XCTAssertEqual(q.status, 0, q.stderr)
         }
     }
 

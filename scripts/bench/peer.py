@@ -104,8 +104,49 @@ def train(model_dir, data, steps, batch, maxlen, dtype, checkpointing, method="l
     print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
 
 
+def distill(student_dir, teacher_dir, data, steps, batch, maxlen, beta, temperature):
+    """What TRL's GKDTrainer computes per off-policy step (lmbda 0): the LoRA student's forward and backward, the
+    teacher's forward without gradients, TRL's own generalized_jsd_loss on the answer tokens; AdamW, clipping."""
+    from peft import get_peft_model
+    from trl.experimental.gkd import GKDTrainer
+    tok = AutoTokenizer.from_pretrained(student_dir)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(student_dir, dtype=torch.float32), method_config("lora"))
+    teacher = AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float32).eval()
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=2e-4)
+    exs = examples(tok, data, maxlen)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    tokens, start = 0, None
+    for step in range(steps + 1):   # step 0 warms up and is not timed
+        chunk = [exs[(step * batch + i) % len(exs)] for i in range(batch)]
+        T = max(len(ids) for ids, _ in chunk)
+        ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in chunk])
+        mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _ in chunk])
+        labels = torch.tensor([l + [-100] * (T - len(l)) for _, l in chunk])
+        if step == 1:
+            start = time.perf_counter()
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        with torch.no_grad():
+            t_logits = teacher(input_ids=ids, attention_mask=mask).logits
+        loss = GKDTrainer.generalized_jsd_loss(logits[:, :-1], t_logits[:, :-1], labels=labels[:, 1:], beta=beta,
+                                               temperature=temperature)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad()
+        if step >= 1:
+            tokens += int(mask.sum())
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
+
+
 if __name__ == "__main__":
     kind = sys.argv[1]
+    if kind == "distill":
+        distill(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]),
+                float(sys.argv[8]), float(sys.argv[9]))
+        sys.exit(0)
     if kind == "generate":
         generate(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     else:
