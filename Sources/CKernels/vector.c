@@ -325,6 +325,59 @@ void pk_softmax_xent_grad(float *row, size_t n, float lse, int32_t target, float
     if (target >= 0 && (size_t)target < n) row[target] -= scale;
 }
 
+double pk_gjsd_row(const float *zs, const float *zt, size_t n, float beta, float inv_t, float *grad, float *scratch) {
+    float *es = scratch, *et = scratch + n;
+    float ms = -INFINITY, mt = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        es[i] = zs[i] * inv_t;
+        et[i] = zt[i] * inv_t;
+        if (es[i] > ms) ms = es[i];
+        if (et[i] > mt) mt = et[i];
+    }
+    // es, et <- exp(u - max); the sums give both log-normalisers.
+    const float sum_s = row_exp_sum(es, n, ms, 1), sum_t = row_exp_sum(et, n, mt, 1);
+    const float lse_s = ms + logf(sum_s), lse_t = mt + logf(sum_t);
+    const float inv_s = 1.0f / sum_s, inv_tt = 1.0f / sum_t;
+    const float a = log1pf(-beta), b = logf(beta);
+    double loss = 0, mean = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float ls = zs[i] * inv_t - lse_s, lt = zt[i] * inv_t - lse_t;
+        const float s = es[i] * inv_s, t = et[i] * inv_tt;
+        float g;
+        if (beta == 0.0f) {
+            loss += (double)t * (double)(lt - ls);
+            g = s - t;
+        } else if (beta == 1.0f) {
+            loss += (double)s * (double)(ls - lt);
+            g = ls - lt;
+            mean += (double)s * g;
+        } else {
+            // log m: in probability space while it is a normal float, in log space below.
+            const float m = (1.0f - beta) * s + beta * t;
+            float lm;
+            if (m > 1e-30f) {
+                lm = logf(m);
+            } else {
+                const float x = ls + a, y = lt + b;
+                lm = (x > y ? x : y) + log1pf(expf(-fabsf(x - y)));
+            }
+            loss += beta * (double)t * (double)(lt - lm) + (1.0 - beta) * (double)s * (double)(ls - lm);
+            g = (1.0f - beta) * (ls - lm);
+            mean += (double)s * g;
+        }
+        if (grad) grad[i] = g;
+    }
+    if (grad) {
+        if (beta == 0.0f) {
+            for (size_t i = 0; i < n; i++) grad[i] *= inv_t;
+        } else {
+            const float mf = (float)mean;
+            for (size_t i = 0; i < n; i++) grad[i] = es[i] * inv_s * (grad[i] - mf) * inv_t;
+        }
+    }
+    return loss;
+}
+
 PK_INLINE void adamw_body(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                           float eps, float weight_decay, float bc1, float bc2_sqrt) {
     float step = lr / bc1, decay = 1.0f - lr * weight_decay;

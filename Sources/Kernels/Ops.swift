@@ -176,6 +176,14 @@ public enum Ops {
         pk_softmax_xent_grad(row, count, lse, Int32(target), scale)
     }
 
+    /// Distillation's generalized JSD of one row and its gradient in the student's logits (see pk_gjsd_row);
+    /// `scratch` holds 2 x `count` floats.
+    public static func generalizedJSD(student: UnsafePointer<Float>, teacher: UnsafePointer<Float>, count: Int, beta: Float,
+                                      inverseTemperature: Float, gradient: UnsafeMutablePointer<Float>?,
+                                      scratch: UnsafeMutablePointer<Float>) -> Double {
+        pk_gjsd_row(student, teacher, count, beta, inverseTemperature, gradient, scratch)
+    }
+
     /// out = dropout(x): element i kept with probability 1 - p (scaled by 1 / (1 - p)); the mask is a pure
     /// function of (key, i), so `dropoutBackwardAdd` with the same key regenerates it.
     public static func dropout(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int, p: Float,

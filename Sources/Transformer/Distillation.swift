@@ -11,48 +11,18 @@ public enum DistillationLoss {
     /// derivative with respect to the student's logits z_s written there (`count` floats).
     public static func row(student zs: UnsafePointer<Float>, teacher zt: UnsafePointer<Float>, count v: Int,
                            beta: Double, temperature: Double, gradient: UnsafeMutablePointer<Float>?) -> Double {
-        let invT = 1 / temperature
-        // Log-softmax of both at temperature T, in Double.
-        func logSoftmax(_ z: UnsafePointer<Float>) -> [Double] {
-            var out = [Double](repeating: 0, count: v)
-            var m = -Double.infinity
-            for i in 0..<v { out[i] = Double(z[i]) * invT; m = max(m, out[i]) }
-            var s = 0.0
-            for i in 0..<v { s += Foundation.exp(out[i] - m) }
-            let lse = m + Foundation.log(s)
-            for i in 0..<v { out[i] -= lse }
-            return out
-        }
-        let ls = logSoftmax(zs), lt = logSoftmax(zt)
-        var loss = 0.0
-        // g_i: d(loss)/d(log s_i) up to a constant; du = s * (g - sum s g), dz = du / T.
-        var g = [Double](repeating: 0, count: gradient == nil ? 0 : v)
-        if beta == 0 {
-            for i in 0..<v { loss += Foundation.exp(lt[i]) * (lt[i] - ls[i]) }
-            if let gradient {
-                for i in 0..<v { gradient[i] = Float((Foundation.exp(ls[i]) - Foundation.exp(lt[i])) * invT) }
-            }
-            return loss
-        } else if beta == 1 {
-            for i in 0..<v {
-                loss += Foundation.exp(ls[i]) * (ls[i] - lt[i])
-                if !g.isEmpty { g[i] = ls[i] - lt[i] }
-            }
-        } else {
-            let a = Foundation.log(1 - beta), b = Foundation.log(beta)
-            for i in 0..<v {
-                let x = ls[i] + a, y = lt[i] + b
-                let lm = max(x, y) + Foundation.log1p(Foundation.exp(-abs(x - y)))
-                loss += beta * Foundation.exp(lt[i]) * (lt[i] - lm) + (1 - beta) * Foundation.exp(ls[i]) * (ls[i] - lm)
-                if !g.isEmpty { g[i] = (1 - beta) * (ls[i] - lm) }
-            }
-        }
-        if let gradient {
-            var mean = 0.0
-            for i in 0..<v { mean += Foundation.exp(ls[i]) * g[i] }
-            for i in 0..<v { gradient[i] = Float(Foundation.exp(ls[i]) * (g[i] - mean) * invT) }
-        }
-        return loss
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * max(1, v))
+        defer { scratch.deallocate() }
+        return row(student: zs, teacher: zt, count: v, beta: beta, temperature: temperature, gradient: gradient,
+                   scratch: scratch)
+    }
+
+    /// `row` with caller-owned scratch of 2 x `count` floats.
+    public static func row(student zs: UnsafePointer<Float>, teacher zt: UnsafePointer<Float>, count v: Int,
+                           beta: Double, temperature: Double, gradient: UnsafeMutablePointer<Float>?,
+                           scratch: UnsafeMutablePointer<Float>) -> Double {
+        Ops.generalizedJSD(student: zs, teacher: zt, count: v, beta: Float(beta), inverseTemperature: Float(1 / temperature),
+                           gradient: gradient, scratch: scratch)
     }
 }
 

@@ -46,30 +46,27 @@ public final class LayerStepper {
     }
 
     /// Sum over positions of the next-token loss of `tokens` given the last layer's output `hidden` [n, C], and
-    /// the number of predictions (n - 1).
+    /// the number of predictions (n - 1). The head runs on chunks of rows (a product, not one row at a time).
     public func nextTokenLoss(tokens: [Int32], hidden: [Float]) -> (sum: Double, count: Int) {
         let c = model.config, C = c.hiddenSize, V = c.vocabSize, n = tokens.count
         guard n > 1 else { return (0, 0) }
-        var normed = [Float](repeating: 0, count: n * C), rstd = [Float](repeating: 0, count: n)
-        var logits = [Float](repeating: 0, count: V)
-        var total = 0.0
+        let chunk = max(1, min(64, (64 << 20) / max(1, 4 * V)))
+        let normed = FloatBuffer(count: n * C), rstd = FloatBuffer(count: n), logits = FloatBuffer(count: chunk * V)
         hidden.withUnsafeBufferPointer { h in
-            normed.withUnsafeMutableBufferPointer { nb in
-                rstd.withUnsafeMutableBufferPointer { r in
-                    Ops.rmsNormForward(h.baseAddress!, weight: model.weights.finalNorm.pointer, out: nb.baseAddress!,
-                                       rstd: r.baseAddress!, rows: n, cols: C, eps: c.rmsNormEps)
-                }
-                logits.withUnsafeMutableBufferPointer { lb in
-                    for t in 0..<(n - 1) {
-                        model.headLogits(nb.baseAddress! + t * C, rows: 1, into: lb.baseAddress!)
-                        var m = -Float.infinity
-                        for v in 0..<V { m = max(m, lb[v]) }
-                        var s = 0.0
-                        for v in 0..<V { s += Double(expf(lb[v] - m)) }
-                        total += log(s) + Double(m) - Double(lb[Int(tokens[t + 1])])
-                    }
-                }
+            Ops.rmsNormForward(h.baseAddress!, weight: model.weights.finalNorm.pointer, out: normed.pointer,
+                               rstd: rstd.pointer, rows: n, cols: C, eps: c.rmsNormEps)
+        }
+        var total = 0.0
+        var start = 0
+        while start < n - 1 {
+            let rows = min(chunk, n - 1 - start)
+            model.headLogits(normed.pointer + start * C, rows: rows, into: logits.pointer)
+            for r in 0..<rows {
+                let row = logits.pointer + r * V
+                let (lse, _) = Ops.logSumExp(row, count: V)
+                total += Double(lse - row[Int(tokens[start + r + 1])])
             }
+            start += rows
         }
         return (total, n - 1)
     }

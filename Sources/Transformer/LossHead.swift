@@ -30,7 +30,7 @@ struct LossHead {
         if let d = dNormed { d.update(repeating: 0, count: labels.count * c) }
         if rows.isEmpty { return (0, 0) }
         let chunk = chunkRows
-        scratch.reserve(rows: chunk, hidden: c, vocab: v, distill: distill != nil && dNormed != nil)
+        scratch.reserve(rows: chunk, hidden: c, vocab: v, distill: distill != nil)
         let input = scratch.input, logits = scratch.logits, dInput: FloatBuffer? = dNormed == nil ? nil : scratch.dInput
         var total = 0.0
         var lossPerRow = [Double](repeating: 0, count: chunk)
@@ -58,7 +58,8 @@ struct LossHead {
                             let teacher = d.teacherLogits.pointer + (first + j) * d.teacherVocab
                             let grad = dNormed == nil ? nil : scratch.distillGradient.pointer + j * v
                             divergenceOut[j] = DistillationLoss.row(student: row, teacher: teacher, count: d.vocab, beta: d.beta,
-                                                                    temperature: d.temperature, gradient: grad)
+                                                                    temperature: d.temperature, gradient: grad,
+                                                                    scratch: scratch.distillScratch.pointer + j * 2 * v)
                             guard let grad else { continue }
                             // d/dz of (divergence + w * cross-entropy), through Gemma 2's soft-cap where there is one.
                             let w = Float(d.ceWeight)
@@ -113,10 +114,14 @@ final class LossScratch {
     private(set) var logits = FloatBuffer(count: 0)   // [chunk, V]
     private(set) var dInput = FloatBuffer(count: 0)   // [chunk, C]
     private(set) var distillGradient = FloatBuffer(count: 0)   // [chunk, V] (distillation)
+    private(set) var distillScratch = FloatBuffer(count: 0)    // [chunk, 2V] (distillation)
 
     func reserve(rows: Int, hidden: Int, vocab: Int, distill: Bool = false) {
         if input.count < rows * hidden { input = FloatBuffer(count: rows * hidden); dInput = FloatBuffer(count: rows * hidden) }
         if logits.count < rows * vocab { logits = FloatBuffer(count: rows * vocab) }
-        if distill, distillGradient.count < rows * vocab { distillGradient = FloatBuffer(count: rows * vocab) }
+        if distill, distillGradient.count < rows * vocab {
+            distillGradient = FloatBuffer(count: rows * vocab)
+            distillScratch = FloatBuffer(count: 2 * rows * vocab)
+        }
     }
 }

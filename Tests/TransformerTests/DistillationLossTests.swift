@@ -45,7 +45,8 @@ final class DistillationLossTests: XCTestCase {
         }
     }
 
-    /// A restatement with explicit distributions (no log-space mixture) agrees on random rows.
+    /// A restatement with explicit distributions in Double (no log-space mixture) agrees on random rows, within the
+    /// f32 kernel's rounding.
     func testNaiveRestatement() {
         var rng = SeededGenerator(seed: 3)
         let v = 40
@@ -68,7 +69,7 @@ final class DistillationLossTests: XCTestCase {
                                              temperature: temperature, gradient: nil)
                     }
                 }
-                XCTAssertEqual(got, want, accuracy: 1e-9 + 1e-7 * want, "beta \(beta) T \(temperature)")
+                XCTAssertEqual(got, want, accuracy: 1e-7 + 1e-5 * want, "beta \(beta) T \(temperature)")
             }
         }
     }

@@ -383,6 +383,53 @@ static void test_logsumexp_xent(void) {
     }
 }
 
+// ---- distillation's generalized JSD ------------------------------------------------------------------------
+
+static void test_gjsd(void) {
+    static const size_t ns[] = {5, 1000, 151936};
+    static const float betas[] = {0.0f, 0.3f, 1.0f};
+    char what[80];
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        const size_t n = ns[t];
+        seed(900 + n);
+        float *zs = xmalloc(n * 4), *zt = xmalloc(n * 4), *grad = xmalloc(n * 4), *scratch = xmalloc(2 * n * 4);
+        double *ps = xmalloc(n * 8), *pt = xmalloc(n * 8), *ref = xmalloc(n * 8), *scale = xmalloc(n * 8);
+        fill(zs, n, 6);
+        fill(zt, n, 6);
+        const float inv_t = 0.5f;
+        // Reference distributions in double.
+        double ms = -INFINITY, mt = -INFINITY, ss = 0, st = 0;
+        for (size_t i = 0; i < n; i++) { ms = fmax(ms, zs[i] * (double)inv_t); mt = fmax(mt, zt[i] * (double)inv_t); }
+        for (size_t i = 0; i < n; i++) { ps[i] = exp(zs[i] * (double)inv_t - ms); ss += ps[i]; pt[i] = exp(zt[i] * (double)inv_t - mt); st += pt[i]; }
+        for (size_t i = 0; i < n; i++) { ps[i] /= ss; pt[i] /= st; }
+        for (size_t b = 0; b < sizeof betas / sizeof betas[0]; b++) {
+            const double beta = betas[b];
+            double loss = 0, mean = 0, worst = 0;
+            for (size_t i = 0; i < n; i++) {
+                const double m = (1 - beta) * ps[i] + beta * pt[i];
+                double g;
+                if (beta == 0) { loss += pt[i] * log(pt[i] / ps[i]); g = 0; }
+                else if (beta == 1) { loss += ps[i] * log(ps[i] / pt[i]); g = log(ps[i] / pt[i]); }
+                else { loss += beta * pt[i] * log(pt[i] / m) + (1 - beta) * ps[i] * log(ps[i] / m); g = (1 - beta) * log(ps[i] / m); }
+                ref[i] = g;
+                mean += ps[i] * g;
+            }
+            for (size_t i = 0; i < n; i++) {
+                ref[i] = beta == 0 ? (ps[i] - pt[i]) * inv_t : ps[i] * (ref[i] - mean) * inv_t;
+                worst = fmax(worst, fabs(ref[i]));
+            }
+            for (size_t i = 0; i < n; i++) scale[i] = worst;
+            const double got = pk_gjsd_row(zs, zt, n, (float)beta, inv_t, grad, scratch);
+            snprintf(what, sizeof what, "n=%zu beta=%.1f", n, beta);
+            expect_close1("pk_gjsd_row", what, (float)got, loss, fabs(loss), 1e-5, 1e-9);
+            expect_close("pk_gjsd_row(grad)", what, grad, ref, scale, n, 1e-4, 1e-12);
+            const double again = pk_gjsd_row(zs, zt, n, (float)beta, inv_t, NULL, scratch);
+            result(again == got, "pk_gjsd_row(no grad)", "%s: %g vs %g", what, again, got);
+        }
+        free(zs), free(zt), free(grad), free(scratch), free(ps), free(pt), free(ref), free(scale);
+    }
+}
+
 // ---- AdamW -----------------------------------------------------------------------------------------------------
 
 static void test_adamw(void) {
@@ -1210,6 +1257,7 @@ static void run_tier(int tier) {
     test_rope();
     test_softmax();
     test_logsumexp_xent();
+    test_gjsd();
     test_adamw();
     test_dropout();
     test_conversions();

@@ -127,6 +127,11 @@ void pk_softmax_backward_row(const float *p, float *dp, size_t n, float d);
 float pk_logsumexp(const float *row, size_t n, int32_t *argmax);
 /// row <- (softmax(row) - onehot(target)) * scale, given lse = logsumexp(row).
 void pk_softmax_xent_grad(float *row, size_t n, float lse, int32_t target, float scale);
+/// Distillation's generalized Jensen-Shannon divergence of one row (TRL's generalized_jsd_loss): s = softmax(zs *
+/// inv_t), t = softmax(zt * inv_t), m = (1 - beta) s + beta t; beta 0: KL(t || s), beta 1: KL(s || t), otherwise
+/// beta KL(t || m) + (1 - beta) KL(s || m). Returns it (summed in double); when grad is not NULL, writes its
+/// derivative in zs there. scratch holds 2n floats.
+double pk_gjsd_row(const float *zs, const float *zt, size_t n, float beta, float inv_t, float *grad, float *scratch);
 
 // ---- dropout ----------------------------------------------------------------------------------------
 /// Counter-based dropout: element i is dropped when the i-th 16-bit draw of the stream `key` is below
