@@ -61,6 +61,22 @@ final class DistillCommandTests: XCTestCase {
         XCTAssertNotEqual(base, tuned)
     }
 
+    /// A GGUF teacher (llama.cpp's block format) and a teacher quantized at load.
+    func testQuantizedTeachers() throws {
+        let gguf = tmp.path("teacher.gguf")
+        let q = try PeftCommand.run(["quantize", "--model", teacher, "--type", "q8_0", "--output", gguf])
+        XCTAssertEqual(q.status, 0, q.stderr)
+        for (name, args) in [("gguf", ["--teacher", gguf]), ("q4_0", ["--teacher", teacher, "--teacher-quantize", "q4_0"])] {
+            let out = tmp.path("s-\(name)")
+            let r = try PeftCommand.run(["distill", "--model", student, "--data", tmp.path("d.jsonl"), "--output", out,
+                                         "--max-steps", "2", "--batch-size", "2", "--dtype", "float32"] + args)
+            XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+            let entries = try logEntries(out)
+            XCTAssertEqual(entries.count, 2, name)
+            XCTAssertTrue(entries.allSatisfy { ($0["distill_loss"] as? Double ?? -1) > 0 }, name)
+        }
+    }
+
     func testRefusals() throws {
         func fails(_ args: [String], _ fragment: String, line: UInt = #line) throws {
             let r = try PeftCommand.run(args)
