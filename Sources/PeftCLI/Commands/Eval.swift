@@ -2,17 +2,24 @@ import ArgumentParser
 import Evaluation
 import Foundation
 import Generation
+import ModelIO
 import Tokenizer
 import Training
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Answer loss and perplexity over a data file; with --generate also BLEU-4, ROUGE and exact match of generated answers.")
+        abstract: "Answer loss and perplexity over a data file; with --generate also BLEU-4, ROUGE and exact match of generated answers; with --benchmark, MMLU / CMMLU / C-Eval accuracy.")
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOption: AdapterOption
     @OptionGroup var quantizeOption: QuantizeOption
-    @Option(help: "Data file (Alpaca, ShareGPT or messages).") var data: String
+    @Option(help: "Data file (Alpaca, ShareGPT or messages).") var data: String?
+    @Option(help: "A multiple-choice benchmark instead of --data: mmlu, cmmlu or ceval (its own CSV layout in --benchmark-dir).") var benchmark: BenchmarkKind?
+    @Option(help: "The benchmark's folder (its dev/val/test CSV folders, or data/ holding them, and LLaMA-Factory's mapping.json).") var benchmarkDir: String?
+    @Option(help: "Benchmark: dev questions shown before each question.") var nShot: Int = 5
+    @Option(help: "Benchmark: the split scored, test or val (CMMLU has test only; C-Eval's test answers are hidden).") var split: String = "test"
+    @Option(help: "Benchmark: argmax (LLaMA-Factory: the largest logit among the letters A-D at the last position) or loglikelihood (lm-evaluation-harness: the most likely of \" A\" .. \" D\").") var scoring: BenchmarkEvaluator.Scoring = .argmax
+    @Option(help: "Benchmark: write results.json (every subject's predicted letters and accuracy) into this folder.") var output: String?
     @OptionGroup var templateOptions: TemplateOptions
     @Option(help: "Longest example in tokens.") var maxLength: Int = 1024
     @Option(help: "Examples per forward batch.") var batchSize: Int = 4
@@ -32,6 +39,13 @@ struct Eval: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if maxLength < 2 { throw ValidationError("--max-length must be at least 2") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if (data == nil) == (benchmark == nil) { throw ValidationError("give exactly one of --data FILE or --benchmark mmlu|cmmlu|ceval") }
+        if benchmark != nil {
+            if benchmarkDir == nil { throw ValidationError("--benchmark needs --benchmark-dir DIR (the benchmark's CSV folders)") }
+            if generate || teacher != nil { throw ValidationError("--benchmark does not combine with --generate or --teacher") }
+            if nShot < 0 { throw ValidationError("--n-shot must be at least 0") }
+            if !["test", "val"].contains(split) { throw ValidationError("--split must be test or val, not \(split)") }
+        }
         if teacher != nil {
             if generate { throw ValidationError("--teacher measures the divergence on the reference answers; it does not combine with --generate") }
             if !(0...1).contains(beta) { throw ValidationError("--beta must be in [0, 1], not \(beta)") }
@@ -40,7 +54,9 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
-        if generate { try runGenerate(); return }
+        if let benchmark { try runBenchmark(benchmark); return }
+        guard let data else { return }
+        if generate { try runGenerate(data); return }
         let dtype = self.dtype ?? .float32
         let set = try DataLoader.load(URL(fileURLWithPath: data))
         let loaded = try LoadedModel.open(modelOptions.url, dtype: dtype.dtype, adapter: adapterOption.url,
@@ -80,7 +96,52 @@ struct Eval: ParsableCommand {
         }
     }
 
-    func runGenerate() throws {
+    func runBenchmark(_ kind: BenchmarkKind) throws {
+        let subjects = try BenchmarkData.load(kind, directory: URL(fileURLWithPath: benchmarkDir!), split: split)
+        let loaded = try LoadedModel.open(modelOptions.url, dtype: (dtype ?? .float32).dtype, adapter: adapterOption.url,
+                                          quantize: quantizeOption.quantize)
+        var evaluator = BenchmarkEvaluator(model: loaded.model, tokenizer: loaded.tokenizer, kind: kind)
+        evaluator.nShot = nShot
+        evaluator.scoring = scoring
+        evaluator.batchSize = batchSize
+        var chosen = subjects
+        if let limit { chosen = subjects.map { var s = $0; s.questions = Array(s.questions.prefix(limit)); return s } }
+        let total = chosen.reduce(0) { $0 + $1.questions.count }
+        if !json { Terminal.note("\(kind.rawValue) \(split): \(chosen.count) subjects, \(total) questions, \(nShot)-shot, \(scoring.rawValue) scoring") }
+        let bar = ProgressBar(total: total, label: kind.rawValue)
+        let result = try evaluator.evaluate(chosen) { done, _ in if !json { bar.update(done) } }
+        if result.average == nil {
+            throw ValidationError("\(benchmarkDir!): the \(split) split has no answers to score (C-Eval hides its test answers: use --split val)")
+        }
+        if let output {
+            var subjectsJSON: [String: Any] = [:]
+            for s in result.subjects {
+                subjectsJSON[s.subject] = ["name": s.name, "category": s.category, "predictions": s.predictions,
+                                           "accuracy": s.accuracy.map { $0 as Any } ?? NSNull()] as [String: Any]
+            }
+            let data = try JSONSerialization.data(withJSONObject: subjectsJSON, options: [.prettyPrinted, .sortedKeys])
+            let dir = URL(fileURLWithPath: output)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try AtomicFile.write(data, to: dir.appendingPathComponent("results.json"))
+        }
+        if result.droppedShots > 0 && !json {
+            Terminal.note("note: \(result.droppedShots) shots left out where the prompt would pass the model's context")
+        }
+        if json {
+            var o: [String: Any] = ["benchmark": kind.rawValue, "split": split, "n_shot": nShot, "scoring": scoring.rawValue,
+                                    "questions": result.questions, "average": result.average ?? NSNull()]
+            for c in BenchmarkData.categories { o[c] = result.categories[c] ?? NSNull() }
+            try Terminal.json(o)
+        } else {
+            var lines = [String(format: "%-16@ %6.2f", "Average" as NSString, 100 * (result.average ?? .nan))]
+            for c in BenchmarkData.categories {
+                if let a = result.categories[c] { lines.append(String(format: "%-16@ %6.2f", c as NSString, 100 * a)) }
+            }
+            Terminal.out(lines.joined(separator: "\n"))
+        }
+    }
+
+    func runGenerate(_ data: String) throws {
         var set = try DataLoader.load(URL(fileURLWithPath: data))
         if let limit { set.conversations = Array(set.conversations.prefix(max(0, limit))) }
         let loaded = try LoadedModel.open(modelOptions.url, dtype: (dtype ?? .bfloat16).dtype,
@@ -135,3 +196,6 @@ enum EvalSummary {
         return parts.joined(separator: "  ")
     }
 }
+
+extension BenchmarkKind: ExpressibleByArgument {}
+extension BenchmarkEvaluator.Scoring: ExpressibleByArgument {}
