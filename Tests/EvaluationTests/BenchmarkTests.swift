@@ -26,6 +26,11 @@ final class BenchmarkTests: XCTestCase {
 
     func check(_ kind: BenchmarkKind, scoring: BenchmarkEvaluator.Scoring, shots: Int,
                expected: (Golden) -> [String: Golden.Subject]?) throws {
+        for reuse in [true, false] { try check(kind, scoring: scoring, shots: shots, reuse: reuse, expected: expected) }
+    }
+
+    func check(_ kind: BenchmarkKind, scoring: BenchmarkEvaluator.Scoring, shots: Int, reuse: Bool,
+               expected: (Golden) -> [String: Golden.Subject]?) throws {
         let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("golden/benchmark-\(kind.rawValue).json")))
         let want = try XCTUnwrap(expected(golden))
         let modelURL = Self.fixtures.appendingPathComponent("models/tiny-qwen2-prune")
@@ -38,11 +43,12 @@ final class BenchmarkTests: XCTestCase {
         evaluator.nShot = shots
         evaluator.scoring = scoring
         evaluator.batchSize = 3
+        evaluator.reuseSharedPrefix = reuse
         let result = try evaluator.evaluate(subjects)
         var correct = 0, answered = 0
         for s in result.subjects {
             let w = try XCTUnwrap(want[s.subject])
-            XCTAssertEqual(s.predictions, w.predictions, "\(kind) \(s.subject)")
+            XCTAssertEqual(s.predictions, w.predictions, "\(kind) \(s.subject) reuse \(reuse)")
             XCTAssertEqual(s.category, w.category)
             for (a, b) in zip(s.scores.joined(), w.scores.joined()) { XCTAssertEqual(a, b, accuracy: 1e-4, "\(kind) \(s.subject)") }
             if let c = w.correct { XCTAssertEqual(s.correct, c); correct += c; answered += s.answered }

@@ -40,6 +40,10 @@ public struct BenchmarkEvaluator {
     public var nShot = 5
     public var scoring = Scoring.argmax
     public var batchSize = 4
+    /// Keep the key/value cache of the header and shots, which every question of a subject shares, and run only
+    /// each question's own tokens (the scores are those of the full prompt); false: packed batches of whole
+    /// prompts.
+    public var reuseSharedPrefix = true
 
     static let letters = ["A", "B", "C", "D"]
 
@@ -105,12 +109,15 @@ public struct BenchmarkEvaluator {
         var results: [SubjectResult] = []
         for subject in subjects {
             var predictions: [String] = [], scores: [[Double]] = []
+            let session = reuseSharedPrefix ? DecodeSession(model: model, capacity: model.config.maxPositionEmbeddings) : nil
             var start = 0
             while start < subject.questions.count {
                 let batch = Array(subject.questions[start..<min(subject.questions.count, start + batchSize)])
                 let prompts = batch.map { fittedPrompt(subject, $0, reserve: reserve) }
                 dropped += prompts.reduce(0) { $0 + $1.dropped }
-                let scored = try score(prompts.map(\.ids), letterIDs: letterIDs, continuations: continuations)
+                let scored = try session.map { s in
+                    try prompts.map { try score($0.ids, session: s, letterIDs: letterIDs, continuations: continuations) }
+                } ?? score(prompts.map(\.ids), letterIDs: letterIDs, continuations: continuations)
                 scores += scored
                 predictions += scored.map { row in
                     Self.letters[row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!]
@@ -136,6 +143,30 @@ public struct BenchmarkEvaluator {
         let answered = results.reduce(0) { $0 + $1.answered }
         let average = answered > 0 ? Double(results.reduce(0) { $0 + $1.correct }) / Double(answered) : nil
         return Result(subjects: results, categories: categories, average: average, questions: total, droppedShots: dropped)
+    }
+
+    /// The four scores of one prompt through a session that may already hold its beginning (the header and shots
+    /// of the previous question).
+    func score(_ prompt: [Int32], session: DecodeSession, letterIDs: [Int32], continuations: [[Int32]]) throws -> [Double] {
+        let shared = zip(session.tokens, prompt).prefix { $0 == $1 }.count
+        session.truncate(to: min(shared, prompt.count - 1))
+        let logits = try session.append(Array(prompt[session.tokens.count...]))
+        switch scoring {
+        case .argmax:
+            return letterIDs.map { Double(logits[Int($0)]) }
+        case .loglikelihood:
+            func logp(_ row: [Float], _ id: Int32) -> Double {
+                row.withUnsafeBufferPointer { Double($0[Int(id)] - Ops.logSumExp($0.baseAddress!, count: row.count).lse) }
+            }
+            return try continuations.map { c in
+                var sum = logp(logits, c[0])
+                if c.count > 1 {
+                    for j in 1..<c.count { sum += logp(try session.append([c[j - 1]]), c[j]) }
+                    session.truncate(to: prompt.count)
+                }
+                return sum
+            }
+        }
     }
 
     /// The four scores of each prompt (the prediction is the first largest, as torch's argmax).
