@@ -2,7 +2,7 @@
 """Benchmarks our `peft` against transformers (+ PEFT) on the same checkpoint and data, in one run, and prints
 tokens/s, peak memory (max RSS of each process) and the ratios.
 
-    python3 scripts/bench.py [generate|train|methods|serve|gemm|demo|prune|distill|all] [--model DIR] [--steps N] [--new-tokens N]
+    python3 scripts/bench.py [generate|train|methods|serve|gemm|demo|prune|distill|benchmark|all] [--model DIR] [--steps N] [--new-tokens N]
 
 `gemm` measures the built-in f32 GEMM (on the CPU tier in use) against oneDNN's matmul on the training shapes;
 `demo` times `peft demo` with oneDNN and with the built-in GEMM (PEFT_GEMM=builtin). Every run first prints the CPU
@@ -10,7 +10,7 @@ tier the kernels use (set PEFT_CPU=scalar|avx2|avx512|neon to measure a lower on
 
 `methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings;
 `full` compares full fine-tuning (and, with --big-model DIR, measures ours on a larger checkpoint).
-`prune` times `peft prune` with each method on the checkpoint (calibration on --data); `distill` measures `peft
+`benchmark` times `peft eval --benchmark mmlu` on --questions written 5-shot questions; `prune` times `peft prune` with each method on the checkpoint (calibration on --data); `distill` measures `peft
 distill` (LoRA student, off-policy) against the same step in torch + PEFT with TRL's GKD loss (--teacher, default the
 student checkpoint itself).
 `serve` measures `peft serve` (batched decoding): time to first token and aggregate decode tokens/s for 1, 4, 8 and 16
@@ -424,11 +424,42 @@ def bench_distill(model, teacher, data, steps, batch, maxlen):
     row("peft distill (ours)", rate, rss, peer)
 
 
+def bench_benchmark(model, questions, subjects=10):
+    """`peft eval --benchmark mmlu` on a written MMLU-layout set of `questions` questions (5-shot, English, question
+    and options of typical MMLU length): wall time and questions per second."""
+    import csv
+    import random
+    import time
+    rnd = random.Random(0)
+    words = "the of a an system value theory model process function energy state law force rate group set".split()
+
+    def sentence(n):
+        return " ".join(rnd.choice(words) for _ in range(n)).capitalize()
+
+    with tempfile.TemporaryDirectory() as d:
+        per = max(1, questions // subjects)
+        for split, count in [("dev", 5), ("test", per)]:
+            os.makedirs(os.path.join(d, "data", split))
+            for s in range(subjects):
+                with open(os.path.join(d, "data", split, f"subject_{s}_{split}.csv"), "w", newline="") as f:
+                    w = csv.writer(f)
+                    for _ in range(count):
+                        w.writerow([sentence(45) + "?"] + [sentence(8) for _ in range(4)] + [rnd.choice("ABCD")])
+        print(f"\nBenchmark scoring: {subjects * per} MMLU-layout questions in {subjects} subjects, 5-shot, argmax "
+              f"({os.path.basename(model)})")
+        t0 = time.perf_counter()
+        out, rss = measured([PEFT, "eval", "--model", model, "--benchmark", "mmlu", "--benchmark-dir", d, "--json"])
+        seconds = time.perf_counter() - t0
+        r = json.loads(out)
+        print(f"  peft eval --benchmark mmlu  {seconds:8.1f} s ({r['questions'] / seconds:.2f} questions/s)  {gb(rss):>9}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="?", default="all",
                     choices=["generate", "train", "methods", "full", "gguf", "qdot", "qlora", "mpi", "serve", "gemm", "demo",
-                             "prune", "distill", "all"])
+                             "prune", "distill", "benchmark", "all"])
+    ap.add_argument("--questions", type=int, default=1000, help="for `benchmark`: questions scored")
     ap.add_argument("--teacher", help="for `distill`: the teacher (default: the --model checkpoint itself)")
     ap.add_argument("--prune-methods", default="magnitude,wanda,wanda:2:4,sparsegpt,layers",
                     help="comma list for `prune` (METHOD or METHOD:2:4)")
@@ -481,6 +512,8 @@ def main():
         bench_gguf(args.model, args.new_tokens, args.llama_python, args.gguf_types.split(","), args.keep_gguf)
     if args.what == "prune":
         bench_prune(args.model, args.data, args.nsamples, args.seqlen, args.prune_methods.split(","))
+    if args.what == "benchmark":
+        bench_benchmark(args.model, args.questions)
     if args.what == "distill":
         bench_distill(args.model, args.teacher or args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what in ("methods", "all"):
