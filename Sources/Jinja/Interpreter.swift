@@ -270,9 +270,18 @@ final class Interpreter {
     }
 
     func slice(_ base: Value, _ start: Value?, _ stop: Value?, _ step: Value?) throws -> Value {
-        func bound(_ v: Value?) -> Int? { if case .int(let i)? = v { return i }; return nil }
-        func indices(_ count: Int) -> [Int] {
-            let st = bound(step) ?? 1
+        // Python's slice: a zero step is an error; bounds beyond the sequence clamp (before any arithmetic, so an
+        // extreme bound cannot overflow).
+        if case .int(0)? = step { throw TemplateError.runtime("slice step cannot be zero") }
+        var count = 0
+        func bound(_ v: Value?) -> Int? {
+            if case .int(let i)? = v { return max(-count - 1, min(i, count)) }
+            return nil
+        }
+        func indices(_ n: Int) -> [Int] {
+            count = n
+            var st = 1
+            if case .int(let i)? = step { st = i }
             if st > 0 {
                 var a = bound(start) ?? 0, b = bound(stop) ?? count
                 if a < 0 { a = max(0, a + count) }; if b < 0 { b = max(0, b + count) }

@@ -23,6 +23,19 @@ final class JinjaLimitsTests: XCTestCase {
         assertTemplateError("{{ 1.5 % 0.0 }}", "division by zero")
     }
 
+    /// Found by the fuzzer: a zero slice step trapped (Python raises); extreme bounds clamp as Python's do.
+    func testSlicesAsPython() throws {
+        assertTemplateError("{{ [1, 2, 3][::0] }}", "slice step cannot be zero")
+        assertTemplateError("{{ 'abc'[1::0] }}", "slice step cannot be zero")
+        XCTAssertEqual(try render("{{ [1, 2, 3][::-1] }}"), "[3, 2, 1]")
+        XCTAssertEqual(try render("{{ [1, 2, 3][-100:100:2] }}"), "[1, 3]")
+        XCTAssertEqual(try render("{{ [1, 2, 3][100:-100:-1] }}"), "[3, 2, 1]")
+        XCTAssertEqual(try render("{{ [1, 2, 3][-4::-1] }}"), "[]")
+        XCTAssertEqual(try render("{{ 'abcdef'[::9223372036854775807] }}"), "a")
+        XCTAssertEqual(try render("{{ 'abcdef'[-9223372036854775807:] }}"), "abcdef")
+        XCTAssertEqual(try render("{{ [][::5] }}"), "[]")
+    }
+
     func testDeepNestingIsAnError() {
         assertTemplateError("{{ " + String(repeating: "(", count: 100_000) + "1" + String(repeating: ")", count: 100_000) + " }}", "nest")
         assertTemplateError("{{ " + String(repeating: "[", count: 100_000) + " }}", "nest")
