@@ -35,6 +35,9 @@ public struct CompareRunner {
         public var methodArguments: [AdapterMethod: [String]] = [:]
         public var title: String?
         public var notes: [String] = []
+        /// `peft eval --benchmark` flags (benchmark, folder, shots, split) scoring the base and every trained
+        /// state; nil: no benchmark column.
+        public var benchmark: (name: String, arguments: [String])?
 
         public init(executable: URL, model: URL, data: URL, evalData: URL? = nil, output: URL) {
             self.executable = executable
@@ -77,6 +80,15 @@ public struct CompareRunner {
         let beforeDir = s.output.appendingPathComponent("before")
         let before = try child(["eval", "--model", s.model.path, "--data", heldOut.path] + evalFlags(beforeDir), log: logs, name: "before-eval")
         if before.status == 0, let run = try? EvaluationRunFiles.read(beforeDir) { report.before = .init(run: run) }
+        if let b = s.benchmark {
+            report.benchmark = b.name
+            onEvent("base model: \(b.name)")
+            if let score = try benchmark(["--model", s.model.path], logs: logs, name: "before-benchmark") {
+                var before = report.before ?? .init()
+                (before.benchmarkAverage, before.benchmarkCategories) = (score.average, score.categories)
+                report.before = before
+            }
+        }
         try report.write(to: s.output)
         if before.status == 130 || shouldStop() { return report }
 
@@ -136,6 +148,13 @@ public struct CompareRunner {
                 result.status = .failed
                 result.message = "evaluation: " + Self.failure(evaluated, log: logs.appendingPathComponent("\(method.rawValue)-eval.stderr.log"))
             }
+            if result.status == .done, s.benchmark != nil, !shouldStop() {
+                onEvent("  \(method.rawValue): \(s.benchmark!.name)")
+                if let score = try benchmark(modelArgs, logs: logs, name: "\(method.rawValue)-benchmark") {
+                    result.after?.benchmarkAverage = score.average
+                    result.after?.benchmarkCategories = score.categories
+                }
+            }
             report.methods[i] = result
             try report.write(to: s.output)
             if result.status == .interrupted { return report }
@@ -157,6 +176,22 @@ public struct CompareRunner {
         var args = ["--generate", "--output-dir", dir.path, "--max-new-tokens", "\(settings.maxNewTokens)", "--json"]
         if let q = settings.questions { args += ["--limit", "\(q)"] }
         return args + settings.evalArguments
+    }
+
+    /// The benchmark's average and per-category accuracy of one model state (nil when its evaluation fails; the
+    /// log keeps why).
+    private func benchmark(_ modelArgs: [String], logs: URL, name: String) throws -> (average: Double, categories: [String: Double])? {
+        guard let b = settings.benchmark else { return nil }
+        let r = try child(["eval"] + modelArgs + b.arguments + ["--json"], log: logs, name: name)
+        guard r.status == 0, let data = FileManager.default.contents(atPath: logs.appendingPathComponent("\(name).stdout.log").path),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let average = obj["average"] as? Double else {
+            onEvent("  \(b.name) failed: " + Self.failure(r, log: logs.appendingPathComponent("\(name).stderr.log")))
+            return nil
+        }
+        var categories: [String: Double] = [:]
+        for c in BenchmarkData.categories { if let v = obj[c] as? Double { categories[c] = v } }
+        return (average, categories)
     }
 
     private func child(_ args: [String], log: URL, name: String) throws -> ChildProcess.Result {

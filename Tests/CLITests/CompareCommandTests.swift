@@ -55,6 +55,30 @@ final class CompareCommandTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("| lora | done |"), r.stdout)
     }
 
+    /// --benchmark: the base and every trained state scored on MMLU's layout; a column in the tables.
+    func testBenchmarkColumn() throws {
+        let out = tmp.path("cmp-bench")
+        let r = try compare(["--methods", "lora", "--benchmark", "mmlu", "--benchmark-dir", fixtureURL("benchmarks/mmlu").path,
+                             "--n-shot", "1"], output: out)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try report(out)
+        XCTAssertEqual(o["benchmark"] as? String, "mmlu")
+        let before = try XCTUnwrap((o["before"] as? [String: Any])?["benchmarkAverage"] as? Double)
+        XCTAssertTrue((0...1).contains(before))
+        let methods = try XCTUnwrap(o["methods"] as? [[String: Any]])
+        let after = try XCTUnwrap((methods[0]["after"] as? [String: Any])?["benchmarkAverage"] as? Double)
+        XCTAssertTrue((0...1).contains(after))
+        XCTAssertNotNil(((methods[0]["after"] as? [String: Any])?["benchmarkCategories"] as? [String: Double])?["STEM"])
+        XCTAssertTrue(r.stdout.contains("MMLU %"), r.stdout)
+        let html = try String(contentsOfFile: "\(out)/compare.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("MMLU %"))
+        // A bad benchmark folder fails before any training.
+        let bad = try compare(["--methods", "lora", "--benchmark", "mmlu", "--benchmark-dir", tmp.path("nothing")], output: tmp.path("cmp-bad"))
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("no dev/ folder"), bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("cmp-bad/runs")))
+    }
+
     func testAFailingMethodIsReportedAndTheOthersFinish() throws {
         // A copy of the model with a 70-token context: the examples fit, but not behind prompt tuning's 20 virtual
         // tokens, so prompt fails and LoRA trains.

@@ -33,7 +33,7 @@ public enum CompareRenderer {
     }
 
     /// One row per method: the numbers of the table (also the Markdown's).
-    static func row(_ m: CompareReport.MethodResult) -> [String] {
+    static func row(_ m: CompareReport.MethodResult, _ r: CompareReport) -> [String] {
         let a = m.after
         func n(_ v: Double?, _ d: Int = 2) -> String { ReportFormat.number(v, digits: d) }
         return [
@@ -42,23 +42,31 @@ public enum CompareRenderer {
             m.bytesOnDisk.map(bytes) ?? "–", n(m.tokensPerSecond, 1), m.peakRSSBytes.map(bytes) ?? "–",
             m.wallSeconds.map(duration) ?? "–", n(a?.loss, 4), n(a?.perplexity), n(a?.metrics?.bleu4), n(a?.metrics?.rouge1),
             n(a?.metrics?.rouge2), n(a?.metrics?.rougeL), n(a?.metrics?.exactMatch, 1), n(a?.metrics?.nameMatch, 1),
-        ]
+        ] + benchmarkCells(a, r)
     }
 
-    static let headings = ["method", "status", "trainable", "share", "on disk", "train tok/s", "peak RSS", "wall time",
-                           "eval loss", "perplexity", "BLEU-4", "ROUGE-1", "ROUGE-2", "ROUGE-L", "exact %", "name %"]
+    /// The benchmark's average accuracy in percent, when the comparison ran one.
+    static func benchmarkCells(_ s: CompareReport.Scores?, _ r: CompareReport) -> [String] {
+        r.benchmark == nil ? [] : [ReportFormat.number(s?.benchmarkAverage.map { 100 * $0 }, digits: 1)]
+    }
+
+    static func headings(_ r: CompareReport) -> [String] {
+        ["method", "status", "trainable", "share", "on disk", "train tok/s", "peak RSS", "wall time",
+         "eval loss", "perplexity", "BLEU-4", "ROUGE-1", "ROUGE-2", "ROUGE-L", "exact %", "name %"]
+            + (r.benchmark.map { ["\($0.uppercased()) %"] } ?? [])
+    }
 
     static func beforeRow(_ r: CompareReport) -> [String] {
         func n(_ v: Double?, _ d: Int = 2) -> String { ReportFormat.number(v, digits: d) }
         let b = r.before
         return ["base model (before)", "", "", "", "", "", "", "", n(b?.loss, 4), n(b?.perplexity), n(b?.metrics?.bleu4),
                 n(b?.metrics?.rouge1), n(b?.metrics?.rouge2), n(b?.metrics?.rougeL), n(b?.metrics?.exactMatch, 1),
-                n(b?.metrics?.nameMatch, 1)]
+                n(b?.metrics?.nameMatch, 1)] + benchmarkCells(b, r)
     }
 
     static func tableHTML(_ r: CompareReport) -> String {
-        var out = "<div class=\"scroll\"><table>\n<thead><tr>" + headings.map { "<th>\(ReportFormat.html($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
-        for cells in [beforeRow(r)] + r.methods.map(row) {
+        var out = "<div class=\"scroll\"><table>\n<thead><tr>" + headings(r).map { "<th>\(ReportFormat.html($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
+        for cells in [beforeRow(r)] + r.methods.map { row($0, r) } {
             out += "<tr>" + cells.map { "<td>\(ReportFormat.html($0))</td>" }.joined() + "</tr>\n"
         }
         return out + "</tbody></table></div>\n"
@@ -140,8 +148,8 @@ public enum CompareRenderer {
     /// The costs-and-scores table alone, for a terminal.
     public static func markdownTable(_ r: CompareReport) -> String {
         func line(_ cells: [String]) -> String { "| " + cells.map(ReportFormat.markdownCell).joined(separator: " | ") + " |\n" }
-        var out = line(headings) + line(headings.map { _ in "---" })
-        for cells in [beforeRow(r)] + r.methods.map(row) { out += line(cells) }
+        var out = line(headings(r)) + line(headings(r).map { _ in "---" })
+        for cells in [beforeRow(r)] + r.methods.map { row($0, r) } { out += line(cells) }
         return out
     }
 
@@ -149,8 +157,8 @@ public enum CompareRenderer {
         func line(_ cells: [String]) -> String { "| " + cells.map(ReportFormat.markdownCell).joined(separator: " | ") + " |\n" }
         var out = "# \(r.title)\n\n\(subtitle(r))\n\n"
         for n in r.notes + (r.partial ? ["This comparison is partial: some methods did not run to the end."] : []) { out += "- \(n)\n" }
-        out += "\n## Costs and scores\n\n" + line(headings) + line(headings.map { _ in "---" })
-        for cells in [beforeRow(r)] + r.methods.map(row) { out += line(cells) }
+        out += "\n## Costs and scores\n\n" + line(headings(r)) + line(headings(r).map { _ in "---" })
+        for cells in [beforeRow(r)] + r.methods.map { row($0, r) } { out += line(cells) }
         out += "\n## Final training loss\n\n" + line(["method", "steps", "first loss", "last loss"]) + line(["---", "---", "---", "---"])
         for m in r.methods {
             out += line([m.method, m.trainLoss.last.map { "\($0.step)" } ?? "–", ReportFormat.number(m.trainLoss.first?.value, digits: 4),

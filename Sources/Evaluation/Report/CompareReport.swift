@@ -9,6 +9,11 @@ public struct CompareReport: Codable, Sendable {
         public var loss: Double?
         public var perplexity: Double?
         public var metrics: GenerationMetrics?
+        /// The benchmark's average accuracy (0-1) and per category, when the comparison ran one.
+        public var benchmarkAverage: Double?
+        public var benchmarkCategories: [String: Double]?
+
+        public init() {}
 
         public init(run: EvaluationRun) {
             loss = run.loss.flatMap { $0.loss.isFinite ? $0.loss : nil }
@@ -70,6 +75,8 @@ public struct CompareReport: Codable, Sendable {
     public var date: String
     public var notes: [String]
     public var before: Scores?
+    /// The benchmark every state was scored on (`--benchmark`), nil without one.
+    public var benchmark: String?
     public var methods: [MethodResult]
     /// True while methods are still pending (an interrupted or unfinished comparison).
     public var partial: Bool { methods.contains { $0.status == .pending || $0.status == .interrupted } }

@@ -30,6 +30,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Compute precision of the training runs: float32 or bfloat16.") var dtype: ComputeDType?
     @Option(help: "Seed of every run.") var seed: UInt64?
     @Option(help: "Also score the share of answers whose first match of this regex equals the reference's.") var metricNameMatch: String?
+    @OptionGroup var benchmarkOptions: BenchmarkColumnOptions
 
     func validate() throws {
         _ = try parsedMethods()
@@ -70,6 +71,7 @@ struct CompareCommand: ParsableCommand {
         if let r = metricNameMatch { eval += ["--metric-name-match", r] }
         settings.trainArguments = train
         settings.evalArguments = eval
+        settings.benchmark = try benchmarkOptions.column()
         let report = try Self.run(settings)
         if report.partial { throw ExitCode(130) }
     }
@@ -97,4 +99,21 @@ func selfExecutable() throws -> URL {
         throw ValidationError("cannot find the peft executable to run its training children")
     }
     return arg0
+}
+
+/// `--benchmark` on `peft compare` and `peft demo --compare`: a column of benchmark accuracy before and after.
+struct BenchmarkColumnOptions: ParsableArguments {
+    @Option(help: "Also score the base and every trained state on this benchmark (mmlu, cmmlu, ceval; see peft eval --benchmark).") var benchmark: BenchmarkKind?
+    @Option(help: "With --benchmark: the benchmark's folder.") var benchmarkDir: String?
+    @Option(help: "With --benchmark: dev questions shown before each question.") var nShot: Int = 5
+    @Option(help: "With --benchmark: the split scored (test or val).") var split: String = "test"
+
+    func column() throws -> (name: String, arguments: [String])? {
+        guard let benchmark else { return nil }
+        guard let dir = benchmarkDir else { throw ValidationError("--benchmark needs --benchmark-dir DIR") }
+        // Read the folder now: a bad one fails before any training.
+        _ = try BenchmarkData.load(benchmark, directory: URL(fileURLWithPath: dir), split: split)
+        return (benchmark.rawValue, ["--benchmark", benchmark.rawValue, "--benchmark-dir", URL(fileURLWithPath: dir).path,
+                                     "--n-shot", "\(nShot)", "--split", split])
+    }
 }

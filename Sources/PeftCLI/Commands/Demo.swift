@@ -30,11 +30,13 @@ struct Demo: ParsableCommand {
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
     @OptionGroup var quantizeOption: QuantizeOption
     @Flag(help: "Instead of one method, compare them all (peft compare) on the built-in data: report in OUTPUT/compare.") var compare = false
+    @OptionGroup var benchmarkOptions: BenchmarkColumnOptions
 
     var methodTitle: String { AdapterMethod(rawValue: method)?.title ?? method }
 
     func validate() throws {
         if let q = questions, q < 1 { throw ValidationError("--questions must be at least 1") }
+        if benchmarkOptions.benchmark != nil && !compare { throw ValidationError("--benchmark adds a column to the --compare report; give --compare too") }
         if let s = maxSteps, s < 1 || s > TrainingOptions.stepLimit { throw ValidationError("--max-steps must be within 1...\(TrainingOptions.stepLimit)") }
         if let r = loraR, r < 1 || r > LoRAConfig.maxRank { throw ValidationError("--lora-r must be within 1...\(LoRAConfig.maxRank)") }
         guard let m = AdapterMethod(rawValue: method) else {
@@ -209,6 +211,7 @@ extension Demo {
             ]
         }
         settings.title = "peft demo --compare: every method on patent-medicine Q&A"
+        settings.benchmark = try benchmarkOptions.column()
         settings.notes = builtIn
             ? ["The built-in tiny model starts from random weights: the numbers compare how fast each method fits 80 records, not what it does to a real chat model. A demo data set, not medical advice."]
             : ["A demo data set, not medical advice."]
