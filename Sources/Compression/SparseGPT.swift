@@ -33,58 +33,93 @@ public enum SparseGPT {
         return (upper, dead)
     }
 
-    /// sum_k a[k] b[k] over `count` with four running sums (the product's rounding differs from one running sum
-    /// by far less than the algorithm's own).
+    /// sum_k a[k] b[k] over `count`, four lanes of two running sums each (the rounding differs from one running
+    /// sum by far less than the algorithm's own).
     @inline(__always)
     static func dot(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ count: Int) -> Double {
-        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         var k = 0
-        while k + 4 <= count {
-            s0 += a[k] * b[k]; s1 += a[k + 1] * b[k + 1]; s2 += a[k + 2] * b[k + 2]; s3 += a[k + 3] * b[k + 3]
-            k += 4
+        while k + 8 <= count {
+            s0 += ra.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self) * rb.loadUnaligned(fromByteOffset: k * 8, as: SIMD4<Double>.self)
+            s1 += ra.loadUnaligned(fromByteOffset: k * 8 + 32, as: SIMD4<Double>.self) * rb.loadUnaligned(fromByteOffset: k * 8 + 32, as: SIMD4<Double>.self)
+            k += 8
         }
-        while k < count { s0 += a[k] * b[k]; k += 1 }
-        return (s0 + s1) + (s2 + s3)
+        var tail = 0.0
+        while k < count { tail += a[k] * b[k]; k += 1 }
+        return (s0 + s1).sum() + tail
     }
 
     /// In place: the lower Cholesky factor of the symmetric positive definite `a` [n, n] (row-major; the upper
-    /// triangle is zeroed).
+    /// triangle is zeroed). Blocked by 64 columns: each block is factored, its panel solved, and the rest updated
+    /// from a contiguous copy of the panel, so the O(n^3) part reads cached data.
     static func cholesky(_ a: inout [Double], n: Int) throws {
+        let bs = 64
         try a.withUnsafeMutableBufferPointer { buf in
             let p = buf.baseAddress!
-            for j in 0..<n {
-                let rj = p + j * n
-                let d = rj[j] - dot(rj, rj, j)
-                guard d > 0, d.isFinite else {
-                    throw PruneError.numerical("the calibration Hessian is not positive definite at input \(j) (add calibration samples or raise the dampening)")
-                }
-                let djj = d.squareRoot()
-                rj[j] = djj
-                Parallel.forRanges(n - j - 1, minChunk: 32) { rs in
-                    for r in rs {
-                        let ri = p + (j + 1 + r) * n
-                        ri[j] = (ri[j] - dot(ri, rj, j)) / djj
+            var k0 = 0
+            while k0 < n {
+                let k1 = min(k0 + bs, n), w = k1 - k0
+                // The diagonal block (earlier blocks' contributions are already subtracted).
+                for j in k0..<k1 {
+                    let rj = p + j * n
+                    let d = rj[j] - dot(rj + k0, rj + k0, j - k0)
+                    guard d > 0, d.isFinite else {
+                        throw PruneError.numerical("the calibration Hessian is not positive definite at input \(j) (add calibration samples or raise the dampening)")
+                    }
+                    rj[j] = d.squareRoot()
+                    for i in (j + 1)..<max(j + 1, k1) {
+                        let ri = p + i * n
+                        ri[j] = (ri[j] - dot(ri + k0, rj + k0, j - k0)) / rj[j]
                     }
                 }
+                let below = n - k1
+                if below > 0 {
+                    // The panel below it, then a contiguous copy of the panel rows [below, w].
+                    let panel = UnsafeMutablePointer<Double>.allocate(capacity: below * w)
+                    defer { panel.deallocate() }
+                    Parallel.forRanges(below, minChunk: 16) { rs in
+                        for r in rs {
+                            let ri = p + (k1 + r) * n
+                            for j in k0..<k1 {
+                                let rj = p + j * n
+                                ri[j] = (ri[j] - dot(ri + k0, rj + k0, j - k0)) / rj[j]
+                            }
+                            (panel + r * w).update(from: ri + k0, count: w)
+                        }
+                    }
+                    // The trailing lower triangle: a[i][j] -= panel[i] . panel[j].
+                    Parallel.forRanges(below, minChunk: 8, chunksPerThread: 8) { rs in
+                        for r in rs {
+                            let ri = p + (k1 + r) * n + k1, pr = panel + r * w
+                            for c in 0...r { ri[c] -= dot(pr, panel + c * w, w) }
+                        }
+                    }
+                }
+                k0 = k1
             }
             for i in 0..<n { for j in (i + 1)..<max(i + 1, n) { p[i * n + j] = 0 } }
         }
     }
 
     /// The columns of L^-1 for a lower triangular L, each stored as a row: out[c][k] = (L^-1)[k][c] (zero for
-    /// k < c), by forward substitution.
+    /// k < c), by forward substitution, 16 columns at a time so that each row of L is read once per group.
     static func lowerInverseColumns(_ l: [Double], n: Int) -> [Double] {
         var xt = [Double](repeating: 0, count: n * n)
+        let group = 16
         l.withUnsafeBufferPointer { lb in
             xt.withUnsafeMutableBufferPointer { xb in
                 let L = lb.baseAddress!, X = xb.baseAddress!
-                Parallel.forRanges(n, minChunk: 4, chunksPerThread: 8) { cs in
-                    for c in cs {
-                        let x = X + c * n
-                        x[c] = 1 / L[c * n + c]
-                        for i in (c + 1)..<max(c + 1, n) {
+                Parallel.forRanges((n + group - 1) / group, minChunk: 1, chunksPerThread: 8) { gs in
+                    for g in gs {
+                        let c0 = g * group, c1 = min(n, c0 + group)
+                        for c in c0..<c1 { X[c * n + c] = 1 / L[c * n + c] }
+                        for i in (c0 + 1)..<max(c0 + 1, n) {
                             let row = L + i * n
-                            x[i] = -dot(row + c, x + c, i - c) / row[i]
+                            for c in c0..<min(c1, i) {
+                                let x = X + c * n
+                                x[i] = -dot(row + c, x + c, i - c) / row[i]
+                            }
                         }
                     }
                 }
