@@ -118,6 +118,20 @@ final class ReportRendererTests: XCTestCase {
         for row in tables[1] { XCTAssertEqual(Support.markdownCells(row).count, 4, row) }
     }
 
+    /// `peft demo --benchmark`: the benchmark's accuracy is a row of the metrics table, higher better.
+    func testBenchmarkRow() {
+        var before = MetricsColumn(name: "before", loss: 2.0, perplexity: 7.39)
+        var after = MetricsColumn(name: "after", loss: 1.5, perplexity: 4.48)
+        before.benchmarkAccuracy = 31.25
+        after.benchmarkAccuracy = 37.5
+        let html = ReportRenderer.metricsHTML([before, after])
+        XCTAssertTrue(html.contains("Benchmark accuracy %"))
+        XCTAssertTrue(html.contains("<td class=\"best\">37.50</td>"))
+        XCTAssertTrue(html.contains("+6.25"))
+        let without = ReportRenderer.metricsHTML([MetricsColumn(name: "before", loss: 2.0, perplexity: 7.39)])
+        XCTAssertFalse(without.contains("Benchmark"))
+    }
+
     func testBestValueAndDelta() {
         let columns = [
             MetricsColumn(name: "before", metrics: Support.metrics(bleu: 10, rougeL: 30), loss: 2.0, perplexity: 7.39),

@@ -73,6 +73,8 @@ public struct MetricsColumn: Codable, Sendable {
     public var loss: Double?
     /// Perplexity, `exp(loss)`.
     public var perplexity: Double?
+    /// Average accuracy (0-100) on a multiple-choice benchmark, when one was scored.
+    public var benchmarkAccuracy: Double?
 
     public init(name: String, metrics: GenerationMetrics? = nil, loss: Double? = nil, perplexity: Double? = nil) {
         self.name = name

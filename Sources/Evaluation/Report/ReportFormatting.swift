@@ -87,6 +87,7 @@ enum ReportFormat {
         MetricRow(label: "ROUGE-L", higherIsBetter: true, digits: 2) { $0.metrics?.rougeL },
         MetricRow(label: "Exact match %", higherIsBetter: true, digits: 2) { $0.metrics?.exactMatch },
         MetricRow(label: "Name match %", higherIsBetter: true, digits: 2) { $0.metrics?.nameMatch },
+        MetricRow(label: "Benchmark accuracy %", higherIsBetter: true, digits: 2) { $0.benchmarkAccuracy },
     ]
 
     /// Rows of `metricRows` that have a value in at least one column.

@@ -6,11 +6,13 @@ import Training
 public enum ReportBuilder {
     public static func build(title: String, subtitle: String?, notes: [String], log: [LogEntry],
                              runs: [(name: String, run: EvaluationRun)], settings: [String: String],
-                             maxSamples: Int = 50) -> ReportData {
+                             maxSamples: Int = 50, benchmark: [String: Double] = [:]) -> ReportData {
         let train = log.filter { $0.type == "train" }.compactMap { e in e.loss.map { CurvePoint(step: e.step, value: $0) } }
         let eval = log.filter { $0.type == "eval" }.compactMap { e in e.evalLoss.map { CurvePoint(step: e.step, value: $0) } }
         let columns = runs.map { r in
-            MetricsColumn(name: r.name, metrics: r.run.metrics, loss: r.run.loss?.loss, perplexity: r.run.loss?.perplexity)
+            var c = MetricsColumn(name: r.name, metrics: r.run.metrics, loss: r.run.loss?.loss, perplexity: r.run.loss?.perplexity)
+            c.benchmarkAccuracy = benchmark[r.name]
+            return c
         }
         // Rows follow the longest run; a run that stopped early leaves its later answers empty.
         let longest = runs.max { $0.run.predictions.count < $1.run.predictions.count }?.run.predictions ?? []

@@ -36,7 +36,6 @@ struct Demo: ParsableCommand {
 
     func validate() throws {
         if let q = questions, q < 1 { throw ValidationError("--questions must be at least 1") }
-        if benchmarkOptions.benchmark != nil && !compare { throw ValidationError("--benchmark adds a column to the --compare report; give --compare too") }
         if let s = maxSteps, s < 1 || s > TrainingOptions.stepLimit { throw ValidationError("--max-steps must be within 1...\(TrainingOptions.stepLimit)") }
         if let r = loraR, r < 1 || r > LoRAConfig.maxRank { throw ValidationError("--lora-r must be within 1...\(LoRAConfig.maxRank)") }
         guard let m = AdapterMethod(rawValue: method) else {
@@ -91,6 +90,22 @@ struct Demo: ParsableCommand {
         try EvaluationRunFiles.write(before, to: out.appendingPathComponent("before"))
         showFirst(before)
         var runs: [(name: String, run: EvaluationRun)] = [("before", before)]
+        // With --benchmark: the benchmark's average accuracy before and after (a row of the report).
+        let benchmarkColumn = try benchmarkOptions.column()
+        var benchmark: [String: Double] = [:]
+        func scoreBenchmark(_ name: String) throws {
+            guard let kind = benchmarkOptions.benchmark, let dir = benchmarkOptions.benchmarkDir, benchmarkColumn != nil else { return }
+            let subjects = try BenchmarkData.load(kind, directory: URL(fileURLWithPath: dir), split: benchmarkOptions.split)
+            var evaluator = BenchmarkEvaluator(model: loaded.model, tokenizer: loaded.tokenizer, kind: kind)
+            evaluator.nShot = benchmarkOptions.nShot
+            let bar = ProgressBar(total: subjects.reduce(0) { $0 + $1.questions.count }, label: "\(kind.rawValue) \(name)")
+            let result = try evaluator.evaluate(subjects) { done, _ in bar.update(done) }
+            if let a = result.average {
+                benchmark[name] = 100 * a
+                Terminal.note(String(format: "%@ %@: %.2f%% average accuracy", kind.rawValue, name, 100 * a))
+            }
+        }
+        try scoreBenchmark("before")
         var settings: [String: String] = ["model": modelURL.path, "test questions": "\(count)", "decoding": "greedy, at most \(maxNewTokens) new tokens"]
         func finish(interrupted: Bool) throws {
             let log = (try? LogEntry.read(out.appendingPathComponent("adapter/train_log.jsonl"))) ?? []
@@ -99,7 +114,7 @@ struct Demo: ParsableCommand {
             if interrupted { notes.append("Stopped early with Ctrl-C: this report is partial.") }
             let data = ReportBuilder.build(title: "peft demo: patent-medicine Q&A before and after \(methodTitle)",
                                            subtitle: "\(modelURL.lastPathComponent) · \(ISO8601DateFormatter().string(from: Date()))",
-                                           notes: notes, log: log, runs: runs, settings: settings)
+                                           notes: notes, log: log, runs: runs, settings: settings, benchmark: benchmark)
             try ReportBuilder.write(data, html: out.appendingPathComponent("report.html"))
         }
         if Interrupt.requested { try finish(interrupted: true); throw ExitCode(130) }
@@ -135,6 +150,7 @@ struct Demo: ParsableCommand {
         try EvaluationRunFiles.write(after, to: out.appendingPathComponent("after"))
         showFirst(after)
         runs.append(("after", after))
+        try scoreBenchmark("after")
 
         // 4. Report.
         try finish(interrupted: after.partial)
