@@ -56,6 +56,11 @@ public final class Trainer {
 
     /// Knowledge distillation (`peft distill`): the objective becomes the divergence from this teacher.
     public var distillation: DistillationSettings?
+    /// Preference tuning (`--stage dpo|orpo|simpo`): `train` and `eval` hold pairs (chosen at even indices,
+    /// rejected at odd ones) and the plan keeps each pair in one micro-batch (`PreferenceSettings.plan`).
+    public var preference: PreferenceSettings?
+    /// The reference log-probability of each training sequence, computed once when first needed.
+    private var referenceCache: [Double?] = []
 
     public var onStep: ((StepReport) -> Void)?
     public var onEval: ((Int, LossEvaluator.Result) -> Void)?
@@ -142,6 +147,17 @@ public final class Trainer {
     func share(_ indices: [Int]) -> [Int] {
         let n = worldSize
         guard n > 1 else { return indices }
+        if preference != nil {
+            // Pairs stay together: deal pairs (by their chosen index) and return both members.
+            let firsts = indices.filter { $0 % 2 == 0 }
+            var load = [Int](repeating: 0, count: n), owner = [Int: Int]()
+            for i in firsts.sorted(by: { (train[$0].ids.count + train[$0 + 1].ids.count, $1) > (train[$1].ids.count + train[$1 + 1].ids.count, $0) }) {
+                let r = load.indices.min(by: { (load[$0], $0) < (load[$1], $1) })!
+                owner[i] = r
+                load[r] += train[i].ids.count + train[i + 1].ids.count
+            }
+            return indices.filter { owner[$0 - $0 % 2] == rank }
+        }
         var load = [Int](repeating: 0, count: n), owner = [Int: Int]()
         for i in indices.sorted(by: { (train[$0].ids.count, $1) > (train[$1].ids.count, $0) }) {
             let r = load.indices.min(by: { (load[$0], $0) < (load[$1], $1) })!
@@ -170,6 +186,10 @@ public final class Trainer {
             try rewriteLog()
         }
         let buffers = model.makeBuffers(batches: microBatchLengths, policy: policy)
+        if preference != nil {
+            guard train.count % 2 == 0, eval.count % 2 == 0 else { throw TrainingError.options("preference examples come in pairs") }
+            referenceCache = [Double?](repeating: nil, count: train.count)
+        }
         adapter.reserve(rows: capacity)
         adapter.parametersDidChange()
         let clock = ContinuousClock()
@@ -203,6 +223,9 @@ public final class Trainer {
             let scale = 1 / Float(max(1, windowLabels))
             adapter.zeroGradients()
             var lossSum = 0.0, stepTokens = 0, auxSum = 0.0, auxPasses = 0, distillSum = 0.0, ceSum = 0.0
+            let preferenceSums = PreferenceSumsBox()
+            let stepPairs = planned.microBatches.reduce(0) { $0 + $1.count } / 2
+            let stepChosenTokens = planned.microBatches.joined().filter { $0 % 2 == 0 }.reduce(0) { $0 + train[$1].labelCount }
             // The router's load-balancing loss: its weight shared by the step's micro-batches on every rank.
             let auxWeight = Float(routerAuxLossCoefficient / Double(planned.microBatches.count * worldSize))
             for (m, all) in planned.microBatches.enumerated() {
@@ -216,8 +239,23 @@ public final class Trainer {
                 context.sequenceRows = examples.map(\.ids.count)
                 context.routerAuxLossWeight = auxWeight
                 let target = distillation?.target(batch: batch, labels: labels, studentVocab: model.config.vocabSize)
-                let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: scale, buffers: buffers, context: context,
-                                                   distill: target)
+                var objective: SequenceObjective?
+                if let pref = preference {
+                    var refs: [Double]?
+                    if pref.loss.needsReference {
+                        let missing = indices.filter { referenceCache[$0] == nil }
+                        if !missing.isEmpty {
+                            for (i, v) in zip(missing, pref.referenceLogps(model: model, examples: missing.map { train[$0] })) {
+                                referenceCache[i] = v
+                            }
+                        }
+                        refs = indices.map { referenceCache[$0]! }
+                    }
+                    objective = pref.objective(examples: examples, refLogps: refs, pairsInStep: stepPairs,
+                                               chosenTokensInStep: stepChosenTokens, sums: preferenceSums)
+                }
+                let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: objective == nil ? scale : 1,
+                                                   buffers: buffers, context: context, distill: target, objective: objective)
                 if let target { distillSum += target.distillSum; ceSum += target.ceSum }
                 if auxWeight > 0, let aux = buffers.routerStatistics?.auxLoss { auxSum += aux; auxPasses += 1 }
                 lossSum += s
@@ -231,20 +269,24 @@ public final class Trainer {
                 waitSeconds += (clock.now - w0).seconds
                 let t0 = clock.now
                 try world.sum(adapter.gradients.pointer, count: adapter.gradients.count)
-                let totals = try world.sum([lossSum, Double(stepTokens), distillSum, ceSum])
+                let totals = try world.sum([lossSum, Double(stepTokens), distillSum, ceSum] + preferenceSums.value.array)
                 allreduceSeconds += (clock.now - t0).seconds
                 lossSum = totals[0]
                 stepTokens = Int(totals[1])
                 (distillSum, ceSum) = (totals[2], totals[3])
+                preferenceSums.value = PreferenceSums(Array(totals[4...]))
             }
-            guard lossSum.isFinite else { throw TrainingError.nonFinite(step: step + 1, loss: lossSum / Double(max(1, windowLabels))) }
+            guard lossSum.isFinite, preferenceSums.value.loss.isFinite else {
+                throw TrainingError.nonFinite(step: step + 1, loss: preference != nil ? preferenceSums.value.loss : lossSum / Double(max(1, windowLabels)))
+            }
             tokensSeen += stepTokens
             let norm = GradientClipping.clip(adapter.gradients, maxNorm: Float(options.maxGradNorm))
             let lr = schedule.rate(at: step)
             optimizer.update(parameters: adapter.parameters, gradients: adapter.gradients, lr: Float(lr))
             adapter.parametersDidChange()
             step += 1
-            let loss = lossSum / Double(max(1, windowLabels))
+            let prefSums = preferenceSums.value
+            let loss = preference != nil ? prefSums.loss : lossSum / Double(max(1, windowLabels))
             lastLoss = loss
             let elapsed = (clock.now - began).seconds
             let rate = Double(tokensSeen) / max(elapsed, 1e-9)
@@ -252,6 +294,7 @@ public final class Trainer {
             var entry = LogEntry(type: "train", step: step, epoch: epoch, loss: loss, learningRate: lr,
                                  gradNorm: Double(norm), tokens: tokensSeen, tokensPerSecond: rate, elapsedSeconds: elapsed)
             if auxPasses > 0 { entry.auxLoss = auxSum / Double(auxPasses) }
+            if preference != nil { entry.setPreference(prefSums) }
             if distillation != nil {
                 entry.distillLoss = distillSum / Double(max(1, windowLabels))
                 entry.ceLoss = ceSum / Double(max(1, windowLabels))
@@ -267,7 +310,12 @@ public final class Trainer {
                                eta: elapsed / Double(step - start) * Double(totalSteps - step)))
             let evalDue = isPrimary && !eval.isEmpty && (planned.endsEpoch || (options.evalEvery.map { step % $0 == 0 } ?? false)
                                             || step == totalSteps)
-            if evalDue {
+            if evalDue, let pref = preference {
+                let sums = try pref.evaluate(model: model, examples: eval, batchSize: options.batchSize)
+                var entry = LogEntry(type: "eval", step: step, epoch: epoch, evalLoss: sums.loss)
+                entry.setPreference(sums)
+                try log(entry)
+            } else if evalDue {
                 let result = try LossEvaluator.evaluate(model: model, examples: eval, batchSize: options.batchSize)
                 lastEval = result
                 try log(LogEntry(type: "eval", step: step, epoch: epoch, tokens: result.tokens, evalLoss: result.loss,

@@ -84,6 +84,25 @@ public struct LogEntry: Codable, Sendable, Equatable {
     public var distillLoss: Double?
     public var ceLoss: Double?
     public var onPolicy: Bool?
+    /// Preference tuning (TRL's names): mean rewards of the chosen and rejected answers, the share of pairs whose
+    /// chosen reward is higher, their mean margin, and the mean summed log-probabilities.
+    public var rewardsChosen: Double?
+    public var rewardsRejected: Double?
+    public var rewardsAccuracies: Double?
+    public var rewardsMargins: Double?
+    public var logpsChosen: Double?
+    public var logpsRejected: Double?
+
+    /// Fills the preference fields from a step's (or an evaluation's) sums over pairs.
+    mutating func setPreference(_ s: PreferenceSums) {
+        let n = Double(max(1, s.pairs))
+        rewardsChosen = s.chosenRewards / n
+        rewardsRejected = s.rejectedRewards / n
+        rewardsAccuracies = Double(s.correct) / n
+        rewardsMargins = (s.chosenRewards - s.rejectedRewards) / n
+        logpsChosen = s.chosenLogps / n
+        logpsRejected = s.rejectedLogps / n
+    }
 
     enum CodingKeys: String, CodingKey {
         case type, step, epoch, loss, tokens
@@ -91,6 +110,8 @@ public struct LogEntry: Codable, Sendable, Equatable {
         case elapsedSeconds = "elapsed_seconds", evalLoss = "eval_loss", evalPerplexity = "eval_perplexity"
         case allreduceSeconds = "allreduce_seconds", rankWaitSeconds = "rank_wait_seconds", auxLoss = "aux_loss"
         case distillLoss = "distill_loss", ceLoss = "ce_loss", onPolicy = "on_policy"
+        case rewardsChosen = "rewards/chosen", rewardsRejected = "rewards/rejected", rewardsAccuracies = "rewards/accuracies"
+        case rewardsMargins = "rewards/margins", logpsChosen = "logps/chosen", logpsRejected = "logps/rejected"
     }
 
     public init(type: String, step: Int, epoch: Double, loss: Double? = nil, learningRate: Double? = nil,

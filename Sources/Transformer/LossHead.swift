@@ -22,13 +22,21 @@ struct LossHead {
     ///
     /// With `distill`, each row's objective is the divergence from the teacher's distribution at that row plus
     /// `ceWeight` times its cross-entropy (the sums of both go into `distill`).
+    ///
+    /// With `objective` (sequence-level objectives: preference tuning), a first pass gives every labelled row's
+    /// log-probability to the objective, which returns d(loss)/d(log p) per row; the second pass back-propagates
+    /// those (the gradient of each row is its weight times that of its log-probability).
     func run(normed: UnsafePointer<Float>, labels: [Int32], dNormed: UnsafeMutablePointer<Float>?,
              gradScale: Float, scratch: LossScratch, dWeight: UnsafeMutablePointer<Float>? = nil,
-             distill: Distillation? = nil) -> (lossSum: Double, count: Int) {
+             distill: Distillation? = nil, objective: SequenceObjective? = nil) -> (lossSum: Double, count: Int) {
         let c = hidden, v = vocab
         let rows = labels.indices.filter { labels[$0] >= 0 }
         if let d = dNormed { d.update(repeating: 0, count: labels.count * c) }
         if rows.isEmpty { return (0, 0) }
+        if let objective {
+            return runObjective(objective, normed: normed, labels: labels, rows: rows, dNormed: dNormed, gradScale: gradScale,
+                                scratch: scratch, dWeight: dWeight)
+        }
         let chunk = chunkRows
         scratch.reserve(rows: chunk, hidden: c, vocab: v, distill: distill != nil)
         let input = scratch.input, logits = scratch.logits, dInput: FloatBuffer? = dNormed == nil ? nil : scratch.dInput
@@ -106,6 +114,75 @@ struct LossHead {
         }
         return (total, rows.count)
     }
+}
+
+extension LossHead {
+    /// The two passes of a sequence-level objective (see `run`).
+    func runObjective(_ objective: SequenceObjective, normed: UnsafePointer<Float>, labels: [Int32], rows: [Int],
+                      dNormed: UnsafeMutablePointer<Float>?, gradScale: Float, scratch: LossScratch,
+                      dWeight: UnsafeMutablePointer<Float>?) -> (lossSum: Double, count: Int) {
+        let c = hidden, v = vocab, chunk = chunkRows
+        scratch.reserve(rows: chunk, hidden: c, vocab: v)
+        let input = scratch.input, logits = scratch.logits
+        var logProbs = [Double](repeating: 0, count: rows.count)
+        var lses = [Float](repeating: 0, count: rows.count)
+        func forChunks(_ body: (_ begin: Int, _ part: ArraySlice<Int>) -> Void) {
+            var begin = 0
+            while begin < rows.count {
+                let part = rows[begin..<min(rows.count, begin + chunk)]
+                for (j, r) in part.enumerated() { (input.pointer + j * c).update(from: normed + r * c, count: c) }
+                lmHead.forward(input.pointer, rows: part.count, into: logits.pointer)
+                if let cap = softcap { Ops.softcap(logits.pointer, count: part.count * v, cap: cap) }
+                body(begin, part)
+                begin += part.count
+            }
+        }
+        forChunks { begin, part in
+            for (j, r) in part.enumerated() {
+                let row = logits.pointer + j * v
+                let lse = Ops.logSumExp(row, count: v).lse
+                lses[begin + j] = lse
+                logProbs[begin + j] = Double(row[Int(labels[r])] - lse)
+            }
+        }
+        objective.logProbs = logProbs
+        guard let dNormed else { return (-logProbs.reduce(0, +), rows.count) }
+        let weights = objective.gradient(logProbs)
+        precondition(weights.count == rows.count, "one weight per labelled row")
+        let dInput = scratch.dInput
+        forChunks { begin, part in
+            for (j, r) in part.enumerated() {
+                let row = logits.pointer + j * v
+                // d(loss)/dz = w * (onehot - softmax) = (softmax - onehot) * (-w).
+                let scale = Float(-weights[begin + j]) * gradScale
+                if let cap = softcap {
+                    for i in 0..<v {
+                        let z = row[i], t = z / cap
+                        row[i] = ((Foundation.exp(z - lses[begin + j])) - (i == Int(labels[r]) ? 1 : 0)) * scale * (1 - t * t)
+                    }
+                } else {
+                    Ops.crossEntropyGradient(row, count: v, lse: lses[begin + j], target: Int(labels[r]), scale: scale)
+                }
+            }
+            if let dW = dWeight {
+                Gemm.multiply(m: v, n: c, k: part.count, a: logits.pointer, lda: v, transposeA: true, b: input.pointer, ldb: c,
+                              c: dW, ldc: c, accumulate: true)
+            }
+            lmHead.backwardInput(logits.pointer, rows: part.count, into: dInput.pointer)
+            for (j, r) in part.enumerated() { (dNormed + r * c).update(from: dInput.pointer + j * c, count: c) }
+        }
+        return (-logProbs.reduce(0, +), rows.count)
+    }
+}
+
+/// A sequence-level objective over the labelled rows of a pass (preference tuning): `gradient` receives every
+/// labelled row's log-probability of its label, in row order, and returns d(loss)/d(log-probability) per row; the
+/// pass leaves the log-probabilities in `logProbs` (a forward-only pass only records them).
+public final class SequenceObjective {
+    public let gradient: ([Double]) -> [Double]
+    public internal(set) var logProbs: [Double] = []
+
+    public init(gradient: @escaping ([Double]) -> [Double] = { $0.map { _ in 0 } }) { self.gradient = gradient }
 }
 
 /// The loss head's chunk buffers, kept with the activation buffers so the step loop does not allocate them.

@@ -165,7 +165,8 @@ extension TransformerModel {
     /// `b` must be planned (`makeBuffers`) with `.keepAll` or `.checkpointing`.
     /// With `distill`, the objective is the divergence from the teacher (see `LossHead.run`).
     public func forwardBackward(_ batch: PackedBatch, labels: [Int32], gradScale: Float, buffers b: ActivationBuffers,
-                                context: PassContext, distill: Distillation? = nil) -> (lossSum: Double, count: Int) {
+                                context: PassContext, distill: Distillation? = nil,
+                                objective: SequenceObjective? = nil) -> (lossSum: Double, count: Int) {
         precondition(b.policy != .inference, "forwardBackward needs training buffers")
         precondition(labels.count == batch.rowCount, "one label per row")
         let (batch, prepared) = prepare(batch, labels: labels)
@@ -178,7 +179,8 @@ extension TransformerModel {
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize, softcap: config.finalSoftcap)
         guard let dH = b.dHidden, let dxn = b.dxn else { preconditionFailure("training buffers") }
         let result = head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: dxn.pointer, gradScale: gradScale,
-                              scratch: b.lossScratch, dWeight: adapter?.baseGradient(.lmHead), distill: distill)
+                              scratch: b.lossScratch, dWeight: adapter?.baseGradient(.lmHead), distill: distill,
+                              objective: objective)
         let n = batch.rowCount, L = config.layerCount
         if let g = adapter?.baseGradient(.finalNorm) {
             Ops.rmsNormWeightGradient(dxn.pointer, x: b.hidden[L].pointer, rstd: b.finalRstd.pointer, rows: n,
@@ -221,12 +223,12 @@ extension TransformerModel {
 
     /// Summed next-token loss over labelled rows and their count, forward only.
     public func loss(_ batch: PackedBatch, labels: [Int32], buffers b: ActivationBuffers,
-                     distill: Distillation? = nil) -> (lossSum: Double, count: Int) {
+                     distill: Distillation? = nil, objective: SequenceObjective? = nil) -> (lossSum: Double, count: Int) {
         let (batch, prepared) = prepare(batch, labels: labels)
         let labels = prepared ?? labels
         forwardStack(batch, buffers: b, context: .inference)
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize, softcap: config.finalSoftcap)
         return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0, scratch: b.lossScratch,
-                        distill: distill)
+                        distill: distill, objective: objective)
     }
 }

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Preference-tuning trajectories: 10 AdamW steps of a LoRA adapter (PEFT's initial adapter
+adapters/tiny-qwen2-train-init on tiny-qwen2) on two fixed batches of two pairs, with the losses as TRL 1.16 computes
+them: DPO sigmoid (beta 0.1; the reference is the base model with the adapter disabled, as TRL does with PEFT) and
+ORPO (beta 0.1; the chosen answers' mean NLL plus beta x -log sigmoid(log odds ratio) of the mean log-probabilities).
+
+    python3 scripts/make_dpo_fixtures.py
+Needs: torch, transformers, peft. Writes golden/dpo-training.json and golden/orpo-training.json: the pairs (token ids
+and the first answer position), losses, gradient norms, learning rates, and each step's mean chosen / rejected
+rewards.
+"""
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from peft import PeftModel
+from transformers import get_linear_schedule_with_warmup
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_peft_fixtures import ADAPTERS, GOLDEN, base  # noqa: E402
+
+# Pairs: the same prompt, a chosen and a rejected answer (answers and the end of turn 302 trained).
+PROMPTS = [[301, 17, 42, 99, 3, 302, 198, 301], [301, 12, 8, 302, 198, 301], [301, 5, 6, 7, 302, 198, 301],
+           [301, 200, 201, 302, 198, 301]]
+CHOSEN = [[250, 7, 64, 302], [190, 33, 5, 302], [90, 91, 92, 93, 302], [40, 41, 302]]
+REJECTED = [[128, 77, 302], [9, 10, 11, 12, 302], [60, 302], [70, 71, 72, 302]]
+
+
+def logps(model, seqs):
+    """Summed log-probabilities of each sequence's answer tokens (right padding)."""
+    T = max(len(s["ids"]) for s in seqs)
+    ids = torch.tensor([s["ids"] + [300] * (T - len(s["ids"])) for s in seqs])
+    mask = torch.tensor([[1] * len(s["ids"]) + [0] * (T - len(s["ids"])) for s in seqs])
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    lp = torch.log_softmax(logits.float(), -1)
+    out, counts = [], []
+    for b, s in enumerate(seqs):
+        tokens = range(s["trainable_from"], len(s["ids"]))
+        out.append(sum(lp[b, t - 1, s["ids"][t]] for t in tokens))
+        counts.append(len(tokens))
+    return torch.stack(out), torch.tensor(counts, dtype=torch.float32)
+
+
+def log1mexp(x):
+    return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def run(kind, beta=0.1, steps=10, warmup=2, lr=5e-2):
+    torch.manual_seed(0)
+    model = PeftModel.from_pretrained(base(), os.path.join(ADAPTERS, "tiny-qwen2-train-init"), is_trainable=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=steps)
+    pairs = [{"chosen": {"ids": p + c, "trainable_from": len(p)}, "rejected": {"ids": p + r, "trainable_from": len(p)}}
+             for p, c, r in zip(PROMPTS, CHOSEN, REJECTED)]
+    batches = [pairs[0:2], pairs[2:4]]
+    losses, norms, lrs, chosen_rewards, rejected_rewards = [], [], [], [], []
+    for step in range(steps):
+        batch = batches[step % 2]
+        seqs = [s for p in batch for s in (p["chosen"], p["rejected"])]
+        lrs.append(sched.get_last_lr()[0])
+        lp, n = logps(model, seqs)
+        c, r = lp[0::2], lp[1::2]
+        if kind == "dpo":
+            with torch.no_grad(), model.disable_adapter():
+                ref, _ = logps(model, seqs)
+            rc, rr = ref[0::2], ref[1::2]
+            loss = -F.logsigmoid(beta * ((c - rc) - (r - rr))).mean()
+            cr, rj = beta * (c - rc), beta * (r - rr)
+        else:
+            ac, ar = c / n[0::2], r / n[1::2]
+            nll = -c.sum() / n[0::2].sum()
+            log_odds = (ac - ar) - (log1mexp(ac) - log1mexp(ar))
+            loss = nll - (beta * F.logsigmoid(log_odds)).mean()
+            cr, rj = beta * ac, beta * ar
+        loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+        chosen_rewards.append(cr.mean().item())
+        rejected_rewards.append(rj.mean().item())
+    json.dump({"pairs": pairs, "losses": losses, "grad_norms": norms, "lrs": lrs, "lr": lr, "warmup_steps": warmup,
+               "steps": steps, "weight_decay": 0.01, "max_grad_norm": 1.0, "beta": beta,
+               "chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards},
+              open(os.path.join(GOLDEN, f"{kind}-training.json"), "w"))
+    print(kind, losses)
+
+
+if __name__ == "__main__":
+    run("dpo")
+    run("orpo")
