@@ -20,6 +20,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Benchmark: the split scored, test or val (CMMLU has test only; C-Eval's test answers are hidden).") var split: String = "test"
     @Option(help: "Benchmark: argmax (LLaMA-Factory: the largest logit among the letters A-D at the last position) or loglikelihood (lm-evaluation-harness: the most likely of \" A\" .. \" D\").") var scoring: BenchmarkEvaluator.Scoring = .argmax
     @Option(help: "Benchmark: write results.json (every subject's predicted letters and accuracy) into this folder.") var output: String?
+    @OptionGroup var preferenceOptions: PreferenceOptions
     @OptionGroup var templateOptions: TemplateOptions
     @Option(help: "Longest example in tokens.") var maxLength: Int = 1024
     @Option(help: "Examples per forward batch.") var batchSize: Int = 4
@@ -56,6 +57,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         if let benchmark { try runBenchmark(benchmark); return }
         guard let data else { return }
+        if let pref = try preferenceOptions.settings() { try runPreference(data, pref); return }
         if generate { try runGenerate(data); return }
         let dtype = self.dtype ?? .float32
         let set = try DataLoader.load(URL(fileURLWithPath: data))
@@ -138,6 +140,38 @@ struct Eval: ParsableCommand {
                 if let a = result.categories[c] { lines.append(String(format: "%-16@ %6.2f", c as NSString, 100 * a)) }
             }
             Terminal.out(lines.joined(separator: "\n"))
+        }
+    }
+
+    /// `--stage dpo|orpo|simpo`: the preference loss and TRL's rewards on held-out pairs, without training.
+    func runPreference(_ data: String, _ settings: PreferenceSettings) throws {
+        var pref = settings
+        let pairs = try PreferenceData.load(URL(fileURLWithPath: data))
+        let loaded = try LoadedModel.open(modelOptions.url, dtype: (dtype ?? .float32).dtype, adapter: adapterOption.url,
+                                          quantize: quantizeOption.quantize)
+        if let ref = preferenceOptions.refModel {
+            pref.reference = try LoadedModel.open(URL(fileURLWithPath: ref), dtype: (dtype ?? .float32).dtype).model
+        }
+        let builder = ExampleBuilder(formatter: try templateOptions.formatter(for: loaded.tokenizer),
+                                     maxLength: min(maxLength, loaded.model.config.maxPositionEmbeddings))
+        let built: (examples: [TrainingExample], dropped: Int)
+        do { built = try PreferenceData.examples(Array(pairs.prefix(limit ?? pairs.count)), builder: builder) } catch let error as TrainingError {
+            throw ValidationError("\(data): \(error)")
+        }
+        guard !built.examples.isEmpty else { throw ValidationError("\(data): no pair keeps an answer token within --max-length \(maxLength)") }
+        let sums = try pref.evaluate(model: loaded.model, examples: built.examples, batchSize: batchSize)
+        guard sums.loss.isFinite else { throw NonFiniteResult(what: "the preference loss (\(sums.loss))") }
+        let n = Double(max(1, sums.pairs))
+        let o: [String: Any] = ["loss": sums.loss, "pairs": sums.pairs, "stage": preferenceOptions.stage.rawValue,
+                                "rewards/chosen": sums.chosenRewards / n, "rewards/rejected": sums.rejectedRewards / n,
+                                "rewards/accuracies": Double(sums.correct) / n, "rewards/margins": (sums.chosenRewards - sums.rejectedRewards) / n,
+                                "logps/chosen": sums.chosenLogps / n, "logps/rejected": sums.rejectedLogps / n]
+        if json {
+            try Terminal.json(o)
+        } else {
+            Terminal.out(String(format: "%@ loss %.4f over %d pairs; rewards chosen %.4f rejected %.4f, accuracy %.3f, margin %.4f",
+                                preferenceOptions.stage.rawValue, sums.loss, sums.pairs, sums.chosenRewards / n,
+                                sums.rejectedRewards / n, Double(sums.correct) / n, (sums.chosenRewards - sums.rejectedRewards) / n))
         }
     }
 

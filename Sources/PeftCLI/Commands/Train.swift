@@ -51,6 +51,7 @@ struct Train: ParsableCommand {
     @Option(help: "Compute precision: bfloat16 (frozen weights and matrix-product inputs in bf16, f32 accumulation; the default where oneDNN is installed: twice the f32 speed, half the memory) or float32 (matches transformers' float32 numbers; the default otherwise).")
     var dtype: ComputeDType?
     @Flag(help: "Drop invalid records (with a count) instead of stopping at the first.") var skipInvalid = false
+    @OptionGroup var preferenceOptions: PreferenceOptions
 
     func run() throws { try run(distill: nil) }
 
@@ -109,6 +110,12 @@ struct Train: ParsableCommand {
                               quantize: quantizeOption.quantize, quiet: !(world?.isPrimary ?? true), world: world)
         job.dataset = dataset
         job.distill = distill
+        job.preference = try preferenceOptions.settings()
+        job.referenceModel = preferenceOptions.refModel.map { URL(fileURLWithPath: $0) }
+        if job.preference != nil && dataset != nil {
+            throw ValidationError("--stage \(preferenceOptions.stage.rawValue) reads preference pairs from --data FILE (--dataset is for SFT data)")
+        }
+        if job.preference != nil && distill != nil { throw ValidationError("distillation trains with --stage sft only") }
         let summary = try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
         if summary.interrupted { throw ExitCode(130) }
     }
@@ -136,10 +143,14 @@ struct TrainingJob {
     /// Distillation (`peft distill`): makes the teacher's settings once the student is loaded.
     typealias DistillSetup = (LoadedModel, ChatFormatter) throws -> DistillationSettings
     var distill: DistillSetup? = nil
+    /// Preference tuning (`--stage dpo|orpo|simpo`): the data are pairs.
+    var preference: PreferenceSettings? = nil
+    var referenceModel: URL? = nil
 
     @discardableResult
     func run(resume: URL? = nil, model preloaded: LoadedModel? = nil) throws -> Trainer.Summary {
         // Validate every input before writing anything.
+        if preference != nil { return try runPreference(resume: resume, model: preloaded) }
         let train = try dataset.map { try DataLoader.load(dataset: $0, directory: dataURL, skipInvalid: skipInvalid) }
             ?? DataLoader.load(dataURL, skipInvalid: skipInvalid)
         let evalSet = try evalURL.map { try DataLoader.load($0, skipInvalid: skipInvalid) }
@@ -220,6 +231,65 @@ struct TrainingJob {
         return summary
     }
 
+    /// `--stage dpo|orpo|simpo`: pairs in, the preference objective, TRL's rewards in the log.
+    func runPreference(resume: URL?, model preloaded: LoadedModel?) throws -> Trainer.Summary {
+        guard var pref = preference else { preconditionFailure() }
+        let pairs = try PreferenceData.load(dataURL)
+        let evalPairs = try evalURL.map { try PreferenceData.load($0) }
+        let loaded = try preloaded ?? LoadedModel.open(modelURL, dtype: dtype.dtype, quantize: quantize)
+        let formatter = try templateOptions.formatter(for: loaded.tokenizer)
+        let builder = ExampleBuilder(formatter: formatter, maxLength: options.maxLength)
+        let built: (examples: [TrainingExample], dropped: Int)
+        do { built = try PreferenceData.examples(pairs, builder: builder) } catch let error as TrainingError {
+            throw ValidationError("\(dataURL.path): \(error)")
+        }
+        let evalBuilt = try evalPairs.map { try PreferenceData.examples($0, builder: builder) }
+        guard !built.examples.isEmpty else {
+            throw ValidationError("\(dataURL.path): no pair keeps an answer token within --max-length \(options.maxLength)")
+        }
+        let resolved = try method.resolvedMethod
+        if !resolved.savesAdapter { try Self.checkModelOutput(output) }
+        // The reference: the base with the adapter disabled, unless the base itself trains (full, freeze) or one is given.
+        if pref.loss.needsReference, referenceModel != nil || !resolved.savesAdapter {
+            let url = referenceModel ?? modelURL
+            pref.reference = try LoadedModel.open(url, dtype: dtype.dtype, quantize: quantize).model
+            if !quiet { Terminal.note("reference model: \(url.path) (a second copy in memory)") }
+        }
+        let adapter = try method.makeAdapter(model: loaded.model, tokenizer: loaded.tokenizer, seed: options.seed,
+                                             baseModel: modelURL.path, baseDirectory: modelURL)
+        var global = options
+        global.batchSize = options.batchSize * (world?.size ?? 1)
+        let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
+                                  eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
+                                  logURL: logURL, plan: PreferenceSettings.plan(pairs: built.examples.count / 2, options: global),
+                                  communicator: world)
+        trainer.preference = pref
+        if !quiet {
+            Terminal.note("\(pairs.count) preference pairs from \(dataURL.lastPathComponent)\(built.dropped > 0 ? ", \(built.dropped) dropped (an answer without tokens within --max-length)" : ""); \(pref.loss.rawValue) loss, beta \(pref.settings.beta)\(pref.loss.needsReference ? ", reference: \(pref.reference == nil ? "the base model (adapter disabled)" : "a separate model")" : "")")
+            Terminal.note("\(adapter.summary): \(adapter.parameterCount.formatted()) trainable parameters; \(trainer.totalSteps) steps of \(options.batchSize) pairs")
+        }
+        Interrupt.install()
+        trainer.shouldStop = { Interrupt.requested }
+        let bar = ProgressBar(total: trainer.totalSteps, label: "train")
+        if !quiet {
+            trainer.onStep = { r in bar.update(r.step, detail: String(format: "loss %.4f lr %.2e", r.loss, r.learningRate)) }
+        }
+        let summary = try trainer.run(resume: resume)
+        guard trainer.isPrimary else { return summary }
+        try TrainSummary(method: adapter.method.rawValue, summary: adapter.summary, trainableParameters: adapter.parameterCount,
+                         modelParameters: loaded.model.config.parameterCount, steps: summary.steps,
+                         tokensPerSecond: summary.tokensPerSecond, elapsedSeconds: summary.elapsed,
+                         finalLoss: summary.finalLoss, evalLoss: summary.lastEval?.loss, interrupted: summary.interrupted)
+            .write(to: output.appendingPathComponent(TrainSummary.fileName))
+        if !quiet {
+            if summary.interrupted { bar.finishLine() }
+            Terminal.note(String(format: "done: %d steps in %@, final loss %.4f; %@ in %@", summary.steps,
+                                 Terminal.duration(summary.elapsed), summary.finalLoss ?? .nan,
+                                 adapter.method.savesAdapter ? "adapter" : "model", output.path))
+        }
+        return summary
+    }
+
     /// Full and freeze runs write a model into the output directory: refuse one that holds another model (anything
     /// with weights or a config that an earlier run of ours did not write).
     static func checkModelOutput(_ url: URL) throws {
@@ -228,5 +298,42 @@ struct TrainingJob {
         if holdsModel && !items.contains(AdapterMerger.markerFileName) {
             throw ValidationError("\(url.path) already holds another model; a full or freeze run writes its model there, so choose a new --output")
         }
+    }
+}
+
+/// `--stage` and the preference flags of `peft train`.
+struct PreferenceOptions: ParsableArguments {
+    enum Stage: String, ExpressibleByArgument, CaseIterable { case sft, dpo, orpo, simpo, kto }
+
+    @Option(help: "Training stage: sft (instruction data), or preference tuning on chosen/rejected pairs: dpo, orpo, simpo.") var stage: Stage = .sft
+    @Option(help: "Preference: beta (DPO's KL strength, ORPO's odds-ratio weight, SimPO's reward scale).") var prefBeta: Double = 0.1
+    @Option(help: "DPO's loss: sigmoid, hinge, ipo or robust (with --label-smoothing).") var prefLoss: String = "sigmoid"
+    @Option(help: "Robust DPO and SimPO: the assumed share of flipped preference labels.") var labelSmoothing: Double = 0
+    @Option(help: "SimPO's target reward margin.") var simpoGamma: Double = 0.5
+    @Option(help: "Preference: add this weight times the chosen answers' SFT loss (LLaMA-Factory's pref_ftx).") var prefFtx: Double = 0
+    @Option(help: "DPO with full or freeze tuning: the reference model (default: a copy of --model).") var refModel: String?
+
+    func settings() throws -> PreferenceSettings? {
+        let loss: PreferenceLoss
+        switch stage {
+        case .sft: return nil
+        case .kto: throw ValidationError("--stage kto is not supported yet (dpo, orpo and simpo are)")
+        case .orpo: loss = .orpo
+        case .simpo: loss = .simpo
+        case .dpo:
+            guard let l = PreferenceLoss(rawValue: prefLoss), l.needsReference else {
+                throw ValidationError("--pref-loss must be sigmoid, hinge, ipo or robust, not \(prefLoss)")
+            }
+            loss = l
+        }
+        guard prefBeta > 0, prefBeta.isFinite else { throw ValidationError("--pref-beta must be positive") }
+        guard (0..<0.5).contains(labelSmoothing) else { throw ValidationError("--label-smoothing must be in [0, 0.5)") }
+        guard prefFtx >= 0, prefFtx.isFinite else { throw ValidationError("--pref-ftx must be at least 0") }
+        var s = PreferenceSettings(loss: loss)
+        s.settings.beta = prefBeta
+        s.settings.labelSmoothing = labelSmoothing
+        s.settings.simpoGamma = simpoGamma
+        s.ftx = prefFtx
+        return s
     }
 }

@@ -1,0 +1,81 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `peft train --stage dpo|orpo|simpo` and `peft eval --stage` through the executable, with every pair format.
+final class PreferenceCommandTests: XCTestCase {
+    var tmp: TemporaryDirectory!
+    let model = modelFixture("tiny-qwen2").path
+
+    override func setUpWithError() throws {
+        tmp = try TemporaryDirectory("cli-pref")
+        let records = [
+            // LLaMA-Factory Alpaca ranking.
+            #"{"instruction": "2+2?", "input": "", "chosen": "4", "rejected": "5"}"#,
+            // LLaMA-Factory ShareGPT ranking.
+            #"{"conversations": [{"from": "human", "value": "你好"}], "chosen": {"from": "gpt", "value": "你好！"}, "rejected": {"from": "gpt", "value": "走开"}}"#,
+            // TRL, plain strings.
+            #"{"prompt": "hello", "chosen": "hi there", "rejected": "no"}"#,
+            // TRL, message lists.
+            #"{"prompt": [{"role": "user", "content": "colour?"}], "chosen": [{"role": "assistant", "content": "blue"}], "rejected": [{"role": "assistant", "content": "loud"}]}"#,
+            // TRL, implicit prompt.
+            #"{"chosen": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}], "rejected": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "3"}]}"#,
+        ]
+        try Data((records.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("pairs.jsonl"))
+    }
+
+    override func tearDown() { tmp.cleanup() }
+
+    func entries(_ dir: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: dir + "/train_log.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    func testEveryStageTrainsAndEvaluates() throws {
+        for (stage, extra) in [("dpo", ["--pref-loss", "sigmoid"]), ("dpo", ["--pref-loss", "ipo"]), ("orpo", []),
+                               ("simpo", ["--pref-beta", "2", "--simpo-gamma", "0.5"])] {
+            let out = tmp.path("\(stage)-\(extra.last ?? "")")
+            let r = try PeftCommand.run(["train", "--model", model, "--data", tmp.path("pairs.jsonl"), "--output", out,
+                                         "--stage", stage, "--max-steps", "3", "--batch-size", "2", "--lr", "0.02",
+                                         "--dtype", "float32", "--eval-data", tmp.path("pairs.jsonl")] + extra)
+            XCTAssertEqual(r.status, 0, "\(stage): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("5 preference pairs"), r.stderr)
+            let log = try entries(out)
+            let train = log.filter { $0["type"] as? String == "train" }
+            XCTAssertEqual(train.count, 3, stage)
+            for e in train {
+                for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"] {
+                    XCTAssertNotNil(e[key] as? Double, "\(stage) \(key) in \(e)")
+                }
+            }
+            XCTAssertNotNil(log.first { $0["type"] as? String == "eval" }?["eval_loss"] as? Double, stage)
+            // The same loss and rewards on held-out pairs without training.
+            let e = try PeftCommand.run(["eval", "--model", model, "--adapter", out, "--data", tmp.path("pairs.jsonl"),
+                                         "--stage", stage, "--json", "--dtype", "float32"] + extra)
+            XCTAssertEqual(e.status, 0, e.stderr)
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(o["pairs"] as? Int, 5)
+            XCTAssertNotNil(o["rewards/accuracies"] as? Double)
+            XCTAssertTrue((o["loss"] as? Double ?? .nan).isFinite)
+        }
+        // Without an adapter the policy is its own reference: DPO's sigmoid loss is log 2.
+        let base = try PeftCommand.run(["eval", "--model", model, "--data", tmp.path("pairs.jsonl"), "--stage", "dpo", "--json"])
+        let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(base.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(o["loss"] as? Double ?? 0, log(2), accuracy: 1e-9)
+    }
+
+    func testBadPreferenceInput() throws {
+        func fails(_ args: [String], _ fragment: String, line: UInt = #line) throws {
+            let r = try PeftCommand.run(["train", "--model", model, "--output", tmp.path("x"), "--max-steps", "1"] + args)
+            XCTAssertNotEqual(r.status, 0, line: line)
+            XCTAssertTrue(r.stderr.contains(fragment), r.stderr, line: line)
+        }
+        try Data("{\"prompt\": \"a\", \"chosen\": \"b\"}\n".utf8).write(to: tmp.url.appendingPathComponent("bad.jsonl"))
+        try fails(["--data", tmp.path("bad.jsonl"), "--stage", "dpo"], "bad.jsonl")
+        try fails(["--data", tmp.path("bad.jsonl"), "--stage", "dpo"], "rejected")
+        try fails(["--data", tmp.path("pairs.jsonl"), "--stage", "kto"], "kto is not supported yet")
+        try fails(["--data", tmp.path("pairs.jsonl"), "--stage", "dpo", "--pref-loss", "wild"], "--pref-loss")
+        try fails(["--data", tmp.path("pairs.jsonl"), "--stage", "dpo", "--label-smoothing", "0.7"], "--label-smoothing")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("x/adapter_model.safetensors")))
+    }
+}
