@@ -2,7 +2,7 @@
 """Benchmarks our `peft` against transformers (+ PEFT) on the same checkpoint and data, in one run, and prints
 tokens/s, peak memory (max RSS of each process) and the ratios.
 
-    python3 scripts/bench.py [generate|train|methods|serve|gemm|demo|prune|distill|benchmark|all] [--model DIR] [--steps N] [--new-tokens N]
+    python3 scripts/bench.py [generate|train|methods|serve|gemm|demo|prune|distill|benchmark|dpo|all] [--model DIR] [--steps N] [--new-tokens N]
 
 `gemm` measures the built-in f32 GEMM (on the CPU tier in use) against oneDNN's matmul on the training shapes;
 `demo` times `peft demo` with oneDNN and with the built-in GEMM (PEFT_GEMM=builtin). Every run first prints the CPU
@@ -10,7 +10,7 @@ tier the kernels use (set PEFT_CPU=scalar|avx2|avx512|neon to measure a lower on
 
 `methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings;
 `full` compares full fine-tuning (and, with --big-model DIR, measures ours on a larger checkpoint).
-`benchmark` times `peft eval --benchmark mmlu` on --questions written 5-shot questions; `prune` times `peft prune` with each method on the checkpoint (calibration on --data); `distill` measures `peft
+`dpo` measures `peft train --stage dpo` against the same step in torch + PEFT with TRL's loss; `benchmark` times `peft eval --benchmark mmlu` on --questions written 5-shot questions; `prune` times `peft prune` with each method on the checkpoint (calibration on --data); `distill` measures `peft
 distill` (LoRA student, off-policy) against the same step in torch + PEFT with TRL's GKD loss (--teacher, default the
 student checkpoint itself).
 `serve` measures `peft serve` (batched decoding): time to first token and aggregate decode tokens/s for 1, 4, 8 and 16
@@ -454,11 +454,34 @@ def bench_benchmark(model, questions, subjects=10):
         print(f"  peft eval --benchmark mmlu  {seconds:8.1f} s ({r['questions'] / seconds:.2f} questions/s)  {gb(rss):>9}")
 
 
+def bench_dpo(model, data, steps, batch, maxlen):
+    """`peft train --stage dpo` (LoRA r=8 on q_proj,v_proj, float32) against the same step in torch + PEFT with TRL's
+    sigmoid loss; pairs made from --data: each record's answer chosen, the next record's rejected."""
+    print(f"\nDPO, LoRA r=8, {batch} pairs per step, max length {maxlen}, {steps} timed steps, float32 ({os.path.basename(model)})")
+    out, rss = measured([sys.executable, PEER, "dpo", model, data, str(steps), str(batch), str(maxlen), "0.1"])
+    peer = (json.loads(out)["tokens_per_second"], rss)
+    row("transformers+peft, TRL's DPO step", *peer)
+    records = [json.loads(l) for l in open(data, encoding="utf-8") if l.strip()]
+    with tempfile.TemporaryDirectory() as d:
+        pairs = os.path.join(d, "pairs.jsonl")
+        with open(pairs, "w", encoding="utf-8") as f:
+            for i, r in enumerate(records):
+                f.write(json.dumps({"instruction": r["instruction"], "input": r.get("input", ""), "chosen": r["output"],
+                                    "rejected": records[(i + 1) % len(records)]["output"]}, ensure_ascii=False) + "\n")
+        out_dir = os.path.join(d, "out")
+        _, rss = measured([PEFT, "train", "--stage", "dpo", "--model", model, "--data", pairs, "--output", out_dir,
+                           "--max-steps", str(steps + 1), "--batch-size", str(batch), "--max-length", str(maxlen),
+                           "--lora-r", "8", "--target-modules", "q_proj,v_proj", "--dtype", "float32"])
+        log = [json.loads(l) for l in open(os.path.join(out_dir, "train_log.jsonl")) if '"train"' in l]
+        rate = (log[-1]["tokens"] - log[0]["tokens"]) / (log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"])
+    row("peft train --stage dpo (ours)", rate, rss, peer)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="?", default="all",
                     choices=["generate", "train", "methods", "full", "gguf", "qdot", "qlora", "mpi", "serve", "gemm", "demo",
-                             "prune", "distill", "benchmark", "all"])
+                             "prune", "distill", "benchmark", "dpo", "all"])
     ap.add_argument("--questions", type=int, default=1000, help="for `benchmark`: questions scored")
     ap.add_argument("--teacher", help="for `distill`: the teacher (default: the --model checkpoint itself)")
     ap.add_argument("--prune-methods", default="magnitude,wanda,wanda:2:4,sparsegpt,layers",
@@ -512,6 +535,8 @@ def main():
         bench_gguf(args.model, args.new_tokens, args.llama_python, args.gguf_types.split(","), args.keep_gguf)
     if args.what == "prune":
         bench_prune(args.model, args.data, args.nsamples, args.seqlen, args.prune_methods.split(","))
+    if args.what == "dpo":
+        bench_dpo(args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what == "benchmark":
         bench_benchmark(args.model, args.questions)
     if args.what == "distill":

@@ -141,8 +141,58 @@ def distill(student_dir, teacher_dir, data, steps, batch, maxlen, beta, temperat
     print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
 
 
+def dpo(model_dir, data, steps, batch, maxlen, beta):
+    """What TRL's DPOTrainer computes per step with PEFT: chosen and rejected in one batch through the LoRA
+    policy (forward and backward), the same batch through the base with the adapter disabled (no gradients), the
+    sigmoid loss on summed answer log-probabilities; AdamW, clipping. Pairs: each record's answer as chosen, the
+    next record's answer as rejected."""
+    import torch.nn.functional as F
+    from peft import get_peft_model
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), method_config("lora"))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=2e-4)
+    exs = examples(tok, data, maxlen)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+
+    def logps(m, chunk):
+        T = max(len(ids) for ids, _ in chunk)
+        ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in chunk])
+        mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _ in chunk])
+        labels = torch.tensor([l + [-100] * (T - len(l)) for _, l in chunk])[:, 1:]
+        lp = torch.log_softmax(m(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
+        keep = labels != -100
+        return (torch.gather(lp, 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep).sum(-1), int(mask.sum())
+
+    tokens, start = 0, None
+    for step in range(steps + 1):   # step 0 warms up and is not timed
+        chunk = []
+        for i in range(batch):
+            a, b = exs[(step * batch + i) % len(exs)], exs[(step * batch + i + 1) % len(exs)]
+            prompt = [t for t, l in zip(*a) if l == -100]
+            chunk += [a, (prompt + [t for t, l in zip(*b) if l != -100], [-100] * len(prompt) + [l for l in b[1] if l != -100])]
+        if step == 1:
+            start = time.perf_counter()
+        lp, n = logps(model, chunk)
+        with torch.no_grad(), model.disable_adapter():
+            ref, _ = logps(model, chunk)
+        loss = -F.logsigmoid(beta * ((lp[0::2] - ref[0::2]) - (lp[1::2] - ref[1::2]))).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad()
+        if step >= 1:
+            tokens += n
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
+
+
 if __name__ == "__main__":
     kind = sys.argv[1]
+    if kind == "dpo":
+        dpo(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]))
+        sys.exit(0)
     if kind == "distill":
         distill(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]),
                 float(sys.argv[8]), float(sys.argv[9]))
