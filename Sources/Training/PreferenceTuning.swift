@@ -15,9 +15,10 @@ public struct PreferenceSettings {
 
     public init(loss: PreferenceLoss) { self.loss = loss }
 
-    /// The pairs' step plan: `StepPlan` over pair indices, each pair becoming its two examples.
-    public static func plan(pairs: Int, options: TrainingOptions) -> StepPlan {
-        let base = StepPlan(exampleCount: pairs, options: options)
+    /// The pairs' step plan: `StepPlan` over pair indices (with `ranks` data-parallel ranks), each pair becoming its
+    /// two examples.
+    public static func plan(pairs: Int, options: TrainingOptions, ranks: Int = 1) -> StepPlan {
+        let base = StepPlan(exampleCount: pairs, options: options, ranks: ranks)
         return StepPlan(steps: base.steps.map { s in
             StepPlan.Step(epoch: s.epoch, microBatches: s.microBatches.map { $0.flatMap { [2 * $0, 2 * $0 + 1] } },
                           endsEpoch: s.endsEpoch)
@@ -37,6 +38,21 @@ public struct PreferenceSums: Sendable {
     }
 
     var array: [Double] { [loss, Double(pairs), Double(correct), chosenRewards, rejectedRewards, chosenLogps, rejectedLogps] }
+
+    /// TRL's logged means over the pairs: the rewards of the chosen and rejected answers, the share of pairs whose
+    /// chosen reward is higher, their margin, and the summed log-probabilities.
+    public var rewardsChosen: Double { chosenRewards / Double(max(1, pairs)) }
+    public var rewardsRejected: Double { rejectedRewards / Double(max(1, pairs)) }
+    public var rewardsAccuracies: Double { Double(correct) / Double(max(1, pairs)) }
+    public var rewardsMargins: Double { (chosenRewards - rejectedRewards) / Double(max(1, pairs)) }
+    public var logpsChosen: Double { chosenLogps / Double(max(1, pairs)) }
+    public var logpsRejected: Double { rejectedLogps / Double(max(1, pairs)) }
+
+    /// Those means under TRL's names (`rewards/chosen`, ...).
+    public var logged: [String: Double] {
+        ["rewards/chosen": rewardsChosen, "rewards/rejected": rewardsRejected, "rewards/accuracies": rewardsAccuracies,
+         "rewards/margins": rewardsMargins, "logps/chosen": logpsChosen, "logps/rejected": logpsRejected]
+    }
 
     public init() {}
     init(_ a: [Double]) {

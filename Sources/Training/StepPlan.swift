@@ -25,6 +25,14 @@ public struct StepPlan: Sendable {
         self.stepsPerEpoch = stepsPerEpoch
     }
 
+    /// The plan of a data-parallel run: a single process's with `ranks` times the batch (--batch-size x
+    /// --grad-accum x ranks examples per optimiser step, split among the ranks).
+    public init(exampleCount n: Int, options: TrainingOptions, ranks: Int) {
+        var global = options
+        global.batchSize = options.batchSize * max(1, ranks)
+        self.init(exampleCount: n, options: global)
+    }
+
     public init(exampleCount n: Int, options o: TrainingOptions) {
         let microPerEpoch = (n + o.batchSize - 1) / o.batchSize
         stepsPerEpoch = max(1, (microPerEpoch + o.gradientAccumulation - 1) / o.gradientAccumulation)

@@ -96,11 +96,7 @@ public final class Trainer {
         self.logURL = logURL ?? output.appendingPathComponent("train_log.jsonl")
         self.baseModelPath = baseModelPath
         self.communicator = communicator
-        // With N ranks the plan is a single process's with N times the batch: --batch-size x --grad-accum x N
-        // examples per optimiser step, split among the ranks.
-        var global = options
-        global.batchSize = options.batchSize * (communicator?.size ?? 1)
-        self.plan = plan ?? StepPlan(exampleCount: train.count, options: global)
+        self.plan = plan ?? StepPlan(exampleCount: train.count, options: options, ranks: communicator?.size ?? 1)
         switch options.optimizer ?? .adamw {
         case .adamw:
             optimizer = AdamW(parameterCount: adapter.parameterCount, weightDecay: Float(options.weightDecay))

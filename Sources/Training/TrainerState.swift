@@ -95,13 +95,8 @@ public struct LogEntry: Codable, Sendable, Equatable {
 
     /// Fills the preference fields from a step's (or an evaluation's) sums over pairs.
     mutating func setPreference(_ s: PreferenceSums) {
-        let n = Double(max(1, s.pairs))
-        rewardsChosen = s.chosenRewards / n
-        rewardsRejected = s.rejectedRewards / n
-        rewardsAccuracies = Double(s.correct) / n
-        rewardsMargins = (s.chosenRewards - s.rejectedRewards) / n
-        logpsChosen = s.chosenLogps / n
-        logpsRejected = s.rejectedLogps / n
+        (rewardsChosen, rewardsRejected, rewardsAccuracies) = (s.rewardsChosen, s.rewardsRejected, s.rewardsAccuracies)
+        (rewardsMargins, logpsChosen, logpsRejected) = (s.rewardsMargins, s.logpsChosen, s.logpsRejected)
     }
 
     enum CodingKeys: String, CodingKey {

@@ -46,28 +46,18 @@ public final class LayerStepper {
     }
 
     /// Sum over positions of the next-token loss of `tokens` given the last layer's output `hidden` [n, C], and
-    /// the number of predictions (n - 1). The head runs on chunks of rows (a product, not one row at a time).
+    /// the number of predictions (n - 1): the final norm, then the loss head (in chunks of rows).
     public func nextTokenLoss(tokens: [Int32], hidden: [Float]) -> (sum: Double, count: Int) {
-        let c = model.config, C = c.hiddenSize, V = c.vocabSize, n = tokens.count
+        let c = model.config, C = c.hiddenSize, n = tokens.count
         guard n > 1 else { return (0, 0) }
-        let chunk = max(1, min(64, (64 << 20) / max(1, 4 * V)))
-        let normed = FloatBuffer(count: n * C), rstd = FloatBuffer(count: n), logits = FloatBuffer(count: chunk * V)
+        let normed = FloatBuffer(count: n * C), rstd = FloatBuffer(count: n)
         hidden.withUnsafeBufferPointer { h in
             Ops.rmsNormForward(h.baseAddress!, weight: model.weights.finalNorm.pointer, out: normed.pointer,
                                rstd: rstd.pointer, rows: n, cols: C, eps: c.rmsNormEps)
         }
-        var total = 0.0
-        var start = 0
-        while start < n - 1 {
-            let rows = min(chunk, n - 1 - start)
-            model.headLogits(normed.pointer + start * C, rows: rows, into: logits.pointer)
-            for r in 0..<rows {
-                let row = logits.pointer + r * V
-                let (lse, _) = Ops.logSumExp(row, count: V)
-                total += Double(lse - row[Int(tokens[start + r + 1])])
-            }
-            start += rows
-        }
-        return (total, n - 1)
+        let labels = (0..<n).map { t in t + 1 < n ? tokens[t + 1] : -100 }
+        let head = LossHead(lmHead: model.weights.lmHead, hidden: C, softcap: c.finalSoftcap)
+        let (sum, count) = head.run(normed: normed.pointer, labels: labels, dNormed: nil, gradScale: 0, scratch: LossScratch())
+        return (sum, count)
     }
 }

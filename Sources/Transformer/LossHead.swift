@@ -39,7 +39,7 @@ struct LossHead {
         }
         let chunk = chunkRows
         scratch.reserve(rows: chunk, hidden: c, vocab: v, distill: distill != nil)
-        let input = scratch.input, logits = scratch.logits, dInput: FloatBuffer? = dNormed == nil ? nil : scratch.dInput
+        let logits = scratch.logits
         var total = 0.0
         var lossPerRow = [Double](repeating: 0, count: chunk)
         var divergencePerRow = [Double](repeating: 0, count: chunk)
@@ -47,11 +47,9 @@ struct LossHead {
         distill?.ceSum = 0
         var begin = 0
         while begin < rows.count {
-            let part = Array(rows[begin..<min(rows.count, begin + chunk)])
+            let part = rows[begin..<min(rows.count, begin + chunk)]
             let m = part.count
-            for (j, r) in part.enumerated() { (input.pointer + j * c).update(from: normed + r * c, count: c) }
-            lmHead.forward(input.pointer, rows: m, into: logits.pointer)
-            if let cap = softcap { Ops.softcap(logits.pointer, count: m * v, cap: cap) }
+            chunkLogits(part, normed: normed, scratch: scratch)
             let first = begin
             lossPerRow.withUnsafeMutableBufferPointer { lp in
               divergencePerRow.withUnsafeMutableBufferPointer { dp in
@@ -59,7 +57,7 @@ struct LossHead {
                 Parallel.forRanges(m, minChunk: 4) { js in
                     for j in js {
                         let row = logits.pointer + j * v
-                        let target = Int(labels[part[j]])
+                        let target = Int(labels[part[first + j]])
                         let (lse, _) = Ops.logSumExp(row, count: v)
                         lossOut[j] = Double(lse - row[target])
                         if let d = distill {
@@ -80,15 +78,7 @@ struct LossHead {
                             continue
                         }
                         guard dNormed != nil else { continue }
-                        if let cap = softcap {
-                            // d/dz of cap * tanh(z / cap) is 1 - (capped / cap)^2.
-                            for i in 0..<v {
-                                let z = row[i], t = z / cap
-                                row[i] = ((Foundation.exp(z - lse)) - (i == target ? 1 : 0)) * gradScale * (1 - t * t)
-                            }
-                        } else {
-                            Ops.crossEntropyGradient(row, count: v, lse: lse, target: target, scale: gradScale)
-                        }
+                        crossEntropyGradient(row, lse: lse, target: target, scale: gradScale)
                     }
                 }
               }
@@ -101,18 +91,45 @@ struct LossHead {
             } else {
                 total += lossPerRow[0..<m].reduce(0, +)
             }
-            if dNormed != nil, let dW = dWeight {
-                // dW[V, C] += dlogits^T input
-                Gemm.multiply(m: v, n: c, k: m, a: logits.pointer, lda: v, transposeA: true, b: input.pointer, ldb: c,
-                              c: dW, ldc: c, accumulate: true)
-            }
-            if let d = dNormed, let di = dInput {
-                lmHead.backwardInput(logits.pointer, rows: m, into: di.pointer)
-                for (j, r) in part.enumerated() { (d + r * c).update(from: di.pointer + j * c, count: c) }
-            }
+            if let dNormed { backwardChunk(part, dNormed: dNormed, dWeight: dWeight, scratch: scratch) }
             begin += m
         }
         return (total, rows.count)
+    }
+
+    /// The logits [part.count, V] of rows `part` of `normed`, in `scratch.logits` (soft-capped where the family caps).
+    func chunkLogits(_ part: ArraySlice<Int>, normed: UnsafePointer<Float>, scratch: LossScratch) {
+        let c = hidden
+        for (j, r) in part.enumerated() { (scratch.input.pointer + j * c).update(from: normed + r * c, count: c) }
+        lmHead.forward(scratch.input.pointer, rows: part.count, into: scratch.logits.pointer)
+        if let cap = softcap { Ops.softcap(scratch.logits.pointer, count: part.count * vocab, cap: cap) }
+    }
+
+    /// row <- scale x d(-log p(target))/dz for a row of logits with log-sum-exp `lse`, through the soft-cap where
+    /// there is one (d/dz of cap * tanh(z / cap) is 1 - (capped / cap)^2).
+    func crossEntropyGradient(_ row: UnsafeMutablePointer<Float>, lse: Float, target: Int, scale: Float) {
+        guard let cap = softcap else {
+            Ops.crossEntropyGradient(row, count: vocab, lse: lse, target: target, scale: scale)
+            return
+        }
+        for i in 0..<vocab {
+            let z = row[i], t = z / cap
+            row[i] = ((Foundation.exp(z - lse)) - (i == target ? 1 : 0)) * scale * (1 - t * t)
+        }
+    }
+
+    /// From the logit gradients of rows `part` in `scratch.logits`: their rows of d(normed), and the LM head's weight
+    /// gradient added into `dWeight` when it trains.
+    func backwardChunk(_ part: ArraySlice<Int>, dNormed: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
+                       scratch: LossScratch) {
+        let c = hidden, v = vocab
+        if let dW = dWeight {
+            // dW[V, C] += dlogits^T input
+            Gemm.multiply(m: v, n: c, k: part.count, a: scratch.logits.pointer, lda: v, transposeA: true,
+                          b: scratch.input.pointer, ldb: c, c: dW, ldc: c, accumulate: true)
+        }
+        lmHead.backwardInput(scratch.logits.pointer, rows: part.count, into: scratch.dInput.pointer)
+        for (j, r) in part.enumerated() { (dNormed + r * c).update(from: scratch.dInput.pointer + j * c, count: c) }
     }
 }
 
@@ -121,18 +138,16 @@ extension LossHead {
     func runObjective(_ objective: SequenceObjective, normed: UnsafePointer<Float>, labels: [Int32], rows: [Int],
                       dNormed: UnsafeMutablePointer<Float>?, gradScale: Float, scratch: LossScratch,
                       dWeight: UnsafeMutablePointer<Float>?) -> (lossSum: Double, count: Int) {
-        let c = hidden, v = vocab, chunk = chunkRows
-        scratch.reserve(rows: chunk, hidden: c, vocab: v)
-        let input = scratch.input, logits = scratch.logits
+        let v = vocab, chunk = chunkRows
+        scratch.reserve(rows: chunk, hidden: hidden, vocab: v)
+        let logits = scratch.logits
         var logProbs = [Double](repeating: 0, count: rows.count)
         var lses = [Float](repeating: 0, count: rows.count)
         func forChunks(_ body: (_ begin: Int, _ part: ArraySlice<Int>) -> Void) {
             var begin = 0
             while begin < rows.count {
                 let part = rows[begin..<min(rows.count, begin + chunk)]
-                for (j, r) in part.enumerated() { (input.pointer + j * c).update(from: normed + r * c, count: c) }
-                lmHead.forward(input.pointer, rows: part.count, into: logits.pointer)
-                if let cap = softcap { Ops.softcap(logits.pointer, count: part.count * v, cap: cap) }
+                chunkLogits(part, normed: normed, scratch: scratch)
                 body(begin, part)
                 begin += part.count
             }
@@ -149,27 +164,13 @@ extension LossHead {
         guard let dNormed else { return (-logProbs.reduce(0, +), rows.count) }
         let weights = objective.gradient(logProbs)
         precondition(weights.count == rows.count, "one weight per labelled row")
-        let dInput = scratch.dInput
         forChunks { begin, part in
             for (j, r) in part.enumerated() {
-                let row = logits.pointer + j * v
                 // d(loss)/dz = w * (onehot - softmax) = (softmax - onehot) * (-w).
-                let scale = Float(-weights[begin + j]) * gradScale
-                if let cap = softcap {
-                    for i in 0..<v {
-                        let z = row[i], t = z / cap
-                        row[i] = ((Foundation.exp(z - lses[begin + j])) - (i == Int(labels[r]) ? 1 : 0)) * scale * (1 - t * t)
-                    }
-                } else {
-                    Ops.crossEntropyGradient(row, count: v, lse: lses[begin + j], target: Int(labels[r]), scale: scale)
-                }
+                crossEntropyGradient(logits.pointer + j * v, lse: lses[begin + j], target: Int(labels[r]),
+                                     scale: Float(-weights[begin + j]) * gradScale)
             }
-            if let dW = dWeight {
-                Gemm.multiply(m: v, n: c, k: part.count, a: logits.pointer, lda: v, transposeA: true, b: input.pointer, ldb: c,
-                              c: dW, ldc: c, accumulate: true)
-            }
-            lmHead.backwardInput(logits.pointer, rows: part.count, into: dInput.pointer)
-            for (j, r) in part.enumerated() { (dNormed + r * c).update(from: dInput.pointer + j * c, count: c) }
+            backwardChunk(part, dNormed: dNormed, dWeight: dWeight, scratch: scratch)
         }
         return (-logProbs.reduce(0, +), rows.count)
     }

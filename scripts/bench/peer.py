@@ -70,6 +70,34 @@ def method_config(method):
     return PrefixTuningConfig(num_virtual_tokens=20, task_type="CAUSAL_LM")
 
 
+def padded(chunk, pad):
+    """Right-padded input_ids, attention_mask and labels of (ids, labels) examples."""
+    T = max(len(ids) for ids, _ in chunk)
+    ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in chunk])
+    mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _ in chunk])
+    labels = torch.tensor([l + [-100] * (T - len(l)) for _, l in chunk])
+    return ids, mask, labels
+
+
+def timed_steps(steps, chunk_of, loss_of, params, opt):
+    """steps + 1 optimiser steps (AdamW, clipping at 1.0) on chunk_of(step); step 0 warms up and is not timed.
+    loss_of(chunk) returns the loss and the step's tokens. Prints the timed steps' tokens/s as JSON."""
+    tokens, start = 0, None
+    for step in range(steps + 1):
+        chunk = chunk_of(step)
+        if step == 1:
+            start = time.perf_counter()
+        loss, n = loss_of(chunk)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad()
+        if step >= 1:
+            tokens += n
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
+
+
 def train(model_dir, data, steps, batch, maxlen, dtype, checkpointing, method="lora"):
     from peft import get_peft_model
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -81,27 +109,16 @@ def train(model_dir, data, steps, batch, maxlen, dtype, checkpointing, method="l
     if method != "full":   # full fine-tuning: every parameter of the model trains, as transformers' Trainer does
         model = get_peft_model(model, method_config(method))
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=2e-4)
     exs = examples(tok, data, maxlen)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    tokens, start = 0, None
-    for step in range(steps + 1):   # step 0 warms up and is not timed
-        chunk = [exs[(step * batch + i) % len(exs)] for i in range(batch)]
-        T = max(len(ids) for ids, _ in chunk)
-        ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in chunk])
-        mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _ in chunk])
-        labels = torch.tensor([l + [-100] * (T - len(l)) for _, l in chunk])
-        if step == 1:
-            start = time.perf_counter()
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        opt.step()
-        opt.zero_grad()
-        if step >= 1:
-            tokens += int(mask.sum())
-    elapsed = time.perf_counter() - start
-    print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
+
+    def loss_of(chunk):
+        ids, mask, labels = padded(chunk, pad)
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss, int(mask.sum())
+
+    timed_steps(steps, lambda step: [exs[(step * batch + i) % len(exs)] for i in range(batch)], loss_of, params, opt)
 
 
 def distill(student_dir, teacher_dir, data, steps, batch, maxlen, beta, temperature):
@@ -117,28 +134,17 @@ def distill(student_dir, teacher_dir, data, steps, batch, maxlen, beta, temperat
     opt = torch.optim.AdamW(params, lr=2e-4)
     exs = examples(tok, data, maxlen)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    tokens, start = 0, None
-    for step in range(steps + 1):   # step 0 warms up and is not timed
-        chunk = [exs[(step * batch + i) % len(exs)] for i in range(batch)]
-        T = max(len(ids) for ids, _ in chunk)
-        ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in chunk])
-        mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _ in chunk])
-        labels = torch.tensor([l + [-100] * (T - len(l)) for _, l in chunk])
-        if step == 1:
-            start = time.perf_counter()
+
+    def loss_of(chunk):
+        ids, mask, labels = padded(chunk, pad)
         logits = model(input_ids=ids, attention_mask=mask).logits
         with torch.no_grad():
             t_logits = teacher(input_ids=ids, attention_mask=mask).logits
         loss = GKDTrainer.generalized_jsd_loss(logits[:, :-1], t_logits[:, :-1], labels=labels[:, 1:], beta=beta,
                                                temperature=temperature)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad()
-        if step >= 1:
-            tokens += int(mask.sum())
-    elapsed = time.perf_counter() - start
-    print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
+        return loss, int(mask.sum())
+
+    timed_steps(steps, lambda step: [exs[(step * batch + i) % len(exs)] for i in range(batch)], loss_of, params, opt)
 
 
 def dpo(model_dir, data, steps, batch, maxlen, beta):
@@ -157,35 +163,27 @@ def dpo(model_dir, data, steps, batch, maxlen, beta):
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
 
     def logps(m, chunk):
-        T = max(len(ids) for ids, _ in chunk)
-        ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in chunk])
-        mask = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _ in chunk])
-        labels = torch.tensor([l + [-100] * (T - len(l)) for _, l in chunk])[:, 1:]
+        ids, mask, labels = padded(chunk, pad)
+        labels = labels[:, 1:]
         lp = torch.log_softmax(m(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
         keep = labels != -100
         return (torch.gather(lp, 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep).sum(-1), int(mask.sum())
 
-    tokens, start = 0, None
-    for step in range(steps + 1):   # step 0 warms up and is not timed
+    def pairs(step):
         chunk = []
         for i in range(batch):
             a, b = exs[(step * batch + i) % len(exs)], exs[(step * batch + i + 1) % len(exs)]
             prompt = [t for t, l in zip(*a) if l == -100]
             chunk += [a, (prompt + [t for t, l in zip(*b) if l != -100], [-100] * len(prompt) + [l for l in b[1] if l != -100])]
-        if step == 1:
-            start = time.perf_counter()
+        return chunk
+
+    def loss_of(chunk):
         lp, n = logps(model, chunk)
         with torch.no_grad(), model.disable_adapter():
             ref, _ = logps(model, chunk)
-        loss = -F.logsigmoid(beta * ((lp[0::2] - ref[0::2]) - (lp[1::2] - ref[1::2]))).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad()
-        if step >= 1:
-            tokens += n
-    elapsed = time.perf_counter() - start
-    print(json.dumps({"tokens": tokens, "seconds": elapsed, "tokens_per_second": tokens / elapsed}))
+        return -F.logsigmoid(beta * ((lp[0::2] - ref[0::2]) - (lp[1::2] - ref[1::2]))).mean(), n
+
+    timed_steps(steps, pairs, loss_of, params, opt)
 
 
 if __name__ == "__main__":

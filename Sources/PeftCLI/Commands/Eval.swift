@@ -161,17 +161,14 @@ struct Eval: ParsableCommand {
         guard !built.examples.isEmpty else { throw ValidationError("\(data): no pair keeps an answer token within --max-length \(maxLength)") }
         let sums = try pref.evaluate(model: loaded.model, examples: built.examples, batchSize: batchSize)
         guard sums.loss.isFinite else { throw NonFiniteResult(what: "the preference loss (\(sums.loss))") }
-        let n = Double(max(1, sums.pairs))
-        let o: [String: Any] = ["loss": sums.loss, "pairs": sums.pairs, "stage": preferenceOptions.stage.rawValue,
-                                "rewards/chosen": sums.chosenRewards / n, "rewards/rejected": sums.rejectedRewards / n,
-                                "rewards/accuracies": Double(sums.correct) / n, "rewards/margins": (sums.chosenRewards - sums.rejectedRewards) / n,
-                                "logps/chosen": sums.chosenLogps / n, "logps/rejected": sums.rejectedLogps / n]
         if json {
+            var o: [String: Any] = ["loss": sums.loss, "pairs": sums.pairs, "stage": preferenceOptions.stage.rawValue]
+            for (k, v) in sums.logged { o[k] = v }
             try Terminal.json(o)
         } else {
             Terminal.out(String(format: "%@ loss %.4f over %d pairs; rewards chosen %.4f rejected %.4f, accuracy %.3f, margin %.4f",
-                                preferenceOptions.stage.rawValue, sums.loss, sums.pairs, sums.chosenRewards / n,
-                                sums.rejectedRewards / n, Double(sums.correct) / n, (sums.chosenRewards - sums.rejectedRewards) / n))
+                                preferenceOptions.stage.rawValue, sums.loss, sums.pairs, sums.rewardsChosen,
+                                sums.rewardsRejected, sums.rewardsAccuracies, sums.rewardsMargins))
         }
     }
 

@@ -195,6 +195,11 @@ struct TrainingJob {
             if let world { perStep += " x \(world.size) ranks" }
             Terminal.note("\(trainer.totalSteps) steps of \(perStep) examples, \(dtype.rawValue), \(Gemm.backendDescription) GEMM, \(CPU.active) kernels, activations \(Terminal.bytes(trainer.activationBytes))\(options.gradientCheckpointing ? " with gradient checkpointing" : "")")
         }
+        return try runTrainer(trainer, adapter: adapter, model: loaded.model, resume: resume)
+    }
+
+    /// Runs a prepared trainer with progress, Ctrl-C and the summary file; reports the end.
+    func runTrainer(_ trainer: Trainer, adapter: TrainableAdapter, model: TransformerModel, resume: URL?) throws -> Trainer.Summary {
         Interrupt.install()
         trainer.shouldStop = { Interrupt.requested }
         let bar = ProgressBar(total: trainer.totalSteps, label: "train")
@@ -210,7 +215,7 @@ struct TrainingJob {
         let summary = try trainer.run(resume: resume)
         guard trainer.isPrimary else { return summary }
         try TrainSummary(method: adapter.method.rawValue, summary: adapter.summary, trainableParameters: adapter.parameterCount,
-                         modelParameters: loaded.model.config.parameterCount, steps: summary.steps,
+                         modelParameters: model.config.parameterCount, steps: summary.steps,
                          tokensPerSecond: summary.tokensPerSecond, elapsedSeconds: summary.elapsed,
                          finalLoss: summary.finalLoss, evalLoss: summary.lastEval?.loss, interrupted: summary.interrupted)
             .write(to: output.appendingPathComponent(TrainSummary.fileName))
@@ -257,37 +262,16 @@ struct TrainingJob {
         }
         let adapter = try method.makeAdapter(model: loaded.model, tokenizer: loaded.tokenizer, seed: options.seed,
                                              baseModel: modelURL.path, baseDirectory: modelURL)
-        var global = options
-        global.batchSize = options.batchSize * (world?.size ?? 1)
         let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
                                   eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
-                                  logURL: logURL, plan: PreferenceSettings.plan(pairs: built.examples.count / 2, options: global),
+                                  logURL: logURL, plan: PreferenceSettings.plan(pairs: built.examples.count / 2, options: options, ranks: world?.size ?? 1),
                                   communicator: world)
         trainer.preference = pref
         if !quiet {
             Terminal.note("\(pairs.count) preference pairs from \(dataURL.lastPathComponent)\(built.dropped > 0 ? ", \(built.dropped) dropped (an answer without tokens within --max-length)" : ""); \(pref.loss.rawValue) loss, beta \(pref.settings.beta)\(pref.loss.needsReference ? ", reference: \(pref.reference == nil ? "the base model (adapter disabled)" : "a separate model")" : "")")
             Terminal.note("\(adapter.summary): \(adapter.parameterCount.formatted()) trainable parameters; \(trainer.totalSteps) steps of \(options.batchSize) pairs")
         }
-        Interrupt.install()
-        trainer.shouldStop = { Interrupt.requested }
-        let bar = ProgressBar(total: trainer.totalSteps, label: "train")
-        if !quiet {
-            trainer.onStep = { r in bar.update(r.step, detail: String(format: "loss %.4f lr %.2e", r.loss, r.learningRate)) }
-        }
-        let summary = try trainer.run(resume: resume)
-        guard trainer.isPrimary else { return summary }
-        try TrainSummary(method: adapter.method.rawValue, summary: adapter.summary, trainableParameters: adapter.parameterCount,
-                         modelParameters: loaded.model.config.parameterCount, steps: summary.steps,
-                         tokensPerSecond: summary.tokensPerSecond, elapsedSeconds: summary.elapsed,
-                         finalLoss: summary.finalLoss, evalLoss: summary.lastEval?.loss, interrupted: summary.interrupted)
-            .write(to: output.appendingPathComponent(TrainSummary.fileName))
-        if !quiet {
-            if summary.interrupted { bar.finishLine() }
-            Terminal.note(String(format: "done: %d steps in %@, final loss %.4f; %@ in %@", summary.steps,
-                                 Terminal.duration(summary.elapsed), summary.finalLoss ?? .nan,
-                                 adapter.method.savesAdapter ? "adapter" : "model", output.path))
-        }
-        return summary
+        return try runTrainer(trainer, adapter: adapter, model: loaded.model, resume: resume)
     }
 
     /// Full and freeze runs write a model into the output directory: refuse one that holds another model (anything
