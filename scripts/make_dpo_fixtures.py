@@ -3,11 +3,15 @@
 adapters/tiny-qwen2-train-init on tiny-qwen2) on two fixed batches of two pairs, with the losses as TRL 1.16 computes
 them: DPO sigmoid (beta 0.1; the reference is the base model with the adapter disabled, as TRL does with PEFT) and
 ORPO (beta 0.1; the chosen answers' mean NLL plus beta x -log sigmoid(log odds ratio) of the mean log-probabilities).
+And 10 steps of KTO on eight unpaired answers (two fixed batches of four), restated term for term from TRL 1.16's
+`KTOTrainer._compute_loss`: KL sequences pair each prompt with the previous answer of its batch (the first with the
+last, as `add_kl_completion_ids` rotates), kl = mean(policy - reference log-ratio) without gradient, clamped at 0;
+desirable: 1 - sigmoid(beta (ratio - kl)), undesirable: 1 - sigmoid(beta (kl - ratio)), weighted, averaged.
 
     python3 scripts/make_dpo_fixtures.py
-Needs: torch, transformers, peft. Writes golden/dpo-training.json and golden/orpo-training.json: the pairs (token ids
-and the first answer position), losses, gradient norms, learning rates, and each step's mean chosen / rejected
-rewards.
+Needs: torch, transformers, peft. Writes golden/dpo-training.json, golden/orpo-training.json and
+golden/kto-training.json: the pairs or answers (token ids and the first answer position), losses, gradient norms,
+learning rates, and each step's mean chosen / rejected rewards (and KTO's kl).
 """
 import json
 import os
@@ -90,6 +94,60 @@ def run(kind, beta=0.1, steps=10, warmup=2, lr=5e-2):
     print(kind, losses)
 
 
+# KTO: unpaired answers (prompt, answer, desirable).
+KTO = [(PROMPTS[0], CHOSEN[0], True), (PROMPTS[1], REJECTED[1], False), (PROMPTS[2], CHOSEN[2], True),
+       (PROMPTS[3], REJECTED[3], False), (PROMPTS[0], REJECTED[0], False), (PROMPTS[1], CHOSEN[1], True),
+       (PROMPTS[2], REJECTED[2], False), (PROMPTS[3], CHOSEN[3], True)]
+
+
+def run_kto(beta=0.1, desirable_weight=1.0, undesirable_weight=1.33, steps=10, warmup=2, lr=5e-2):
+    torch.manual_seed(0)
+    model = PeftModel.from_pretrained(base(), os.path.join(ADAPTERS, "tiny-qwen2-train-init"), is_trainable=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=steps)
+    answers = [{"ids": p + a, "trainable_from": len(p), "desirable": d} for p, a, d in KTO]
+    batches = [answers[0:4], answers[4:8]]
+    losses, norms, lrs, chosen_rewards, rejected_rewards, kls = [], [], [], [], [], []
+    for step in range(steps):
+        batch = batches[step % 2]
+        # add_kl_completion_ids: completions rotated by one within the batch.
+        completions = [s["ids"][s["trainable_from"]:] for s in batch]
+        rotated = [completions[-1]] + completions[:-1]
+        kl_seqs = [{"ids": s["ids"][:s["trainable_from"]] + c, "trainable_from": s["trainable_from"]}
+                   for s, c in zip(batch, rotated)]
+        lrs.append(sched.get_last_lr()[0])
+        with torch.no_grad():
+            kl_logps, _ = logps(model, kl_seqs)
+            with model.disable_adapter():
+                ref_kl, _ = logps(model, kl_seqs)
+                ref, _ = logps(model, batch)
+        kl = (kl_logps - ref_kl).mean().clamp(min=0)
+        lp, _ = logps(model, batch)
+        desirable = torch.tensor([s["desirable"] for s in batch])
+        ratio = lp - ref
+        per = torch.where(desirable, desirable_weight * (1 - torch.sigmoid(beta * (ratio - kl))),
+                          undesirable_weight * (1 - torch.sigmoid(beta * (kl - ratio))))
+        loss = per.mean()
+        loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+        rewards = beta * ratio.detach()
+        chosen_rewards.append(rewards[desirable].mean().item())
+        rejected_rewards.append(rewards[~desirable].mean().item())
+        kls.append(kl.item())
+    json.dump({"answers": answers, "losses": losses, "grad_norms": norms, "lrs": lrs, "lr": lr, "warmup_steps": warmup,
+               "steps": steps, "weight_decay": 0.01, "max_grad_norm": 1.0, "beta": beta,
+               "desirable_weight": desirable_weight, "undesirable_weight": undesirable_weight,
+               "chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards, "kl": kls},
+              open(os.path.join(GOLDEN, "kto-training.json"), "w"))
+    print("kto", losses, kls)
+
+
 if __name__ == "__main__":
     run("dpo")
     run("orpo")
+    run_kto()

@@ -38,6 +38,9 @@ public struct CompareRunner {
         /// `peft eval --benchmark` flags (benchmark, folder, shots, split) scoring the base and every trained
         /// state; nil: no benchmark column.
         public var benchmark: (name: String, arguments: [String])?
+        /// Preference comparisons: the stage (dpo, orpo, simpo, kto) and its flags, given to every `train` and to
+        /// the held-out `eval --stage` that replaces answering questions; nil: supervised fine-tuning.
+        public var preference: (stage: String, arguments: [String])?
 
         public init(executable: URL, model: URL, data: URL, evalData: URL? = nil, output: URL) {
             self.executable = executable
@@ -75,11 +78,19 @@ public struct CompareRunner {
             evalData: Self.display(heldOut), budget: budget, questions: try Self.recordCount(heldOut, limit: s.questions), date: date,
             notes: s.notes, methods: s.methods.map { .init(method: $0.rawValue, title: $0.title) })
 
-        // The base model answers first: the common "before".
-        onEvent("base model: answering \(report.questions) held-out questions")
-        let beforeDir = s.output.appendingPathComponent("before")
-        let before = try child(["eval", "--model", s.model.path, "--data", heldOut.path] + evalFlags(beforeDir), log: logs, name: "before-eval")
-        if before.status == 0, let run = try? EvaluationRunFiles.read(beforeDir) { report.before = .init(run: run) }
+        report.stage = s.preference?.stage
+        // The base model answers first (or is scored on the held-out pairs): the common "before".
+        let before: ChildProcess.Result
+        if let p = s.preference {
+            onEvent("base model: \(p.stage) loss and rewards on \(report.questions) held-out records")
+            let scored = try preferenceScores(["--model", s.model.path], heldOut: heldOut, logs: logs, name: "before-eval")
+            (before, report.before) = (scored.result, scored.scores)
+        } else {
+            onEvent("base model: answering \(report.questions) held-out questions")
+            let beforeDir = s.output.appendingPathComponent("before")
+            before = try child(["eval", "--model", s.model.path, "--data", heldOut.path] + evalFlags(beforeDir), log: logs, name: "before-eval")
+            if before.status == 0, let run = try? EvaluationRunFiles.read(beforeDir) { report.before = .init(run: run) }
+        }
         if let b = s.benchmark {
             report.benchmark = b.name
             onEvent("base model: \(b.name)")
@@ -99,7 +110,7 @@ public struct CompareRunner {
             var trainArgs = ["train", "--model", s.model.path, "--data", train.path, "--eval-data", heldOut.path,
                              "--output", dir.path, "--method", method.rawValue]
             if let n = s.maxSteps { trainArgs += ["--max-steps", "\(n)"] } else if let e = s.epochs { trainArgs += ["--epochs", "\(e)"] }
-            trainArgs += s.trainArguments + (s.methodArguments[method] ?? [])
+            trainArgs += s.trainArguments + (s.preference?.arguments ?? []) + (s.methodArguments[method] ?? [])
             let trained = try child(trainArgs, log: logs, name: "\(method.rawValue)-train")
             var result = report.methods[i]
             result.peakRSSBytes = trained.peakRSSBytes
@@ -131,13 +142,23 @@ public struct CompareRunner {
                 try report.write(to: s.output)
                 continue
             }
-            onEvent("  \(method.rawValue): answering the held-out questions")
-            let evalDir = s.output.appendingPathComponent("runs").appendingPathComponent("\(method.rawValue)-eval")
             let modelArgs = method.savesAdapter ? ["--model", s.model.path, "--adapter", dir.path] : ["--model", dir.path]
-            let evaluated = try child(["eval"] + modelArgs + ["--data", heldOut.path] + evalFlags(evalDir), log: logs,
+            let evaluated: ChildProcess.Result
+            var preferenceScores: CompareReport.Scores?
+            let evalDir = s.output.appendingPathComponent("runs").appendingPathComponent("\(method.rawValue)-eval")
+            if s.preference != nil {
+                onEvent("  \(method.rawValue): scoring the held-out records")
+                (evaluated, preferenceScores) = try self.preferenceScores(modelArgs, heldOut: heldOut, logs: logs, name: "\(method.rawValue)-eval")
+            } else {
+                onEvent("  \(method.rawValue): answering the held-out questions")
+                evaluated = try child(["eval"] + modelArgs + ["--data", heldOut.path] + evalFlags(evalDir), log: logs,
                                       name: "\(method.rawValue)-eval")
+            }
             result.wallSeconds = (result.wallSeconds ?? 0) + evaluated.seconds
-            if evaluated.status == 0, let run = try? EvaluationRunFiles.read(evalDir) {
+            if let scores = preferenceScores {
+                result.after = scores
+                result.status = .done
+            } else if s.preference == nil, evaluated.status == 0, let run = try? EvaluationRunFiles.read(evalDir) {
                 result.after = .init(run: run)
                 result.samples = run.predictions.prefix(2).map { .init(question: $0.prompt, reference: $0.reference, answer: $0.prediction) }
                 result.status = .done
@@ -158,7 +179,8 @@ public struct CompareRunner {
             report.methods[i] = result
             try report.write(to: s.output)
             if result.status == .interrupted { return report }
-            let rouge = result.after?.metrics.map { String(format: "ROUGE-L %.2f", $0.rougeL) } ?? ""
+            let rouge = result.after?.metrics.map { String(format: "ROUGE-L %.2f", $0.rougeL) }
+                ?? result.after?.preference?["rewards/margins"].map { String(format: "reward margin %.4f", $0) } ?? ""
             onEvent(String(format: "  %@: %@ trainable, %.0f tok/s, eval loss %.4f %@", method.rawValue,
                            CompareRenderer.compact(result.trainableParameters ?? 0), result.tokensPerSecond ?? 0,
                            result.after?.loss ?? .nan, rouge))
@@ -176,6 +198,24 @@ public struct CompareRunner {
         var args = ["--generate", "--output-dir", dir.path, "--max-new-tokens", "\(settings.maxNewTokens)", "--json"]
         if let q = settings.questions { args += ["--limit", "\(q)"] }
         return args + settings.evalArguments
+    }
+
+    /// The preference loss and TRL's means of one model state on the held-out records (`peft eval --stage --json`);
+    /// nil scores when the evaluation fails (the log keeps why).
+    private func preferenceScores(_ modelArgs: [String], heldOut: URL, logs: URL,
+                                  name: String) throws -> (result: ChildProcess.Result, scores: CompareReport.Scores?) {
+        guard let p = settings.preference else { preconditionFailure() }
+        var args = ["eval"] + modelArgs + ["--data", heldOut.path] + p.arguments + ["--json"]
+        if let q = settings.questions { args += ["--limit", "\(q)"] }
+        let r = try child(args + settings.evalArguments, log: logs, name: name)
+        guard r.status == 0, let data = FileManager.default.contents(atPath: logs.appendingPathComponent("\(name).stdout.log").path),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let loss = obj["loss"] as? Double else {
+            return (r, nil)
+        }
+        var scores = CompareReport.Scores()
+        scores.loss = loss
+        scores.preference = obj.compactMapValues { $0 as? Double }.filter { $0.key == "loss" || $0.key.contains("/") || $0.key == "kl" }
+        return (r, scores)
     }
 
     /// The benchmark's average and per-category accuracy of one model state (nil when its evaluation fails; the

@@ -38,8 +38,12 @@ public enum PeftCommand {
         return try run(args, environment: env, launcher: launcher)
     }
 
-    /// `.build/<config>/peft`.
+    /// `.build/<config>/peft`, or the executable `PEFT_TEST_EXECUTABLE` names (the ThreadSanitizer suite runs its
+    /// command-line tests against a build without the sanitizer, whose children would otherwise take CPU-hours).
     public static var executable: URL {
+        if let path = ProcessInfo.processInfo.environment["PEFT_TEST_EXECUTABLE"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
         let candidates = [Bundle.main.bundleURL] + Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() }
         for dir in candidates {
             let url = dir.appendingPathComponent("peft")

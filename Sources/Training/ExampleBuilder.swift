@@ -6,10 +6,13 @@ import Transformer
 public struct TrainingExample: Sendable, Equatable {
     public var ids: [Int32]
     public var labels: [Int32]
+    /// KTO: whether the answer is desirable (nil for every other objective).
+    public var desirable: Bool?
 
-    public init(ids: [Int32], labels: [Int32]) {
+    public init(ids: [Int32], labels: [Int32], desirable: Bool? = nil) {
         self.ids = ids
         self.labels = labels
+        self.desirable = desirable
     }
 
     /// Builds shifted labels from a per-token trainable mask.
@@ -20,6 +23,9 @@ public struct TrainingExample: Sendable, Equatable {
 
     /// Tokens that carry a loss.
     public var labelCount: Int { labels.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
+
+    /// Tokens before the first labelled one (the prompt, when only the answer is labelled).
+    public var promptLength: Int { (labels.firstIndex { $0 >= 0 } ?? ids.count - 1) + 1 }
 
     /// Throws when an example holds an id the model has no embedding for (a tokenizer larger than the model) or is
     /// longer than the model's context; the message names the example.

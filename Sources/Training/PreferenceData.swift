@@ -8,10 +8,18 @@ import Tokenizer
 ///   (`{"from": "gpt", "value": ...}`).
 /// - TRL: `prompt` (a string or a message list) with `chosen` and `rejected` (strings or message lists), or
 ///   implicit-prompt `chosen` / `rejected` conversations.
+/// KTO's unpaired answers (`loadUnpaired`): LLaMA-Factory's alpaca or sharegpt rows with a boolean `kto_tag`, TRL's
+/// `prompt` / `completion` / `label`, or any of the pair formats above, unpaired as TRL does.
 public enum PreferenceData {
     public struct Pair: Sendable {
         public var chosen: Conversation
         public var rejected: Conversation
+    }
+
+    /// One KTO answer: the conversation that ends on it and whether it is desirable.
+    public struct Unpaired: Sendable {
+        public var conversation: Conversation
+        public var desirable: Bool
     }
 
     public static func load(_ url: URL) throws -> [Pair] {
@@ -31,6 +39,49 @@ public enum PreferenceData {
         return pairs
     }
 
+    /// KTO's answers. Pair records are unpaired as TRL's `unpair_preference_dataset` does with its default map
+    /// batches: per 1,000 records, their chosen answers (desirable) and then their rejected ones.
+    public static func loadUnpaired(_ url: URL) throws -> [Unpaired] {
+        let path = url.path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TrainingError.data(file: path, record: nil, field: nil, reason: "file not found or unreadable")
+        }
+        var out: [Unpaired] = [], chosen: [Unpaired] = [], rejected: [Unpaired] = []
+        func flush() { out += chosen + rejected; chosen = []; rejected = [] }
+        for (number, object) in try DataLoader.parseRecords(data, path: path) {
+            guard let o = object else { throw TrainingError.data(file: path, record: number, field: nil, reason: "not a JSON object") }
+            func fail(_ field: String, _ reason: String) -> TrainingError { .data(file: path, record: number, field: field, reason: reason) }
+            func convert(_ r: [String: Any]) throws -> Conversation {
+                try DataLoader.convert(r, format: try DataLoader.detect(r, path: path), path: path, record: number)
+            }
+            if o["chosen"] != nil || o["rejected"] != nil {
+                let (c, r) = try split(o, path: path, record: number)
+                chosen.append(Unpaired(conversation: try convert(c), desirable: true))
+                rejected.append(Unpaired(conversation: try convert(r), desirable: false))
+                if chosen.count == 1000 { flush() }
+                continue
+            }
+            flush()
+            let field = o["kto_tag"] != nil ? "kto_tag" : "label"
+            guard let tag = o[field] else { throw fail("label", "missing (a KTO record needs a boolean label or kto_tag, or chosen and rejected)") }
+            guard let desirable = tag as? Bool else {
+                throw fail(field, "must be true or false")
+            }
+            var base = o
+            base[field] = nil
+            if let completion = o["completion"] {
+                base["completion"] = nil
+                out.append(Unpaired(conversation: try convert(try record(base, answer: completion, field: "completion", path: path, number: number)),
+                                    desirable: desirable))
+            } else {
+                out.append(Unpaired(conversation: try convert(base), desirable: desirable))
+            }
+        }
+        flush()
+        guard !out.isEmpty else { throw TrainingError.data(file: path, record: nil, field: nil, reason: "no records") }
+        return out
+    }
+
     /// The two SFT records of a preference record.
     static func split(_ o: [String: Any], path: String, record: Int) throws -> ([String: Any], [String: Any]) {
         func fail(_ field: String, _ reason: String) -> TrainingError { .data(file: path, record: record, field: field, reason: reason) }
@@ -39,7 +90,15 @@ public enum PreferenceData {
         var base = o
         base["chosen"] = nil
         base["rejected"] = nil
-        func with(_ answer: Any, field: String) throws -> [String: Any] {
+        return (try Self.record(base, answer: chosen, field: "chosen", path: path, number: record),
+                try Self.record(base, answer: rejected, field: "rejected", path: path, number: record))
+    }
+
+    /// The SFT record of a prompt (`base`, without its answer field) and one answer (`field` names it in errors).
+    static func record(_ base: [String: Any], answer: Any, field: String, path: String, number: Int) throws -> [String: Any] {
+        func fail(_ field: String, _ reason: String) -> TrainingError { .data(file: path, record: number, field: field, reason: reason) }
+        let o = base
+        do {
             var r = base
             if let list = o["conversations"] as? [Any] {
                 // ShareGPT ranking: the answer message after the conversation.
@@ -69,7 +128,6 @@ public enum PreferenceData {
             }
             return r
         }
-        return (try with(chosen, field: "chosen"), try with(rejected, field: "rejected"))
     }
 
     /// The examples of the pairs, chosen then rejected, labels on the final answer only (its tokens and end of
@@ -83,6 +141,41 @@ public enum PreferenceData {
                     continue
                 }
                 out += [c, r]
+            } catch let error as TokenizerError {
+                throw TrainingError.options("record \(i + 1): \(error)")
+            }
+        }
+        return (out, dropped)
+    }
+
+    /// The examples of a preference file for `loss`, from its first `limit` records: pairs (chosen, rejected), or
+    /// KTO's answers; also the count of pairs or answers dropped (no answer token within `builder.maxLength`) and of
+    /// records read. A record the tokenizer refuses is named with the file.
+    public static func examples(file url: URL, for loss: PreferenceLoss, builder: ExampleBuilder,
+                                limit: Int? = nil) throws -> (examples: [TrainingExample], dropped: Int, records: Int) {
+        do {
+            if loss.isPaired {
+                let pairs = try load(url)
+                let built = try examples(Array(pairs.prefix(limit ?? pairs.count)), builder: builder)
+                return (built.examples, built.dropped, min(pairs.count, limit ?? pairs.count))
+            }
+            let answers = try loadUnpaired(url)
+            let built = try examples(Array(answers.prefix(limit ?? answers.count)), builder: builder)
+            return (built.examples, built.dropped, min(answers.count, limit ?? answers.count))
+        } catch TrainingError.options(let message) {
+            throw TrainingError.options("\(url.path): \(message)")
+        }
+    }
+
+    /// KTO's examples, labels on the final answer only; an answer that keeps no token within `builder.maxLength` is
+    /// dropped (counted).
+    public static func examples(_ answers: [Unpaired], builder: ExampleBuilder) throws -> (examples: [TrainingExample], dropped: Int) {
+        var out: [TrainingExample] = [], dropped = 0
+        for (i, a) in answers.enumerated() {
+            do {
+                guard var e = try lastAnswer(a.conversation, builder) else { dropped += 1; continue }
+                e.desirable = a.desirable
+                out.append(e)
             } catch let error as TokenizerError {
                 throw TrainingError.options("record \(i + 1): \(error)")
             }

@@ -7,9 +7,12 @@ import Foundation
 ///   sigmoid loss unbiased by 1 - 2 epsilon;
 /// - SimPO: -log sigmoid(beta (mean chosen - mean rejected) - gamma), no reference;
 /// - ORPO: -beta x log sigmoid(log odds(mean chosen) - log odds(mean rejected)) (its NLL term is added by the
-///   caller), no reference.
+///   caller), no reference;
+/// - KTO (unpaired answers, each desirable or not; `unpaired`): 1 - sigmoid(beta (log-ratio - KL)) for a desirable
+///   answer, 1 - sigmoid(beta (KL - log-ratio)) for an undesirable one, weighted, with KL the batch's mean log-ratio
+///   of mismatched prompt/answer sequences (no gradient, clamped at 0).
 public enum PreferenceLoss: String, CaseIterable, Sendable {
-    case sigmoid, hinge, ipo, robust, simpo, orpo
+    case sigmoid, hinge, ipo, robust, simpo, orpo, kto
 
     public struct Pair: Sendable, Equatable {
         public var chosen: Double
@@ -30,6 +33,9 @@ public enum PreferenceLoss: String, CaseIterable, Sendable {
         public var beta = 0.1
         public var labelSmoothing = 0.0
         public var simpoGamma = 0.5
+        /// KTO's weights of the desirable and the undesirable answers' losses.
+        public var desirableWeight = 1.0
+        public var undesirableWeight = 1.0
         public init() {}
     }
 
@@ -44,7 +50,10 @@ public enum PreferenceLoss: String, CaseIterable, Sendable {
     }
 
     /// Whether the objective compares against a reference model.
-    public var needsReference: Bool { self == .sigmoid || self == .hinge || self == .ipo || self == .robust }
+    public var needsReference: Bool { self != .simpo && self != .orpo }
+
+    /// Whether the examples come in chosen/rejected pairs (all but KTO, whose answers stand alone).
+    public var isPaired: Bool { self != .kto }
 
     /// log sigmoid(x), stable for large |x|.
     static func logSigmoid(_ x: Double) -> Double { x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)) }
@@ -52,7 +61,21 @@ public enum PreferenceLoss: String, CaseIterable, Sendable {
     /// log(1 - exp(x)) for x < 0, stable at both ends.
     static func log1mexp(_ x: Double) -> Double { x > -M_LN2 ? log(-expm1(x)) : log1p(-exp(x)) }
 
+    /// KTO's loss of one answer: `logp` and `ref` its summed log-probabilities under the policy and the reference,
+    /// `kl` the batch's clamped KL estimate (a constant). `dChosen` carries d(loss)/d(logp) and `chosenReward` the
+    /// reward beta x (logp - ref), whichever kind the answer is.
+    public static func unpaired(logp: Double, ref: Double, kl: Double, desirable: Bool, _ s: Settings) -> Value {
+        let ratio = logp - ref
+        // 1 - sigmoid(z) = sigmoid(-z); d/dz = -sigmoid(z) sigmoid(-z).
+        let z = desirable ? s.beta * (ratio - kl) : s.beta * (kl - ratio)
+        let w = desirable ? s.desirableWeight : s.undesirableWeight
+        let dz = -sigmoid(z) * sigmoid(-z)
+        return Value(loss: w * sigmoid(-z), dChosen: w * dz * (desirable ? s.beta : -s.beta), dRejected: 0,
+                     chosenReward: s.beta * ratio, rejectedReward: 0)
+    }
+
     public func value(_ p: Pair, _ s: Settings) -> Value {
+        precondition(isPaired, "KTO's answers are unpaired: PreferenceLoss.unpaired")
         let beta = s.beta
         let nc = Double(max(1, p.chosenTokens)), nr = Double(max(1, p.rejectedTokens))
         switch self {
@@ -94,6 +117,8 @@ public enum PreferenceLoss: String, CaseIterable, Sendable {
             // d log odds / d mean = 1 / (1 - e^mean) for the chosen, minus that for the rejected.
             return Value(loss: loss, dChosen: dOdds / (-expm1(ac)) / nc, dRejected: -dOdds / (-expm1(ar)) / nr,
                          chosenReward: beta * ac, rejectedReward: beta * ar)
+        case .kto:
+            preconditionFailure()
         }
     }
 }

@@ -2,62 +2,90 @@ import Foundation
 import Kernels
 import Transformer
 
-/// Preference tuning for a training run (`peft train --stage dpo|orpo|simpo`): the examples come in pairs
-/// (chosen at even indices, rejected at odd ones, the same prompt), and each step's objective is the mean over its
-/// pairs of the preference loss (`PreferenceLoss`), plus `ftx` times the chosen answers' SFT loss (LLaMA-Factory's
-/// pref_ftx), plus, for ORPO, the chosen answers' negative log-likelihood (mean over their tokens).
+/// Preference tuning for a training run (`peft train --stage dpo|orpo|simpo|kto`). Paired objectives: the examples
+/// come in pairs (chosen at even indices, rejected at odd ones, the same prompt), and each step's objective is the
+/// mean over its pairs of the preference loss (`PreferenceLoss`), plus `ftx` times the chosen answers' SFT loss
+/// (LLaMA-Factory's pref_ftx), plus, for ORPO, the chosen answers' negative log-likelihood (mean over their tokens).
+/// KTO: the examples stand alone (`TrainingExample.desirable`), the objective is the mean over the step's answers of
+/// their weighted KTO losses, and each micro-batch estimates its KL term from mismatched sequences: every prompt
+/// with the previous example's answer (the first with the last's), as TRL rotates completions within a batch.
 public struct PreferenceSettings {
     public var loss: PreferenceLoss
     public var settings = PreferenceLoss.Settings()
     public var ftx = 0.0
-    /// The reference policy for the DPO losses: nil is the base model with the adapter disabled (no second copy).
+    /// The reference policy for the DPO losses and KTO: nil is the base model with the adapter disabled (no second copy).
     public var reference: TransformerModel?
 
     public init(loss: PreferenceLoss) { self.loss = loss }
 
-    /// The pairs' step plan: `StepPlan` over pair indices (with `ranks` data-parallel ranks), each pair becoming its
-    /// two examples.
-    public static func plan(pairs: Int, options: TrainingOptions, ranks: Int = 1) -> StepPlan {
-        let base = StepPlan(exampleCount: pairs, options: options, ranks: ranks)
+    /// The step plan: for pairs, `StepPlan` over pair indices (with `ranks` data-parallel ranks), each pair becoming
+    /// its two examples; for KTO, the ordinary plan over the examples.
+    public func plan(examples: Int, options: TrainingOptions, ranks: Int = 1) -> StepPlan {
+        guard loss.isPaired else { return StepPlan(exampleCount: examples, options: options, ranks: ranks) }
+        let base = StepPlan(exampleCount: examples / 2, options: options, ranks: ranks)
         return StepPlan(steps: base.steps.map { s in
             StepPlan.Step(epoch: s.epoch, microBatches: s.microBatches.map { $0.flatMap { [2 * $0, 2 * $0 + 1] } },
                           endsEpoch: s.endsEpoch)
         }, stepsPerEpoch: base.stepsPerEpoch)
     }
+
+    /// Throws unless the examples fit the objective: whole pairs, or (KTO) answers that say whether they are desirable.
+    public func check(_ examples: [TrainingExample]) throws {
+        if loss.isPaired {
+            guard examples.count % 2 == 0 else { throw TrainingError.options("preference examples come in pairs") }
+        } else if let i = examples.firstIndex(where: { $0.desirable == nil }) {
+            throw TrainingError.options("KTO example \(i + 1) does not say whether its answer is desirable")
+        }
+    }
 }
 
-/// One step's preference sums (for the log): over its pairs.
+/// One step's preference sums (for the log): over its pairs, or (KTO) over its answers.
 public struct PreferenceSums: Sendable {
-    public var loss = 0.0, pairs = 0, correct = 0
+    /// `pairs` counts pairs, or KTO's answers; `chosen` and `rejected` count the answers of each kind.
+    public var loss = 0.0, pairs = 0, correct = 0, chosen = 0, rejected = 0
     public var chosenRewards = 0.0, rejectedRewards = 0.0, chosenLogps = 0.0, rejectedLogps = 0.0
+    /// KTO: the sum of the micro-batches' KL estimates and their count.
+    public var klSum = 0.0, klBatches = 0
 
     mutating func add(_ other: PreferenceSums) {
         loss += other.loss; pairs += other.pairs; correct += other.correct
+        chosen += other.chosen; rejected += other.rejected
         chosenRewards += other.chosenRewards; rejectedRewards += other.rejectedRewards
         chosenLogps += other.chosenLogps; rejectedLogps += other.rejectedLogps
+        klSum += other.klSum; klBatches += other.klBatches
     }
 
-    var array: [Double] { [loss, Double(pairs), Double(correct), chosenRewards, rejectedRewards, chosenLogps, rejectedLogps] }
+    var array: [Double] {
+        [loss, Double(pairs), Double(correct), Double(chosen), Double(rejected), chosenRewards, rejectedRewards,
+         chosenLogps, rejectedLogps, klSum, Double(klBatches)]
+    }
 
-    /// TRL's logged means over the pairs: the rewards of the chosen and rejected answers, the share of pairs whose
-    /// chosen reward is higher, their margin, and the summed log-probabilities.
-    public var rewardsChosen: Double { chosenRewards / Double(max(1, pairs)) }
-    public var rewardsRejected: Double { rejectedRewards / Double(max(1, pairs)) }
-    public var rewardsAccuracies: Double { Double(correct) / Double(max(1, pairs)) }
-    public var rewardsMargins: Double { (chosenRewards - rejectedRewards) / Double(max(1, pairs)) }
-    public var logpsChosen: Double { chosenLogps / Double(max(1, pairs)) }
-    public var logpsRejected: Double { rejectedLogps / Double(max(1, pairs)) }
+    /// TRL's logged means: the rewards of the chosen (desirable) and rejected (undesirable) answers, the share of
+    /// pairs whose chosen reward is higher (paired objectives only), their margin, the summed log-probabilities, and
+    /// KTO's KL estimate.
+    public var rewardsChosen: Double { chosenRewards / Double(max(1, chosen)) }
+    public var rewardsRejected: Double { rejectedRewards / Double(max(1, rejected)) }
+    public var rewardsAccuracies: Double? { isUnpaired ? nil : Double(correct) / Double(max(1, pairs)) }
+    public var rewardsMargins: Double { rewardsChosen - rewardsRejected }
+    public var logpsChosen: Double { chosenLogps / Double(max(1, chosen)) }
+    public var logpsRejected: Double { rejectedLogps / Double(max(1, rejected)) }
+    public var kl: Double? { isUnpaired ? klSum / Double(klBatches) : nil }
+    var isUnpaired: Bool { klBatches > 0 }
 
     /// Those means under TRL's names (`rewards/chosen`, ...).
     public var logged: [String: Double] {
-        ["rewards/chosen": rewardsChosen, "rewards/rejected": rewardsRejected, "rewards/accuracies": rewardsAccuracies,
-         "rewards/margins": rewardsMargins, "logps/chosen": logpsChosen, "logps/rejected": logpsRejected]
+        var o = ["rewards/chosen": rewardsChosen, "rewards/rejected": rewardsRejected, "rewards/margins": rewardsMargins,
+                 "logps/chosen": logpsChosen, "logps/rejected": logpsRejected]
+        if let a = rewardsAccuracies { o["rewards/accuracies"] = a }
+        if let kl { o["kl"] = kl }
+        return o
     }
 
     public init() {}
     init(_ a: [Double]) {
-        (loss, pairs, correct) = (a[0], Int(a[1]), Int(a[2]))
-        (chosenRewards, rejectedRewards, chosenLogps, rejectedLogps) = (a[3], a[4], a[5], a[6])
+        (loss, pairs, correct, chosen, rejected) = (a[0], Int(a[1]), Int(a[2]), Int(a[3]), Int(a[4]))
+        (chosenRewards, rejectedRewards, chosenLogps, rejectedLogps) = (a[5], a[6], a[7], a[8])
+        (klSum, klBatches) = (a[9], Int(a[10]))
     }
 }
 
@@ -69,11 +97,16 @@ extension PreferenceSettings {
         let saved = model.adapter
         if reference == nil { model.adapter = nil }
         defer { model.adapter = saved }
+        return Self.sequenceLogps(target, examples)
+    }
+
+    /// The summed log-probability of every sequence's labelled rows under `model` as it stands (forward only).
+    static func sequenceLogps(_ model: TransformerModel, _ examples: [TrainingExample]) -> [Double] {
         let batch = PackedBatch(sequences: examples.map(\.ids))
-        let buffers = target.makeBuffers(batches: [batch.lengths], policy: .inference)
+        let buffers = model.makeBuffers(batches: [batch.lengths], policy: .inference)
         let recorder = SequenceObjective()
-        _ = target.loss(batch, labels: examples.flatMap(\.labels), buffers: buffers, objective: recorder)
-        return Self.perSequence(recorder.logProbs, examples)
+        _ = model.loss(batch, labels: examples.flatMap(\.labels), buffers: buffers, objective: recorder)
+        return perSequence(recorder.logProbs, examples)
     }
 
     /// Sums of row values per sequence (rows in order, each sequence's labelled rows).
@@ -87,22 +120,67 @@ extension PreferenceSettings {
         return out
     }
 
-    /// The objective of one micro-batch of pairs: `pairsInStep` pairs and `chosenTokensInStep` chosen tokens in
-    /// the whole step (the means' divisors); `refLogps` per sequence (DPO losses). Records the sums into `sums`.
+    /// KTO's mismatched sequences of a batch: example i's prompt with example i-1's answer (example 0 with the
+    /// last one's), cut to `maxLength` tokens; only the borrowed answer is labelled.
+    public static func mismatched(_ examples: [TrainingExample], maxLength: Int) -> [TrainingExample] {
+        examples.indices.map { i in
+            let own = examples[i], other = examples[(i + examples.count - 1) % examples.count]
+            let p = min(own.promptLength, own.ids.count), q = min(other.promptLength, other.ids.count)
+            let ids = Array((Array(own.ids[..<p]) + other.ids[q...]).prefix(max(1, maxLength)))
+            var trainable = [Bool](repeating: false, count: ids.count)
+            for t in p..<max(p, ids.count) { trainable[t] = true }
+            return TrainingExample(ids: ids, trainable: trainable)
+        }
+    }
+
+    /// KTO's KL estimate of one batch, as sums: the mismatched sequences' log-ratios of the policy (as it stands,
+    /// no gradient) to the reference, summed, and their count; only the sequences at `positions` (a rank's share;
+    /// default all), so that the ranks' sums add up to the whole batch's. The caller divides and clamps at 0.
+    func klSums(model: TransformerModel, batch: [TrainingExample], positions: [Int]? = nil,
+                maxLength: Int) -> (sum: Double, count: Int) {
+        let all = Self.mismatched(batch, maxLength: maxLength)
+        let kl = positions.map { $0.map { all[$0] } } ?? all
+        guard !kl.isEmpty else { return (0, 0) }
+        let policy = Self.sequenceLogps(model, kl)
+        let ref = referenceLogps(model: model, examples: kl)
+        return (zip(policy, ref).reduce(0) { $0 + $1.0 - $1.1 }, kl.count)
+    }
+
+    /// The objective of one micro-batch: `pairsInStep` pairs (KTO: answers) and `chosenTokensInStep` chosen tokens
+    /// in the whole step (the means' divisors); `refLogps` per sequence (DPO losses, KTO); `kl` KTO's clamped
+    /// estimate for this micro-batch. Records the sums into `sums`.
     func objective(examples: [TrainingExample], refLogps: [Double]?, pairsInStep: Int, chosenTokensInStep: Int,
-                   sums: PreferenceSumsBox) -> SequenceObjective {
+                   kl: Double = 0, sums: PreferenceSumsBox) -> SequenceObjective {
         SequenceObjective { rows in
             let logps = Self.perSequence(rows, examples)
             var weights: [Double] = []
             weights.reserveCapacity(rows.count)
             var local = PreferenceSums()
+            let n = Double(pairsInStep)
+            guard loss.isPaired else {
+                for (i, e) in examples.enumerated() {
+                    let desirable = e.desirable ?? true
+                    let v = PreferenceLoss.unpaired(logp: logps[i], ref: refLogps?[i] ?? 0, kl: kl, desirable: desirable, settings)
+                    weights += [Double](repeating: v.dChosen / n, count: e.labelCount)
+                    local.loss += v.loss / n
+                    local.pairs += 1
+                    if desirable {
+                        local.chosen += 1; local.chosenRewards += v.chosenReward; local.chosenLogps += logps[i]
+                    } else {
+                        local.rejected += 1; local.rejectedRewards += v.chosenReward; local.rejectedLogps += logps[i]
+                    }
+                }
+                local.klSum = kl
+                local.klBatches = 1
+                sums.value.add(local)
+                return weights
+            }
             for p in 0..<(examples.count / 2) {
                 let c = examples[2 * p], r = examples[2 * p + 1]
                 let pair = PreferenceLoss.Pair(chosen: logps[2 * p], rejected: logps[2 * p + 1],
                                                refChosen: refLogps?[2 * p] ?? 0, refRejected: refLogps?[2 * p + 1] ?? 0,
                                                chosenTokens: c.labelCount, rejectedTokens: r.labelCount)
                 let v = loss.value(pair, settings)
-                let n = Double(pairsInStep)
                 var dChosen = v.dChosen / n, dRejected = v.dRejected / n
                 var pairLoss = v.loss / n
                 // pref_ftx: the chosen answer's SFT loss (its mean negative log-probability per token).
@@ -119,6 +197,8 @@ extension PreferenceSettings {
                 weights += [Double](repeating: dRejected, count: r.labelCount)
                 local.loss += pairLoss
                 local.pairs += 1
+                local.chosen += 1
+                local.rejected += 1
                 if v.chosenReward > v.rejectedReward { local.correct += 1 }
                 local.chosenRewards += v.chosenReward
                 local.rejectedRewards += v.rejectedReward
@@ -136,26 +216,34 @@ final class PreferenceSumsBox {
 }
 
 extension PreferenceSettings {
-    /// The preference loss and rewards of `examples` (pairs) without training: forward passes only, in batches of
-    /// `batchSize` pairs (`peft eval --stage`, evaluation during training).
-    public func evaluate(model: TransformerModel, examples: [TrainingExample], batchSize: Int) throws -> PreferenceSums {
-        guard examples.count % 2 == 0 else { throw TrainingError.options("preference examples come in pairs") }
+    /// The preference loss and rewards of `examples` (pairs, or KTO's answers) without training: forward passes
+    /// only, in batches of `batchSize` pairs or answers (`peft eval --stage`, evaluation during training); KTO's KL
+    /// term is estimated per batch, its mismatched sequences cut to `maxLength`.
+    public func evaluate(model: TransformerModel, examples: [TrainingExample], batchSize: Int,
+                         maxLength: Int = Int.max) throws -> PreferenceSums {
+        try check(examples)
         try TrainingExample.validate(examples, for: model)
-        let pairs = examples.count / 2
+        let width = loss.isPaired ? 2 : 1
+        let units = examples.count / width
         let chosenTokens = stride(from: 0, to: examples.count, by: 2).reduce(0) { $0 + examples[$1].labelCount }
         let box = PreferenceSumsBox()
         var p = 0
-        while p < pairs {
-            let part = Array(examples[(2 * p)..<(2 * min(pairs, p + max(1, batchSize)))])
+        while p < units {
+            let part = Array(examples[(width * p)..<(width * min(units, p + max(1, batchSize)))])
             let refs = loss.needsReference ? referenceLogps(model: model, examples: part) : nil
+            var kl = 0.0
+            if !loss.isPaired {
+                let k = klSums(model: model, batch: part, maxLength: maxLength)
+                kl = max(0, k.sum / Double(k.count))
+            }
+            let recorder = SequenceObjective()
             let batch = PackedBatch(sequences: part.map(\.ids))
             let buffers = model.makeBuffers(batches: [batch.lengths], policy: .inference)
-            let recorder = SequenceObjective()
             _ = model.loss(batch, labels: part.flatMap(\.labels), buffers: buffers, objective: recorder)
             // The objective's closure computes the sums from the recorded log-probabilities.
-            _ = objective(examples: part, refLogps: refs, pairsInStep: pairs, chosenTokensInStep: chosenTokens, sums: box)
+            _ = objective(examples: part, refLogps: refs, pairsInStep: units, chosenTokensInStep: chosenTokens, kl: kl, sums: box)
                 .gradient(recorder.logProbs)
-            p += part.count / 2
+            p += part.count / width
         }
         return box.value
     }

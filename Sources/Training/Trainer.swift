@@ -25,6 +25,8 @@ public final class Trainer {
         public var tokensPerSecond: Double
         public var elapsed: Double
         public var eta: Double
+        /// Preference tuning: the step's rewards and log-probabilities.
+        public var preference: PreferenceSums?
     }
 
     public struct Summary: Sendable {
@@ -56,14 +58,17 @@ public final class Trainer {
 
     /// Knowledge distillation (`peft distill`): the objective becomes the divergence from this teacher.
     public var distillation: DistillationSettings?
-    /// Preference tuning (`--stage dpo|orpo|simpo`): `train` and `eval` hold pairs (chosen at even indices,
-    /// rejected at odd ones) and the plan keeps each pair in one micro-batch (`PreferenceSettings.plan`).
+    /// Preference tuning (`--stage dpo|orpo|simpo|kto`): `train` and `eval` hold pairs (chosen at even indices,
+    /// rejected at odd ones) and the plan keeps each pair in one micro-batch (`PreferenceSettings.plan`); for KTO,
+    /// answers marked desirable or not.
     public var preference: PreferenceSettings?
     /// The reference log-probability of each training sequence, computed once when first needed.
     private var referenceCache: [Double?] = []
 
     public var onStep: ((StepReport) -> Void)?
     public var onEval: ((Int, LossEvaluator.Result) -> Void)?
+    /// Preference tuning: an evaluation's loss and rewards on the held-out pairs (KTO: answers).
+    public var onPreferenceEval: ((Int, PreferenceSums) -> Void)?
     public var onCheckpoint: ((URL) -> Void)?
     /// Polled after every optimiser step; returning true saves a checkpoint and ends the run.
     public var shouldStop: () -> Bool = { false }
@@ -143,7 +148,7 @@ public final class Trainer {
     func share(_ indices: [Int]) -> [Int] {
         let n = worldSize
         guard n > 1 else { return indices }
-        if preference != nil {
+        if let pref = preference, pref.loss.isPaired {
             // Pairs stay together: deal pairs (by their chosen index) and return both members.
             let firsts = indices.filter { $0 % 2 == 0 }
             var load = [Int](repeating: 0, count: n), owner = [Int: Int]()
@@ -182,8 +187,9 @@ public final class Trainer {
             try rewriteLog()
         }
         let buffers = model.makeBuffers(batches: microBatchLengths, policy: policy)
-        if preference != nil {
-            guard train.count % 2 == 0, eval.count % 2 == 0 else { throw TrainingError.options("preference examples come in pairs") }
+        if let pref = preference {
+            try pref.check(train)
+            try pref.check(eval)
             referenceCache = [Double?](repeating: nil, count: train.count)
         }
         adapter.reserve(rows: capacity)
@@ -220,12 +226,21 @@ public final class Trainer {
             adapter.zeroGradients()
             var lossSum = 0.0, stepTokens = 0, auxSum = 0.0, auxPasses = 0, distillSum = 0.0, ceSum = 0.0
             let preferenceSums = PreferenceSumsBox()
-            let stepPairs = planned.microBatches.reduce(0) { $0 + $1.count } / 2
+            let stepPairs = planned.microBatches.reduce(0) { $0 + $1.count } / (preference?.loss.isPaired == false ? 1 : 2)
             let stepChosenTokens = planned.microBatches.joined().filter { $0 % 2 == 0 }.reduce(0) { $0 + train[$1].labelCount }
             // The router's load-balancing loss: its weight shared by the step's micro-batches on every rank.
             let auxWeight = Float(routerAuxLossCoefficient / Double(planned.microBatches.count * worldSize))
             for (m, all) in planned.microBatches.enumerated() {
                 let indices = share(all), examples = stepExamples[m]
+                // KTO: the micro-batch's KL estimate (each prompt with the previous answer of the whole micro-batch),
+                // each rank computing its share's sequences; every rank takes part in the sum, share or none.
+                var kl = 0.0
+                if let pref = preference, !pref.loss.isPaired {
+                    let positions = indices.map { i in all.firstIndex(of: i)! }
+                    let k = pref.klSums(model: model, batch: all.map { train[$0] }, positions: positions, maxLength: options.maxLength)
+                    let total = try communicator.map { try $0.sum([k.sum, Double(k.count)]) } ?? [k.sum, Double(k.count)]
+                    kl = max(0, total[0] / max(1, total[1]))
+                }
                 if indices.isEmpty { continue }
                 let batch = PackedBatch(sequences: examples.map(\.ids))
                 let labels = examples.flatMap(\.labels)
@@ -248,7 +263,7 @@ public final class Trainer {
                         refs = indices.map { referenceCache[$0]! }
                     }
                     objective = pref.objective(examples: examples, refLogps: refs, pairsInStep: stepPairs,
-                                               chosenTokensInStep: stepChosenTokens, sums: preferenceSums)
+                                               chosenTokensInStep: stepChosenTokens, kl: kl, sums: preferenceSums)
                 }
                 let (s, _) = model.forwardBackward(batch, labels: labels, gradScale: objective == nil ? scale : 1,
                                                    buffers: buffers, context: context, distill: target, objective: objective)
@@ -303,14 +318,16 @@ public final class Trainer {
             try log(entry)
             onStep?(StepReport(step: step, totalSteps: totalSteps, epoch: epoch, loss: loss, learningRate: lr,
                                gradNorm: Double(norm), tokensPerSecond: rate, elapsed: elapsed,
-                               eta: elapsed / Double(step - start) * Double(totalSteps - step)))
+                               eta: elapsed / Double(step - start) * Double(totalSteps - step),
+                               preference: preference != nil ? prefSums : nil))
             let evalDue = isPrimary && !eval.isEmpty && (planned.endsEpoch || (options.evalEvery.map { step % $0 == 0 } ?? false)
                                             || step == totalSteps)
             if evalDue, let pref = preference {
-                let sums = try pref.evaluate(model: model, examples: eval, batchSize: options.batchSize)
+                let sums = try pref.evaluate(model: model, examples: eval, batchSize: options.batchSize, maxLength: options.maxLength)
                 var entry = LogEntry(type: "eval", step: step, epoch: epoch, evalLoss: sums.loss)
                 entry.setPreference(sums)
                 try log(entry)
+                onPreferenceEval?(step, sums)
             } else if evalDue {
                 let result = try LossEvaluator.evaluate(model: model, examples: eval, batchSize: options.batchSize)
                 lastEval = result

@@ -85,18 +85,21 @@ public struct LogEntry: Codable, Sendable, Equatable {
     public var ceLoss: Double?
     public var onPolicy: Bool?
     /// Preference tuning (TRL's names): mean rewards of the chosen and rejected answers, the share of pairs whose
-    /// chosen reward is higher, their mean margin, and the mean summed log-probabilities.
+    /// chosen reward is higher (paired objectives), their mean margin, the mean summed log-probabilities, and KTO's
+    /// KL estimate.
     public var rewardsChosen: Double?
     public var rewardsRejected: Double?
     public var rewardsAccuracies: Double?
     public var rewardsMargins: Double?
     public var logpsChosen: Double?
     public var logpsRejected: Double?
+    public var kl: Double?
 
     /// Fills the preference fields from a step's (or an evaluation's) sums over pairs.
     mutating func setPreference(_ s: PreferenceSums) {
         (rewardsChosen, rewardsRejected, rewardsAccuracies) = (s.rewardsChosen, s.rewardsRejected, s.rewardsAccuracies)
         (rewardsMargins, logpsChosen, logpsRejected) = (s.rewardsMargins, s.logpsChosen, s.logpsRejected)
+        kl = s.kl
     }
 
     enum CodingKeys: String, CodingKey {
@@ -106,7 +109,7 @@ public struct LogEntry: Codable, Sendable, Equatable {
         case allreduceSeconds = "allreduce_seconds", rankWaitSeconds = "rank_wait_seconds", auxLoss = "aux_loss"
         case distillLoss = "distill_loss", ceLoss = "ce_loss", onPolicy = "on_policy"
         case rewardsChosen = "rewards/chosen", rewardsRejected = "rewards/rejected", rewardsAccuracies = "rewards/accuracies"
-        case rewardsMargins = "rewards/margins", logpsChosen = "logps/chosen", logpsRejected = "logps/rejected"
+        case rewardsMargins = "rewards/margins", logpsChosen = "logps/chosen", logpsRejected = "logps/rejected", kl
     }
 
     public init(type: String, step: Int, epoch: Double, loss: Double? = nil, learningRate: Double? = nil,

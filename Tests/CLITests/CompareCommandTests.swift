@@ -79,6 +79,41 @@ final class CompareCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("cmp-bad/runs")))
     }
 
+    /// --stage: every method trains on preference pairs and is scored with `peft eval --stage`; the tables show
+    /// the preference loss and TRL's rewards (KL instead of accuracy for KTO).
+    func testPreferenceComparison() throws {
+        var lines: [String] = []
+        for i in 0..<10 {
+            lines.append("{\"instruction\": \"问题 \(i)\", \"input\": \"\", \"chosen\": \"答案 \(i * 7)\", \"rejected\": \"不\"}")
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("pairs.jsonl"))
+        for (stage, third) in [("dpo", "rewards/accuracies"), ("kto", "kl")] {
+            let out = tmp.path("cmp-\(stage)")
+            let r = try PeftCommand.run(["compare", "--model", model, "--data", tmp.path("pairs.jsonl"), "--output", out,
+                                         "--max-steps", "2", "--batch-size", "2", "--dtype", "float32", "--methods", "lora,ia3",
+                                         "--stage", stage])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let o = try report(out)
+            XCTAssertEqual(o["stage"] as? String, stage)
+            let before = try XCTUnwrap((o["before"] as? [String: Any])?["preference"] as? [String: Double])
+            // The base model is its own reference: every reward is 0.
+            XCTAssertEqual(before["rewards/margins"] ?? .nan, 0, accuracy: 1e-9)
+            let methods = try XCTUnwrap(o["methods"] as? [[String: Any]])
+            XCTAssertEqual(methods.count, 2)
+            for m in methods {
+                XCTAssertEqual(m["status"] as? String, "done", "\(m)")
+                let after = try XCTUnwrap((m["after"] as? [String: Any])?["preference"] as? [String: Double], "\(m)")
+                for key in ["loss", "rewards/chosen", "rewards/rejected", third, "rewards/margins", "logps/chosen", "logps/rejected"] {
+                    XCTAssertNotNil(after[key], "\(stage) \(key)")
+                }
+                XCTAssertNotEqual(after["rewards/margins"] ?? 0, 0, "trained away from the reference")
+            }
+            XCTAssertTrue(r.stdout.contains("\(stage) loss") && r.stdout.contains(third), r.stdout)
+            let html = try String(contentsOfFile: "\(out)/compare.html", encoding: .utf8)
+            XCTAssertTrue(html.contains("reward margin after"))
+        }
+    }
+
     func testAFailingMethodIsReportedAndTheOthersFinish() throws {
         // A copy of the model with a 70-token context: the examples fit, but not behind prompt tuning's 20 virtual
         // tokens, so prompt fails and LoRA trains.

@@ -119,6 +119,32 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
+    /// KTO's KL term is estimated over the whole micro-batch, each rank computing its share: two ranks equal one
+    /// process with twice the batch.
+    func testKTOMatchesOneProcess() throws {
+        var lines: [String] = []
+        for i in 0..<12 {
+            lines.append("{\"instruction\": \"\(String(repeating: "问题\(i) ", count: 1 + i % 4))\", \"input\": \"\", \"output\": \"答案 \(i * 7)\", \"kto_tag\": \(i % 3 != 0)}")
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("kto.jsonl"))
+        func run(_ ranks: Int) throws -> [Log] {
+            let out = tmp.path("kto-\(ranks)")
+            let a = ["train", "--model", model, "--data", tmp.path("kto.jsonl"), "--output", out, "--stage", "kto",
+                     "--max-steps", "3", "--batch-size", "\(4 / ranks)", "--grad-accum", "2", "--dtype", "float32",
+                     "--lr", "1e-2", "--lora-dropout", "0"]
+            let r = ranks == 1 ? try PeftCommand.run(a) : try PeftCommand.runMPI(ranks: ranks, a)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try trainLog(out)
+        }
+        let one = try run(1), two = try run(2)
+        XCTAssertEqual(one.count, 3)
+        XCTAssertEqual(one.count, two.count)
+        for (x, y) in zip(one, two) {
+            XCTAssertEqual(x.loss!, y.loss!, accuracy: 1e-5 * x.loss!)
+            XCTAssertEqual(x.grad_norm!, y.grad_norm!, accuracy: 1e-5 * x.grad_norm! + 1e-7)
+        }
+    }
+
     func testResumeNeedsTheSameRanks() throws {
         let full = tmp.path("full"), part = tmp.path("part")
         XCTAssertEqual(try PeftCommand.runMPI(ranks: 2, args(batch: 2, output: full)).status, 0)

@@ -2,7 +2,8 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `peft train --stage dpo|orpo|simpo` and `peft eval --stage` through the executable, with every pair format.
+/// `peft train --stage dpo|orpo|simpo|kto` and `peft eval --stage` through the executable, with every pair format and
+/// every KTO format.
 final class PreferenceCommandTests: XCTestCase {
     var tmp: TemporaryDirectory!
     let model = modelFixture("tiny-qwen2").path
@@ -22,6 +23,17 @@ final class PreferenceCommandTests: XCTestCase {
             #"{"chosen": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}], "rejected": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "3"}]}"#,
         ]
         try Data((records.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("pairs.jsonl"))
+        let unpaired = [
+            // LLaMA-Factory: Alpaca and ShareGPT rows with kto_tag.
+            #"{"instruction": "2+2?", "input": "", "output": "4", "kto_tag": true}"#,
+            #"{"instruction": "2+2?", "input": "", "output": "5", "kto_tag": false}"#,
+            #"{"conversations": [{"from": "human", "value": "你好"}, {"from": "gpt", "value": "你好！"}], "kto_tag": true}"#,
+            // TRL: prompt / completion / label, plain strings and message lists.
+            #"{"prompt": "hello", "completion": "go away", "label": false}"#,
+            #"{"prompt": [{"role": "user", "content": "colour?"}], "completion": [{"role": "assistant", "content": "blue"}], "label": true}"#,
+            #"{"prompt": [{"role": "user", "content": "colour?"}], "completion": [{"role": "assistant", "content": "loud"}], "label": false}"#,
+        ]
+        try Data((unpaired.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("kto.jsonl"))
     }
 
     override func tearDown() { tmp.cleanup() }
@@ -49,6 +61,12 @@ final class PreferenceCommandTests: XCTestCase {
                 }
             }
             XCTAssertNotNil(log.first { $0["type"] as? String == "eval" }?["eval_loss"] as? Double, stage)
+            // The report shows the rewards by step.
+            let rep = try PeftCommand.run(["report", "--log", out + "/train_log.jsonl", "--output", out + "/report.html"])
+            XCTAssertEqual(rep.status, 0, rep.stderr)
+            let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+            XCTAssertTrue(md.contains("## Preference rewards") && md.contains("rewards/accuracies: 3 points"), md)
+            XCTAssertTrue(try String(contentsOfFile: out + "/report.html", encoding: .utf8).contains("Preference rewards by step"))
             // The same loss and rewards on held-out pairs without training.
             let e = try PeftCommand.run(["eval", "--model", model, "--adapter", out, "--data", tmp.path("pairs.jsonl"),
                                          "--stage", stage, "--json", "--dtype", "float32"] + extra)
@@ -64,6 +82,44 @@ final class PreferenceCommandTests: XCTestCase {
         XCTAssertEqual(o["loss"] as? Double ?? 0, log(2), accuracy: 1e-9)
     }
 
+    func testKTOTrainsAndEvaluatesEveryFormat() throws {
+        for (data, count, desirable) in [("kto.jsonl", 6, 3), ("pairs.jsonl", 10, 5)] {
+            let out = tmp.path("kto-\(data)")
+            let r = try PeftCommand.run(["train", "--model", model, "--data", tmp.path(data), "--output", out,
+                                         "--stage", "kto", "--max-steps", "3", "--batch-size", "3", "--lr", "0.02",
+                                         "--dtype", "float32", "--eval-data", tmp.path(data), "--undesirable-weight", "1.2"])
+            XCTAssertEqual(r.status, 0, "\(data): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("(\(desirable) desirable answers, \(count - desirable) undesirable)"), r.stderr)
+            let log = try entries(out)
+            let train = log.filter { $0["type"] as? String == "train" }
+            XCTAssertEqual(train.count, 3, data)
+            for e in train {
+                for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected", "kl"] {
+                    XCTAssertNotNil(e[key] as? Double, "\(data) \(key) in \(e)")
+                }
+                XCTAssertGreaterThanOrEqual(e["kl"] as? Double ?? -1, 0)
+                XCTAssertNil(e["rewards/accuracies"], "KTO has no pairs to be accurate on")
+            }
+            XCTAssertNotNil(log.first { $0["type"] as? String == "eval" }?["kl"] as? Double, data)
+            let rep = try PeftCommand.run(["report", "--log", out + "/train_log.jsonl", "--output", out + "/report.html"])
+            XCTAssertEqual(rep.status, 0, rep.stderr)
+            let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+            XCTAssertTrue(md.contains("kl: 3 points") && !md.contains("rewards/accuracies"), md)
+            let e = try PeftCommand.run(["eval", "--model", model, "--adapter", out, "--data", tmp.path(data),
+                                         "--stage", "kto", "--json", "--dtype", "float32", "--batch-size", "3"])
+            XCTAssertEqual(e.status, 0, e.stderr)
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(o["answers"] as? Int, count)
+            XCTAssertTrue((o["loss"] as? Double ?? .nan).isFinite)
+            XCTAssertNotNil(o["kl"] as? Double)
+        }
+        // Without an adapter the policy is its own reference: every log-ratio and the KL are 0, each loss 1 - sigmoid(0).
+        let base = try PeftCommand.run(["eval", "--model", model, "--data", tmp.path("kto.jsonl"), "--stage", "kto", "--json"])
+        let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(base.stdout.utf8)) as? [String: Any], base.stderr)
+        XCTAssertEqual(o["loss"] as? Double ?? 0, 0.5, accuracy: 1e-9)
+        XCTAssertEqual(o["kl"] as? Double ?? 1, 0, accuracy: 1e-9)
+    }
+
     func testBadPreferenceInput() throws {
         func fails(_ args: [String], _ fragment: String, line: UInt = #line) throws {
             let r = try PeftCommand.run(["train", "--model", model, "--output", tmp.path("x"), "--max-steps", "1"] + args)
@@ -73,7 +129,13 @@ final class PreferenceCommandTests: XCTestCase {
         try Data("{\"prompt\": \"a\", \"chosen\": \"b\"}\n".utf8).write(to: tmp.url.appendingPathComponent("bad.jsonl"))
         try fails(["--data", tmp.path("bad.jsonl"), "--stage", "dpo"], "bad.jsonl")
         try fails(["--data", tmp.path("bad.jsonl"), "--stage", "dpo"], "rejected")
-        try fails(["--data", tmp.path("pairs.jsonl"), "--stage", "kto"], "kto is not supported yet")
+        try fails(["--data", tmp.path("kto.jsonl"), "--stage", "kto", "--batch-size", "1"], "--batch-size 2")
+        try Data("{\"prompt\": \"a\", \"completion\": \"b\", \"label\": true}\n{\"prompt\": \"a\", \"completion\": \"b\", \"label\": \"yes\"}\n".utf8)
+            .write(to: tmp.url.appendingPathComponent("badkto.jsonl"))
+        try fails(["--data", tmp.path("badkto.jsonl"), "--stage", "kto"], "record 2")
+        try fails(["--data", tmp.path("badkto.jsonl"), "--stage", "kto"], "label")
+        try Data("{\"instruction\": \"a\", \"output\": \"b\"}\n".utf8).write(to: tmp.url.appendingPathComponent("untagged.jsonl"))
+        try fails(["--data", tmp.path("untagged.jsonl"), "--stage", "kto"], "kto_tag")
         try fails(["--data", tmp.path("pairs.jsonl"), "--stage", "dpo", "--pref-loss", "wild"], "--pref-loss")
         try fails(["--data", tmp.path("pairs.jsonl"), "--stage", "dpo", "--label-smoothing", "0.7"], "--label-smoothing")
         XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("x/adapter_model.safetensors")))

@@ -63,7 +63,7 @@ final class PreferenceLossTests: XCTestCase {
         s.beta = 0.3
         s.labelSmoothing = 0.1
         let base = PreferenceLoss.Pair(chosen: -12.5, rejected: -15.25, refChosen: -13, refRejected: -14, chosenTokens: 7, rejectedTokens: 9)
-        for kind in PreferenceLoss.allCases where kind != .hinge {
+        for kind in PreferenceLoss.allCases where kind != .hinge && kind.isPaired {
             let v = kind.value(base, s)
             let h = 1e-5
             var up = base, down = base
@@ -75,5 +75,28 @@ final class PreferenceLossTests: XCTestCase {
         }
         XCTAssertEqual(PreferenceLoss.orpo.needsReference, false)
         XCTAssertEqual(PreferenceLoss.ipo.needsReference, true)
+    }
+
+    /// KTO's derivative in the answer's log-probability, desirable and not, on both sides of the KL estimate.
+    func testKTODerivativeByFiniteDifferences() {
+        var s = PreferenceLoss.Settings()
+        s.beta = 0.7
+        s.desirableWeight = 1.0
+        s.undesirableWeight = 1.33
+        for desirable in [true, false] {
+            for (logp, ref, kl) in [(-12.5, -13.0, 0.0), (-15.25, -14.0, 0.4), (-3.0, -9.0, 2.5)] {
+                let v = PreferenceLoss.unpaired(logp: logp, ref: ref, kl: kl, desirable: desirable, s)
+                let h = 1e-5
+                let up = PreferenceLoss.unpaired(logp: logp + h, ref: ref, kl: kl, desirable: desirable, s).loss
+                let down = PreferenceLoss.unpaired(logp: logp - h, ref: ref, kl: kl, desirable: desirable, s).loss
+                XCTAssertEqual(v.dChosen, (up - down) / (2 * h), accuracy: 1e-8, "desirable \(desirable)")
+                // TRL's terms: 1 - sigmoid(beta (ratio - kl)) or 1 - sigmoid(beta (kl - ratio)), weighted.
+                let z = desirable ? s.beta * ((logp - ref) - kl) : s.beta * (kl - (logp - ref))
+                XCTAssertEqual(v.loss, (desirable ? 1.0 : 1.33) * (1 - 1 / (1 + exp(-z))), accuracy: 1e-12)
+                XCTAssertEqual(v.chosenReward, s.beta * (logp - ref), accuracy: 1e-12)
+            }
+        }
+        XCTAssertTrue(PreferenceLoss.kto.needsReference)
+        XCTAssertFalse(PreferenceLoss.kto.isPaired)
     }
 }

@@ -12,6 +12,8 @@ public struct CompareReport: Codable, Sendable {
         /// The benchmark's average accuracy (0-1) and per category, when the comparison ran one.
         public var benchmarkAverage: Double?
         public var benchmarkCategories: [String: Double]?
+        /// Preference comparisons: the held-out preference loss and TRL's means (`rewards/chosen`, ..., KTO's `kl`).
+        public var preference: [String: Double]?
 
         public init() {}
 
@@ -78,6 +80,8 @@ public struct CompareReport: Codable, Sendable {
     /// The benchmark every state was scored on (`--benchmark`), nil without one.
     public var benchmark: String?
     public var methods: [MethodResult]
+    /// The preference stage every method trained with (dpo, orpo, simpo, kto); nil: supervised fine-tuning.
+    public var stage: String?
     /// True while methods are still pending (an interrupted or unfinished comparison).
     public var partial: Bool { methods.contains { $0.status == .pending || $0.status == .interrupted } }
 

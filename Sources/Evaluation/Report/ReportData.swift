@@ -35,6 +35,9 @@ public struct ReportData: Codable, Sendable {
     public var samples: [SampleRow]
     /// Training settings, shown sorted by key.
     public var settings: [String: String]
+    /// Preference tuning: TRL's logged means by step (`rewards/chosen`, `rewards/rejected`, `rewards/margins`,
+    /// `rewards/accuracies`, KTO's `kl`, ...), from the training log; empty for supervised runs.
+    public var preference: [String: [CurvePoint]]?
 
     public init(title: String, subtitle: String? = nil, notes: [String] = [], trainLoss: [CurvePoint] = [],
                 evalLoss: [CurvePoint] = [], metrics: [MetricsColumn] = [], samples: [SampleRow] = [],

@@ -17,7 +17,7 @@ extension ReportRenderer {
         if let subtitle = data.subtitle, !subtitle.isEmpty { out += "*\(inline(subtitle))*\n\n" }
         for note in data.notes { out += "- \(inline(note))\n" }
         if !data.notes.isEmpty { out += "\n" }
-        out += lossMarkdown(data) + metricsMarkdown(data.metrics) + samplesMarkdown(data)
+        out += lossMarkdown(data) + preferenceMarkdown(data) + metricsMarkdown(data.metrics) + samplesMarkdown(data)
         out += settingsMarkdown(data.settings)
         return out
     }
@@ -31,6 +31,14 @@ extension ReportRenderer {
 
     /// One table row from already-escaped cells.
     static func row(_ cells: [String]) -> String { "| " + cells.joined(separator: " | ") + " |\n" }
+
+    /// Preference runs: one summary line per logged mean (first, last, min).
+    static func preferenceMarkdown(_ data: ReportData) -> String {
+        guard let preference = data.preference, !preference.isEmpty else { return "" }
+        var out = "## Preference rewards\n\n"
+        for name in preferenceOrder { if let points = preference[name] { out += "- " + inline(curveSummary(name, points)) + "\n" } }
+        return out + "\n"
+    }
 
     static func lossMarkdown(_ data: ReportData) -> String {
         var out = "## Loss\n\n"

@@ -22,6 +22,7 @@ public enum ReportRenderer {
         out += "<body>\n<main>\n"
         out += headerHTML(data)
         out += lossHTML(data)
+        out += preferenceHTML(data)
         out += metricsHTML(data.metrics)
         out += samplesHTML(data)
         out += settingsHTML(data.settings)
@@ -48,6 +49,24 @@ public enum ReportRenderer {
         out += "<p class=\"caption\">\(ReportFormat.html(curveSummary("Train", data.trainLoss))) "
             + "\(ReportFormat.html(curveSummary("Eval", data.evalLoss)))</p>\n"
         return out + "</section>\n"
+    }
+
+    /// The order preference curves are drawn and summarised in.
+    static let preferenceOrder = ["rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "kl",
+                                  "logps/chosen", "logps/rejected"]
+
+    /// Preference runs: the rewards (chosen, rejected, margin) and KTO's KL by step on one chart, and a summary line
+    /// for every logged mean.
+    static func preferenceHTML(_ data: ReportData) -> String {
+        guard let preference = data.preference, !preference.isEmpty else { return "" }
+        var out = "<section id=\"preference\">\n<h2>Preference rewards</h2>\n"
+        let drawn = ["rewards/chosen", "rewards/rejected", "rewards/margins", "kl"].filter { preference[$0] != nil }
+        let curves = drawn.enumerated().map { i, name in
+            (name: name, colour: LossChart.palette[i % LossChart.palette.count], points: preference[name]!)
+        }
+        out += LossChart.svg(curves: curves, title: "Preference rewards by step") + "\n<ul class=\"notes\">\n"
+        for name in preferenceOrder { if let points = preference[name] { out += "<li>\(ReportFormat.html(curveSummary(name, points)))</li>\n" } }
+        return out + "</ul>\n</section>\n"
     }
 
     /// "Train: 60 points, steps 1–60, first 2.9012, last 1.2345, min 1.2001 at step 58."

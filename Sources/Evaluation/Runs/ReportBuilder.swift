@@ -24,8 +24,25 @@ public enum ReportBuilder {
         for r in runs where r.run.partial {
             allNotes.append("The \"\(r.name)\" run was stopped early: \(r.run.predictions.count) answers, loss not measured.")
         }
-        return ReportData(title: title, subtitle: subtitle, notes: allNotes, trainLoss: train, evalLoss: eval,
-                          metrics: columns, samples: samples, settings: settings)
+        var data = ReportData(title: title, subtitle: subtitle, notes: allNotes, trainLoss: train, evalLoss: eval,
+                              metrics: columns, samples: samples, settings: settings)
+        data.preference = preferenceCurves(log)
+        return data
+    }
+
+    /// TRL's preference means of the training steps, by name (absent names are left out).
+    static func preferenceCurves(_ log: [LogEntry]) -> [String: [CurvePoint]]? {
+        let fields: [(String, KeyPath<LogEntry, Double?>)] = [
+            ("rewards/chosen", \.rewardsChosen), ("rewards/rejected", \.rewardsRejected), ("rewards/margins", \.rewardsMargins),
+            ("rewards/accuracies", \.rewardsAccuracies), ("logps/chosen", \.logpsChosen), ("logps/rejected", \.logpsRejected),
+            ("kl", \.kl),
+        ]
+        var out: [String: [CurvePoint]] = [:]
+        for (name, path) in fields {
+            let points = log.filter { $0.type == "train" }.compactMap { e in e[keyPath: path].map { CurvePoint(step: e.step, value: $0) } }
+            if !points.isEmpty { out[name] = points }
+        }
+        return out.isEmpty ? nil : out
     }
 
     /// Writes `report.html` and its Markdown twin `report.md` (same base name) atomically.

@@ -143,10 +143,10 @@ struct Eval: ParsableCommand {
         }
     }
 
-    /// `--stage dpo|orpo|simpo`: the preference loss and TRL's rewards on held-out pairs, without training.
+    /// `--stage dpo|orpo|simpo|kto`: the preference loss and TRL's rewards on held-out pairs (KTO: answers), without
+    /// training.
     func runPreference(_ data: String, _ settings: PreferenceSettings) throws {
         var pref = settings
-        let pairs = try PreferenceData.load(URL(fileURLWithPath: data))
         let loaded = try LoadedModel.open(modelOptions.url, dtype: (dtype ?? .float32).dtype, adapter: adapterOption.url,
                                           quantize: quantizeOption.quantize)
         if let ref = preferenceOptions.refModel {
@@ -154,21 +154,22 @@ struct Eval: ParsableCommand {
         }
         let builder = ExampleBuilder(formatter: try templateOptions.formatter(for: loaded.tokenizer),
                                      maxLength: min(maxLength, loaded.model.config.maxPositionEmbeddings))
-        let built: (examples: [TrainingExample], dropped: Int)
-        do { built = try PreferenceData.examples(Array(pairs.prefix(limit ?? pairs.count)), builder: builder) } catch let error as TrainingError {
-            throw ValidationError("\(data): \(error)")
-        }
-        guard !built.examples.isEmpty else { throw ValidationError("\(data): no pair keeps an answer token within --max-length \(maxLength)") }
-        let sums = try pref.evaluate(model: loaded.model, examples: built.examples, batchSize: batchSize)
+        let built = try PreferenceData.examples(file: URL(fileURLWithPath: data), for: pref.loss, builder: builder, limit: limit)
+        let unit = pref.loss.isPaired ? "pairs" : "answers"
+        guard !built.examples.isEmpty else { throw ValidationError("\(data): no \(unit.dropLast()) keeps an answer token within --max-length \(maxLength)") }
+        let sums = try pref.evaluate(model: loaded.model, examples: built.examples, batchSize: batchSize, maxLength: builder.maxLength)
         guard sums.loss.isFinite else { throw NonFiniteResult(what: "the preference loss (\(sums.loss))") }
         if json {
-            var o: [String: Any] = ["loss": sums.loss, "pairs": sums.pairs, "stage": preferenceOptions.stage.rawValue]
+            var o: [String: Any] = ["loss": sums.loss, unit: sums.pairs, "stage": preferenceOptions.stage.rawValue]
             for (k, v) in sums.logged { o[k] = v }
             try Terminal.json(o)
         } else {
-            Terminal.out(String(format: "%@ loss %.4f over %d pairs; rewards chosen %.4f rejected %.4f, accuracy %.3f, margin %.4f",
-                                preferenceOptions.stage.rawValue, sums.loss, sums.pairs, sums.rewardsChosen,
-                                sums.rewardsRejected, sums.rewardsAccuracies, sums.rewardsMargins))
+            var line = String(format: "%@ loss %.4f over %d %@; rewards chosen %.4f rejected %.4f", preferenceOptions.stage.rawValue,
+                              sums.loss, sums.pairs, unit, sums.rewardsChosen, sums.rewardsRejected)
+            if let a = sums.rewardsAccuracies { line += String(format: ", accuracy %.3f", a) }
+            line += String(format: ", margin %.4f", sums.rewardsMargins)
+            if let kl = sums.kl { line += String(format: ", KL %.4f", kl) }
+            Terminal.out(line)
         }
     }
 

@@ -205,7 +205,13 @@ struct TrainingJob {
         let bar = ProgressBar(total: trainer.totalSteps, label: "train")
         if !quiet {
             trainer.onStep = { r in
-                bar.update(r.step, detail: String(format: "loss %.4f lr %.2e %.0f tok/s", r.loss, r.learningRate, r.tokensPerSecond))
+                var detail = String(format: "loss %.4f lr %.2e %.0f tok/s", r.loss, r.learningRate, r.tokensPerSecond)
+                if let p = r.preference { detail += " " + Self.preferenceDetail(p) }
+                bar.update(r.step, detail: detail)
+            }
+            trainer.onPreferenceEval = { step, sums in
+                if Terminal.stderrIsTTY { bar.finishLine() }
+                Terminal.note(String(format: "step %d: eval loss %.4f, ", step, sums.loss) + Self.preferenceDetail(sums))
             }
             trainer.onEval = { step, result in
                 if Terminal.stderrIsTTY { bar.finishLine() }
@@ -236,21 +242,27 @@ struct TrainingJob {
         return summary
     }
 
-    /// `--stage dpo|orpo|simpo`: pairs in, the preference objective, TRL's rewards in the log.
+    /// `--stage dpo|orpo|simpo|kto`: pairs (KTO: answers marked desirable or not) in, the preference objective,
+    /// TRL's rewards in the log.
     func runPreference(resume: URL?, model preloaded: LoadedModel?) throws -> Trainer.Summary {
         guard var pref = preference else { preconditionFailure() }
-        let pairs = try PreferenceData.load(dataURL)
-        let evalPairs = try evalURL.map { try PreferenceData.load($0) }
         let loaded = try preloaded ?? LoadedModel.open(modelURL, dtype: dtype.dtype, quantize: quantize)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let builder = ExampleBuilder(formatter: formatter, maxLength: options.maxLength)
-        let built: (examples: [TrainingExample], dropped: Int)
-        do { built = try PreferenceData.examples(pairs, builder: builder) } catch let error as TrainingError {
-            throw ValidationError("\(dataURL.path): \(error)")
-        }
-        let evalBuilt = try evalPairs.map { try PreferenceData.examples($0, builder: builder) }
+        let built = try PreferenceData.examples(file: dataURL, for: pref.loss, builder: builder)
+        let evalBuilt = try evalURL.map { try PreferenceData.examples(file: $0, for: pref.loss, builder: builder) }
+        let unit = pref.loss.isPaired ? "pair" : "answer"
         guard !built.examples.isEmpty else {
-            throw ValidationError("\(dataURL.path): no pair keeps an answer token within --max-length \(options.maxLength)")
+            throw ValidationError("\(dataURL.path): no \(unit) keeps an answer token within --max-length \(options.maxLength)")
+        }
+        if !pref.loss.isPaired {
+            guard options.batchSize >= 2 else {
+                throw ValidationError("--stage kto needs --batch-size 2 or more: its KL term pairs each prompt with another example's answer in the batch")
+            }
+            let desirable = built.examples.filter { $0.desirable == true }.count
+            if !quiet, desirable == 0 || desirable == built.examples.count {
+                Terminal.note("warning: every answer of \(dataURL.lastPathComponent) is \(desirable == 0 ? "undesirable" : "desirable"); KTO learns from both kinds")
+            }
         }
         let resolved = try method.resolvedMethod
         if !resolved.savesAdapter { try Self.checkModelOutput(output) }
@@ -264,14 +276,23 @@ struct TrainingJob {
                                              baseModel: modelURL.path, baseDirectory: modelURL)
         let trainer = try Trainer(model: loaded.model, adapter: adapter, options: options, train: built.examples,
                                   eval: evalBuilt?.examples ?? [], output: output, baseModelPath: modelURL.path,
-                                  logURL: logURL, plan: PreferenceSettings.plan(pairs: built.examples.count / 2, options: options, ranks: world?.size ?? 1),
+                                  logURL: logURL, plan: pref.plan(examples: built.examples.count, options: options, ranks: world?.size ?? 1),
                                   communicator: world)
         trainer.preference = pref
         if !quiet {
-            Terminal.note("\(pairs.count) preference pairs from \(dataURL.lastPathComponent)\(built.dropped > 0 ? ", \(built.dropped) dropped (an answer without tokens within --max-length)" : ""); \(pref.loss.rawValue) loss, beta \(pref.settings.beta)\(pref.loss.needsReference ? ", reference: \(pref.reference == nil ? "the base model (adapter disabled)" : "a separate model")" : "")")
-            Terminal.note("\(adapter.summary): \(adapter.parameterCount.formatted()) trainable parameters; \(trainer.totalSteps) steps of \(options.batchSize) pairs")
+            Terminal.note("\(built.records) preference \(pref.loss.isPaired ? "pairs" : "records") from \(dataURL.lastPathComponent)\(pref.loss.isPaired ? "" : " (\(built.examples.filter { $0.desirable == true }.count) desirable answers, \(built.examples.filter { $0.desirable == false }.count) undesirable)")\(built.dropped > 0 ? ", \(built.dropped) \(unit)s dropped (an answer without tokens within --max-length)" : ""); \(pref.loss.rawValue) loss, beta \(pref.settings.beta)\(pref.loss.needsReference ? ", reference: \(pref.reference == nil ? "the base model (adapter disabled)" : "a separate model")" : "")")
+            Terminal.note("\(adapter.summary): \(adapter.parameterCount.formatted()) trainable parameters; \(trainer.totalSteps) steps of \(options.batchSize) \(unit)s")
         }
         return try runTrainer(trainer, adapter: adapter, model: loaded.model, resume: resume)
+    }
+
+    /// TRL's rewards in a progress or eval line: chosen/rejected rewards, accuracy (pairs), margin, KL (KTO).
+    static func preferenceDetail(_ p: PreferenceSums) -> String {
+        var s = String(format: "rewards %.3f/%.3f", p.rewardsChosen, p.rewardsRejected)
+        if let a = p.rewardsAccuracies { s += String(format: " acc %.2f", a) }
+        s += String(format: " margin %.3f", p.rewardsMargins)
+        if let kl = p.kl { s += String(format: " kl %.3f", kl) }
+        return s
     }
 
     /// Full and freeze runs write a model into the output directory: refuse one that holds another model (anything
@@ -289,19 +310,31 @@ struct TrainingJob {
 struct PreferenceOptions: ParsableArguments {
     enum Stage: String, ExpressibleByArgument, CaseIterable { case sft, dpo, orpo, simpo, kto }
 
-    @Option(help: "Training stage: sft (instruction data), or preference tuning on chosen/rejected pairs: dpo, orpo, simpo.") var stage: Stage = .sft
+    @Option(help: "Training stage: sft (instruction data), preference tuning on chosen/rejected pairs (dpo, orpo, simpo), or kto on answers marked desirable or not (kto_tag, label).") var stage: Stage = .sft
     @Option(help: "Preference: beta (DPO's KL strength, ORPO's odds-ratio weight, SimPO's reward scale).") var prefBeta: Double = 0.1
     @Option(help: "DPO's loss: sigmoid, hinge, ipo or robust (with --label-smoothing).") var prefLoss: String = "sigmoid"
     @Option(help: "Robust DPO and SimPO: the assumed share of flipped preference labels.") var labelSmoothing: Double = 0
     @Option(help: "SimPO's target reward margin.") var simpoGamma: Double = 0.5
     @Option(help: "Preference: add this weight times the chosen answers' SFT loss (LLaMA-Factory's pref_ftx).") var prefFtx: Double = 0
     @Option(help: "DPO with full or freeze tuning: the reference model (default: a copy of --model).") var refModel: String?
+    @Option(help: "KTO: weight of the desirable answers' losses.") var desirableWeight: Double = 1
+    @Option(help: "KTO: weight of the undesirable answers' losses.") var undesirableWeight: Double = 1
+
+    /// The stage and its flags for a child `peft train` or `peft eval` (`peft compare`); nil for sft.
+    func childArguments() throws -> (stage: String, arguments: [String])? {
+        guard try settings() != nil else { return nil }
+        var a = ["--stage", stage.rawValue, "--pref-beta", "\(prefBeta)", "--pref-loss", prefLoss,
+                 "--label-smoothing", "\(labelSmoothing)", "--simpo-gamma", "\(simpoGamma)", "--pref-ftx", "\(prefFtx)",
+                 "--desirable-weight", "\(desirableWeight)", "--undesirable-weight", "\(undesirableWeight)"]
+        if let refModel { a += ["--ref-model", refModel] }
+        return (stage.rawValue, a)
+    }
 
     func settings() throws -> PreferenceSettings? {
         let loss: PreferenceLoss
         switch stage {
         case .sft: return nil
-        case .kto: throw ValidationError("--stage kto is not supported yet (dpo, orpo and simpo are)")
+        case .kto: loss = .kto
         case .orpo: loss = .orpo
         case .simpo: loss = .simpo
         case .dpo:
@@ -313,11 +346,17 @@ struct PreferenceOptions: ParsableArguments {
         guard prefBeta > 0, prefBeta.isFinite else { throw ValidationError("--pref-beta must be positive") }
         guard (0..<0.5).contains(labelSmoothing) else { throw ValidationError("--label-smoothing must be in [0, 0.5)") }
         guard prefFtx >= 0, prefFtx.isFinite else { throw ValidationError("--pref-ftx must be at least 0") }
+        guard desirableWeight >= 0, undesirableWeight >= 0, desirableWeight.isFinite, undesirableWeight.isFinite,
+              desirableWeight + undesirableWeight > 0 else {
+            throw ValidationError("--desirable-weight and --undesirable-weight must be at least 0, and not both 0")
+        }
+        if stage == .kto && prefFtx > 0 { throw ValidationError("--pref-ftx applies to paired stages (dpo, orpo, simpo), not kto") }
         var s = PreferenceSettings(loss: loss)
         s.settings.beta = prefBeta
         s.settings.labelSmoothing = labelSmoothing
         s.settings.simpoGamma = simpoGamma
         s.ftx = prefFtx
+        (s.settings.desirableWeight, s.settings.undesirableWeight) = (desirableWeight, undesirableWeight)
         return s
     }
 }
