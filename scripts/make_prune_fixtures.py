@@ -28,6 +28,14 @@ The algorithms as their papers' code states them:
     the same score at every M-th column; the OBS update of the remaining columns.
   - both prune the layers in order; a layer's statistics are taken in one pass over the samples through the layers
     already pruned (its own sublayers unpruned), as the reference scripts do.
+
+Mixture of experts (models/tiny-qwen2-moe: layer 0 sparse with 4 experts, top-2, and a shared expert; layer 1
+dense): every expert's gate_proj, up_proj and down_proj and the shared expert's are pruned as their own matrices
+(as with transformers 4.x's per-expert Linear modules), each expert's statistics over the rows the router sent to
+it (gate/up: those rows of the normed hidden state; down: act(gate) * up of them); the router (mlp.gate) and the
+shared expert's gate are left alone. Writes golden/prune-moe-calibration.json (samples, loss before, block
+influence, the model without its lowest-influence layer: removed index, logits, loss) and golden/prune-moe-<run>
+.safetensors / .json for magnitude, wanda and sparsegpt at 0.5 unstructured and wanda 2:4.
 """
 import copy
 import json
@@ -287,7 +295,151 @@ def main():
         print(tag, "loss", calib["loss_before"], "->", mean_loss(pruned, samples))
     print("block influence", bi)
     print("angular", ang)
+    moe_main(samples)
+
+
+MOE = os.path.join(FIX, "models", "tiny-qwen2-moe")
+
+
+def moe_linears(layer):
+    """Checkpoint-named (weight getter, weight setter, statistic key) of every prunable matrix of a layer."""
+    out = {}
+    for name in PROJ[:4]:
+        lin = layer.get_submodule(name)
+        out[name] = (lambda lin=lin: lin.weight.data, lambda w, lin=lin: setattr(lin.weight, "data", w), name)
+    mlp = layer.mlp
+    if hasattr(mlp, "experts"):
+        ex = mlp.experts
+        inter = ex.intermediate_dim
+        for e in range(ex.num_experts):
+            def getter(e=e, part=0):
+                return ex.gate_up_proj.data[e, part * inter:(part + 1) * inter].clone()
+
+            def setter(w, e=e, part=0):
+                ex.gate_up_proj.data[e, part * inter:(part + 1) * inter] = w
+            out[f"mlp.experts.{e}.gate_proj"] = (getter, setter, f"expert{e}.in")
+            out[f"mlp.experts.{e}.up_proj"] = (lambda e=e: getter(e, 1), lambda w, e=e: setter(w, e, 1), f"expert{e}.in")
+            out[f"mlp.experts.{e}.down_proj"] = (lambda e=e: ex.down_proj.data[e].clone(),
+                                                lambda w, e=e: ex.down_proj.data.__setitem__(e, w), f"expert{e}.down")
+        for name in ["gate_proj", "up_proj", "down_proj"]:
+            lin = mlp.shared_expert.get_submodule(name)
+            out[f"mlp.shared_expert.{name}"] = (lambda lin=lin: lin.weight.data, lambda w, lin=lin: setattr(lin.weight, "data", w),
+                                                f"mlp.shared_expert.{name}")
+    else:
+        for name in PROJ[4:]:
+            lin = layer.get_submodule(name)
+            out[name] = (lambda lin=lin: lin.weight.data, lambda w, lin=lin: setattr(lin.weight, "data", w), name)
+    return out
+
+
+def moe_collect(model, l, samples, kind):
+    """Layer l's statistics: its linears' inputs by module hooks, each expert's from the routed rows."""
+    stats = {}
+
+    def add(key, x):
+        x = x.reshape(-1, x.shape[-1]).double()
+        s = stats.setdefault(key, {"n": 0, "v": None})
+        if kind == "wanda":
+            v = (x * x).sum(0)
+            if s["v"] is None:
+                s["v"] = torch.zeros_like(v)
+            s["v"] *= s["n"] / (s["n"] + 1)
+            s["n"] += 1
+            s["v"] += v / s["n"]
+        else:
+            if s["v"] is None:
+                s["v"] = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
+            s["v"] *= s["n"] / (s["n"] + 1)
+            s["n"] += 1
+            x = math.sqrt(2 / s["n"]) * x
+            s["v"] += x.t() @ x
+
+    layer = model.model.layers[l]
+    handles = []
+    for key, (_, _, stat) in moe_linears(layer).items():
+        if ".experts." in key:
+            continue
+        handles.append(layer.get_submodule(key).register_forward_hook(lambda m, a, o, stat=stat: add(stat, a[0])))
+    if hasattr(layer.mlp, "experts"):
+        ex = layer.mlp.experts
+
+        def experts_hook(m, args, _out):
+            hidden, index = args[0], args[1]
+            for e in range(ex.num_experts):
+                rows = (index == e).any(dim=-1).nonzero().flatten()
+                if len(rows) == 0:
+                    continue
+                x = hidden[rows]
+                gate, up = torch.nn.functional.linear(x, ex.gate_up_proj[e]).chunk(2, dim=-1)
+                add(f"expert{e}.in", x)
+                add(f"expert{e}.down", ex.act_fn(gate) * up)
+        handles.append(ex.register_forward_hook(experts_hook))
+    with torch.no_grad():
+        for ids in samples:
+            model(torch.tensor([ids]))
+    for h in handles:
+        h.remove()
+    return {k: s["v"] for k, s in stats.items()}
+
+
+def moe_prune(base, samples, method, sparsity, nm):
+    model = copy.deepcopy(base)
+    for l in range(len(model.model.layers)):
+        stats = None if method == "magnitude" else moe_collect(model, l, samples, method)
+        with torch.no_grad():
+            for name, (get, put, stat) in moe_linears(model.model.layers[l]).items():
+                w = get()
+                if method == "magnitude":
+                    put(magnitude(w, sparsity, nm))
+                elif method == "wanda":
+                    put(wanda(w, stats[stat], sparsity, nm))
+                else:
+                    put(sparsegpt(w, stats[stat], sparsity, nm).to(w.dtype))
+    return model
+
+
+def moe_main(samples):
+    base = AutoModelForCausalLM.from_pretrained(MOE, attn_implementation="eager", experts_implementation="eager",
+                                                dtype=torch.float64)
+    base.eval()
+    bi, _ = layer_scores(base, samples, block=1)
+    removed = [min(range(len(bi)), key=lambda i: bi[i])]
+    smaller = copy.deepcopy(base)
+    smaller.model.layers = torch.nn.ModuleList([m for i, m in enumerate(smaller.model.layers) if i not in removed])
+    for i, m in enumerate(smaller.model.layers):
+        m.self_attn.layer_idx = i
+    with torch.no_grad():
+        logits = smaller(torch.tensor([samples[0]]), use_cache=False).logits[0, -3:]
+    calib = {"samples": samples, "loss_before": mean_loss(base, samples), "block_influence": bi,
+             "remove_layers1": {"removed": removed, "logits_sample0_last3": logits.flatten().tolist(),
+                                "loss_after": mean_loss(smaller, samples)},
+             "note": "scripts/make_prune_fixtures.py; float64 transformers Qwen2-MoE on models/tiny-qwen2-moe"}
+    with open(os.path.join(GOLD, "prune-moe-calibration.json"), "w") as f:
+        json.dump(calib, f, indent=1)
+    for method, sparsity, nm in [("magnitude", 0.5, None), ("wanda", 0.5, None), ("wanda", 0.5, (2, 4)), ("sparsegpt", 0.5, None)]:
+        tag = f"{method}-{'%d-%d' % nm if nm else 'u%02d' % int(sparsity * 100)}"
+        pruned = moe_prune(base, samples, method, sparsity, nm)
+        tensors = {}
+        for l, layer in enumerate(pruned.model.layers):
+            for name, (get, _, _) in moe_linears(layer).items():
+                key = f"model.layers.{l}.{name}.weight"
+                w = get()
+                tensors[key + ".mask"] = (w == 0).to(torch.uint8).contiguous()
+                if method == "sparsegpt":
+                    tensors[key] = w.float().contiguous()
+        save_file(tensors, os.path.join(GOLD, f"prune-moe-{tag}.safetensors"))
+        with torch.no_grad():
+            logits = pruned(torch.tensor([samples[0]])).logits[0, -3:]
+        with open(os.path.join(GOLD, f"prune-moe-{tag}.json"), "w") as f:
+            json.dump({"method": method, "sparsity": sparsity, "pattern": "%d:%d" % nm if nm else "unstructured",
+                       "loss_after": mean_loss(pruned, samples), "logits_sample0_last3": logits.flatten().tolist()}, f)
+        print("moe", tag, "loss", calib["loss_before"], "->", mean_loss(pruned, samples))
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    if sys.argv[1:] == ["--moe"]:
+        g = torch.Generator().manual_seed(11)
+        moe_main([torch.randint(0, 300, (n,), generator=g).tolist() for n in [24, 17, 40, 31, 12, 28]])
+    else:
+        main()

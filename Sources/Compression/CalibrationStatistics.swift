@@ -3,13 +3,16 @@ import Kernels
 import Transformer
 
 /// What a layer's projections saw during one calibration pass: per input (q, k and v share one, gate and up
-/// another), the sum over tokens of x_j^2 (Wanda) or of x x^T (SparseGPT's Hessian), and the samples counted.
-final class CalibrationStatistics: ModelAdapter {
+/// another; in a mixture-of-experts layer each expert's gate and up one and its down another, over the rows routed
+/// to it), the sum over tokens of x_j^2 (Wanda) or of x x^T (SparseGPT's Hessian), and the samples counted.
+final class CalibrationStatistics: ModelAdapter, ExpertObserver {
     enum Kind { case squares, hessian }
 
     /// The projections that read the same input share one statistic.
     enum Input: Hashable {
         case attention, attentionOutput, mlp, mlpOutput
+        /// Expert e's gate and up input, and its down input (-1: the shared expert).
+        case expert(Int), expertOutput(Int)
 
         init(_ p: Projection) {
             switch p {
@@ -50,6 +53,12 @@ final class CalibrationStatistics: ModelAdapter {
         linear.forward(x, rows: rows, into: out, exact: context.exact)
     }
 
+    func observe(layer: Int, expert: Int, down: Bool, x: UnsafePointer<Float>, rows: Int, cols: Int) {
+        guard layer == self.layer, rows > 0 else { return }
+        let input: Input = down ? .expertOutput(expert) : .expert(expert)
+        if seen.insert(input).inserted { accumulate(input, x: x, rows: rows, cols: cols) }
+    }
+
     private func accumulate(_ input: Input, x: UnsafePointer<Float>, rows: Int, cols: Int) {
         switch kind {
         case .squares:
@@ -70,13 +79,13 @@ final class CalibrationStatistics: ModelAdapter {
         }
     }
 
-    /// Wanda's s_j for the projection's input: the mean over samples of each sample's sum of x_j^2.
-    func squares(_ p: Projection) -> [Double]? {
-        sums[Input(p)].map { s in s.map { $0 / Double(max(1, samples)) } }
+    /// Wanda's s_j for an input: the mean over samples of each sample's sum of x_j^2 (nil: no row reached it).
+    func squares(_ input: Input) -> [Double]? {
+        sums[input].map { s in s.map { $0 / Double(max(1, samples)) } }
     }
 
-    /// SparseGPT's H = 2/N sum x x^T for the projection's input.
-    func hessian(_ p: Projection) -> [Double]? {
-        sums[Input(p)].map { s in s.map { $0 * 2 / Double(max(1, samples)) } }
+    /// SparseGPT's H = 2/N sum x x^T for an input (nil: no row reached it).
+    func hessian(_ input: Input) -> [Double]? {
+        sums[input].map { s in s.map { $0 * 2 / Double(max(1, samples)) } }
     }
 }

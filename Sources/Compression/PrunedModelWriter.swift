@@ -42,13 +42,7 @@ public enum PrunedModelWriter {
             guard let n = newIndex[l] else { return nil }
             return prefix + String(n) + String(rest[dot...])
         }
-        var matrices: [String: WeightMatrix] = [:]
-        for l in 0..<L {
-            for p in config.projections(layer: l) {
-                let name = layout.moduleName(ProjectionSite(layer: l, projection: p)) + ".weight"
-                if replaced.contains(name) { matrices[name] = model.weights.layers[l].linear(p).weight }
-            }
-        }
+        let matrices = PrunableMatrix.current(in: model, named: replaced)
         var written = Written(files: 0, bytes: 0)
         try AtomicFile.writeDirectory(output) { dir in
             try report.write(to: dir.appendingPathComponent(reportFileName))
@@ -97,12 +91,19 @@ public enum PrunedModelWriter {
     }
 
     /// config.json with the kept layers only: the layer count under the family's own key, `layer_types` (written
-    /// out when windows differ between layers so the kept layers keep theirs),.
+    /// out when windows differ between layers so the kept layers keep theirs), and for a mixture of experts the
+    /// dense layers among the new indices.
     static func shrunkConfig(_ data: Data, config: ModelConfig, keep: [Int]) throws -> Data {
         guard var obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw PruneError.io(path: "config.json", reason: "not a JSON object")
         }
         for key in ["num_hidden_layers", "num_layers", "n_layer"] where obj[key] != nil { obj[key] = keep.count }
+        if config.moe != nil {
+            // Mixture of experts: which layers are sparse follows the index (every decoder_sparse_step-th, except
+            // mlp_only_layers); the kept layers keep their kind by naming the dense ones among the new indices.
+            obj["decoder_sparse_step"] = 1
+            obj["mlp_only_layers"] = keep.indices.filter { !config.isSparse(layer: keep[$0]) }
+        }
         if let types = obj["layer_types"] as? [Any], types.count == config.layerCount {
             obj["layer_types"] = keep.map { types[$0] }
         } else if Set((0..<config.layerCount).map { config.attentionWindow(layer: $0) }).count > 1 {

@@ -47,7 +47,13 @@ public final class Pruner {
         return count > 0 ? total / Double(count) : .nan
     }
 
-    /// Prunes every projection of every decoder layer (attention only in mixture-of-experts layers).
+    /// Experts of mixture-of-experts layers that no calibration row reached in the last `prune` (pruned by magnitude
+    /// within each row instead), as "layer 3 expert 17".
+    public private(set) var unreachedExperts: [String] = []
+
+    /// Prunes every projection of every decoder layer: attention, the MLP, and in mixture-of-experts layers every
+    /// expert's and the shared expert's gate, up and down (never the router nor the shared expert's gate). An
+    /// expert's statistics are taken over the rows routed to it.
     /// - Parameter progress: called after each layer with (layers done, layer count).
     public func prune(_ settings: PruneSettings, progress: (Int, Int) -> Void = { _, _ in }) throws -> [Matrix] {
         precondition(settings.method != .layers, "layer removal is LayerRemoval's work")
@@ -63,46 +69,55 @@ public final class Pruner {
         guard !sequential || !samples.isEmpty else { throw PruneError.options("\(settings.method.rawValue) needs calibration samples; the data gave none") }
         let stepper = LayerStepper(model: model, longest: longest)
         var hidden = sequential ? samples.map { stepper.embed($0) } : []
+        unreachedExperts = []
         for l in 0..<L {
             var stats: CalibrationStatistics?
             if sequential {
                 let s = CalibrationStatistics(layer: l, kind: settings.method == .wanda ? .squares : .hessian)
                 model.adapter = s
+                model.expertObserver = s
                 for h in hidden {
                     s.beginSample()
                     _ = stepper.run(layer: l, input: h)
                 }
                 model.adapter = nil
+                model.expertObserver = nil
                 stats = s
             }
             var factors: [CalibrationStatistics.Input: (u: [Double], dead: [Bool])] = [:]
-            for p in config.projections(layer: l) {
-                let site = ProjectionSite(layer: l, projection: p)
-                let lin = model.weights.layers[l].linear(p)
+            var unreached = Set<Int>()
+            for target in PrunableMatrix.all(layer: l, model: model) {
+                let lin = target.linear(model.weights)
                 let rows = lin.outFeatures, cols = lin.inFeatures
                 let buffer = lin.weight.toFloat()
                 var w = Array(UnsafeBufferPointer(start: buffer.pointer, count: rows * cols))
-                switch settings.method {
+                var method = settings.method
+                if sequential, stats!.squares(target.input) == nil, case .expert(let e) = target.owner {
+                    // No calibration row chose this expert: nothing to weigh its inputs by.
+                    unreached.insert(e)
+                    method = .magnitude
+                }
+                switch method {
                 case .magnitude:
                     let score = w.map { abs($0) }
-                    apply(mask(score, rows: rows, cols: cols, settings: settings, perRow: false), to: &w)
+                    // One threshold per matrix, or (an unreached expert of a calibrated method) per row.
+                    apply(mask(score, rows: rows, cols: cols, settings: settings, perRow: sequential), to: &w)
                 case .wanda:
-                    let s = stats!.squares(p)!
+                    let s = stats!.squares(target.input)!
                     var score = [Float](repeating: 0, count: w.count)
                     for r in 0..<rows { for j in 0..<cols { score[r * cols + j] = Float(Double(abs(w[r * cols + j])) * s[j].squareRoot()) } }
                     apply(mask(score, rows: rows, cols: cols, settings: settings, perRow: true), to: &w)
                 case .sparsegpt:
-                    let input = CalibrationStatistics.Input(p)
                     let factor: (u: [Double], dead: [Bool])
-                    if let f = factors[input] {
+                    if let f = factors[target.input] {
                         factor = f
                     } else {
                         do {
-                            factor = try SparseGPT.inverseFactor(hessian: stats!.hessian(p)!, cols: cols, percentDamp: settings.percentDamp)
+                            factor = try SparseGPT.inverseFactor(hessian: stats!.hessian(target.input)!, cols: cols, percentDamp: settings.percentDamp)
                         } catch let e as PruneError {
-                            throw PruneError.numerical("\(config.layout.moduleName(site)): \(e)")
+                            throw PruneError.numerical("\(target.name(config.layout)): \(e)")
                         }
-                        factors[input] = factor
+                        factors[target.input] = factor
                     }
                     SparseGPT.prune(&w, rows: rows, cols: cols, factor: factor, sparsity: settings.sparsity,
                                     pattern: settings.pattern, blockSize: settings.blockSize)
@@ -110,10 +125,11 @@ public final class Pruner {
                     break
                 }
                 let zeros = w.reduce(0) { $0 + ($1 == 0 ? 1 : 0) }
-                model.weights.replace(.weight(site), with: .matrix(Pruner.matrix(w, rows: rows, cols: cols, like: lin.weight)))
-                out.append(Matrix(name: config.layout.moduleName(site) + ".weight", rows: rows, cols: cols,
+                target.set(Pruner.matrix(w, rows: rows, cols: cols, like: lin.weight), in: model.weights)
+                out.append(Matrix(name: target.name(config.layout), rows: rows, cols: cols,
                                   sparsity: Double(zeros) / Double(max(1, w.count))))
             }
+            unreachedExperts += unreached.sorted().map { $0 < 0 ? "layer \(l) shared expert" : "layer \(l) expert \($0)" }
             if sequential { hidden = hidden.map { stepper.run(layer: l, input: $0) } }
             progress(l + 1, L)
         }
@@ -145,5 +161,88 @@ public final class Pruner {
                 return WeightMatrix(rows: rows, cols: cols, values: v.baseAddress!)
             }
         }
+    }
+}
+
+/// A matrix pruning may change: a projection of a decoder layer, or in a mixture-of-experts layer the gate, up or
+/// down projection of one expert (-1: the shared expert). Never the router nor the shared expert's gate.
+public struct PrunableMatrix {
+    enum Owner: Equatable { case layer, expert(Int) }
+    var layer: Int
+    var projection: Projection
+    var owner: Owner
+
+    /// Every prunable matrix of layer `l`: its projections, then each expert's gate, up and down, then the shared
+    /// expert's.
+    static func all(layer l: Int, model: TransformerModel) -> [PrunableMatrix] { all(layer: l, config: model.config) }
+
+    static func all(layer l: Int, config: ModelConfig) -> [PrunableMatrix] {
+        var out = config.projections(layer: l).map { PrunableMatrix(layer: l, projection: $0, owner: .layer) }
+        if config.isSparse(layer: l), let moe = config.moe {
+            for e in Array(0..<moe.experts) + (moe.sharedIntermediateSize != nil ? [-1] : []) {
+                out += [Projection.gate, .up, .down].map { PrunableMatrix(layer: l, projection: $0, owner: .expert(e)) }
+            }
+        }
+        return out
+    }
+
+    /// The checkpoint names of every matrix `peft prune` prunes in a model of `config`, layer by layer.
+    public static func checkpointNames(config: ModelConfig) -> [String] {
+        (0..<config.layerCount).flatMap { l in all(layer: l, config: config).map { $0.name(config.layout) } }
+    }
+
+    /// The calibration statistic this matrix is weighed by (the projections that read one input share it).
+    var input: CalibrationStatistics.Input {
+        switch owner {
+        case .layer: CalibrationStatistics.Input(projection)
+        case .expert(let e): projection == .down ? .expertOutput(e) : .expert(e)
+        }
+    }
+
+    /// The checkpoint name of the matrix (`model.layers.0.mlp.experts.3.up_proj.weight`).
+    func name(_ layout: WeightLayout) -> String {
+        switch owner {
+        case .layer: layout.moduleName(ProjectionSite(layer: layer, projection: projection)) + ".weight"
+        case .expert(let e): e < 0 ? layout.sharedExpert(layer: layer, projection) : layout.expert(layer: layer, e, projection)
+        }
+    }
+
+    func linear(_ weights: ModelWeights) -> Linear {
+        switch owner {
+        case .layer: return weights.layers[layer].linear(projection)
+        case .expert(let e):
+            let moe = weights.layers[layer].moe!
+            let w = e < 0 ? moe.shared! : moe.experts[e]
+            return projection == .gate ? w.gate : projection == .up ? w.up : w.down
+        }
+    }
+
+    func set(_ m: WeightMatrix, in weights: ModelWeights) {
+        switch owner {
+        case .layer:
+            weights.replace(.weight(ProjectionSite(layer: layer, projection: projection)), with: .matrix(m))
+        case .expert(let e):
+            var moe = weights.layers[layer].moe!
+            var w = e < 0 ? moe.shared! : moe.experts[e]
+            switch projection {
+            case .gate: w.gate = Linear(weight: m, bias: w.gate.bias)
+            case .up: w.up = Linear(weight: m, bias: w.up.bias)
+            default: w.down = Linear(weight: m, bias: w.down.bias)
+            }
+            if e < 0 { moe.shared = w } else { moe.experts[e] = w }
+            weights.replaceMixture(layer: layer, with: moe)
+        }
+    }
+
+    /// The matrices of `model` whose checkpoint names are in `names`, by name (what a pruned model's writer stores).
+    static func current(in model: TransformerModel, named names: Set<String>) -> [String: WeightMatrix] {
+        var out: [String: WeightMatrix] = [:]
+        for l in 0..<model.config.layerCount {
+            for t in all(layer: l, model: model) {
+                let name = t.name(model.config.layout)
+                if names.contains(name) { out[name] = t.linear(model.weights).weight }
+            }
+        }
+        return out
     }
 }

@@ -287,7 +287,7 @@ public final class DecodeSession {
                                cols: C, eps: c.rmsNormEps)
             if let moe = lw.moe, let routing = b.routing {
                 // Only the experts the rows chose are read.
-                model.mixtureForward(moe, x: b.xn.pointer, rows: m, out: b.tmp.pointer, routing: routing, scratch: b.moeScratch,
+                model.mixtureForward(moe, layer: l, x: b.xn.pointer, rows: m, out: b.tmp.pointer, routing: routing, scratch: b.moeScratch,
                                      exact: false)
             } else {
                 model.projectGateUp(layer: l, rows: m, gate: b.g.pointer, up: b.u.pointer, fused: b.fused.pointer) { p, out in

@@ -14,6 +14,14 @@ public struct ExpertWeights: @unchecked Sendable {
     public var byteCount: Int { [gate, up, down].reduce(0) { $0 + $1.weight.byteCount } }
 }
 
+/// Sees the inputs of a mixture-of-experts layer's experts during a forward pass (pruning statistics): set as the
+/// model's `expertObserver`.
+public protocol ExpertObserver: AnyObject {
+    /// `x` [rows, cols]: the rows routed to expert `expert` of layer `layer` as its gate and up projections read them
+    /// (`down` false), or its down projection's input act(gate) * up (`down` true); `expert` -1 is the shared expert.
+    func observe(layer: Int, expert: Int, down: Bool, x: UnsafePointer<Float>, rows: Int, cols: Int)
+}
+
 /// The frozen weights of a mixture-of-experts MLP (Qwen2-MoE, Qwen3-MoE).
 public struct MoEWeights: @unchecked Sendable {
     /// [E, C]: router logits = x · router^T.
@@ -158,7 +166,7 @@ extension TransformerModel {
 
     /// out[n, C] = the mixture's output for the normed rows x [n, C]; `routing` keeps the choice for the backward,
     /// and with `save` the experts' gate and up outputs too.
-    func mixtureForward(_ moe: MoEWeights, x: UnsafePointer<Float>, rows n: Int, out: UnsafeMutablePointer<Float>,
+    func mixtureForward(_ moe: MoEWeights, layer l: Int, x: UnsafePointer<Float>, rows n: Int, out: UnsafeMutablePointer<Float>,
                         routing r: Routing, scratch s: MoEScratch, exact: Bool, save: Bool = false) {
         let c = config.hiddenSize, iw = config.moe?.intermediateSize ?? 0, sw = config.moe?.sharedIntermediateSize ?? 0
         route(moe, x: x, rows: n, into: r)
@@ -169,7 +177,7 @@ extension TransformerModel {
         for (e, slots) in r.assignments().enumerated() where !slots.isEmpty {
             let m = slots.count
             for (j, slot) in slots.enumerated() { (s.x.pointer + j * c).update(from: x + (slot / r.topK) * c, count: c) }
-            expertForward(moe.experts[e], x: s.x.pointer, rows: m, s, exact: exact)
+            expertForward(moe.experts[e], x: s.x.pointer, rows: m, s, exact: exact, layer: l, expert: e)
             if save {
                 (r.gate.pointer + at * iw).update(from: s.g.pointer, count: m * iw)
                 (r.up.pointer + at * iw).update(from: s.u.pointer, count: m * iw)
@@ -180,7 +188,7 @@ extension TransformerModel {
             }
         }
         if let shared = moe.shared, let gate = moe.sharedGate {
-            expertForward(shared, x: x, rows: n, s, exact: exact)
+            expertForward(shared, x: x, rows: n, s, exact: exact, layer: l, expert: -1)
             if save {
                 r.sharedGate.copy(from: s.g.pointer, count: n * sw)
                 r.sharedUp.copy(from: s.u.pointer, count: n * sw)
@@ -192,10 +200,15 @@ extension TransformerModel {
     }
 
     /// s.y [m, C] = expert(x [m, C]), keeping s.g, s.u and s.a (= act(g) * u).
-    private func expertForward(_ w: ExpertWeights, x: UnsafePointer<Float>, rows m: Int, _ s: MoEScratch, exact: Bool) {
+    private func expertForward(_ w: ExpertWeights, x: UnsafePointer<Float>, rows m: Int, _ s: MoEScratch, exact: Bool,
+                               layer: Int, expert: Int) {
         w.gate.forward(x, rows: m, into: s.g.pointer, exact: exact)
         w.up.forward(x, rows: m, into: s.u.pointer, exact: exact)
         activate(gate: s.g.pointer, up: s.u.pointer, out: s.a.pointer, count: m * w.gate.outFeatures)
+        if let o = expertObserver {
+            o.observe(layer: layer, expert: expert, down: false, x: x, rows: m, cols: w.gate.inFeatures)
+            o.observe(layer: layer, expert: expert, down: true, x: s.a.pointer, rows: m, cols: w.down.inFeatures)
+        }
         w.down.forward(s.a.pointer, rows: m, into: s.y.pointer, exact: exact)
     }
 

@@ -115,6 +115,12 @@ extension ModelWeights {
 
     /// Replaces a tensor's storage (full / freeze fine-tuning points trainable tensors into its parameter buffer).
     /// Replacing the embedding of a tied model replaces the LM head with it.
+    /// Replaces layer `l`'s mixture-of-experts weights (pruned experts).
+    public func replaceMixture(layer l: Int, with moe: MoEWeights) {
+        precondition(layers[l].moe != nil, "layer \(l) has no experts")
+        layers[l].moe = moe
+    }
+
     public func replace(_ tensor: BaseTensor, with storage: TensorStorage) {
         switch (tensor, storage) {
         case (.embedding, .matrix(let m)):

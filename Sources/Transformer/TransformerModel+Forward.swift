@@ -38,7 +38,7 @@ extension TransformerModel {
         let mlpOut = s.mlpOut?.pointer ?? b.tmp.pointer
         if let moe = w.moe, let routing = s.routing {
             // The backward (training buffers) reads the experts' gate and up outputs back.
-            mixtureForward(moe, x: b.xn.pointer, rows: n, out: mlpOut, routing: routing, scratch: b.moeScratch,
+            mixtureForward(moe, layer: l, x: b.xn.pointer, rows: n, out: mlpOut, routing: routing, scratch: b.moeScratch,
                            exact: context.exact, save: b.policy != .inference)
         } else {
             projectGateUp(layer: l, rows: n, gate: s.g.pointer, up: s.u.pointer, fused: b.fused?.pointer) { p, out in

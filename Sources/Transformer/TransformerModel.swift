@@ -14,6 +14,8 @@ public final class TransformerModel: @unchecked Sendable {
     public let weights: ModelWeights
     /// The fine-tuning method attached at the hook points (see `ModelAdapter`); nil for the bare model.
     public var adapter: ModelAdapter?
+    /// Sees the experts' inputs of mixture-of-experts layers (pruning statistics); nil in normal work.
+    public var expertObserver: ExpertObserver?
     /// The rotary embedding of full-attention layers (and all layers unless `localRope` is set).
     let rope: RoPE
     /// Gemma 3's sliding-window layers rotate with their own base.

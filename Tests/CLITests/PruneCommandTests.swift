@@ -88,6 +88,27 @@ final class PruneCommandTests: XCTestCase {
         XCTAssertEqual(q.status, 0, q.stderr)
     }
 
+    /// A mixture of experts: every expert's projections are pruned too (the router is not), the samples stop at the
+    /// model's context, and the result generates and counts as sparse.
+    func testMixtureOfExpertsPrunesEveryExpert() throws {
+        let out = tmp.path("moe")
+        let r = try PeftCommand.run(["prune", "--model", modelFixture("tiny-qwen2-moe").path, "--data", tmp.path("calib.jsonl"),
+                                     "--output", out, "--method", "wanda", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("cut at 64 tokens"), r.stderr)
+        let report = try json(r.stdout)
+        let names = try XCTUnwrap(report["matrices"] as? [[String: Any]]).compactMap { $0["name"] as? String }
+        XCTAssertEqual(names.count, 26)
+        for e in 0..<4 { XCTAssertTrue(names.contains("model.layers.0.mlp.experts.\(e).down_proj.weight"), "\(e)") }
+        XCTAssertTrue(names.contains("model.layers.0.mlp.shared_expert.up_proj.weight"))
+        XCTAssertFalse(names.contains("model.layers.0.mlp.gate.weight"))
+        XCTAssertEqual(report["overall_sparsity"] as? Double ?? 0, 0.5, accuracy: 1e-12)
+        let g = try PeftCommand.run(["generate", "--model", out, "--prompt", "hi", "--max-new-tokens", "3", "--json"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        let info = try json(PeftCommand.run(["info", "--model", out, "--json"]).stdout)
+        XCTAssertEqual((info["sparsity"] as? [String: Any])?["sparse_matrices"] as? Int, 26)
+    }
+
     func testLayerRemovalWritesASmallerModel() throws {
         for (flag, key) in [("--remove-layers", "block_influence"), ("--remove-block", "angular_distance")] {
             let out = tmp.path("smaller\(flag)")

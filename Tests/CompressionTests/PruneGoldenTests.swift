@@ -145,4 +145,106 @@ final class PruneGoldenTests: XCTestCase {
         XCTAssertThrowsError(try PrunedModelWriter.write(source: modelURL, model: model, replaced: [], removedLayers: [],
                                                          report: Data("{}".utf8), output: other))
     }
+
+    // MARK: Mixture of experts
+
+    struct MoECalibration: Decodable {
+        let samples: [[Int32]]
+        let lossBefore: Double
+        let blockInfluence: [Double]
+        let removeLayers1: Calibration.Removal
+        enum CodingKeys: String, CodingKey {
+            case samples, lossBefore = "loss_before", blockInfluence = "block_influence", removeLayers1 = "remove_layers1"
+        }
+    }
+
+    /// tiny-qwen2-moe (layer 0: 4 experts, top-2, a shared expert; layer 1 dense): every expert's and the shared
+    /// expert's projections are pruned with statistics over the rows routed to them, as the reference prunes
+    /// them; the written folder holds every pruned matrix under its checkpoint name.
+    func checkMoE(method: PruneMethod, pattern: SparsityPattern, tag: String) throws {
+        let cal = try JSONDecoder().decode(MoECalibration.self, from: Data(contentsOf: fixtureURL("golden/prune-moe-calibration.json")))
+        let source = modelFixture("tiny-qwen2-moe")
+        let model = try TransformerModel.load(directory: source, dtype: .float32)
+        let pruner = Pruner(model: model, samples: cal.samples)
+        XCTAssertEqual(pruner.calibrationLoss(), cal.lossBefore, accuracy: 1e-5)
+        let matrices = try pruner.prune(PruneSettings(method: method, sparsity: 0.5, pattern: pattern))
+        XCTAssertTrue(pruner.unreachedExperts.isEmpty, "every expert gets calibration rows here")
+        let golden = try SafetensorsFile(path: fixtureURL("golden/prune-moe-\(tag).safetensors").path)
+        let names = golden.tensors.keys.filter { $0.hasSuffix(".mask") }.map { String($0.dropLast(5)) }.sorted()
+        // Layer 0: q, k, v, o, 4 experts x 3, the shared expert's 3; layer 1: the 7 dense projections.
+        XCTAssertEqual(names.count, 26)
+        XCTAssertEqual(Set(matrices.map(\.name)), Set(names))
+        XCTAssertFalse(names.contains { $0.contains("mlp.gate.weight") || $0.contains("shared_expert_gate") })
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("prune-moe-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        _ = try PrunedModelWriter.write(source: source, model: model, replaced: Set(matrices.map(\.name)), removedLayers: [],
+                                        report: Data("{}".utf8), output: out)
+        let written = try ModelDirectory(url: out)
+        var mismatched = 0, total = 0, worst: Float = 0
+        for name in names {
+            let w = try written.tensor(name).floatBuffer()
+            let mask = try XCTUnwrap(golden.tensors[name + ".mask"])
+            let m = mask.data.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<mask.elementCount {
+                total += 1
+                if (w.pointer[i] == 0) != (m[i] == 1) { mismatched += 1 }
+            }
+            if method == .sparsegpt {
+                let ref = try XCTUnwrap(golden.tensors[name]).floatBuffer()
+                for i in 0..<mask.elementCount { worst = max(worst, abs(ref.pointer[i] - w.pointer[i])) }
+            }
+        }
+        XCTAssertEqual(mismatched, 0, "\(tag): \(mismatched) of \(total) mask entries differ from the reference")
+        XCTAssertLessThan(worst, 1e-4, "\(tag): largest weight difference \(worst)")
+        // The router and the shared expert's gate are copied untouched.
+        let src = try ModelDirectory(url: source)
+        for name in ["model.layers.0.mlp.gate.weight", "model.layers.0.mlp.shared_expert_gate.weight"] {
+            let a = try src.tensor(name).floatBuffer(), b = try written.tensor(name).floatBuffer()
+            let n = try src.tensor(name).elementCount
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: a.pointer, count: n)), Array(UnsafeBufferPointer(start: b.pointer, count: n)))
+        }
+        let run = try JSONDecoder().decode(Run.self, from: Data(contentsOf: fixtureURL("golden/prune-moe-\(tag).json")))
+        XCTAssertEqual(pruner.calibrationLoss(), run.lossAfter, accuracy: 1e-4, tag)
+        let back = try TransformerModel.load(directory: out, dtype: .float32)
+        let diff = zip(lastLogits(back, cal.samples[0]), run.logits).map { abs($0 - $1) }.max() ?? 1
+        XCTAssertLessThan(diff, 1e-3, "\(tag): logits of the written model differ by \(diff)")
+    }
+
+    func testMoEMagnitude() throws { try checkMoE(method: .magnitude, pattern: .unstructured, tag: "magnitude-u50") }
+    func testMoEWanda() throws { try checkMoE(method: .wanda, pattern: .unstructured, tag: "wanda-u50") }
+    func testMoEWanda2of4() throws { try checkMoE(method: .wanda, pattern: .nOfM(n: 2, m: 4), tag: "wanda-2-4") }
+    func testMoESparseGPT() throws { try checkMoE(method: .sparsegpt, pattern: .unstructured, tag: "sparsegpt-u50") }
+
+    /// Layer removal of a mixture of experts: the kept layers keep their kind (the config names the dense ones
+    /// among the new indices) and the written model has the reference's logits.
+    func testMoELayerRemoval() throws {
+        let cal = try JSONDecoder().decode(MoECalibration.self, from: Data(contentsOf: fixtureURL("golden/prune-moe-calibration.json")))
+        let source = modelFixture("tiny-qwen2-moe")
+        let model = try TransformerModel.load(directory: source, dtype: .float32)
+        let scores = LayerRemoval.scores(model: model, samples: cal.samples, block: nil)
+        for (a, b) in zip(scores.blockInfluence, cal.blockInfluence) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b))) }
+        let removed = LayerRemoval.choose(scores, layers: 1, block: nil)
+        XCTAssertEqual(removed, cal.removeLayers1.removed)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("prune-moe-layers-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        _ = try PrunedModelWriter.write(source: source, model: model, replaced: [], removedLayers: removed,
+                                        report: Data("{}".utf8), output: out)
+        let smaller = try TransformerModel.load(directory: out, dtype: .float32)
+        XCTAssertEqual(smaller.config.layerCount, 1)
+        // The kept layer is the other one of the two, sparse (0) or dense (1), and stays so.
+        XCTAssertEqual(smaller.config.isSparse(layer: 0), model.config.isSparse(layer: removed == [0] ? 1 : 0))
+        let diff = zip(lastLogits(smaller, cal.samples[0]), cal.removeLayers1.logits).map { abs($0 - $1) }.max() ?? 1
+        XCTAssertLessThan(diff, 1e-3, "removed \(removed): logits differ by \(diff)")
+        // Removing the sparse layer instead: the dense layer moves to index 0 and stays dense.
+        let other = FileManager.default.temporaryDirectory.appendingPathComponent("prune-moe-layers-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: other) }
+        _ = try PrunedModelWriter.write(source: source, model: model, replaced: [], removedLayers: [0],
+                                        report: Data("{}".utf8), output: other)
+        let dense = try TransformerModel.load(directory: other, dtype: .float32)
+        XCTAssertFalse(dense.config.isSparse(layer: 0))
+        XCTAssertNil(dense.weights.layers[0].moe)
+        let a = model.weights.layers[1].linear(.down).weight.toFloat(), b = dense.weights.layers[0].linear(.down).weight.toFloat()
+        let n = model.weights.layers[1].linear(.down).weight.rows * model.weights.layers[1].linear(.down).weight.cols
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: a.pointer, count: n)), Array(UnsafeBufferPointer(start: b.pointer, count: n)))
+    }
 }

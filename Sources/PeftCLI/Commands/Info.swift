@@ -1,6 +1,7 @@
 import Adapters
 import GGUF
 import ArgumentParser
+import Compression
 import Foundation
 import Kernels
 import ModelIO
@@ -71,13 +72,12 @@ struct Info: ParsableCommand {
         """)
     }
 
-    /// The share of exact zeros over every stored projection matrix of the decoder layers, and how many matrices
-    /// hold at least 10% zeros (pruned ones; merges keep their zeros).
+    /// The share of exact zeros over every stored projection matrix of the decoder layers (the experts' too), and
+    /// how many matrices hold at least 10% zeros (pruned ones; merges keep their zeros).
     static func sparsity(_ directory: ModelDirectory, config: ModelConfig) throws -> (share: Double, sparse: Int, matrices: Int) {
         var zeros = 0, total = 0, sparse = 0, matrices = 0
-        for l in 0..<config.layerCount {
-            for p in config.projections(layer: l) {
-                let name = config.layout.moduleName(ProjectionSite(layer: l, projection: p)) + ".weight"
+        do {
+            for name in PrunableMatrix.checkpointNames(config: config) {
                 guard directory.contains(name) else { continue }
                 let values = try directory.tensor(name).floatBuffer()
                 var z = 0

@@ -57,6 +57,9 @@ struct Prune: ParsableCommand {
         var set = try DataLoader.load(URL(fileURLWithPath: data))
         set.conversations = Array(set.conversations.prefix(nsamples))
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
+        // Samples stop at the model's context, as the reference scripts take seqlen from it.
+        let seqlen = min(self.seqlen, config.maxPositionEmbeddings)
+        if seqlen < self.seqlen { Terminal.note("calibration samples cut at \(seqlen) tokens, the model's context") }
         let builder = ExampleBuilder(formatter: formatter, maxLength: seqlen)
         var samples: [[Int32]] = []
         for (i, c) in set.conversations.enumerated() {
@@ -81,7 +84,6 @@ struct Prune: ParsableCommand {
         var notes: [String] = []
         var replaced = Set<String>(), removed: [Int] = []
         if method == .layers {
-            if config.moe != nil { throw PruneError.unsupported("layer removal of mixture-of-experts models is not supported (their config names sparse layers by index)") }
             let k = removeLayers ?? removeBlock!
             guard k < config.layerCount else {
                 throw ValidationError("cannot remove \(k) of the model's \(config.layerCount) layers (at least one must stay)")
@@ -109,7 +111,10 @@ struct Prune: ParsableCommand {
             report["matrices"] = matrices.map { ["name": $0.name, "rows": $0.rows, "cols": $0.cols, "sparsity": $0.sparsity] as [String: Any] }
             report["loss_after"] = pruner.calibrationLoss()
             report["layer_count_after"] = config.layerCount
-            if config.moe != nil { notes.append("the experts of mixture-of-experts layers are not pruned (attention and dense layers are)") }
+            if !pruner.unreachedExperts.isEmpty {
+                notes.append("no calibration token was routed to \(pruner.unreachedExperts.joined(separator: ", ")): pruned by magnitude within each row")
+                report["unreached_experts"] = pruner.unreachedExperts
+            }
         }
         report["seconds"] = Date().timeIntervalSince(started)
         if !notes.isEmpty { report["notes"] = notes }
