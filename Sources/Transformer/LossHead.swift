@@ -134,13 +134,18 @@ struct LossHead {
 }
 
 extension LossHead {
-    /// The two passes of a sequence-level objective (see `run`).
+    /// A sequence-level objective (see `run`). The log-probabilities come first; their weights are known only once
+    /// every row is in. With the LM head frozen, one pass suffices: each labelled row's d(-log p)/d(normed) is written
+    /// into its row of `dNormed` as its chunk goes by, and scaled by the row's weight at the end (the same two LM-head
+    /// products per row as cross-entropy). A head that trains needs the weights inside its product, so it takes a
+    /// second pass over the chunks.
     func runObjective(_ objective: SequenceObjective, normed: UnsafePointer<Float>, labels: [Int32], rows: [Int],
                       dNormed: UnsafeMutablePointer<Float>?, gradScale: Float, scratch: LossScratch,
                       dWeight: UnsafeMutablePointer<Float>?) -> (lossSum: Double, count: Int) {
-        let v = vocab, chunk = chunkRows
-        scratch.reserve(rows: chunk, hidden: hidden, vocab: v)
+        let v = vocab, c = hidden, chunk = chunkRows
+        scratch.reserve(rows: chunk, hidden: c, vocab: v)
         let logits = scratch.logits
+        let onePass = dNormed != nil && dWeight == nil
         var logProbs = [Double](repeating: 0, count: rows.count)
         var lses = [Float](repeating: 0, count: rows.count)
         func forChunks(_ body: (_ begin: Int, _ part: ArraySlice<Int>) -> Void) {
@@ -153,22 +158,45 @@ extension LossHead {
             }
         }
         forChunks { begin, part in
-            for (j, r) in part.enumerated() {
-                let row = logits.pointer + j * v
-                let lse = Ops.logSumExp(row, count: v).lse
-                lses[begin + j] = lse
-                logProbs[begin + j] = Double(row[Int(labels[r])] - lse)
+            logProbs.withUnsafeMutableBufferPointer { lp in
+                lses.withUnsafeMutableBufferPointer { ls in
+                    let lpOut = lp.baseAddress!, lsOut = ls.baseAddress!
+                    Parallel.forRanges(part.count, minChunk: 4) { js in
+                        for j in js {
+                            let row = logits.pointer + j * v, target = Int(labels[part[begin + j]])
+                            let lse = Ops.logSumExp(row, count: v).lse
+                            lsOut[begin + j] = lse
+                            lpOut[begin + j] = Double(row[target] - lse)
+                            // One pass: the row becomes d(-log p)/dz = softmax - onehot.
+                            if onePass { crossEntropyGradient(row, lse: lse, target: target, scale: 1) }
+                        }
+                    }
+                }
             }
+            if onePass, let dNormed { backwardChunk(part, dNormed: dNormed, dWeight: nil, scratch: scratch) }
         }
         objective.logProbs = logProbs
         guard let dNormed else { return (-logProbs.reduce(0, +), rows.count) }
         let weights = objective.gradient(logProbs)
         precondition(weights.count == rows.count, "one weight per labelled row")
+        if onePass {
+            // d(loss)/d(normed) = w * d(log p)/d(normed) = -w * (softmax - onehot) W.
+            for (i, r) in rows.enumerated() {
+                let row = dNormed + r * c, k = Float(-weights[i]) * gradScale
+                for t in 0..<c { row[t] *= k }
+            }
+            return (-logProbs.reduce(0, +), rows.count)
+        }
         forChunks { begin, part in
-            for (j, r) in part.enumerated() {
-                // d(loss)/dz = w * (onehot - softmax) = (softmax - onehot) * (-w).
-                crossEntropyGradient(logits.pointer + j * v, lse: lses[begin + j], target: Int(labels[r]),
-                                     scale: Float(-weights[begin + j]) * gradScale)
+            lses.withUnsafeBufferPointer { ls in
+                let lse = ls.baseAddress!
+                Parallel.forRanges(part.count, minChunk: 4) { js in
+                    for j in js {
+                        // d(loss)/dz = w * (onehot - softmax) = (softmax - onehot) * (-w).
+                        crossEntropyGradient(logits.pointer + j * v, lse: lse[begin + j], target: Int(labels[part[begin + j]]),
+                                             scale: Float(-weights[begin + j]) * gradScale)
+                    }
+                }
             }
             backwardChunk(part, dNormed: dNormed, dWeight: dWeight, scratch: scratch)
         }

@@ -137,4 +137,67 @@ final class PreferenceTrainingTests: XCTestCase {
             XCTAssertNil(e.rewardsAccuracies, "KTO's answers are unpaired: no accuracy")
         }
     }
+
+    /// The sequence-level objective's gradient, d(sum_i w_i log p_i)/d(parameter), by finite differences: LoRA
+    /// (the LM head frozen: one pass, each row's gradient scaled once its weight is known) and full fine-tuning (the
+    /// tied head trains: a second pass with the weights inside the head's product).
+    func testSequenceObjectiveGradientsByFiniteDifferences() throws {
+        let ids: [[Int32]] = [[301, 17, 42, 99, 3, 302, 198, 301, 250, 7, 64, 302], [301, 12, 8, 302, 198, 301, 90, 91, 92, 302]]
+        let examples = ids.map { s in TrainingExample(ids: s, trainable: s.indices.map { $0 >= 8 }) }
+        let batch = PackedBatch(sequences: examples.map(\.ids)), labels = examples.flatMap(\.labels)
+        let rowCount = labels.filter { $0 >= 0 }.count
+        let weights = (0..<rowCount).map { 0.5 + 0.4 * sin(Double($0)) }
+        for full in [false, true] {
+            let model = try TransformerModel.load(directory: modelFixture("tiny-qwen2"), dtype: .float32)
+            let adapter: TrainableAdapter
+            if full {
+                adapter = try BaseFineTuning(model: model, baseDirectory: modelFixture("tiny-qwen2"), freeze: nil)
+            } else {
+                let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-qwen2-train-init"), model: model.config)
+                lora.dropout = 0
+                adapter = lora
+            }
+            model.adapter = adapter
+            adapter.reserve(rows: batch.rowCount)
+            adapter.parametersDidChange()
+            func objectiveValue() -> Double {
+                let recorder = SequenceObjective()
+                _ = model.loss(batch, labels: labels, buffers: model.makeBuffers(batches: [batch.lengths], policy: .inference),
+                               objective: recorder)
+                return zip(recorder.logProbs, weights).reduce(0) { $0 + $1.0 * $1.1 }
+            }
+            adapter.zeroGradients()
+            let objective = SequenceObjective { lp in
+                XCTAssertEqual(lp.count, rowCount)
+                return weights
+            }
+            _ = model.forwardBackward(batch, labels: labels, gradScale: 1,
+                                      buffers: model.makeBuffers(batches: [batch.lengths], policy: .keepAll),
+                                      context: PassContext(training: true, randomKey: 1), objective: objective)
+            adapter.finishGradients()
+            let n = adapter.parameterCount
+            let grad = Array(UnsafeBufferPointer(start: adapter.gradients.pointer, count: n))
+            // The largest gradients, and for full tuning the largest in the (tied) embedding / LM head.
+            var picks = Array(grad.indices.sorted { abs(grad[$0]) > abs(grad[$1]) }.prefix(3))
+            if full, let head = adapter.namedParameters.first(where: { $0.name.contains("embed_tokens") }) {
+                let range = head.offset..<(head.offset + head.count)
+                picks.append(range.max { abs(grad[$0]) < abs(grad[$1]) }!)
+            }
+            for i in picks {
+                let p = adapter.parameters.pointer + i, saved = p.pointee, h: Float = 1e-2 * max(1e-2, abs(saved))
+                p.pointee = saved + h
+                adapter.parametersDidChange()
+                let up = objectiveValue()
+                p.pointee = saved - h
+                adapter.parametersDidChange()
+                let down = objectiveValue()
+                p.pointee = saved
+                adapter.parametersDidChange()
+                let numeric = (up - down) / Double(2 * h)
+                XCTAssertEqual(Double(grad[i]), numeric, accuracy: 2e-2 * abs(numeric) + 1e-3,
+                               "\(full ? "full" : "lora") parameter \(i)")
+            }
+        }
+    }
 }
+
