@@ -47,16 +47,31 @@ def logps(model, seqs):
     return torch.stack(out), torch.tensor(counts, dtype=torch.float32)
 
 
+def start(lr, warmup, steps):
+    """PEFT's initial LoRA on tiny-qwen2, trainable, with AdamW and the linear warmup schedule."""
+    torch.manual_seed(0)
+    model = PeftModel.from_pretrained(base(), os.path.join(ADAPTERS, "tiny-qwen2-train-init"), is_trainable=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    return model, params, opt, get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=steps)
+
+
+def update(loss, params, opt, sched):
+    """One optimiser step on `loss` (gradients clipped at norm 1); returns the norm before clipping."""
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(params, 1.0).item()
+    opt.step()
+    sched.step()
+    opt.zero_grad()
+    return norm
+
+
 def log1mexp(x):
     return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
 
 def run(kind, beta=0.1, steps=10, warmup=2, lr=5e-2):
-    torch.manual_seed(0)
-    model = PeftModel.from_pretrained(base(), os.path.join(ADAPTERS, "tiny-qwen2-train-init"), is_trainable=True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=steps)
+    model, params, opt, sched = start(lr, warmup, steps)
     pairs = [{"chosen": {"ids": p + c, "trainable_from": len(p)}, "rejected": {"ids": p + r, "trainable_from": len(p)}}
              for p, c, r in zip(PROMPTS, CHOSEN, REJECTED)]
     batches = [pairs[0:2], pairs[2:4]]
@@ -79,11 +94,7 @@ def run(kind, beta=0.1, steps=10, warmup=2, lr=5e-2):
             log_odds = (ac - ar) - (log1mexp(ac) - log1mexp(ar))
             loss = nll - (beta * F.logsigmoid(log_odds)).mean()
             cr, rj = beta * ac, beta * ar
-        loss.backward()
-        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
-        opt.step()
-        sched.step()
-        opt.zero_grad()
+        norms.append(update(loss, params, opt, sched))
         losses.append(loss.item())
         chosen_rewards.append(cr.mean().item())
         rejected_rewards.append(rj.mean().item())
@@ -101,11 +112,7 @@ KTO = [(PROMPTS[0], CHOSEN[0], True), (PROMPTS[1], REJECTED[1], False), (PROMPTS
 
 
 def run_kto(beta=0.1, desirable_weight=1.0, undesirable_weight=1.33, steps=10, warmup=2, lr=5e-2):
-    torch.manual_seed(0)
-    model = PeftModel.from_pretrained(base(), os.path.join(ADAPTERS, "tiny-qwen2-train-init"), is_trainable=True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=steps)
+    model, params, opt, sched = start(lr, warmup, steps)
     answers = [{"ids": p + a, "trainable_from": len(p), "desirable": d} for p, a, d in KTO]
     batches = [answers[0:4], answers[4:8]]
     losses, norms, lrs, chosen_rewards, rejected_rewards, kls = [], [], [], [], [], []
@@ -129,11 +136,7 @@ def run_kto(beta=0.1, desirable_weight=1.0, undesirable_weight=1.33, steps=10, w
         per = torch.where(desirable, desirable_weight * (1 - torch.sigmoid(beta * (ratio - kl))),
                           undesirable_weight * (1 - torch.sigmoid(beta * (kl - ratio))))
         loss = per.mean()
-        loss.backward()
-        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
-        opt.step()
-        sched.step()
-        opt.zero_grad()
+        norms.append(update(loss, params, opt, sched))
         losses.append(loss.item())
         rewards = beta * ratio.detach()
         chosen_rewards.append(rewards[desirable].mean().item())

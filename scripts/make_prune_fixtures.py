@@ -95,31 +95,32 @@ def linears(layer):
     return {name: layer.get_submodule(name) for name in PROJ}
 
 
+def accumulate(stats, key, x, kind):
+    """One sample's rows x of an input into its running statistic (wanda: the mean over samples of each sample's
+    sum of x_j^2; sparsegpt: H = 2/n sum x x^T, rescaled as samples arrive, as the reference scripts do)."""
+    x = x.reshape(-1, x.shape[-1]).double()
+    s = stats.setdefault(key, {"n": 0, "v": None})
+    if kind == "wanda":
+        v = (x * x).sum(0)
+        if s["v"] is None:
+            s["v"] = torch.zeros_like(v)
+        s["v"] *= s["n"] / (s["n"] + 1)
+        s["n"] += 1
+        s["v"] += v / s["n"]
+    else:
+        if s["v"] is None:
+            s["v"] = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
+        s["v"] *= s["n"] / (s["n"] + 1)
+        s["n"] += 1
+        x = math.sqrt(2 / s["n"]) * x
+        s["v"] += x.t() @ x
+
+
 def collect(model, l, samples, kind):
     """One pass over the samples; statistics of layer l's projection inputs (wanda: s_j; sparsegpt: H)."""
     stats = {}
-
-    def hook(name):
-        def f(module, args, _out):
-            x = args[0].reshape(-1, args[0].shape[-1]).double()
-            s = stats.setdefault(name, {"n": 0, "v": None})
-            if kind == "wanda":
-                v = (x * x).sum(0)
-                if s["v"] is None:
-                    s["v"] = torch.zeros_like(v)
-                s["v"] *= s["n"] / (s["n"] + 1)
-                s["n"] += 1
-                s["v"] += v / s["n"]
-            else:
-                if s["v"] is None:
-                    s["v"] = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
-                s["v"] *= s["n"] / (s["n"] + 1)
-                s["n"] += 1
-                x = math.sqrt(2 / s["n"]) * x
-                s["v"] += x.t() @ x
-        return f
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in linears(model.model.layers[l]).items()]
+    handles = [m.register_forward_hook(lambda m, a, o, n=n: accumulate(stats, n, a[0], kind))
+               for n, m in linears(model.model.layers[l]).items()]
     with torch.no_grad():
         for ids in samples:
             model(torch.tensor([ids]))
@@ -337,22 +338,7 @@ def moe_collect(model, l, samples, kind):
     stats = {}
 
     def add(key, x):
-        x = x.reshape(-1, x.shape[-1]).double()
-        s = stats.setdefault(key, {"n": 0, "v": None})
-        if kind == "wanda":
-            v = (x * x).sum(0)
-            if s["v"] is None:
-                s["v"] = torch.zeros_like(v)
-            s["v"] *= s["n"] / (s["n"] + 1)
-            s["n"] += 1
-            s["v"] += v / s["n"]
-        else:
-            if s["v"] is None:
-                s["v"] = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
-            s["v"] *= s["n"] / (s["n"] + 1)
-            s["n"] += 1
-            x = math.sqrt(2 / s["n"]) * x
-            s["v"] += x.t() @ x
+        accumulate(stats, key, x, kind)
 
     layer = model.model.layers[l]
     handles = []

@@ -91,22 +91,44 @@ public struct PreferenceSums: Sendable {
 
 extension PreferenceSettings {
     /// The summed log-probability of every sequence's labelled rows (forward only), under `model` with its adapter
-    /// disabled or under the reference model.
+    /// disabled or under the reference model; pairs share their prompt rows.
     func referenceLogps(model: TransformerModel, examples: [TrainingExample]) -> [Double] {
         let target = reference ?? model
         let saved = model.adapter
         if reference == nil { model.adapter = nil }
         defer { model.adapter = saved }
-        return Self.sequenceLogps(target, examples)
+        return Self.sequenceLogps(target, examples, paired: loss.isPaired)
     }
 
     /// The summed log-probability of every sequence's labelled rows under `model` as it stands (forward only).
-    static func sequenceLogps(_ model: TransformerModel, _ examples: [TrainingExample]) -> [Double] {
-        let batch = PackedBatch(sequences: examples.map(\.ids))
-        let buffers = model.makeBuffers(batches: [batch.lengths], policy: .inference)
+    /// `paired`: the examples are pairs, packed with their prompts shared (`pairBatch`).
+    public static func sequenceLogps(_ model: TransformerModel, _ examples: [TrainingExample], paired: Bool = false) -> [Double] {
+        let (batch, labels) = paired ? pairBatch(examples, model: model) : (PackedBatch(sequences: examples.map(\.ids)), examples.flatMap(\.labels))
+        let buffers = model.makeBuffers(batches: [examples.map(\.ids.count)], policy: .inference)
         let recorder = SequenceObjective()
-        _ = model.loss(batch, labels: examples.flatMap(\.labels), buffers: buffers, objective: recorder)
+        _ = model.loss(batch, labels: labels, buffers: buffers, objective: recorder)
         return perSequence(recorder.logProbs, examples)
+    }
+
+    /// The packed batch and labels of pairs (chosen at even indices, rejected at odd ones): each rejected answer
+    /// shares its chosen twin's prompt rows, all but the last (whose row predicts the answer's first token), so the
+    /// prompt runs once (tree packing). Not for adapters that put rows or an attention prefix in front of every
+    /// sequence (prompt tuning, P-tuning, prefix tuning): those pairs are packed whole. The labelled rows keep their
+    /// order, so the objective sees the same rows as with plain packing.
+    public static func pairBatch(_ examples: [TrainingExample], model: TransformerModel) -> (batch: PackedBatch, labels: [Int32]) {
+        let plain = (PackedBatch(sequences: examples.map(\.ids)), examples.flatMap(\.labels))
+        guard examples.count % 2 == 0, (model.adapter?.leadingRows ?? 0) == 0 else { return plain }
+        var sharing: [PackedBatch.SharedPrefix?] = [], labels: [Int32] = []
+        for p in 0..<(examples.count / 2) {
+            let c = examples[2 * p], r = examples[2 * p + 1]
+            var common = 0
+            while common < min(c.ids.count, r.ids.count), c.ids[common] == r.ids[common] { common += 1 }
+            let rows = min(common, c.promptLength, r.promptLength) - 1
+            sharing += [nil, rows > 0 ? PackedBatch.SharedPrefix(sequence: 2 * p, rows: rows) : nil]
+            labels += c.labels + r.labels[max(0, rows)...]
+        }
+        guard sharing.contains(where: { $0 != nil }) else { return plain }
+        return (PackedBatch(sequences: examples.map(\.ids), sharing: sharing), labels)
     }
 
     /// Sums of row values per sequence (rows in order, each sequence's labelled rows).
@@ -237,9 +259,9 @@ extension PreferenceSettings {
                 kl = max(0, k.sum / Double(k.count))
             }
             let recorder = SequenceObjective()
-            let batch = PackedBatch(sequences: part.map(\.ids))
-            let buffers = model.makeBuffers(batches: [batch.lengths], policy: .inference)
-            _ = model.loss(batch, labels: part.flatMap(\.labels), buffers: buffers, objective: recorder)
+            let (batch, labels) = loss.isPaired ? Self.pairBatch(part, model: model) : (PackedBatch(sequences: part.map(\.ids)), part.flatMap(\.labels))
+            let buffers = model.makeBuffers(batches: [part.map(\.ids.count)], policy: .inference)
+            _ = model.loss(batch, labels: labels, buffers: buffers, objective: recorder)
             // The objective's closure computes the sums from the recorded log-probabilities.
             _ = objective(examples: part, refLogps: refs, pairsInStep: units, chosenTokensInStep: chosenTokens, kl: kl, sums: box)
                 .gradient(recorder.logProbs)

@@ -242,12 +242,14 @@ public final class Trainer {
                     kl = max(0, total[0] / max(1, total[1]))
                 }
                 if indices.isEmpty { continue }
-                let batch = PackedBatch(sequences: examples.map(\.ids))
-                let labels = examples.flatMap(\.labels)
+                // Preference pairs share their prompt rows (tree packing).
+                let (batch, labels) = preference?.loss.isPaired == true
+                    ? PreferenceSettings.pairBatch(examples, model: model)
+                    : (PackedBatch(sequences: examples.map(\.ids)), examples.flatMap(\.labels))
                 var context = PassContext(training: true, randomKey: SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(m)))
                 // Dropout masks follow the example (its index in the data and the step), whichever rank runs it.
                 context.sequenceKeys = indices.map { SplitMix64.mix(options.seed &+ UInt64(step) &* 0x1_0000_0000 &+ UInt64($0) &+ 1) }
-                context.sequenceRows = examples.map(\.ids.count)
+                context.sequenceRows = batch.lengths
                 context.routerAuxLossWeight = auxWeight
                 let target = distillation?.target(batch: batch, labels: labels, studentVocab: model.config.vocabSize)
                 var objective: SequenceObjective?
@@ -270,7 +272,7 @@ public final class Trainer {
                 if let target { distillSum += target.distillSum; ceSum += target.ceSum }
                 if auxWeight > 0, let aux = buffers.routerStatistics?.auxLoss { auxSum += aux; auxPasses += 1 }
                 lossSum += s
-                stepTokens += batch.rowCount
+                stepTokens += examples.reduce(0) { $0 + $1.ids.count }
             }
             adapter.finishGradients()
             if let world = communicator {

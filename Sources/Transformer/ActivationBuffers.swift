@@ -103,6 +103,8 @@ public final class ActivationBuffers {
     let fused: FloatBuffer?      // [cap, fusedWidth] a fused projection's output or its gradient (fused families)
     let dNormInput: FloatBuffer? // [cap, C] d(input of an output norm) (sandwich norms, training)
     let moeScratch = MoEScratch()
+    /// Keys and values of a sequence behind the rows it shares (tree-packed batches), grown on first use.
+    let sharedKeys = SharedKeyScratch()
     /// The load-balancing loss's statistics (mixture-of-experts models).
     public let routerStatistics: RouterStatistics?
 
@@ -166,5 +168,17 @@ public final class ActivationBuffers {
         }
         if policy != .inference { floats += n * (3 * C + 2 * c.qDim + 2 * c.kvDim + 3 * I + (c.sandwichNorms ? C : 0)) }
         return floats * 4
+    }
+}
+
+/// One sequence's keys and values behind the prefix rows it shares with another (and their gradients), for
+/// tree-packed batches (`PackedBatch.sharedPrefix`).
+final class SharedKeyScratch {
+    private(set) var k = FloatBuffer(count: 0), v = FloatBuffer(count: 0)
+    private(set) var dk = FloatBuffer(count: 0), dv = FloatBuffer(count: 0)
+
+    func reserve(_ count: Int, gradients: Bool) {
+        if k.count < count { k = FloatBuffer(count: count); v = FloatBuffer(count: count) }
+        if gradients, dk.count < count { dk = FloatBuffer(count: count); dv = FloatBuffer(count: count) }
     }
 }

@@ -14,6 +14,16 @@ public struct PackedBatch: Sendable {
     public var starts: [Int]
     /// Row count of each sequence.
     public var lengths: [Int]
+    /// Per sequence: nil, or the earlier sequence whose first rows it continues (tree packing: the rejected answer of
+    /// a preference pair shares its chosen twin's prompt). Such a sequence holds only its own rows, at positions
+    /// `rows`..., and its keys are that sequence's first `rows` rows followed by its own.
+    public var sharedPrefix: [SharedPrefix?]
+
+    public struct SharedPrefix: Sendable, Equatable {
+        public var sequence: Int
+        public var rows: Int
+        public init(sequence: Int, rows: Int) { (self.sequence, self.rows) = (sequence, rows) }
+    }
 
     /// - Parameter firstPosition: position of every sequence's first row (rows in front of it live in the cache).
     public init(sequences: [[Int32]], firstPosition: Int = 0) {
@@ -21,6 +31,7 @@ public struct PackedBatch: Sendable {
         positions = []
         starts = []
         lengths = []
+        sharedPrefix = Array(repeating: nil, count: sequences.count)
         for s in sequences {
             starts.append(tokens.count)
             lengths.append(s.count)
@@ -29,6 +40,29 @@ public struct PackedBatch: Sendable {
         }
     }
 
+    /// Whole sequences, some of which continue an earlier one: `sharing[i]` names an earlier sequence whose first
+    /// `rows` tokens sequence i repeats; those rows are packed once (sequence i keeps the rest, at positions `rows`...).
+    public init(sequences: [[Int32]], sharing: [SharedPrefix?]) {
+        precondition(sharing.count == sequences.count, "one sharing entry per sequence")
+        self.init(sequences: [])
+        sharedPrefix = sharing
+        for (i, s) in sequences.enumerated() {
+            let skip = sharing[i]?.rows ?? 0
+            if let p = sharing[i] {
+                precondition(p.sequence < i && p.rows > 0 && p.rows < s.count && p.rows <= sequences[p.sequence].count
+                             && s[..<p.rows] == sequences[p.sequence][..<p.rows], "a shared prefix repeats an earlier sequence's first rows")
+            }
+            starts.append(tokens.count)
+            lengths.append(s.count - skip)
+            tokens.append(contentsOf: s[skip...])
+            positions.append(contentsOf: (skip..<s.count).map { Int32($0) })
+        }
+    }
+
+    /// Whether some sequence continues another's rows.
+    public var isTree: Bool { sharedPrefix.contains { $0 != nil } }
+
     public var rowCount: Int { tokens.count }
-    public var longest: Int { lengths.max() ?? 0 }
+    /// The longest sequence, counting the rows a tree-packed sequence shares (its keys and positions reach that far).
+    public var longest: Int { zip(lengths, sharedPrefix).map { $0 + ($1?.rows ?? 0) }.max() ?? 0 }
 }

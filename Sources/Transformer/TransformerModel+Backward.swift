@@ -139,7 +139,21 @@ extension TransformerModel {
         let np = b.prefixRows, kvDim = config.kvDim
         dk.update(repeating: 0, count: batch.rowCount * kvDim)
         dv.update(repeating: 0, count: batch.rowCount * kvDim)
-        for (start, length) in zip(batch.starts, batch.lengths) {
+        for (i, (start, length)) in zip(batch.starts, batch.lengths).enumerated() {
+            if let shared = batch.sharedPrefix[i] {
+                // Tree packing: the shared rows' key and value gradients add into the sequence that holds them
+                // (an earlier one, whose own backward has already written there).
+                let keys = sharedKeys(batch, i, shared, saved: s, buffers: b, gradients: true)
+                let g = b.sharedKeys, p = shared.rows, from = batch.starts[shared.sequence]
+                attention[l].backward(q: s.q.pointer, k: keys.k, v: keys.v, out: s.att.pointer, lse: s.lse.pointer,
+                                      dout: dout, dq: dq, dk: g.dk.pointer, dv: g.dv.pointer, start: start,
+                                      length: length, keyStart: 0, past: p, scratch: b.attnScratch.pointer)
+                Ops.add(g.dk.pointer, into: dk + from * kvDim, count: p * kvDim)
+                Ops.add(g.dv.pointer, into: dv + from * kvDim, count: p * kvDim)
+                (dk + start * kvDim).update(from: g.dk.pointer + p * kvDim, count: length * kvDim)
+                (dv + start * kvDim).update(from: g.dv.pointer + p * kvDim, count: length * kvDim)
+                continue
+            }
             guard np > 0, let a = adapter, let kSeq = b.kSeq, let vSeq = b.vSeq, let dkSeq = b.dkSeq,
                   let dvSeq = b.dvSeq else {
                 attention[l].backward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer,

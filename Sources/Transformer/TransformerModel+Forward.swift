@@ -72,7 +72,15 @@ extension TransformerModel {
     /// Hook point 2: attention of every sequence of the batch, behind the adapter's prefix keys and values if any.
     func attend(_ l: Int, batch: PackedBatch, saved s: LayerSaved, buffers b: ActivationBuffers) {
         let np = b.prefixRows
-        for (start, length) in zip(batch.starts, batch.lengths) {
+        for (i, (start, length)) in zip(batch.starts, batch.lengths).enumerated() {
+            if let shared = batch.sharedPrefix[i] {
+                precondition(np == 0, "a tree-packed batch has no attention prefix")
+                let keys = sharedKeys(batch, i, shared, saved: s, buffers: b, gradients: false)
+                attention[l].forward(q: s.q.pointer, k: keys.k, v: keys.v, out: s.att.pointer, lse: s.lse.pointer,
+                                     start: start, length: length, keyStart: 0, past: shared.rows,
+                                     scratch: b.attnScratch.pointer)
+                continue
+            }
             guard np > 0, let a = adapter, let kSeq = b.kSeq, let vSeq = b.vSeq else {
                 attention[l].forward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: s.att.pointer,
                                      lse: s.lse.pointer, start: start, length: length, scratch: b.attnScratch.pointer)
@@ -83,6 +91,25 @@ extension TransformerModel {
                                  lse: s.lse.pointer, start: start, length: length, keyStart: 0, past: np,
                                  scratch: b.attnScratch.pointer)
         }
+    }
+
+    /// Sequence i's keys and values behind the rows it shares: the other sequence's first `shared.rows` rows, then
+    /// its own (in `b.sharedKeys`, whose gradient buffers are zeroed when `gradients`).
+    func sharedKeys(_ batch: PackedBatch, _ i: Int, _ shared: PackedBatch.SharedPrefix, saved s: LayerSaved,
+                    buffers b: ActivationBuffers, gradients: Bool) -> (k: UnsafePointer<Float>, v: UnsafePointer<Float>) {
+        let kvDim = config.kvDim, from = batch.starts[shared.sequence], p = shared.rows
+        let start = batch.starts[i], length = batch.lengths[i], count = (p + length) * kvDim
+        let scratch = b.sharedKeys
+        scratch.reserve(count, gradients: gradients)
+        scratch.k.pointer.update(from: s.k.pointer + from * kvDim, count: p * kvDim)
+        scratch.v.pointer.update(from: s.v.pointer + from * kvDim, count: p * kvDim)
+        (scratch.k.pointer + p * kvDim).update(from: s.k.pointer + start * kvDim, count: length * kvDim)
+        (scratch.v.pointer + p * kvDim).update(from: s.v.pointer + start * kvDim, count: length * kvDim)
+        if gradients {
+            scratch.dk.pointer.update(repeating: 0, count: count)
+            scratch.dv.pointer.update(repeating: 0, count: count)
+        }
+        return (UnsafePointer(scratch.k.pointer), UnsafePointer(scratch.v.pointer))
     }
 
     /// k/v[np + length, kvDim] = the adapter's prefix of layer `l`, then the keys and values of one sequence.

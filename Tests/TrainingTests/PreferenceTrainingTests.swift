@@ -199,5 +199,57 @@ final class PreferenceTrainingTests: XCTestCase {
             }
         }
     }
+
+    /// Tree packing: a pair's rejected answer sharing its chosen twin's prompt rows gives the same log-probabilities
+    /// and the same gradients as packing both whole (keepAll and checkpointing; grouped-query attention, a sliding
+    /// window shorter than the prompt, a Llama-family model).
+    func testTreePackedPairsEqualPlainPacking() throws {
+        let prompts: [[Int32]] = [[301, 17, 42, 99, 3, 302, 198, 301, 12], [301, 5, 6, 7, 302, 198, 301]]
+        let answers: [[Int32]] = [[250, 7, 64, 302], [128, 77, 302], [90, 91, 92, 93, 302], [60, 302]]
+        var examples: [TrainingExample] = []
+        for (p, prompt) in prompts.enumerated() {
+            for a in answers[(2 * p)...(2 * p + 1)] {
+                examples.append(TrainingExample(ids: prompt + a, trainable: (prompt + a).indices.map { $0 >= prompt.count }))
+            }
+        }
+        let weights = (0..<examples.reduce(0) { $0 + $1.labelCount }).map { 0.7 - 0.3 * cos(Double($0)) }
+        for fixture in ["tiny-qwen2", "tiny-qwen2-swa", "tiny-llama"] {
+            let model = try TransformerModel.load(directory: modelFixture(fixture), dtype: .float32)
+            let lora = try LoRAAdapter(config: LoRAConfig(r: 4, alpha: 8, dropout: 0, targetModules: .names(["q_proj", "v_proj", "down_proj"])),
+                                       model: model.config)
+            for i in 0..<lora.parameterCount { lora.parameters.pointer[i] = Float(sin(Double(i) * 0.37)) * 0.05 }
+            model.adapter = lora
+            lora.reserve(rows: 64)
+            lora.parametersDidChange()
+            let (tree, treeLabels) = PreferenceSettings.pairBatch(examples, model: model)
+            XCTAssertTrue(tree.isTree, fixture)
+            XCTAssertEqual(tree.sharedPrefix[1], PackedBatch.SharedPrefix(sequence: 0, rows: prompts[0].count - 1))
+            XCTAssertEqual(tree.rowCount, examples.reduce(0) { $0 + $1.ids.count } - (prompts[0].count - 1) - (prompts[1].count - 1))
+            let plain = PackedBatch(sequences: examples.map(\.ids)), plainLabels = examples.flatMap(\.labels)
+            for policy in [ActivationPolicy.keepAll, .checkpointing] {
+                func run(_ batch: PackedBatch, _ labels: [Int32]) -> (logps: [Double], grads: [Float]) {
+                    lora.zeroGradients()
+                    var seen: [Double] = []
+                    let objective = SequenceObjective { lp in seen = lp; return weights }
+                    _ = model.forwardBackward(batch, labels: labels, gradScale: 1,
+                                              buffers: model.makeBuffers(batches: [examples.map(\.ids.count)], policy: policy),
+                                              context: PassContext(training: true, randomKey: 1), objective: objective)
+                    lora.finishGradients()
+                    return (seen, Array(UnsafeBufferPointer(start: lora.gradients.pointer, count: lora.parameterCount)))
+                }
+                let a = run(plain, plainLabels), b = run(tree, treeLabels)
+                XCTAssertEqual(a.logps.count, b.logps.count)
+                for (x, y) in zip(a.logps, b.logps) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "\(fixture) \(policy)") }
+                let scale = a.grads.map(abs).max() ?? 1
+                XCTAssertGreaterThan(scale, 0)
+                for (x, y) in zip(a.grads, b.grads) { XCTAssertEqual(x, y, accuracy: 1e-4 * scale, "\(fixture) \(policy) gradient") }
+            }
+            // Forward only (reference log-probabilities): the same sums per sequence.
+            model.adapter = lora
+            let treeSums = PreferenceSettings.sequenceLogps(model, examples, paired: true)
+            let plainSums = PreferenceSettings.sequenceLogps(model, examples, paired: false)
+            for (x, y) in zip(treeSums, plainSums) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y)), fixture) }
+        }
+    }
 }
 
