@@ -57,60 +57,15 @@ public enum DataLoader {
     /// A data set of a LLaMA-Factory data folder: `dataset_info.json`'s entry `name` gives the file (`file_name`),
     /// `formatting` (alpaca or sharegpt), `columns` (alpaca: prompt, query, response, system, history; sharegpt:
     /// messages, system, tools) and sharegpt `tags` (role_tag, content_tag, user_tag, assistant_tag,
-    /// observation_tag, function_tag, system_tag), so such folders work unchanged.
+    /// observation_tag, function_tag, system_tag), so such folders work unchanged. A `"ranking": true` entry holds
+    /// preference pairs (`PreferenceData.examples(dataset:)`).
     public static func load(dataset name: String, directory: URL, skipInvalid: Bool = false) throws -> Loaded {
-        let infoURL = directory.appendingPathComponent("dataset_info.json")
-        guard let data = FileManager.default.contents(atPath: infoURL.path) else {
-            throw TrainingError.data(file: infoURL.path, record: nil, field: nil, reason: "not found (--dataset-dir must hold LLaMA-Factory's dataset_info.json)")
+        let entry = try DatasetEntry(name: name, directory: directory)
+        if entry.ranking {
+            throw TrainingError.data(file: entry.info.path, record: nil, field: name,
+                                     reason: "is a ranking (preference) data set: train it with --stage dpo, orpo, simpo or kto")
         }
-        guard let info = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw TrainingError.data(file: infoURL.path, record: nil, field: nil, reason: "malformed JSON")
-        }
-        guard let entry = info[name] as? [String: Any] else {
-            throw TrainingError.data(file: infoURL.path, record: nil, field: name, reason: "no data set named '\(name)' (it has \(info.keys.sorted().joined(separator: ", ")))")
-        }
-        guard let file = entry["file_name"] as? String else {
-            let source = ["hf_hub_url", "ms_hub_url", "script_url"].first { entry[$0] != nil }
-            throw TrainingError.data(file: infoURL.path, record: nil, field: name, reason: source.map { "data sets from \($0) are not supported; only local file_name entries" } ?? "no file_name")
-        }
-        let formatting = (entry["formatting"] as? String) ?? "alpaca"
-        guard formatting == "alpaca" || formatting == "sharegpt" else {
-            throw TrainingError.data(file: infoURL.path, record: nil, field: "\(name).formatting", reason: "'\(formatting)' is not supported (alpaca or sharegpt)")
-        }
-        let columns = (entry["columns"] as? [String: String]) ?? [:]
-        let tags = (entry["tags"] as? [String: String]) ?? [:]
-        let transform: ([String: Any]) -> [String: Any]
-        if formatting == "alpaca" {
-            let names = ["prompt": "instruction", "query": "input", "response": "output", "system": "system", "history": "history", "tools": "tools"]
-            transform = { record in
-                var out: [String: Any] = [:]
-                for (column, canonical) in names {
-                    if let v = record[columns[column] ?? canonical] { out[canonical] = v }
-                }
-                return out
-            }
-        } else {
-            let roleTag = tags["role_tag"] ?? "from", contentTag = tags["content_tag"] ?? "value"
-            let roles = [(tags["user_tag"] ?? "human", "human"), (tags["assistant_tag"] ?? "gpt", "gpt"),
-                         (tags["observation_tag"] ?? "observation", "observation"), (tags["function_tag"] ?? "function_call", "function_call"),
-                         (tags["system_tag"] ?? "system", "system")]
-            transform = { record in
-                var out: [String: Any] = [:]
-                if let list = record[columns["messages"] ?? "conversations"] as? [Any] {
-                    out["conversations"] = list.map { item -> Any in
-                        guard let m = item as? [String: Any] else { return item }
-                        let role = (m[roleTag] as? String).map { r in roles.first { $0.0 == r }?.1 ?? r } as Any
-                        return ["from": role, "value": m[contentTag] as Any]
-                    }
-                } else {
-                    out["conversations"] = record[columns["messages"] ?? "conversations"] as Any
-                }
-                if let system = columns["system"].flatMap({ record[$0] }) { out["system"] = system }
-                if let tools = record[columns["tools"] ?? "tools"], !((tools as? String)?.isEmpty ?? false) { out["tools"] = tools }
-                return out
-            }
-        }
-        return try load(directory.appendingPathComponent(file), skipInvalid: skipInvalid, transform: transform)
+        return try load(entry.file, skipInvalid: skipInvalid, transform: entry.transform)
     }
 
     /// (1-based record number, object or nil when the record is not an object). Malformed JSON is an error
@@ -327,5 +282,78 @@ public enum DataLoader {
         }
         guard !turns.isEmpty else { throw fail("no user/assistant turns") }
         return Conversation(system: system?.isEmpty == true ? nil : system, turns: turns)
+    }
+}
+
+/// One entry of a LLaMA-Factory `dataset_info.json`: its file, whether it holds preference pairs (`ranking`), and the
+/// map from its records to the loader's field names (its `columns`, and for sharegpt its `tags`, also inside
+/// `chosen` / `rejected` messages; `kto_tag` under its column name).
+struct DatasetEntry {
+    let info: URL
+    let file: URL
+    let ranking: Bool
+    let transform: ([String: Any]) -> [String: Any]
+
+    init(name: String, directory: URL) throws {
+        info = directory.appendingPathComponent("dataset_info.json")
+        let path = info.path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TrainingError.data(file: path, record: nil, field: nil, reason: "not found (--dataset-dir must hold LLaMA-Factory's dataset_info.json)")
+        }
+        guard let all = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw TrainingError.data(file: path, record: nil, field: nil, reason: "malformed JSON")
+        }
+        guard let entry = all[name] as? [String: Any] else {
+            throw TrainingError.data(file: path, record: nil, field: name, reason: "no data set named '\(name)' (it has \(all.keys.sorted().joined(separator: ", ")))")
+        }
+        guard let fileName = entry["file_name"] as? String else {
+            let source = ["hf_hub_url", "ms_hub_url", "script_url"].first { entry[$0] != nil }
+            throw TrainingError.data(file: path, record: nil, field: name, reason: source.map { "data sets from \($0) are not supported; only local file_name entries" } ?? "no file_name")
+        }
+        let formatting = (entry["formatting"] as? String) ?? "alpaca"
+        guard formatting == "alpaca" || formatting == "sharegpt" else {
+            throw TrainingError.data(file: path, record: nil, field: "\(name).formatting", reason: "'\(formatting)' is not supported (alpaca or sharegpt)")
+        }
+        file = directory.appendingPathComponent(fileName)
+        ranking = (entry["ranking"] as? Bool) ?? false
+        let columns = (entry["columns"] as? [String: String]) ?? [:]
+        let tags = (entry["tags"] as? [String: String]) ?? [:]
+        // Preference columns: the answers of a pair and KTO's tag.
+        let preference = ["chosen", "rejected", "kto_tag"]
+        if formatting == "alpaca" {
+            let names = ["prompt": "instruction", "query": "input", "response": "output", "system": "system", "history": "history",
+                         "tools": "tools"].merging(preference.map { ($0, $0) }) { a, _ in a }
+            transform = { record in
+                var out: [String: Any] = [:]
+                for (column, canonical) in names {
+                    if let v = record[columns[column] ?? canonical] { out[canonical] = v }
+                }
+                return out
+            }
+        } else {
+            let roleTag = tags["role_tag"] ?? "from", contentTag = tags["content_tag"] ?? "value"
+            let roles = [(tags["user_tag"] ?? "human", "human"), (tags["assistant_tag"] ?? "gpt", "gpt"),
+                         (tags["observation_tag"] ?? "observation", "observation"), (tags["function_tag"] ?? "function_call", "function_call"),
+                         (tags["system_tag"] ?? "system", "system")]
+            func message(_ item: Any) -> Any {
+                guard let m = item as? [String: Any] else { return item }
+                let role = (m[roleTag] as? String).map { r in roles.first { $0.0 == r }?.1 ?? r } as Any
+                return ["from": role, "value": m[contentTag] as Any]
+            }
+            transform = { record in
+                var out: [String: Any] = [:]
+                if let list = record[columns["messages"] ?? "conversations"] as? [Any] {
+                    out["conversations"] = list.map(message)
+                } else {
+                    out["conversations"] = record[columns["messages"] ?? "conversations"] as Any
+                }
+                if let system = columns["system"].flatMap({ record[$0] }) { out["system"] = system }
+                if let tools = record[columns["tools"] ?? "tools"], !((tools as? String)?.isEmpty ?? false) { out["tools"] = tools }
+                for key in preference {
+                    if let v = record[columns[key] ?? key] { out[key] = key == "kto_tag" ? v : message(v) }
+                }
+                return out
+            }
+        }
     }
 }

@@ -22,13 +22,13 @@ public enum PreferenceData {
         public var desirable: Bool
     }
 
-    public static func load(_ url: URL) throws -> [Pair] {
+    public static func load(_ url: URL) throws -> [Pair] { try load(url, transform: nil) }
+
+    /// `transform` maps each record to the loader's field names first (a LLaMA-Factory data set's columns and tags).
+    static func load(_ url: URL, transform: (([String: Any]) -> [String: Any])?) throws -> [Pair] {
         let path = url.path
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainingError.data(file: path, record: nil, field: nil, reason: "file not found or unreadable")
-        }
         var pairs: [Pair] = []
-        for (number, object) in try DataLoader.parseRecords(data, path: path) {
+        for (number, object) in try records(url, transform: transform) {
             guard let o = object else { throw TrainingError.data(file: path, record: number, field: nil, reason: "not a JSON object") }
             let (c, r) = try split(o, path: path, record: number)
             let format = try DataLoader.detect(c, path: path)
@@ -41,14 +41,13 @@ public enum PreferenceData {
 
     /// KTO's answers. Pair records are unpaired as TRL's `unpair_preference_dataset` does with its default map
     /// batches: per 1,000 records, their chosen answers (desirable) and then their rejected ones.
-    public static func loadUnpaired(_ url: URL) throws -> [Unpaired] {
+    public static func loadUnpaired(_ url: URL) throws -> [Unpaired] { try loadUnpaired(url, transform: nil) }
+
+    static func loadUnpaired(_ url: URL, transform: (([String: Any]) -> [String: Any])?) throws -> [Unpaired] {
         let path = url.path
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainingError.data(file: path, record: nil, field: nil, reason: "file not found or unreadable")
-        }
         var out: [Unpaired] = [], chosen: [Unpaired] = [], rejected: [Unpaired] = []
         func flush() { out += chosen + rejected; chosen = []; rejected = [] }
-        for (number, object) in try DataLoader.parseRecords(data, path: path) {
+        for (number, object) in try records(url, transform: transform) {
             guard let o = object else { throw TrainingError.data(file: path, record: number, field: nil, reason: "not a JSON object") }
             func fail(_ field: String, _ reason: String) -> TrainingError { .data(file: path, record: number, field: field, reason: reason) }
             func convert(_ r: [String: Any]) throws -> Conversation {
@@ -80,6 +79,16 @@ public enum PreferenceData {
         flush()
         guard !out.isEmpty else { throw TrainingError.data(file: path, record: nil, field: nil, reason: "no records") }
         return out
+    }
+
+    /// The file's records (1-based number, object or nil), mapped by `transform`.
+    static func records(_ url: URL, transform: (([String: Any]) -> [String: Any])?) throws -> [(Int, [String: Any]?)] {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TrainingError.data(file: url.path, record: nil, field: nil, reason: "file not found or unreadable")
+        }
+        let records = try DataLoader.parseRecords(data, path: url.path)
+        guard let transform else { return records }
+        return records.map { ($0.0, $0.1.map(transform)) }
     }
 
     /// The two SFT records of a preference record.
@@ -153,13 +162,30 @@ public enum PreferenceData {
     /// records read. A record the tokenizer refuses is named with the file.
     public static func examples(file url: URL, for loss: PreferenceLoss, builder: ExampleBuilder,
                                 limit: Int? = nil) throws -> (examples: [TrainingExample], dropped: Int, records: Int) {
+        try examples(url, transform: nil, for: loss, builder: builder, limit: limit)
+    }
+
+    /// The same from a data set of a LLaMA-Factory folder (`dataset_info.json`): pairs need a `"ranking": true`
+    /// entry, KTO an entry whose records carry `kto_tag` (under its column name) or a ranking one (unpaired).
+    public static func examples(dataset name: String, directory: URL, for loss: PreferenceLoss, builder: ExampleBuilder,
+                                limit: Int? = nil) throws -> (examples: [TrainingExample], dropped: Int, records: Int) {
+        let entry = try DatasetEntry(name: name, directory: directory)
+        if loss.isPaired && !entry.ranking {
+            throw TrainingError.data(file: entry.info.path, record: nil, field: name,
+                                     reason: "is not a ranking data set (preference pairs need \"ranking\": true and chosen/rejected columns)")
+        }
+        return try examples(entry.file, transform: entry.transform, for: loss, builder: builder, limit: limit)
+    }
+
+    static func examples(_ url: URL, transform: (([String: Any]) -> [String: Any])?, for loss: PreferenceLoss,
+                         builder: ExampleBuilder, limit: Int?) throws -> (examples: [TrainingExample], dropped: Int, records: Int) {
         do {
             if loss.isPaired {
-                let pairs = try load(url)
+                let pairs = try load(url, transform: transform)
                 let built = try examples(Array(pairs.prefix(limit ?? pairs.count)), builder: builder)
                 return (built.examples, built.dropped, min(pairs.count, limit ?? pairs.count))
             }
-            let answers = try loadUnpaired(url)
+            let answers = try loadUnpaired(url, transform: transform)
             let built = try examples(Array(answers.prefix(limit ?? answers.count)), builder: builder)
             return (built.examples, built.dropped, min(answers.count, limit ?? answers.count))
         } catch TrainingError.options(let message) {

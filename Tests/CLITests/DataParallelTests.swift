@@ -94,16 +94,16 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
-    /// DPO keeps each pair on one rank; two ranks equal one process with twice the batch.
-    func testPreferenceTuningMatchesOneProcess() throws {
-        var lines: [String] = []
-        for i in 0..<12 {
-            lines.append("{\"instruction\": \"\(String(repeating: "问题\(i) ", count: 1 + i % 4))\", \"input\": \"\", \"chosen\": \"答案 \(i * 7)\", \"rejected\": \"\(String(repeating: "不", count: 1 + i % 3))\"}")
+    /// Preference tuning on 12 records (`answer(i)` gives each record's answer fields): two ranks with half the
+    /// batch take the same 3 steps as one process.
+    func checkTwoRanksEqualOne(stage: String, answer: (Int) -> String) throws {
+        let lines = (0..<12).map { i in
+            "{\"instruction\": \"\(String(repeating: "问题\(i) ", count: 1 + i % 4))\", \"input\": \"\", \(answer(i))}"
         }
-        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("pairs.jsonl"))
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("\(stage).jsonl"))
         func run(_ ranks: Int) throws -> [Log] {
-            let out = tmp.path("dpo-\(ranks)")
-            let a = ["train", "--model", model, "--data", tmp.path("pairs.jsonl"), "--output", out, "--stage", "dpo",
+            let out = tmp.path("\(stage)-\(ranks)")
+            let a = ["train", "--model", model, "--data", tmp.path("\(stage).jsonl"), "--output", out, "--stage", stage,
                      "--max-steps", "3", "--batch-size", "\(4 / ranks)", "--grad-accum", "2", "--dtype", "float32",
                      "--lr", "1e-2", "--lora-dropout", "0"]
             let r = ranks == 1 ? try PeftCommand.run(a) : try PeftCommand.runMPI(ranks: ranks, a)
@@ -114,35 +114,21 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(one.count, 3)
         XCTAssertEqual(one.count, two.count)
         for (x, y) in zip(one, two) {
-            XCTAssertEqual(x.loss!, y.loss!, accuracy: 1e-5 * x.loss!)
-            XCTAssertEqual(x.grad_norm!, y.grad_norm!, accuracy: 1e-5 * x.grad_norm! + 1e-7)
+            XCTAssertEqual(x.loss!, y.loss!, accuracy: 1e-5 * x.loss!, stage)
+            XCTAssertEqual(x.grad_norm!, y.grad_norm!, accuracy: 1e-5 * x.grad_norm! + 1e-7, stage)
         }
     }
 
-    /// KTO's KL term is estimated over the whole micro-batch, each rank computing its share: two ranks equal one
-    /// process with twice the batch.
+    /// DPO keeps each pair on one rank (tree-packed there).
+    func testPreferenceTuningMatchesOneProcess() throws {
+        try checkTwoRanksEqualOne(stage: "dpo") { i in
+            "\"chosen\": \"答案 \(i * 7)\", \"rejected\": \"\(String(repeating: "不", count: 1 + i % 3))\""
+        }
+    }
+
+    /// KTO's KL term is estimated over the whole micro-batch, each rank computing its share.
     func testKTOMatchesOneProcess() throws {
-        var lines: [String] = []
-        for i in 0..<12 {
-            lines.append("{\"instruction\": \"\(String(repeating: "问题\(i) ", count: 1 + i % 4))\", \"input\": \"\", \"output\": \"答案 \(i * 7)\", \"kto_tag\": \(i % 3 != 0)}")
-        }
-        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: tmp.url.appendingPathComponent("kto.jsonl"))
-        func run(_ ranks: Int) throws -> [Log] {
-            let out = tmp.path("kto-\(ranks)")
-            let a = ["train", "--model", model, "--data", tmp.path("kto.jsonl"), "--output", out, "--stage", "kto",
-                     "--max-steps", "3", "--batch-size", "\(4 / ranks)", "--grad-accum", "2", "--dtype", "float32",
-                     "--lr", "1e-2", "--lora-dropout", "0"]
-            let r = ranks == 1 ? try PeftCommand.run(a) : try PeftCommand.runMPI(ranks: ranks, a)
-            XCTAssertEqual(r.status, 0, r.stderr)
-            return try trainLog(out)
-        }
-        let one = try run(1), two = try run(2)
-        XCTAssertEqual(one.count, 3)
-        XCTAssertEqual(one.count, two.count)
-        for (x, y) in zip(one, two) {
-            XCTAssertEqual(x.loss!, y.loss!, accuracy: 1e-5 * x.loss!)
-            XCTAssertEqual(x.grad_norm!, y.grad_norm!, accuracy: 1e-5 * x.grad_norm! + 1e-7)
-        }
+        try checkTwoRanksEqualOne(stage: "kto") { i in "\"output\": \"答案 \(i * 7)\", \"kto_tag\": \(i % 3 != 0)" }
     }
 
     func testResumeNeedsTheSameRanks() throws {

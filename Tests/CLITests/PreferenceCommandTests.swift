@@ -120,6 +120,48 @@ final class PreferenceCommandTests: XCTestCase {
         XCTAssertEqual(o["kl"] as? Double ?? 1, 0, accuracy: 1e-9)
     }
 
+    /// LLaMA-Factory data folders: `"ranking": true` entries (alpaca and sharegpt with its own tags and columns) for
+    /// the paired stages, a `kto_tag` column for KTO; the wrong kind of entry is refused by name.
+    func testLLaMAFactoryDatasetInfo() throws {
+        let dir = tmp.url.appendingPathComponent("lf")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let info = #"""
+        {"dpo_alpaca": {"file_name": "dpo_alpaca.json", "ranking": true,
+                        "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}},
+         "dpo_sharegpt": {"file_name": "dpo_sharegpt.json", "ranking": true, "formatting": "sharegpt",
+                          "columns": {"messages": "conversations", "chosen": "better", "rejected": "worse"},
+                          "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
+         "kto_sharegpt": {"file_name": "kto_sharegpt.json", "formatting": "sharegpt",
+                          "columns": {"messages": "messages", "kto_tag": "label"},
+                          "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
+         "sft": {"file_name": "sft.json"}}
+        """#
+        try Data(info.utf8).write(to: dir.appendingPathComponent("dataset_info.json"))
+        try Data(#"[{"instruction": "2+2?", "input": "", "chosen": "4", "rejected": "5"}, {"instruction": "hi", "input": "", "chosen": "hello", "rejected": "go"}]"#.utf8)
+            .write(to: dir.appendingPathComponent("dpo_alpaca.json"))
+        try Data(#"[{"conversations": [{"role": "user", "content": "colour?"}], "better": {"role": "assistant", "content": "blue"}, "worse": {"role": "assistant", "content": "loud"}}, {"conversations": [{"role": "user", "content": "你好"}], "better": {"role": "assistant", "content": "你好！"}, "worse": {"role": "assistant", "content": "走开"}}]"#.utf8)
+            .write(to: dir.appendingPathComponent("dpo_sharegpt.json"))
+        try Data(#"[{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}], "label": true}, {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}], "label": false}, {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "label": true}]"#.utf8)
+            .write(to: dir.appendingPathComponent("kto_sharegpt.json"))
+        try Data(#"[{"instruction": "hi", "input": "", "output": "hello"}]"#.utf8).write(to: dir.appendingPathComponent("sft.json"))
+        func train(_ dataset: String, _ stage: String) throws -> CommandResult {
+            try PeftCommand.run(["train", "--model", model, "--dataset", dataset, "--dataset-dir", dir.path, "--output", tmp.path("lf-\(dataset)-\(stage)"),
+                                 "--stage", stage, "--max-steps", "1", "--batch-size", "2", "--dtype", "float32"])
+        }
+        for (dataset, stage, note) in [("dpo_alpaca", "dpo", "2 preference pairs from dpo_alpaca"), ("dpo_sharegpt", "orpo", "2 preference pairs from dpo_sharegpt"),
+                                       ("kto_sharegpt", "kto", "(2 desirable answers, 1 undesirable)"), ("dpo_sharegpt", "kto", "(2 desirable answers, 2 undesirable)")] {
+            let r = try train(dataset, stage)
+            XCTAssertEqual(r.status, 0, "\(dataset) \(stage): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(note), r.stderr)
+        }
+        let wrong = try train("kto_sharegpt", "dpo")
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("kto_sharegpt") && wrong.stderr.contains("ranking"), wrong.stderr)
+        let sft = try train("dpo_alpaca", "sft")
+        XCTAssertNotEqual(sft.status, 0)
+        XCTAssertTrue(sft.stderr.contains("dpo_alpaca") && sft.stderr.contains("--stage dpo"), sft.stderr)
+    }
+
     func testBadPreferenceInput() throws {
         func fails(_ args: [String], _ fragment: String, line: UInt = #line) throws {
             let r = try PeftCommand.run(["train", "--model", model, "--output", tmp.path("x"), "--max-steps", "1"] + args)

@@ -112,9 +112,6 @@ struct Train: ParsableCommand {
         job.distill = distill
         job.preference = try preferenceOptions.settings()
         job.referenceModel = preferenceOptions.refModel.map { URL(fileURLWithPath: $0) }
-        if job.preference != nil && dataset != nil {
-            throw ValidationError("--stage \(preferenceOptions.stage.rawValue) reads preference pairs from --data FILE (--dataset is for SFT data)")
-        }
         if job.preference != nil && distill != nil { throw ValidationError("distillation trains with --stage sft only") }
         let summary = try job.run(resume: resume.map { URL(fileURLWithPath: $0) })
         if summary.interrupted { throw ExitCode(130) }
@@ -249,7 +246,8 @@ struct TrainingJob {
         let loaded = try preloaded ?? LoadedModel.open(modelURL, dtype: dtype.dtype, quantize: quantize)
         let formatter = try templateOptions.formatter(for: loaded.tokenizer)
         let builder = ExampleBuilder(formatter: formatter, maxLength: options.maxLength)
-        let built = try PreferenceData.examples(file: dataURL, for: pref.loss, builder: builder)
+        let built = try dataset.map { try PreferenceData.examples(dataset: $0, directory: dataURL, for: pref.loss, builder: builder) }
+            ?? PreferenceData.examples(file: dataURL, for: pref.loss, builder: builder)
         let evalBuilt = try evalURL.map { try PreferenceData.examples(file: $0, for: pref.loss, builder: builder) }
         let unit = pref.loss.isPaired ? "pair" : "answer"
         guard !built.examples.isEmpty else {
@@ -280,7 +278,7 @@ struct TrainingJob {
                                   communicator: world)
         trainer.preference = pref
         if !quiet {
-            Terminal.note("\(built.records) preference \(pref.loss.isPaired ? "pairs" : "records") from \(dataURL.lastPathComponent)\(pref.loss.isPaired ? "" : " (\(built.examples.filter { $0.desirable == true }.count) desirable answers, \(built.examples.filter { $0.desirable == false }.count) undesirable)")\(built.dropped > 0 ? ", \(built.dropped) \(unit)s dropped (an answer without tokens within --max-length)" : ""); \(pref.loss.rawValue) loss, beta \(pref.settings.beta)\(pref.loss.needsReference ? ", reference: \(pref.reference == nil ? "the base model (adapter disabled)" : "a separate model")" : "")")
+            Terminal.note("\(built.records) preference \(pref.loss.isPaired ? "pairs" : "records") from \(dataset ?? dataURL.lastPathComponent)\(pref.loss.isPaired ? "" : " (\(built.examples.filter { $0.desirable == true }.count) desirable answers, \(built.examples.filter { $0.desirable == false }.count) undesirable)")\(built.dropped > 0 ? ", \(built.dropped) \(unit)s dropped (an answer without tokens within --max-length)" : ""); \(pref.loss.rawValue) loss, beta \(pref.settings.beta)\(pref.loss.needsReference ? ", reference: \(pref.reference == nil ? "the base model (adapter disabled)" : "a separate model")" : "")")
             Terminal.note("\(adapter.summary): \(adapter.parameterCount.formatted()) trainable parameters; \(trainer.totalSteps) steps of \(options.batchSize) \(unit)s")
         }
         return try runTrainer(trainer, adapter: adapter, model: loaded.model, resume: resume)
