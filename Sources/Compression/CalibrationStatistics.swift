@@ -79,6 +79,9 @@ final class CalibrationStatistics: ModelAdapter, ExpertObserver {
         }
     }
 
+    /// Whether any row reached the input during the pass.
+    func reached(_ input: Input) -> Bool { sums[input] != nil }
+
     /// Wanda's s_j for an input: the mean over samples of each sample's sum of x_j^2 (nil: no row reached it).
     func squares(_ input: Input) -> [Double]? {
         sums[input].map { s in s.map { $0 / Double(max(1, samples)) } }

@@ -46,46 +46,29 @@ public enum PrunedModelWriter {
         var written = Written(files: 0, bytes: 0)
         try AtomicFile.writeDirectory(output) { dir in
             try report.write(to: dir.appendingPathComponent(reportFileName))
-            for item in try fm.contentsOfDirectory(atPath: source.path).sorted() {
-                if item.hasSuffix(".safetensors") || item.hasPrefix(".") || item == reportFileName || item.hasPrefix("adapter_") { continue }
-                var isDir: ObjCBool = false
-                let from = source.appendingPathComponent(item)
-                guard fm.fileExists(atPath: from.path, isDirectory: &isDir), !isDir.boolValue else { continue }
-                let to = dir.appendingPathComponent(item)
-                if item == "config.json" && !removed.isEmpty {
-                    try shrunkConfig(directory.configData, config: config, keep: (0..<L).filter { !removed.contains($0) }).write(to: to)
-                } else if item.hasSuffix(".safetensors.index.json") && !removed.isEmpty {
-                    try renamedIndex(try Data(contentsOf: from), rename: rename, path: from.path).write(to: to)
-                } else {
-                    try fm.copyItem(at: from, to: to)
-                }
-            }
-            for file in Set(directory.weightMap.values).sorted() {
-                let names = directory.weightMap.filter { $0.value == file }.map(\.key).sorted()
-                var entries: [SafetensorsStreamWriter.Entry] = [], views: [String: TensorView] = [:]
-                for name in names {
-                    guard let newName = rename(name) else { continue }
-                    let v = try directory.tensor(name)
-                    guard let dtype = DType(safetensorsName: v.dtypeName) else {
-                        throw PruneError.io(path: v.file.path, reason: "tensor \(name) has dtype \(v.dtypeName), which prune does not write")
+            let w = try DerivedModelFolder.write(
+                from: source, directory: directory, into: dir, skipFile: { $0 == reportFileName },
+                replaceFile: { item in
+                    if item == "config.json" && !removed.isEmpty {
+                        return try shrunkConfig(directory.configData, config: config, keep: (0..<L).filter { !removed.contains($0) })
                     }
-                    entries.append(.init(name: newName, dtype: dtype, shape: v.shape))
-                    views[newName] = v
-                }
-                try SafetensorsStreamWriter.write(entries, to: dir.appendingPathComponent(file)) { entry, out in
-                    let view = views[entry.name]!
-                    written.bytes += entry.byteCount
-                    if let m = matrices[view.name] {
-                        let values = m.toFloat()
-                        withExtendedLifetime(values) {
-                            Convert.fromFloat(values.pointer, dtype: entry.dtype, into: out.baseAddress!, count: view.elementCount)
-                        }
-                    } else {
-                        out.copyMemory(from: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
+                    if item.hasSuffix(".safetensors.index.json") && !removed.isEmpty {
+                        let from = source.appendingPathComponent(item)
+                        return try renamedIndex(try Data(contentsOf: from), rename: rename, path: from.path)
                     }
+                    return nil
+                },
+                rename: rename,
+                unsupported: { v in PruneError.io(path: v.file.path, reason: "tensor \(v.name) has dtype \(v.dtypeName), which prune does not write") }
+            ) { entry, view, out in
+                guard let m = matrices[view.name] else { return false }
+                let values = m.toFloat()
+                withExtendedLifetime(values) {
+                    Convert.fromFloat(values.pointer, dtype: entry.dtype, into: out.baseAddress!, count: view.elementCount)
                 }
-                written.files += 1
+                return true
             }
+            written = Written(files: w.files, bytes: w.bytes)
         }
         return written
     }

@@ -92,7 +92,7 @@ public final class Pruner {
                 let buffer = lin.weight.toFloat()
                 var w = Array(UnsafeBufferPointer(start: buffer.pointer, count: rows * cols))
                 var method = settings.method
-                if sequential, stats!.squares(target.input) == nil, case .expert(let e) = target.owner {
+                if sequential, !stats!.reached(target.input), case .expert(let e) = target.owner {
                     // No calibration row chose this expert: nothing to weigh its inputs by.
                     unreached.insert(e)
                     method = .magnitude

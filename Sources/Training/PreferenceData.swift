@@ -41,13 +41,16 @@ public enum PreferenceData {
 
     /// KTO's answers. Pair records are unpaired as TRL's `unpair_preference_dataset` does with its default map
     /// batches: per 1,000 records, their chosen answers (desirable) and then their rejected ones.
-    public static func loadUnpaired(_ url: URL) throws -> [Unpaired] { try loadUnpaired(url, transform: nil) }
+    public static func loadUnpaired(_ url: URL) throws -> [Unpaired] { try loadUnpaired(url, transform: nil).answers }
 
-    static func loadUnpaired(_ url: URL, transform: (([String: Any]) -> [String: Any])?) throws -> [Unpaired] {
+    /// The answers of the first `limit` records (a pair record gives two), and how many records that was.
+    static func loadUnpaired(_ url: URL, transform: (([String: Any]) -> [String: Any])?,
+                             limit: Int? = nil) throws -> (answers: [Unpaired], records: Int) {
         let path = url.path
         var out: [Unpaired] = [], chosen: [Unpaired] = [], rejected: [Unpaired] = []
         func flush() { out += chosen + rejected; chosen = []; rejected = [] }
-        for (number, object) in try records(url, transform: transform) {
+        let all = try records(url, transform: transform).prefix(limit ?? Int.max)
+        for (number, object) in all {
             guard let o = object else { throw TrainingError.data(file: path, record: number, field: nil, reason: "not a JSON object") }
             func fail(_ field: String, _ reason: String) -> TrainingError { .data(file: path, record: number, field: field, reason: reason) }
             func convert(_ r: [String: Any]) throws -> Conversation {
@@ -78,7 +81,7 @@ public enum PreferenceData {
         }
         flush()
         guard !out.isEmpty else { throw TrainingError.data(file: path, record: nil, field: nil, reason: "no records") }
-        return out
+        return (out, all.count)
     }
 
     /// The file's records (1-based number, object or nil), mapped by `transform`.
@@ -185,9 +188,9 @@ public enum PreferenceData {
                 let built = try examples(Array(pairs.prefix(limit ?? pairs.count)), builder: builder)
                 return (built.examples, built.dropped, min(pairs.count, limit ?? pairs.count))
             }
-            let answers = try loadUnpaired(url, transform: transform)
-            let built = try examples(Array(answers.prefix(limit ?? answers.count)), builder: builder)
-            return (built.examples, built.dropped, min(answers.count, limit ?? answers.count))
+            let loaded = try loadUnpaired(url, transform: transform, limit: limit)
+            let built = try examples(loaded.answers, builder: builder)
+            return (built.examples, built.dropped, loaded.records)
         } catch TrainingError.options(let message) {
             throw TrainingError.options("\(url.path): \(message)")
         }

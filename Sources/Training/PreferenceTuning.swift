@@ -74,8 +74,10 @@ public struct PreferenceSums: Sendable {
 
     /// Those means under TRL's names (`rewards/chosen`, ...).
     public var logged: [String: Double] {
-        var o = ["rewards/chosen": rewardsChosen, "rewards/rejected": rewardsRejected, "rewards/margins": rewardsMargins,
-                 "logps/chosen": logpsChosen, "logps/rejected": logpsRejected]
+        var o: [String: Double] = [:]
+        if chosen > 0 { (o["rewards/chosen"], o["logps/chosen"]) = (rewardsChosen, logpsChosen) }
+        if rejected > 0 { (o["rewards/rejected"], o["logps/rejected"]) = (rewardsRejected, logpsRejected) }
+        if chosen > 0 && rejected > 0 { o["rewards/margins"] = rewardsMargins }
         if let a = rewardsAccuracies { o["rewards/accuracies"] = a }
         if let kl { o["kl"] = kl }
         return o
@@ -112,18 +114,24 @@ extension PreferenceSettings {
 
     /// The packed batch and labels of pairs (chosen at even indices, rejected at odd ones): each rejected answer
     /// shares its chosen twin's prompt rows, all but the last (whose row predicts the answer's first token), so the
-    /// prompt runs once (tree packing). Not for adapters that put rows or an attention prefix in front of every
-    /// sequence (prompt tuning, P-tuning, prefix tuning): those pairs are packed whole. The labelled rows keep their
-    /// order, so the objective sees the same rows as with plain packing.
+    /// prompt runs once (tree packing). Packed whole instead: pairs under adapters that put rows or an attention
+    /// prefix in front of every sequence (prompt tuning, P-tuning, prefix tuning), mixture-of-experts models (the
+    /// router's load-balancing loss counts every row, as the reference's padded batch has them), and under LongRoPE
+    /// a pair whose answers end on different sides of the switch to the long factors (each sequence's rotation
+    /// follows its own length). The labelled rows keep their order, so the objective sees the same rows as with
+    /// plain packing.
     public static func pairBatch(_ examples: [TrainingExample], model: TransformerModel) -> (batch: PackedBatch, labels: [Int32]) {
         let plain = (PackedBatch(sequences: examples.map(\.ids)), examples.flatMap(\.labels))
-        guard examples.count % 2 == 0, (model.adapter?.leadingRows ?? 0) == 0 else { return plain }
+        guard examples.count % 2 == 0, (model.adapter?.leadingRows ?? 0) == 0, model.config.moe == nil else { return plain }
+        var longFrom: Int?
+        if case .longrope(_, _, let original, _) = model.config.rope.scaling { longFrom = original }
         var sharing: [PackedBatch.SharedPrefix?] = [], labels: [Int32] = []
         for p in 0..<(examples.count / 2) {
             let c = examples[2 * p], r = examples[2 * p + 1]
             var common = 0
             while common < min(c.ids.count, r.ids.count), c.ids[common] == r.ids[common] { common += 1 }
-            let rows = min(common, c.promptLength, r.promptLength) - 1
+            var rows = min(common, c.promptLength, r.promptLength) - 1
+            if let longFrom, (c.ids.count > longFrom) != (r.ids.count > longFrom) { rows = 0 }
             sharing += [nil, rows > 0 ? PackedBatch.SharedPrefix(sequence: 2 * p, rows: rows) : nil]
             labels += c.labels + r.labels[max(0, rows)...]
         }
@@ -160,7 +168,7 @@ extension PreferenceSettings {
     /// default all), so that the ranks' sums add up to the whole batch's. The caller divides and clamps at 0.
     func klSums(model: TransformerModel, batch: [TrainingExample], positions: [Int]? = nil,
                 maxLength: Int) -> (sum: Double, count: Int) {
-        let all = Self.mismatched(batch, maxLength: maxLength)
+        let all = Self.mismatched(batch, maxLength: min(maxLength, model.config.maxPositionEmbeddings))
         let kl = positions.map { $0.map { all[$0] } } ?? all
         guard !kl.isEmpty else { return (0, 0) }
         let policy = Self.sequenceLogps(model, kl)

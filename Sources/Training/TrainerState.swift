@@ -97,8 +97,11 @@ public struct LogEntry: Codable, Sendable, Equatable {
 
     /// Fills the preference fields from a step's (or an evaluation's) sums over pairs.
     mutating func setPreference(_ s: PreferenceSums) {
-        (rewardsChosen, rewardsRejected, rewardsAccuracies) = (s.rewardsChosen, s.rewardsRejected, s.rewardsAccuracies)
-        (rewardsMargins, logpsChosen, logpsRejected) = (s.rewardsMargins, s.logpsChosen, s.logpsRejected)
+        // A kind of answer the step (KTO) did not hold has no mean, and then there is no margin.
+        (rewardsChosen, logpsChosen) = s.chosen > 0 ? (s.rewardsChosen, s.logpsChosen) : (nil, nil)
+        (rewardsRejected, logpsRejected) = s.rejected > 0 ? (s.rewardsRejected, s.logpsRejected) : (nil, nil)
+        rewardsAccuracies = s.rewardsAccuracies
+        rewardsMargins = s.chosen > 0 && s.rejected > 0 ? s.rewardsMargins : nil
         kl = s.kl
     }
 

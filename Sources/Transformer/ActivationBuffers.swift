@@ -161,6 +161,8 @@ public final class ActivationBuffers {
         let perLayer = LayerSaved.floatsPerRow(c) * n
         var floats = n * (4 * C + I + 1 + c.fusedWidth) + Attention.scratchCount(longest: t, past: np)
         if np > 0 { floats += (policy == .inference ? 2 : 4) * (np + t) * c.kvDim }
+        // A tree-packed sequence's keys and values behind the rows it shares (allocated on first use).
+        else { floats += (policy == .inference ? 2 : 4) * t * c.kvDim }
         switch policy {
         case .inference: floats += 2 * n * C + perLayer
         case .keepAll: floats += (c.layerCount + 1) * n * C + c.layerCount * perLayer

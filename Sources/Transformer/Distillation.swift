@@ -61,7 +61,7 @@ extension TransformerModel {
         let V = config.vocabSize, C = config.hiddenSize
         let out = FloatBuffer(count: max(1, rows.count * V))
         guard !rows.isEmpty else { return out }
-        let b = makeBuffers(batches: [batch.lengths], policy: .inference)
+        let b = makeBuffers(batches: [batch.fullLengths], policy: .inference)
         let (run, _) = prepare(batch, labels: nil)
         forwardStack(run, buffers: b, context: .inference)
         // Rows shift past the adapter's virtual tokens of each sequence.

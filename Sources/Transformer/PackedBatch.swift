@@ -49,8 +49,9 @@ public struct PackedBatch: Sendable {
         for (i, s) in sequences.enumerated() {
             let skip = sharing[i]?.rows ?? 0
             if let p = sharing[i] {
-                precondition(p.sequence < i && p.rows > 0 && p.rows < s.count && p.rows <= sequences[p.sequence].count
-                             && s[..<p.rows] == sequences[p.sequence][..<p.rows], "a shared prefix repeats an earlier sequence's first rows")
+                precondition(p.sequence < i && sharing[p.sequence] == nil && p.rows > 0 && p.rows < s.count
+                             && p.rows <= sequences[p.sequence].count && s[..<p.rows] == sequences[p.sequence][..<p.rows],
+                             "a shared prefix repeats the first rows of an earlier sequence that shares none itself")
             }
             starts.append(tokens.count)
             lengths.append(s.count - skip)
@@ -62,7 +63,10 @@ public struct PackedBatch: Sendable {
     /// Whether some sequence continues another's rows.
     public var isTree: Bool { sharedPrefix.contains { $0 != nil } }
 
+    /// Every sequence's whole length, the rows it shares included (what activation buffers are planned for).
+    public var fullLengths: [Int] { zip(lengths, sharedPrefix).map { $0 + ($1?.rows ?? 0) } }
+
     public var rowCount: Int { tokens.count }
     /// The longest sequence, counting the rows a tree-packed sequence shares (its keys and positions reach that far).
-    public var longest: Int { zip(lengths, sharedPrefix).map { $0 + ($1?.rows ?? 0) }.max() ?? 0 }
+    public var longest: Int { fullLengths.max() ?? 0 }
 }

@@ -148,7 +148,7 @@ extension TransformerModel {
     /// Logits of every row of `batch` [N, V] (inference; for tests and small inputs). Rows of the adapter's
     /// virtual tokens are not included.
     public func logits(_ batch: PackedBatch) -> [Float] {
-        let b = makeBuffers(batches: [batch.lengths], policy: .inference)
+        let b = makeBuffers(batches: [batch.fullLengths], policy: .inference)
         let (run, _) = prepare(batch, labels: nil)
         forwardStack(run, buffers: b, context: .inference)
         let nv = run.rowCount - batch.rowCount, V = config.vocabSize, C = config.hiddenSize

@@ -138,6 +138,7 @@ public final class TransformerModel: @unchecked Sendable {
     func prepare(_ batch: PackedBatch, labels: [Int32]?) -> (PackedBatch, [Int32]?) {
         let nv = adapter?.virtualTokenCount ?? 0, np = adapter?.prefixLength ?? 0
         if nv == 0 && np == 0 { return (batch, labels) }
+        precondition(!batch.isTree, "tree-packed sequences cannot take an adapter's virtual rows or prefix")
         let virtual = (0..<nv).map { Int32(-1 - $0) }
         var sequences: [[Int32]] = [], newLabels: [Int32] = []
         for (start, length) in zip(batch.starts, batch.lengths) {

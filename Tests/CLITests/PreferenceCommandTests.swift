@@ -94,11 +94,19 @@ final class PreferenceCommandTests: XCTestCase {
             let train = log.filter { $0["type"] as? String == "train" }
             XCTAssertEqual(train.count, 3, data)
             for e in train {
-                for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected", "kl"] {
-                    XCTAssertNotNil(e[key] as? Double, "\(data) \(key) in \(e)")
-                }
+                for key in ["loss", "kl"] { XCTAssertNotNil(e[key] as? Double, "\(data) \(key) in \(e)") }
+                // A step's means cover the kinds of answer it held (as TRL logs them); a margin needs both.
+                XCTAssertEqual(e["rewards/chosen"] != nil, e["logps/chosen"] != nil)
+                XCTAssertEqual(e["rewards/rejected"] != nil, e["logps/rejected"] != nil)
+                XCTAssertEqual(e["rewards/margins"] != nil, e["rewards/chosen"] != nil && e["rewards/rejected"] != nil)
+                XCTAssertTrue(e["rewards/chosen"] != nil || e["rewards/rejected"] != nil, "\(e)")
                 XCTAssertGreaterThanOrEqual(e["kl"] as? Double ?? -1, 0)
                 XCTAssertNil(e["rewards/accuracies"], "KTO has no pairs to be accurate on")
+            }
+            // The held-out evaluation covers both kinds.
+            let evalEntry = try XCTUnwrap(log.first { $0["type"] as? String == "eval" })
+            for key in ["rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected"] {
+                XCTAssertNotNil(evalEntry[key] as? Double, "\(data) eval \(key)")
             }
             XCTAssertNotNil(log.first { $0["type"] as? String == "eval" }?["kl"] as? Double, data)
             let rep = try PeftCommand.run(["report", "--log", out + "/train_log.jsonl", "--output", out + "/report.html"])
@@ -113,6 +121,12 @@ final class PreferenceCommandTests: XCTestCase {
             XCTAssertTrue((o["loss"] as? Double ?? .nan).isFinite)
             XCTAssertNotNil(o["kl"] as? Double)
         }
+        // --limit counts records: 2 pair records give 2 desirable and 2 undesirable answers.
+        let limited = try PeftCommand.run(["eval", "--model", model, "--data", tmp.path("pairs.jsonl"), "--stage", "kto", "--json",
+                                           "--limit", "2", "--batch-size", "2"])
+        let lo = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(limited.stdout.utf8)) as? [String: Any], limited.stderr)
+        XCTAssertEqual(lo["answers"] as? Int, 4)
+        XCTAssertNotNil(lo["rewards/rejected"] as? Double)
         // Without an adapter the policy is its own reference: every log-ratio and the KL are 0, each loss 1 - sigmoid(0).
         let base = try PeftCommand.run(["eval", "--model", model, "--data", tmp.path("kto.jsonl"), "--stage", "kto", "--json"])
         let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(base.stdout.utf8)) as? [String: Any], base.stderr)

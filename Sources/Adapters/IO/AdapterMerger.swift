@@ -73,59 +73,37 @@ public enum AdapterMerger {
         for name in touched where !directory.contains(name) {
             throw AdapterError.mismatches(path: modelURL.path, problems: ["the base model has no tensor \(name)"])
         }
-        var merged = 0, bytes = 0, remasked = 0
-        let files = Set(directory.weightMap.values).sorted()
-        // Everything but weights and adapter files is copied as is.
-        do {
-            let marker: [String: Any] = ["base_model": modelURL.path, "adapter": adapter.method.rawValue,
-                                         "summary": adapter.summary, "merged_tensors": touched.count]
-            try JSONSerialization.data(withJSONObject: marker, options: [.prettyPrinted, .sortedKeys])
-                .write(to: dir.appendingPathComponent(markerFileName))
-            for item in try FileManager.default.contentsOfDirectory(atPath: modelURL.path).sorted() {
-                if item.hasSuffix(".safetensors") || item.hasPrefix("adapter_") || item.hasPrefix(".") || item == markerFileName { continue }
-                var isDir: ObjCBool = false
-                let src = modelURL.appendingPathComponent(item)
-                guard FileManager.default.fileExists(atPath: src.path, isDirectory: &isDir), !isDir.boolValue else { continue }
-                try FileManager.default.copyItem(at: src, to: dir.appendingPathComponent(item))
-            }
-            for file in files {
-                let names = directory.weightMap.filter { $0.value == file }.map(\.key)
-                let views = try names.map { try directory.tensor($0) }
-                let entries = try views.map { v -> SafetensorsStreamWriter.Entry in
-                    guard let dtype = DType(safetensorsName: v.dtypeName) else {
-                        // Non-float tensors are copied byte for byte under their own dtype name: not expected in
-                        // decoder checkpoints; refuse rather than guess.
-                        throw AdapterError.io(path: v.file.path, reason: "tensor \(v.name) has dtype \(v.dtypeName), which merge does not handle")
-                    }
-                    return .init(name: v.name, dtype: dtype, shape: v.shape)
+        var merged = 0, remasked = 0
+        let marker: [String: Any] = ["base_model": modelURL.path, "adapter": adapter.method.rawValue,
+                                     "summary": adapter.summary, "merged_tensors": touched.count]
+        try JSONSerialization.data(withJSONObject: marker, options: [.prettyPrinted, .sortedKeys])
+            .write(to: dir.appendingPathComponent(markerFileName))
+        let written = try DerivedModelFolder.write(
+            from: modelURL, directory: directory, into: dir, skipFile: { $0 == markerFileName }, replaceFile: { _ in nil },
+            rename: { $0 },
+            unsupported: { v in
+                // Non-float tensors are not expected in decoder checkpoints; refuse rather than guess.
+                AdapterError.io(path: v.file.path, reason: "tensor \(v.name) has dtype \(v.dtypeName), which merge does not handle")
+            }) { entry, view, out in
+                guard touched.contains(entry.name) else { return false }
+                // Trained tensors replace the base's values: its bytes are never read (or paged in).
+                let w = adapter.mergeOverwrites ? FloatBuffer(count: view.elementCount) : try view.floatBuffer()
+                let folded = withExtendedLifetime(w) { () -> Bool in
+                    // A pruned (sparse) base keeps its zeros: the merged update is masked back onto them.
+                    let zeros = adapter.mergeOverwrites ? [] : sparseZeros(w.pointer, count: view.elementCount)
+                    guard adapter.merge(tensor: entry.name, values: w.pointer, shape: view.shape) else { return false }
+                    for i in zeros { w.pointer[i] = 0 }
+                    if !zeros.isEmpty { remasked += 1 }
+                    Convert.fromFloat(w.pointer, dtype: entry.dtype, into: out.baseAddress!, count: view.elementCount)
+                    return true
                 }
-                let viewByName = Dictionary(uniqueKeysWithValues: views.map { ($0.name, $0) })
-                try SafetensorsStreamWriter.write(entries, to: dir.appendingPathComponent(file)) { entry, out in
-                    let view = viewByName[entry.name]!
-                    bytes += entry.byteCount
-                    guard touched.contains(entry.name) else {
-                        out.copyMemory(from: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
-                        return
-                    }
-                    // Trained tensors replace the base's values: its bytes are never read (or paged in).
-                    let w = adapter.mergeOverwrites ? FloatBuffer(count: view.elementCount) : try view.floatBuffer()
-                    let folded = withExtendedLifetime(w) { () -> Bool in
-                        // A pruned (sparse) base keeps its zeros: the merged update is masked back onto them.
-                        let zeros = adapter.mergeOverwrites ? [] : sparseZeros(w.pointer, count: view.elementCount)
-                        guard adapter.merge(tensor: entry.name, values: w.pointer, shape: view.shape) else { return false }
-                        for i in zeros { w.pointer[i] = 0 }
-                        if !zeros.isEmpty { remasked += 1 }
-                        Convert.fromFloat(w.pointer, dtype: entry.dtype, into: out.baseAddress!, count: view.elementCount)
-                        return true
-                    }
-                    guard folded else {
-                        throw AdapterError.mismatches(path: modelURL.path, problems: ["\(entry.name) has shape \(view.shape), which the adapter's update does not fit"])
-                    }
-                    merged += 1
+                guard folded else {
+                    throw AdapterError.mismatches(path: modelURL.path, problems: ["\(entry.name) has shape \(view.shape), which the adapter's update does not fit"])
                 }
+                merged += 1
+                return true
             }
-        }
-        return Report(mergedTensors: merged, files: files.count, bytes: bytes, remaskedTensors: remasked)
+        return Report(mergedTensors: merged, files: written.files, bytes: written.bytes, remaskedTensors: remasked)
     }
 
     /// A tensor with at least this share of exact zeros is a pruned one (dense checkpoints hold next to none).
