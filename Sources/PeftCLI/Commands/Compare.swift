@@ -12,7 +12,9 @@ struct CompareCommand: ParsableCommand {
         Writes compare.html (loss curves, parameters against quality, costs and scores, sample answers), compare.md \
         and compare.json to --output, after every method. Each method trains in its own process, with the defaults \
         of `peft train --method M`: a method that fails (even out of memory) is marked failed and the others go on. \
-        Without --eval-data the last tenth of the data (1 to 50 records) is held out. Ctrl-C leaves a partial report.         With --stage dpo|orpo|simpo|kto every method trains on preference data and is scored on the held-out records         with `peft eval --stage` (the preference loss, rewards, accuracy or KL, margins and log-probabilities).
+        Without --eval-data the last tenth of the data (1 to 50 records) is held out. Ctrl-C leaves a partial report. \
+        With --stage dpo|orpo|simpo|kto every method trains on preference data and is scored on the held-out records \
+        with `peft eval --stage` (the preference loss, rewards, accuracy or KL, margins and log-probabilities).
         """)
 
     @Option(help: "Hugging Face model directory.") var model: String
