@@ -147,6 +147,9 @@ static int emulated_vnni;
 void pk_force_emulated_vnni(int on) { emulated_vnni = on; }
 int pk_emulated_vnni(void) { return emulated_vnni && pk_tier() == PK_TIER_AVX2 && !features.avxvnni; }
 
-int pk_has_avx512bf16(void) { return pk_tier() == PK_TIER_AVX512 && features.avx512bf16; }
+static int forced_no_bf16 = 0;
+void pk_force_no_bf16_dot(int on) { forced_no_bf16 = on; }
+
+int pk_has_avx512bf16(void) { return pk_tier() == PK_TIER_AVX512 && features.avx512bf16 && !forced_no_bf16; }
 
 int pk_has_i8mm(void) { return pk_tier() == PK_TIER_NEON && features.i8mm && !forced_no_vnni; }

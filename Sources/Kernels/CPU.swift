@@ -66,4 +66,8 @@ public enum CPU {
 
     /// Switches the integer dot-product instructions off (VNNI, AVX-VNNI, dotprod) so their fallback body runs.
     public static func forceNoIntegerDot(_ on: Bool) { pk_force_no_vnni(on ? 1 : 0) }
+
+    /// Switches the bf16 dot-product instructions off (AVX512-BF16), so the widening body of AVX-512 CPUs without
+    /// them runs.
+    public static func forceNoBF16Dot(_ on: Bool) { pk_force_no_bf16_dot(on ? 1 : 0) }
 }

@@ -72,8 +72,10 @@ public func packageRoot(file: StaticString = #filePath) -> URL {
 
 /// Runs body once per CPU tier this machine has (scalar always, then AVX2 / AVX-512 / NEON where present), with every
 /// kernel switched to that tier, and with the integer dot-product instructions both on and off where the tier has
-/// them when `integerDotVariants` is set. The label names the tier for assertion messages.
-public func forEachCPUTier(integerDotVariants: Bool = false, _ body: (String) throws -> Void) rethrows {
+/// them when `integerDotVariants` is set, and once more without the bf16 dot products (AVX512-BF16) where the tier has
+/// them when `bf16DotVariants` is set. The label names the tier for assertion messages.
+public func forEachCPUTier(integerDotVariants: Bool = false, bf16DotVariants: Bool = false,
+                           _ body: (String) throws -> Void) rethrows {
     for tier in CPU.available {
         try CPU.withTier(tier) {
             let variants = integerDotVariants && CPU.hasIntegerDot ? [false, true] : [false]
@@ -81,6 +83,11 @@ public func forEachCPUTier(integerDotVariants: Bool = false, _ body: (String) th
                 CPU.forceNoIntegerDot(off)
                 defer { CPU.forceNoIntegerDot(false) }
                 try body(off ? "\(tier) without integer dot" : "\(tier)")
+            }
+            if bf16DotVariants && CPU.hasBF16Dot {
+                CPU.forceNoBF16Dot(true)
+                defer { CPU.forceNoBF16Dot(false) }
+                try body("\(tier) without bf16 dot")
             }
         }
     }

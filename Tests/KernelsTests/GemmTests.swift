@@ -108,7 +108,7 @@ final class GemmTests: XCTestCase {
         func rounded(_ v: [Float]) -> [Float] { v.map { Convert.float(bf16: Convert.bf16($0)) } }
         for backend in backends {
             Gemm.withBackend(backend) {
-                forEachCPUTier { tier in
+                forEachCPUTier(bf16DotVariants: true) { tier in
                     for m in [1, 3, 8, 9, 33, 70] {  // GEMV (1 row), small tiles, GEMM and widened bf16 panels
                         let x = randomArray(m * cols, seed: UInt64(m))
                         for (matrix, reference) in [(f32, w), (bf, wRounded)] {
@@ -147,7 +147,7 @@ final class GemmTests: XCTestCase {
             let buffer = HalfBuffer(count: rows * cols)
             for i in w.indices { buffer.pointer[i] = w[i] }
             let matrix = WeightMatrix(rows: rows, cols: cols, storage: .bfloat16(UnsafePointer(buffer.pointer)), owner: buffer)
-            forEachCPUTier { tier in
+            forEachCPUTier(bf16DotVariants: true) { tier in
                 let m = 11
                 let x = randomArray(m * cols, seed: 22)
                 func product(_ input: ArraySlice<Float>, rows count: Int) -> [Float] {

@@ -1250,7 +1250,7 @@ static void run_tier(int tier) {
     current_tier = tier;
     tier_pass = tier_fail = 0;
     snprintf(label, sizeof label, "%s", pk_cpu_tier_name(tier));
-    const int vnni = pk_has_vnni();
+    const int vnni = pk_has_vnni(), bf16dot = pk_has_avx512bf16();
     test_dot_axpy();
     test_rmsnorm();
     test_swiglu();
@@ -1263,13 +1263,21 @@ static void run_tier(int tier) {
     test_conversions();
     test_gemv_f32();
     test_dot_bf16();
+    if (bf16dot) {   // the widening body of AVX-512 CPUs without AVX512-BF16, on this one
+        pk_force_no_bf16_dot(1);
+        strcat(label, "/no-bf16-dot");
+        test_dot_bf16();
+        *strrchr(label, '/') = 0;
+        pk_force_no_bf16_dot(0);
+    }
     test_sgemm();
     test_quant_roundtrip();
     test_pack();
     test_quantize_activations();
     test_q8x();
-    printf("tier %-6s (integer dot products: %s): passed %d, failed %d\n", pk_cpu_tier_name(tier),
-           vnni ? "yes, also run without" : "no", tier_pass, tier_fail);
+    printf("tier %-6s (integer dot products: %s%s): passed %d, failed %d\n", pk_cpu_tier_name(tier),
+           vnni ? "yes, also run without" : "no", bf16dot ? "; bf16 dot products: yes, also run without" : "",
+           tier_pass, tier_fail);
     fflush(stdout);
     total_pass += tier_pass;
     total_fail += tier_fail;

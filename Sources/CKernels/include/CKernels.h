@@ -62,8 +62,11 @@ void pk_gemm_small_f32(const float *w, size_t k, const float *x, size_t ldx, flo
 /// has AVX512-BF16; elsewhere both operands widened, which is exact). An input's result is independent of m_count.
 void pk_dot_bf16(const uint16_t *w, size_t k, const uint16_t *x, size_t ldx, float *y, size_t ldy,
                  size_t m_count, size_t row_begin, size_t row_end);
-/// The active tier is AVX-512 and the CPU has AVX512-BF16.
+/// The active tier is AVX-512 and the CPU has AVX512-BF16 (unless switched off for tests).
 int pk_has_avx512bf16(void);
+/// Tests: switches the bf16 dot-product instructions off, so an AVX512-BF16 machine runs the widening body that
+/// AVX-512 CPUs without them (Skylake-X, Ice Lake, Zen 4 without BF16 enabled) run.
+void pk_force_no_bf16_dot(int on);
 
 // ---- GEMM --------------------------------------------------------------------------------------------
 /// Built-in f32 GEMM over columns [col_begin, col_end) of C: C = alpha * op(A) op(B) (+ C when accumulate).
