@@ -10,6 +10,8 @@ tier the kernels use (set PEFT_CPU=scalar|avx2|avx512|neon to measure a lower on
 
 `methods` trains every PEFT method (lora, dora, ia3, prompt, ptuning, prefix) with both tools, same settings;
 `full` compares full fine-tuning (and, with --big-model DIR, measures ours on a larger checkpoint).
+`baseline --baseline PEFT` measures this build against another build of peft (an older commit's) on training,
+decoding and GGUF decoding, alternating the two.
 `dpo` measures `peft train --stage dpo` against the same step in torch + PEFT with TRL's loss; `benchmark` times `peft eval --benchmark mmlu` on --questions written 5-shot questions; `prune` times `peft prune` with each method on the checkpoint (calibration on --data); `distill` measures `peft
 distill` (LoRA student, off-policy) against the same step in torch + PEFT with TRL's GKD loss (--teacher, default the
 student checkpoint itself).
@@ -477,11 +479,54 @@ def bench_dpo(model, data, steps, batch, maxlen):
     row("peft train --stage dpo (ours)", rate, rss, peer)
 
 
+def bench_baseline(baseline, model, data, steps, batch, maxlen, new_tokens, gguf_types):
+    """Ours against another build of peft (e.g. an older commit's release build) on the same runs, alternating the
+    two builds twice and keeping each one's best: LoRA training fp32 and bf16, greedy decode bf16 and f32, and the
+    GGUF files (quantized once by ours) that both load."""
+    builds = [("ours", PEFT), ("baseline", baseline)]
+    print(f"\nThis build against {baseline} (best of 2 alternating runs each; ratio = ours / baseline)")
+
+    def train_rate(binary, flags):
+        with tempfile.TemporaryDirectory() as out_dir:
+            measured([binary, "train", "--model", model, "--data", data, "--output", out_dir, "--max-steps",
+                      str(steps + 1), "--batch-size", str(batch), "--max-length", str(maxlen), "--lora-r", "8",
+                      "--target-modules", "q_proj,v_proj"] + flags)
+            log = [json.loads(l) for l in open(os.path.join(out_dir, "train_log.jsonl")) if '"train"' in l]
+            return (log[-1]["tokens"] - log[0]["tokens"]) / (log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"])
+
+    def decode(binary, path, flags, key):
+        out, _ = measured([binary, "generate", "--model", path, "--prompt", PROMPT, "--max-new-tokens",
+                           str(new_tokens), "--temperature", "0", "--json"] + flags)
+        return json.loads(out)[key]
+
+    cases = []
+    for dtype in ["float32", "bfloat16"]:
+        cases.append((f"LoRA training {dtype} (tokens/s)", lambda b, d=dtype: train_rate(b, ["--dtype", d])))
+    for dtype in ["bfloat16", "float32"]:
+        for phase in ["prefill", "decode"]:
+            cases.append((f"greedy {phase} {dtype} (tokens/s)",
+                          lambda b, d=dtype, p=phase: decode(b, model, ["--dtype", d], f"{p}_tokens_per_second")))
+    with tempfile.TemporaryDirectory() as gguf_dir:
+        for kind in gguf_types:
+            path = os.path.join(gguf_dir, f"model-{kind}.gguf")
+            subprocess.run([PEFT, "quantize", "--model", model, "--type", kind, "--output", path], check=True,
+                           capture_output=True)
+            cases.append((f"greedy decode GGUF {kind} (tokens/s)",
+                          lambda b, p=path: decode(b, p, [], "decode_tokens_per_second")))
+        for name, run in cases:
+            best = {}
+            for _ in range(2):
+                for label, binary in builds:
+                    best[label] = max(best.get(label, 0.0), run(binary))
+            print(f"  {name:<40} ours {best['ours']:8.1f}  baseline {best['baseline']:8.1f}  "
+                  f"{best['ours'] / best['baseline']:.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="?", default="all",
                     choices=["generate", "train", "methods", "full", "gguf", "qdot", "qlora", "mpi", "serve", "gemm", "demo",
-                             "prune", "distill", "benchmark", "dpo", "all"])
+                             "prune", "distill", "benchmark", "dpo", "baseline", "all"])
     ap.add_argument("--questions", type=int, default=1000, help="for `benchmark`: questions scored")
     ap.add_argument("--teacher", help="for `distill`: the teacher (default: the --model checkpoint itself)")
     ap.add_argument("--prune-methods", default="magnitude,wanda,wanda:2:4,sparsegpt,layers",
@@ -504,6 +549,8 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--baseline", metavar="PEFT",
+                    help="for `baseline`: another build of peft to measure against (e.g. an older commit's release build)")
     ap.add_argument("--no-peer-bf16", action="store_true",
                     help="for `train`: skip the peer's bf16 run (over 15 minutes for 5 steps on an AVX2 CPU)")
     args = ap.parse_args()
@@ -535,6 +582,11 @@ def main():
         bench_gguf(args.model, args.new_tokens, args.llama_python, args.gguf_types.split(","), args.keep_gguf)
     if args.what == "prune":
         bench_prune(args.model, args.data, args.nsamples, args.seqlen, args.prune_methods.split(","))
+    if args.what == "baseline":
+        if not args.baseline:
+            sys.exit("baseline: name the other build with --baseline PATH")
+        bench_baseline(args.baseline, args.model, args.data, args.steps, args.batch, args.max_length, args.new_tokens,
+                       args.gguf_types.split(","))
     if args.what == "dpo":
         bench_dpo(args.model, args.data, args.steps, args.batch, args.max_length)
     if args.what == "benchmark":
