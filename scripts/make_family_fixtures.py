@@ -81,12 +81,28 @@ def rope_pairs(x, positions, theta, rot):
     return torch.cat((out, xp), dim=-1)
 
 
-def attend(q, k, v, heads, kv_heads):
-    """q [T, H, D], k/v [T, Hkv, D]: causal softmax attention in f32, GQA by repetition."""
+def alibi_slopes(n):
+    """Baichuan 13B's ALiBi slopes (its remote code's interleaving): for a power of two n the geometric series from
+    2^(-8/n); otherwise the largest power of two p below n, then every other slope of 2p."""
+    def geometric(p):
+        start = 2 ** (-(2 ** -(math.log2(p) - 3)))
+        return [start * start ** i for i in range(p)]
+    if math.log2(n).is_integer():
+        return geometric(n)
+    p = 2 ** math.floor(math.log2(n))
+    return geometric(p) + alibi_slopes(2 * p)[0::2][:n - p]
+
+
+def attend(q, k, v, heads, kv_heads, alibi=None):
+    """q [T, H, D], k/v [T, Hkv, D]: causal softmax attention in f32, GQA by repetition. With `alibi` (per-head
+    slopes), head h's scores get slope_h * key position added (Baichuan 13B's mask: the same softmax as
+    slope_h * (j - i))."""
     t, d = q.shape[0], q.shape[2]
     k = k.repeat_interleave(heads // kv_heads, dim=1)
     v = v.repeat_interleave(heads // kv_heads, dim=1)
     s = torch.einsum("thd,shd->hts", q, k) / math.sqrt(d)
+    if alibi is not None:
+        s = s + torch.tensor(alibi)[:, None, None] * torch.arange(t).float()[None, None, :]
     s = s.masked_fill(torch.triu(torch.ones(t, t, dtype=torch.bool), 1)[None], float("-inf"))
     return torch.einsum("hts,shd->thd", s.softmax(-1), v).reshape(t, heads * d)
 
@@ -232,14 +248,17 @@ class RemoteCodeModel(nn.Module):
         emb, blocks, final, head = self.parts()
         x = emb(ids)
         pos = torch.arange(ids.shape[0])
+        # Baichuan's 13B models (40 layers): ALiBi instead of rotary positions.
+        alibi = alibi_slopes(self.h) if self.family == "baichuan" and cfg["num_hidden_layers"] == 40 else None
         for ln1, qkv, o, ln2, mlp in blocks:
             q, k, v = self.split_qkv(qkv(ln1(x)))
-            q, k = rotate(q, pos, theta, rot), rotate(k, pos, theta, rot)
+            if alibi is None:
+                q, k = rotate(q, pos, theta, rot), rotate(k, pos, theta, rot)
             if self.family == "qwen" and cfg.get("use_logn_attn") and not self.training:
                 n = cfg["seq_length"]
                 scale = torch.tensor([math.log(p + 1, n) if p + 1 > n else 1.0 for p in range(ids.shape[0])])
                 q = q * scale[:, None, None]
-            x = x + o(attend(q, k, v, self.h, self.hkv))
+            x = x + o(attend(q, k, v, self.h, self.hkv, alibi))
             x = x + mlp(ln2(x))
         x = final(x)
         if self.family == "baichuan":
@@ -330,7 +349,12 @@ def write_model_dir(name, state, config, generation=None):
     return d
 
 
+ONLY = None   # --only NAME: write this family alone
+
+
 def family(name, model, config, target, native, seqs=SEQS[:2]):
+    if ONLY and name != ONLY:
+        return
     targets = target if isinstance(target, list) else [target]
     numbers = forward_numbers(model, native, seqs)
     if native:
@@ -386,6 +410,13 @@ def main():
     m = RemoteCodeModel("baichuan", baichuan)
     randomise(m, 23)
     family("tiny-baichuan2", m, baichuan, "W_pack", native=False)
+
+    # Baichuan2-13B: 40 layers, ALiBi positions (6 heads: slopes of 4 and every other of 8), W_pack, NormHead.
+    baichuan13 = dict(baichuan, hidden_size=48, num_attention_heads=6, num_hidden_layers=40, intermediate_size=32)
+    torch.manual_seed(24)
+    m = RemoteCodeModel("baichuan", baichuan13)
+    randomise(m, 24)
+    family("tiny-baichuan2-13b", m, baichuan13, "W_pack", native=False, seqs=SEQS)
 
     # Phi-3 through transformers: fused qkv_proj and gate_up_proj, GQA 4:2, tied head (as Phi-4-mini), partial
     # rotary 0.75 (12 of 16 dims), LongRoPE with original length 16 (the 20-token sequence takes the long
@@ -468,7 +499,8 @@ def main():
         family(name, m, {}, ["q_proj", "v_proj", "o_proj"], native=True)
 
 
-REMOTE = {"tiny-qwen1": "qwen", "tiny-internlm2": "internlm2", "tiny-baichuan2": "baichuan", "tiny-chatglm": "chatglm"}
+REMOTE = {"tiny-qwen1": "qwen", "tiny-internlm2": "internlm2", "tiny-baichuan2": "baichuan",
+          "tiny-baichuan2-13b": "baichuan", "tiny-chatglm": "chatglm"}
 
 
 def make_chatglm():
@@ -501,7 +533,7 @@ def load_reference(directory, name):
     return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval(), True
 
 
-ROUNDTRIP = ["tiny-qwen1", "tiny-internlm2", "tiny-baichuan2", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
+ROUNDTRIP = ["tiny-qwen1", "tiny-internlm2", "tiny-baichuan2", "tiny-baichuan2-13b", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
              "tiny-glm4", "tiny-qwen2-moe", "tiny-qwen3-moe", "tiny-chatglm"]
 
 
@@ -586,8 +618,15 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--peft-binary", help="also train and merge with our tool and record what PEFT/transformers compute")
     ap.add_argument("--only-chatglm", action="store_true", help="only the ChatGLM remote-code fixture")
+    ap.add_argument("--only", help="only this family of main() (e.g. tiny-baichuan2-13b), and its round trip")
     ap.add_argument("--only-moe-aux", action="store_true", help="only the load-balancing loss fixtures")
     args = ap.parse_args()
+    if args.only:
+        ONLY = args.only
+        main()
+        if args.peft_binary:
+            roundtrip(os.path.abspath(args.peft_binary), [args.only])
+        sys.exit(0)
     if args.only_moe_aux:
         moe_aux_numbers()
     elif args.only_chatglm:

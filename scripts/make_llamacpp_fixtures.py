@@ -8,7 +8,7 @@
 Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
 architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`) tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16),
 tiny-phi-longrope (`phi3`), tiny-internlm2 (`internlm2`), tiny-internlm3 (`llama`, f16), tiny-glm (`chatglm`), tiny-glm4 (`glm4`) and
-tiny-baichuan2-32 (`baichuan`, f16; see write_family_variants) in q8_0, two prompts (token ids), llama.cpp's
+tiny-baichuan2-32 (`baichuan`, f16; see write_family_variants), tiny-baichuan2-13b (`baichuan` with ALiBi, 40 layers, f16) in q8_0, two prompts (token ids), llama.cpp's
 16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
 "MODEL/TYPE". The GGUF files themselves are rebuilt by the
 test from the fixture model (the export is deterministic).
@@ -265,7 +265,9 @@ def main():
              # as q8_0 makes a near-tie of its first greedy token.
              ("tiny-chatglm/f16", "tiny-chatglm", "f16"),
              # Baichuan2-7B's layout (`baichuan`, 32 layers): W_pack cut and reordered, NormHead rows normalised.
-             ("tiny-baichuan2-32/f16", "tiny-baichuan2-32", "f16")]
+             ("tiny-baichuan2-32/f16", "tiny-baichuan2-32", "f16"),
+             # Baichuan2-13B's (`baichuan`, 40 layers): ALiBi positions over 6 heads (llama.cpp's max_alibi_bias 8).
+             ("tiny-baichuan2-13b/f16", "tiny-baichuan2-13b", "f16")]
     cases += [(f"{K_MODEL}/{t}", K_MODEL, t) for t in K_TYPES]
     for key, model, kind in cases:
         if args.only and key not in args.only:

@@ -93,7 +93,7 @@ public enum GGUFExporter {
             // As llama.cpp's converter: the window travels in the metadata (we read it back), llama.cpp's \(arch) ignores it.
             notes.append("this model attends within a sliding window of \(w) tokens; the file records it, but llama.cpp's \(arch) architecture attends to the whole context, so its answers differ from this model's once a conversation passes \(w) tokens")
         }
-        if config.architecture == .baichuan, config.layerCount != 32 {
+        if config.architecture == .baichuan, ![32, 40].contains(config.layerCount) {
             throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's baichuan applies rotary positions only to 32-layer (7B) models and ALiBi to 40-layer ones; this model has \(config.layerCount) layers, so GGUF export would change its answers")
         }
         if GGUFLayout.permutesQueryKey(gguf: arch), config.rotaryDim != config.headDim {

@@ -41,8 +41,8 @@ public final class GGUFModel: @unchecked Sendable {
         guard heads > 0, headDim > 0, headDim % 2 == 0, rotaryDim >= 2, rotaryDim <= headDim, rotaryDim % 2 == 0 else {
             throw ModelIOError.malformed(path: path, reason: "attention head count \(heads), head size \(headDim) and rotated dimensions \(rotaryDim) are not usable")
         }
-        if architecture == .baichuan, (try int("\(name).block_count")) != 32 {
-            throw ModelIOError.malformed(path: path, reason: "llama.cpp runs a baichuan of \(try int("\(name).block_count")) layers without rotary positions (ALiBi for 40 layers, none otherwise), which is not supported; 32-layer (7B) files are")
+        if architecture == .baichuan, ![32, 40].contains(try int("\(name).block_count")) {
+            throw ModelIOError.malformed(path: path, reason: "llama.cpp runs a baichuan of \(try int("\(name).block_count")) layers without positions (rotary for 32 layers, ALiBi for 40), which is not supported; 32-layer (7B) and 40-layer (13B) files are")
         }
         /// A rope factor tensor's values, when it holds `count` f32.
         func factors(_ t: GGUFFile.TensorInfo, count: Int) throws -> [Float] {
@@ -88,6 +88,7 @@ public final class GGUFModel: @unchecked Sendable {
             config.layout = .llama
             config.normHead = false
         }
+        config.alibiSlopes = ModelConfig.alibi(architecture: architecture, layers: config.layerCount, heads: heads)
         // The window and which layers use it: the file's per-layer flags, else Gemma's period (every layer otherwise).
         if let w = m["\(name).attention.sliding_window"]?.integer, w > 0 {
             config.slidingWindow = w

@@ -15,6 +15,8 @@ struct Attention {
     let scale: Float
     /// Gemma 2: scores s become cap * tanh(s / cap) before the mask and softmax.
     let softcap: Float?
+    /// ALiBi: head h's score of key position j from query position i gets slopes[h] * (j - i) added.
+    let alibi: [Float]?
 
     /// Attention of layer `layer` (its window depends on the layer in some Qwen2 configurations).
     init(config: ModelConfig, layer: Int = 0, queryBlock: Int = Attention.defaultQueryBlock) {
@@ -25,13 +27,18 @@ struct Attention {
         window = config.attentionWindow(layer: layer)
         scale = config.attentionScale
         softcap = config.attentionSoftcap
+        alibi = config.alibiSlopes
     }
 
-    /// Soft-caps the visible scores of one row (no-op without a cap).
+    /// The visible scores of one row of head `head` before the softmax: soft-capped, then ALiBi's bias added (no-op
+    /// without either). row[x] is the score of key position `firstKey + x` from query position `query`.
     @inline(__always)
-    func cap(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
-        guard let c = softcap else { return }
-        for j in range { row[j] = c * tanh(row[j] / c) }
+    func adjust(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, head: Int, firstKey: Int, query: Int) {
+        if let c = softcap { for j in range { row[j] = c * tanh(row[j] / c) } }
+        if let alibi {
+            let m = alibi[head], offset = firstKey - query
+            for j in range { row[j] += m * Float(j + offset) }
+        }
     }
 
     /// Keys visible from query row i (0-based within its sequence, at absolute offset `past` from the cache start).
@@ -75,7 +82,7 @@ struct Attention {
                     for j in rows {
                         let i = r0 + j, vis = visible(past + i)
                         let range = (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound)
-                        cap(scratch + j * n, range)
+                        adjust(scratch + j * n, range, head: head, firstKey: keys.lowerBound, query: past + i)
                         let l = Ops.softmax(scratch + j * n, range: range, count: n)
                         lseOut?[(start + i) * h + head] = l
                     }
@@ -111,7 +118,7 @@ struct Attention {
                     for j in js {
                         let i = r0 + j, vis = visible(past + i)
                         let range = (vis.lowerBound - keys.lowerBound)..<(vis.upperBound - keys.lowerBound)
-                        cap(p + j * n, range)
+                        adjust(p + j * n, range, head: head, firstKey: keys.lowerBound, query: past + i)
                         Ops.expShifted(p + j * n, range: range, count: n, lse: lse[(start + i) * h + head])
                     }
                 }
@@ -162,7 +169,7 @@ struct Attention {
             for i in 0..<m {
                 let qi = q + i * ldq + head * d, range = visible(past + i), n = range.count
                 for (x, j) in range.enumerated() { row[x] = s * Ops.dot(qi, kRing + (j % r) * ldk + g * d, count: d) }
-                cap(row, 0..<n)
+                adjust(row, 0..<n, head: head, firstKey: range.lowerBound, query: past + i)
                 Ops.softmax(row, range: 0..<n, count: n)
                 let o = out + i * ldq + head * d
                 o.update(repeating: 0, count: d)
@@ -183,7 +190,7 @@ struct Attention {
                 Gemm.multiply(m: m, n: total, k: d, a: q + head * d, lda: ldq, b: kCache + g * d, ldb: ldk,
                               transposeB: true, c: scratch, ldc: total, alpha: scale)
                 for i in 0..<m {
-                    cap(scratch + i * total, visible(past + i))
+                    adjust(scratch + i * total, visible(past + i), head: head, firstKey: 0, query: past + i)
                     Ops.softmax(scratch + i * total, range: visible(past + i), count: total)
                 }
                 Gemm.multiply(m: m, n: d, k: total, a: scratch, lda: total, b: vCache + g * d, ldb: ldk,
@@ -200,7 +207,7 @@ struct Attention {
                 let qi = q + i * ldq + head * d
                 let range = visible(past + i)
                 for j in range { row[j] = s * Ops.dot(qi, kCache + j * ldk + g * d, count: d) }
-                cap(row, range)
+                adjust(row, range, head: head, firstKey: 0, query: past + i)
                 Ops.softmax(row, range: range, count: past + i + 1)
                 let o = out + i * ldq + head * d
                 o.update(repeating: 0, count: d)

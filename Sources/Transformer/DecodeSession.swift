@@ -275,8 +275,10 @@ public final class DecodeSession {
                                    cols: c.headDim, eps: c.rmsNormEps)
             }
             positions.withUnsafeBufferPointer { pos in
-                model.rope(layer: l).apply(b.q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
-                model.rope(layer: l).apply(b.k.pointer, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
+                if c.usesRotary {
+                    model.rope(layer: l).apply(b.q.pointer, rows: m, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
+                    model.rope(layer: l).apply(b.k.pointer, rows: m, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
+                }
                 model.applyLogn(b.q.pointer, rows: m, positions: pos.baseAddress!)
             }
             attend(l, b.k.pointer, b.v.pointer)

@@ -97,6 +97,11 @@ public struct ModelConfig: Sendable, Equatable {
     public var attentionScale: Float
     /// Gemma 2: scores s become cap * tanh(s / cap) before the softmax.
     public var attentionSoftcap: Float?
+    /// ALiBi (Baichuan 13B): no rotary positions; head h's score of key position j from query position i gets
+    /// slope[h] * (j - i) added (nil: rotary positions).
+    public var alibiSlopes: [Float]?
+    /// Rotary positions are applied to queries and keys (every architecture but ALiBi's).
+    public var usesRotary: Bool { alibiSlopes == nil }
     /// Gemma 2: logits z become cap * tanh(z / cap).
     public var finalSoftcap: Float?
     /// Norms on the attention and MLP outputs before they join the residual (Gemma 2/3, GLM-4).
@@ -311,9 +316,6 @@ extension ModelConfig {
         guard headDim > 0, headDim % 2 == 0, headDim <= 1024 else {
             throw TransformerError.config(path: path, reason: "head_dim \(headDim) must be a positive even number")
         }
-        if arch == .baichuan, layers == 40 {
-            throw TransformerError.unsupported(path: path, reason: "Baichuan 13B models use ALiBi positions, which are not supported yet (Baichuan2-7B, with rotary positions, is)")
-        }
         let rotaryFraction = fields.optionalDouble("partial_rotary_factor") ?? fields.optionalDouble("rotary_pct")
             ?? (fields.object("rope_parameters")?["partial_rotary_factor"] as? NSNumber)?.doubleValue ?? 1
         let rotaryDim = Int(Double(headDim) * rotaryFraction)
@@ -408,10 +410,27 @@ extension ModelConfig {
         func cap(_ key: String) -> Float? { fields.optionalDouble(key).flatMap { $0 > 0 ? Float($0) : nil } }
         attentionSoftcap = cap("attn_logit_softcapping")
         finalSoftcap = cap("final_logit_softcapping")
+        alibiSlopes = Self.alibi(architecture: arch, layers: layers, heads: heads)
         if arch == .qwen, fields.optionalBool("use_logn_attn") == true, let n = fields.optionalInt("seq_length"), n > 1 {
             lognScalingLength = n
         }
         try checkSizes(path: path)
+    }
+
+    /// ALiBi's slopes where the architecture uses them: Baichuan's 13B models (40 layers) replace rotary positions
+    /// with ALiBi, as their remote code and llama.cpp's baichuan do; nil elsewhere.
+    public static func alibi(architecture: Architecture, layers: Int, heads: Int) -> [Float]? {
+        architecture == .baichuan && layers == 40 ? alibiSlopes(heads: heads) : nil
+    }
+
+    /// ALiBi's per-head slopes: for a power of two n, 2^(-8(h+1)/n); otherwise those of the largest power of two
+    /// p below n, then every other slope of 2p for the remaining n - p heads.
+    public static func alibiSlopes(heads n: Int) -> [Float] {
+        func powerOfTwo(_ p: Int) -> [Double] { (1...p).map { pow(2, -8 * Double($0) / Double(p)) } }
+        let p = 1 << (Int.bitWidth - 1 - n.leadingZeroBitCount)
+        if p == n { return powerOfTwo(n).map(Float.init) }
+        let extra = stride(from: 0, to: 2 * p, by: 2).map { powerOfTwo(2 * p)[$0] }.prefix(n - p)
+        return (powerOfTwo(p) + extra).map(Float.init)
     }
 
     /// ChatGLM's config under the common names: num_layers, ffn_hidden_size, kv_channels, layernorm_epsilon,

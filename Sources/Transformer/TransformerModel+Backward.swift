@@ -40,8 +40,10 @@ extension TransformerModel {
         let passes = ropePasses(batch)
         batch.positions.withUnsafeBufferPointer { pos in
             if !context.training { applyLogn(dq.pointer, rows: n, positions: pos.baseAddress!) }
-            rope(layer: l).apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true, passes: passes)
-            rope(layer: l).apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true, passes: passes)
+            if c.usesRotary {
+                rope(layer: l).apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true, passes: passes)
+                rope(layer: l).apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true, passes: passes)
+            }
         }
         if let qRaw = s.qRaw, let kRaw = s.kRaw, let qn = w.qNorm, let kn = w.kNorm {
             if let g = adapter?.baseGradient(.qNorm(l)) {

@@ -21,8 +21,10 @@ extension TransformerModel {
         }
         let passes = ropePasses(batch)
         batch.positions.withUnsafeBufferPointer { pos in
-            rope(layer: l).apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
-            rope(layer: l).apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
+            if c.usesRotary {
+                rope(layer: l).apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
+                rope(layer: l).apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
+            }
             if !context.training { applyLogn(s.q.pointer, rows: n, positions: pos.baseAddress!) }
         }
         attend(l, batch: batch, saved: s, buffers: b)

@@ -6,7 +6,8 @@ import Transformer
 import XCTest
 
 /// The families beyond Qwen2/Llama against their reference (scripts/make_family_fixtures.py): Qwen v1 (fused c_attn,
-/// w1/w2 MLP, log-n scaling), InternLM2 (interleaved wqkv under GQA), Baichuan2-7B (W_pack, NormHead), Phi-3
+/// w1/w2 MLP, log-n scaling), InternLM2 (interleaved wqkv under GQA), Baichuan2-7B (W_pack, NormHead), Baichuan2-13B
+/// (ALiBi positions over 6 heads, no rotary), Phi-3
 /// (qkv_proj, gate_up_proj, partial rotary, LongRoPE, sliding window, tied head), InternLM3, Gemma 2/3, GLM, GLM-4-0414,
 /// Qwen2-MoE, Qwen3-MoE and GLM-4's remote-code layout (ChatGLMModel: query_key_value, dense_h_to_4h, its own names). Each: logits of
 /// packed sequences, 16 greedy tokens through the KV cache, the eval loss, and a PEFT LoRA adapter on the fused
@@ -33,7 +34,8 @@ final class FamilyGoldenTests: XCTestCase {
         [-100, -100, -100, -100, 250, 7, 1, 64, 128, 77, 5, -100])
 
     let families: [(name: String, architecture: ModelConfig.Architecture)] = [
-        ("qwen1", .qwen), ("internlm2", .internlm2), ("baichuan2", .baichuan), ("phi3", .phi3), ("internlm3", .internlm3),
+        ("qwen1", .qwen), ("internlm2", .internlm2), ("baichuan2", .baichuan), ("baichuan2-13b", .baichuan), ("phi3", .phi3),
+        ("internlm3", .internlm3),
         ("gemma2", .gemma2), ("gemma3", .gemma3), ("glm", .glm), ("glm4", .glm4),
         ("qwen2-moe", .qwen2MoE), ("qwen3-moe", .qwen3MoE), ("chatglm", .glm),
     ]
@@ -64,6 +66,17 @@ final class FamilyGoldenTests: XCTestCase {
         XCTAssertEqual(phi.projections, [.qkv, .o, .gateUp, .down])
         XCTAssertEqual(phi.rotaryDim, 12)
         XCTAssertEqual(phi.attentionWindow(layer: 1), 8)
+        // Baichuan 13B (40 layers): ALiBi, no rotary; 6 heads take the slopes of 4 and every other one of 8. The
+        // real 40 heads: 32's slopes from 2^(-1/4), then 64's first, third, ... from 2^(-1/8).
+        let b13 = try ModelConfig(directory: modelFixture("tiny-baichuan2-13b"))
+        XCTAssertFalse(b13.usesRotary)
+        XCTAssertEqual(b13.alibiSlopes, [0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125])
+        XCTAssertNil(try ModelConfig(directory: modelFixture("tiny-baichuan2")).alibiSlopes)
+        let real = ModelConfig.alibiSlopes(heads: 40)
+        XCTAssertEqual(real.count, 40)
+        for (h, want) in [(0, pow(2, -0.25)), (31, pow(2, -8.0)), (32, pow(2, -0.125)), (33, pow(2, -0.375)), (39, pow(2, -1.875))] {
+            XCTAssertEqual(Double(real[h]), want, accuracy: 1e-7, "head \(h)")
+        }
         let intern = try ModelConfig(directory: modelFixture("tiny-internlm2"))
         XCTAssertEqual(intern.qkvFusion, .grouped)
         XCTAssertEqual(intern.defaultLoRATargets, ["attention.wqkv"])
@@ -245,6 +258,6 @@ final class FamilyGoldenTests: XCTestCase {
             assertClose(merged.logits(batch), mergedLogits.flatMap { $0 }, atol: 2e-4, "\(name): our merge in transformers")
             checked += 1
         }
-        XCTAssertEqual(checked, 11)
+        XCTAssertEqual(checked, 12)
     }
 }

@@ -155,11 +155,11 @@ extension GGUFModelTests {
     /// The new families' f16 files read back as the model they came from (norm scales, stacked experts sliced from
     /// their f16 tensors, post norms, windows; InternLM2's and Baichuan's q/k/v cut from the fused tensor and reordered
     /// for llama.cpp's rotation and back, Baichuan's NormHead applied; Phi-3's LongRoPE factors past its original 16
-    /// positions and its window of 8; GLM's partial pair rotation; Mistral's and Qwen2's windows): logits within f16
+    /// positions and its window of 8; GLM's partial pair rotation; Baichuan 13B's ALiBi; Mistral's and Qwen2's windows): logits within f16
     /// rounding of the safetensors model's, over 20 tokens.
     func testNewFamiliesRoundTripThroughF16GGUF() throws {
         for name in ["tiny-qwen1", "tiny-qwen3-moe", "tiny-gemma3", "tiny-gemma2-s16", "tiny-phi3", "tiny-internlm2",
-                     "tiny-internlm3", "tiny-glm", "tiny-glm4", "tiny-chatglm", "tiny-baichuan2-32", "tiny-mistral", "tiny-qwen2-swa"] {
+                     "tiny-internlm3", "tiny-glm", "tiny-glm4", "tiny-chatglm", "tiny-baichuan2-32", "tiny-baichuan2-13b", "tiny-mistral", "tiny-qwen2-swa"] {
             let url = temporaryURL("family").appendingPathExtension("gguf")
             defer { try? FileManager.default.removeItem(at: url) }
             _ = try GGUFExporter.export(model: modelFixture(name), adapter: nil, type: .f16, output: url)
@@ -180,8 +180,8 @@ extension GGUFModelTests {
 extension GGUFModelTests {
     /// llama.cpp (llama-cpp-python 0.3.36, built from source; scripts/make_llamacpp_fixtures.py) loaded the GGUF
     /// files `peft quantize` writes for tiny-qwen2, tiny-llama, tiny-qwen3, tiny-qwen1 (Qwen v1, llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`) tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16), tiny-phi-longrope
-    /// (`phi3`), tiny-internlm2 (`internlm2`), tiny-internlm3 (`llama`, f16), tiny-glm (`chatglm`), tiny-glm4 (`glm4`), tiny-chatglm (`chatglm`, fused attn_qkv, f16) and tiny-baichuan2-32
-    /// (`baichuan`, f16), and for tiny-qwen2-k in every llama.cpp
+    /// (`phi3`), tiny-internlm2 (`internlm2`), tiny-internlm3 (`llama`, f16), tiny-glm (`chatglm`), tiny-glm4 (`glm4`), tiny-chatglm (`chatglm`, fused attn_qkv, f16), tiny-baichuan2-32
+    /// (`baichuan`, f16) and tiny-baichuan2-13b (`baichuan` with ALiBi, 40 layers, f16), and for tiny-qwen2-k in every llama.cpp
     /// file type built from q4_1 ... iq4_xs, and decoded 16 greedy tokens after two prompts. Fed the same
     /// tokens, ours pick the same token at every step, or llama.cpp's pick is a near-tie of ours: within 2% of the
     /// logit scale of our best (llama.cpp multiplies with activations rounded to 8 bits and keeps an f16 cache, and
@@ -199,7 +199,7 @@ extension GGUFModelTests {
         XCTAssertEqual(Set(golden.runs.keys),
                        Set(["q8_0", "q4_0", "tiny-llama/q8_0", "tiny-qwen3/q8_0", "tiny-qwen1/q8_0", "tiny-qwen3-moe/q8_0", "tiny-gemma3/q8_0", "tiny-gemma2-s16/f16",
                             "tiny-phi-longrope/q8_0", "tiny-internlm2/q8_0", "tiny-internlm3/f16", "tiny-glm/q8_0", "tiny-glm4/q8_0", "tiny-chatglm/f16",
-                            "tiny-baichuan2-32/f16"] + kTypes.map { "tiny-qwen2-k/\($0)" }))
+                            "tiny-baichuan2-32/f16", "tiny-baichuan2-13b/f16"] + kTypes.map { "tiny-qwen2-k/\($0)" }))
         for (key, runs) in golden.runs {
             let parts = key.split(separator: "/").map(String.init)
             let (name, kind) = parts.count == 2 ? (parts[0], parts[1]) : ("tiny-qwen2", key)
