@@ -237,11 +237,17 @@ class RemoteCodeModel(nn.Module):
         q, k, v = fused.split([h * d, hkv * d, hkv * d], dim=-1)
         return q.view(t, h, d), k.view(t, hkv, d), v.view(t, hkv, d)
 
-    def forward(self, ids):
-        """Logits [T, V] of one sequence."""
+    def forward(self, ids, ntk_length=None):
+        """Logits [T, V] of one sequence. Qwen v1 with use_dynamic_ntk, at inference: past seq_length, the rotary base
+        rises by alpha^(rot / (rot - 2)), alpha from the context length of the pass (`ntk_length`, default the
+        sequence's; its cached generation keeps the prefill's)."""
         cfg = self.cfg
         theta = cfg.get("rope_theta", cfg.get("rotary_emb_base", 10000.0))
         rot = int(self.d * cfg.get("rotary_pct", 1.0))
+        if self.family == "qwen" and cfg.get("use_dynamic_ntk") and not self.training:
+            length, trained = ntk_length or ids.shape[0], cfg["seq_length"]
+            alpha = max(2 ** math.ceil(math.log(length / trained, 2) + 1) - 1, 1)
+            theta = theta * alpha ** (rot / (rot - 2))
         rotate = rope
         if self.family == "chatglm":  # half of each head, in pairs, base 10000 * rope_ratio
             theta, rot, rotate = 10000.0 * cfg.get("rope_ratio", 1), self.d // 2, rope_pairs
@@ -290,9 +296,10 @@ def forward_numbers(model, native, seqs):
                                  eos_token_id=None, pad_token_id=0)
             ids = out[0].tolist()
         else:
+            # The remote code's cached generation: every step rotates with the prefill's NTK alpha.
             ids = list(seqs[0])
             for _ in range(16):
-                ids.append(int(logits_of(model, ids, native)[-1].argmax()))
+                ids.append(int(model(torch.tensor(ids), ntk_length=len(seqs[0]))[-1].float().argmax()))
         loss = float(mean_loss(model, native))
     return {"sequences": seqs, "logits": logits, "greedy_prompt": seqs[0], "greedy_continuation": ids[len(seqs[0]):],
             "loss": loss}
@@ -391,6 +398,14 @@ def main():
     m = RemoteCodeModel("qwen", qwen)
     randomise(m, 21)
     family("tiny-qwen1", m, qwen, "c_attn", native=False, seqs=SEQS)
+
+    # Qwen v1 with dynamic NTK (and log-n) past seq_length 2: the 5-, 11- and 20-token sequences rotate with alpha 7,
+    # 15 and 31 at inference, the greedy continuation keeps its 11-token prefill's alpha.
+    qwen_ntk = dict(qwen, use_dynamic_ntk=True, seq_length=2)
+    torch.manual_seed(25)
+    m = RemoteCodeModel("qwen", qwen_ntk)
+    randomise(m, 25)
+    family("tiny-qwen1-ntk", m, qwen_ntk, "c_attn", native=False, seqs=SEQS)
 
     # InternLM2: GQA 4:2 through the interleaved wqkv.
     internlm2 = {"architectures": ["InternLM2ForCausalLM"], "model_type": "internlm2", **base, "num_key_value_heads": 2,
@@ -499,7 +514,7 @@ def main():
         family(name, m, {}, ["q_proj", "v_proj", "o_proj"], native=True)
 
 
-REMOTE = {"tiny-qwen1": "qwen", "tiny-internlm2": "internlm2", "tiny-baichuan2": "baichuan",
+REMOTE = {"tiny-qwen1": "qwen", "tiny-qwen1-ntk": "qwen", "tiny-internlm2": "internlm2", "tiny-baichuan2": "baichuan",
           "tiny-baichuan2-13b": "baichuan", "tiny-chatglm": "chatglm"}
 
 
@@ -533,7 +548,7 @@ def load_reference(directory, name):
     return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval(), True
 
 
-ROUNDTRIP = ["tiny-qwen1", "tiny-internlm2", "tiny-baichuan2", "tiny-baichuan2-13b", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
+ROUNDTRIP = ["tiny-qwen1", "tiny-qwen1-ntk", "tiny-internlm2", "tiny-baichuan2", "tiny-baichuan2-13b", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
              "tiny-glm4", "tiny-qwen2-moe", "tiny-qwen3-moe", "tiny-chatglm"]
 
 

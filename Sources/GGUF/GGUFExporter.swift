@@ -93,6 +93,11 @@ public enum GGUFExporter {
             // As llama.cpp's converter: the window travels in the metadata (we read it back), llama.cpp's \(arch) ignores it.
             notes.append("this model attends within a sliding window of \(w) tokens; the file records it, but llama.cpp's \(arch) architecture attends to the whole context, so its answers differ from this model's once a conversation passes \(w) tokens")
         }
+        if let n = config.dynamicNTKLength ?? config.lognScalingLength {
+            let what = [config.dynamicNTKLength.map { _ in "raises its rotary base (dynamic NTK)" },
+                        config.lognScalingLength.map { _ in "scales its queries by log-n" }].compactMap { $0 }
+            notes.append("past \(n) tokens this model \(what.joined(separator: " and ")); llama.cpp's \(arch) does neither, so its answers differ from this model's once a conversation passes \(n) tokens")
+        }
         if config.architecture == .baichuan, ![32, 40].contains(config.layerCount) {
             throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's baichuan applies rotary positions only to 32-layer (7B) models and ALiBi to 40-layer ones; this model has \(config.layerCount) layers, so GGUF export would change its answers")
         }

@@ -20,6 +20,9 @@ public final class DecodeSession {
     public private(set) var leading = 0
     /// Rows processed per chunk during prefill.
     public let chunkRows: Int
+    /// The context length of the first append (the prefill), which sets dynamic NTK's alpha for the whole
+    /// generation, as Qwen v1's remote code keeps the alpha of its first pass while it decodes from its cache.
+    fileprivate var ntkLength = 0
 
     fileprivate var kCache: [FloatBuffer]   // per layer [allocated, Hkv*D]; grows up to `capacity`
     fileprivate var vCache: [FloatBuffer]
@@ -126,7 +129,10 @@ public final class DecodeSession {
             throw TransformerError.input(reason: "context of \(tokens.count + newTokens.count) tokens\(lead > 0 ? " plus \(lead) virtual" : "") exceeds this session's capacity of \(capacity) (the model allows \(model.config.maxPositionEmbeddings))")
         }
         try model.validate(tokens: newTokens, maxPosition: tokens.count + newTokens.count, leadingRows: lead)
-        if tokens.isEmpty { fillLeadingRows(furthest: lead + newTokens.count - 1) }
+        if tokens.isEmpty {
+            ntkLength = lead + newTokens.count
+            fillLeadingRows(furthest: lead + newTokens.count - 1)
+        }
         reserve(leading + tokens.count + newTokens.count)
         reencodeIfLongRoPESwitches(reaching: leading + tokens.count + newTokens.count - 1)
         var begin = 0
@@ -214,7 +220,7 @@ public final class DecodeSession {
         let m = chunk.count, C = c.hiddenSize
         model.embed(chunk, into: b.x.pointer, adapter: .some(adapter))
         Self.decoderLayers(model, rows: m, positions: (0..<m).map { Int32(past + $0) }, groups: [(0..<m, adapter)],
-                           passes: [(0..<m, furthest ?? past + m - 1)], b) { l, k, v in
+                           passes: [(0..<m, furthest ?? past + m - 1, ntkLength)], b) { l, k, v in
             store(l, k: k, v: v, at: past, rows: m)
             attendCached(l, q: b.q.pointer, out: b.att.pointer, past: past, rows: m)
         }
@@ -406,7 +412,7 @@ public final class DecodeBatch {
         model.embed(next, into: b.x.pointer, adapter: .some(nil))
         let positions = sessions.map { Int32($0.leading + $0.tokens.count) }
         // Every session's row is its own rotary pass.
-        let passes = positions.enumerated().map { ($0.offset..<($0.offset + 1), Int($0.element)) }
+        let passes = positions.enumerated().map { ($0.offset..<($0.offset + 1), Int($0.element), sessions[$0.offset].ntkLength) }
         DecodeSession.decoderLayers(model, rows: n, positions: positions, groups: groups, passes: passes, b) { l, k, v in
             for (i, s) in sessions.enumerated() {
                 let past = Int(positions[i])

@@ -83,6 +83,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// Qwen v1's `use_logn_attn`: at inference, queries at 1-based position p > this length are scaled by
     /// log(p) / log(length).
     public var lognScalingLength: Int?
+    /// Qwen v1's `use_dynamic_ntk` (its `seq_length`): at inference, a pass whose context reaches L > this length
+    /// rotates with the base times alpha^(R / (R - 2)), alpha = 2^ceil(log2(L / length) + 1) - 1 (see RoPE.ntkAlpha).
+    public var dynamicNTKLength: Int?
     /// Baichuan2's NormHead: every LM head row is divided by its L2 norm.
     public var normHead: Bool
     /// The checkpoint's tensor names.
@@ -324,9 +327,12 @@ extension ModelConfig {
         }
         var maxPositions = max(1, fields.optionalInt("max_position_embeddings") ?? fields.optionalInt("model_max_length")
                                    ?? fields.optionalInt("seq_length") ?? 32768)
-        // Qwen v1's dynamic NTK changes the rotary base past seq_length; we run up to seq_length, where it is inert.
+        // Qwen v1's dynamic NTK: at inference, a pass over more than seq_length positions raises the rotary base; its
+        // remote code runs up to 32,767 positions (the length of its log-n table).
+        var dynamicNTK: Int?
         if arch == .qwen, fields.optionalBool("use_dynamic_ntk") == true, let n = fields.optionalInt("seq_length"), n > 0 {
-            maxPositions = min(maxPositions, n)
+            dynamicNTK = n
+            maxPositions = 32767
         }
         // transformers 5 writes Gemma 3's rotary settings per layer type; older configs give rope_local_base_freq.
         var ropeFields = fields, localRope: RoPEConfig?
@@ -411,6 +417,7 @@ extension ModelConfig {
         attentionSoftcap = cap("attn_logit_softcapping")
         finalSoftcap = cap("final_logit_softcapping")
         alibiSlopes = Self.alibi(architecture: arch, layers: layers, heads: heads)
+        dynamicNTKLength = dynamicNTK
         if arch == .qwen, fields.optionalBool("use_logn_attn") == true, let n = fields.optionalInt("seq_length"), n > 1 {
             lognScalingLength = n
         }

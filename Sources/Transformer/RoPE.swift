@@ -16,7 +16,12 @@ public final class RoPE: @unchecked Sendable {
     let longFrom: Int
     /// cos and sin are multiplied by this (LongRoPE's attention factor; 1 otherwise).
     let magnitude: Float
+    /// Qwen v1's dynamic NTK: the training length past which a pass raises the base, and the settings it raises.
+    let ntkLength: Int?
+    private let settings: RoPEConfig
     private var tables = Tables(), longTables = Tables()
+    /// Dynamic NTK's tables by alpha (alpha 1 is `tables`).
+    private var ntkTables: [Int: (invFreq: [Float], tables: Tables)] = [:]
     private let lock = NSLock()
 
     struct Tables {
@@ -31,6 +36,8 @@ public final class RoPE: @unchecked Sendable {
         headDim = config.headDim
         rotaryDim = config.rotaryDim
         pairs = config.interleavedRotary
+        self.settings = rope
+        ntkLength = config.dynamicNTKLength
         invFreq = rope.inverseFrequencies(headDim: config.rotaryDim)
         if case let .longrope(_, _, original, factor) = rope.scaling {
             longInvFreq = rope.inverseFrequencies(headDim: config.rotaryDim, long: true)
@@ -66,19 +73,41 @@ public final class RoPE: @unchecked Sendable {
         t = Tables(cos: c, sin: s, positions: target)
     }
 
-    /// The rows of one model pass over one sequence and the furthest position that pass reaches: LongRoPE picks
-    /// one set of frequencies per pass by it, as transformers does per forward call.
-    typealias Pass = (rows: Range<Int>, furthest: Int)
+    /// The rows of one model pass over one sequence, the furthest position that pass reaches (LongRoPE picks one set
+    /// of frequencies per pass by it, as transformers does per forward call) and the context length that sets dynamic
+    /// NTK's alpha (0 in training; Qwen v1 decides it once per generation, at the prefill).
+    typealias Pass = (rows: Range<Int>, furthest: Int, ntkLength: Int)
+
+    /// Qwen v1's dynamic-NTK alpha for a context of `length` positions trained at `trained`:
+    /// 2^ceil(log2(length / trained) + 1) - 1, at least 1 (the logarithm taken as Python's math.log(x, 2)).
+    static func ntkAlpha(length: Int, trained: Int) -> Int {
+        guard length > trained else { return 1 }
+        let context = log(Double(length) / Double(trained)) / log(2.0) + 1
+        return max(1, Int(pow(2, context.rounded(.up))) - 1)
+    }
+
+    /// Tables for alpha > 1 covering positions [0, count): the base times alpha^(R / (R - 2)).
+    private func ntkTables(alpha: Int, count: Int) -> Tables {
+        lock.lock(); defer { lock.unlock() }
+        var entry = ntkTables[alpha] ?? {
+            var raised = settings
+            raised.theta = settings.theta * pow(Double(alpha), Double(rotaryDim) / Double(rotaryDim - 2))
+            return (raised.inverseFrequencies(headDim: rotaryDim), Tables())
+        }()
+        grow(&entry.tables, entry.invFreq, count)
+        ntkTables[alpha] = entry
+        return entry.tables
+    }
 
     /// Rotates every head of x[rows, heads * D] in place; `inverse` applies the transpose (the backward).
     /// `passes` split the rows by sequence for LongRoPE (nil: one pass reaching the rows' furthest position).
     func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions pos: UnsafePointer<Int32>,
                inverse: Bool = false, passes: [Pass]? = nil) {
-        if longInvFreq != nil, let passes, passes.count > 1 {
+        if longInvFreq != nil || ntkLength != nil, let passes, passes.count > 1 {
             for p in passes where !p.rows.isEmpty {
                 let at = p.rows.lowerBound
                 apply(x + at * heads * headDim, rows: p.rows.count, heads: heads, positions: pos + at, inverse: inverse,
-                      passes: [(0..<p.rows.count, p.furthest)])
+                      passes: [(0..<p.rows.count, p.furthest, p.ntkLength)])
             }
             return
         }
@@ -87,10 +116,16 @@ public final class RoPE: @unchecked Sendable {
         for i in 0..<rows { furthest = max(furthest, pos[i]) }
         let long = longInvFreq != nil && Int(furthest) + 1 > longFrom
         if long { reserve(Int(furthest) + 1) }
+        let alpha = ntkLength.map { RoPE.ntkAlpha(length: passes?.first?.ntkLength ?? 0, trained: $0) } ?? 1
         // Snapshot the tables: another session may be growing them.
-        lock.lock()
-        let t = long ? longTables : tables
-        lock.unlock()
+        let t: Tables
+        if alpha > 1 {
+            t = ntkTables(alpha: alpha, count: Int(furthest) + 1)
+        } else {
+            lock.lock()
+            t = long ? longTables : tables
+            lock.unlock()
+        }
         precondition(Int(furthest) < t.positions, "RoPE tables do not cover position \(furthest)")
         t.cos.withUnsafeBufferPointer { cp in
             t.sin.withUnsafeBufferPointer { sp in

@@ -37,7 +37,7 @@ extension TransformerModel {
                         context: context)
         attendBackward(l, batch: batch, saved: s, buffers: b, dout: datt.pointer, dq: dq.pointer, dk: dk.pointer,
                        dv: dv.pointer)
-        let passes = ropePasses(batch)
+        let passes = ropePasses(batch, inference: !context.training)
         batch.positions.withUnsafeBufferPointer { pos in
             if !context.training { applyLogn(dq.pointer, rows: n, positions: pos.baseAddress!) }
             if c.usesRotary {

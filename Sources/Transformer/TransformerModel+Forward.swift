@@ -19,7 +19,7 @@ extension TransformerModel {
             Ops.rmsNormForward(kRaw.pointer, weight: kn.pointer, out: s.k.pointer, rstd: s.kRstd!.pointer,
                                rows: n * c.kvHeadCount, cols: c.headDim, eps: c.rmsNormEps)
         }
-        let passes = ropePasses(batch)
+        let passes = ropePasses(batch, inference: !context.training)
         batch.positions.withUnsafeBufferPointer { pos in
             if c.usesRotary {
                 rope(layer: l).apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
@@ -64,10 +64,12 @@ extension TransformerModel {
                            cols: config.hiddenSize, eps: config.rmsNormEps)
     }
 
-    /// Each packed sequence is its own pass for the rotary embedding (as if run alone).
-    func ropePasses(_ batch: PackedBatch) -> [RoPE.Pass] {
+    /// Each packed sequence is its own pass for the rotary embedding (as if run alone); at inference its whole length
+    /// sets dynamic NTK's alpha, as Qwen v1's remote code does for a forward without a cache.
+    func ropePasses(_ batch: PackedBatch, inference: Bool) -> [RoPE.Pass] {
         zip(batch.starts, batch.lengths).map { start, length in
-            (start..<(start + length), length > 0 ? Int(batch.positions[start + length - 1]) : 0)
+            let furthest = length > 0 ? Int(batch.positions[start + length - 1]) : 0
+            return (start..<(start + length), furthest, inference ? furthest + 1 : 0)
         }
     }
 

@@ -114,6 +114,10 @@ final class GGUFModelTests: XCTestCase {
         let gguf = try GGUFModel(path: url.path)
         XCTAssertEqual(gguf.file.metadata["llama.attention.sliding_window"]?.integer, 4)
         XCTAssertEqual(gguf.config.attentionWindow(layer: 1), 4)
+        // Qwen v1's dynamic NTK and log-n scaling past seq_length are noted too (llama.cpp's qwen has neither).
+        let qwen = try GGUFExporter.export(model: modelFixture("tiny-qwen1-ntk"), adapter: nil, type: .q8_0, output: url)
+        XCTAssertTrue(qwen.notes.contains { $0.contains("past 2 tokens this model raises its rotary base (dynamic NTK) and scales its queries by log-n") },
+                      "\(qwen.notes)")
         try FileManager.default.removeItem(at: url)
         let odd = try fixtureCopy("tiny-qwen2") { _, tok in
             Self.setSplitRegex(&tok, "\\s+|\\S+")
