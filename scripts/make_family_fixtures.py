@@ -513,6 +513,17 @@ def main():
         randomise(m, seed)
         family(name, m, {}, ["q_proj", "v_proj", "o_proj"], native=True)
 
+    # OLMoE: q/k norms across all heads (widths 64 and 32: GQA 4:2), 4 experts of intermediate_size, top 2 not
+    # renormalised, every layer sparse, no shared expert.
+    from transformers import OlmoeConfig
+    cfg = OlmoeConfig(**base, num_key_value_heads=2, intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+                      norm_topk_prob=False, max_position_embeddings=64, rms_norm_eps=1e-5, bos_token_id=300,
+                      eos_token_id=302, pad_token_id=301, tie_word_embeddings=False)
+    torch.manual_seed(32)
+    m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    randomise(m, 32)
+    family("tiny-olmoe", m, {}, ["q_proj", "v_proj", "o_proj"], native=True)
+
 
 REMOTE = {"tiny-qwen1": "qwen", "tiny-qwen1-ntk": "qwen", "tiny-internlm2": "internlm2", "tiny-baichuan2": "baichuan",
           "tiny-baichuan2-13b": "baichuan", "tiny-chatglm": "chatglm"}
@@ -548,7 +559,7 @@ def load_reference(directory, name):
     return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval(), True
 
 
-ROUNDTRIP = ["tiny-qwen1", "tiny-qwen1-ntk", "tiny-internlm2", "tiny-baichuan2", "tiny-baichuan2-13b", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
+ROUNDTRIP = ["tiny-qwen1", "tiny-qwen1-ntk", "tiny-olmoe", "tiny-internlm2", "tiny-baichuan2", "tiny-baichuan2-13b", "tiny-phi3", "tiny-gemma2", "tiny-gemma3", "tiny-glm",
              "tiny-glm4", "tiny-qwen2-moe", "tiny-qwen3-moe", "tiny-chatglm"]
 
 
@@ -611,7 +622,7 @@ def moe_aux_numbers():
     in golden/moe-aux-<family>.json."""
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForCausalLM
-    for name in ["tiny-qwen2-moe", "tiny-qwen3-moe"]:
+    for name in [ONLY] if ONLY else ["tiny-qwen2-moe", "tiny-qwen3-moe", "tiny-olmoe"]:
         d = os.path.join(MODELS, name)
         cfg = AutoConfig.from_pretrained(d)
         cfg.output_router_logits, cfg.router_aux_loss_coef = True, 0.05
@@ -639,6 +650,8 @@ if __name__ == "__main__":
     if args.only:
         ONLY = args.only
         main()
+        if "moe" in ONLY:
+            moe_aux_numbers()
         if args.peft_binary:
             roundtrip(os.path.abspath(args.peft_binary), [args.only])
         sys.exit(0)

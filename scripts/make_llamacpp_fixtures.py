@@ -6,7 +6,7 @@
     /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft \
         --llama-src llama_cpp_python-0.3.36/vendor/llama.cpp --convert-python python3   # a Python with torch
 Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
-architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`) tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16),
+architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`), tiny-olmoe-mha (`olmoe`), tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16),
 tiny-phi-longrope (`phi3`), tiny-internlm2 (`internlm2`), tiny-internlm3 (`llama`, f16), tiny-glm (`chatglm`), tiny-glm4 (`glm4`) and
 tiny-baichuan2-32 (`baichuan`, f16; see write_family_variants), tiny-baichuan2-13b (`baichuan` with ALiBi, 40 layers, f16) in q8_0, two prompts (token ids), llama.cpp's
 16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
@@ -107,7 +107,8 @@ def write_family_variants():
       original_max_position_embeddings 256 = max_position_embeddings, so both use the short LongRoPE factors (llama.cpp
       picks them by context size, 256 in these runs; transformers by sequence lengt). Its name avoids "phi3": llama.cpp marks
       tokens of any file whose general.name contains it and then needs "</s>" in the vocabulary, which this byte-level
-      one lacks."""
+      one lacks.
+    - tiny-olmoe-mha: tiny-olmoe with its key/value heads repeated (llama.cpp's olmoe has no grouped keys)."""
     out, config = copy_model("tiny-baichuan2", "tiny-baichuan2-32", {"num_hidden_layers": 32, "torch_dtype": "float16"})
     rng = np.random.RandomState(5)
     tensors, source = [], read_safetensors(os.path.join(FIX, "models", "tiny-baichuan2", "model.safetensors"))
@@ -125,6 +126,19 @@ def write_family_variants():
             continue
         tensors.append((name, array))
     write_safetensors(os.path.join(out, "model.safetensors"), tensors, dtype="F16")
+    # tiny-olmoe with its 2 key/value heads repeated into 4 (llama.cpp's olmoe has no grouped keys): the same model,
+    # as each key head's norm weights repeat too and the norm's mean square over repeated features is unchanged.
+    out, config = copy_model("tiny-olmoe", "tiny-olmoe-mha", {"num_key_value_heads": 4})
+    d = config["hidden_size"] // config["num_attention_heads"]
+    group = config["num_attention_heads"] // 2
+    tensors = []
+    for name, array in read_safetensors(os.path.join(FIX, "models", "tiny-olmoe", "model.safetensors")):
+        if name.endswith(("k_proj.weight", "v_proj.weight")):
+            array = np.repeat(array.reshape(2, d, -1), group, axis=0).reshape(-1, array.shape[-1])
+        elif name.endswith("k_norm.weight"):
+            array = np.repeat(array.reshape(2, d), group, axis=0).reshape(-1)
+        tensors.append((name, array))
+    write_safetensors(os.path.join(out, "model.safetensors"), tensors)
     rope = dict(json.load(open(os.path.join(FIX, "models", "tiny-phi3", "config.json")))["rope_parameters"])
     rope["original_max_position_embeddings"] = 256
     copy_model("tiny-phi3", "tiny-phi-longrope", {"sliding_window": None, "max_position_embeddings": 256,
@@ -247,6 +261,9 @@ def main():
              ("tiny-qwen1/q8_0", "tiny-qwen1", "q8_0"),
              # Qwen3-MoE (llama.cpp's `qwen3moe`): router f32, experts stacked in ffn_{gate,up,down}_exps.
              ("tiny-qwen3-moe/q8_0", "tiny-qwen3-moe", "q8_0"),
+             # OLMoE (`olmoe`): q/k norms across all heads, experts stacked, top 2 not renormalised; MHA, as llama.cpp
+             # norms keys over n_embd features (see write_family_variants).
+             ("tiny-olmoe-mha/q8_0", "tiny-olmoe-mha", "q8_0"),
              # Gemma 3 (`gemma3`): norms shifted to their scales, post norms, q/k norms, local rope base, window pattern.
              ("tiny-gemma3/q8_0", "tiny-gemma3", "q8_0"),
              # Gemma 2 (`gemma2`): attention and final soft-capping, layer 0 a window of 4. In f16: its soft-caps of

@@ -107,8 +107,11 @@ public enum GGUFExporter {
         if let a = adapter, let why = a.method.mergeRefusal {
             throw AdapterError.unsupported(path: output.path, reason: "GGUF export merges the adapter first, and " + why)
         }
+        if config.architecture == .olmoe, config.kvHeadCount != config.headCount {
+            throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's olmoe norms the keys over all \(config.hiddenSize) features, so it runs only models whose key/value heads equal their \(config.headCount) query heads; this one has \(config.kvHeadCount)")
+        }
         if let moe = config.moe {
-            // llama.cpp's qwen2moe / qwen3moe: every layer sparse, probabilities renormalised only in qwen3moe.
+            // llama.cpp's qwen2moe / qwen3moe / olmoe: every layer sparse, probabilities renormalised only in qwen3moe.
             guard moe.sparseLayers.allSatisfy({ $0 }), moe.normalizeTopK == (config.architecture == .qwen3MoE) else {
                 throw ModelIOError.malformed(path: url.path, reason: "llama.cpp's \(arch) has every layer sparse and \(config.architecture == .qwen3MoE ? "renormalises" : "does not renormalise") the chosen experts' weights; this model differs (mlp_only_layers / norm_topk_prob), so GGUF export would change its answers")
             }
@@ -154,8 +157,8 @@ public enum GGUFExporter {
                 if config.hasBias(p) { plan.append(("blk.\(l).\(ggufNames[p]!).bias", [name + ".bias"], [out])) }
             }
             if config.qkNorm {
-                plan.append(("blk.\(l).attn_q_norm.weight", [names.name(.qNorm(l))], [config.headDim]))
-                plan.append(("blk.\(l).attn_k_norm.weight", [names.name(.kNorm(l))], [config.headDim]))
+                plan.append(("blk.\(l).attn_q_norm.weight", [names.name(.qNorm(l))], [config.qNormWidth]))
+                plan.append(("blk.\(l).attn_k_norm.weight", [names.name(.kNorm(l))], [config.kNormWidth]))
             }
             plan.append(("blk.\(l).ffn_norm.weight", [names.name(.postAttentionNorm(l))], [config.hiddenSize]))
             if let moe = config.moe, config.isSparse(layer: l) {

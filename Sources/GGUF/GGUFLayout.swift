@@ -15,6 +15,7 @@ enum GGUFLayout {
         case .qwen: "qwen"
         case .qwen2MoE: "qwen2moe"
         case .qwen3MoE: "qwen3moe"
+        case .olmoe: "olmoe"
         case .gemma2: "gemma2"
         case .gemma3: "gemma3"
         case .phi3: "phi3"
@@ -26,8 +27,8 @@ enum GGUFLayout {
     }
 
     /// Every GGUF architecture we read and write.
-    static let supportedNames = ["qwen2", "qwen3", "llama", "qwen", "qwen2moe", "qwen3moe", "gemma2", "gemma3", "phi3",
-                                 "internlm2", "baichuan", "chatglm", "glm4"]
+    static let supportedNames = ["qwen2", "qwen3", "llama", "qwen", "qwen2moe", "qwen3moe", "olmoe", "gemma2", "gemma3",
+                                 "phi3", "internlm2", "baichuan", "chatglm", "glm4"]
 
     /// The Hugging Face architecture a GGUF architecture loads as, or nil when we do not support it.
     static func architecture(gguf name: String) -> ModelConfig.Architecture? {
@@ -38,6 +39,7 @@ enum GGUFLayout {
         case "qwen": .qwen
         case "qwen2moe": .qwen2MoE
         case "qwen3moe": .qwen3MoE
+        case "olmoe": .olmoe
         case "gemma2": .gemma2
         case "gemma3": .gemma3
         case "phi3": .phi3

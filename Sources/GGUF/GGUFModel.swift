@@ -111,7 +111,8 @@ public final class GGUFModel: @unchecked Sendable {
                 config.localRope = RoPEConfig(theta: m["\(name).rope.freq_base_swa"]?.number ?? 10000)
             }
         }
-        if architecture == .qwen2MoE || architecture == .qwen3MoE {
+        config.qkNormAcrossHeads = architecture == .olmoe
+        if architecture == .qwen2MoE || architecture == .qwen3MoE || architecture == .olmoe {
             let experts = try int("\(name).expert_count"), used = try int("\(name).expert_used_count")
             config.moe = ModelConfig.MoE(
                 experts: experts, topK: used, intermediateSize: try int("\(name).expert_feed_forward_length"),
@@ -189,8 +190,8 @@ public final class GGUFModel: @unchecked Sendable {
             }
             var layer = DecoderLayerWeights(
                 inputNorm: try vector("blk.\(l).attn_norm.weight", count: C), linears: linears,
-                qNorm: c.qkNorm ? try vector("blk.\(l).attn_q_norm.weight", count: c.headDim) : nil,
-                kNorm: c.qkNorm ? try vector("blk.\(l).attn_k_norm.weight", count: c.headDim) : nil,
+                qNorm: c.qkNorm ? try vector("blk.\(l).attn_q_norm.weight", count: c.qNormWidth) : nil,
+                kNorm: c.qkNorm ? try vector("blk.\(l).attn_k_norm.weight", count: c.kNormWidth) : nil,
                 postAttentionNorm: try vector("blk.\(l).ffn_norm.weight", count: C),
                 attentionOutputNorm: c.sandwichNorms ? try vector("blk.\(l).post_attention_norm.weight", count: C) : nil,
                 mlpOutputNorm: c.sandwichNorms ? try vector("blk.\(l).post_ffw_norm.weight", count: C) : nil)

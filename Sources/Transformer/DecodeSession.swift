@@ -275,10 +275,10 @@ public final class DecodeSession {
                 project(model, p, layer: l, x: b.xn.pointer, rows: m, out: out, groups: groups)
             }
             if c.qkNorm, let qn = lw.qNorm, let kn = lw.kNorm {
-                Ops.rmsNormForward(b.qRaw.pointer, weight: qn.pointer, out: b.q.pointer, rstd: nil, rows: m * c.headCount,
-                                   cols: c.headDim, eps: c.rmsNormEps)
-                Ops.rmsNormForward(b.kRaw.pointer, weight: kn.pointer, out: b.k.pointer, rstd: nil, rows: m * c.kvHeadCount,
-                                   cols: c.headDim, eps: c.rmsNormEps)
+                Ops.rmsNormForward(b.qRaw.pointer, weight: qn.pointer, out: b.q.pointer, rstd: nil, rows: m * c.qDim / c.qNormWidth,
+                                   cols: c.qNormWidth, eps: c.rmsNormEps)
+                Ops.rmsNormForward(b.kRaw.pointer, weight: kn.pointer, out: b.k.pointer, rstd: nil, rows: m * c.kvDim / c.kNormWidth,
+                                   cols: c.kNormWidth, eps: c.rmsNormEps)
             }
             positions.withUnsafeBufferPointer { pos in
                 if c.usesRotary {

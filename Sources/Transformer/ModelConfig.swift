@@ -15,9 +15,10 @@ public struct ModelConfig: Sendable, Equatable {
         case glm, glm4
         case qwen2MoE = "qwen2_moe"
         case qwen3MoE = "qwen3_moe"
+        case olmoe
     }
 
-    /// A sparse mixture-of-experts MLP (Qwen2-MoE, Qwen3-MoE): a softmax router picks `topK` of `experts` gated MLPs
+    /// A sparse mixture-of-experts MLP (Qwen2-MoE, Qwen3-MoE, OLMoE): a softmax router picks `topK` of `experts` gated MLPs
     /// per token; Qwen2-MoE adds a shared expert behind a sigmoid gate.
     public struct MoE: Sendable, Equatable {
         public var experts: Int
@@ -172,6 +173,11 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// Per-head RMSNorm on queries and keys before RoPE (Qwen3).
     public var qkNorm: Bool
+    /// The q and k norms span all heads' features at once (OLMoE: widths qDim and kvDim) instead of each head's.
+    public var qkNormAcrossHeads = false
+    /// Features each q / k norm row spans.
+    public var qNormWidth: Int { qkNormAcrossHeads ? qDim : headDim }
+    public var kNormWidth: Int { qkNormAcrossHeads ? kvDim : headDim }
     /// Attention window of the layers that use sliding-window attention (Mistral: all; Qwen2/Qwen3 with
     /// use_sliding_window: layers from max_window_layers on, or as `layer_types` says).
     public var slidingWindow: Int?
@@ -198,7 +204,7 @@ public struct ModelConfig: Sendable, Equatable {
             let (i, o) = features(p)
             perLayer += i * o + (hasBias(p) ? o : 0)
         }
-        if qkNorm { perLayer += 2 * headDim }
+        if qkNorm { perLayer += qNormWidth + kNormWidth }
         if sandwichNorms { perLayer += 2 * hiddenSize }
         let embed = vocabSize * hiddenSize
         var total = layerCount * perLayer + embed + (tieWordEmbeddings ? 0 : embed) + hiddenSize
@@ -259,7 +265,7 @@ public struct ModelConfig: Sendable, Equatable {
         case .phi3: (qkvFusion, fusedGateUp, layout) = (.concatenated, true, .llama)
         case .internlm2: (qkvFusion, fusedGateUp, layout) = (.grouped, false, .internlm2)
         case .baichuan: (qkvFusion, fusedGateUp, layout) = (.concatenated, false, .baichuan)
-        case .qwen2, .llama, .mistral, .qwen3, .internlm3, .qwen2MoE, .qwen3MoE: (qkvFusion, fusedGateUp, layout) = (nil, false, .llama)
+        case .qwen2, .llama, .mistral, .qwen3, .internlm3, .qwen2MoE, .qwen3MoE, .olmoe: (qkvFusion, fusedGateUp, layout) = (nil, false, .llama)
         case .gemma2, .gemma3: (qkvFusion, fusedGateUp, layout) = (nil, false, .gemma)
         case .glm: (qkvFusion, fusedGateUp, layout) = (nil, true, .llama)
         case .glm4: (qkvFusion, fusedGateUp, layout) = (nil, true, .glm4)
@@ -366,7 +372,7 @@ extension ModelConfig {
                     let from = fields.optionalInt("max_window_layers") ?? 28
                     slidingLayers = (0..<layers).map { $0 >= from }
                 }
-            case .llama, .qwen, .internlm2, .internlm3, .baichuan, .glm, .glm4:
+            case .llama, .qwen, .internlm2, .internlm3, .baichuan, .glm, .glm4, .olmoe:
                 window = nil
             }
             // An explicit per-layer list wins (transformers 5 writes one).
@@ -391,7 +397,7 @@ extension ModelConfig {
         case .baichuan: (qkvBias, outputBias, mlpBias) = (false, false, false)
         case .glm, .glm4:
             (qkvBias, outputBias, mlpBias) = (attentionBias ?? true, false, false)
-        case .llama, .mistral, .qwen3, .phi3, .gemma2, .gemma3, .qwen3MoE:
+        case .llama, .mistral, .qwen3, .phi3, .gemma2, .gemma3, .qwen3MoE, .olmoe:
             (qkvBias, outputBias, mlpBias) = (attentionBias ?? false, attentionBias ?? false, fields.optionalBool("mlp_bias") ?? false)
         }
         self.init(
@@ -401,14 +407,21 @@ extension ModelConfig {
             rmsNormEps: Float(fields.optionalDouble("rms_norm_eps") ?? 1e-6), rope: rope, rotaryDim: rotaryDim,
             tieWordEmbeddings: fields.optionalBool("tie_word_embeddings") ?? (arch == .gemma2 || arch == .gemma3),
             qkvBias: qkvBias, outputBias: outputBias, mlpBias: mlpBias,
-            qkNorm: arch == .qwen3 || arch == .gemma3 || arch == .qwen3MoE,
+            qkNorm: arch == .qwen3 || arch == .gemma3 || arch == .qwen3MoE || arch == .olmoe,
             slidingWindow: window,
             bosTokenID: fields.optionalInt("bos_token_id"), eosTokenIDs: eos,
             storedDType: fields.optionalString("torch_dtype") ?? fields.optionalString("dtype"))
         self.slidingLayers = slidingLayers
         self.activation = activation
         if chatGLM { (layout, qkvFusion) = (.chatglm, .concatenated) }
-        if arch == .qwen2MoE || arch == .qwen3MoE { moe = try Self.mixture(fields, layers: layers) }
+        if arch == .qwen2MoE || arch == .qwen3MoE || arch == .olmoe { moe = try Self.mixture(fields, layers: layers) }
+        if arch == .olmoe {
+            qkNormAcrossHeads = true
+            // OLMoE's clip_qkv clamps q, k and v; every release leaves it null.
+            if let clip = fields.optionalDouble("clip_qkv") {
+                throw TransformerError.unsupported(path: path, reason: "clip_qkv \(clip) (clamping q, k and v) is not supported; OLMoE's releases have none")
+            }
+        }
         self.localRope = localRope
         if let scalar = fields.optionalDouble("query_pre_attn_scalar"), scalar > 0 {
             attentionScale = Float(1 / scalar.squareRoot())
@@ -507,7 +520,8 @@ extension ModelConfig {
         // Released configs say num_experts; transformers 5 writes Qwen3-MoE's as num_local_experts.
         let experts = try fields.optionalInt("num_local_experts") ?? fields.int("num_experts")
         let topK = try fields.int("num_experts_per_tok")
-        let width = try fields.int("moe_intermediate_size")
+        // OLMoE's experts are intermediate_size wide (it has no dense MLP).
+        let width = try fields.optionalInt("moe_intermediate_size") ?? fields.int("intermediate_size")
         // Their ranges are checked with the rest of the config (checkSizes).
         let shared = fields.optionalInt("shared_expert_intermediate_size").flatMap { $0 > 0 ? $0 : nil }
         let step = max(1, fields.optionalInt("decoder_sparse_step") ?? 1)

@@ -207,8 +207,8 @@ extension ModelWeights {
             }
             layers.append(DecoderLayerWeights(
                 inputNorm: try norm(.inputNorm(l), c), linears: linears,
-                qNorm: config.qkNorm ? try norm(.qNorm(l), config.headDim) : nil,
-                kNorm: config.qkNorm ? try norm(.kNorm(l), config.headDim) : nil,
+                qNorm: config.qkNorm ? try norm(.qNorm(l), config.qNormWidth) : nil,
+                kNorm: config.qkNorm ? try norm(.kNorm(l), config.kNormWidth) : nil,
                 postAttentionNorm: try norm(.postAttentionNorm(l), c),
                 attentionOutputNorm: config.sandwichNorms ? try norm(.attentionOutputNorm(l), c) : nil,
                 mlpOutputNorm: config.sandwichNorms ? try norm(.mlpOutputNorm(l), c) : nil))

@@ -47,17 +47,17 @@ extension TransformerModel {
         }
         if let qRaw = s.qRaw, let kRaw = s.kRaw, let qn = w.qNorm, let kn = w.kNorm {
             if let g = adapter?.baseGradient(.qNorm(l)) {
-                Ops.rmsNormWeightGradient(dq.pointer, x: qRaw.pointer, rstd: s.qRstd!.pointer, rows: n * c.headCount,
-                                          cols: c.headDim, into: g)
+                Ops.rmsNormWeightGradient(dq.pointer, x: qRaw.pointer, rstd: s.qRstd!.pointer, rows: n * c.qDim / c.qNormWidth,
+                                          cols: c.qNormWidth, into: g)
             }
             if let g = adapter?.baseGradient(.kNorm(l)) {
-                Ops.rmsNormWeightGradient(dk.pointer, x: kRaw.pointer, rstd: s.kRstd!.pointer, rows: n * c.kvHeadCount,
-                                          cols: c.headDim, into: g)
+                Ops.rmsNormWeightGradient(dk.pointer, x: kRaw.pointer, rstd: s.kRstd!.pointer, rows: n * c.kvDim / c.kNormWidth,
+                                          cols: c.kNormWidth, into: g)
             }
             Ops.rmsNormBackward(dq.pointer, x: qRaw.pointer, weight: qn.pointer, rstd: s.qRstd!.pointer, dx: dq.pointer,
-                                rows: n * c.headCount, cols: c.headDim, accumulate: false)
+                                rows: n * c.qDim / c.qNormWidth, cols: c.qNormWidth, accumulate: false)
             Ops.rmsNormBackward(dk.pointer, x: kRaw.pointer, weight: kn.pointer, rstd: s.kRstd!.pointer, dx: dk.pointer,
-                                rows: n * c.kvHeadCount, cols: c.headDim, accumulate: false)
+                                rows: n * c.kvDim / c.kNormWidth, cols: c.kNormWidth, accumulate: false)
         }
         Ops.rmsNormForward(x, weight: w.inputNorm.pointer, out: b.xn.pointer, rstd: nil, rows: n, cols: C,
                            eps: c.rmsNormEps)

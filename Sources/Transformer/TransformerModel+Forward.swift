@@ -15,9 +15,9 @@ extension TransformerModel {
         }
         if let qRaw = s.qRaw, let kRaw = s.kRaw, let qn = w.qNorm, let kn = w.kNorm {
             Ops.rmsNormForward(qRaw.pointer, weight: qn.pointer, out: s.q.pointer, rstd: s.qRstd!.pointer,
-                               rows: n * c.headCount, cols: c.headDim, eps: c.rmsNormEps)
+                               rows: n * c.qDim / c.qNormWidth, cols: c.qNormWidth, eps: c.rmsNormEps)
             Ops.rmsNormForward(kRaw.pointer, weight: kn.pointer, out: s.k.pointer, rstd: s.kRstd!.pointer,
-                               rows: n * c.kvHeadCount, cols: c.headDim, eps: c.rmsNormEps)
+                               rows: n * c.kvDim / c.kNormWidth, cols: c.kNormWidth, eps: c.rmsNormEps)
         }
         let passes = ropePasses(batch, inference: !context.training)
         batch.positions.withUnsafeBufferPointer { pos in

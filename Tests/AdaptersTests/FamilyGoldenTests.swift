@@ -9,7 +9,7 @@ import XCTest
 /// w1/w2 MLP, log-n scaling), InternLM2 (interleaved wqkv under GQA), Baichuan2-7B (W_pack, NormHead), Baichuan2-13B
 /// (ALiBi positions over 6 heads, no rotary), Phi-3
 /// (qkv_proj, gate_up_proj, partial rotary, LongRoPE, sliding window, tied head), InternLM3, Gemma 2/3, GLM, GLM-4-0414,
-/// Qwen2-MoE, Qwen3-MoE and GLM-4's remote-code layout (ChatGLMModel: query_key_value, dense_h_to_4h, its own names). Each: logits of
+/// Qwen2-MoE, Qwen3-MoE, OLMoE (q/k norms across all heads) and GLM-4's remote-code layout (ChatGLMModel: query_key_value, dense_h_to_4h, its own names). Each: logits of
 /// packed sequences, 16 greedy tokens through the KV cache, the eval loss, and a PEFT LoRA adapter on the fused
 /// q/k/v module with its logits, loss and every gradient; then merged into the checkpoint's own layout.
 final class FamilyGoldenTests: XCTestCase {
@@ -37,7 +37,7 @@ final class FamilyGoldenTests: XCTestCase {
         ("qwen1", .qwen), ("qwen1-ntk", .qwen), ("internlm2", .internlm2), ("baichuan2", .baichuan), ("baichuan2-13b", .baichuan), ("phi3", .phi3),
         ("internlm3", .internlm3),
         ("gemma2", .gemma2), ("gemma3", .gemma3), ("glm", .glm), ("glm4", .glm4),
-        ("qwen2-moe", .qwen2MoE), ("qwen3-moe", .qwen3MoE), ("chatglm", .glm),
+        ("qwen2-moe", .qwen2MoE), ("qwen3-moe", .qwen3MoE), ("olmoe", .olmoe), ("chatglm", .glm),
     ]
 
     func golden(_ family: String) throws -> Golden {
@@ -52,7 +52,7 @@ final class FamilyGoldenTests: XCTestCase {
         // Parameter counts equal the checkpoints' element counts (tied heads once, every norm, experts).
         let counts = ["qwen1": 131776, "internlm2": 123200, "baichuan2": 131392, "phi3": 98624, "internlm3": 147776,
                       "gemma2": 98880, "gemma3": 98944, "glm": 123456, "glm4": 123712, "qwen2-moe": 132992,
-                      "qwen3-moe": 123776, "chatglm": 123456]
+                      "qwen3-moe": 123776, "chatglm": 123456, "olmoe": 123904, "baichuan2-13b": 593712, "qwen1-ntk": 131776]
         for (name, count) in counts {
             XCTAssertEqual(try ModelConfig(directory: modelFixture("tiny-\(name)")).parameterCount, count, name)
         }
@@ -157,7 +157,7 @@ final class FamilyGoldenTests: XCTestCase {
     /// differ: the test sees the aux loss.
     func testRouterLoadBalancingLossMatchesTransformers() throws {
         struct Aux: Decodable { let coefficient: Float; let aux_loss: Float; let ce_loss: Float; let lora_grads: [String: [Float]] }
-        for name in ["qwen2-moe", "qwen3-moe"] {
+        for name in ["qwen2-moe", "qwen3-moe", "olmoe"] {
             let g = try JSONDecoder().decode(Aux.self, from: Data(contentsOf: fixtureURL("golden/moe-aux-\(name).json")))
             for (policy, weight) in [(ActivationPolicy.keepAll, g.coefficient), (.checkpointing, g.coefficient), (.keepAll, 0)] {
                 let m = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
@@ -261,6 +261,6 @@ final class FamilyGoldenTests: XCTestCase {
             assertClose(merged.logits(batch), mergedLogits.flatMap { $0 }, atol: 2e-4, "\(name): our merge in transformers")
             checked += 1
         }
-        XCTAssertEqual(checked, 13)
+        XCTAssertEqual(checked, 14)
     }
 }

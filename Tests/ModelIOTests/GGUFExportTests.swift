@@ -73,7 +73,7 @@ final class GGUFExportTests: XCTestCase {
     /// Families llama.cpp would run differently are refused with the reason, before anything is written.
     func testExportsThatWouldChangeAnswersAreRefused() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("refused-\(UUID().uuidString).gguf")
-        for (name, fragment) in [("tiny-qwen2-moe", "mlp_only_layers"), ("tiny-gemma2", "query_pre_attn_scalar"), ("tiny-baichuan2", "only to 32-layer")] {
+        for (name, fragment) in [("tiny-qwen2-moe", "mlp_only_layers"), ("tiny-gemma2", "query_pre_attn_scalar"), ("tiny-baichuan2", "only to 32-layer"), ("tiny-olmoe", "key/value heads equal")] {
             XCTAssertThrowsError(try GGUFExporter.export(model: modelFixture(name), adapter: nil, type: .q8_0, output: out)) {
                 XCTAssertTrue("\($0)".contains(fragment), "\(name): \($0)")
             }
