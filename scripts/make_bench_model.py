@@ -3,9 +3,10 @@
 does not depend on the weights). Default: Qwen2.5-0.5B-Instruct shapes, bf16, with the Qwen tokenizer
 from ../shared/qwen-tokenizer when present.
 
-    python3 scripts/make_bench_model.py [--shape qwen2.5-0.5b|qwen2.5-1.5b|qwen1.5-1.8b|gemma2-0.5b|qwen3-moe-0.5b] [--out DIR]
+    python3 scripts/make_bench_model.py [--shape qwen2.5-0.5b|qwen2.5-1.5b|qwen1.5-1.8b|gemma2-0.5b|qwen3-moe-0.5b|
+                                         phi3-0.5b|glm4-0.5b|olmoe-0.5b] [--out DIR]
 
-The gemma2 and qwen3-moe shapes are other families at the Qwen2.5-0.5B scale (hidden 896, 24 layers, the Qwen
+The gemma2, qwen3-moe, phi3, glm4 and olmoe shapes are other families at the Qwen2.5-0.5B scale (hidden 896, 24 layers, the Qwen
 vocabulary), to compare training speed across families on the same footing.
 """
 import argparse
@@ -13,7 +14,7 @@ import os
 import shutil
 
 import torch
-from transformers import AutoModelForCausalLM, Gemma2Config, Qwen2Config, Qwen3MoeConfig
+from transformers import AutoModelForCausalLM, Gemma2Config, Glm4Config, OlmoeConfig, Phi3Config, Qwen2Config, Qwen3MoeConfig
 
 SHAPES = {
     "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
@@ -36,8 +37,23 @@ SHAPES = {
                            num_experts_per_tok=4, norm_topk_prob=True, num_hidden_layers=24, num_attention_heads=14,
                            num_key_value_heads=2, head_dim=64, vocab_size=151936, max_position_embeddings=32768,
                            rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6),
+    # Phi-3 at the 0.5B scale: fused qkv_proj and gate_up_proj, no window.
+    "phi3-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                      num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768, rope_theta=10000.0,
+                      tie_word_embeddings=True, rms_norm_eps=1e-5, pad_token_id=151643),
+    # GLM-4-0414 at the 0.5B scale: half-head pair rotary, q/k/v bias, fused gate_up_proj, post norms.
+    "glm4-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                      num_key_value_heads=2, head_dim=64, partial_rotary_factor=0.5, attention_bias=True,
+                      vocab_size=151936, max_position_embeddings=32768, tie_word_embeddings=True, rms_norm_eps=1e-5,
+                      pad_token_id=151643),
+    # OLMoE at the 0.5B-active scale: q/k norms across heads, 16 experts of 768, 4 per token, no renormalisation.
+    "olmoe-0.5b": dict(hidden_size=896, intermediate_size=768, num_experts=16, num_experts_per_tok=4,
+                       norm_topk_prob=False, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+                       vocab_size=151936, max_position_embeddings=32768, tie_word_embeddings=True, rms_norm_eps=1e-5,
+                       pad_token_id=151643),
 }
-CONFIGS = {"gemma2-0.5b": Gemma2Config, "qwen3-moe-0.5b": Qwen3MoeConfig}
+CONFIGS = {"gemma2-0.5b": Gemma2Config, "qwen3-moe-0.5b": Qwen3MoeConfig, "phi3-0.5b": Phi3Config,
+           "glm4-0.5b": Glm4Config, "olmoe-0.5b": OlmoeConfig}
 
 
 def main():

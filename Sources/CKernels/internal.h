@@ -45,6 +45,8 @@
 float pk_neon_dot(const float *a, const float *b, size_t n);
 void pk_neon_swiglu_forward(const float *g, const float *u, float *out, size_t n);
 void pk_neon_swiglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, size_t n);
+void pk_neon_softcap(float *x, size_t n, float cap, float *dy);
+void pk_neon_geglu(const float *dout, const float *g, const float *u, float *out, float *dg, float *du, size_t n);
 /// max of row[0..n); sum of exp(row - mx), written back in place when write; row *= s.
 float pk_neon_max(const float *row, size_t n);
 float pk_neon_exp_sum(float *row, size_t n, float mx, int write);

@@ -103,6 +103,56 @@ void pk_neon_swiglu_forward(const float *g, const float *u, float *out, size_t n
     }
 }
 
+/// tanh(y): 1 - 2 / (exp(2y) + 1), and near 0 (|y| < 0.125) its odd series, as vector.c's x86 bodies.
+PK_INLINE float32x4_t tanh4(float32x4_t y) {
+    const float32x4_t one = vdupq_n_f32(1.0f), two = vdupq_n_f32(2.0f);
+    const float32x4_t far = vsubq_f32(one, vdivq_f32(two, vaddq_f32(exp4(vmulq_f32(two, y)), one)));
+    const float32x4_t y2 = vmulq_f32(y, y);
+    float32x4_t p = vfmaq_f32(vdupq_n_f32(2.0f / 15.0f), y2, vdupq_n_f32(-17.0f / 315.0f));
+    p = vfmaq_f32(vdupq_n_f32(-1.0f / 3.0f), p, y2);
+    const float32x4_t near = vfmaq_f32(y, vmulq_f32(p, y2), y);
+    return vbslq_f32(vcltq_f32(vabsq_f32(y), vdupq_n_f32(0.125f)), near, far);
+}
+
+// x = cap * tanh(x / cap), or (dy given) dy *= 1 - tanh(x / cap)^2.
+void pk_neon_softcap(float *x, size_t n, float cap, float *dy) {
+    const float32x4_t c = vdupq_n_f32(cap), inv = vdupq_n_f32(1.0f / cap), one = vdupq_n_f32(1.0f);
+    for (size_t i = 0; i < n; i += 4) {
+        const size_t rem = n - i < 4 ? n - i : 4;
+        const float32x4_t t = tanh4(vmulq_f32(rem == 4 ? vld1q_f32(x + i) : load_tail(x + i, rem), inv));
+        const float32x4_t v = dy ? vmulq_f32(rem == 4 ? vld1q_f32(dy + i) : load_tail(dy + i, rem), vfmsq_f32(one, t, t))
+                                 : vmulq_f32(c, t);
+        float *dst = dy ? dy + i : x + i;
+        if (rem == 4) vst1q_f32(dst, v); else store_tail(dst, v, rem);
+    }
+}
+
+// The GELU-gated MLP: out = gelu(g) * u (dout NULL), or dg, du from dout; gelu(g) = g sigmoid(2z),
+// z2 = 2 sqrt(2/pi) (g + 0.044715 g^3).
+void pk_neon_geglu(const float *dout, const float *g, const float *u, float *out, float *dg, float *du, size_t n) {
+    const float32x4_t one = vdupq_n_f32(1.0f), c2 = vdupq_n_f32(2.0f * 0.7978845608028654f);
+    const float32x4_t k = vdupq_n_f32(0.044715f), k3 = vdupq_n_f32(3.0f * 0.044715f);
+    for (size_t i = 0; i < n; i += 4) {
+        const size_t rem = n - i < 4 ? n - i : 4;
+        const float32x4_t x = rem == 4 ? vld1q_f32(g + i) : load_tail(g + i, rem);
+        const float32x4_t uv = rem == 4 ? vld1q_f32(u + i) : load_tail(u + i, rem);
+        const float32x4_t x2 = vmulq_f32(x, x);
+        const float32x4_t s = sigmoid4(vmulq_f32(c2, vfmaq_f32(x, vmulq_f32(k, x2), x)));
+        const float32x4_t xs = vmulq_f32(x, s);
+        if (!dout) {
+            const float32x4_t v = vmulq_f32(xs, uv);
+            if (rem == 4) vst1q_f32(out + i, v); else store_tail(out + i, v, rem);
+            continue;
+        }
+        const float32x4_t dy = rem == 4 ? vld1q_f32(dout + i) : load_tail(dout + i, rem);
+        const float32x4_t dz2 = vmulq_f32(c2, vfmaq_f32(one, k3, x2));
+        const float32x4_t dgelu = vfmaq_f32(s, vmulq_f32(xs, vsubq_f32(one, s)), dz2);
+        const float32x4_t a = vmulq_f32(vmulq_f32(dy, uv), dgelu), b = vmulq_f32(dy, xs);
+        if (rem == 4) { vst1q_f32(dg + i, a); vst1q_f32(du + i, b); }
+        else { store_tail(dg + i, a, rem); store_tail(du + i, b, rem); }
+    }
+}
+
 // s = sigmoid(g): du = dout * g * s; dg = dout * u * s (1 + g (1 - s)).
 PK_INLINE void swiglu_backward4(float32x4_t dy, float32x4_t gv, float32x4_t uv, float32x4_t *dg, float32x4_t *du) {
     const float32x4_t one = vdupq_n_f32(1.0f);

@@ -428,24 +428,141 @@ void pk_rope_pairs(float *x, size_t rows, size_t heads, size_t d, size_t rot, co
     rope_rotate(x, rows, heads, d, rot, pos, cos_table, sin_table, sign, 2, 1);
 }
 
-// GELU (tanh approximation) gated MLP: gelu(g) = 0.5 g (1 + tanh(z)), z = sqrt(2/pi) (g + 0.044715 g^3), written as
-// g * sigmoid(2z).
-#define PK_GELU_C 0.7978845608028654f
-#define PK_GELU_K 0.044715f
-void pk_geglu_forward(const float *g, const float *u, float *out, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        const float x = g[i], z2 = 2.0f * PK_GELU_C * (x + PK_GELU_K * x * x * x);
-        out[i] = x / (1.0f + expf(-z2)) * u[i];
+// tanh(y) = 1 - 2 / (exp(2y) + 1); near 0 (|y| < 0.125), where that form cancels, its odd series
+// y (1 - y^2/3 + 2y^4/15 - 17y^6/315) (truncation below 2e-10 relative there). +-1 far out, NaN stays NaN.
+#define PK_TANH_SMALL 0.125f
+#if PK_X86
+PK_AVX512 static inline __m512 tanh512(__m512 y) {
+    const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+    const __m512 far = _mm512_sub_ps(one, _mm512_div_ps(two, _mm512_add_ps(pk_exp512(_mm512_mul_ps(two, y)), one)));
+    const __m512 y2 = _mm512_mul_ps(y, y);
+    __m512 p = _mm512_fmadd_ps(y2, _mm512_set1_ps(-17.0f / 315.0f), _mm512_set1_ps(2.0f / 15.0f));
+    p = _mm512_fmadd_ps(p, y2, _mm512_set1_ps(-1.0f / 3.0f));
+    const __m512 near = _mm512_fmadd_ps(_mm512_mul_ps(p, y2), y, y);
+    const __mmask16 small = _mm512_cmp_ps_mask(_mm512_abs_ps(y), _mm512_set1_ps(PK_TANH_SMALL), _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(small, far, near);
+}
+
+PK_AVX2 static inline __m256 tanh256(__m256 y) {
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+    const __m256 far = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(pk_exp256(_mm256_mul_ps(two, y)), one)));
+    const __m256 y2 = _mm256_mul_ps(y, y);
+    __m256 p = _mm256_fmadd_ps(y2, _mm256_set1_ps(-17.0f / 315.0f), _mm256_set1_ps(2.0f / 15.0f));
+    p = _mm256_fmadd_ps(p, y2, _mm256_set1_ps(-1.0f / 3.0f));
+    const __m256 near = _mm256_fmadd_ps(_mm256_mul_ps(p, y2), y, y);
+    const __m256 ay = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), y);
+    return _mm256_blendv_ps(far, near, _mm256_cmp_ps(ay, _mm256_set1_ps(PK_TANH_SMALL), _CMP_LT_OQ));
+}
+#endif
+
+// Soft-capping (Gemma 2): x = cap * tanh(x / cap); its backward dy *= 1 - tanh(raw / cap)^2 from the raw values.
+#if PK_X86
+PK_AVX512 static void softcap_avx512(float *x, size_t n, float cap, float *dy) {
+    const __m512 c = _mm512_set1_ps(cap), inv = _mm512_set1_ps(1.0f / cap), one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : pk_tail_mask(n - i);
+        const __m512 t = tanh512(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+        if (dy) _mm512_mask_storeu_ps(dy + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), _mm512_fnmadd_ps(t, t, one)));
+        else _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(c, t));
     }
 }
 
-void pk_geglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, size_t n) {
+PK_AVX2 static void softcap_avx2(float *x, size_t n, float cap, float *dy) {
+    const __m256 c = _mm256_set1_ps(cap), inv = _mm256_set1_ps(1.0f / cap), one = _mm256_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 8) {
+        const __m256i m = pk_tail_mask8(n - i >= 8 ? 8 : n - i);
+        const __m256 t = tanh256(_mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv));
+        if (dy) _mm256_maskstore_ps(dy + i, m, _mm256_mul_ps(_mm256_maskload_ps(dy + i, m), _mm256_fnmadd_ps(t, t, one)));
+        else _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(c, t));
+    }
+}
+#endif
+
+/// x = cap * tanh(x / cap) (dy NULL), or dy *= 1 - tanh(x / cap)^2 with x left as it is.
+static void softcap_dispatch(float *x, size_t n, float cap, float *dy) {
+#if PK_X86
+    if (pk_has_avx512()) { softcap_avx512(x, n, cap, dy); return; }
+    if (pk_has_avx2()) { softcap_avx2(x, n, cap, dy); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_softcap(x, n, cap, dy); return; }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        const float t = tanhf(x[i] / cap);
+        if (dy) dy[i] *= 1.0f - t * t;
+        else x[i] = cap * t;
+    }
+}
+
+void pk_softcap(float *x, size_t n, float cap) { softcap_dispatch(x, n, cap, NULL); }
+void pk_softcap_backward(float *dy, const float *raw, size_t n, float cap) { softcap_dispatch((float *)raw, n, cap, dy); }
+
+// GELU (tanh approximation) gated MLP: gelu(g) = 0.5 g (1 + tanh(z)), z = sqrt(2/pi) (g + 0.044715 g^3), written as
+// g * sigmoid(2z); d gelu / dg = s + g s (1 - s) dz2 with s = sigmoid(2z), dz2 = 2 sqrt(2/pi) (1 + 3 * 0.044715 g^2).
+#define PK_GELU_C 0.7978845608028654f
+#define PK_GELU_K 0.044715f
+#if PK_X86
+PK_AVX512 static void geglu_avx512(const float *dout, const float *g, const float *u, float *out, float *dg, float *du,
+                                   size_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f), c2 = _mm512_set1_ps(2.0f * PK_GELU_C), k = _mm512_set1_ps(PK_GELU_K);
+    const __m512 k3 = _mm512_set1_ps(3.0f * PK_GELU_K);
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : pk_tail_mask(n - i);
+        const __m512 x = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
+        const __m512 x2 = _mm512_mul_ps(x, x);
+        const __m512 z2 = _mm512_mul_ps(c2, _mm512_fmadd_ps(_mm512_mul_ps(k, x2), x, x));
+        const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, pk_exp512(_mm512_sub_ps(_mm512_setzero_ps(), z2))));
+        if (!dout) { _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(x, s), uv)); continue; }
+        const __m512 dy = _mm512_maskz_loadu_ps(m, dout + i);
+        const __m512 dz2 = _mm512_mul_ps(c2, _mm512_fmadd_ps(k3, x2, one));
+        const __m512 xs = _mm512_mul_ps(x, s);
+        _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(dy, xs));
+        const __m512 dgelu = _mm512_fmadd_ps(_mm512_mul_ps(xs, _mm512_sub_ps(one, s)), dz2, s);
+        _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(dy, uv), dgelu));
+    }
+}
+
+PK_AVX2 static void geglu_avx2(const float *dout, const float *g, const float *u, float *out, float *dg, float *du,
+                               size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), c2 = _mm256_set1_ps(2.0f * PK_GELU_C), k = _mm256_set1_ps(PK_GELU_K);
+    const __m256 k3 = _mm256_set1_ps(3.0f * PK_GELU_K);
+    for (size_t i = 0; i < n; i += 8) {
+        const __m256i m = pk_tail_mask8(n - i >= 8 ? 8 : n - i);
+        const __m256 x = _mm256_maskload_ps(g + i, m), uv = _mm256_maskload_ps(u + i, m);
+        const __m256 x2 = _mm256_mul_ps(x, x);
+        const __m256 z2 = _mm256_mul_ps(c2, _mm256_fmadd_ps(_mm256_mul_ps(k, x2), x, x));
+        const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, pk_exp256(_mm256_sub_ps(_mm256_setzero_ps(), z2))));
+        if (!dout) { _mm256_maskstore_ps(out + i, m, _mm256_mul_ps(_mm256_mul_ps(x, s), uv)); continue; }
+        const __m256 dy = _mm256_maskload_ps(dout + i, m);
+        const __m256 dz2 = _mm256_mul_ps(c2, _mm256_fmadd_ps(k3, x2, one));
+        const __m256 xs = _mm256_mul_ps(x, s);
+        _mm256_maskstore_ps(du + i, m, _mm256_mul_ps(dy, xs));
+        const __m256 dgelu = _mm256_fmadd_ps(_mm256_mul_ps(xs, _mm256_sub_ps(one, s)), dz2, s);
+        _mm256_maskstore_ps(dg + i, m, _mm256_mul_ps(_mm256_mul_ps(dy, uv), dgelu));
+    }
+}
+#endif
+
+/// The forward (dout NULL: out = gelu(g) * u) or the backward (dg, du from dout) of the GELU-gated MLP.
+static void geglu_dispatch(const float *dout, const float *g, const float *u, float *out, float *dg, float *du, size_t n) {
+#if PK_X86
+    if (pk_has_avx512()) { geglu_avx512(dout, g, u, out, dg, du, n); return; }
+    if (pk_has_avx2()) { geglu_avx2(dout, g, u, out, dg, du, n); return; }
+#elif PK_ARM64
+    if (pk_tier() == PK_TIER_NEON) { pk_neon_geglu(dout, g, u, out, dg, du, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) {
         const float x = g[i], z2 = 2.0f * PK_GELU_C * (x + PK_GELU_K * x * x * x);
         const float s = 1.0f / (1.0f + expf(-z2));
+        if (!dout) { out[i] = x * s * u[i]; continue; }
         const float dz2 = 2.0f * PK_GELU_C * (1.0f + 3.0f * PK_GELU_K * x * x);
         du[i] = dout[i] * x * s;
         dg[i] = dout[i] * u[i] * (s + x * s * (1.0f - s) * dz2);
     }
+}
+
+void pk_geglu_forward(const float *g, const float *u, float *out, size_t n) { geglu_dispatch(NULL, g, u, out, NULL, NULL, n); }
+
+void pk_geglu_backward(const float *dout, const float *g, const float *u, float *dg, float *du, size_t n) {
+    geglu_dispatch(dout, g, u, NULL, dg, du, n);
 }
 

@@ -52,10 +52,15 @@ public enum Ops {
     }
 
     /// x = cap * tanh(x / cap), elementwise (Gemma 2's logit soft-capping).
-    public static func softcap(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
-        Parallel.forRanges(count, minChunk: 16384) { r in
-            for i in r { x[i] = cap * Foundation.tanh(x[i] / cap) }
-        }
+    /// `parallel` false keeps it on the calling thread (inside another parallel loop).
+    public static func softcap(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float, parallel: Bool = true) {
+        guard parallel else { pk_softcap(x, count, cap); return }
+        Parallel.forRanges(count, minChunk: 16384) { r in pk_softcap(x + r.lowerBound, r.count, cap) }
+    }
+
+    /// dy *= d(cap * tanh(raw / cap))/d(raw) = 1 - tanh(raw / cap)^2, elementwise, from the raw (uncapped) values.
+    public static func softcapBackward(_ dy: UnsafeMutablePointer<Float>, raw: UnsafePointer<Float>, count: Int, cap: Float) {
+        pk_softcap_backward(dy, raw, count, cap)
     }
 
     /// out = gelu_tanh(gate) * up over `count` elements (Gemma's MLP).

@@ -34,7 +34,7 @@ struct Attention {
     /// without either). row[x] is the score of key position `firstKey + x` from query position `query`.
     @inline(__always)
     func adjust(_ row: UnsafeMutablePointer<Float>, _ range: Range<Int>, head: Int, firstKey: Int, query: Int) {
-        if let c = softcap { for j in range { row[j] = c * tanh(row[j] / c) } }
+        if let c = softcap, !range.isEmpty { Ops.softcap(row + range.lowerBound, count: range.count, cap: c, parallel: false) }
         if let alibi {
             let m = alibi[head], offset = firstKey - query
             for j in range { row[j] += m * Float(j + offset) }
@@ -140,12 +140,7 @@ struct Attention {
                     Gemm.multiply(m: rows, n: n, k: d, a: qh + r0 * ldq, lda: ldq, b: kb, ldb: ldk, transposeB: true,
                                   c: p, ldc: n, alpha: scale)
                     Parallel.forRanges(rows, minChunk: 64) { js in
-                        for j in js {
-                            for x in 0..<n {
-                                let t = tanh(p[j * n + x] / c)
-                                dp[j * n + x] *= 1 - t * t
-                            }
-                        }
+                        for j in js { Ops.softcapBackward(dp + j * n, raw: p + j * n, count: n, cap: c) }
                     }
                 }
                 // dq_h = dS k_g * scale ; dk_g += dS^T q_h * scale

@@ -86,17 +86,28 @@ final class ElementwiseTests: XCTestCase {
     }
 
     func testGeGLUForwardAndGradient() {
-        checkGated(forward: { Ops.gegluForward(gate: $0, up: $1, out: $2, count: $3) },
-                   backward: { Ops.gegluBackward($0, gate: $1, up: $2, dgate: $3, dup: $4, count: $5) },
-                   naive: Naive.geglu, seed: 25, "geglu")
+        bothPaths { path in
+            checkGated(forward: { Ops.gegluForward(gate: $0, up: $1, out: $2, count: $3) },
+                       backward: { Ops.gegluBackward($0, gate: $1, up: $2, dgate: $3, dup: $4, count: $5) },
+                       naive: Naive.geglu, seed: 25, "geglu \(path)")
+        }
     }
 
-    func testSoftcap() {
-        var x = randomArray(37, seed: 28, scale: 20)
-        let expected = Naive.softcap(x, cap: 3)
-        Ops.softcap(&x, count: x.count, cap: 3)
-        assertClose(x, expected, atol: 1e-6)
-        XCTAssertTrue(x.allSatisfy { abs($0) < 3 })
+    /// cap * tanh(x / cap) on every tier against its definition (values near 0, around the vector bodies' switch to
+    /// their series at |x / cap| = 0.125, and far out), and its backward against finite differences.
+    func testSoftcapAndItsGradient() {
+        bothPaths { path in
+            var x = randomArray(37, seed: 28, scale: 20) + [0, 1e-5, -1e-5, 0.37, -0.38, 0.4, 300, -300]
+            let raw = x
+            Ops.softcap(&x, count: x.count, cap: 3)
+            assertClose(x, Naive.softcap(raw, cap: 3), atol: 1e-6, rtol: 2e-6, path)
+            XCTAssertTrue(x.allSatisfy { abs($0) <= 3 }, path)
+            let dy = randomArray(raw.count, seed: 29)
+            var grad = dy
+            Ops.softcapBackward(&grad, raw: raw, count: raw.count, cap: 3)
+            let loss: ([Float]) -> Double = { v in zip(Naive.softcap(v, cap: 3), dy).reduce(0) { $0 + Double($1.0 * $1.1) } }
+            assertClose(grad, finiteDifferenceGradient(raw, loss), atol: 2e-3, rtol: 1e-2, "softcap backward \(path)")
+        }
     }
 
     /// GLM's rotary on adjacent pairs of the first half of each head, against its definition; rotating back restores.

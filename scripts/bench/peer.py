@@ -7,6 +7,7 @@ METHOD: lora (default), dora, ia3, prompt, ptuning, prefix, with the settings be
 Prints one JSON object on stdout.
 """
 import json
+import os
 import sys
 import time
 
@@ -58,7 +59,9 @@ def method_config(method):
     """The PEFT config of each benchmarked method (bench.py passes ours the same settings)."""
     from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig
     if method in ("lora", "dora"):
-        return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
+        # bench.py --targets (Phi-3's fused qkv_proj, ...) reaches the peer through the environment.
+        targets = os.environ.get("PEFT_BENCH_TARGETS", "q_proj,v_proj").split(",")
+        return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets,
                           use_dora=method == "dora", task_type="CAUSAL_LM")
     if method == "ia3":
         return IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],

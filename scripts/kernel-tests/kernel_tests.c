@@ -266,6 +266,83 @@ static void test_swiglu(void) {
     }
 }
 
+/// gelu_tanh(g) * u and its derivatives, in double: gelu(g) = 0.5 g (1 + tanh(z)), z = sqrt(2/pi) (g + 0.044715 g^3),
+/// as g sigmoid(2z) (0.5 (1 + tanh z) cancels to 0 in double for large negative g, where the value is ~1e-28).
+static void geglu_ref(double g, double u, double dy, double *out, double *dg, double *du) {
+    const double c = sqrt(2.0 / 3.14159265358979323846), z = c * (g + 0.044715 * g * g * g);
+    const double s = 1.0 / (1.0 + exp(-2.0 * z)), dz2 = 2.0 * c * (1.0 + 3.0 * 0.044715 * g * g);
+    const double gelu = g * s, dgelu = s + g * s * (1.0 - s) * dz2;
+    *out = gelu * u;
+    *du = dy * gelu;
+    *dg = dy * u * dgelu;
+}
+
+static void test_geglu(void) {
+    static const size_t ns[] = {1, 3, 4, 5, 8, 17, 64, 1001};
+    static const float special[] = {-30.f, 30.f, -9.f, 9.f, 0.f, -0.f, -1.2785f, 4.f, -4.f, 1e-3f, -1e-3f};
+    char what[64];
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        const size_t n = ns[t];
+        seed(350 + n);
+        float *g = xmalloc(n * 4), *u = xmalloc(n * 4), *dy = xmalloc(n * 4), *out = xmalloc(n * 4);
+        float *dg = xmalloc(n * 4), *du = xmalloc(n * 4);
+        double *ref = xmalloc(n * 8), *rdg = xmalloc(n * 8), *rdu = xmalloc(n * 8), *scale = xmalloc(n * 8);
+        fill(g, n, 4);
+        fill(u, n, 1);
+        fill(dy, n, 1);
+        for (size_t i = 0; i < n && i < sizeof special / sizeof special[0]; i++) g[(i * 7) % n] = special[i];
+        for (size_t i = 0; i < n; i++) {
+            geglu_ref(g[i], u[i], dy[i], ref + i, rdg + i, rdu + i);
+            // Scale of the derivative: its terms' magnitudes (they cancel for large negative g).
+            scale[i] = fabs((double)dy[i] * u[i]) * (1.0 + fabs((double)g[i]) * (1.0 + 3.0 * 0.044715 * g[i] * g[i]));
+        }
+        snprintf(what, sizeof what, "n=%zu", n);
+        pk_geglu_forward(g, u, out, n);
+        // Relative 1e-5: in the far negative tail sigmoid(2z) = exp(2z) inherits z's f32 rounding times |2z| (up to
+        // ~40 here), 5e-6 relative. Absolute 1e-30: the vector exp flushes results below e^-87 to 0.
+        expect_close("pk_geglu_forward", what, out, ref, NULL, n, 1e-5, 1e-30);
+        pk_geglu_backward(dy, g, u, dg, du, n);
+        expect_close("pk_geglu_backward(du)", what, du, rdu, NULL, n, 1e-5, 1e-30);
+        expect_close("pk_geglu_backward(dg)", what, dg, rdg, scale, n, 1e-5, 1e-30);
+        free(g), free(u), free(dy), free(out), free(dg), free(du), free(ref), free(rdg), free(rdu), free(scale);
+    }
+}
+
+static void test_softcap(void) {
+    static const size_t ns[] = {1, 3, 4, 5, 8, 17, 64, 1001};
+    static const float special[] = {0.f, -0.f, 1e-6f, -1e-6f, 6.f, -6.f, 6.25f, -6.25f, 1e3f, -1e3f, 1e30f, -1e30f};
+    static const float caps[] = {50.f, 30.f, 2.f};
+    char what[64];
+    for (size_t c = 0; c < 3; c++) {
+        const float cap = caps[c];
+        for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+            const size_t n = ns[t];
+            seed(370 + n + c);
+            float *x = xmalloc(n * 4), *raw = xmalloc(n * 4), *dy = xmalloc(n * 4);
+            double *ref = xmalloc(n * 8), *rdy = xmalloc(n * 8), *scale = xmalloc(n * 8);
+            fill(raw, n, 3 * cap);
+            fill(dy, n, 1);
+            // Near 0 (the series' side of the 0.125 switch), around the switch and far out.
+            for (size_t i = 0; i < n && i < sizeof special / sizeof special[0]; i++)
+                raw[(i * 5) % n] = special[i] < 10.f && special[i] > -10.f && special[i] != 0.f && fabsf(special[i]) > 1.f
+                                       ? special[i] * cap / 50.f : special[i];
+            for (size_t i = 0; i < n; i++) {
+                const double th = tanh((double)raw[i] / cap);
+                ref[i] = cap * th;
+                rdy[i] = dy[i] * (1.0 - th * th);
+                scale[i] = fabs((double)dy[i]);
+            }
+            snprintf(what, sizeof what, "n=%zu cap=%g", n, cap);
+            memcpy(x, raw, n * 4);
+            pk_softcap(x, n, cap);
+            expect_close("pk_softcap", what, x, ref, NULL, n, 2e-6, 0);
+            pk_softcap_backward(dy, raw, n, cap);
+            expect_close("pk_softcap_backward", what, dy, rdy, scale, n, 2e-6, 0);
+            free(x), free(raw), free(dy), free(ref), free(rdy), free(scale);
+        }
+    }
+}
+
 // ---- softmax family --------------------------------------------------------------------------------------------
 
 /// logsumexp of row[lo, hi) as the kernels define it: max in float, exp(row - max) of the float difference, summed
@@ -1254,6 +1331,8 @@ static void run_tier(int tier) {
     test_dot_axpy();
     test_rmsnorm();
     test_swiglu();
+    test_geglu();
+    test_softcap();
     test_rope();
     test_softmax();
     test_logsumexp_xent();

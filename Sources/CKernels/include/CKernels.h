@@ -115,6 +115,10 @@ void pk_swiglu_backward(const float *dout, const float *gate, const float *up, f
 /// out = gelu_tanh(gate) * up (Gemma), and its backward.
 void pk_geglu_forward(const float *gate, const float *up, float *out, size_t n);
 void pk_geglu_backward(const float *dout, const float *gate, const float *up, float *dgate, float *dup, size_t n);
+/// Soft-capping (Gemma 2's attention scores and logits): x = cap * tanh(x / cap) over n floats.
+void pk_softcap(float *x, size_t n, float cap);
+/// Its backward from the raw (uncapped) values: dy *= 1 - tanh(raw / cap)^2.
+void pk_softcap_backward(float *dy, const float *raw, size_t n, float cap);
 /// pk_rope on adjacent pairs (x[2i], x[2i+1]) instead of halves (GLM's interleaved rotary).
 void pk_rope_pairs(float *x, size_t rows, size_t heads, size_t d, size_t rot, const int32_t *pos, const float *cos_table,
                    const float *sin_table, float sign);
