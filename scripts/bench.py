@@ -80,9 +80,11 @@ def bench_generate(model, new_tokens):
     # Decoding reads every weight once per token (the tied head once): its rate against the machine's bandwidth.
     info = json.loads(subprocess.run([PEFT, "info", "--model", model, "--json"], capture_output=True, text=True,
                                      check=True).stdout)
-    weights = info["parameters"] * 2
+    # A mixture of experts reads its chosen experts only (`peft info`'s active parameters).
+    weights = info.get("active_parameters", info["parameters"]) * 2
     bandwidth = read_bandwidth(os.cpu_count())
-    print(f" decode, ours bfloat16: {weights / 1e9:.2f} GB of weights a token = {ours_best * weights / 1e9:.1f} GB/s,"
+    active = f" (the {info['experts']['per_token']} chosen of {info['experts']['count']} experts)" if info.get("experts") else ""
+    print(f" decode, ours bfloat16: {weights / 1e9:.2f} GB of weights a token{active} = {ours_best * weights / 1e9:.1f} GB/s,"
           f" {100 * ours_best * weights / 1e9 / bandwidth:.0f}% of this machine's read bandwidth ({bandwidth:.1f} GB/s)")
     return results
 

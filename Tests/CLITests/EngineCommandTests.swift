@@ -68,6 +68,18 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertEqual(o["kv_heads"] as? Int, 2)
         let text = try PeftCommand.run(["info", "--model", modelFixture("tiny-qwen3").path])
         XCTAssertTrue(text.stdout.contains("q/k norm"), text.stdout)
+        // The GGUF size estimate counts a mixture's experts as quantized matrices (not f32 vectors): within the
+        // metadata's few kilobytes of the file `peft quantize` writes, dense and sparse alike.
+        for name in ["tiny-qwen2", "tiny-qwen3-moe"] {
+            let out = temporaryURL("size").appendingPathExtension("gguf")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let q = try PeftCommand.run(["quantize", "--model", modelFixture(name).path, "--type", "q8_0", "--output", out.path])
+            XCTAssertEqual(q.status, 0, q.stderr)
+            let info = try json(try PeftCommand.run(["info", "--model", modelFixture(name).path, "--json"]).stdout)
+            let estimate = try XCTUnwrap((info["gguf_bytes"] as? [String: Int])?["q8_0"])
+            let actual = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: out.path)[.size] as? Int)
+            XCTAssertLessThan(abs(actual - estimate), 12_000, "\(name): estimate \(estimate), file \(actual)")
+        }
     }
 
     func expectFailure(_ args: [String], _ fragments: [String], line: UInt = #line) throws {

@@ -148,9 +148,19 @@ struct Info: ParsableCommand {
     static func quantizedSizes(_ c: ModelConfig) -> [(name: String, disk: Int, memory: Int)] {
         var shapes: [(rows: Int, cols: Int)] = [(c.vocabSize, c.hiddenSize)]
         if !c.tieWordEmbeddings { shapes.append((c.vocabSize, c.hiddenSize)) }
-        for _ in 0..<c.layerCount {
-            shapes += [(c.qDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim),
-                       (c.intermediateSize, c.hiddenSize), (c.intermediateSize, c.hiddenSize), (c.hiddenSize, c.intermediateSize)]
+        func mlp(_ width: Int) -> [(rows: Int, cols: Int)] {
+            [(width, c.hiddenSize), (width, c.hiddenSize), (c.hiddenSize, width)]
+        }
+        for l in 0..<c.layerCount {
+            shapes += [(c.qDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim)]
+            // A sparse layer's experts (and shared expert) are quantized; its router and shared gate stay f32, as
+            // llama.cpp keeps them (counted with the vectors below).
+            if let moe = c.moe, c.isSparse(layer: l) {
+                for _ in 0..<moe.experts { shapes += mlp(moe.intermediateSize) }
+                if let s = moe.sharedIntermediateSize { shapes += mlp(s) }
+            } else {
+                shapes += mlp(c.intermediateSize)
+            }
         }
         let matrixParams = shapes.reduce(0) { $0 + $1.rows * $1.cols }
         let vectors = (c.parameterCount - matrixParams) * 4
