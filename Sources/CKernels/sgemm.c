@@ -19,6 +19,8 @@
 #ifndef NC
 #define NC 384
 #endif
+_Static_assert(MC % MR == 0 && MC % MR512 == 0, "A blocks must hold whole panels of every tier (pack_a fills MC x KC)");
+_Static_assert(MR512 <= 14, "the AVX-512 micro-kernel keeps 2 x MR512 accumulators in 32 registers");
 
 static inline float a_at(int ta, const float *a, size_t lda, size_t i, size_t p) { return ta ? a[p * lda + i] : a[i * lda + p]; }
 

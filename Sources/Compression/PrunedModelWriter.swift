@@ -76,7 +76,17 @@ public enum PrunedModelWriter {
     /// config.json with the kept layers only: the layer count under the family's own key, `layer_types` (written
     /// out when windows differ between layers so the kept layers keep theirs), and for a mixture of experts the
     /// dense layers among the new indices.
+    /// Why layers cannot be removed from this model, or nil: Baichuan's remote code (and llama.cpp) choose ALiBi
+    /// positions by the 13B models' 40 layers, so fewer layers would silently switch the model to rotary positions.
+    public static func layerRemovalRefusal(_ config: ModelConfig) -> String? {
+        guard config.alibiSlopes != nil else { return nil }
+        return "layers cannot be removed from a Baichuan 13B model: its remote code and llama.cpp use ALiBi positions only at its 40 layers, so fewer layers would turn it into a model with rotary positions"
+    }
+
     static func shrunkConfig(_ data: Data, config: ModelConfig, keep: [Int]) throws -> Data {
+        if let why = layerRemovalRefusal(config), keep.count != config.layerCount {
+            throw TransformerError.unsupported(path: "config.json", reason: why)
+        }
         guard var obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw PruneError.io(path: "config.json", reason: "not a JSON object")
         }

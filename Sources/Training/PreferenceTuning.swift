@@ -93,22 +93,28 @@ public struct PreferenceSums: Sendable {
 
 extension PreferenceSettings {
     /// The summed log-probability of every sequence's labelled rows (forward only), under `model` with its adapter
-    /// disabled or under the reference model; pairs share their prompt rows.
-    func referenceLogps(model: TransformerModel, examples: [TrainingExample]) -> [Double] {
+    /// disabled or under the reference model; pairs share their prompt rows. `training`: the pass serves a training
+    /// step, so positions are treated as the policy's training pass treats them (TRL computes the reference with the
+    /// model in train mode); evaluation treats both as inference.
+    func referenceLogps(model: TransformerModel, examples: [TrainingExample], training: Bool) -> [Double] {
         let target = reference ?? model
         let saved = model.adapter
         if reference == nil { model.adapter = nil }
         defer { model.adapter = saved }
-        return Self.sequenceLogps(target, examples, paired: loss.isPaired)
+        return Self.sequenceLogps(target, examples, paired: loss.isPaired, training: training)
     }
 
     /// The summed log-probability of every sequence's labelled rows under `model` as it stands (forward only).
-    /// `paired`: the examples are pairs, packed with their prompts shared (`pairBatch`).
-    public static func sequenceLogps(_ model: TransformerModel, _ examples: [TrainingExample], paired: Bool = false) -> [Double] {
+    /// `paired`: the examples are pairs, packed with their prompts shared (`pairBatch`); `training`: positions as in
+    /// training (no dropout either way).
+    public static func sequenceLogps(_ model: TransformerModel, _ examples: [TrainingExample], paired: Bool = false,
+                                     training: Bool = false) -> [Double] {
         let (batch, labels) = paired ? pairBatch(examples, model: model) : (PackedBatch(sequences: examples.map(\.ids)), examples.flatMap(\.labels))
         let buffers = model.makeBuffers(batches: [examples.map(\.ids.count)], policy: .inference)
         let recorder = SequenceObjective()
-        _ = model.loss(batch, labels: labels, buffers: buffers, objective: recorder)
+        var context = PassContext.inference
+        context.positionsAsTraining = training
+        _ = model.loss(batch, labels: labels, buffers: buffers, objective: recorder, context: context)
         return perSequence(recorder.logProbs, examples)
     }
 
@@ -117,9 +123,10 @@ extension PreferenceSettings {
     /// prompt runs once (tree packing). Packed whole instead: pairs under adapters that put rows or an attention
     /// prefix in front of every sequence (prompt tuning, P-tuning, prefix tuning), mixture-of-experts models (the
     /// router's load-balancing loss counts every row, as the reference's padded batch has them), and under LongRoPE
-    /// a pair whose answers end on different sides of the switch to the long factors (each sequence's rotation
-    /// follows its own length). The labelled rows keep their order, so the objective sees the same rows as with
-    /// plain packing.
+    /// a pair whose answers end on different sides of the switch to the long factors, and under Qwen v1's dynamic NTK
+    /// a pair whose lengths take different alphas (each sequence's rotation follows its own length; at inference
+    /// for NTK, but the batch does not know its pass, so training packs such pairs whole too). The labelled rows keep
+    /// their order, so the objective sees the same rows as with plain packing.
     public static func pairBatch(_ examples: [TrainingExample], model: TransformerModel) -> (batch: PackedBatch, labels: [Int32]) {
         let plain = (PackedBatch(sequences: examples.map(\.ids)), examples.flatMap(\.labels))
         guard examples.count % 2 == 0, (model.adapter?.leadingRows ?? 0) == 0, model.config.moe == nil else { return plain }
@@ -132,6 +139,9 @@ extension PreferenceSettings {
             while common < min(c.ids.count, r.ids.count), c.ids[common] == r.ids[common] { common += 1 }
             var rows = min(common, c.promptLength, r.promptLength) - 1
             if let longFrom, (c.ids.count > longFrom) != (r.ids.count > longFrom) { rows = 0 }
+            // Dynamic NTK (Qwen v1, at inference): each sequence's rotation follows its own length's alpha.
+            if let n = model.config.dynamicNTKLength,
+               RoPE.ntkAlpha(length: c.ids.count, trained: n) != RoPE.ntkAlpha(length: r.ids.count, trained: n) { rows = 0 }
             sharing += [nil, rows > 0 ? PackedBatch.SharedPrefix(sequence: 2 * p, rows: rows) : nil]
             labels += c.labels + r.labels[max(0, rows)...]
         }
@@ -167,12 +177,12 @@ extension PreferenceSettings {
     /// no gradient) to the reference, summed, and their count; only the sequences at `positions` (a rank's share;
     /// default all), so that the ranks' sums add up to the whole batch's. The caller divides and clamps at 0.
     func klSums(model: TransformerModel, batch: [TrainingExample], positions: [Int]? = nil,
-                maxLength: Int) -> (sum: Double, count: Int) {
+                maxLength: Int, training: Bool) -> (sum: Double, count: Int) {
         let all = Self.mismatched(batch, maxLength: min(maxLength, model.config.maxPositionEmbeddings))
         let kl = positions.map { $0.map { all[$0] } } ?? all
         guard !kl.isEmpty else { return (0, 0) }
-        let policy = Self.sequenceLogps(model, kl)
-        let ref = referenceLogps(model: model, examples: kl)
+        let policy = Self.sequenceLogps(model, kl, training: training)
+        let ref = referenceLogps(model: model, examples: kl, training: training)
         return (zip(policy, ref).reduce(0) { $0 + $1.0 - $1.1 }, kl.count)
     }
 
@@ -260,10 +270,10 @@ extension PreferenceSettings {
         var p = 0
         while p < units {
             let part = Array(examples[(width * p)..<(width * min(units, p + max(1, batchSize)))])
-            let refs = loss.needsReference ? referenceLogps(model: model, examples: part) : nil
+            let refs = loss.needsReference ? referenceLogps(model: model, examples: part, training: false) : nil
             var kl = 0.0
             if !loss.isPaired {
-                let k = klSums(model: model, batch: part, maxLength: maxLength)
+                let k = klSums(model: model, batch: part, maxLength: maxLength, training: false)
                 kl = max(0, k.sum / Double(k.count))
             }
             let recorder = SequenceObjective()

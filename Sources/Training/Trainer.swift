@@ -237,7 +237,8 @@ public final class Trainer {
                 var kl = 0.0
                 if let pref = preference, !pref.loss.isPaired {
                     let positions = indices.map { i in all.firstIndex(of: i)! }
-                    let k = pref.klSums(model: model, batch: all.map { train[$0] }, positions: positions, maxLength: options.maxLength)
+                    let k = pref.klSums(model: model, batch: all.map { train[$0] }, positions: positions, maxLength: options.maxLength,
+                                       training: true)
                     let total = try communicator.map { try $0.sum([k.sum, Double(k.count)]) } ?? [k.sum, Double(k.count)]
                     kl = max(0, total[0] / max(1, total[1]))
                 }
@@ -258,7 +259,7 @@ public final class Trainer {
                     if pref.loss.needsReference {
                         let missing = indices.filter { referenceCache[$0] == nil }
                         if !missing.isEmpty {
-                            for (i, v) in zip(missing, pref.referenceLogps(model: model, examples: missing.map { train[$0] })) {
+                            for (i, v) in zip(missing, pref.referenceLogps(model: model, examples: missing.map { train[$0] }, training: true)) {
                                 referenceCache[i] = v
                             }
                         }

@@ -130,6 +130,8 @@ public final class DecodeSession {
         }
         try model.validate(tokens: newTokens, maxPosition: tokens.count + newTokens.count, leadingRows: lead)
         if tokens.isEmpty {
+            // Virtual rows and prefixes count (the context the first pass reaches); the remote code's first pass
+            // behind a PEFT prefix would reuse a stale alpha list instead, which has no meaning to match.
             ntkLength = lead + newTokens.count
             fillLeadingRows(furthest: lead + newTokens.count - 1)
         }

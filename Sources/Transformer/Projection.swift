@@ -59,6 +59,12 @@ public struct PassContext: Sendable {
     /// router_aux_loss_coef, shared among a step's micro-batches); 0 leaves it out.
     public var routerAuxLossWeight: Float = 0
 
+    /// Positions as training treats them (no log-n query scaling, dynamic NTK's alpha 1) in a pass without training:
+    /// the reference and KL passes of preference training, which TRL runs with the model in train mode.
+    public var positionsAsTraining = false
+    /// Inference-only position handling (Qwen v1's log-n scaling and dynamic NTK) applies.
+    public var inferencePositions: Bool { !training && !positionsAsTraining }
+
     public init(training: Bool, randomKey: UInt64 = 0) {
         self.training = training
         self.randomKey = randomKey

@@ -80,7 +80,7 @@ public final class RoPE: @unchecked Sendable {
 
     /// Qwen v1's dynamic-NTK alpha for a context of `length` positions trained at `trained`:
     /// 2^ceil(log2(length / trained) + 1) - 1, at least 1 (the logarithm taken as Python's math.log(x, 2)).
-    static func ntkAlpha(length: Int, trained: Int) -> Int {
+    public static func ntkAlpha(length: Int, trained: Int) -> Int {
         guard length > trained else { return 1 }
         let context = log(Double(length) / Double(trained)) / log(2.0) + 1
         return max(1, Int(pow(2, context.rounded(.up))) - 1)

@@ -37,9 +37,9 @@ extension TransformerModel {
                         context: context)
         attendBackward(l, batch: batch, saved: s, buffers: b, dout: datt.pointer, dq: dq.pointer, dk: dk.pointer,
                        dv: dv.pointer)
-        let passes = ropePasses(batch, inference: !context.training)
+        let passes = ropePasses(batch, inference: context.inferencePositions)
         batch.positions.withUnsafeBufferPointer { pos in
-            if !context.training { applyLogn(dq.pointer, rows: n, positions: pos.baseAddress!) }
+            if context.inferencePositions { applyLogn(dq.pointer, rows: n, positions: pos.baseAddress!) }
             if c.usesRotary {
                 rope(layer: l).apply(dq.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, inverse: true, passes: passes)
                 rope(layer: l).apply(dk.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, inverse: true, passes: passes)
@@ -237,12 +237,14 @@ extension TransformerModel {
         return result
     }
 
-    /// Summed next-token loss over labelled rows and their count, forward only.
+    /// Summed next-token loss over labelled rows and their count, forward only (`context`: an inference pass unless
+    /// the caller asks for training's positions).
     public func loss(_ batch: PackedBatch, labels: [Int32], buffers b: ActivationBuffers,
-                     distill: Distillation? = nil, objective: SequenceObjective? = nil) -> (lossSum: Double, count: Int) {
+                     distill: Distillation? = nil, objective: SequenceObjective? = nil,
+                     context: PassContext = .inference) -> (lossSum: Double, count: Int) {
         let (batch, prepared) = prepare(batch, labels: labels)
         let labels = prepared ?? labels
-        forwardStack(batch, buffers: b, context: .inference)
+        forwardStack(batch, buffers: b, context: context)
         let head = LossHead(lmHead: weights.lmHead, hidden: config.hiddenSize, softcap: config.finalSoftcap)
         return head.run(normed: b.finalNormed.pointer, labels: labels, dNormed: nil, gradScale: 0, scratch: b.lossScratch,
                         distill: distill, objective: objective)

@@ -19,13 +19,13 @@ extension TransformerModel {
             Ops.rmsNormForward(kRaw.pointer, weight: kn.pointer, out: s.k.pointer, rstd: s.kRstd!.pointer,
                                rows: n * c.kvDim / c.kNormWidth, cols: c.kNormWidth, eps: c.rmsNormEps)
         }
-        let passes = ropePasses(batch, inference: !context.training)
+        let passes = ropePasses(batch, inference: context.inferencePositions)
         batch.positions.withUnsafeBufferPointer { pos in
             if c.usesRotary {
                 rope(layer: l).apply(s.q.pointer, rows: n, heads: c.headCount, positions: pos.baseAddress!, passes: passes)
                 rope(layer: l).apply(s.k.pointer, rows: n, heads: c.kvHeadCount, positions: pos.baseAddress!, passes: passes)
             }
-            if !context.training { applyLogn(s.q.pointer, rows: n, positions: pos.baseAddress!) }
+            if context.inferencePositions { applyLogn(s.q.pointer, rows: n, positions: pos.baseAddress!) }
         }
         attend(l, batch: batch, saved: s, buffers: b)
         project(.o, layer: l, x: s.att.pointer, rows: n, out: s.attentionOut?.pointer ?? b.tmp.pointer, context: context)

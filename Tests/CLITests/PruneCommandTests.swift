@@ -145,6 +145,12 @@ final class PruneCommandTests: XCTestCase {
         try fails(["--method", "layers", "--remove-layers", "4"], "at least one must stay")
         try fails(["--method", "wanda", "--remove-block", "2"], "--method layers only")
         try fails(["--method", "pruneall"], "pruneall")
+        // Baichuan 13B's ALiBi depends on its 40 layers: removing any is refused before the output exists.
+        let b = try PeftCommand.run(["prune", "--model", modelFixture("tiny-baichuan2-13b").path, "--data", tmp.path("calib.jsonl"),
+                                     "--output", tmp.path("bad"), "--method", "layers", "--remove-layers", "1", "--nsamples", "2"])
+        XCTAssertNotEqual(b.status, 0)
+        XCTAssertTrue(b.stderr.contains("ALiBi positions only at its 40 layers"), b.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.path("bad")))
         try Data("{\"instruction\": \"hi\", \"output\": \"x\"}\n{\"instruction\": 3}\n".utf8).write(to: tmp.url.appendingPathComponent("broken.jsonl"))
         let r = try PeftCommand.run(["prune", "--model", model, "--data", tmp.path("broken.jsonl"), "--output", tmp.path("bad"), "--method", "wanda"])
         XCTAssertNotEqual(r.status, 0)

@@ -249,5 +249,37 @@ final class PreferenceTrainingTests: XCTestCase {
             for (x, y) in zip(treeSums, plainSums) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y)), fixture) }
         }
     }
-}
 
+    /// Qwen v1 with dynamic NTK and log-n past seq_length (2 here): the reference and KL passes of a training step
+    /// treat positions as the policy's training pass does (TRL runs the reference in train mode), so an untrained
+    /// adapter's policy equals its reference; evaluation treats both as inference, which differs. Tree packing keeps
+    /// pairs whose lengths take different NTK alphas whole.
+    func testReferencePassTreatsPositionsAsTrainingDoes() throws {
+        let model = try TransformerModel.load(directory: modelFixture("tiny-qwen1-ntk"), dtype: .float32)
+        XCTAssertEqual(model.config.dynamicNTKLength, 2)
+        let lora = try LoRAAdapter(config: LoRAConfig(r: 4, alpha: 8, dropout: 0, targetModules: .names(["c_attn"])),
+                                   model: model.config)
+        model.adapter = lora
+        lora.reserve(rows: 64)
+        let prompt: [Int32] = [301, 17, 42, 99, 3, 302, 198]
+        let examples = [[250, 7, 64, 302], [302]].map { (a: [Int32]) in
+            TrainingExample(ids: prompt + a, trainable: (prompt + a).indices.map { $0 >= prompt.count })
+        }
+        var seen: [Double] = []
+        let objective = SequenceObjective { lp in seen = lp; return lp.map { _ in 1 } }
+        _ = model.forwardBackward(PackedBatch(sequences: examples.map(\.ids)), labels: examples.flatMap(\.labels), gradScale: 1,
+                                  buffers: model.makeBuffers(batches: [examples.map(\.ids.count)], policy: .keepAll),
+                                  context: PassContext(training: true, randomKey: 1), objective: objective)
+        let asTraining = PreferenceSettings.sequenceLogps(model, examples, training: true)
+        let asInference = PreferenceSettings.sequenceLogps(model, examples, training: false)
+        // The training pass's per-row log-probabilities, summed per sequence (4 and 1 labelled rows).
+        XCTAssertEqual(seen.count, 5)
+        let sums = [seen[0..<4].reduce(0, +), seen[4]]
+        for (x, y) in zip(sums, asTraining) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x))) }
+        XCTAssertGreaterThan(zip(sums, asInference).map { abs($0 - $1) }.max() ?? 0, 1e-4)
+        // 11 and 8 tokens take alphas 15 and 7: packed whole; two of 11 share their prompt.
+        XCTAssertFalse(PreferenceSettings.pairBatch(examples, model: model).batch.isTree)
+        let same = [examples[0], TrainingExample(ids: prompt + [90, 91, 92, 302], trainable: (0..<11).map { $0 >= prompt.count })]
+        XCTAssertTrue(PreferenceSettings.pairBatch(same, model: model).batch.isTree)
+    }
+}

@@ -875,7 +875,8 @@ static void test_dot_bf16(void) {
 
 static void test_sgemm(void) {
     static const size_t shapes[][3] = {{37, 29, 53}, {100, 33, 7}, {5, 70, 300}, {1, 1, 1},  {6, 32, 256},
-                                       {7, 33, 257}, {73, 65, 20}, {13, 100, 3}, {5, 7, 0}, {12, 48, 513}};
+                                       {7, 33, 257}, {73, 65, 20}, {13, 100, 3}, {5, 7, 0}, {12, 48, 513},
+                                       {75, 1100, 70}};   // the last: several column blocks and A blocks
     static const float alphas[] = {1.0f, -0.5f};
     char what[128];
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {

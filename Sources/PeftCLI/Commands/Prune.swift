@@ -88,6 +88,7 @@ struct Prune: ParsableCommand {
             guard k < config.layerCount else {
                 throw ValidationError("cannot remove \(k) of the model's \(config.layerCount) layers (at least one must stay)")
             }
+            if let why = PrunedModelWriter.layerRemovalRefusal(config) { throw ValidationError(why) }
             let bar = ProgressBar(total: samples.count, label: "score")
             let scores = LayerRemoval.scores(model: m, samples: samples, block: removeBlock) { done, _ in if !json { bar.update(done) } }
             removed = LayerRemoval.choose(scores, layers: removeLayers, block: removeBlock)
