@@ -229,83 +229,76 @@ static void test_rmsnorm(void) {
 
 // ---- SwiGLU --------------------------------------------------------------------------------------------------
 
-static void test_swiglu(void) {
-    static const size_t ns[] = {1, 3, 4, 5, 8, 17, 64, 1001};
-    static const float special[] = {-100.f, 100.f, -88.5f, 88.5f, -87.f, 87.f, 0.f, -0.f, -1.2785f, 20.f, -20.f};
-    char what[64];
-    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
-        const size_t n = ns[t];
-        seed(300 + n);
-        float *g = xmalloc(n * 4), *u = xmalloc(n * 4), *dy = xmalloc(n * 4), *out = xmalloc(n * 4);
-        float *dg = xmalloc(n * 4), *du = xmalloc(n * 4);
-        double *ref = xmalloc(n * 8), *scale = xmalloc(n * 8), *ref2 = xmalloc(n * 8), *scale2 = xmalloc(n * 8);
-        fill(g, n, 6);
-        fill(u, n, 1);
-        fill(dy, n, 1);
-        for (size_t i = 0; i < n && i < sizeof special / sizeof special[0]; i++) g[(i * 7) % n] = special[i];
-        for (size_t i = 0; i < n; i++) {
-            const double s = 1.0 / (1.0 + exp(-(double)g[i]));
-            ref[i] = (double)g[i] * s * u[i];
-        }
-        snprintf(what, sizeof what, "n=%zu", n);
-        pk_swiglu_forward(g, u, out, n);
-        // The vector exp saturates to +inf above 88.37 (expf only above 88.72): sigmoid(-88.5) becomes 0 instead of
-        // a subnormal 3.6e-39, hence the absolute 1e-34 (|g u| <= 100).
-        expect_close("pk_swiglu_forward", what, out, ref, NULL, n, 2e-6, 1e-34);
-        for (size_t i = 0; i < n; i++) {
-            const double s = 1.0 / (1.0 + exp(-(double)g[i]));
-            ref[i] = (double)dy[i] * g[i] * s;   // du
-            ref2[i] = (double)dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));   // dg
-            scale[i] = fabs(ref[i]);
-            scale2[i] = fabs((double)dy[i] * u[i] * s) * (1.0 + fabs((double)g[i]) * (1.0 - s));
-        }
-        pk_swiglu_backward(dy, g, u, dg, du, n);
-        expect_close("pk_swiglu_backward(du)", what, du, ref, scale, n, 2e-6, 1e-34);
-        expect_close("pk_swiglu_backward(dg)", what, dg, ref2, scale2, n, 2e-6, 1e-34);
-        free(g), free(u), free(dy), free(out), free(dg), free(du), free(ref), free(scale), free(ref2), free(scale2);
-    }
+/// A gated activation's reference in double: out = act(g) u, du = dy act(g), dg = dy u act'(g), and the magnitude
+/// of dg's terms (its scale: they cancel in the far negative tail).
+typedef void (*gated_ref_fn)(double g, double u, double dy, double *out, double *dg, double *du, double *dg_scale);
+
+static void swiglu_ref(double g, double u, double dy, double *out, double *dg, double *du, double *dg_scale) {
+    const double s = 1.0 / (1.0 + exp(-g));
+    *out = g * s * u;
+    *du = dy * g * s;
+    *dg = dy * u * s * (1.0 + g * (1.0 - s));
+    *dg_scale = fabs(dy * u * s) * (1.0 + fabs(g) * (1.0 - s));
 }
 
-/// gelu_tanh(g) * u and its derivatives, in double: gelu(g) = 0.5 g (1 + tanh(z)), z = sqrt(2/pi) (g + 0.044715 g^3),
-/// as g sigmoid(2z) (0.5 (1 + tanh z) cancels to 0 in double for large negative g, where the value is ~1e-28).
-static void geglu_ref(double g, double u, double dy, double *out, double *dg, double *du) {
+/// gelu_tanh(g) = 0.5 g (1 + tanh(z)), z = sqrt(2/pi) (g + 0.044715 g^3), as g sigmoid(2z) (0.5 (1 + tanh z)
+/// cancels to 0 in double for large negative g, where the value is ~1e-28).
+static void geglu_ref(double g, double u, double dy, double *out, double *dg, double *du, double *dg_scale) {
     const double c = sqrt(2.0 / 3.14159265358979323846), z = c * (g + 0.044715 * g * g * g);
     const double s = 1.0 / (1.0 + exp(-2.0 * z)), dz2 = 2.0 * c * (1.0 + 3.0 * 0.044715 * g * g);
     const double gelu = g * s, dgelu = s + g * s * (1.0 - s) * dz2;
     *out = gelu * u;
     *du = dy * gelu;
     *dg = dy * u * dgelu;
+    *dg_scale = fabs(dy * u) * (1.0 + fabs(g) * (1.0 + 3.0 * 0.044715 * g * g));
 }
 
-static void test_geglu(void) {
+/// A gated activation's forward and backward kernels against `ref` on lengths 1..1001 (every vector tail), gates of
+/// `spread` with `special` values planted, within rtol / atol.
+static void test_gated(const char *name, void (*forward)(const float *, const float *, float *, size_t),
+                       void (*backward)(const float *, const float *, const float *, float *, float *, size_t),
+                       gated_ref_fn ref_fn, const float *special, size_t nspecial, float spread, uint64_t seed0,
+                       double rtol, double atol) {
     static const size_t ns[] = {1, 3, 4, 5, 8, 17, 64, 1001};
-    static const float special[] = {-30.f, 30.f, -9.f, 9.f, 0.f, -0.f, -1.2785f, 4.f, -4.f, 1e-3f, -1e-3f};
-    char what[64];
+    char what[64], kernel[64];
     for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
         const size_t n = ns[t];
-        seed(350 + n);
+        seed(seed0 + n);
         float *g = xmalloc(n * 4), *u = xmalloc(n * 4), *dy = xmalloc(n * 4), *out = xmalloc(n * 4);
         float *dg = xmalloc(n * 4), *du = xmalloc(n * 4);
         double *ref = xmalloc(n * 8), *rdg = xmalloc(n * 8), *rdu = xmalloc(n * 8), *scale = xmalloc(n * 8);
-        fill(g, n, 4);
+        fill(g, n, spread);
         fill(u, n, 1);
         fill(dy, n, 1);
-        for (size_t i = 0; i < n && i < sizeof special / sizeof special[0]; i++) g[(i * 7) % n] = special[i];
-        for (size_t i = 0; i < n; i++) {
-            geglu_ref(g[i], u[i], dy[i], ref + i, rdg + i, rdu + i);
-            // Scale of the derivative: its terms' magnitudes (they cancel for large negative g).
-            scale[i] = fabs((double)dy[i] * u[i]) * (1.0 + fabs((double)g[i]) * (1.0 + 3.0 * 0.044715 * g[i] * g[i]));
-        }
+        for (size_t i = 0; i < n && i < nspecial; i++) g[(i * 7) % n] = special[i];
+        for (size_t i = 0; i < n; i++) ref_fn(g[i], u[i], dy[i], ref + i, rdg + i, rdu + i, scale + i);
         snprintf(what, sizeof what, "n=%zu", n);
-        pk_geglu_forward(g, u, out, n);
-        // Relative 1e-5: in the far negative tail sigmoid(2z) = exp(2z) inherits z's f32 rounding times |2z| (up to
-        // ~40 here), 5e-6 relative. Absolute 1e-30: the vector exp flushes results below e^-87 to 0.
-        expect_close("pk_geglu_forward", what, out, ref, NULL, n, 1e-5, 1e-30);
-        pk_geglu_backward(dy, g, u, dg, du, n);
-        expect_close("pk_geglu_backward(du)", what, du, rdu, NULL, n, 1e-5, 1e-30);
-        expect_close("pk_geglu_backward(dg)", what, dg, rdg, scale, n, 1e-5, 1e-30);
+        forward(g, u, out, n);
+        snprintf(kernel, sizeof kernel, "pk_%s_forward", name);
+        expect_close(kernel, what, out, ref, NULL, n, rtol, atol);
+        backward(dy, g, u, dg, du, n);
+        snprintf(kernel, sizeof kernel, "pk_%s_backward(du)", name);
+        expect_close(kernel, what, du, rdu, NULL, n, rtol, atol);
+        snprintf(kernel, sizeof kernel, "pk_%s_backward(dg)", name);
+        expect_close(kernel, what, dg, rdg, scale, n, rtol, atol);
         free(g), free(u), free(dy), free(out), free(dg), free(du), free(ref), free(rdg), free(rdu), free(scale);
     }
+}
+
+static void test_swiglu(void) {
+    static const float special[] = {-100.f, 100.f, -88.5f, 88.5f, -87.f, 87.f, 0.f, -0.f, -1.2785f, 20.f, -20.f};
+    // The vector exp saturates to +inf above 88.37 (expf only above 88.72): sigmoid(-88.5) becomes 0 instead of a
+    // subnormal 3.6e-39, hence the absolute 1e-34 (|g u| <= 100).
+    test_gated("swiglu", pk_swiglu_forward, pk_swiglu_backward, swiglu_ref, special, sizeof special / sizeof special[0],
+               6, 300, 2e-6, 1e-34);
+}
+
+static void test_geglu(void) {
+    static const float special[] = {-30.f, 30.f, -9.f, 9.f, 0.f, -0.f, -1.2785f, 4.f, -4.f, 1e-3f, -1e-3f};
+    // Relative 1e-5: in the far negative tail sigmoid(2z) = exp(2z) inherits z's f32 rounding times |2z| (up to ~40
+    // here), 5e-6 relative. Absolute 1e-30: the vector exp flushes results below e^-87 to 0.
+    test_gated("geglu", pk_geglu_forward, pk_geglu_backward, geglu_ref, special, sizeof special / sizeof special[0],
+               4, 350, 1e-5, 1e-30);
 }
 
 static void test_softcap(void) {
