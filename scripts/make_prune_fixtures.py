@@ -121,12 +121,18 @@ def collect(model, l, samples, kind):
     stats = {}
     handles = [m.register_forward_hook(lambda m, a, o, n=n: accumulate(stats, n, a[0], kind))
                for n, m in linears(model.model.layers[l]).items()]
+    return hooked_statistics(model, samples, handles, stats)
+
+
+def hooked_statistics(model, samples, handles, stats):
+    """Runs every sample through the model with the statistics hooks `handles` on, removes them, and returns each
+    statistic's accumulated value."""
     with torch.no_grad():
         for ids in samples:
             model(torch.tensor([ids]))
     for h in handles:
         h.remove()
-    return {n: s["v"] for n, s in stats.items()}
+    return {k: s["v"] for k, s in stats.items()}
 
 
 def nm_mask(metric, n, m):
@@ -360,12 +366,7 @@ def moe_collect(model, l, samples, kind):
                 add(f"expert{e}.in", x)
                 add(f"expert{e}.down", ex.act_fn(gate) * up)
         handles.append(ex.register_forward_hook(experts_hook))
-    with torch.no_grad():
-        for ids in samples:
-            model(torch.tensor([ids]))
-    for h in handles:
-        h.remove()
-    return {k: s["v"] for k, s in stats.items()}
+    return hooked_statistics(model, samples, handles, stats)
 
 
 def moe_prune(base, samples, method, sparsity, nm):
