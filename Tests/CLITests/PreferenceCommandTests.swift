@@ -43,18 +43,33 @@ final class PreferenceCommandTests: XCTestCase {
             .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
+    /// `peft train --stage stage` for 3 steps on `data` into `out`, evaluated on the same file: its stderr, its whole
+    /// log and the log's step entries, once it has succeeded and logged 3 steps.
+    func trainStage(_ stage: String, data: String, out: String, batchSize: Int, _ extra: [String],
+                    line: UInt = #line) throws -> (stderr: String, log: [[String: Any]], steps: [[String: Any]]) {
+        let r = try PeftCommand.run(["train", "--model", model, "--data", tmp.path(data), "--output", out,
+                                     "--stage", stage, "--max-steps", "3", "--batch-size", "\(batchSize)", "--lr", "0.02",
+                                     "--dtype", "float32", "--eval-data", tmp.path(data)] + extra)
+        XCTAssertEqual(r.status, 0, "\(stage) \(data): \(r.stderr)", line: line)
+        let log = try entries(out)
+        let steps = log.filter { $0["type"] as? String == "train" }
+        XCTAssertEqual(steps.count, 3, "\(stage) \(data)", line: line)
+        return (r.stderr, log, steps)
+    }
+
+    /// `peft report` of the run in `out`: its Markdown report, once it has succeeded.
+    func report(_ out: String, line: UInt = #line) throws -> String {
+        let rep = try PeftCommand.run(["report", "--log", out + "/train_log.jsonl", "--output", out + "/report.html"])
+        XCTAssertEqual(rep.status, 0, rep.stderr, line: line)
+        return try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+    }
+
     func testEveryStageTrainsAndEvaluates() throws {
         for (stage, extra) in [("dpo", ["--pref-loss", "sigmoid"]), ("dpo", ["--pref-loss", "ipo"]), ("orpo", []),
                                ("simpo", ["--pref-beta", "2", "--simpo-gamma", "0.5"])] {
             let out = tmp.path("\(stage)-\(extra.last ?? "")")
-            let r = try PeftCommand.run(["train", "--model", model, "--data", tmp.path("pairs.jsonl"), "--output", out,
-                                         "--stage", stage, "--max-steps", "3", "--batch-size", "2", "--lr", "0.02",
-                                         "--dtype", "float32", "--eval-data", tmp.path("pairs.jsonl")] + extra)
-            XCTAssertEqual(r.status, 0, "\(stage): \(r.stderr)")
-            XCTAssertTrue(r.stderr.contains("5 preference pairs"), r.stderr)
-            let log = try entries(out)
-            let train = log.filter { $0["type"] as? String == "train" }
-            XCTAssertEqual(train.count, 3, stage)
+            let (stderr, log, train) = try trainStage(stage, data: "pairs.jsonl", out: out, batchSize: 2, extra)
+            XCTAssertTrue(stderr.contains("5 preference pairs"), stderr)
             for e in train {
                 for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"] {
                     XCTAssertNotNil(e[key] as? Double, "\(stage) \(key) in \(e)")
@@ -62,9 +77,7 @@ final class PreferenceCommandTests: XCTestCase {
             }
             XCTAssertNotNil(log.first { $0["type"] as? String == "eval" }?["eval_loss"] as? Double, stage)
             // The report shows the rewards by step.
-            let rep = try PeftCommand.run(["report", "--log", out + "/train_log.jsonl", "--output", out + "/report.html"])
-            XCTAssertEqual(rep.status, 0, rep.stderr)
-            let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+            let md = try report(out)
             XCTAssertTrue(md.contains("## Preference rewards") && md.contains("rewards/accuracies: 3 points"), md)
             XCTAssertTrue(try String(contentsOfFile: out + "/report.html", encoding: .utf8).contains("Preference rewards by step"))
             // The same loss and rewards on held-out pairs without training.
@@ -85,14 +98,8 @@ final class PreferenceCommandTests: XCTestCase {
     func testKTOTrainsAndEvaluatesEveryFormat() throws {
         for (data, count, desirable) in [("kto.jsonl", 6, 3), ("pairs.jsonl", 10, 5)] {
             let out = tmp.path("kto-\(data)")
-            let r = try PeftCommand.run(["train", "--model", model, "--data", tmp.path(data), "--output", out,
-                                         "--stage", "kto", "--max-steps", "3", "--batch-size", "3", "--lr", "0.02",
-                                         "--dtype", "float32", "--eval-data", tmp.path(data), "--undesirable-weight", "1.2"])
-            XCTAssertEqual(r.status, 0, "\(data): \(r.stderr)")
-            XCTAssertTrue(r.stderr.contains("(\(desirable) desirable answers, \(count - desirable) undesirable)"), r.stderr)
-            let log = try entries(out)
-            let train = log.filter { $0["type"] as? String == "train" }
-            XCTAssertEqual(train.count, 3, data)
+            let (stderr, log, train) = try trainStage("kto", data: data, out: out, batchSize: 3, ["--undesirable-weight", "1.2"])
+            XCTAssertTrue(stderr.contains("(\(desirable) desirable answers, \(count - desirable) undesirable)"), stderr)
             for e in train {
                 for key in ["loss", "kl"] { XCTAssertNotNil(e[key] as? Double, "\(data) \(key) in \(e)") }
                 // A step's means cover the kinds of answer it held (as TRL logs them); a margin needs both.
@@ -109,9 +116,7 @@ final class PreferenceCommandTests: XCTestCase {
                 XCTAssertNotNil(evalEntry[key] as? Double, "\(data) eval \(key)")
             }
             XCTAssertNotNil(log.first { $0["type"] as? String == "eval" }?["kl"] as? Double, data)
-            let rep = try PeftCommand.run(["report", "--log", out + "/train_log.jsonl", "--output", out + "/report.html"])
-            XCTAssertEqual(rep.status, 0, rep.stderr)
-            let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+            let md = try report(out)
             XCTAssertTrue(md.contains("kl: 3 points") && !md.contains("rewards/accuracies"), md)
             let e = try PeftCommand.run(["eval", "--model", model, "--adapter", out, "--data", tmp.path(data),
                                          "--stage", "kto", "--json", "--dtype", "float32", "--batch-size", "3"])
