@@ -21,7 +21,7 @@ public final class RoPE: @unchecked Sendable {
     private let settings: RoPEConfig
     private var tables = Tables(), longTables = Tables()
     /// Dynamic NTK's tables by alpha (alpha 1 is `tables`).
-    private var ntkTables: [Int: (invFreq: [Float], tables: Tables)] = [:]
+    private var ntkCache: [Int: (invFreq: [Float], tables: Tables)] = [:]
     private let lock = NSLock()
 
     struct Tables {
@@ -89,13 +89,13 @@ public final class RoPE: @unchecked Sendable {
     /// Tables for alpha > 1 covering positions [0, count): the base times alpha^(R / (R - 2)).
     private func ntkTables(alpha: Int, count: Int) -> Tables {
         lock.lock(); defer { lock.unlock() }
-        var entry = ntkTables[alpha] ?? {
+        var entry = ntkCache[alpha] ?? {
             var raised = settings
             raised.theta = settings.theta * pow(Double(alpha), Double(rotaryDim) / Double(rotaryDim - 2))
             return (raised.inverseFrequencies(headDim: rotaryDim), Tables())
         }()
         grow(&entry.tables, entry.invFreq, count)
-        ntkTables[alpha] = entry
+        ntkCache[alpha] = entry
         return entry.tables
     }
 
