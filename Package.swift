@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers (dependencies point down):
-//   PeftCLI -> Training, Evaluation, Generation -> Adapters -> Transformer -> ModelIO, Tokenizer (-> Jinja) -> Kernels
+//   PeftCLI -> WebUI (child processes of peft itself), Training, Evaluation, Generation -> Adapters -> Transformer -> ModelIO, Tokenizer (-> Jinja) -> Kernels
 let optimizedC: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
 
 let package = Package(
@@ -11,7 +11,7 @@ let package = Package(
     products: [
         .executable(name: "peft", targets: ["PeftCLI"]),
         .library(name: "SwiftPEFT", targets: ["Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters",
-                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja", "Serving", "Hub", "Compression"]),
+                                               "Generation", "Training", "Evaluation", "Compare", "GGUF", "Demo", "Jinja", "Serving", "Hub", "Compression", "WebUI"]),
         // The fuzz targets' bodies, for FuzzTesting/ (libFuzzer) and the replay of its saved cases in `swift test`.
         .library(name: "PeftFuzzTargets", targets: ["FuzzTargets"]),
     ],
@@ -58,11 +58,20 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
+        // `peft webui`: one embedded page and its JSON API; every job is a `peft` child process the server owns.
+        .target(name: "WebUI", dependencies: [
+            "Demo", "Training",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // The built-in demo: embedded data set and tokenizer, and the seeded tiny model.
         .target(name: "Demo", dependencies: ["Kernels", "ModelIO"]),
         .executableTarget(name: "PeftCLI", dependencies: [
             "Kernels", "ModelIO", "Tokenizer", "Transformer", "Adapters", "Generation", "Training", "Evaluation", "Demo",
-            "Compare", "Compression", "GGUF", "Jinja", "Hub", "Serving", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Compare", "Compression", "GGUF", "Jinja", "Hub", "Serving", "WebUI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // One body per fuzz target (FuzzTesting/ wraps them for libFuzzer).
         .target(name: "FuzzTargets", dependencies: ["Kernels", "ModelIO", "Tokenizer", "Jinja", "Transformer", "Adapters",
@@ -89,6 +98,9 @@ let package = Package(
                                                          .product(name: "NIOHTTP1", package: "swift-nio"),
                                                          .product(name: "Logging", package: "swift-log"),
                                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        .testTarget(name: "WebUITests", dependencies: ["WebUI", "TestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                       .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                       .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Adapters", "Transformer", "Tokenizer", "Generation",
                                                           "TestSupport", "Jinja"]),
     ],

@@ -14,7 +14,7 @@ struct Peft: AsyncParsableCommand {
         Start with `peft demo`.
         """,
         subcommands: [Demo.self, Generate.self, Chat.self, Train.self, Distill.self, CompareCommand.self, Eval.self, Merge.self, Quantize.self, Prune.self, Report.self,
-                      Tokenize.self, TemplateCommand.self, Download.self, Info.self, Serve.self])
+                      Tokenize.self, Preview.self, TemplateCommand.self, Download.self, Info.self, Serve.self, WebUICommand.self])
 
     /// A PEFT_CPU that names no tier, or one this CPU lacks, stops every command before it starts.
     static func main() async {

@@ -7,7 +7,7 @@ import Foundation
 /// ```swift
 /// let value = try JSONParser.parse(data, file: "tokenizer.json")
 /// ```
-struct JSONParser {
+public struct JSONParser {
     /// Nesting deeper than this is rejected so a hostile file cannot overflow the stack.
     static let maximumDepth = 512
 
@@ -19,6 +19,9 @@ struct JSONParser {
         self.bytes = bytes
         self.file = file
     }
+
+    /// Checks that `data` is one well-formed JSON document; the error names `file`, the line and the column.
+    public static func validate(_ data: Data, file: String) throws { _ = try parse(data, file: file) }
 
     /// Parses a whole document; `file` names it in error messages.
     static func parse(_ data: Data, file: String) throws -> JSONValue {

@@ -300,9 +300,7 @@ struct DatasetEntry {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TrainingError.data(file: path, record: nil, field: nil, reason: "not found (--dataset-dir must hold LLaMA-Factory's dataset_info.json)")
         }
-        guard let all = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw TrainingError.data(file: path, record: nil, field: nil, reason: "malformed JSON")
-        }
+        let all = try DatasetCatalog.object(data, path: path)
         guard let entry = all[name] as? [String: Any] else {
             throw TrainingError.data(file: path, record: nil, field: name, reason: "no data set named '\(name)' (it has \(all.keys.sorted().joined(separator: ", ")))")
         }
