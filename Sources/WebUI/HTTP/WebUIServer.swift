@@ -368,7 +368,7 @@ public final class WebUIServer: Sendable {
                 }
                 out["benchmark"] = readJSON(url.appendingPathComponent("results.json"))
             case "compare":
-                let report = url.appendingPathComponent("report.html")
+                let report = url.appendingPathComponent("compare.html")
                 if fm.fileExists(atPath: report.path) { out["report"] = report.path }
             case "merge", "quantize":
                 out["bytes"] = Self.size(of: url)

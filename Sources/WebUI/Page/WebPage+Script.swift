@@ -71,7 +71,10 @@ async function api(path, options) {
   const o = Object.assign({ credentials: 'same-origin' }, options || {});
   if (o.json !== undefined) { o.method = o.method || 'POST'; o.headers = { 'Content-Type': 'application/json' }; o.body = JSON.stringify(o.json); delete o.json; }
   const response = await fetch(path, o);
-  if (response.status === 401) { $('keybox').hidden = false; throw new Error('this server needs its key'); }
+  if (response.status === 401 && path.startsWith('/api/') && !path.startsWith('/api/chat/')) {
+    console.warn('401 from ' + path);
+    $('keybox').hidden = false; throw new Error('this server needs its key');
+  }
   const type = response.headers.get('content-type') || '';
   const body = type.includes('json') ? await response.json() : await response.text();
   if (!response.ok) throw new Error((body && body.error) || String(body) || response.statusText);
@@ -265,6 +268,8 @@ function renderJob() {
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
   log.textContent = view.logs.slice(-400).join('\n');
   if (atBottom) log.scrollTop = log.scrollHeight;
+  // Training runs have curves; the other jobs show their figures and log.
+  $('job-chart-box').hidden = job.kind !== 'train';
   drawChart($('job-chart'), curves(view.metrics), Number($('smoothing').value));
 }
 
@@ -345,6 +350,7 @@ function showEval(job, r) {
   const flat = {};
   const walk = (o, prefix) => { for (const [k, v] of Object.entries(o || {})) { if (v && typeof v === 'object' && !Array.isArray(v)) walk(v, prefix + k + '.'); else if (!Array.isArray(v)) flat[prefix + k] = v; } };
   walk(r.metrics || {}, '');
+  walk(r.benchmark || {}, 'benchmark.');
   for (const [k, v] of Object.entries(flat)) table.append(el('tr', {}, el('th', { text: k }), el('td', { text: typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : String(v) })));
   box.append(table);
   if (r.predictions && r.predictions.length) {
@@ -493,7 +499,8 @@ async function init() {
   applyWords();
   $('lang').addEventListener('click', () => { lang = lang === 'zh' ? 'en' : 'zh'; localStorage.setItem('peft.lang', lang); applyWords(); if (view) renderJob(); });
   document.querySelectorAll('#tabs button').forEach(b => b.addEventListener('click', () => showTab(b.dataset.tab)));
-  $('key-send').addEventListener('click', async () => {
+  $('keybox').addEventListener('submit', async event => {
+    event.preventDefault();
     try { await api('/api/login', { json: { key: $('key').value } }); $('keybox').hidden = true; location.reload(); } catch (e) { showError('key-error', e.message); }
   });
   try { INFO = await api('/api/info'); } catch (e) { $('conn').textContent = e.message; return; }
@@ -518,6 +525,24 @@ async function init() {
   buildForm($('merge-form'), SCHEMAS.merge, { prefix: 'merge-', primary: ['model', 'adapter', 'output'], values: { model: demo.model } });
   buildForm($('quantize-form'), SCHEMAS.quantize, { prefix: 'quantize-', primary: ['model', 'adapter', 'type', 'output'], values: { model: demo.model, type: 'q8_0' } });
 
+  // Compare: a box per method beside the comma list.
+  const methodsInput = $('compare-opt-methods');
+  if (methodsInput) {
+    const boxes = el('div', { class: 'row', id: 'compare-method-boxes' });
+    const sync = () => { const chosen = methodsInput.value.split(',').map(s => s.trim()); boxes.querySelectorAll('input').forEach(b => { b.checked = chosen.includes(b.value); }); };
+    for (const m of INFO.methods) {
+      const box = el('input', { type: 'checkbox', value: m });
+      box.addEventListener('change', () => {
+        const chosen = [...boxes.querySelectorAll('input')].filter(b => b.checked).map(b => b.value);
+        methodsInput.value = chosen.join(',');
+      });
+      boxes.append(el('label', {}, box, ' ' + m));
+    }
+    methodsInput.closest('.field').after(boxes);
+    boxes.style.gridColumn = '1 / -1';
+    methodsInput.addEventListener('input', sync);
+    sync();
+  }
   $('train-preview-cmd').addEventListener('click', async () => {
     showError('train-error', '');
     try {

@@ -2,6 +2,7 @@ extension WebPage {
     static let style = #"""
 :root { --fg: #1d232b; --muted: #66707c; --line: #d9dee4; --bg: #f6f7f9; --card: #fff; --accent: #2563eb; --ok: #15803d; --bad: #b91c1c; --warn: #b45309; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "Noto Sans CJK SC", "PingFang SC", sans-serif; color: var(--fg); background: var(--bg); }
 header { display: flex; align-items: center; gap: 16px; padding: 8px 16px; background: #111827; color: #fff; }
 header h1 { font-size: 18px; margin: 0; }

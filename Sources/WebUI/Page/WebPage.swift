@@ -24,10 +24,11 @@ enum WebPage {
   <span id="conn" class="conn"></span>
   <button id="lang" title="English / 中文">中文</button>
 </header>
-<div id="keybox" class="keybox" hidden>
+<form id="keybox" class="keybox" hidden>
+  <input type="text" name="username" autocomplete="username" value="peft" hidden>
   <label><span data-i18n="key.label">This server needs its key</span> <input id="key" type="password" autocomplete="current-password"></label>
-  <button id="key-send" data-i18n="key.send">Sign in</button> <span id="key-error" class="error"></span>
-</div>
+  <button id="key-send" type="submit" data-i18n="key.send">Sign in</button> <span id="key-error" class="error"></span>
+</form>
 <main>
   <div class="work">
     <section id="tab-train" class="tab">
@@ -119,7 +120,7 @@ enum WebPage {
         <button id="job-stop" data-i18n="job.stop">Stop</button>
         <button id="job-resume" data-i18n="job.resume">Resume</button>
       </div>
-      <div class="chart-box">
+      <div class="chart-box" id="job-chart-box">
         <canvas id="job-chart" width="460" height="240"></canvas>
         <label class="smooth"><span data-i18n="job.smoothing">Smoothing</span> <input id="smoothing" type="range" min="0" max="0.99" step="0.01" value="0.6"> <span id="smoothing-value">0.60</span></label>
       </div>
