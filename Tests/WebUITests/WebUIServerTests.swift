@@ -196,6 +196,12 @@ final class WebUIServerTests: XCTestCase {
         XCTAssertEqual(finished["state"] as? String, "succeeded", "\(finished)")
         let summary = try await h.get("/api/jobs/\(second)/result").json["summary"] as? [String: Any]
         XCTAssertEqual(summary?["steps"] as? Int, 400)
+        // The run is in the workdir's history, its whole log readable (both jobs' steps).
+        let runs = try await h.get("/api/runs").json["runs"] as? [[String: Any]] ?? []
+        let run = try XCTUnwrap(runs.first { $0["path"] as? String == output })
+        XCTAssertGreaterThanOrEqual(run["records"] as? Int ?? 0, 400)
+        let curve = try await h.get("/api/runs/metrics?path=\(output)").json["metrics"] as? [[String: Any]] ?? []
+        XCTAssertEqual(curve.filter { $0["type"] as? String == "train" }.compactMap { $0["step"] as? Int }.max(), 400)
         let again = try await h.post("/api/jobs/\(second)/resume", [:])
         XCTAssertEqual(again.status, 409, "a finished run has nothing to resume")
 

@@ -85,6 +85,29 @@ public final class Workspace: @unchecked Sendable {
         return ["models": models + gguf, "data": data, "adapters": adapters, "dataset_dirs": datasetDirs, "gguf": gguf]
     }
 
+    /// Every training run under the workdir (a folder holding train_log.jsonl, at most five levels down; jobs/ and
+    /// checkpoints left out): the page's history, whether a run came from the page, the command line or a comparison.
+    public func runs() -> [(path: String, records: Int, modified: Double)] {
+        var out: [(path: String, records: Int, modified: Double)] = []
+        let fm = FileManager.default
+        func walk(_ dir: URL, depth: Int) {
+            guard depth <= 5, let names = try? fm.contentsOfDirectory(atPath: dir.path) else { return }
+            if names.contains("train_log.jsonl") {
+                let log = dir.appendingPathComponent("train_log.jsonl")
+                let lines = (try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").count ?? 0
+                let modified = ((try? fm.attributesOfItem(atPath: log.path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+                out.append((dir.path, lines, modified))
+            }
+            for name in names.sorted() where !name.hasPrefix(".") && !name.hasPrefix("checkpoint-") && !(depth == 0 && name == "jobs") {
+                var isDir: ObjCBool = false
+                let url = dir.appendingPathComponent(name)
+                if fm.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue { walk(url, depth: depth + 1) }
+            }
+        }
+        walk(root, depth: 0)
+        return out.sorted { $0.modified < $1.modified }
+    }
+
     /// JSON files of models, adapters and runs that are not data sets.
     private static let notData: Set<String> = [
         "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",

@@ -12,7 +12,7 @@ import Training
 /// Routes (all under /api need the key when one is set):
 /// `GET /` the page; `POST /api/login`; `GET /api/info`; `GET /api/schema/{command}`; `GET /api/suggest`;
 /// `GET /api/datasets?dir=`; `POST /api/preview`; `POST /api/command`; `GET|POST /api/jobs`; `GET /api/jobs/{id}`;
-/// `GET /api/jobs/{id}/events`; `GET /api/jobs/{id}/metrics`; `POST /api/jobs/{id}/stop`; `POST /api/jobs/{id}/resume`; `GET /api/jobs/{id}/result`;
+/// `GET /api/jobs/{id}/events`; `GET /api/jobs/{id}/metrics`; `GET /api/runs`; `GET /api/runs/metrics?path=`; `POST /api/jobs/{id}/stop`; `POST /api/jobs/{id}/resume`; `GET /api/jobs/{id}/result`;
 /// `GET /api/files?path=`; `/api/chat/{id}/v1/**` (the chat job's OpenAI API).
 public final class WebUIServer: Sendable {
     public struct Settings: Sendable {
@@ -123,6 +123,19 @@ public final class WebUIServer: Sendable {
         router.get("/api/jobs/{id}/metrics") { _, context in
             let events = try self.jobs.events(context.parameters.require("id")).filter { $0.kind == .metric }
             return try Self.json(["metrics": events.compactMap { try? JSONSerialization.jsonObject(with: Data($0.data.utf8)) }])
+        }
+        router.get("/api/runs") { _, _ in
+            let root = self.workspace.root.path + "/"
+            return try Self.json(["runs": self.workspace.runs().map { run -> [String: Any] in
+                ["path": run.path, "name": run.path.hasPrefix(root) ? String(run.path.dropFirst(root.count)) : run.path,
+                 "records": run.records, "modified": run.modified]
+            }])
+        }
+        router.get("/api/runs/metrics") { request, _ in
+            guard let path = request.uri.queryParameters.get("path") else { throw WebUIError.badRequest("give ?path=RUN") }
+            let log = try self.workspace.readable(path + "/train_log.jsonl")
+            let text = try String(contentsOf: log, encoding: .utf8)
+            return try Self.json(["metrics": text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) }])
         }
         router.get("/api/files") { request, _ in try self.file(request) }
         for method in [HTTPRequest.Method.get, .post] {

@@ -11,7 +11,7 @@ const WORDS = {
     'train.previewData': '预览数据', 'train.previewCmd': '预览命令', 'train.start': '开始训练',
     'eval.title': '评估', 'eval.hint': '模型（可带适配器）的损失与困惑度；勾选 generate 时另算生成答案的 BLEU-4、ROUGE 与精确匹配。', 'eval.start': '开始评估',
     'compare.title': '对比', 'compare.hint': '在相同数据与预算下训练多种方法，用同一批问题评估，生成一份报告。', 'compare.start': '运行对比',
-    'compare.history': '历史运行', 'compare.historyHint': '工作目录中的训练运行；勾选以叠加其损失曲线。',
+    'compare.history': '历史运行', 'compare.historyHint': '工作目录中的全部训练运行（来自本页、命令行或对比）；勾选以叠加其损失曲线。',
     'chat.title': '对话', 'chat.hint': '用模型和适配器（每行一个 NAME=DIR）启动对话服务，然后与一个或并排的两个模型对话。',
     'chat.start': '启动对话服务', 'chat.server': '服务', 'chat.system': '系统提示词', 'chat.placeholder': '输入问题…',
     'chat.send': '发送给 A', 'chat.sendBoth': '同时发送给 A 和 B', 'chat.stop': '停止', 'chat.clear': '清空',
@@ -213,7 +213,7 @@ async function refreshJobs() {
   if (!selected && JOBS.length) select(JOBS[JOBS.length - 1].id);
   fillChatServers();
   showResults();
-  refreshHistory();
+  if (!$('tab-compare').hidden) refreshHistory();
 }
 
 function describe(job) {
@@ -361,34 +361,36 @@ function showEval(job, r) {
   }
 }
 
-// ---------- history overlay ----------
+// ---------- history overlay: every training run of the workdir ----------
 const historyChecked = new Set();
 const historyMetrics = {};
 let historyKey = '';
-function refreshHistory() {
-  const runs = JOBS.filter(j => j.kind === 'train' && j.state !== 'queued');
-  const key = runs.map(j => j.id + j.state).join(',');
+let RUNS = [];
+async function refreshHistory() {
+  try { RUNS = (await api('/api/runs')).runs; } catch (e) { return; }
+  const key = RUNS.map(r => r.path + ':' + r.records).join(',');
   if (key === historyKey) return;
   historyKey = key;
   const list = $('history-list'); list.innerHTML = '';
-  for (const job of runs) {
-    const box = el('input', { type: 'checkbox', 'data-run': job.id });
-    box.checked = historyChecked.has(job.id);
-    box.addEventListener('change', async () => { if (box.checked) historyChecked.add(job.id); else historyChecked.delete(job.id); drawHistory(); });
-    list.append(el('label', {}, box, ' ' + job.id + ' ' + describe(job) + ' (' + job.state + ')'));
+  for (const run of RUNS) {
+    const box = el('input', { type: 'checkbox', 'data-run': run.path });
+    box.checked = historyChecked.has(run.path);
+    box.addEventListener('change', () => { if (box.checked) historyChecked.add(run.path); else historyChecked.delete(run.path); drawHistory(); });
+    list.append(el('label', {}, box, ' ' + run.name + ' (' + run.records + ')'));
   }
+  if (historyChecked.size) drawHistory();
 }
 async function drawHistory() {
   const series = [];
   let i = 0;
-  for (const id of historyChecked) {
-    if (!historyMetrics[id] || JOBS.find(j => j.id === id && !['succeeded', 'failed', 'stopped', 'lost'].includes(j.state))) {
-      try { historyMetrics[id] = (await api('/api/jobs/' + id + '/metrics')).metrics; } catch (e) { historyMetrics[id] = []; }
+  for (const path of historyChecked) {
+    const run = RUNS.find(r => r.path === path);
+    if (!historyMetrics[path] || !run || historyMetrics[path].records !== run.records) {
+      try { historyMetrics[path] = { records: run ? run.records : 0, metrics: (await api('/api/runs/metrics?path=' + encodeURIComponent(path))).metrics }; }
+      catch (e) { historyMetrics[path] = { records: 0, metrics: [] }; }
     }
-    const job = JOBS.find(j => j.id === id);
-    const name = id + ' ' + (job ? describe(job) : '');
-    const pts = historyMetrics[id].filter(m => m.type === 'train' && typeof m.loss === 'number').map(m => [m.step, m.loss]);
-    series.push({ name, points: pts, color: PALETTE[i++ % PALETTE.length], smooth: true });
+    const pts = historyMetrics[path].metrics.filter(m => m.type === 'train' && typeof m.loss === 'number').map(m => [m.step, m.loss]);
+    series.push({ name: run ? run.name : path, points: pts, color: PALETTE[i++ % PALETTE.length], smooth: true });
   }
   drawChart($('history-chart'), series, Number($('smoothing').value));
 }
@@ -475,7 +477,7 @@ function showTab(name) {
   document.querySelectorAll('#tabs button').forEach(b => b.classList.toggle('active', b.dataset.tab === name));
   document.querySelectorAll('section.tab').forEach(s => { s.hidden = s.id !== 'tab-' + name; });
   localStorage.setItem('peft.tab', name);
-  if (name === 'compare') drawHistory();
+  if (name === 'compare') refreshHistory();
 }
 
 async function startJob(command, form, errorID, extra) {

@@ -60,7 +60,7 @@ enum WebPage {
       <div id="compare-error" class="error"></div>
       <div id="compare-result"></div>
       <h3 data-i18n="compare.history">Past runs</h3>
-      <p class="hint" data-i18n="compare.historyHint">Training runs in the workdir; tick some to overlay their loss curves.</p>
+      <p class="hint" data-i18n="compare.historyHint">Every training run in the workdir (from this page, the command line or a comparison); tick some to overlay their loss curves.</p>
       <div id="history-list" class="history"></div>
       <div class="chart-box"><canvas id="history-chart" width="760" height="300"></canvas></div>
     </section>
