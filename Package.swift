@@ -76,7 +76,12 @@ let package = Package(
         // One body per fuzz target (FuzzTesting/ wraps them for libFuzzer).
         .target(name: "FuzzTargets", dependencies: ["Kernels", "ModelIO", "Tokenizer", "Jinja", "Transformer", "Adapters",
                                                     "Generation", "Training", "GGUF", "Serving", "Hub"]),
-        .target(name: "TestSupport", dependencies: ["Kernels", "Transformer", "Adapters", "Training"], path: "Sources/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Kernels", "Transformer", "Adapters", "Training",
+                                                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                    .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                    .product(name: "NIOCore", package: "swift-nio"),
+                                                    .product(name: "NIOHTTP1", package: "swift-nio")], path: "Sources/TestSupport"),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzTargets", "TestSupport"]),

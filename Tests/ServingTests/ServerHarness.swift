@@ -16,9 +16,7 @@ final class ServerHarness {
     let served: ServedModel
     let engine: BatchEngine
     let port: Int
-    let client = HTTPClient(eventLoopGroupProvider: .singleton)
-    private let group: ServiceGroup
-    private let task: Task<Void, Error>
+    private let running: RunningService
 
     /// Adapters served with the tiny Qwen2 fixture, one of each method.
     static let adapters: [(String, String)] = [
@@ -48,43 +46,17 @@ final class ServerHarness {
         http.apiKey = apiKey
         http.idleTimeout = idleTimeout
         let server = OpenAIServer(served: served, engine: engine, metrics: metrics, settings: http)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "test")
-        logger.logLevel = .error
-        let app = server.application(logger: logger) { continuation.yield($0) }
-        group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let g = group
-        task = Task { try await g.run() }
-        var it = ports.makeAsyncIterator()
-        port = await it.next() ?? 0
+        running = await RunningService { logger, onListening in server.application(logger: logger, onListening: onListening) }
+        port = running.port
     }
 
     /// Graceful shutdown: running requests finish, then the group returns.
-    func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
-        try await client.shutdown()
-    }
+    func stop() async throws { try await running.stop() }
 
-    struct Reply {
-        var status: Int
-        var body: String
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
-        /// The first choice of a completion.
-        var choice: [String: Any]? { (json["choices"] as? [[String: Any]])?.first }
-        /// A chat answer's text ("<none>" when there is none).
-        var content: String { (choice?["message"] as? [String: Any])?["content"] as? String ?? "<none>" }
-    }
+    typealias Reply = HTTPReply
 
     func request(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = []) async throws -> Reply {
-        var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
-        req.method = method
-        req.headers.add(name: "content-type", value: "application/json")
-        for (k, v) in headers { req.headers.add(name: k, value: v) }
-        if let body { req.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await client.execute(req, timeout: .seconds(120))
-        let bytes = try await response.body.collect(upTo: 1 << 24)
-        return Reply(status: Int(response.status.code), body: String(buffer: bytes))
+        try await running.request(method, path, body: body.map { Data($0.utf8) }, headers: headers)
     }
 
     func post(_ path: String, _ object: [String: Any], headers: [(String, String)] = []) async throws -> Reply {
@@ -101,6 +73,13 @@ final class ServerHarness {
             return String($0.dropFirst(6))
         }
     }
+}
+
+extension HTTPReply {
+    /// The first choice of a completion.
+    var choice: [String: Any]? { (json["choices"] as? [[String: Any]])?.first }
+    /// A chat answer's text ("<none>" when there is none).
+    var content: String { (choice?["message"] as? [String: Any])?["content"] as? String ?? "<none>" }
 }
 
 /// Greedy answer of `prompt` with `adapter` decoded alone, without the server (the reference).

@@ -15,52 +15,26 @@ final class WebUIServerTests: XCTestCase {
     final class Harness {
         let server: WebUIServer
         let port: Int
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let group: ServiceGroup
-        let task: Task<Void, Error>
+        let running: RunningService
 
         init(workdir: URL, apiKey: String? = nil) async throws {
             var settings = WebUIServer.Settings(workdir: workdir, executable: PeftCommand.executable)
             settings.port = 0
             settings.apiKey = apiKey
-            server = try WebUIServer(settings: settings)
-            let (ports, continuation) = AsyncStream<Int>.makeStream()
-            var logger = Logger(label: "test")
-            logger.logLevel = .error
-            let app = server.application(logger: logger) { continuation.yield($0) }
-            group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-            let g = group
-            task = Task { try await g.run() }
-            var it = ports.makeAsyncIterator()
-            port = await it.next() ?? 0
+            let server = try WebUIServer(settings: settings)
+            self.server = server
+            running = await RunningService { logger, onListening in server.application(logger: logger, onListening: onListening) }
+            port = running.port
         }
 
-        func stop() async throws {
-            await group.triggerGracefulShutdown()
-            try await task.value
-            try await client.shutdown()
-        }
+        func stop() async throws { try await running.stop() }
 
-        struct Reply {
-            var status: Int
-            var body: String
-            var headers: [(String, String)]
-            var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
-            var error: String { json["error"] as? String ?? "<no error>" }
-        }
+        typealias Reply = HTTPReply
 
         func request(_ method: HTTPMethod, _ path: String, body: Any? = nil, headers: [(String, String)] = [],
                      contentType: String = "application/json") async throws -> Reply {
-            var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
-            req.method = method
-            for (k, v) in headers { req.headers.add(name: k, value: v) }
-            if let body {
-                req.headers.add(name: "content-type", value: contentType)
-                req.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
-            }
-            let response = try await client.execute(req, timeout: .seconds(300))
-            let bytes = try await response.body.collect(upTo: 1 << 26)
-            return Reply(status: Int(response.status.code), body: String(buffer: bytes), headers: response.headers.map { ($0.name, $0.value) })
+            try await running.request(method, path, body: try body.map { try JSONSerialization.data(withJSONObject: $0) },
+                                      contentType: contentType, headers: headers, timeout: 300)
         }
 
         func get(_ path: String, headers: [(String, String)] = []) async throws -> Reply { try await request(.GET, path, headers: headers) }
@@ -260,4 +234,9 @@ final class WebUIServerTests: XCTestCase {
         XCTAssertEqual(withCookie.status, 200)
         try await h.stop()
     }
+}
+
+extension HTTPReply {
+    /// The web UI's error message.
+    var error: String { json["error"] as? String ?? "<no error>" }
 }

@@ -32,7 +32,7 @@ struct WebUICommand: AsyncParsableCommand {
         settings.host = host
         settings.port = port
         settings.apiKey = apiKey ?? ProcessInfo.processInfo.environment["PEFT_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
-        settings.maxRunning = maxJobs
+        settings.jobs.maxRunning = maxJobs
         let server: WebUIServer
         do { server = try WebUIServer(settings: settings) } catch let e as WebUIError { throw ValidationError(e.description) }
         var logger = Logger(label: "peft.webui")

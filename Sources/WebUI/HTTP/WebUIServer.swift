@@ -19,13 +19,9 @@ public final class WebUIServer: Sendable {
         public var host = "127.0.0.1"
         public var port = 7860
         public var apiKey: String?
-        public var workdir: URL
-        public var executable: URL
-        public var maxRunning = 1
-        public init(workdir: URL, executable: URL) {
-            self.workdir = workdir
-            self.executable = executable
-        }
+        /// The workdir, the `peft` executable jobs run, how many run at once.
+        public var jobs: JobManager.Settings
+        public init(workdir: URL, executable: URL) { jobs = JobManager.Settings(workdir: workdir, executable: executable) }
     }
 
     /// The subcommands the page runs as jobs, and the one it runs to preview data.
@@ -44,14 +40,14 @@ public final class WebUIServer: Sendable {
             throw WebUIError.badRequest("--host \(settings.host) reaches other machines: give --api-key KEY (or PEFT_API_KEY)")
         }
         self.settings = settings
-        workspace = try Workspace(root: settings.workdir)
+        workspace = try Workspace(root: settings.jobs.workdir)
         try workspace.seedDemo()
-        var jobSettings = JobManager.Settings(workdir: workspace.root, executable: settings.executable)
-        jobSettings.maxRunning = settings.maxRunning
+        var jobSettings = settings.jobs
+        jobSettings.workdir = workspace.root
         jobs = try JobManager(settings: jobSettings)
         var schemas: [String: CommandSchema] = [:]
         for command in Self.schemaCommands {
-            schemas[command] = try CommandSchema(command: command, dump: Self.dumpHelp(settings.executable, command))
+            schemas[command] = try CommandSchema(command: command, dump: Self.dumpHelp(settings.jobs.executable, command))
         }
         self.schemas = schemas
         chatKey = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
@@ -195,7 +191,7 @@ public final class WebUIServer: Sendable {
                      "test": workspace.demoData.appendingPathComponent("test.jsonl").path],
             "methods": CommandSchema.methods,
             "commands": Self.jobCommands,
-            "max_running": settings.maxRunning,
+            "max_running": settings.jobs.maxRunning,
         ])
     }
 
@@ -225,7 +221,7 @@ public final class WebUIServer: Sendable {
         options["json"] = true
         let arguments = try schema.arguments(options)
         workspace.allow(Self.paths(in: arguments))
-        let (status, out, err) = try await Self.runNow(settings.executable, arguments, directory: workspace.root)
+        let (status, out, err) = try await Self.runNow(settings.jobs.executable, arguments, directory: workspace.root)
         guard status == 0, let object = try? JSONSerialization.jsonObject(with: out) else {
             let message = String(decoding: err, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("Usage:") && !$0.hasPrefix("  See '") }
                 .joined(separator: "\n").replacingOccurrences(of: "Error: ", with: "")
