@@ -62,6 +62,7 @@ final class JobManagerTests: XCTestCase {
         let jobs = try manager()
         let job = try jobs.submit(kind: "train", arguments: ["-c", """
             echo '3 steps of 4 examples'
+            echo 'generate 4/5  elapsed 0:01 ETA 0:02' >&2
             echo 'train 2/3 loss 1.5000 lr 1.00e-03 1234.5 tok/s elapsed 0:07 ETA 0:04' >&2
             printf 'train 3/3 loss 1.2 lr 5e-4 1500 tok/s elapsed 0:09 ETA 0:00\\r' >&2
             echo 'Error: data.jsonl, record 3, field '"'"'output'"'"': missing' >&2
@@ -69,6 +70,7 @@ final class JobManagerTests: XCTestCase {
             """])
         let ended = try await jobs.wait(job.id, timeout: 30)
         XCTAssertEqual(ended.state, .failed)
+        XCTAssertEqual(ended.progress.phase, "train")
         XCTAssertEqual(ended.progress.step, 3)
         XCTAssertEqual(ended.progress.totalSteps, 3)
         XCTAssertEqual(ended.progress.tokensPerSecond, 1500)

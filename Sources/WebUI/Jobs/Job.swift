@@ -20,6 +20,8 @@ public struct Job: Codable, Sendable, Equatable {
 
     /// Live figures of a running job.
     public struct Progress: Codable, Sendable, Equatable {
+        /// What the counted steps are: "train", "generate", ...
+        public var phase: String?
         public var step: Int?
         public var totalSteps: Int?
         public var tokensPerSecond: Double?

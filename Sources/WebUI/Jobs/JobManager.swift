@@ -256,8 +256,9 @@ public final class JobManager: @unchecked Sendable {
         record(r, .state, r.job.json())
     }
 
-    /// `peft train`'s progress line: "train 12/60 loss ... 16950 tok/s elapsed 0:00 ETA 0:02".
-    private static let progressPattern = try! NSRegularExpression(pattern: #"^\s*(?:train|step)\s+(\d+)/(\d+)\b"#)
+    /// A progress line of `peft`: "LABEL DONE/TOTAL ... ETA m:ss", as `peft train` ("train 12/60 loss ... 16950 tok/s
+    /// elapsed 0:00 ETA 0:02"), `peft eval --generate` ("generate 2/20 elapsed 0:03 ETA 0:27") and the others print it.
+    private static let progressPattern = try! NSRegularExpression(pattern: #"^\s*(\S.*?)\s+(\d+)/(\d+)\b.*\bETA \S+\s*$"#)
     private static let speedPattern = try! NSRegularExpression(pattern: #"([\d.]+) tok/s"#)
     private static let elapsedPattern = try! NSRegularExpression(pattern: #"elapsed (\S+)"#)
     private static let etaPattern = try! NSRegularExpression(pattern: #"ETA (\S+)"#)
@@ -280,8 +281,9 @@ public final class JobManager: @unchecked Sendable {
             func capture(_ pattern: NSRegularExpression) -> String? {
                 pattern.firstMatch(in: text, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range(at: 1)) }
             }
-            r.job.progress.step = Int(ns.substring(with: m.range(at: 1)))
-            r.job.progress.totalSteps = Int(ns.substring(with: m.range(at: 2)))
+            r.job.progress.phase = ns.substring(with: m.range(at: 1))
+            r.job.progress.step = Int(ns.substring(with: m.range(at: 2)))
+            r.job.progress.totalSteps = Int(ns.substring(with: m.range(at: 3)))
             if let t = capture(Self.speedPattern).flatMap({ Double($0) }) { r.job.progress.tokensPerSecond = t }
             if let e = capture(Self.elapsedPattern) { r.job.progress.elapsed = e }
             if let e = capture(Self.etaPattern) { r.job.progress.eta = e }

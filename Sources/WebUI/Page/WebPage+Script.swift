@@ -257,7 +257,7 @@ function renderJob() {
   $('job-bar').style.width = p.totalSteps ? (100 * p.step / p.totalSteps) + '%' : (job.state === 'succeeded' ? '100%' : '0');
   const stats = $('job-stats'); stats.innerHTML = '';
   const stat = (k, v) => { if (v !== undefined && v !== null && v !== '') stats.append(el('span', {}, t(k) + ' ', el('b', { text: String(v) }))); };
-  if (p.totalSteps) stat('step', p.step + '/' + p.totalSteps);
+  if (p.totalSteps) stats.append(el('span', {}, (p.phase && p.phase !== 'train' ? p.phase : t('step')) + ' ', el('b', { text: p.step + '/' + p.totalSteps })));
   stat('elapsed', p.elapsed); stat('eta', job.state === 'running' ? p.eta : null);
   stat('speed', p.tokensPerSecond ? Math.round(p.tokensPerSecond) + ' tok/s' : null);
   stat('memory', p.memoryBytes ? bytes(p.memoryBytes) : null); stat('peak', p.peakMemoryBytes ? bytes(p.peakMemoryBytes) : null);
