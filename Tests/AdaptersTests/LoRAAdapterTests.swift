@@ -115,6 +115,16 @@ final class LoRAAdapterTests: XCTestCase {
         XCTAssertEqual(back.orderedSites.map(\.scaling), lora.orderedSites.map(\.scaling))
     }
 
+    /// PEFT's LoRA on a mixture's stacked expert parameters is refused by its config field, not as stray tensors.
+    func testTargetParametersAreRefusedByName() throws {
+        let json = #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]}"#
+        XCTAssertThrowsError(try LoRAConfig(json: Data(json.utf8), path: "a/adapter_config.json")) {
+            XCTAssertTrue("\($0)".contains("target_parameters") && "\($0)".contains("mlp.experts.gate_up_proj"), "\($0)")
+        }
+        let none = #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "target_parameters": null}"#
+        XCTAssertNoThrow(try LoRAConfig(json: Data(none.utf8), path: "a/adapter_config.json"))
+    }
+
     func testMismatchedAdapterListsEveryProblem() throws {
         // A Qwen2 adapter (k/v out = 32) on the Llama fixture (k/v out = 64): every k/v lora_B is wrong.
         let llama = try tinyModel("tiny-llama")

@@ -126,6 +126,11 @@ extension LoRAConfig {
         if let modules = obj["modules_to_save"] as? [Any], !modules.isEmpty {
             throw AdapterError.unsupported(path: path, reason: "modules_to_save \(modules) is not supported")
         }
+        // PEFT's LoRA on parameters (a mixture's stacked experts, `mlp.experts.gate_up_proj`, or its router): refused by
+        // name rather than as stray tensors.
+        if let parameters = obj["target_parameters"] as? [String], !parameters.isEmpty {
+            throw AdapterError.unsupported(path: path, reason: "target_parameters \(parameters) (LoRA on a mixture's experts or router) is not supported yet; only target_modules")
+        }
         if (obj["fan_in_fan_out"] as? Bool) == true {
             throw AdapterError.unsupported(path: path, reason: "fan_in_fan_out is only for GPT-2 style Conv1D layers")
         }
