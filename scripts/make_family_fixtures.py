@@ -329,17 +329,23 @@ def lora_numbers(model, native, targets, out_dir):
         json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": cfg.r, "lora_alpha": cfg.lora_alpha,
                    "lora_dropout": 0.0, "target_modules": targets, "bias": "none", "fan_in_fan_out": False,
                    "base_model_name_or_path": None, "use_rslora": False, "use_dora": False}, f, indent=2)
+    logits, loss, grads = lora_logits_loss_grads(model, native, key)
+    return {"lora_logits": logits, "lora_loss": loss, "lora_grads": grads}
+
+
+def lora_logits_loss_grads(model, native, key):
+    """Logits of SEQS[:2] in eval mode, then the loss on LABELLED and every LoRA gradient (by `key` of the parameter
+    name) in training mode (no dropout; Qwen v1's log-n scaling is an inference-only step)."""
     model.eval()
     with torch.no_grad():
         logits = [logits_of(model, s, native).flatten().tolist() for s in SEQS[:2]]
-    # Gradients in training mode (no dropout; Qwen v1's log-n scaling is an inference-only step).
     model.train()
     for p in model.parameters():
         p.grad = None
     loss = mean_loss(model, native)
     loss.backward()
     grads = {key(n): p.grad.flatten().tolist() for n, p in model.named_parameters() if "lora_" in n}
-    return {"lora_logits": logits, "lora_loss": float(loss.detach()), "lora_grads": grads}
+    return logits, float(loss.detach()), grads
 
 
 def write_model_dir(name, state, config, generation=None):
@@ -640,13 +646,88 @@ def moe_aux_numbers():
         print("wrote moe-aux", name)
 
 
+EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
+
+
+def expert_lora_numbers(binary=None):
+    """PEFT's LoRA on the stacked experts (target_parameters mlp.experts.gate_up_proj and mlp.experts.down_proj: per
+    expert e, lora_A rows e*r..(e+1)*r and lora_B columns k*E+e, the first-listed parameter's wrapper nested inside as
+    `experts.base_layer`) beside q_proj/v_proj, r 4, alpha 8, no dropout (PEFT allows none on parameters), every B drawn
+    at random so it counts. For tiny-qwen3-moe, tiny-qwen2-moe and tiny-olmoe: the adapter in
+    adapters/<name>-expert-lora, and in golden/expert-lora-<family>.json the logits of SEQS[:2] with it, the loss on
+    LABELLED and every LoRA gradient (no router loss), and the logits of transformers' merge_and_unload."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    for name in ["tiny-qwen3-moe", "tiny-qwen2-moe", "tiny-olmoe"]:
+        if ONLY and ONLY != name:
+            continue
+        base = AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, name), dtype=torch.float32)
+        torch.manual_seed(17)   # PEFT draws lora_A from torch's global generator
+        cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                         target_parameters=EXPERT_PARAMETERS, bias="none")
+        model = get_peft_model(base, cfg)
+        g = torch.Generator().manual_seed(23)
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.copy_(0.2 * torch.randn(p.shape, generator=g))
+        out_dir = os.path.join(ADAPTERS, name + "-expert-lora")
+        model.save_pretrained(out_dir)
+        # PEFT writes target_modules from a set (its order varies with string hashing): sorted, the file is the same
+        # on every run.
+        config_path = os.path.join(out_dir, "adapter_config.json")
+        with open(config_path) as f:
+            written = json.load(f)
+        written["target_modules"] = sorted(written["target_modules"])
+        with open(config_path, "w") as f:
+            json.dump(written, f, indent=2, sort_keys=True)
+        logits, loss, grads = lora_logits_loss_grads(
+            model, True, lambda n: "base_model.model." + n.removeprefix("base_model.model.").replace(".default", ""))
+        model.eval()
+        merged = model.merge_and_unload()
+        with torch.no_grad():
+            merged_logits = [logits_of(merged, s, True).flatten().tolist() for s in SEQS[:2]]
+        numbers = {"sequences": SEQS[:2], "logits": logits, "loss": loss, "lora_grads": grads,
+                   "merged_logits": merged_logits}
+        if binary:
+            # Ours in PEFT: 4 steps of `peft train --target-parameters` on short records, loaded by PeftModel.
+            import tempfile
+            from peft import PeftModel
+            ours = os.path.join(ADAPTERS, name + "-expert-ours")
+            with tempfile.TemporaryDirectory() as work:
+                data = os.path.join(work, "d.jsonl")
+                with open(data, "w") as f:
+                    for i in range(12):
+                        f.write(json.dumps({"instruction": f"q{i} ab", "output": f"answer {i} xy"}) + "\n")
+                subprocess.run([binary, "train", "--model", os.path.join(MODELS, name), "--data", data, "--max-length", "60",
+                                "--template", "chatml", "--dtype", "float32", "--max-steps", "4", "--lr", "1e-2",
+                                "--target-parameters", ",".join(EXPERT_PARAMETERS), "--output", os.path.join(work, "run")],
+                               check=True, capture_output=True)
+                shutil.rmtree(ours, ignore_errors=True)
+                os.makedirs(ours)
+                for f in ["adapter_config.json", "adapter_model.safetensors"]:
+                    shutil.copy(os.path.join(work, "run", f), ours)
+            fresh = AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, name), dtype=torch.float32)
+            loaded = PeftModel.from_pretrained(fresh, ours).eval()
+            with torch.no_grad():
+                numbers["ours_in_peft_logits"] = [logits_of(loaded, s, True).flatten().tolist() for s in SEQS[:2]]
+        with open(os.path.join(GOLDEN, "expert-lora-" + name.removeprefix("tiny-") + ".json"), "w") as f:
+            json.dump(numbers, f)
+        print("wrote expert-lora", name, sorted(k for k in grads if "layers.0.mlp" in k))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--peft-binary", help="also train and merge with our tool and record what PEFT/transformers compute")
     ap.add_argument("--only-chatglm", action="store_true", help="only the ChatGLM remote-code fixture")
     ap.add_argument("--only", help="only this family of main() (e.g. tiny-baichuan2-13b), and its round trip")
     ap.add_argument("--only-moe-aux", action="store_true", help="only the load-balancing loss fixtures")
+    ap.add_argument("--only-expert-lora", action="store_true", help="only the LoRA-on-experts fixtures (with --only: one family)")
     args = ap.parse_args()
+    if args.only_expert_lora:
+        ONLY = args.only
+        expert_lora_numbers(os.path.abspath(args.peft_binary) if args.peft_binary else None)
+        sys.exit(0)
     if args.only:
         ONLY = args.only
         main()

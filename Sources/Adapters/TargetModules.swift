@@ -16,7 +16,7 @@ public enum TargetModules {
         let layerCount = model.layerCount, layout = model.layout
         let all = (0..<layerCount).flatMap { l in model.projections(layer: l).map { ProjectionSite(layer: l, projection: $0) } }
         let available = Array(Set(all.map { String(layout.moduleName($0).split(separator: ".").last ?? "") })).sorted()
-            + (model.moe == nil ? [] : ["(a mixture's experts and router are not LoRA targets yet)"])
+            + (model.moe == nil ? [] : ["(a mixture's experts: --target-parameters / target_parameters)"])
         var chosen: [ProjectionSite]
         switch targets {
         case .allLinear:

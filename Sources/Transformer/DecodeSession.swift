@@ -297,8 +297,17 @@ public final class DecodeSession {
                                cols: C, eps: c.rmsNormEps)
             if let moe = lw.moe, let routing = b.routing {
                 // Only the experts the rows chose are read.
-                model.mixtureForward(moe, layer: l, x: b.xn.pointer, rows: m, out: b.tmp.pointer, routing: routing, scratch: b.moeScratch,
-                                     exact: false)
+                if groups.count == 1 || groups.allSatisfy({ $0.adapter?.expertAdapter == nil }) {
+                    model.mixtureForward(moe, layer: l, x: b.xn.pointer, rows: m, out: b.tmp.pointer, routing: routing, scratch: b.moeScratch,
+                                         exact: false, experts: groups.first?.adapter?.expertAdapter)
+                } else {
+                    // Adapters that update experts: each group's rows through the mixture with its own update.
+                    for g in groups where !g.rows.isEmpty {
+                        model.mixtureForward(moe, layer: l, x: b.xn.pointer + g.rows.lowerBound * C, rows: g.rows.count,
+                                             out: b.tmp.pointer + g.rows.lowerBound * C, routing: routing, scratch: b.moeScratch,
+                                             exact: false, experts: g.adapter?.expertAdapter)
+                    }
+                }
             } else {
                 model.projectGateUp(layer: l, rows: m, gate: b.g.pointer, up: b.u.pointer, fused: b.fused.pointer) { p, out in
                     project(model, p, layer: l, x: b.xn.pointer, rows: m, out: out, groups: groups)

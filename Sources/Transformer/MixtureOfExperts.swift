@@ -167,7 +167,8 @@ extension TransformerModel {
     /// out[n, C] = the mixture's output for the normed rows x [n, C]; `routing` keeps the choice for the backward,
     /// and with `save` the experts' gate and up outputs too.
     func mixtureForward(_ moe: MoEWeights, layer l: Int, x: UnsafePointer<Float>, rows n: Int, out: UnsafeMutablePointer<Float>,
-                        routing r: Routing, scratch s: MoEScratch, exact: Bool, save: Bool = false) {
+                        routing r: Routing, scratch s: MoEScratch, exact: Bool, save: Bool = false, experts lora: ExpertAdapter? = nil) {
+        let adapted = lora?.adaptsExperts(layer: l) ?? (gateUp: false, down: false)
         let c = config.hiddenSize, iw = config.moe?.intermediateSize ?? 0, sw = config.moe?.sharedIntermediateSize ?? 0
         route(moe, x: x, rows: n, into: r)
         s.reserve(rows: n, hidden: c, width: max(iw, sw))
@@ -177,7 +178,8 @@ extension TransformerModel {
         for (e, slots) in r.assignments().enumerated() where !slots.isEmpty {
             let m = slots.count
             for (j, slot) in slots.enumerated() { (s.x.pointer + j * c).update(from: x + (slot / r.topK) * c, count: c) }
-            expertForward(moe.experts[e], x: s.x.pointer, rows: m, s, exact: exact, layer: l, expert: e)
+            expertForward(moe.experts[e], x: s.x.pointer, rows: m, s, exact: exact, layer: l, expert: e,
+                          lora: adapted.gateUp || adapted.down ? lora : nil, adapted: adapted)
             if save {
                 (r.gate.pointer + at * iw).update(from: s.g.pointer, count: m * iw)
                 (r.up.pointer + at * iw).update(from: s.u.pointer, count: m * iw)
@@ -201,23 +203,26 @@ extension TransformerModel {
 
     /// s.y [m, C] = expert(x [m, C]), keeping s.g, s.u and s.a (= act(g) * u).
     private func expertForward(_ w: ExpertWeights, x: UnsafePointer<Float>, rows m: Int, _ s: MoEScratch, exact: Bool,
-                               layer: Int, expert: Int) {
+                               layer: Int, expert: Int, lora: ExpertAdapter? = nil, adapted: (gateUp: Bool, down: Bool) = (false, false)) {
         w.gate.forward(x, rows: m, into: s.g.pointer, exact: exact)
         w.up.forward(x, rows: m, into: s.u.pointer, exact: exact)
+        if adapted.gateUp { lora?.addGateUp(layer: layer, expert: expert, x: x, rows: m, gate: s.g.pointer, up: s.u.pointer) }
         activate(gate: s.g.pointer, up: s.u.pointer, out: s.a.pointer, count: m * w.gate.outFeatures)
         if let o = expertObserver {
             o.observe(layer: layer, expert: expert, down: false, x: x, rows: m, cols: w.gate.inFeatures)
             o.observe(layer: layer, expert: expert, down: true, x: s.a.pointer, rows: m, cols: w.down.inFeatures)
         }
         w.down.forward(s.a.pointer, rows: m, into: s.y.pointer, exact: exact)
+        if adapted.down { lora?.addDown(layer: layer, expert: expert, a: s.a.pointer, rows: m, y: s.y.pointer) }
     }
 
     /// d(x) [n, C] (written) of the mixture, from dOut [n, C] and the forward's routing and saved gate/up outputs
     /// (`mixtureForward(save: true)`); x is the forward's input. The frozen experts and router pass gradients
     /// through; the routing weights' share reaches x via the router. A chosen expert's output y = W_down a enters only
     /// through dOut · y = (dOut W_down) · a, so no expert product is recomputed.
-    func mixtureBackward(_ moe: MoEWeights, x: UnsafePointer<Float>, dOut: UnsafePointer<Float>, rows n: Int,
-                         dx: UnsafeMutablePointer<Float>, routing r: Routing, scratch s: MoEScratch) {
+    func mixtureBackward(_ moe: MoEWeights, layer l: Int, x: UnsafePointer<Float>, dOut: UnsafePointer<Float>, rows n: Int,
+                         dx: UnsafeMutablePointer<Float>, routing r: Routing, scratch s: MoEScratch, experts lora: ExpertAdapter? = nil) {
+        let adapted = lora?.adaptsExperts(layer: l) ?? (gateUp: false, down: false)
         let c = config.hiddenSize, k = r.topK, e = r.experts
         let iw = config.moe?.intermediateSize ?? 0, sw = config.moe?.sharedIntermediateSize ?? 0
         s.reserve(rows: n, hidden: c, width: max(iw, sw))
@@ -231,6 +236,13 @@ extension TransformerModel {
             at += m
             w.down.backwardInput(s.dy.pointer, rows: m, into: s.da.pointer, accumulate: false)
             activate(gate: g, up: u, out: s.a.pointer, count: m * iw)
+            if adapted.down, let lora {
+                let weights = slots.map { r.weights[$0] }
+                weights.withUnsafeBufferPointer {
+                    lora.backwardDown(layer: l, expert: expert, a: s.a.pointer, dy: s.dy.pointer, weights: $0.baseAddress!,
+                                      rows: m, da: s.da.pointer)
+                }
+            }
             for (j, slot) in slots.enumerated() {
                 let da = s.da.pointer + j * iw
                 dWeights[slot] = Ops.dot(da, s.a.pointer + j * iw, count: iw)
@@ -238,6 +250,11 @@ extension TransformerModel {
                 for i in 0..<iw { da[i] *= weight }
             }
             expertBackward(w, gate: g, up: u, rows: m, s)
+            if adapted.gateUp, let lora {
+                for (j, slot) in slots.enumerated() { (s.x.pointer + j * c).update(from: x + (slot / k) * c, count: c) }
+                lora.backwardGateUp(layer: l, expert: expert, x: s.x.pointer, dgate: s.dg.pointer, dup: s.du.pointer,
+                                    rows: m, dx: s.dx.pointer)
+            }
             for (j, slot) in slots.enumerated() { Ops.add(s.dx.pointer + j * c, into: dx + (slot / k) * c, count: c) }
         }
         // Through the routing weights: w = p (or p / sum of the chosen p), then the softmax, then the router.

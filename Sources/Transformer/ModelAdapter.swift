@@ -51,6 +51,9 @@ public protocol ModelAdapter: AnyObject {
                           dOriginal: UnsafeMutablePointer<Float>, dResidual: UnsafeMutablePointer<Float>,
                           context: PassContext)
 
+    /// LoRA on a mixture's experts (PEFT's target_parameters), nil when the adapter has none.
+    var expertAdapter: ExpertAdapter? { get }
+
     /// The gradient buffer of a base tensor that trains (full and freeze fine-tuning), nil for a frozen one. The
     /// backward adds d(loss)/d(tensor) into it (shape of the tensor, f32).
     func baseGradient(_ tensor: BaseTensor) -> UnsafeMutablePointer<Float>?
@@ -70,6 +73,7 @@ extension ModelAdapter {
     }
     public func accumulatePrefixGradient(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {}
     public func baseGradient(_ tensor: BaseTensor) -> UnsafeMutablePointer<Float>? { nil }
+    public var expertAdapter: ExpertAdapter? { nil }
     public func adapts(_ sublayer: Sublayer, layer: Int) -> Bool { false }
     public func sublayerForward(_ sublayer: Sublayer, layer: Int, residual: UnsafePointer<Float>,
                                 output: UnsafeMutablePointer<Float>, rows: Int, context: PassContext) {}
@@ -96,6 +100,26 @@ extension ModelAdapter {
 
     /// Rows in front of the real tokens of a sequence (positions of real tokens start here).
     public var leadingRows: Int { virtualTokenCount + prefixLength }
+}
+
+/// Low-rank updates of a mixture's experts, added to the frozen expert products of the rows routed to each (PEFT's
+/// LoRA on `mlp.experts.gate_up_proj` and `mlp.experts.down_proj`). Experts run one after another; the gradients
+/// accumulate in the adapter.
+public protocol ExpertAdapter: AnyObject {
+    /// Whether `layer`'s experts have an update of their gate/up products and of their down product.
+    func adaptsExperts(layer: Int) -> (gateUp: Bool, down: Bool)
+    /// gate, up [m, I] += expert `expert`'s gate_up update of its rows x [m, C].
+    func addGateUp(layer: Int, expert: Int, x: UnsafePointer<Float>, rows: Int,
+                   gate: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>)
+    /// y [m, C] += the down update of a [m, I] (= act(gate) * up).
+    func addDown(layer: Int, expert: Int, a: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>)
+    /// da [m, I] += d(down update · dy)/da for dy [m, C] (the rows' output gradients before their routing weights);
+    /// the parameter gradients take each row's dy times weights[row].
+    func backwardDown(layer: Int, expert: Int, a: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                      weights: UnsafePointer<Float>, rows: Int, da: UnsafeMutablePointer<Float>)
+    /// dx [m, C] += the gate_up update's input gradient for dgate, dup [m, I]; its parameter gradients.
+    func backwardGateUp(layer: Int, expert: Int, x: UnsafePointer<Float>, dgate: UnsafePointer<Float>,
+                        dup: UnsafePointer<Float>, rows: Int, dx: UnsafeMutablePointer<Float>)
 }
 
 /// The two blocks of a decoder layer whose outputs join the residual stream.

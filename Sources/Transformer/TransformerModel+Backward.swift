@@ -18,8 +18,8 @@ extension TransformerModel {
             dDown = outputNormBackward(.mlpOutputNorm(l), weight: norm, raw: raw, rstd: rstd, dy: dDown, rows: n, buffers: b)
         }
         if let moe = w.moe, let routing = s.routing {
-            mixtureBackward(moe, x: b.xn.pointer, dOut: dDown, rows: n, dx: dxn.pointer, routing: routing,
-                            scratch: b.moeScratch)
+            mixtureBackward(moe, layer: l, x: b.xn.pointer, dOut: dDown, rows: n, dx: dxn.pointer, routing: routing,
+                            scratch: b.moeScratch, experts: adapter?.expertAdapter)
         } else {
             denseMLPBackward(l, dDown: dDown, rows: n, saved: s, buffers: b, context: context)
         }

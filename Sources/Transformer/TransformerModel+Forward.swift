@@ -41,7 +41,7 @@ extension TransformerModel {
         if let moe = w.moe, let routing = s.routing {
             // The backward (training buffers) reads the experts' gate and up outputs back.
             mixtureForward(moe, layer: l, x: b.xn.pointer, rows: n, out: mlpOut, routing: routing, scratch: b.moeScratch,
-                           exact: context.exact, save: b.policy != .inference)
+                           exact: context.exact, save: b.policy != .inference, experts: adapter?.expertAdapter)
         } else {
             projectGateUp(layer: l, rows: n, gate: s.g.pointer, up: s.u.pointer, fused: b.fused?.pointer) { p, out in
                 project(p, layer: l, x: b.xn.pointer, rows: n, out: out, context: context)

@@ -115,14 +115,20 @@ final class LoRAAdapterTests: XCTestCase {
         XCTAssertEqual(back.orderedSites.map(\.scaling), lora.orderedSites.map(\.scaling))
     }
 
-    /// PEFT's LoRA on a mixture's stacked expert parameters is refused by its config field, not as stray tensors.
-    func testTargetParametersAreRefusedByName() throws {
-        let json = #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]}"#
-        XCTAssertThrowsError(try LoRAConfig(json: Data(json.utf8), path: "a/adapter_config.json")) {
-            XCTAssertTrue("\($0)".contains("target_parameters") && "\($0)".contains("mlp.experts.gate_up_proj"), "\($0)")
+    /// target_parameters: the experts' two stacked matrices are read; anything else (the router), dropout or DoRA
+    /// there is refused by the config field, not as stray tensors.
+    func testTargetParametersAreReadOrRefusedByName() throws {
+        func config(_ fields: String) throws -> LoRAConfig {
+            try LoRAConfig(json: Data(#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], \#(fields)}"#.utf8), path: "a/adapter_config.json")
         }
-        let none = #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "target_parameters": null}"#
-        XCTAssertNoThrow(try LoRAConfig(json: Data(none.utf8), path: "a/adapter_config.json"))
+        XCTAssertEqual(try config(#""lora_dropout": 0, "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]"#).targetParameters,
+                       ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"])
+        XCTAssertEqual(try config(#""target_parameters": null"#).targetParameters, [])
+        for (fields, expected) in [(#""lora_dropout": 0, "target_parameters": ["mlp.gate.weight"]"#, "'mlp.gate.weight' is not supported"),
+                                   (#""lora_dropout": 0.1, "target_parameters": ["mlp.experts.down_proj"]"#, "no dropout"),
+                                   (#""lora_dropout": 0, "use_dora": true, "target_parameters": ["mlp.experts.down_proj"]"#, "DoRA")] {
+            XCTAssertThrowsError(try config(fields)) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }
+        }
     }
 
     func testMismatchedAdapterListsEveryProblem() throws {

@@ -58,6 +58,13 @@ extension LoRAAdapter {
                                   into: adapter.parameters.pointer + offset, problems: &problems)
             }
         }
+        // The experts' stacked matrices (target_parameters): keys named by their PEFT module path.
+        for p in adapter.experts?.namedParameters ?? [] {
+            let name = String(p.name.dropFirst("base_model.model.".count))
+            used.insert(name)
+            AdapterFiles.copy(name, key: p.name, shape: p.shape, from: found, into: adapter.parameters.pointer + p.offset,
+                              problems: &problems)
+        }
         for name in found.keys.sorted() where !used.contains(name) {
             problems.append(name.hasPrefix("model.layers.") && name.contains(".lora_")
                 ? "unexpected tensor for \(name) (no such adapted projection in this model)"

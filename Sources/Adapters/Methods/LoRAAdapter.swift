@@ -35,6 +35,8 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
     public let orderedSites: [Site]
     public let parameters: FloatBuffer
     public let gradients: FloatBuffer
+    /// LoRA on the mixture's experts (`target_parameters`), after the sites' matrices in the same buffers.
+    public let experts: LoRAExperts?
     /// Dropout probability applied to the side-car input while training.
     public var dropout: Float
 
@@ -59,7 +61,12 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
         dropout = Float(config.dropout)
         var list: [Site] = []
         var offset = 0
-        for (i, s) in try TargetModules.sites(for: config, model: model).enumerated() {
+        if !config.targetParameters.isEmpty && model.moe == nil {
+            throw AdapterError.config(path: "target_parameters", reason: "\(config.targetParameters.joined(separator: ", ")) needs a mixture-of-experts model; this one has none")
+        }
+        // target_parameters alone (no target_modules) adapts the experts only.
+        let onlyExperts = config.targetModules == .names([]) && !config.targetParameters.isEmpty
+        for (i, s) in (onlyExperts ? [] : try TargetModules.sites(for: config, model: model)).enumerated() {
             let (inp, out) = model.features(s.projection), name = model.layout.moduleName(s)
             let r = TargetModules.patternValue(config.rankPattern, moduleName: name) ?? config.r
             let alpha = TargetModules.patternValue(config.alphaPattern, moduleName: name) ?? config.alpha
@@ -72,8 +79,12 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
         }
         orderedSites = list
         sites = Dictionary(uniqueKeysWithValues: list.map { ($0.site, $0) })
+        let expertOffset = offset
+        offset += LoRAExperts.size(config: config, model: model)
         parameters = FloatBuffer(count: offset)
         gradients = FloatBuffer(count: offset)
+        experts = config.targetParameters.isEmpty ? nil
+            : LoRAExperts(config: config, model: model, offset: expertOffset, parameters: parameters, gradients: gradients)
     }
 
     /// PEFT's default initialisation: A ~ Kaiming-uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0; DoRA's
@@ -91,6 +102,7 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
                 for j in 0..<s.outFeatures { parameters[mo + j] = squares[j].squareRoot() }
             }
         }
+        experts?.initialize(&rng)
         parametersDidChange()
     }
 
@@ -105,7 +117,7 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
                                            shape: [s.outFeatures], offset: mo))
             }
             return list
-        }
+        } + (experts?.namedParameters ?? [])
     }
 
     public func peftConfig(baseModel: String?) -> [String: Any] {
@@ -124,17 +136,20 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
 
     public var summary: String {
         let alpha = Int(exactly: config.alpha).map(String.init) ?? String(config.alpha)
-        return "\(method.title) r=\(config.r) alpha=\(alpha)\(config.useRSLoRA ? " (rsLoRA)" : "") on \(orderedSites.count) projections"
+        let experts = self.experts.map { e in " and \(e.blocks.count) stacked expert parameters (\(config.targetParameters.joined(separator: ", ")))" } ?? ""
+        return "\(method.title) r=\(config.r) alpha=\(alpha)\(config.useRSLoRA ? " (rsLoRA)" : "") on \(orderedSites.count) projections\(experts)"
     }
 
     public func parametersDidChange() { version += 1 }
 
-    public var mergedTensorNames: [String] { orderedSites.map { $0.moduleName + ".weight" } }
+    public var mergedTensorNames: [String] { orderedSites.map { $0.moduleName + ".weight" } + (experts?.mergedTensorNames ?? []) }
 
     /// W' = W + s B A (LoRA) or m / ||W + s B A||_row * (W + s B A) (DoRA), in f32.
     public func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool {
-        guard let s = orderedSites.first(where: { $0.moduleName + ".weight" == name }),
-              shape == [s.outFeatures, s.inFeatures], let delta = delta(for: s.site) else { return false }
+        guard let s = orderedSites.first(where: { $0.moduleName + ".weight" == name }) else {
+            return experts?.merge(tensor: name, values: values, shape: shape) ?? false
+        }
+        guard shape == [s.outFeatures, s.inFeatures], let delta = delta(for: s.site) else { return false }
         delta.withUnsafeBufferPointer { d in Ops.add(d.baseAddress!, into: values, count: delta.count) }
         if let mo = s.magnitudeOffset {
             for j in 0..<s.outFeatures {
@@ -151,7 +166,9 @@ public final class LoRAAdapter: TrainableAdapter, @unchecked Sendable {
 
     public func attaches(to site: ProjectionSite) -> Bool { sites[site] != nil }
 
-    public var lowestTrainableLayer: Int? { orderedSites.map(\.site.layer).min() }
+    public var lowestTrainableLayer: Int? { (orderedSites.map(\.site.layer) + (experts?.blocks.map(\.layer) ?? [])).min() }
+
+    public var expertAdapter: ExpertAdapter? { experts }
 
     /// Sizes the per-site saved activations for passes of up to `rows` rows (call before training).
     public func reserve(rows: Int) {

@@ -27,6 +27,12 @@ public struct LoRAConfig: Sendable, Equatable {
     public var alphaPattern: [String: Double]
     /// DoRA: the weight is split into a trainable magnitude and a LoRA-updated direction (`use_dora`).
     public var useDoRA: Bool
+    /// `target_parameters`: LoRA on a mixture's stacked expert parameters (`mlp.experts.gate_up_proj`,
+    /// `mlp.experts.down_proj`).
+    public var targetParameters: [String] = []
+
+    /// The parameters `target_parameters` may name.
+    public static let expertParameters = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
 
     public init(r: Int = 8, alpha: Double = 16, dropout: Double = 0.05,
                 targetModules: Targets = .names(["q_proj", "v_proj"]), useRSLoRA: Bool = false,
@@ -68,6 +74,23 @@ public struct LoRAConfig: Sendable, Equatable {
         guard (1...Self.maxRank).contains(r) else { throw AdapterError.config(path: "--lora-r", reason: "must be within 1...\(Self.maxRank)") }
         guard alpha.isFinite, abs(alpha) <= 1e9 else { throw AdapterError.config(path: "--lora-alpha", reason: "must be a finite number") }
         guard (0..<1).contains(dropout) else { throw AdapterError.config(path: "--lora-dropout", reason: "must be in [0, 1)") }
+        try Self.checkTargetParameters(targetParameters, dropout: dropout, dora: useDoRA, path: "--target-parameters")
+    }
+
+    /// PEFT's LoRA on parameters: only the experts' two stacked matrices, each once, with no dropout and no DoRA (PEFT
+    /// refuses both there).
+    static func checkTargetParameters(_ parameters: [String], dropout: Double, dora: Bool, path: String) throws {
+        guard !parameters.isEmpty else { return }
+        if let bad = parameters.first(where: { !expertParameters.contains($0) }) {
+            throw AdapterError.unsupported(path: path, reason: "target_parameters '\(bad)' is not supported (only \(expertParameters.joined(separator: " and ")): LoRA on a mixture's experts, not its router)")
+        }
+        guard Set(parameters).count == parameters.count else {
+            throw AdapterError.config(path: path, reason: "target_parameters names a parameter twice")
+        }
+        guard dropout == 0 else {
+            throw AdapterError.config(path: path, reason: "LoRA on parameters takes no dropout (PEFT refuses it): set lora_dropout to 0 (--lora-dropout 0)")
+        }
+        guard !dora else { throw AdapterError.unsupported(path: path, reason: "DoRA on target_parameters is not supported (nor in PEFT)") }
     }
 
     /// Parses a comma-separated CLI list (`q_proj,v_proj` or `all-linear`).
@@ -126,18 +149,16 @@ extension LoRAConfig {
         if let modules = obj["modules_to_save"] as? [Any], !modules.isEmpty {
             throw AdapterError.unsupported(path: path, reason: "modules_to_save \(modules) is not supported")
         }
-        // PEFT's LoRA on parameters (a mixture's stacked experts, `mlp.experts.gate_up_proj`, or its router): refused by
-        // name rather than as stray tensors.
-        if let parameters = obj["target_parameters"] as? [String], !parameters.isEmpty {
-            throw AdapterError.unsupported(path: path, reason: "target_parameters \(parameters) (LoRA on a mixture's experts or router) is not supported yet; only target_modules")
-        }
         if (obj["fan_in_fan_out"] as? Bool) == true {
             throw AdapterError.unsupported(path: path, reason: "fan_in_fan_out is only for GPT-2 style Conv1D layers")
         }
         guard let r = (obj["r"] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), (1...Self.maxRank).contains(r) else {
             throw AdapterError.config(path: path, reason: "missing or invalid 'r' (1...\(Self.maxRank))")
         }
-        let targets = try Targets(object: obj, path: path)
+        // PEFT allows target_parameters alone (the experts only).
+        let onlyParameters = (obj["target_modules"] == nil || obj["target_modules"] is NSNull)
+            && !((obj["target_parameters"] as? [String]) ?? []).isEmpty
+        let targets = onlyParameters ? Targets.names([]) : try Targets(object: obj, path: path)
         let layers = Self.layersToTransform(obj)
         let ranks = ((obj["rank_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
         let alphas = ((obj["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
@@ -152,6 +173,8 @@ extension LoRAConfig {
                   baseModelNameOrPath: obj["base_model_name_or_path"] as? String, layersToTransform: layers,
                   rankPattern: ranks.mapValues { Int($0) }, alphaPattern: alphas,
                   useDoRA: (obj["use_dora"] as? Bool) ?? false)
+        targetParameters = (obj["target_parameters"] as? [String]) ?? []
+        try Self.checkTargetParameters(targetParameters, dropout: dropout, dora: useDoRA, path: path)
     }
 
     /// adapter_config.json as Python PEFT writes it (the fields every PEFT release since 0.7 reads).
@@ -170,6 +193,7 @@ extension LoRAConfig {
             "base_model_name_or_path": baseModelNameOrPath.map { $0 as Any } ?? NSNull(),
         ]
         obj["target_modules"] = targetModules.json
+        obj["target_parameters"] = targetParameters.isEmpty ? NSNull() : targetParameters.sorted()   // as PEFT saves them
         // lora_alpha is an int in PEFT when it is whole.
         if let whole = Int(exactly: alpha) { obj["lora_alpha"] = whole }
         return obj

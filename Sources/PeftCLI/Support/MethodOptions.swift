@@ -11,10 +11,12 @@ struct MethodOptions: ParsableArguments {
     var method: String = "lora"
     @Option(help: "lora, dora: rank (default 8).") var loraR: Int?
     @Option(help: "lora, dora: alpha; scaling = alpha / r (default 16).") var loraAlpha: Double?
-    @Option(help: "lora, dora: dropout on the adapter input (default 0.05).") var loraDropout: Double?
+    @Option(help: "lora, dora: dropout on the adapter input (default 0.05; 0 with --target-parameters, which takes none).") var loraDropout: Double?
     @Flag(help: "lora, dora: rsLoRA scaling alpha / sqrt(r).") var useRslora = false
     @Option(help: "lora, dora, ia3: projections to adapt, a comma list (q_proj,v_proj,...) or all-linear (default q_proj,v_proj, or the fused q/k/v module such as c_attn, wqkv, qkv_proj, W_pack; ia3: k_proj,v_proj,down_proj or the fused q/k/v and the MLP output).")
     var targetModules: String?
+    @Option(help: "lora: also LoRA on a mixture's stacked experts, PEFT's target_parameters: mlp.experts.gate_up_proj,mlp.experts.down_proj or either (Qwen2-MoE, Qwen3-MoE, OLMoE; each expert e gets W_e + s B_e A_e; no dropout). With --target-modules none, the experts alone.")
+    var targetParameters: String?
     @Option(help: "ia3: target modules whose input is scaled instead of their output (default down_proj).") var feedforwardModules: String?
     @Option(help: "prompt, ptuning, prefix: virtual tokens (default 20).") var numVirtualTokens: Int?
     @Option(help: "prompt: random (normal) or text (the embeddings of --prompt-init-text).") var promptInit: String?
@@ -52,6 +54,7 @@ struct MethodOptions: ParsableArguments {
         if loraDropout != nil { list.append(("--lora-dropout", [.lora, .dora])) }
         if useRslora { list.append(("--use-rslora", [.lora, .dora])) }
         if targetModules != nil { list.append(("--target-modules", [.lora, .dora, .ia3])) }
+        if targetParameters != nil { list.append(("--target-parameters", [.lora])) }
         if feedforwardModules != nil { list.append(("--feedforward-modules", [.ia3])) }
         if numVirtualTokens != nil { list.append(("--num-virtual-tokens", [.prompt, .ptuning, .prefix])) }
         if promptInit != nil { list.append(("--prompt-init", [.prompt])) }
@@ -110,9 +113,13 @@ struct MethodOptions: ParsableArguments {
         let c = model.config
         switch method {
         case .lora, .dora:
-            let lora = LoRAConfig(r: loraR ?? 8, alpha: loraAlpha ?? 16, dropout: loraDropout ?? 0.05,
-                                  targetModules: LoRAConfig.targets(fromList: targetModules ?? c.defaultLoRATargets.joined(separator: ",")),
-                                  useRSLoRA: useRslora, useDoRA: method == .dora)
+            let parameters = (targetParameters ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let modules = targetModules == "none" && !parameters.isEmpty ? LoRAConfig.Targets.names([])
+                : LoRAConfig.targets(fromList: targetModules ?? c.defaultLoRATargets.joined(separator: ","))
+            var lora = LoRAConfig(r: loraR ?? 8, alpha: loraAlpha ?? 16, dropout: loraDropout ?? (parameters.isEmpty ? 0.05 : 0),
+                                  targetModules: modules, useRSLoRA: useRslora, useDoRA: method == .dora)
+            lora.targetParameters = parameters
+            do { try lora.validate() } catch { throw ValidationError("\(error)") }
             let adapter = try LoRAAdapter(config: lora, model: c)
             adapter.initialize(seed: seed, weights: model.weights)
             return adapter

@@ -1,0 +1,257 @@
+import Foundation
+import Kernels
+import Transformer
+
+/// PEFT's LoRA on a mixture's stacked experts (`target_parameters` `mlp.experts.gate_up_proj` and
+/// `mlp.experts.down_proj`, transformers' [E, out, in] expert parameters). Per sparse layer and parameter, in PEFT's
+/// own layout: lora_A [r*E, in], expert e's A the rows e*r..<(e+1)*r; lora_B [out, r*E], expert e's B the columns
+/// k*E + e. Expert e's weight becomes W_e + s B_e A_e; gate_up's rows are the gate's then the up's, so one A_e feeds
+/// both. The matrices live in the LoRA adapter's parameter buffer (the optimiser, checkpoints and data-parallel sums
+/// see them like any other); no dropout, no DoRA (PEFT allows neither here).
+public final class LoRAExperts: ExpertAdapter {
+    public enum Parameter: String, Sendable {
+        case gateUp = "mlp.experts.gate_up_proj"
+        case down = "mlp.experts.down_proj"
+    }
+
+    /// One targeted parameter of one layer.
+    public struct Block: Sendable {
+        public let layer: Int
+        public let parameter: Parameter
+        /// The module path PEFT's keys use: `model.layers.L.mlp.experts`, with one `.base_layer` per parameter wrapped
+        /// after this one (gate_up_proj's wrapper is the inner one when both are targeted).
+        public let modulePath: String
+        public let inFeatures: Int
+        public let outFeatures: Int
+        public let aOffset: Int
+        public let bOffset: Int
+    }
+
+    public let rank: Int
+    public let experts: Int
+    public let scaling: Float
+    public let blocks: [Block]
+    let parameters: FloatBuffer
+    let gradients: FloatBuffer
+    private let model: ModelConfig
+    private let byLayer: [Int: (gateUp: Block?, down: Block?)]
+
+    /// Lays the blocks out from `offset` in the adapter's buffers (sized by the caller with `size`).
+    init(config: LoRAConfig, model: ModelConfig, offset: Int, parameters: FloatBuffer, gradients: FloatBuffer) {
+        let moe = model.moe!
+        rank = config.r
+        experts = moe.experts
+        scaling = config.scaling
+        self.parameters = parameters
+        self.gradients = gradients
+        self.model = model
+        blocks = Self.layout(config: config, model: model, offset: offset)
+        var index: [Int: (gateUp: Block?, down: Block?)] = [:]
+        for b in blocks {
+            var entry = index[b.layer] ?? (nil, nil)
+            if b.parameter == .gateUp { entry.gateUp = b } else { entry.down = b }
+            index[b.layer] = entry
+        }
+        byLayer = index
+    }
+
+    /// The blocks from `offset` on: every sparse layer, the parameters in the config's order.
+    static func layout(config: LoRAConfig, model: ModelConfig, offset start: Int) -> [Block] {
+        guard let moe = model.moe else { return [] }
+        let r = config.r, e = moe.experts, c = model.hiddenSize, i = moe.intermediateSize
+        // PEFT wraps the module's parameters in their registration order (gate_up_proj, then down_proj), each wrapper
+        // around the previous: the first is the innermost, one `.base_layer` deeper per parameter wrapped after it.
+        let targeted = [Parameter.gateUp, .down].filter { config.targetParameters.contains($0.rawValue) }
+        let n = targeted.count
+        var offset = start
+        var out: [Block] = []
+        for l in 0..<model.layerCount where model.isSparse(layer: l) {
+            if let layers = config.layersToTransform, !layers.contains(l) { continue }
+            for (j, p) in targeted.enumerated() {
+                let (inp, outp) = p == .gateUp ? (c, 2 * i) : (i, c)
+                let path = "\(model.layout.layerPrefix(l)).mlp.experts" + String(repeating: ".base_layer", count: n - 1 - j)
+                out.append(Block(layer: l, parameter: p, modulePath: path, inFeatures: inp, outFeatures: outp,
+                                 aOffset: offset, bOffset: offset + r * e * inp))
+                offset += r * e * inp + outp * r * e
+            }
+        }
+        return out
+    }
+
+    /// Floats the blocks take.
+    static func size(config: LoRAConfig, model: ModelConfig) -> Int {
+        let perFeature = config.r * (model.moe?.experts ?? 0)
+        return layout(config: config, model: model, offset: 0).reduce(0) { $0 + perFeature * ($1.inFeatures + $1.outFeatures) }
+    }
+
+    public var namedParameters: [NamedParameter] {
+        blocks.flatMap { b in
+            [NamedParameter(name: "base_model.model.\(b.modulePath).lora_A.weight", shape: [rank * experts, b.inFeatures], offset: b.aOffset),
+             NamedParameter(name: "base_model.model.\(b.modulePath).lora_B.weight", shape: [b.outFeatures, rank * experts], offset: b.bOffset)]
+        }
+    }
+
+    /// PEFT's initialisation: lora_A as an nn.Linear(in, r*E) (Kaiming-uniform, bound 1/sqrt(in)), lora_B zero.
+    func initialize(_ rng: inout SeededGenerator) {
+        for b in blocks {
+            let bound = 1 / Float(b.inFeatures).squareRoot()
+            for i in 0..<(rank * experts * b.inFeatures) { parameters[b.aOffset + i] = (rng.nextUniform() * 2 - 1) * bound }
+            (parameters.pointer + b.bOffset).update(repeating: 0, count: b.outFeatures * rank * experts)
+        }
+    }
+
+    // MARK: Expert e's factors
+
+    private func a(_ b: Block, _ e: Int) -> UnsafeMutablePointer<Float> { parameters.pointer + b.aOffset + e * rank * b.inFeatures }
+
+    /// B_e [out, r], gathered from the rank-major columns.
+    private func gatherB(_ b: Block, _ e: Int) -> [Float] {
+        let r = rank, stride = rank * experts, base = parameters.pointer + b.bOffset
+        var out = [Float](repeating: 0, count: b.outFeatures * r)
+        for o in 0..<b.outFeatures {
+            for k in 0..<r { out[o * r + k] = base[o * stride + k * experts + e] }
+        }
+        return out
+    }
+
+    /// Adds dB_e [out, r] into the gradient's rank-major columns.
+    private func scatterGradientB(_ b: Block, _ e: Int, _ d: [Float]) {
+        let r = rank, stride = rank * experts, base = gradients.pointer + b.bOffset
+        for o in 0..<b.outFeatures {
+            for k in 0..<r { base[o * stride + k * experts + e] += d[o * r + k] }
+        }
+    }
+
+    /// t [m, r] = x [m, in] · A_e^T.
+    private func down(_ b: Block, _ e: Int, _ x: UnsafePointer<Float>, rows m: Int) -> [Float] {
+        var t = [Float](repeating: 0, count: m * rank)
+        t.withUnsafeMutableBufferPointer {
+            Gemm.multiply(m: m, n: rank, k: b.inFeatures, a: x, lda: b.inFeatures, b: a(b, e), ldb: b.inFeatures,
+                          transposeB: true, c: $0.baseAddress!, ldc: rank)
+        }
+        return t
+    }
+
+    // MARK: ExpertAdapter
+
+    public func adaptsExperts(layer: Int) -> (gateUp: Bool, down: Bool) {
+        let entry = byLayer[layer]
+        return (entry?.gateUp != nil, entry?.down != nil)
+    }
+
+    public func addGateUp(layer: Int, expert e: Int, x: UnsafePointer<Float>, rows m: Int,
+                          gate: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>) {
+        guard let b = byLayer[layer]?.gateUp, m > 0 else { return }
+        let half = b.outFeatures / 2, t = down(b, e, x, rows: m), bf = gatherB(b, e)
+        t.withUnsafeBufferPointer { tp in
+            bf.withUnsafeBufferPointer { bp in
+                for (part, out) in [(0, gate), (1, up)] {
+                    Gemm.multiply(m: m, n: half, k: rank, a: tp.baseAddress!, lda: rank, b: bp.baseAddress! + part * half * rank,
+                                  ldb: rank, transposeB: true, c: out, ldc: half, alpha: scaling, accumulate: true)
+                }
+            }
+        }
+    }
+
+    public func addDown(layer: Int, expert e: Int, a x: UnsafePointer<Float>, rows m: Int, y: UnsafeMutablePointer<Float>) {
+        guard let b = byLayer[layer]?.down, m > 0 else { return }
+        let t = down(b, e, x, rows: m), bf = gatherB(b, e)
+        t.withUnsafeBufferPointer { tp in
+            bf.withUnsafeBufferPointer { bp in
+                Gemm.multiply(m: m, n: b.outFeatures, k: rank, a: tp.baseAddress!, lda: rank, b: bp.baseAddress!, ldb: rank,
+                              transposeB: true, c: y, ldc: b.outFeatures, alpha: scaling, accumulate: true)
+            }
+        }
+    }
+
+    public func backwardDown(layer: Int, expert e: Int, a x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                             weights: UnsafePointer<Float>, rows m: Int, da: UnsafeMutablePointer<Float>) {
+        guard let b = byLayer[layer]?.down, m > 0 else { return }
+        let r = rank, out = b.outFeatures, inp = b.inFeatures
+        let t = down(b, e, x, rows: m), bf = gatherB(b, e)
+        var dt = [Float](repeating: 0, count: m * r)
+        var dyw = [Float](repeating: 0, count: m * out)
+        var dB = [Float](repeating: 0, count: out * r)
+        for row in 0..<m { for j in 0..<out { dyw[row * out + j] = dy[row * out + j] * weights[row] } }
+        dt.withUnsafeMutableBufferPointer { dtp in
+            bf.withUnsafeBufferPointer { bp in
+                // dt = s dy B_e: the rank-space gradient before the routing weight (da feeds the weight's own gradient).
+                Gemm.multiply(m: m, n: r, k: out, a: dy, lda: out, b: bp.baseAddress!, ldb: r, c: dtp.baseAddress!, ldc: r, alpha: scaling)
+            }
+            Gemm.multiply(m: m, n: inp, k: r, a: dtp.baseAddress!, lda: r, b: a(b, e), ldb: inp, c: da, ldc: inp, accumulate: true)
+            for row in 0..<m { for k in 0..<r { dtp[row * r + k] *= weights[row] } }
+            // dA_e += (w dt)^T a
+            Gemm.multiply(m: r, n: inp, k: m, a: dtp.baseAddress!, lda: r, transposeA: true, b: x, ldb: inp,
+                          c: gradients.pointer + b.aOffset + e * r * inp, ldc: inp, accumulate: true)
+        }
+        // dB_e = s (w dy)^T t
+        dB.withUnsafeMutableBufferPointer { dbp in
+            dyw.withUnsafeBufferPointer { dp in
+                t.withUnsafeBufferPointer { tp in
+                    Gemm.multiply(m: out, n: r, k: m, a: dp.baseAddress!, lda: out, transposeA: true, b: tp.baseAddress!, ldb: r,
+                                  c: dbp.baseAddress!, ldc: r, alpha: scaling)
+                }
+            }
+        }
+        scatterGradientB(b, e, dB)
+    }
+
+    public func backwardGateUp(layer: Int, expert e: Int, x: UnsafePointer<Float>, dgate: UnsafePointer<Float>,
+                               dup: UnsafePointer<Float>, rows m: Int, dx: UnsafeMutablePointer<Float>) {
+        guard let b = byLayer[layer]?.gateUp, m > 0 else { return }
+        let r = rank, half = b.outFeatures / 2, inp = b.inFeatures
+        let t = down(b, e, x, rows: m), bf = gatherB(b, e)
+        var dt = [Float](repeating: 0, count: m * r)
+        var dB = [Float](repeating: 0, count: b.outFeatures * r)
+        bf.withUnsafeBufferPointer { bp in
+            dt.withUnsafeMutableBufferPointer { dtp in
+                // dt = s (dgate B_gate + dup B_up)
+                Gemm.multiply(m: m, n: r, k: half, a: dgate, lda: half, b: bp.baseAddress!, ldb: r, c: dtp.baseAddress!, ldc: r, alpha: scaling)
+                Gemm.multiply(m: m, n: r, k: half, a: dup, lda: half, b: bp.baseAddress! + half * r, ldb: r, c: dtp.baseAddress!, ldc: r,
+                              alpha: scaling, accumulate: true)
+                Gemm.multiply(m: m, n: inp, k: r, a: dtp.baseAddress!, lda: r, b: a(b, e), ldb: inp, c: dx, ldc: inp, accumulate: true)
+                Gemm.multiply(m: r, n: inp, k: m, a: dtp.baseAddress!, lda: r, transposeA: true, b: x, ldb: inp,
+                              c: gradients.pointer + b.aOffset + e * r * inp, ldc: inp, accumulate: true)
+            }
+        }
+        dB.withUnsafeMutableBufferPointer { dbp in
+            t.withUnsafeBufferPointer { tp in
+                for (part, d) in [(0, dgate), (1, dup)] {
+                    Gemm.multiply(m: half, n: r, k: m, a: d, lda: half, transposeA: true, b: tp.baseAddress!, ldb: r,
+                                  c: dbp.baseAddress! + part * half * r, ldc: r, alpha: scaling)
+                }
+            }
+        }
+        scatterGradientB(b, e, dB)
+    }
+
+    // MARK: Merging
+
+    /// The checkpoint tensors the merge rewrites: every expert's gate, up and down matrix of the targeted layers.
+    var mergedTensorNames: [String] {
+        blocks.flatMap { b -> [String] in
+            let projections: [Projection] = b.parameter == .gateUp ? [.gate, .up] : [.down]
+            return (0..<experts).flatMap { e in projections.map { model.layout.expert(layer: b.layer, e, $0) } }
+        }
+    }
+
+    /// W_e += s B_e A_e for the expert matrix `name` ([out, in] of one expert; gate and up take their half of B_e).
+    func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool {
+        for b in blocks {
+            let projections: [Projection] = b.parameter == .gateUp ? [.gate, .up] : [.down]
+            for e in 0..<experts {
+                for (part, p) in projections.enumerated() where model.layout.expert(layer: b.layer, e, p) == name {
+                    let rows = b.parameter == .gateUp ? b.outFeatures / 2 : b.outFeatures
+                    guard shape == [rows, b.inFeatures] else { return false }
+                    let bf = gatherB(b, e)
+                    bf.withUnsafeBufferPointer { bp in
+                        Gemm.multiply(m: rows, n: b.inFeatures, k: rank, a: bp.baseAddress! + part * rows * rank, lda: rank,
+                                      b: a(b, e), ldb: b.inFeatures, c: values, ldc: b.inFeatures, alpha: scaling, accumulate: true)
+                    }
+                    return true
+                }
+            }
+        }
+        return false
+    }
+}
