@@ -89,10 +89,12 @@ def bench_generate(model, new_tokens):
     return results
 
 
-def bench_train(model, data, steps, batch, maxlen, peer_bf16=True, targets="q_proj,v_proj"):
-    print(f"\nLoRA r=8 on {targets}, batch {batch}, max length {maxlen}, {steps} timed steps ({os.path.basename(data)})")
+def bench_train(model, data, steps, batch, maxlen, peer_bf16=True, targets="q_proj,v_proj", target_parameters=""):
+    experts = f" and {target_parameters} (no dropout)" if target_parameters else ""
+    print(f"\nLoRA r=8 on {targets}{experts}, batch {batch}, max length {maxlen}, {steps} timed steps ({os.path.basename(data)})")
     peer = {}
-    peer_env = {**os.environ, "PEFT_BENCH_TARGETS": targets}
+    peer_env = {**os.environ, "PEFT_BENCH_TARGETS": targets, "PEFT_BENCH_TARGET_PARAMETERS": target_parameters}
+    ours_extra = ["--target-parameters", target_parameters] if target_parameters else []
     configs = [("fp32", "float32", "0"), ("fp32 + checkpointing", "float32", "1"), ("bf16 + checkpointing", "bfloat16", "1")]
     # --no-peer-bf16: torch's bf16 on a CPU without bf16 instructions (AVX2) is many times slower than its fp32.
     for name, dtype, ckpt in configs if peer_bf16 else configs[:2]:
@@ -108,7 +110,7 @@ def bench_train(model, data, steps, batch, maxlen, peer_bf16=True, targets="q_pr
         with tempfile.TemporaryDirectory() as out_dir:
             _, rss = measured([PEFT, "train", "--model", model, "--data", data, "--output", out_dir, "--max-steps",
                                str(steps + 1), "--batch-size", str(batch), "--max-length", str(maxlen), "--lora-r", "8",
-                               "--target-modules", targets] + flags)
+                               "--target-modules", targets] + ours_extra + flags)
             log = [json.loads(l) for l in open(os.path.join(out_dir, "train_log.jsonl")) if '"train"' in l]
             # Exclude the first step (warm-up), like the peer.
             rate = (log[-1]["tokens"] - log[0]["tokens"]) / (log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"])
@@ -555,6 +557,9 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--baseline", metavar="PEFT",
                     help="for `baseline`: another build of peft to measure against (e.g. an older commit's release build)")
+    ap.add_argument("--target-parameters", default="",
+                    help="for `train`: also LoRA on a mixture's stacked experts (PEFT's target_parameters), e.g. "
+                         "mlp.experts.gate_up_proj,mlp.experts.down_proj; both tools then train without dropout")
     ap.add_argument("--targets", default="q_proj,v_proj",
                     help="for `train`: the LoRA target modules of both tools (e.g. qkv_proj for Phi-3)")
     ap.add_argument("--no-peer-bf16", action="store_true",
@@ -573,7 +578,8 @@ def main():
     if args.what in ("generate", "all"):
         bench_generate(args.model, args.new_tokens)
     if args.what in ("train", "all"):
-        bench_train(args.model, args.data, args.steps, args.batch, args.max_length, not args.no_peer_bf16, args.targets)
+        bench_train(args.model, args.data, args.steps, args.batch, args.max_length, not args.no_peer_bf16, args.targets,
+                    args.target_parameters)
     if args.what in ("full", "all"):
         bench_full(args.model, args.data, args.steps, args.batch, args.max_length, args.big_model)
     if args.what == "mpi":

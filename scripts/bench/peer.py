@@ -61,6 +61,11 @@ def method_config(method):
     if method in ("lora", "dora"):
         # bench.py --targets (Phi-3's fused qkv_proj, ...) reaches the peer through the environment.
         targets = os.environ.get("PEFT_BENCH_TARGETS", "q_proj,v_proj").split(",")
+        # bench.py --target-parameters: LoRA on the stacked experts too (PEFT allows no dropout there).
+        parameters = [p for p in os.environ.get("PEFT_BENCH_TARGET_PARAMETERS", "").split(",") if p]
+        if parameters:
+            return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets, target_parameters=parameters,
+                              task_type="CAUSAL_LM")
         return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets,
                           use_dora=method == "dora", task_type="CAUSAL_LM")
     if method == "ia3":
