@@ -646,13 +646,13 @@ def moe_aux_numbers():
         print("wrote moe-aux", name)
 
 
-EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
+EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj", "mlp.gate.weight"]
 
 
 def expert_lora_numbers(binary=None):
-    """PEFT's LoRA on the stacked experts (target_parameters mlp.experts.gate_up_proj and mlp.experts.down_proj: per
-    expert e, lora_A rows e*r..(e+1)*r and lora_B columns k*E+e, the first-listed parameter's wrapper nested inside as
-    `experts.base_layer`) beside q_proj/v_proj, r 4, alpha 8, no dropout (PEFT allows none on parameters), every B drawn
+    """PEFT's LoRA on the stacked experts and the router (target_parameters mlp.experts.gate_up_proj and
+    mlp.experts.down_proj: per expert e, lora_A rows e*r..(e+1)*r and lora_B columns k*E+e, gate_up's wrapper nested
+    inside as `experts.base_layer`; mlp.gate.weight: a plain LoRA on the router's [E, C] weight) beside q_proj/v_proj, r 4, alpha 8, no dropout (PEFT allows none on parameters), every B drawn
     at random so it counts. For tiny-qwen3-moe, tiny-qwen2-moe and tiny-olmoe: the adapter in
     adapters/<name>-expert-lora, and in golden/expert-lora-<family>.json the logits of SEQS[:2] with it, the loss on
     LABELLED and every LoRA gradient (no router loss), and the logits of transformers' merge_and_unload."""

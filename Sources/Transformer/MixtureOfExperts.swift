@@ -132,10 +132,13 @@ final class MoEScratch {
 
 extension TransformerModel {
     /// Routes rows of x [n, C]: softmax over the router's logits, the top k, renormalised when the config says so.
-    func route(_ moe: MoEWeights, x: UnsafePointer<Float>, rows n: Int, into r: Routing) {
+    func route(_ moe: MoEWeights, layer l: Int, x: UnsafePointer<Float>, rows n: Int, into r: Routing, lora: ExpertAdapter? = nil) {
         let e = r.experts, k = r.topK
         var logits = [Float](repeating: 0, count: n * e)
-        logits.withUnsafeMutableBufferPointer { moe.router.forward(x, rows: n, into: $0.baseAddress!) }
+        logits.withUnsafeMutableBufferPointer {
+            moe.router.forward(x, rows: n, into: $0.baseAddress!)
+            if let lora, lora.adaptsRouter(layer: l) { lora.addRouter(layer: l, x: x, rows: n, logits: $0.baseAddress!) }
+        }
         r.probabilities = [Float](repeating: 0, count: n * e)
         r.chosen = [Int32](repeating: 0, count: n * k)
         r.weights = [Float](repeating: 0, count: n * k)
@@ -170,7 +173,7 @@ extension TransformerModel {
                         routing r: Routing, scratch s: MoEScratch, exact: Bool, save: Bool = false, experts lora: ExpertAdapter? = nil) {
         let adapted = lora?.adaptsExperts(layer: l) ?? (gateUp: false, down: false)
         let c = config.hiddenSize, iw = config.moe?.intermediateSize ?? 0, sw = config.moe?.sharedIntermediateSize ?? 0
-        route(moe, x: x, rows: n, into: r)
+        route(moe, layer: l, x: x, rows: n, into: r, lora: lora)
         s.reserve(rows: n, hidden: c, width: max(iw, sw))
         if save { r.reserveSaved(slots: n * r.topK, width: iw, rows: n, sharedWidth: sw) }
         out.update(repeating: 0, count: n * c)
@@ -276,7 +279,10 @@ extension TransformerModel {
             for j in 0..<e { dot += dp[j] * r.probabilities[row * e + j] }
             for j in 0..<e { dLogits[row * e + j] = r.probabilities[row * e + j] * (dp[j] - dot) }
         }
-        dLogits.withUnsafeBufferPointer { moe.router.backwardInput($0.baseAddress!, rows: n, into: dx, accumulate: true) }
+        dLogits.withUnsafeBufferPointer {
+            moe.router.backwardInput($0.baseAddress!, rows: n, into: dx, accumulate: true)
+            if let lora, lora.adaptsRouter(layer: l) { lora.backwardRouter(layer: l, x: x, dLogits: $0.baseAddress!, rows: n, dx: dx) }
+        }
         if let shared = moe.shared, let gate = moe.sharedGate {
             var logit = [Float](repeating: 0, count: n)
             logit.withUnsafeMutableBufferPointer { gate.forward(x, rows: n, into: $0.baseAddress!) }

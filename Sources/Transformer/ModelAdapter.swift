@@ -120,6 +120,13 @@ public protocol ExpertAdapter: AnyObject {
     /// dx [m, C] += the gate_up update's input gradient for dgate, dup [m, I]; its parameter gradients.
     func backwardGateUp(layer: Int, expert: Int, x: UnsafePointer<Float>, dgate: UnsafePointer<Float>,
                         dup: UnsafePointer<Float>, rows: Int, dx: UnsafeMutablePointer<Float>)
+    /// Whether `layer`'s router (`mlp.gate.weight`) has an update.
+    func adaptsRouter(layer: Int) -> Bool
+    /// logits [n, E] += the router update of x [n, C].
+    func addRouter(layer: Int, x: UnsafePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>)
+    /// dx [n, C] += the router update's input gradient for dLogits [n, E]; its parameter gradients.
+    func backwardRouter(layer: Int, x: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, rows: Int,
+                        dx: UnsafeMutablePointer<Float>)
 }
 
 /// The two blocks of a decoder layer whose outputs join the residual stream.

@@ -6,8 +6,8 @@ import TestSupport
 import Transformer
 import XCTest
 
-/// PEFT's LoRA on a mixture's stacked experts (target_parameters mlp.experts.gate_up_proj and mlp.experts.down_proj,
-/// beside q_proj/v_proj; scripts/make_family_fixtures.py --only-expert-lora) on Qwen3-MoE, Qwen2-MoE and OLMoE: PEFT's
+/// PEFT's LoRA on a mixture's stacked experts and router (target_parameters mlp.experts.gate_up_proj,
+/// mlp.experts.down_proj and mlp.gate.weight, beside q_proj/v_proj; scripts/make_family_fixtures.py --only-expert-lora) on Qwen3-MoE, Qwen2-MoE and OLMoE: PEFT's
 /// adapter file loads here with PEFT's logits, the loss and every gradient (experts' A and B included) equal autograd's
 /// with and without checkpointing, the cached decoder agrees, the merge equals transformers' merge_and_unload, and an
 /// adapter trained here gives PEFT our logits.
@@ -35,7 +35,8 @@ final class ExpertLoRAGoldenTests: XCTestCase {
                 let m = try TransformerModel.load(directory: modelFixture("tiny-\(name)"), dtype: .float32)
                 let lora = try LoRAAdapter.load(from: fixtureURL("adapters/tiny-\(name)-expert-lora"), model: m.config)
                 let experts = try XCTUnwrap(lora.experts, name)
-                XCTAssertEqual(experts.blocks.count, 2 * (0..<m.config.layerCount).filter { m.config.isSparse(layer: $0) }.count)
+                XCTAssertEqual(experts.blocks.count, 3 * (0..<m.config.layerCount).filter { m.config.isSparse(layer: $0) }.count,
+                               "gate_up, down and the router in every sparse layer")
                 m.adapter = lora
                 assertClose(m.logits(PackedBatch(sequences: g.sequences)), g.logits.flatMap { $0 }, atol: 2e-4, "\(name) logits")
                 XCTAssertEqual(FamilyGoldenTests.labelledLoss(m, lora, policy: policy), g.loss, accuracy: 1e-5 * g.loss, "\(name) loss")
@@ -93,7 +94,7 @@ final class ExpertLoRAGoldenTests: XCTestCase {
             defer { try? FileManager.default.removeItem(at: out) }
             let report = try AdapterMerger.merge(model: modelFixture("tiny-\(name)"), adapter: lora, output: out)
             let sparse = (0..<m.config.layerCount).filter { m.config.isSparse(layer: $0) }.count
-            XCTAssertEqual(report.mergedTensors, lora.orderedSites.count + sparse * 3 * m.config.moe!.experts, name)
+            XCTAssertEqual(report.mergedTensors, lora.orderedSites.count + sparse * (3 * m.config.moe!.experts + 1), name)
             let merged = try TransformerModel.load(directory: out, dtype: .float32)
             assertClose(merged.logits(PackedBatch(sequences: g.sequences)), g.merged_logits.flatMap { $0 }, atol: 2e-4, "\(name) merged")
         }
@@ -132,7 +133,7 @@ final class ExpertLoRAGoldenTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: out) }
         try lora.save(to: out, baseModel: nil)
         let again = try LoRAAdapter.load(from: out, model: m.config)
-        XCTAssertEqual(Set(again.config.targetParameters), Set(LoRAConfig.expertParameters))
+        XCTAssertEqual(Set(again.config.targetParameters), Set(LoRAConfig.expertParameters + [LoRAConfig.routerParameter]))
         XCTAssertEqual(Array(UnsafeBufferPointer(start: again.parameters.pointer, count: again.parameters.count)),
                        Array(UnsafeBufferPointer(start: lora.parameters.pointer, count: lora.parameters.count)))
         let theirs = try SafetensorsFile(path: fixtureURL("adapters/tiny-qwen3-moe-expert-lora/adapter_model.safetensors").path)

@@ -115,7 +115,7 @@ final class LoRAAdapterTests: XCTestCase {
         XCTAssertEqual(back.orderedSites.map(\.scaling), lora.orderedSites.map(\.scaling))
     }
 
-    /// target_parameters: the experts' two stacked matrices are read; anything else (the router), dropout or DoRA
+    /// target_parameters: the experts' two stacked matrices and the router are read; anything else, dropout or DoRA
     /// there is refused by the config field, not as stray tensors.
     func testTargetParametersAreReadOrRefusedByName() throws {
         func config(_ fields: String) throws -> LoRAConfig {
@@ -124,7 +124,7 @@ final class LoRAAdapterTests: XCTestCase {
         XCTAssertEqual(try config(#""lora_dropout": 0, "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]"#).targetParameters,
                        ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"])
         XCTAssertEqual(try config(#""target_parameters": null"#).targetParameters, [])
-        for (fields, expected) in [(#""lora_dropout": 0, "target_parameters": ["mlp.gate.weight"]"#, "'mlp.gate.weight' is not supported"),
+        for (fields, expected) in [(#""lora_dropout": 0, "target_parameters": ["mlp.shared_expert_gate.weight"]"#, "'mlp.shared_expert_gate.weight' is not supported"),
                                    (#""lora_dropout": 0.1, "target_parameters": ["mlp.experts.down_proj"]"#, "no dropout"),
                                    (#""lora_dropout": 0, "use_dora": true, "target_parameters": ["mlp.experts.down_proj"]"#, "DoRA")] {
             XCTAssertThrowsError(try config(fields)) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }

@@ -31,8 +31,9 @@ public struct LoRAConfig: Sendable, Equatable {
     /// `mlp.experts.down_proj`).
     public var targetParameters: [String] = []
 
-    /// The parameters `target_parameters` may name.
+    /// The experts' parameters `target_parameters` may name; and the router's.
     public static let expertParameters = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
+    public static let routerParameter = "mlp.gate.weight"
 
     public init(r: Int = 8, alpha: Double = 16, dropout: Double = 0.05,
                 targetModules: Targets = .names(["q_proj", "v_proj"]), useRSLoRA: Bool = false,
@@ -81,8 +82,9 @@ public struct LoRAConfig: Sendable, Equatable {
     /// refuses both there).
     static func checkTargetParameters(_ parameters: [String], dropout: Double, dora: Bool, path: String) throws {
         guard !parameters.isEmpty else { return }
-        if let bad = parameters.first(where: { !expertParameters.contains($0) }) {
-            throw AdapterError.unsupported(path: path, reason: "target_parameters '\(bad)' is not supported (only \(expertParameters.joined(separator: " and ")): LoRA on a mixture's experts, not its router)")
+        let supported = expertParameters + [routerParameter]
+        if let bad = parameters.first(where: { !supported.contains($0) }) {
+            throw AdapterError.unsupported(path: path, reason: "target_parameters '\(bad)' is not supported (only \(supported.joined(separator: ", ")): LoRA on a mixture's experts and router)")
         }
         guard Set(parameters).count == parameters.count else {
             throw AdapterError.config(path: path, reason: "target_parameters names a parameter twice")

@@ -3,7 +3,7 @@ import Kernels
 import Transformer
 
 /// PEFT's LoRA on a mixture's stacked experts (`target_parameters` `mlp.experts.gate_up_proj` and
-/// `mlp.experts.down_proj`, transformers' [E, out, in] expert parameters). Per sparse layer and parameter, in PEFT's
+/// `mlp.experts.down_proj`, transformers' [E, out, in] expert parameters) and on its router (`mlp.gate.weight`). Per sparse layer and parameter, in PEFT's
 /// own layout: lora_A [r*E, in], expert e's A the rows e*r..<(e+1)*r; lora_B [out, r*E], expert e's B the columns
 /// k*E + e. Expert e's weight becomes W_e + s B_e A_e; gate_up's rows are the gate's then the up's, so one A_e feeds
 /// both. The matrices live in the LoRA adapter's parameter buffer (the optimiser, checkpoints and data-parallel sums
@@ -12,6 +12,8 @@ public final class LoRAExperts: ExpertAdapter {
     public enum Parameter: String, Sendable {
         case gateUp = "mlp.experts.gate_up_proj"
         case down = "mlp.experts.down_proj"
+        /// The router's [E, C] weight: a plain LoRA (one stack), B A added to the routing logits.
+        case router = "mlp.gate.weight"
     }
 
     /// One targeted parameter of one layer.
@@ -23,6 +25,8 @@ public final class LoRAExperts: ExpertAdapter {
         public let modulePath: String
         public let inFeatures: Int
         public let outFeatures: Int
+        /// Matrices stacked in the parameter: the experts' count, 1 for the router.
+        public let stack: Int
         public let aOffset: Int
         public let bOffset: Int
     }
@@ -34,7 +38,7 @@ public final class LoRAExperts: ExpertAdapter {
     let parameters: FloatBuffer
     let gradients: FloatBuffer
     private let model: ModelConfig
-    private let byLayer: [Int: (gateUp: Block?, down: Block?)]
+    private let byLayer: [Int: (gateUp: Block?, down: Block?, router: Block?)]
 
     /// Lays the blocks out from `offset` in the adapter's buffers (sized by the caller with `size`).
     init(config: LoRAConfig, model: ModelConfig, offset: Int, parameters: FloatBuffer, gradients: FloatBuffer) {
@@ -46,10 +50,14 @@ public final class LoRAExperts: ExpertAdapter {
         self.gradients = gradients
         self.model = model
         blocks = Self.layout(config: config, model: model, offset: offset)
-        var index: [Int: (gateUp: Block?, down: Block?)] = [:]
+        var index: [Int: (gateUp: Block?, down: Block?, router: Block?)] = [:]
         for b in blocks {
-            var entry = index[b.layer] ?? (nil, nil)
-            if b.parameter == .gateUp { entry.gateUp = b } else { entry.down = b }
+            var entry = index[b.layer] ?? (nil, nil, nil)
+            switch b.parameter {
+            case .gateUp: entry.gateUp = b
+            case .down: entry.down = b
+            case .router: entry.router = b
+            }
             index[b.layer] = entry
         }
         byLayer = index
@@ -65,14 +73,20 @@ public final class LoRAExperts: ExpertAdapter {
         let n = targeted.count
         var offset = start
         var out: [Block] = []
+        let router = config.targetParameters.contains(Parameter.router.rawValue)
         for l in 0..<model.layerCount where model.isSparse(layer: l) {
             if let layers = config.layersToTransform, !layers.contains(l) { continue }
             for (j, p) in targeted.enumerated() {
                 let (inp, outp) = p == .gateUp ? (c, 2 * i) : (i, c)
                 let path = "\(model.layout.layerPrefix(l)).mlp.experts" + String(repeating: ".base_layer", count: n - 1 - j)
-                out.append(Block(layer: l, parameter: p, modulePath: path, inFeatures: inp, outFeatures: outp,
+                out.append(Block(layer: l, parameter: p, modulePath: path, inFeatures: inp, outFeatures: outp, stack: e,
                                  aOffset: offset, bOffset: offset + r * e * inp))
                 offset += r * e * inp + outp * r * e
+            }
+            if router {
+                out.append(Block(layer: l, parameter: .router, modulePath: "\(model.layout.layerPrefix(l)).mlp.gate", inFeatures: c,
+                                 outFeatures: e, stack: 1, aOffset: offset, bOffset: offset + r * c))
+                offset += r * c + e * r
             }
         }
         return out
@@ -80,14 +94,13 @@ public final class LoRAExperts: ExpertAdapter {
 
     /// Floats the blocks take.
     static func size(config: LoRAConfig, model: ModelConfig) -> Int {
-        let perFeature = config.r * (model.moe?.experts ?? 0)
-        return layout(config: config, model: model, offset: 0).reduce(0) { $0 + perFeature * ($1.inFeatures + $1.outFeatures) }
+        layout(config: config, model: model, offset: 0).reduce(0) { $0 + config.r * $1.stack * ($1.inFeatures + $1.outFeatures) }
     }
 
     public var namedParameters: [NamedParameter] {
         blocks.flatMap { b in
-            [NamedParameter(name: "base_model.model.\(b.modulePath).lora_A.weight", shape: [rank * experts, b.inFeatures], offset: b.aOffset),
-             NamedParameter(name: "base_model.model.\(b.modulePath).lora_B.weight", shape: [b.outFeatures, rank * experts], offset: b.bOffset)]
+            [NamedParameter(name: "base_model.model.\(b.modulePath).lora_A.weight", shape: [rank * b.stack, b.inFeatures], offset: b.aOffset),
+             NamedParameter(name: "base_model.model.\(b.modulePath).lora_B.weight", shape: [b.outFeatures, rank * b.stack], offset: b.bOffset)]
         }
     }
 
@@ -95,8 +108,8 @@ public final class LoRAExperts: ExpertAdapter {
     func initialize(_ rng: inout SeededGenerator) {
         for b in blocks {
             let bound = 1 / Float(b.inFeatures).squareRoot()
-            for i in 0..<(rank * experts * b.inFeatures) { parameters[b.aOffset + i] = (rng.nextUniform() * 2 - 1) * bound }
-            (parameters.pointer + b.bOffset).update(repeating: 0, count: b.outFeatures * rank * experts)
+            for i in 0..<(rank * b.stack * b.inFeatures) { parameters[b.aOffset + i] = (rng.nextUniform() * 2 - 1) * bound }
+            (parameters.pointer + b.bOffset).update(repeating: 0, count: b.outFeatures * rank * b.stack)
         }
     }
 
@@ -106,19 +119,19 @@ public final class LoRAExperts: ExpertAdapter {
 
     /// B_e [out, r], gathered from the rank-major columns.
     private func gatherB(_ b: Block, _ e: Int) -> [Float] {
-        let r = rank, stride = rank * experts, base = parameters.pointer + b.bOffset
+        let r = rank, stride = rank * b.stack, base = parameters.pointer + b.bOffset
         var out = [Float](repeating: 0, count: b.outFeatures * r)
         for o in 0..<b.outFeatures {
-            for k in 0..<r { out[o * r + k] = base[o * stride + k * experts + e] }
+            for k in 0..<r { out[o * r + k] = base[o * stride + k * b.stack + e] }
         }
         return out
     }
 
     /// Adds dB_e [out, r] into the gradient's rank-major columns.
     private func scatterGradientB(_ b: Block, _ e: Int, _ d: [Float]) {
-        let r = rank, stride = rank * experts, base = gradients.pointer + b.bOffset
+        let r = rank, stride = rank * b.stack, base = gradients.pointer + b.bOffset
         for o in 0..<b.outFeatures {
-            for k in 0..<r { base[o * stride + k * experts + e] += d[o * r + k] }
+            for k in 0..<r { base[o * stride + k * b.stack + e] += d[o * r + k] }
         }
     }
 
@@ -225,11 +238,49 @@ public final class LoRAExperts: ExpertAdapter {
         scatterGradientB(b, e, dB)
     }
 
+    public func adaptsRouter(layer: Int) -> Bool { byLayer[layer]?.router != nil }
+
+    public func addRouter(layer: Int, x: UnsafePointer<Float>, rows n: Int, logits: UnsafeMutablePointer<Float>) {
+        guard let b = byLayer[layer]?.router, n > 0 else { return }
+        let t = down(b, 0, x, rows: n), bf = gatherB(b, 0)
+        t.withUnsafeBufferPointer { tp in
+            bf.withUnsafeBufferPointer { bp in
+                Gemm.multiply(m: n, n: b.outFeatures, k: rank, a: tp.baseAddress!, lda: rank, b: bp.baseAddress!, ldb: rank,
+                              transposeB: true, c: logits, ldc: b.outFeatures, alpha: scaling, accumulate: true)
+            }
+        }
+    }
+
+    public func backwardRouter(layer: Int, x: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, rows n: Int,
+                               dx: UnsafeMutablePointer<Float>) {
+        guard let b = byLayer[layer]?.router, n > 0 else { return }
+        let r = rank, out = b.outFeatures, inp = b.inFeatures
+        let t = down(b, 0, x, rows: n), bf = gatherB(b, 0)
+        var dt = [Float](repeating: 0, count: n * r)
+        var dB = [Float](repeating: 0, count: out * r)
+        dt.withUnsafeMutableBufferPointer { dtp in
+            bf.withUnsafeBufferPointer { bp in
+                Gemm.multiply(m: n, n: r, k: out, a: dLogits, lda: out, b: bp.baseAddress!, ldb: r, c: dtp.baseAddress!, ldc: r, alpha: scaling)
+            }
+            Gemm.multiply(m: n, n: inp, k: r, a: dtp.baseAddress!, lda: r, b: a(b, 0), ldb: inp, c: dx, ldc: inp, accumulate: true)
+            Gemm.multiply(m: r, n: inp, k: n, a: dtp.baseAddress!, lda: r, transposeA: true, b: x, ldb: inp,
+                          c: gradients.pointer + b.aOffset, ldc: inp, accumulate: true)
+        }
+        dB.withUnsafeMutableBufferPointer { dbp in
+            t.withUnsafeBufferPointer { tp in
+                Gemm.multiply(m: out, n: r, k: n, a: dLogits, lda: out, transposeA: true, b: tp.baseAddress!, ldb: r,
+                              c: dbp.baseAddress!, ldc: r, alpha: scaling)
+            }
+        }
+        scatterGradientB(b, 0, dB)
+    }
+
     // MARK: Merging
 
     /// The checkpoint tensors the merge rewrites: every expert's gate, up and down matrix of the targeted layers.
     var mergedTensorNames: [String] {
         blocks.flatMap { b -> [String] in
+            if b.parameter == .router { return [model.layout.router(layer: b.layer)] }
             let projections: [Projection] = b.parameter == .gateUp ? [.gate, .up] : [.down]
             return (0..<experts).flatMap { e in projections.map { model.layout.expert(layer: b.layer, e, $0) } }
         }
@@ -238,6 +289,16 @@ public final class LoRAExperts: ExpertAdapter {
     /// W_e += s B_e A_e for the expert matrix `name` ([out, in] of one expert; gate and up take their half of B_e).
     func merge(tensor name: String, values: UnsafeMutablePointer<Float>, shape: [Int]) -> Bool {
         for b in blocks {
+            if b.parameter == .router {
+                guard model.layout.router(layer: b.layer) == name else { continue }
+                guard shape == [b.outFeatures, b.inFeatures] else { return false }
+                let bf = gatherB(b, 0)
+                bf.withUnsafeBufferPointer { bp in
+                    Gemm.multiply(m: b.outFeatures, n: b.inFeatures, k: rank, a: bp.baseAddress!, lda: rank, b: a(b, 0),
+                                  ldb: b.inFeatures, c: values, ldc: b.inFeatures, alpha: scaling, accumulate: true)
+                }
+                return true
+            }
             let projections: [Projection] = b.parameter == .gateUp ? [.gate, .up] : [.down]
             for e in 0..<experts {
                 for (part, p) in projections.enumerated() where model.layout.expert(layer: b.layer, e, p) == name {

@@ -15,7 +15,7 @@ struct MethodOptions: ParsableArguments {
     @Flag(help: "lora, dora: rsLoRA scaling alpha / sqrt(r).") var useRslora = false
     @Option(help: "lora, dora, ia3: projections to adapt, a comma list (q_proj,v_proj,...) or all-linear (default q_proj,v_proj, or the fused q/k/v module such as c_attn, wqkv, qkv_proj, W_pack; ia3: k_proj,v_proj,down_proj or the fused q/k/v and the MLP output).")
     var targetModules: String?
-    @Option(help: "lora: also LoRA on a mixture's stacked experts, PEFT's target_parameters: mlp.experts.gate_up_proj,mlp.experts.down_proj or either (Qwen2-MoE, Qwen3-MoE, OLMoE; each expert e gets W_e + s B_e A_e; no dropout). With --target-modules none, the experts alone.")
+    @Option(help: "lora: also LoRA on a mixture's stacked experts and router, PEFT's target_parameters: any of mlp.experts.gate_up_proj, mlp.experts.down_proj, mlp.gate.weight, comma separated (Qwen2-MoE, Qwen3-MoE, OLMoE; each expert e gets W_e + s B_e A_e; no dropout). With --target-modules none, these alone.")
     var targetParameters: String?
     @Option(help: "ia3: target modules whose input is scaled instead of their output (default down_proj).") var feedforwardModules: String?
     @Option(help: "prompt, ptuning, prefix: virtual tokens (default 20).") var numVirtualTokens: Int?
