@@ -4,7 +4,8 @@
 Starts `peft webui` on a fresh workdir (the built-in demo model), then from the page: previews the data and the
 command, trains LoRA with live curves, reloads mid-run and sees the run go on, stops and resumes it to the end,
 chats with the result beside the base model, exports a GGUF, evaluates with a predictions table, runs a comparison
-and overlays past runs, switches to Chinese (remembered over a reload), and finds no console error.
+and overlays past runs, switches to Chinese (remembered over a reload), and finds no console error; then, on another
+address with --api-key, the page asks for the key, refuses a wrong one and works with the right one.
 
     python3 -m venv .build/webui-venv && .build/webui-venv/bin/pip install selenium
     .build/webui-venv/bin/python scripts/webui_browser_test.py --peft .build/debug/peft [--screenshots docs]
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -79,14 +81,14 @@ class Check:
             self.driver.save_screenshot(os.path.join(self.shots, f"webui-{name}.png"))
 
 
-def start_server(peft, workdir):
-    server = subprocess.Popen([peft, "webui", "--port", "0", "--workdir", workdir], stderr=subprocess.PIPE, text=True)
+def start_server(peft, workdir, extra=()):
+    server = subprocess.Popen([peft, "webui", "--port", "0", "--workdir", workdir, *extra], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline:
         line = server.stderr.readline()
-        m = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+        m = re.search(r"open http://[^:]+:(\d+)/", line)
         if m:
-            return server, m.group(1).rstrip("/")
+            return server, f"http://127.0.0.1:{m.group(1)}"
         if not line and server.poll() is not None:
             break
     raise AssertionError("peft webui did not start")
@@ -110,15 +112,22 @@ def main():
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(args.chromedriver), options=options)
     began = time.time()
-    try:
-        run(Check(driver, base, args.screenshots))
-        entries = driver.get_log("browser")
+    def console():
+        entries = driver.get_log("browser")   # the entries since the last call
         for e in entries:
             if e["level"] != "INFO":
                 log(f"console {e['level']}: {e['message']}")
-        severe = [e for e in entries if e["level"] == "SEVERE"]
+        return [e for e in entries if e["level"] == "SEVERE"]
+    try:
+        run(Check(driver, base, args.screenshots))
+        severe = console()
         assert not severe, f"console errors: {severe}"
-        log(f"no console errors; all checks passed in {time.time() - began:.0f} s")
+        log("no console errors")
+        keyed(driver, os.path.abspath(args.peft))
+        # Only the refusals the key phase asks for: the first call without the key (401) and the wrong key (403).
+        unexpected = [e for e in console() if not re.search(r"/api/info - .* 401 |/api/login - .* 403 ", e["message"])]
+        assert not unexpected, f"console errors: {unexpected}"
+        log(f"all checks passed in {time.time() - began:.0f} s")
     finally:
         driver.quit()
         server.send_signal(signal.SIGTERM)
@@ -253,6 +262,34 @@ def run(c):
     c.click("lang")
     c.wait("English again", lambda: d.find_element(By.CSS_SELECTOR, '#tabs button[data-tab="train"]').text == "Train")
     log("language switch remembered")
+
+
+def keyed(driver, peft):
+    """On another address the server needs its key: the page asks for it once, then works (an HttpOnly cookie)."""
+    workdir = tempfile.mkdtemp(prefix="peft-webui-key-")
+    server, base = start_server(peft, workdir, ["--host", "0.0.0.0", "--api-key", "s3cret"])
+    try:
+        c = Check(driver, base, None)
+        driver.get(base + "/")
+        c.wait("the key prompt", lambda: c.by_id("keybox").is_displayed(), timeout=30)
+        try:
+            urllib.request.urlopen(base + "/api/jobs")
+            raise AssertionError("the API answered without the key")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401, e.code
+        c.by_id("key").send_keys("wrong")
+        c.click("key-send")
+        c.wait("the refusal", lambda: c.by_id("key-error").text != "", timeout=30)
+        c.by_id("key").clear()
+        c.by_id("key").send_keys("s3cret")
+        c.click("key-send")
+        c.wait("the page after signing in", lambda: not c.by_id("keybox").is_displayed()
+               and c.by_id("train-opt-model").get_attribute("value").endswith("demo/base-model"), timeout=60)
+        log("with --api-key: the page asked for the key, refused a wrong one, then worked")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
