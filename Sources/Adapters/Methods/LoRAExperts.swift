@@ -145,6 +145,67 @@ public final class LoRAExperts: ExpertAdapter {
         return t
     }
 
+    // MARK: The update of one stacked matrix
+
+    /// One output of an update: rows `rows` of B_e (the gate's or the up's half of gate_up, or all of B_e) and the
+    /// buffer [m, rows.count] they write to, or their output gradient [m, rows.count].
+    private typealias Slice = (rows: Range<Int>, buffer: UnsafeMutablePointer<Float>)
+    private typealias GradientSlice = (rows: Range<Int>, dy: UnsafePointer<Float>)
+
+    /// out += s (x A_e^T) B_e[rows]^T for each slice.
+    private func add(_ b: Block, _ e: Int, x: UnsafePointer<Float>, rows m: Int, into slices: [Slice]) {
+        guard m > 0 else { return }
+        let t = down(b, e, x, rows: m), bf = gatherB(b, e)
+        t.withUnsafeBufferPointer { tp in
+            bf.withUnsafeBufferPointer { bp in
+                for (rows, out) in slices {
+                    Gemm.multiply(m: m, n: rows.count, k: rank, a: tp.baseAddress!, lda: rank, b: bp.baseAddress! + rows.lowerBound * rank,
+                                  ldb: rank, transposeB: true, c: out, ldc: rows.count, alpha: scaling, accumulate: true)
+                }
+            }
+        }
+    }
+
+    /// The backward of `add`: dx [m, in] += dt A_e with dt = s sum over slices of dy B_e[rows] (before `weights`);
+    /// dA_e += (w dt)^T x and dB_e[rows] += s (w dy)^T (x A_e^T), each row's gradients times weights[row] when given
+    /// (the routing weight a down product's output carries; dx feeds that weight's own gradient, so it takes none).
+    private func backward(_ b: Block, _ e: Int, x: UnsafePointer<Float>, rows m: Int, gradients slices: [GradientSlice],
+                          weights: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>) {
+        guard m > 0 else { return }
+        let r = rank, inp = b.inFeatures
+        let t = down(b, e, x, rows: m), bf = gatherB(b, e)
+        var dt = [Float](repeating: 0, count: m * r)
+        var dB = [Float](repeating: 0, count: b.outFeatures * r)
+        dt.withUnsafeMutableBufferPointer { dtp in
+            bf.withUnsafeBufferPointer { bp in
+                for (i, (rows, dy)) in slices.enumerated() {
+                    Gemm.multiply(m: m, n: r, k: rows.count, a: dy, lda: rows.count, b: bp.baseAddress! + rows.lowerBound * r, ldb: r,
+                                  c: dtp.baseAddress!, ldc: r, alpha: scaling, accumulate: i > 0)
+                }
+            }
+            Gemm.multiply(m: m, n: inp, k: r, a: dtp.baseAddress!, lda: r, b: a(b, e), ldb: inp, c: dx, ldc: inp, accumulate: true)
+            if let weights { for row in 0..<m { for k in 0..<r { dtp[row * r + k] *= weights[row] } } }
+            Gemm.multiply(m: r, n: inp, k: m, a: dtp.baseAddress!, lda: r, transposeA: true, b: x, ldb: inp,
+                          c: gradients.pointer + b.aOffset + e * r * inp, ldc: inp, accumulate: true)
+        }
+        dB.withUnsafeMutableBufferPointer { dbp in
+            t.withUnsafeBufferPointer { tp in
+                for (rows, dy) in slices {
+                    var weighted: [Float] = []
+                    if let weights {
+                        let width = rows.count
+                        weighted = (0..<(m * width)).map { dy[$0] * weights[$0 / width] }
+                    }
+                    weighted.withUnsafeBufferPointer { wp in
+                        Gemm.multiply(m: rows.count, n: r, k: m, a: weights == nil ? dy : wp.baseAddress!, lda: rows.count, transposeA: true,
+                                      b: tp.baseAddress!, ldb: r, c: dbp.baseAddress! + rows.lowerBound * r, ldc: r, alpha: scaling)
+                    }
+                }
+            }
+        }
+        scatterGradientB(b, e, dB)
+    }
+
     // MARK: ExpertAdapter
 
     public func adaptsExperts(layer: Int) -> (gateUp: Bool, down: Bool) {
@@ -154,125 +215,40 @@ public final class LoRAExperts: ExpertAdapter {
 
     public func addGateUp(layer: Int, expert e: Int, x: UnsafePointer<Float>, rows m: Int,
                           gate: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>) {
-        guard let b = byLayer[layer]?.gateUp, m > 0 else { return }
-        let half = b.outFeatures / 2, t = down(b, e, x, rows: m), bf = gatherB(b, e)
-        t.withUnsafeBufferPointer { tp in
-            bf.withUnsafeBufferPointer { bp in
-                for (part, out) in [(0, gate), (1, up)] {
-                    Gemm.multiply(m: m, n: half, k: rank, a: tp.baseAddress!, lda: rank, b: bp.baseAddress! + part * half * rank,
-                                  ldb: rank, transposeB: true, c: out, ldc: half, alpha: scaling, accumulate: true)
-                }
-            }
-        }
+        guard let b = byLayer[layer]?.gateUp else { return }
+        let half = b.outFeatures / 2
+        add(b, e, x: x, rows: m, into: [(0..<half, gate), (half..<(2 * half), up)])
     }
 
     public func addDown(layer: Int, expert e: Int, a x: UnsafePointer<Float>, rows m: Int, y: UnsafeMutablePointer<Float>) {
-        guard let b = byLayer[layer]?.down, m > 0 else { return }
-        let t = down(b, e, x, rows: m), bf = gatherB(b, e)
-        t.withUnsafeBufferPointer { tp in
-            bf.withUnsafeBufferPointer { bp in
-                Gemm.multiply(m: m, n: b.outFeatures, k: rank, a: tp.baseAddress!, lda: rank, b: bp.baseAddress!, ldb: rank,
-                              transposeB: true, c: y, ldc: b.outFeatures, alpha: scaling, accumulate: true)
-            }
-        }
+        guard let b = byLayer[layer]?.down else { return }
+        add(b, e, x: x, rows: m, into: [(0..<b.outFeatures, y)])
     }
 
     public func backwardDown(layer: Int, expert e: Int, a x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                              weights: UnsafePointer<Float>, rows m: Int, da: UnsafeMutablePointer<Float>) {
-        guard let b = byLayer[layer]?.down, m > 0 else { return }
-        let r = rank, out = b.outFeatures, inp = b.inFeatures
-        let t = down(b, e, x, rows: m), bf = gatherB(b, e)
-        var dt = [Float](repeating: 0, count: m * r)
-        var dyw = [Float](repeating: 0, count: m * out)
-        var dB = [Float](repeating: 0, count: out * r)
-        for row in 0..<m { for j in 0..<out { dyw[row * out + j] = dy[row * out + j] * weights[row] } }
-        dt.withUnsafeMutableBufferPointer { dtp in
-            bf.withUnsafeBufferPointer { bp in
-                // dt = s dy B_e: the rank-space gradient before the routing weight (da feeds the weight's own gradient).
-                Gemm.multiply(m: m, n: r, k: out, a: dy, lda: out, b: bp.baseAddress!, ldb: r, c: dtp.baseAddress!, ldc: r, alpha: scaling)
-            }
-            Gemm.multiply(m: m, n: inp, k: r, a: dtp.baseAddress!, lda: r, b: a(b, e), ldb: inp, c: da, ldc: inp, accumulate: true)
-            for row in 0..<m { for k in 0..<r { dtp[row * r + k] *= weights[row] } }
-            // dA_e += (w dt)^T a
-            Gemm.multiply(m: r, n: inp, k: m, a: dtp.baseAddress!, lda: r, transposeA: true, b: x, ldb: inp,
-                          c: gradients.pointer + b.aOffset + e * r * inp, ldc: inp, accumulate: true)
-        }
-        // dB_e = s (w dy)^T t
-        dB.withUnsafeMutableBufferPointer { dbp in
-            dyw.withUnsafeBufferPointer { dp in
-                t.withUnsafeBufferPointer { tp in
-                    Gemm.multiply(m: out, n: r, k: m, a: dp.baseAddress!, lda: out, transposeA: true, b: tp.baseAddress!, ldb: r,
-                                  c: dbp.baseAddress!, ldc: r, alpha: scaling)
-                }
-            }
-        }
-        scatterGradientB(b, e, dB)
+        guard let b = byLayer[layer]?.down else { return }
+        backward(b, e, x: x, rows: m, gradients: [(0..<b.outFeatures, dy)], weights: weights, dx: da)
     }
 
     public func backwardGateUp(layer: Int, expert e: Int, x: UnsafePointer<Float>, dgate: UnsafePointer<Float>,
                                dup: UnsafePointer<Float>, rows m: Int, dx: UnsafeMutablePointer<Float>) {
-        guard let b = byLayer[layer]?.gateUp, m > 0 else { return }
-        let r = rank, half = b.outFeatures / 2, inp = b.inFeatures
-        let t = down(b, e, x, rows: m), bf = gatherB(b, e)
-        var dt = [Float](repeating: 0, count: m * r)
-        var dB = [Float](repeating: 0, count: b.outFeatures * r)
-        bf.withUnsafeBufferPointer { bp in
-            dt.withUnsafeMutableBufferPointer { dtp in
-                // dt = s (dgate B_gate + dup B_up)
-                Gemm.multiply(m: m, n: r, k: half, a: dgate, lda: half, b: bp.baseAddress!, ldb: r, c: dtp.baseAddress!, ldc: r, alpha: scaling)
-                Gemm.multiply(m: m, n: r, k: half, a: dup, lda: half, b: bp.baseAddress! + half * r, ldb: r, c: dtp.baseAddress!, ldc: r,
-                              alpha: scaling, accumulate: true)
-                Gemm.multiply(m: m, n: inp, k: r, a: dtp.baseAddress!, lda: r, b: a(b, e), ldb: inp, c: dx, ldc: inp, accumulate: true)
-                Gemm.multiply(m: r, n: inp, k: m, a: dtp.baseAddress!, lda: r, transposeA: true, b: x, ldb: inp,
-                              c: gradients.pointer + b.aOffset + e * r * inp, ldc: inp, accumulate: true)
-            }
-        }
-        dB.withUnsafeMutableBufferPointer { dbp in
-            t.withUnsafeBufferPointer { tp in
-                for (part, d) in [(0, dgate), (1, dup)] {
-                    Gemm.multiply(m: half, n: r, k: m, a: d, lda: half, transposeA: true, b: tp.baseAddress!, ldb: r,
-                                  c: dbp.baseAddress! + part * half * r, ldc: r, alpha: scaling)
-                }
-            }
-        }
-        scatterGradientB(b, e, dB)
+        guard let b = byLayer[layer]?.gateUp else { return }
+        let half = b.outFeatures / 2
+        backward(b, e, x: x, rows: m, gradients: [(0..<half, dgate), (half..<(2 * half), dup)], weights: nil, dx: dx)
     }
 
     public func adaptsRouter(layer: Int) -> Bool { byLayer[layer]?.router != nil }
 
     public func addRouter(layer: Int, x: UnsafePointer<Float>, rows n: Int, logits: UnsafeMutablePointer<Float>) {
-        guard let b = byLayer[layer]?.router, n > 0 else { return }
-        let t = down(b, 0, x, rows: n), bf = gatherB(b, 0)
-        t.withUnsafeBufferPointer { tp in
-            bf.withUnsafeBufferPointer { bp in
-                Gemm.multiply(m: n, n: b.outFeatures, k: rank, a: tp.baseAddress!, lda: rank, b: bp.baseAddress!, ldb: rank,
-                              transposeB: true, c: logits, ldc: b.outFeatures, alpha: scaling, accumulate: true)
-            }
-        }
+        guard let b = byLayer[layer]?.router else { return }
+        add(b, 0, x: x, rows: n, into: [(0..<b.outFeatures, logits)])
     }
 
     public func backwardRouter(layer: Int, x: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, rows n: Int,
                                dx: UnsafeMutablePointer<Float>) {
-        guard let b = byLayer[layer]?.router, n > 0 else { return }
-        let r = rank, out = b.outFeatures, inp = b.inFeatures
-        let t = down(b, 0, x, rows: n), bf = gatherB(b, 0)
-        var dt = [Float](repeating: 0, count: n * r)
-        var dB = [Float](repeating: 0, count: out * r)
-        dt.withUnsafeMutableBufferPointer { dtp in
-            bf.withUnsafeBufferPointer { bp in
-                Gemm.multiply(m: n, n: r, k: out, a: dLogits, lda: out, b: bp.baseAddress!, ldb: r, c: dtp.baseAddress!, ldc: r, alpha: scaling)
-            }
-            Gemm.multiply(m: n, n: inp, k: r, a: dtp.baseAddress!, lda: r, b: a(b, 0), ldb: inp, c: dx, ldc: inp, accumulate: true)
-            Gemm.multiply(m: r, n: inp, k: n, a: dtp.baseAddress!, lda: r, transposeA: true, b: x, ldb: inp,
-                          c: gradients.pointer + b.aOffset, ldc: inp, accumulate: true)
-        }
-        dB.withUnsafeMutableBufferPointer { dbp in
-            t.withUnsafeBufferPointer { tp in
-                Gemm.multiply(m: out, n: r, k: n, a: dLogits, lda: out, transposeA: true, b: tp.baseAddress!, ldb: r,
-                              c: dbp.baseAddress!, ldc: r, alpha: scaling)
-            }
-        }
-        scatterGradientB(b, 0, dB)
+        guard let b = byLayer[layer]?.router else { return }
+        backward(b, 0, x: x, rows: n, gradients: [(0..<b.outFeatures, dLogits)], weights: nil, dx: dx)
     }
 
     // MARK: Merging
