@@ -13,6 +13,14 @@ public enum DatasetCatalog {
         public var ranking: Bool
         /// Why `peft train --dataset NAME` would refuse this entry (nil: usable).
         public var problem: String?
+
+        /// The entry as `peft preview --list --json` and the web UI give it.
+        public var json: [String: Any] {
+            var d: [String: Any] = ["name": name, "formatting": formatting, "ranking": ranking]
+            if let file { d["file"] = file }
+            if let problem { d["problem"] = problem }
+            return d
+        }
     }
 
     /// Every entry of `directory/dataset_info.json`, in the file's order of names (sorted). Throws, naming the file and

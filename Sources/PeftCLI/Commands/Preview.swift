@@ -87,12 +87,7 @@ struct Preview: ParsableCommand {
     func listDatasets() throws {
         let entries = try DatasetCatalog.entries(in: URL(fileURLWithPath: datasetDir))
         if json {
-            try Terminal.json(["datasets": entries.map { e -> [String: Any] in
-                var d: [String: Any] = ["name": e.name, "formatting": e.formatting, "ranking": e.ranking]
-                if let f = e.file { d["file"] = f }
-                if let p = e.problem { d["problem"] = p }
-                return d
-            }])
+            try Terminal.json(["datasets": entries.map(\.json)])
             return
         }
         for e in entries {

@@ -119,7 +119,6 @@ struct MethodOptions: ParsableArguments {
             var lora = LoRAConfig(r: loraR ?? 8, alpha: loraAlpha ?? 16, dropout: loraDropout ?? (parameters.isEmpty ? 0.05 : 0),
                                   targetModules: modules, useRSLoRA: useRslora, useDoRA: method == .dora)
             lora.targetParameters = parameters
-            do { try lora.validate() } catch { throw ValidationError("\(error)") }
             let adapter = try LoRAAdapter(config: lora, model: c)
             adapter.initialize(seed: seed, weights: model.weights)
             return adapter

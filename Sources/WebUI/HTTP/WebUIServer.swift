@@ -200,12 +200,7 @@ public final class WebUIServer: Sendable {
         let url = workspace.resolve(dir)
         do {
             let entries = try DatasetCatalog.entries(in: url)
-            return try Self.json(["datasets": entries.map { e -> [String: Any] in
-                var d: [String: Any] = ["name": e.name, "formatting": e.formatting, "ranking": e.ranking]
-                if let f = e.file { d["file"] = f }
-                if let p = e.problem { d["problem"] = p }
-                return d
-            }])
+            return try Self.json(["datasets": entries.map(\.json)])
         } catch {
             throw WebUIError.badRequest("\(error)")
         }
