@@ -58,19 +58,12 @@ public final class WebUIServer: Sendable {
 
     /// `executable command --experimental-dump-help`: the command's options as its parser knows them.
     static func dumpHelp(_ executable: URL, _ command: String) throws -> Data {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = [command, "--experimental-dump-help"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw WebUIError.badRequest("\(executable.path) \(command) --experimental-dump-help failed (status \(process.terminationStatus))")
+        let run = try JobProcess.capture(executable, [command, "--experimental-dump-help"],
+                                         directory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        guard run.status == 0 else {
+            throw WebUIError.badRequest("\(executable.path) \(command) --experimental-dump-help failed (status \(run.status))")
         }
-        return data
+        return run.out
     }
 
     /// The values of path-like options in a command line (remembered so their results may be read back).
@@ -216,7 +209,13 @@ public final class WebUIServer: Sendable {
         options["json"] = true
         let arguments = try schema.arguments(options)
         workspace.allow(Self.paths(in: arguments))
-        let (status, out, err) = try await Self.runNow(settings.jobs.executable, arguments, directory: workspace.root)
+        let executable = settings.jobs.executable, root = workspace.root
+        // Off the server's threads: the preview reads a tokenizer and a data set.
+        let (status, out, err) = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try JobProcess.capture(executable, arguments, directory: root) })
+            }
+        }
         guard status == 0, let object = try? JSONSerialization.jsonObject(with: out) else {
             let message = String(decoding: err, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("Usage:") && !$0.hasPrefix("  See '") }
                 .joined(separator: "\n").replacingOccurrences(of: "Error: ", with: "")
@@ -224,36 +223,6 @@ public final class WebUIServer: Sendable {
         }
         return try Self.json(object)
     }
-
-    static func runNow(_ executable: URL, _ arguments: [String], directory: URL) async throws -> (Int32, Data, Data) {
-        try await withCheckedThrowingContinuation { continuation in
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = arguments
-            process.currentDirectoryURL = directory
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            process.standardInput = FileHandle.nullDevice
-            do { try process.run() } catch { continuation.resume(throwing: error); return }
-            DispatchQueue.global().async {
-                // stderr drains on its own thread so neither pipe fills while the other is read.
-                let errData = Box()
-                let group = DispatchGroup()
-                group.enter()
-                DispatchQueue.global().async {
-                    errData.data = err.fileHandleForReading.readDataToEndOfFile()
-                    group.leave()
-                }
-                let outData = out.fileHandleForReading.readDataToEndOfFile()
-                group.wait()
-                process.waitUntilExit()
-                continuation.resume(returning: (process.terminationStatus, outData, errData.data))
-            }
-        }
-    }
-
-    private final class Box: @unchecked Sendable { var data = Data() }
 
     /// A job ready to start: its command line (with the defaults the server fills in: a fresh output folder, the
     /// chat server's address and key), where it writes, and the training log to follow.

@@ -39,7 +39,10 @@ final class JobProcess: @unchecked Sendable {
     private static let addChdir: AddChdir? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np")
         .map { unsafeBitCast($0, to: AddChdir.self) }
 
-    func start() throws {
+    /// Starts `executable arguments` in `directory` with stdin from /dev/null; returns its pid and the read ends of its
+    /// stdout and stderr.
+    static func spawn(_ executable: URL, _ arguments: [String], directory: URL,
+                      environment: [String: String]) throws -> (pid: pid_t, out: Int32, err: Int32) {
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
         guard pipe(&out) == 0, pipe(&err) == 0 else {
             throw WebUIError.badRequest("cannot make pipes: \(String(cString: strerror(errno)))")
@@ -85,43 +88,70 @@ final class JobProcess: @unchecked Sendable {
             close(err[0])
             throw WebUIError.badRequest("cannot start \(executable.path): \(String(cString: strerror(rc)))")
         }
+        return (pid, out[0], err[0])
+    }
+
+    /// Reads `fd` to its end (then closes it), passing each chunk on.
+    private static func drain(_ fd: Int32, _ chunk: (Data) -> Void) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n > 0 { chunk(Data(buffer[0..<n])); continue }
+            if n < 0 && errno == EINTR { continue }
+            break
+        }
+        close(fd)
+    }
+
+    /// Waits for `pid`: (exit status or signal number, whether a signal ended it). WIFEXITED / WEXITSTATUS / WTERMSIG
+    /// spelled out (the C macros are not imported).
+    private static func reap(_ pid: pid_t) -> (status: Int32, signaled: Bool) {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7f
+        return (signal == 0 ? (status >> 8) & 0xff : signal, signal != 0)
+    }
+
+    /// Runs `executable arguments` to its end (a short command: a help dump, a data preview): its exit status and
+    /// everything it printed.
+    static func capture(_ executable: URL, _ arguments: [String], directory: URL) throws -> (status: Int32, out: Data, err: Data) {
+        let (pid, out, err) = try spawn(executable, arguments, directory: directory, environment: ProcessInfo.processInfo.environment)
+        final class Collected: @unchecked Sendable { var data = Data() }
+        let errData = Collected(), done = DispatchSemaphore(value: 0)
+        // stderr drains on its own thread so neither pipe fills while the other is read.
+        Thread { drain(err) { errData.data.append($0) }; done.signal() }.start()
+        var outData = Data()
+        drain(out) { outData.append($0) }
+        done.wait()
+        return (reap(pid).status, outData, errData.data)
+    }
+
+    func start() throws {
+        let (pid, outFD, errFD) = try Self.spawn(executable, arguments, directory: directory, environment: environment)
         lock.lock()
         childPID = pid
         running = true
         lock.unlock()
         let streams = DispatchGroup()
-        for fd in [out[0], err[0]] {
+        for fd in [outFD, errFD] {
             streams.enter()
             let splitter = LineSplitter(onLine)
-            let thread = Thread {
-                var buffer = [UInt8](repeating: 0, count: 65536)
-                while true {
-                    let n = read(fd, &buffer, buffer.count)
-                    if n > 0 { splitter.append(Data(buffer[0..<n])); continue }
-                    if n < 0 && errno == EINTR { continue }
-                    break
-                }
-                close(fd)
+            Thread {
+                Self.drain(fd) { splitter.append($0) }
                 splitter.finish()
                 streams.leave()
-            }
-            thread.start()
+            }.start()
         }
-        let spawned = pid
-        let reaper = Thread { [self] in
-            var status: Int32 = 0
-            while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
+        Thread { [self] in
+            let (status, signaled) = Self.reap(pid)
             lock.lock()
             running = false
             lock.unlock()
             // Grandchildren that kept the pipes open are ended with the group, so the streams do end.
-            kill(-spawned, SIGKILL)
+            kill(-pid, SIGKILL)
             streams.wait()
-            // WIFEXITED / WEXITSTATUS / WTERMSIG spelled out (the C macros are not imported).
-            let signal = status & 0x7f
-            onExit(signal == 0 ? (status >> 8) & 0xff : signal, signal != 0)
-        }
-        reaper.start()
+            onExit(status, signaled)
+        }.start()
     }
 
     var pid: Int32 {
