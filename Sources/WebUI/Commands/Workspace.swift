@@ -56,32 +56,46 @@ public final class Workspace: @unchecked Sendable {
         return url
     }
 
+    /// Every folder under the workdir down to `maxDepth` levels (hidden ones, checkpoint-N and the root's jobs/ left
+    /// out), with its files and the names of its entries, in name order.
+    private func forEachFolder(maxDepth: Int, _ body: (_ folder: URL, _ names: [String], _ files: [String]) -> Void) {
+        let fm = FileManager.default
+        func walk(_ dir: URL, depth: Int) {
+            guard depth <= maxDepth, let names = try? fm.contentsOfDirectory(atPath: dir.path).sorted() else { return }
+            var files: [String] = [], folders: [URL] = []
+            for name in names where !name.hasPrefix(".") {
+                let url = dir.appendingPathComponent(name)
+                var isDir: ObjCBool = false
+                guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else { continue }
+                if !isDir.boolValue {
+                    files.append(name)
+                } else if !name.hasPrefix("checkpoint-") && !(depth == 0 && name == "jobs") {
+                    folders.append(url)
+                }
+            }
+            body(dir, names, files)
+            for folder in folders { walk(folder, depth: depth + 1) }
+        }
+        walk(root, depth: 0)
+    }
+
     /// Models, data files, adapters and data folders under the workdir (at most four levels down, jobs/ left out),
     /// for the page's pickers.
     public func suggestions() -> [String: [String]] {
         var models: [String] = [], data: [String] = [], adapters: [String] = [], datasetDirs: [String] = [], gguf: [String] = []
-        let fm = FileManager.default
-        func walk(_ dir: URL, depth: Int) {
-            guard depth <= 4, let names = try? fm.contentsOfDirectory(atPath: dir.path) else { return }
+        forEachFolder(maxDepth: 4) { dir, names, files in
             if names.contains("config.json") && names.contains(where: { $0.hasSuffix(".safetensors") }) { models.append(dir.path) }
-            if names.contains("adapter_config.json") && !dir.lastPathComponent.hasPrefix("checkpoint-") { adapters.append(dir.path) }
+            if names.contains("adapter_config.json") { adapters.append(dir.path) }
             if names.contains("dataset_info.json") { datasetDirs.append(dir.path) }
-            for name in names.sorted() where !name.hasPrefix(".") {
-                let url = dir.appendingPathComponent(name)
-                var isDir: ObjCBool = false
-                guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else { continue }
-                if isDir.boolValue {
-                    if depth == 0 && name == "jobs" { continue }
-                    if name.hasPrefix("checkpoint-") { continue }
-                    walk(url, depth: depth + 1)
-                } else if name.hasSuffix(".gguf") {
-                    gguf.append(url.path)
+            for name in files {
+                let path = dir.appendingPathComponent(name).path
+                if name.hasSuffix(".gguf") {
+                    gguf.append(path)
                 } else if (name.hasSuffix(".jsonl") || name.hasSuffix(".json")) && !Self.notData.contains(name) {
-                    data.append(url.path)
+                    data.append(path)
                 }
             }
         }
-        walk(root, depth: 0)
         return ["models": models + gguf, "data": data, "adapters": adapters, "dataset_dirs": datasetDirs, "gguf": gguf]
     }
 
@@ -89,22 +103,13 @@ public final class Workspace: @unchecked Sendable {
     /// checkpoints left out): the page's history, whether a run came from the page, the command line or a comparison.
     public func runs() -> [(path: String, records: Int, modified: Double)] {
         var out: [(path: String, records: Int, modified: Double)] = []
-        let fm = FileManager.default
-        func walk(_ dir: URL, depth: Int) {
-            guard depth <= 5, let names = try? fm.contentsOfDirectory(atPath: dir.path) else { return }
-            if names.contains("train_log.jsonl") {
-                let log = dir.appendingPathComponent("train_log.jsonl")
-                let lines = (try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").count ?? 0
-                let modified = ((try? fm.attributesOfItem(atPath: log.path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-                out.append((dir.path, lines, modified))
-            }
-            for name in names.sorted() where !name.hasPrefix(".") && !name.hasPrefix("checkpoint-") && !(depth == 0 && name == "jobs") {
-                var isDir: ObjCBool = false
-                let url = dir.appendingPathComponent(name)
-                if fm.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue { walk(url, depth: depth + 1) }
-            }
+        forEachFolder(maxDepth: 5) { dir, _, files in
+            guard files.contains("train_log.jsonl") else { return }
+            let log = dir.appendingPathComponent("train_log.jsonl")
+            let lines = (try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").count ?? 0
+            let modified = ((try? FileManager.default.attributesOfItem(atPath: log.path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            out.append((dir.path, lines, modified))
         }
-        walk(root, depth: 0)
         return out.sorted { $0.modified < $1.modified }
     }
 
