@@ -181,8 +181,7 @@ extension TransformerModel {
         for (e, slots) in r.assignments().enumerated() where !slots.isEmpty {
             let m = slots.count
             for (j, slot) in slots.enumerated() { (s.x.pointer + j * c).update(from: x + (slot / r.topK) * c, count: c) }
-            expertForward(moe.experts[e], x: s.x.pointer, rows: m, s, exact: exact, layer: l, expert: e,
-                          lora: adapted.gateUp || adapted.down ? lora : nil, adapted: adapted)
+            expertForward(moe.experts[e], x: s.x.pointer, rows: m, s, exact: exact, layer: l, expert: e, lora: lora, adapted: adapted)
             if save {
                 (r.gate.pointer + at * iw).update(from: s.g.pointer, count: m * iw)
                 (r.up.pointer + at * iw).update(from: s.u.pointer, count: m * iw)
