@@ -690,23 +690,19 @@ def expert_lora_numbers(binary=None):
         numbers = {"sequences": SEQS[:2], "logits": logits, "loss": loss, "lora_grads": grads,
                    "merged_logits": merged_logits}
         if binary:
-            # Ours in PEFT: 4 steps of `peft train --target-parameters` on short records, loaded by PeftModel.
-            import tempfile
+            # Ours in PEFT: 4 steps of `peft train --target-parameters` on the fixture runs' records, loaded by PeftModel.
+            from make_peft_fixtures import keep_adapter_only, write_train_data
             from peft import PeftModel
             ours = os.path.join(ADAPTERS, name + "-expert-ours")
-            with tempfile.TemporaryDirectory() as work:
-                data = os.path.join(work, "d.jsonl")
-                with open(data, "w") as f:
-                    for i in range(12):
-                        f.write(json.dumps({"instruction": f"q{i} ab", "output": f"answer {i} xy"}) + "\n")
-                subprocess.run([binary, "train", "--model", os.path.join(MODELS, name), "--data", data, "--max-length", "60",
-                                "--template", "chatml", "--dtype", "float32", "--max-steps", "4", "--lr", "1e-2",
-                                "--target-parameters", ",".join(EXPERT_PARAMETERS), "--output", os.path.join(work, "run")],
-                               check=True, capture_output=True)
-                shutil.rmtree(ours, ignore_errors=True)
-                os.makedirs(ours)
-                for f in ["adapter_config.json", "adapter_model.safetensors"]:
-                    shutil.copy(os.path.join(work, "run", f), ours)
+            work = os.path.join(ROOT, ".build", "expert-lora-roundtrip")
+            shutil.rmtree(work, ignore_errors=True)
+            os.makedirs(work)
+            shutil.rmtree(ours, ignore_errors=True)
+            subprocess.run([binary, "train", "--model", os.path.join(MODELS, name), "--data", write_train_data(work),
+                            "--dtype", "float32", "--max-steps", "4", "--lr", "1e-2", "--batch-size", "2",
+                            "--target-parameters", ",".join(EXPERT_PARAMETERS), "--output", ours],
+                           check=True, capture_output=True)
+            keep_adapter_only(ours)
             fresh = AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, name), dtype=torch.float32)
             loaded = PeftModel.from_pretrained(fresh, ours).eval()
             with torch.no_grad():
