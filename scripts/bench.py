@@ -18,6 +18,10 @@ student checkpoint itself).
 `serve` measures `peft serve` (batched decoding): time to first token and aggregate decode tokens/s for 1, 4, 8 and 16
 concurrent streaming clients, against one `peft generate`.
 
+Remote-code families (Qwen v1, InternLM2, Baichuan2: `make_bench_model.py --shape qwen1-0.5b|internlm2-0.5b|
+baichuan2-0.5b --remote-code DIR`): the peer runs the family's own modeling code with `trust_remote_code`, in the
+Python given by --peer-python (one with the transformers that code was written for, e.g. 4.46).
+
 Default checkpoint: Qwen2.5-0.5B shapes with random bf16 weights (scripts/make_bench_model.py; the cost of a
 forward does not depend on the weights), Qwen tokenizer from ../shared/qwen-tokenizer. Needs a release build
 (`swift build -c release`) and, for the peer, torch + transformers + peft from PyPI. Run it on a quiet machine:
@@ -34,6 +38,8 @@ import tempfile
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PEFT = os.path.join(ROOT, ".build", "release", "peft")
 PEER = os.path.join(ROOT, "scripts", "bench", "peer.py")
+# The Python that runs the peer (--peer-python: e.g. a venv with the older transformers a remote-code family needs).
+PEER_PYTHON = sys.executable
 PROMPT = "请介绍一下中成药的常见剂型，并说明服用时需要注意什么。"
 
 
@@ -60,7 +66,7 @@ def bench_generate(model, new_tokens):
     print(f"\nGreedy generation, {new_tokens} new tokens ({model})")
     results = {}
     for dtype in ["bfloat16", "float32"]:
-        out, rss = measured([sys.executable, PEER, "generate", model, PROMPT, str(new_tokens), dtype])
+        out, rss = measured([PEER_PYTHON, PEER, "generate", model, PROMPT, str(new_tokens), dtype])
         results[("peer", dtype)] = (json.loads(out), rss)
     for dtype in ["bfloat16", "float32"]:
         out, rss = measured([PEFT, "generate", "--model", model, "--prompt", PROMPT, "--max-new-tokens",
@@ -98,7 +104,7 @@ def bench_train(model, data, steps, batch, maxlen, peer_bf16=True, targets="q_pr
     configs = [("fp32", "float32", "0"), ("fp32 + checkpointing", "float32", "1"), ("bf16 + checkpointing", "bfloat16", "1")]
     # --no-peer-bf16: torch's bf16 on a CPU without bf16 instructions (AVX2) is many times slower than its fp32.
     for name, dtype, ckpt in configs if peer_bf16 else configs[:2]:
-        out, rss = measured([sys.executable, PEER, "train", model, data, str(steps), str(batch), str(maxlen), dtype, ckpt],
+        out, rss = measured([PEER_PYTHON, PEER, "train", model, data, str(steps), str(batch), str(maxlen), dtype, ckpt],
                             env=peer_env)
         peer[name] = (json.loads(out)["tokens_per_second"], rss)
         row(f"transformers+peft {name}", *peer[name])
@@ -144,7 +150,7 @@ def bench_methods(model, data, steps, batch, maxlen, methods):
           f"against ours (bfloat16 products where oneDNN has them, the training default; and float32)")
     print(f"  {'method':<10} {'PEFT fp32':>22} {'ours bf16':>22} {'ours fp32':>22}   speed / memory vs PEFT")
     for method in methods:
-        out, peer_rss = measured([sys.executable, PEER, "train", model, data, str(steps), str(batch), str(maxlen),
+        out, peer_rss = measured([PEER_PYTHON, PEER, "train", model, data, str(steps), str(batch), str(maxlen),
                                   "float32", "0", method])
         peer_rate = json.loads(out)["tokens_per_second"]
         bf = ours_train(model, data, steps, batch, maxlen, ["--method", method, "--dtype", "bfloat16"] + METHOD_FLAGS[method])
@@ -159,7 +165,7 @@ def bench_full(model, data, steps, batch, maxlen, big_model):
     """Full fine-tuning: transformers (fp32 AdamW, its fastest) against ours (AdamW; Adafactor as the memory
     saver), then the peak memory of ours on the 1.8B shape with Adafactor and gradient checkpointing."""
     print(f"\nFull fine-tuning, batch {batch}, max length {maxlen}, {steps} timed steps ({os.path.basename(model)})")
-    out, peer_rss = measured([sys.executable, PEER, "train", model, data, str(steps), str(batch), str(maxlen), "float32", "0",
+    out, peer_rss = measured([PEER_PYTHON, PEER, "train", model, data, str(steps), str(batch), str(maxlen), "float32", "0",
                               "full"])
     peer_rate = json.loads(out)["tokens_per_second"]
     row("transformers fp32 AdamW", peer_rate, peer_rss)
@@ -420,7 +426,7 @@ def bench_distill(model, teacher, data, steps, batch, maxlen):
     """`peft distill` (LoRA r=8 on q_proj,v_proj, off-policy) against the same step in torch + PEFT + TRL's GKD loss."""
     print(f"\nDistillation, LoRA r=8 student {os.path.basename(model)}, teacher {os.path.basename(teacher)}, batch {batch}, "
           f"max length {maxlen}, {steps} timed steps, float32")
-    out, rss = measured([sys.executable, PEER, "distill", model, teacher, data, str(steps), str(batch), str(maxlen), "0.5", "1.0"])
+    out, rss = measured([PEER_PYTHON, PEER, "distill", model, teacher, data, str(steps), str(batch), str(maxlen), "0.5", "1.0"])
     peer = (json.loads(out)["tokens_per_second"], rss)
     row("transformers+peft+trl generalized_jsd_loss", *peer)
     with tempfile.TemporaryDirectory() as out_dir:
@@ -466,7 +472,7 @@ def bench_dpo(model, data, steps, batch, maxlen):
     """`peft train --stage dpo` (LoRA r=8 on q_proj,v_proj, float32) against the same step in torch + PEFT with TRL's
     sigmoid loss; pairs made from --data: each record's answer chosen, the next record's rejected."""
     print(f"\nDPO, LoRA r=8, {batch} pairs per step, max length {maxlen}, {steps} timed steps, float32 ({os.path.basename(model)})")
-    out, rss = measured([sys.executable, PEER, "dpo", model, data, str(steps), str(batch), str(maxlen), "0.1"])
+    out, rss = measured([PEER_PYTHON, PEER, "dpo", model, data, str(steps), str(batch), str(maxlen), "0.1"])
     peer = (json.loads(out)["tokens_per_second"], rss)
     row("transformers+peft, TRL's DPO step", *peer)
     records = [json.loads(l) for l in open(data, encoding="utf-8") if l.strip()]
@@ -562,9 +568,14 @@ def main():
                          "mlp.experts.gate_up_proj,mlp.experts.down_proj; both tools then train without dropout")
     ap.add_argument("--targets", default="q_proj,v_proj",
                     help="for `train`: the LoRA target modules of both tools (e.g. qkv_proj for Phi-3)")
+    ap.add_argument("--peer-python", default=sys.executable,
+                    help="the Python that runs the peer (remote-code families: one with the transformers their code "
+                         "was written for; see scripts/make_bench_model.py)")
     ap.add_argument("--no-peer-bf16", action="store_true",
                     help="for `train`: skip the peer's bf16 run (over 15 minutes for 5 steps on an AVX2 CPU)")
     args = ap.parse_args()
+    global PEER_PYTHON
+    PEER_PYTHON = args.peer_python
     if not os.path.exists(PEFT):
         sys.exit("build first: swift build -c release")
     if not os.path.exists(os.path.join(args.model, "config.json")):

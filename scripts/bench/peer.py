@@ -12,15 +12,31 @@ import sys
 import time
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 torch.set_num_threads(2)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+def load_model(model_dir, dtype):
+    """transformers' model of the checkpoint in `dtype`; a remote-code family (config.json with an auto_map: Qwen v1,
+    InternLM2, Baichuan2) by its own code, as its users run it."""
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    kw = {"trust_remote_code": True} if "auto_map" in cfg else {}
+    # `dtype` since transformers 4.56; the older ones the remote-code families need call it torch_dtype.
+    newer = tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56)
+    kw["dtype" if newer else "torch_dtype"] = DTYPES[dtype]
+    if "auto_map" in cfg and "fp32" in cfg:  # Qwen v1 casts itself by its config's bf16 / fp16 / fp32 flags
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=True)
+        config.bf16, config.fp16, config.fp32 = dtype == "bfloat16", False, dtype == "float32"
+        kw["config"] = config
+    return AutoModelForCausalLM.from_pretrained(model_dir, **kw)
+
+
 def generate(model_dir, prompt, new_tokens, dtype):
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype])
+    model = load_model(model_dir, dtype)
     model.eval()
     ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                   return_tensors="pt", return_dict=True)["input_ids"]
@@ -109,7 +125,7 @@ def timed_steps(steps, chunk_of, loss_of, params, opt):
 def train(model_dir, data, steps, batch, maxlen, dtype, checkpointing, method="lora"):
     from peft import get_peft_model
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype])
+    model = load_model(model_dir, dtype)
     if checkpointing:
         model.gradient_checkpointing_enable()
         if method != "full":
@@ -135,8 +151,8 @@ def distill(student_dir, teacher_dir, data, steps, batch, maxlen, beta, temperat
     from peft import get_peft_model
     from trl.experimental.gkd import GKDTrainer
     tok = AutoTokenizer.from_pretrained(student_dir)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(student_dir, dtype=torch.float32), method_config("lora"))
-    teacher = AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float32).eval()
+    model = get_peft_model(load_model(student_dir, "float32"), method_config("lora"))
+    teacher = load_model(teacher_dir, "float32").eval()
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-4)
@@ -163,7 +179,7 @@ def dpo(model_dir, data, steps, batch, maxlen, beta):
     import torch.nn.functional as F
     from peft import get_peft_model
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), method_config("lora"))
+    model = get_peft_model(load_model(model_dir, "float32"), method_config("lora"))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=2e-4)
