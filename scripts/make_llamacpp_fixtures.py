@@ -6,7 +6,7 @@
     /opt/llama/bin/python scripts/make_llamacpp_fixtures.py --peft-binary .build/debug/peft \
         --llama-src llama_cpp_python-0.3.36/vendor/llama.cpp --convert-python python3   # a Python with torch
 Writes Tests/Fixtures/gguf/llamacpp.json: for tiny-qwen2 in q8_0 and q4_0, tiny-llama (llama.cpp's `llama`
-architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`), tiny-olmoe-mha (`olmoe`), tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16),
+architecture, whose query/key rows the export reorders), tiny-qwen3, tiny-qwen1 (llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`), tiny-qwen2-moe-sparse (`qwen2moe`), tiny-olmoe-mha (`olmoe`), tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16),
 tiny-phi-longrope (`phi3`), tiny-internlm2 (`internlm2`), tiny-internlm3 (`llama`, f16), tiny-glm (`chatglm`), tiny-glm4 (`glm4`) and
 tiny-baichuan2-32 (`baichuan`, f16; see write_family_variants), tiny-baichuan2-13b (`baichuan` with ALiBi, 40 layers, f16) in q8_0, two prompts (token ids), llama.cpp's
 16 greedy tokens after each, and its logits of the last prompt position. Runs are keyed "q8_0" (tiny-qwen2) or
@@ -108,7 +108,9 @@ def write_family_variants():
       picks them by context size, 256 in these runs; transformers by sequence lengt). Its name avoids "phi3": llama.cpp marks
       tokens of any file whose general.name contains it and then needs "</s>" in the vocabulary, which this byte-level
       one lacks.
-    - tiny-olmoe-mha: tiny-olmoe with its key/value heads repeated (llama.cpp's olmoe has no grouped keys)."""
+    - tiny-olmoe-mha: tiny-olmoe with its key/value heads repeated (llama.cpp's olmoe has no grouped keys).
+    - tiny-qwen2-moe-sparse: tiny-qwen2-moe with every layer a mixture (llama.cpp's qwen2moe has no dense layers):
+      layer 1's dense MLP gives way to layer 0's experts, router, shared expert and its gate plus small noise (seed 7)."""
     out, config = copy_model("tiny-baichuan2", "tiny-baichuan2-32", {"num_hidden_layers": 32, "torch_dtype": "float16"})
     rng = np.random.RandomState(5)
     tensors, source = [], read_safetensors(os.path.join(FIX, "models", "tiny-baichuan2", "model.safetensors"))
@@ -138,6 +140,17 @@ def write_family_variants():
         elif name.endswith("k_norm.weight"):
             array = np.repeat(array.reshape(2, d), group, axis=0).reshape(-1)
         tensors.append((name, array))
+    write_safetensors(os.path.join(out, "model.safetensors"), tensors)
+    out, config = copy_model("tiny-qwen2-moe", "tiny-qwen2-moe-sparse", {"mlp_only_layers": []})
+    rng = np.random.RandomState(7)
+    tensors = []
+    source = read_safetensors(os.path.join(FIX, "models", "tiny-qwen2-moe", "model.safetensors"))
+    for name, array in source:
+        if ".layers.1.mlp." in name:
+            continue
+        tensors.append((name, array))
+        if ".layers.0.mlp." in name:
+            tensors.append((name.replace(".layers.0.", ".layers.1."), array + 0.05 * rng.randn(*array.shape)))
     write_safetensors(os.path.join(out, "model.safetensors"), tensors)
     rope = dict(json.load(open(os.path.join(FIX, "models", "tiny-phi3", "config.json")))["rope_parameters"])
     rope["original_max_position_embeddings"] = 256
@@ -261,6 +274,9 @@ def main():
              ("tiny-qwen1/q8_0", "tiny-qwen1", "q8_0"),
              # Qwen3-MoE (llama.cpp's `qwen3moe`): router f32, experts stacked in ffn_{gate,up,down}_exps.
              ("tiny-qwen3-moe/q8_0", "tiny-qwen3-moe", "q8_0"),
+             # Qwen2-MoE (`qwen2moe`): per-expert matrices stacked into ffn_*_exps, the shared expert and its sigmoid
+             # gate (ffn_*_shexp, ffn_gate_inp_shexp), top 2 not renormalised; every layer sparse (write_family_variants).
+             ("tiny-qwen2-moe-sparse/q8_0", "tiny-qwen2-moe-sparse", "q8_0"),
              # OLMoE (`olmoe`): q/k norms across all heads, experts stacked, top 2 not renormalised; MHA, as llama.cpp
              # norms keys over n_embd features (see write_family_variants).
              ("tiny-olmoe-mha/q8_0", "tiny-olmoe-mha", "q8_0"),

@@ -163,7 +163,7 @@ extension GGUFModelTests {
     /// rounding of the safetensors model's, over 20 tokens.
     func testNewFamiliesRoundTripThroughF16GGUF() throws {
         for name in ["tiny-qwen1", "tiny-qwen3-moe", "tiny-gemma3", "tiny-gemma2-s16", "tiny-phi3", "tiny-internlm2",
-                     "tiny-internlm3", "tiny-glm", "tiny-glm4", "tiny-chatglm", "tiny-baichuan2-32", "tiny-baichuan2-13b", "tiny-olmoe-mha", "tiny-mistral",
+                     "tiny-internlm3", "tiny-glm", "tiny-glm4", "tiny-chatglm", "tiny-baichuan2-32", "tiny-baichuan2-13b", "tiny-olmoe-mha", "tiny-qwen2-moe-sparse", "tiny-mistral",
                      "tiny-qwen2-swa"] {
             let url = temporaryURL("family").appendingPathExtension("gguf")
             defer { try? FileManager.default.removeItem(at: url) }
@@ -184,7 +184,7 @@ extension GGUFModelTests {
 
 extension GGUFModelTests {
     /// llama.cpp (llama-cpp-python 0.3.36, built from source; scripts/make_llamacpp_fixtures.py) loaded the GGUF
-    /// files `peft quantize` writes for tiny-qwen2, tiny-llama, tiny-qwen3, tiny-qwen1 (Qwen v1, llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`), tiny-olmoe-mha (`olmoe`), tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16), tiny-phi-longrope
+    /// files `peft quantize` writes for tiny-qwen2, tiny-llama, tiny-qwen3, tiny-qwen1 (Qwen v1, llama.cpp's `qwen`) tiny-qwen3-moe (`qwen3moe`), tiny-qwen2-moe-sparse (`qwen2moe`: shared expert and its gate), tiny-olmoe-mha (`olmoe`), tiny-gemma3 (`gemma3`), tiny-gemma2-s16 (`gemma2`, in f16), tiny-phi-longrope
     /// (`phi3`), tiny-internlm2 (`internlm2`), tiny-internlm3 (`llama`, f16), tiny-glm (`chatglm`), tiny-glm4 (`glm4`), tiny-chatglm (`chatglm`, fused attn_qkv, f16), tiny-baichuan2-32
     /// (`baichuan`, f16) and tiny-baichuan2-13b (`baichuan` with ALiBi, 40 layers, f16), and for tiny-qwen2-k in every llama.cpp
     /// file type built from q4_1 ... iq4_xs, and decoded 16 greedy tokens after two prompts. Fed the same
@@ -202,7 +202,7 @@ extension GGUFModelTests {
         // tiny-qwen2-k: every matrix whole 256-weight super-blocks, so every k-quant and iq4 format runs as itself.
         let kTypes = ["q4_1", "q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k", "iq4_xs"]
         XCTAssertEqual(Set(golden.runs.keys),
-                       Set(["q8_0", "q4_0", "tiny-llama/q8_0", "tiny-qwen3/q8_0", "tiny-qwen1/q8_0", "tiny-qwen3-moe/q8_0", "tiny-olmoe-mha/q8_0", "tiny-gemma3/q8_0", "tiny-gemma2-s16/f16",
+                       Set(["q8_0", "q4_0", "tiny-llama/q8_0", "tiny-qwen3/q8_0", "tiny-qwen1/q8_0", "tiny-qwen3-moe/q8_0", "tiny-qwen2-moe-sparse/q8_0", "tiny-olmoe-mha/q8_0", "tiny-gemma3/q8_0", "tiny-gemma2-s16/f16",
                             "tiny-phi-longrope/q8_0", "tiny-internlm2/q8_0", "tiny-internlm3/f16", "tiny-glm/q8_0", "tiny-glm4/q8_0", "tiny-chatglm/f16",
                             "tiny-baichuan2-32/f16", "tiny-baichuan2-13b/f16"] + kTypes.map { "tiny-qwen2-k/\($0)" }))
         for (key, runs) in golden.runs {
