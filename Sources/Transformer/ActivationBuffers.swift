@@ -152,6 +152,15 @@ public final class ActivationBuffers {
         vSeq = prefixed(true)
         dkSeq = prefixed(training)
         dvSeq = prefixed(training)
+        // A training mixture's work buffers and saved expert outputs, at full capacity now rather than grown (and
+        // faulted in) as longer batches arrive; inference grows them on demand.
+        if training, let moe = c.moe {
+            moeScratch.reserve(rows: n, hidden: C, width: max(moe.intermediateSize, moe.sharedIntermediateSize ?? 0))
+            for s in saved {
+                s.routing?.reserveSaved(slots: n * moe.topK, width: moe.intermediateSize, rows: n,
+                                        sharedWidth: moe.sharedIntermediateSize ?? 0)
+            }
+        }
     }
 
     /// Bytes these buffers hold (for `info` and memory planning).
@@ -169,6 +178,10 @@ public final class ActivationBuffers {
         case .checkpointing: floats += (c.layerCount + 1) * n * C + perLayer
         }
         if policy != .inference { floats += n * (3 * C + 2 * c.qDim + 2 * c.kvDim + 3 * I + (c.sandwichNorms ? C : 0)) }
+        // A training mixture's work buffers (MoEScratch: four [n, C], six [n, widest expert]).
+        if policy != .inference, let moe = c.moe {
+            floats += n * (4 * C + 6 * max(moe.intermediateSize, moe.sharedIntermediateSize ?? 0))
+        }
         return floats * 4
     }
 }
