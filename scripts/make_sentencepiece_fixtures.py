@@ -23,7 +23,11 @@ fallback, newline runs as user-defined added tokens, BOS always added) and white
 llama.cpp's Python bindings are importable, every such fixture is also tokenized by llama.cpp and the script reports
 the texts whose ids differ from Hugging Face's.
 
-Usage (from the package root): python3 scripts/make_sentencepiece_fixtures.py
+Gemma layout (`sp-gemma`): a SentencePiece model with Gemma's settings turned into the tokenizer.json that
+transformers' GemmaTokenizer builds (the layout of Gemma 2 / 3 checkpoints: Replace(" ", "▁"), BPE with byte fallback,
+<bos> prepended), with transformers' ids.
+
+Usage (from the package root): python3 scripts/make_sentencepiece_fixtures.py [--only-gemma]
 Needs: sentencepiece, protobuf, tokenizers, transformers, and the `gguf` package (llama.cpp's gguf-py). The output is
 deterministic for the versions named in Tests/Fixtures/README.md. Nothing here runs during `swift test`.
 """
@@ -201,6 +205,57 @@ def sentencepiece_fixtures(texts, corpus):
                               "decoded": layout.decode(ids_layout, skip_special_tokens=False)})
         print(f"{name}: {sp.vocab_size()} pieces; texts (without special tokens) whose ids differ: {differ}")
         dump(target / "expected.json", {"differ": differ, "cases": cases})
+
+
+def gemma_layout_fixture(texts, corpus):
+    """sp-gemma: the tokenizer.json layout of Gemma 2 / Gemma 3 checkpoints, as transformers' GemmaTokenizer builds it
+    from a SentencePiece model with Gemma's settings (no dummy prefix, spaces kept, digits split, byte fallback; ids
+    <pad> 0, <eos> 1, <bos> 2, <unk> 3; <start_of_turn> / <end_of_turn> user-defined pieces, special in the published
+    files): normalizer Replace(" ", "▁"), a Split(" ", merged_with_previous) pre-tokenizer, BPE with byte fallback,
+    <bos> prepended, decoder Replace / ByteFallback / Fuse. Written without the tokenizer.model, so that a loader
+    reads the tokenizer.json; expected.json holds transformers' ids (BOS included), its decode, and sentencepiece's own
+    ids of the same texts."""
+    name, target = "sp-gemma", OUT / "sp-gemma"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    turns = ["<start_of_turn>", "<end_of_turn>"]
+    with tempfile.TemporaryDirectory() as work:
+        here = os.getcwd()
+        os.chdir(work)
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(corpus), model_prefix=name, model_type="bpe", vocab_size=800, byte_fallback=True,
+            normalization_rule_name="identity", character_coverage=0.995, add_dummy_prefix=False,
+            remove_extra_whitespaces=False, split_digits=True, allow_whitespace_only_pieces=True,
+            user_defined_symbols=turns, pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
+            bos_piece="<bos>", unk_piece="<unk>", num_threads=1, seed_sentencepiece_size=100000, input_sentence_size=0,
+            shuffle_input_sentence=False, minloglevel=2)
+        os.chdir(here)
+        source = Path(work) / "source"
+        source.mkdir()
+        shutil.copy(Path(work) / f"{name}.model", source / "tokenizer.model")
+        dump(source / "tokenizer_config.json", {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>",
+                                                "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>",
+                                                "add_bos_token": True, "add_eos_token": False})
+        sp = spm.SentencePieceProcessor(model_file=str(source / "tokenizer.model"))
+        layout = json.loads(transformers.AutoTokenizer.from_pretrained(source).backend_tokenizer.to_str())
+    for token in layout["added_tokens"]:
+        if token["content"] in turns:
+            token["special"] = True
+    (target / "tokenizer.json").write_text(json.dumps(layout, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    dump(target / "tokenizer_config.json", {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>",
+                                            "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>",
+                                            "add_bos_token": True, "add_eos_token": False})
+    tok = transformers.AutoTokenizer.from_pretrained(target)
+    cases, differ = [], 0
+    for text in texts:
+        ids = tok(text)["input_ids"]
+        own = [sp.bos_id()] + sp.encode(text)
+        if not any(t in text for t in turns):
+            differ += ids != own
+        cases.append({"ids": ids, "decoded": tok.decode(ids), "sentencepiece": own})
+    print(f"{name}: {len(layout['model']['vocab'])} tokens; texts without turn markers whose ids differ from "
+          f"sentencepiece's: {differ}")
+    dump(target / "expected.json", {"differ": differ, "cases": cases})
 
 
 # ---------------------------------------------------------------- byte-level BPE pre-tokenizers
@@ -443,6 +498,9 @@ def main():
     bpe_texts = sp_texts
     dump(OUT / "texts.json", sp_texts)
     sentencepiece_fixtures(sp_texts, corpus)
+    gemma_layout_fixture(sp_texts, corpus)
+    if "--only-gemma" in sys.argv:
+        return
     for kind, (regexes, ignore_merges, nfc) in KINDS.items():
         byte_level_fixture(kind, regexes, ignore_merges, nfc, corpus, bpe_texts)
     for kind in ("gemma4", "whitespace"):

@@ -1,15 +1,30 @@
 /// How normalized text is cut into words before BPE (`pre_tokenizer` field of `tokenizer.json`).
 ///
 /// Supported: `ByteLevel` (with or without GPT-2's regex and the prefix space), `Split` with a regex or a
-/// literal string and behavior `Isolated` or `Removed`, `Metaspace`, `Sequence` of those, and `null`.
+/// literal string, any behavior (`Isolated`, `Removed`, `MergedWithPrevious` as Gemma's files have it,
+/// `MergedWithNext`, `Contiguous`) and `invert`, `Metaspace`, `Sequence` of those, and `null`.
 /// ```swift
 /// let words = preTokenizer.split([Array("Hello world".utf8)[...]], firstStartsText: true)   // "Hello", " world"
 /// ```
 indirect enum PreTokenizer: Sendable {
     case byteLevel(addPrefixSpace: Bool, pattern: GPT2FamilyPattern?)
-    case split(SplitMatcher, keepsMatches: Bool)
+    case split(SplitMatcher, Behavior, invert: Bool = false)
     case metaspace(Metaspace)
     case sequence([PreTokenizer])
+
+    /// What a `Split` does with the stretches its pattern matches (Hugging Face's SplitDelimiterBehavior).
+    enum Behavior: String, Sendable {
+        /// Matches dropped, the text between them kept.
+        case removed = "Removed"
+        /// Matches and the text between them, each its own word.
+        case isolated = "Isolated"
+        /// Each match joined to the word before it ("a b" split on " ": "a ", "b").
+        case mergedWithPrevious = "MergedWithPrevious"
+        /// Each match joined to the word after it ("a b": "a", " b").
+        case mergedWithNext = "MergedWithNext"
+        /// Adjacent matches joined into one word, as are adjacent stretches between them.
+        case contiguous = "Contiguous"
+    }
 
     /// A compiled `Split` pattern: the hand-written matcher when the regex is one of the GPT-2 family, else ICU.
     enum SplitMatcher: Sendable {
@@ -49,14 +64,10 @@ indirect enum PreTokenizer: Sendable {
     }
 
     private static func parseSplit(_ field: JSONField) throws -> PreTokenizer {
-        if let invert = try field.optional("invert"), try invert.bool() { throw invert.unsupported("true") }
+        let invert = try field.optional("invert")?.bool() ?? false
         let behaviorField = try field.required("behavior")
-        let keepsMatches: Bool
-        switch try behaviorField.string() {
-        case "Isolated": keepsMatches = true
-        case "Removed": keepsMatches = false
-        case let other: throw behaviorField.unsupported(other)
-        }
+        let name = try behaviorField.string()
+        guard let behavior = Behavior(rawValue: name) else { throw behaviorField.unsupported(name) }
         let patternField = try field.required("pattern")
         let matcher: SplitMatcher
         if let regex = try patternField.optional("Regex") {
@@ -71,7 +82,7 @@ indirect enum PreTokenizer: Sendable {
         } else {
             throw patternField.invalid("expected a 'Regex' or 'String' member")
         }
-        return .split(matcher, keepsMatches: keepsMatches)
+        return .split(matcher, behavior, invert: invert)
     }
 
     /// True when a `ByteLevel` step is present: the BPE model then works on raw bytes.
@@ -95,24 +106,61 @@ indirect enum PreTokenizer: Sendable {
             return pieces.flatMap { piece -> [ArraySlice<UInt8>] in
                 let spaced = addPrefixSpace && piece.first != 0x20 ? ([0x20] + piece)[...] : piece
                 guard let pattern else { return [spaced] }
-                return Self.cut(spaced, at: pattern.matches(in: spaced), keepingMatches: true)
+                return Self.cut(spaced, at: pattern.matches(in: spaced), behavior: .isolated)
             }
-        case .split(let matcher, let keepsMatches):
-            return pieces.flatMap { Self.cut($0, at: matcher.matches(in: $0), keepingMatches: keepsMatches) }
+        case .split(let matcher, let behavior, let invert):
+            return pieces.flatMap { Self.cut($0, at: matcher.matches(in: $0), behavior: behavior, invert: invert) }
         }
     }
 
-    /// The gaps between `matches`, and the matches themselves when `keepingMatches` (behavior `Isolated`).
-    private static func cut(_ piece: ArraySlice<UInt8>, at matches: [Range<Int>],
-                            keepingMatches: Bool) -> [ArraySlice<UInt8>] {
-        var words: [ArraySlice<UInt8>] = []
+    /// `piece` cut at `matches` as Hugging Face's `split` does: the piece as alternating stretches (between matches,
+    /// and matches, the flags swapped when `invert`), combined by `behavior`; empty words dropped.
+    private static func cut(_ piece: ArraySlice<UInt8>, at matches: [Range<Int>], behavior: Behavior,
+                            invert: Bool = false) -> [ArraySlice<UInt8>] {
+        var stretches: [(range: Range<Int>, isMatch: Bool)] = []
         var position = piece.startIndex
         for match in matches {
-            if position < match.lowerBound { words.append(piece[position..<match.lowerBound]) }
-            if keepingMatches { words.append(piece[match]) }
+            if position < match.lowerBound { stretches.append((position..<match.lowerBound, invert)) }
+            stretches.append((match, !invert))
             position = match.upperBound
         }
-        if position < piece.endIndex { words.append(piece[position...]) }
-        return words
+        if position < piece.endIndex { stretches.append((position..<piece.endIndex, invert)) }
+        var words: [Range<Int>] = []
+        var previousMatch = false
+        switch behavior {
+        case .removed:
+            words = stretches.filter { !$0.isMatch }.map(\.range)
+        case .isolated:
+            words = stretches.map(\.range)
+        case .mergedWithPrevious:
+            for (range, isMatch) in stretches {
+                if isMatch, !previousMatch, let last = words.last {
+                    words[words.count - 1] = last.lowerBound..<range.upperBound
+                } else {
+                    words.append(range)
+                }
+                previousMatch = isMatch
+            }
+        case .mergedWithNext:
+            for (range, isMatch) in stretches.reversed() {
+                if isMatch, !previousMatch, let last = words.last {
+                    words[words.count - 1] = range.lowerBound..<last.upperBound
+                } else {
+                    words.append(range)
+                }
+                previousMatch = isMatch
+            }
+            words.reverse()
+        case .contiguous:
+            for (range, isMatch) in stretches {
+                if isMatch == previousMatch, let last = words.last {
+                    words[words.count - 1] = last.lowerBound..<range.upperBound
+                } else {
+                    words.append(range)
+                }
+                previousMatch = isMatch
+            }
+        }
+        return words.filter { !$0.isEmpty }.map { piece[$0] }
     }
 }

@@ -73,7 +73,7 @@ extension Tokenizer {
         if config.eosToken == nil { config.eosToken = "<|endoftext|>" }
         let prefix = family.prefix.compactMap { name in specials.first { $0.content == name }?.id }
         self.init(config: config, normalizer: Normalizer(steps: []),
-                  preTokenizer: .split(.family(GPT2FamilyPattern(flavor: .qwen, maximumDigits: family.maximumDigits)), keepsMatches: true),
+                  preTokenizer: .split(.family(GPT2FamilyPattern(flavor: .qwen, maximumDigits: family.maximumDigits)), .isolated),
                   model: model, addedTokens: specials, postProcessor: PostProcessor(prefix: prefix), decoder: .byteLevel)
     }
 

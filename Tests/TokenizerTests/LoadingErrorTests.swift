@@ -42,8 +42,8 @@ final class LoadingErrorTests: XCTestCase {
         json["pre_tokenizer"] = ["type": "Whitespace"]
         assertError(json, .unsupported(file: "tokenizer.json", field: "pre_tokenizer.type", value: "Whitespace"))
         json = minimalTokenizer()
-        json["pre_tokenizer"] = ["type": "Split", "pattern": ["Regex": "a"], "behavior": "MergedWithNext", "invert": false]
-        assertError(json, .unsupported(file: "tokenizer.json", field: "pre_tokenizer.behavior", value: "MergedWithNext"))
+        json["pre_tokenizer"] = ["type": "Split", "pattern": ["Regex": "a"], "behavior": "Merged", "invert": false]
+        assertError(json, .unsupported(file: "tokenizer.json", field: "pre_tokenizer.behavior", value: "Merged"))
         json = minimalTokenizer()
         json["post_processor"] = ["type": "RobertaProcessing"]
         assertError(json, .unsupported(file: "tokenizer.json", field: "post_processor.type", value: "RobertaProcessing"))
