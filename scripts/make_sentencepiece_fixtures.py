@@ -27,7 +27,10 @@ Gemma layout (`sp-gemma`): a SentencePiece model with Gemma's settings turned in
 transformers' GemmaTokenizer builds (the layout of Gemma 2 / 3 checkpoints: Replace(" ", "▁"), BPE with byte fallback,
 <bos> prepended), with transformers' ids.
 
-Usage (from the package root): python3 scripts/make_sentencepiece_fixtures.py [--only-gemma]
+GPT-NeoX layout (`bpe-neox`, OLMoE's vocabulary kind): NFC, ByteLevel without a prefix space, OLMoE's added tokens,
+with the ids transformers' GPTNeoXTokenizer gives.
+
+Usage (from the package root): python3 scripts/make_sentencepiece_fixtures.py [--only-layouts]
 Needs: sentencepiece, protobuf, tokenizers, transformers, and the `gguf` package (llama.cpp's gguf-py). The output is
 deterministic for the versions named in Tests/Fixtures/README.md. Nothing here runs during `swift test`.
 """
@@ -256,6 +259,36 @@ def gemma_layout_fixture(texts, corpus):
     print(f"{name}: {len(layout['model']['vocab'])} tokens; texts without turn markers whose ids differ from "
           f"sentencepiece's: {differ}")
     dump(target / "expected.json", {"differ": differ, "cases": cases})
+
+
+def neox_layout_fixture(texts, corpus):
+    """bpe-neox: the tokenizer.json layout of GPT-NeoX-vocabulary models (OLMoE, Pythia): NFC, ByteLevel without a
+    prefix space, a ByteLevel post-processor, OLMoE's three added |||...||| tokens; tokenizer_config naming
+    GPTNeoXTokenizer, which transformers 5 rebuilds from the file's vocabulary and merges. expected.json: transformers'
+    ids of every text and of a few with the added tokens."""
+    target = OUT / "bpe-neox"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=700, special_tokens=["<|endoftext|>", "<|padding|>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.add_tokens(["|||EMAIL_ADDRESS|||", "|||PHONE_NUMBER|||", "|||IP_ADDRESS|||"])
+    tok.save(str(target / "tokenizer.json"))
+    dump(target / "tokenizer_config.json", {"tokenizer_class": "GPTNeoXTokenizer", "bos_token": "<|endoftext|>",
+                                            "eos_token": "<|endoftext|>", "pad_token": "<|padding|>",
+                                            "unk_token": "<|endoftext|>", "add_bos_token": False,
+                                            "add_eos_token": False})
+    hf = transformers.AutoTokenizer.from_pretrained(target)
+    extra = ["call |||PHONE_NUMBER||| or mail |||EMAIL_ADDRESS|||", "|||IP_ADDRESS|||:8080", "ａｂｃ e\u0301 Å 한국어"]
+    cases = [{"text": text, "ids": hf(text)["input_ids"], "decoded": hf.decode(hf(text)["input_ids"])}
+             for text in texts + extra]
+    print(f"bpe-neox: {hf.vocab_size} tokens + 3 added, {len(cases)} texts")
+    dump(target / "expected.json", {"cases": cases})
 
 
 # ---------------------------------------------------------------- byte-level BPE pre-tokenizers
@@ -499,7 +532,8 @@ def main():
     dump(OUT / "texts.json", sp_texts)
     sentencepiece_fixtures(sp_texts, corpus)
     gemma_layout_fixture(sp_texts, corpus)
-    if "--only-gemma" in sys.argv:
+    neox_layout_fixture(sp_texts, corpus)
+    if "--only-layouts" in sys.argv:
         return
     for kind, (regexes, ignore_merges, nfc) in KINDS.items():
         byte_level_fixture(kind, regexes, ignore_merges, nfc, corpus, bpe_texts)

@@ -2,7 +2,7 @@ import Foundation
 import Kernels
 import ModelIO
 
-/// A decoder-only transformer (Qwen2 / Qwen1.5 / Llama / Mistral / Qwen3) over frozen weights, with an optional
+/// A decoder-only transformer (every family `ModelConfig` reads) over frozen weights, with an optional
 /// fine-tuning method attached at its hook points (input embeddings, attention prefixes, projections).
 ///
 /// ```swift
