@@ -125,42 +125,31 @@ indirect enum PreTokenizer: Sendable {
             position = match.upperBound
         }
         if position < piece.endIndex { stretches.append((position..<piece.endIndex, invert)) }
-        var words: [Range<Int>] = []
-        var previousMatch = false
+        let words: [Range<Int>]
         switch behavior {
-        case .removed:
-            words = stretches.filter { !$0.isMatch }.map(\.range)
-        case .isolated:
-            words = stretches.map(\.range)
-        case .mergedWithPrevious:
-            for (range, isMatch) in stretches {
-                if isMatch, !previousMatch, let last = words.last {
-                    words[words.count - 1] = last.lowerBound..<range.upperBound
-                } else {
-                    words.append(range)
-                }
-                previousMatch = isMatch
-            }
-        case .mergedWithNext:
-            for (range, isMatch) in stretches.reversed() {
-                if isMatch, !previousMatch, let last = words.last {
-                    words[words.count - 1] = range.lowerBound..<last.upperBound
-                } else {
-                    words.append(range)
-                }
-                previousMatch = isMatch
-            }
-            words.reverse()
-        case .contiguous:
-            for (range, isMatch) in stretches {
-                if isMatch == previousMatch, let last = words.last {
-                    words[words.count - 1] = last.lowerBound..<range.upperBound
-                } else {
-                    words.append(range)
-                }
-                previousMatch = isMatch
-            }
+        case .removed: words = stretches.filter { !$0.isMatch }.map(\.range)
+        case .isolated: words = stretches.map(\.range)
+        case .mergedWithPrevious: words = joined(stretches) { isMatch, previousMatch in isMatch && !previousMatch }
+        case .mergedWithNext: words = joined(stretches.reversed()) { isMatch, previousMatch in isMatch && !previousMatch }.reversed()
+        case .contiguous: words = joined(stretches) { isMatch, previousMatch in isMatch == previousMatch }
         }
         return words.filter { !$0.isEmpty }.map { piece[$0] }
+    }
+
+    /// The stretches in order, each joined to the word before it when `joins(isMatch, previous stretch's isMatch)`
+    /// (the first stretch starts a word).
+    private static func joined(_ stretches: some Sequence<(range: Range<Int>, isMatch: Bool)>,
+                               when joins: (Bool, Bool) -> Bool) -> [Range<Int>] {
+        var words: [Range<Int>] = []
+        var previousMatch = false
+        for (range, isMatch) in stretches {
+            if joins(isMatch, previousMatch), let last = words.last {
+                words[words.count - 1] = min(last.lowerBound, range.lowerBound)..<max(last.upperBound, range.upperBound)
+            } else {
+                words.append(range)
+            }
+            previousMatch = isMatch
+        }
+        return words
     }
 }
