@@ -154,12 +154,9 @@ public final class ActivationBuffers {
         dvSeq = prefixed(training)
         // A training mixture's work buffers and saved expert outputs, at full capacity now rather than grown (and
         // faulted in) as longer batches arrive; inference grows them on demand.
-        if training, let moe = c.moe {
-            moeScratch.reserve(rows: n, hidden: C, width: max(moe.intermediateSize, moe.sharedIntermediateSize ?? 0))
-            for s in saved {
-                s.routing?.reserveSaved(slots: n * moe.topK, width: moe.intermediateSize, rows: n,
-                                        sharedWidth: moe.sharedIntermediateSize ?? 0)
-            }
+        if training, c.moe != nil {
+            moeScratch.reserve(rows: n, config: c)
+            for s in saved { s.routing?.reserveSaved(rows: n, config: c) }
         }
     }
 
@@ -178,10 +175,8 @@ public final class ActivationBuffers {
         case .checkpointing: floats += (c.layerCount + 1) * n * C + perLayer
         }
         if policy != .inference { floats += n * (3 * C + 2 * c.qDim + 2 * c.kvDim + 3 * I + (c.sandwichNorms ? C : 0)) }
-        // A training mixture's work buffers (MoEScratch: four [n, C], six [n, widest expert]).
-        if policy != .inference, let moe = c.moe {
-            floats += n * (4 * C + 6 * max(moe.intermediateSize, moe.sharedIntermediateSize ?? 0))
-        }
+        // A training mixture's work buffers.
+        if policy != .inference, c.moe != nil { floats += MoEScratch.floatCount(rows: n, config: c) }
         return floats * 4
     }
 }

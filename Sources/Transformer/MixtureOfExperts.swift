@@ -95,7 +95,9 @@ final class Routing {
     var gate = FloatBuffer(count: 0), up = FloatBuffer(count: 0)
     var sharedGate = FloatBuffer(count: 0), sharedUp = FloatBuffer(count: 0)
 
-    func reserveSaved(slots: Int, width: Int, rows: Int, sharedWidth: Int) {
+    /// Room for the saved outputs of passes of up to `rows` rows of `config`'s mixture.
+    func reserveSaved(rows: Int, config: ModelConfig) {
+        let slots = rows * topK, width = config.moe?.intermediateSize ?? 0, sharedWidth = config.moe?.sharedIntermediateSize ?? 0
         if gate.count < slots * width { (gate, up) = (FloatBuffer(count: slots * width), FloatBuffer(count: slots * width)) }
         if sharedGate.count < rows * sharedWidth {
             (sharedGate, sharedUp) = (FloatBuffer(count: rows * sharedWidth), FloatBuffer(count: rows * sharedWidth))
@@ -121,12 +123,22 @@ final class MoEScratch {
     var y = FloatBuffer(count: 0), dy = FloatBuffer(count: 0), dg = FloatBuffer(count: 0), du = FloatBuffer(count: 0)
     var da = FloatBuffer(count: 0), dx = FloatBuffer(count: 0)
 
-    func reserve(rows n: Int, hidden c: Int, width i: Int) {
+    /// Room for passes of up to `n` rows of `config`'s mixture.
+    func reserve(rows n: Int, config: ModelConfig) {
+        let c = config.hiddenSize, i = Self.width(config)
         if x.count < n * c { (x, y, dy, dx) = (FloatBuffer(count: n * c), FloatBuffer(count: n * c), FloatBuffer(count: n * c), FloatBuffer(count: n * c)) }
         if g.count < n * i {
             (g, u, a) = (FloatBuffer(count: n * i), FloatBuffer(count: n * i), FloatBuffer(count: n * i))
             (dg, du, da) = (FloatBuffer(count: n * i), FloatBuffer(count: n * i), FloatBuffer(count: n * i))
         }
+    }
+
+    /// The floats `reserve(rows:config:)` holds: four [n, C], six [n, widest expert].
+    static func floatCount(rows n: Int, config: ModelConfig) -> Int { n * (4 * config.hiddenSize + 6 * width(config)) }
+
+    /// The widest expert: the routed ones' or the shared one's.
+    private static func width(_ config: ModelConfig) -> Int {
+        max(config.moe?.intermediateSize ?? 0, config.moe?.sharedIntermediateSize ?? 0)
     }
 }
 
@@ -174,8 +186,8 @@ extension TransformerModel {
         let adapted = lora?.adaptsExperts(layer: l) ?? (gateUp: false, down: false)
         let c = config.hiddenSize, iw = config.moe?.intermediateSize ?? 0, sw = config.moe?.sharedIntermediateSize ?? 0
         route(moe, layer: l, x: x, rows: n, into: r, lora: lora)
-        s.reserve(rows: n, hidden: c, width: max(iw, sw))
-        if save { r.reserveSaved(slots: n * r.topK, width: iw, rows: n, sharedWidth: sw) }
+        s.reserve(rows: n, config: config)
+        if save { r.reserveSaved(rows: n, config: config) }
         out.update(repeating: 0, count: n * c)
         var at = 0
         for (e, slots) in r.assignments().enumerated() where !slots.isEmpty {
@@ -227,7 +239,7 @@ extension TransformerModel {
         let adapted = lora?.adaptsExperts(layer: l) ?? (gateUp: false, down: false)
         let c = config.hiddenSize, k = r.topK, e = r.experts
         let iw = config.moe?.intermediateSize ?? 0, sw = config.moe?.sharedIntermediateSize ?? 0
-        s.reserve(rows: n, hidden: c, width: max(iw, sw))
+        s.reserve(rows: n, config: config)
         dx.update(repeating: 0, count: n * c)
         var dWeights = [Float](repeating: 0, count: n * k)
         var at = 0
