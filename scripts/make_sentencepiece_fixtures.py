@@ -121,7 +121,9 @@ SP_MODELS = {
 }
 
 
-def train_sentencepiece(name, options, corpus, directory):
+def train_sentencepiece(name, options, corpus, directory, **special_ids):
+    """A BPE model trained in `directory`; `special_ids` (pad_id=0, bos_piece="<bos>", ...) renumber or rename the
+    control pieces, as Gemma's model does."""
     # A relative prefix: the trainer spec stores it, and a temporary path would make the file differ run to run.
     here = os.getcwd()
     os.chdir(directory)
@@ -131,7 +133,7 @@ def train_sentencepiece(name, options, corpus, directory):
         add_dummy_prefix=options["add_dummy_prefix"], remove_extra_whitespaces=options["remove_extra_whitespaces"],
         split_digits=True, allow_whitespace_only_pieces=True, user_defined_symbols=options["user_defined_symbols"],
         num_threads=1, seed_sentencepiece_size=100000, input_sentence_size=0, shuffle_input_sentence=False,
-        minloglevel=2)
+        minloglevel=2, **special_ids)
     os.chdir(here)
     return directory / f"{name}.model"
 
@@ -222,32 +224,24 @@ def gemma_layout_fixture(texts, corpus):
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     turns = ["<start_of_turn>", "<end_of_turn>"]
+    config = {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
+              "unk_token": "<unk>", "add_bos_token": True, "add_eos_token": False}
     with tempfile.TemporaryDirectory() as work:
-        here = os.getcwd()
-        os.chdir(work)
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(corpus), model_prefix=name, model_type="bpe", vocab_size=800, byte_fallback=True,
-            normalization_rule_name="identity", character_coverage=0.995, add_dummy_prefix=False,
-            remove_extra_whitespaces=False, split_digits=True, allow_whitespace_only_pieces=True,
-            user_defined_symbols=turns, pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
-            bos_piece="<bos>", unk_piece="<unk>", num_threads=1, seed_sentencepiece_size=100000, input_sentence_size=0,
-            shuffle_input_sentence=False, minloglevel=2)
-        os.chdir(here)
+        model = train_sentencepiece(
+            name, dict(vocab_size=800, add_dummy_prefix=False, remove_extra_whitespaces=False, user_defined_symbols=turns),
+            corpus, Path(work), pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
+            bos_piece="<bos>", unk_piece="<unk>")
         source = Path(work) / "source"
         source.mkdir()
-        shutil.copy(Path(work) / f"{name}.model", source / "tokenizer.model")
-        dump(source / "tokenizer_config.json", {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>",
-                                                "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>",
-                                                "add_bos_token": True, "add_eos_token": False})
+        shutil.copy(model, source / "tokenizer.model")
+        dump(source / "tokenizer_config.json", config)
         sp = spm.SentencePieceProcessor(model_file=str(source / "tokenizer.model"))
         layout = json.loads(transformers.AutoTokenizer.from_pretrained(source).backend_tokenizer.to_str())
     for token in layout["added_tokens"]:
         if token["content"] in turns:
             token["special"] = True
     (target / "tokenizer.json").write_text(json.dumps(layout, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    dump(target / "tokenizer_config.json", {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>",
-                                            "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>",
-                                            "add_bos_token": True, "add_eos_token": False})
+    dump(target / "tokenizer_config.json", config)
     tok = transformers.AutoTokenizer.from_pretrained(target)
     cases, differ = [], 0
     for text in texts:
