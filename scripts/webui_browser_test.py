@@ -28,6 +28,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -41,8 +42,12 @@ class Check:
         self.driver, self.base, self.shots = driver, base, shots
 
     def wait(self, what, condition, timeout=120):
+        # A page that reloads under the condition (signing in, a refresh) leaves its elements stale or gone for a
+        # moment: ask again rather than fail at once.
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(lambda d: condition())
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.2,
+                                 ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+                                 ).until(lambda d: condition())
         except Exception:
             self.driver.save_screenshot(os.path.join(tempfile.gettempdir(), "webui-failure.png"))
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
